@@ -1,0 +1,127 @@
+// Package tensor describes host-side tensors: their element types (including
+// ggml's block-quantized layouts), shapes, and conversions to float32.
+//
+// Everything here is plain Go with no platform dependencies, so it builds for
+// native targets, GOOS=js and GOOS=wasip1 alike.
+package tensor
+
+import "fmt"
+
+// DType is the element type of a tensor as stored in a file or a buffer.
+type DType uint8
+
+// The element types graft understands. Block-quantized types (Q8_0, Q4_0,
+// NF4) pack a fixed number of elements into a block with a shared scale.
+const (
+	Invalid DType = iota
+	F32
+	F16
+	BF16
+	Q8_0
+	Q4_0
+	NF4 // bitsandbytes 4-bit NormalFloat; layout defined by the QLoRA work.
+	F64
+	I8
+	I16
+	I32
+	I64
+	U8
+	Bool
+	U16
+	U32
+	U64
+)
+
+type dtypeInfo struct {
+	name       string
+	blockElems int // elements per block (1 for scalar types)
+	blockBytes int // bytes per block
+}
+
+var dtypeInfos = [...]dtypeInfo{
+	Invalid: {"invalid", 0, 0},
+	F32:     {"F32", 1, 4},
+	F16:     {"F16", 1, 2},
+	BF16:    {"BF16", 1, 2},
+	Q8_0:    {"Q8_0", 32, 34},
+	Q4_0:    {"Q4_0", 32, 18},
+	NF4:     {"NF4", 2, 1},
+	F64:     {"F64", 1, 8},
+	I8:      {"I8", 1, 1},
+	I16:     {"I16", 1, 2},
+	I32:     {"I32", 1, 4},
+	I64:     {"I64", 1, 8},
+	U8:      {"U8", 1, 1},
+	Bool:    {"BOOL", 1, 1},
+	U16:     {"U16", 1, 2},
+	U32:     {"U32", 1, 4},
+	U64:     {"U64", 1, 8},
+}
+
+func (d DType) info() dtypeInfo {
+	if int(d) < len(dtypeInfos) {
+		return dtypeInfos[d]
+	}
+	return dtypeInfos[Invalid]
+}
+
+// String returns the conventional upper-case name (F32, Q8_0, ...).
+func (d DType) String() string {
+	if int(d) < len(dtypeInfos) {
+		return dtypeInfos[d].name
+	}
+	return fmt.Sprintf("DType(%d)", uint8(d))
+}
+
+// Valid reports whether d is a known element type.
+func (d DType) Valid() bool { return d != Invalid && int(d) < len(dtypeInfos) }
+
+// Quantized reports whether d is a block-quantized type.
+func (d DType) Quantized() bool { return d == Q8_0 || d == Q4_0 || d == NF4 }
+
+// Float reports whether d holds floating-point values that graft can
+// convert to float32 (directly or by dequantization).
+func (d DType) Float() bool {
+	switch d {
+	case F32, F16, BF16, Q8_0, Q4_0, NF4, F64:
+		return true
+	}
+	return false
+}
+
+// BlockElems is the number of elements in one block (1 for scalar types).
+func (d DType) BlockElems() int { return d.info().blockElems }
+
+// BlockBytes is the size in bytes of one block.
+func (d DType) BlockBytes() int { return d.info().blockBytes }
+
+// ParseDType maps a name (case-sensitive, as written by String) to a DType.
+func ParseDType(name string) (DType, error) {
+	for i, in := range dtypeInfos {
+		if i != int(Invalid) && in.name == name {
+			return DType(i), nil
+		}
+	}
+	return Invalid, fmt.Errorf("unknown dtype %q", name)
+}
+
+// Bytes returns the storage size of n elements of type d. It fails when d is
+// unknown, when n is negative, when n is not a whole number of blocks, or
+// when the size overflows int64.
+func (d DType) Bytes(n int64) (int64, error) {
+	in := d.info()
+	if in.blockElems == 0 {
+		return 0, fmt.Errorf("dtype %v has no size", d)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("negative element count %d", n)
+	}
+	if n%int64(in.blockElems) != 0 {
+		return 0, fmt.Errorf("%d elements is not a whole number of %v blocks of %d", n, d, in.blockElems)
+	}
+	blocks := n / int64(in.blockElems)
+	if blocks > (1<<62)/int64(in.blockBytes) {
+		return 0, fmt.Errorf("%d elements of %v overflow", n, d)
+	}
+	return blocks * int64(in.blockBytes), nil
+}
