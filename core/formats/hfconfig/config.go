@@ -1,0 +1,156 @@
+// Package hfconfig reads and writes the config.json of Hugging Face
+// Llama-style decoder checkpoints: LlamaForCausalLM (which also covers
+// TinyLlama and SmolLM), MistralForCausalLM and Qwen2ForCausalLM.
+//
+// Defaults follow transformers' per-model config classes (LlamaConfig,
+// MistralConfig, Qwen2Config) rather than PretrainedConfig. In particular
+// tie_word_embeddings defaults to false for all three, even though
+// PretrainedConfig's own default is true, because each of these classes
+// passes tie_word_embeddings=False to it.
+//
+// The architecture-defining sizes (hidden_size, intermediate_size,
+// num_hidden_layers, num_attention_heads, vocab_size) are required:
+// transformers always writes them, so a config.json without them is broken,
+// and silently substituting a 7B model's sizes would only move the failure
+// to a confusing weight-shape mismatch.
+package hfconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Model types graft supports, as written in config.json's model_type.
+const (
+	Llama   = "llama"
+	Mistral = "mistral"
+	Qwen2   = "qwen2"
+)
+
+// architectureOf maps each supported model_type to its causal-LM class.
+var architectureOf = map[string]string{
+	Llama:   "LlamaForCausalLM",
+	Mistral: "MistralForCausalLM",
+	Qwen2:   "Qwen2ForCausalLM",
+}
+
+// maxConfigSize bounds what Load reads; real config.json files are a few
+// kilobytes.
+const maxConfigSize = 16 << 20
+
+// Config holds the fields of a config.json that define a Llama-family
+// decoder. Parse fills in transformers' defaults for absent fields, so
+// every field is meaningful after a successful Parse.
+type Config struct {
+	Architectures []string // e.g. ["LlamaForCausalLM"]
+	ModelType     string   // "llama", "mistral" or "qwen2"
+
+	HiddenSize        int
+	IntermediateSize  int
+	NumHiddenLayers   int
+	NumAttentionHeads int
+	NumKeyValueHeads  int // defaults to NumAttentionHeads (no GQA)
+	HeadDim           int // defaults to HiddenSize / NumAttentionHeads
+
+	RMSNormEps  float64
+	RopeTheta   float64      // defaults to 10000
+	RopeScaling *RopeScaling // nil when rope_scaling is null or absent
+
+	TieWordEmbeddings     bool
+	MaxPositionEmbeddings int
+	VocabSize             int
+	BOSTokenID            *int  // nil when null
+	EOSTokenID            []int // eos_token_id as a list, whether the file holds an int or a list
+
+	HiddenAct string // "silu" (or its alias "swish")
+
+	// AttentionBias reports biases on the q, k and v projections: always
+	// true for qwen2, always false for mistral, attention_bias for llama,
+	// where it also adds a bias to o_proj (see OutputProjBias).
+	AttentionBias bool
+	// MLPBias is llama's mlp_bias. graft's decoder has no MLP biases, so
+	// Validate rejects true.
+	MLPBias bool
+
+	TorchDType string // torch_dtype, e.g. "bfloat16"; informational
+
+	// SlidingWindow is parsed and kept for Marshal but graft attends over
+	// the whole context. transformers defaults it to 4096 for mistral and
+	// qwen2 (where use_sliding_window must also be set).
+	SlidingWindow *int
+
+	// Extra holds every other top-level key verbatim (initializer_range,
+	// transformers_version, pretraining_tp, ...), so that Marshal writes
+	// back a config that differs from the original only where graft
+	// changed something.
+	Extra map[string]json.RawMessage
+
+	name string // file name for error messages
+}
+
+// RopeScaling is config.json's rope_scaling object. graft parses it so the
+// model can apply or refuse it; which fields matter depends on the type.
+type RopeScaling struct {
+	// Type is the older "type" key and RopeType the newer "rope_type";
+	// transformers writes both after upgrading an old config. Use Kind.
+	Type                          string
+	RopeType                      string
+	Factor                        float64
+	LowFreqFactor                 float64 // llama3
+	HighFreqFactor                float64 // llama3
+	OriginalMaxPositionEmbeddings int     // llama3, yarn
+	// Extra holds any other keys verbatim.
+	Extra map[string]json.RawMessage
+}
+
+// Kind returns the scaling type: rope_type, or type for older configs.
+func (r *RopeScaling) Kind() string {
+	if r.RopeType != "" {
+		return r.RopeType
+	}
+	return r.Type
+}
+
+// QueryDim is the output width of q_proj (heads × head_dim), which differs
+// from HiddenSize when head_dim is set explicitly.
+func (c *Config) QueryDim() int { return c.NumAttentionHeads * c.HeadDim }
+
+// KVDim is the output width of k_proj and v_proj.
+func (c *Config) KVDim() int { return c.NumKeyValueHeads * c.HeadDim }
+
+// OutputProjBias reports whether o_proj has a bias: only llama's
+// attention_bias adds one; Qwen2's q/k/v biases do not extend to o_proj.
+func (c *Config) OutputProjBias() bool { return c.ModelType == Llama && c.AttentionBias }
+
+// Load reads and parses the config.json at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("hfconfig: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("hfconfig %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("hfconfig %s: file is over the %d-byte limit", path, maxConfigSize)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes a config.json, fills in the defaults of its model type and
+// validates the result. name is used in error messages.
+func Parse(data []byte, name string) (*Config, error) {
+	c, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("hfconfig %s: %w", name, err)
+	}
+	c.name = name
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("hfconfig %s: %w", name, err)
+	}
+	return c, nil
+}
