@@ -1,0 +1,5 @@
+package tokenizer
+
+import "runtime"
+
+const isWasm = runtime.GOARCH == "wasm"
