@@ -1,0 +1,63 @@
+# graft: `make demo` runs the main job on the bundled model; `make test`
+# runs every test (native, GOOS=js and GOOS=wasip1). Both work on a fresh
+# machine with Go 1.26 and Node.js; missing tools are installed here.
+
+GO        ?= go
+BIN       := bin
+GRAFT     := $(BIN)/graft
+MODEL     := models/stories260K/stories260K.gguf
+GOROOT    := $(shell $(GO) env GOROOT)
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+WAZERO    := $(GOBIN_DIR)/wazero
+WASM_EXEC := $(GOROOT)/lib/wasm
+CORE      := ./core/...
+
+.PHONY: all build demo test test-native test-js test-wasip1 lint fuzz golden clean
+
+all: build
+
+build:
+	$(GO) build -o $(GRAFT) ./native/cmd/graft
+
+demo: build
+	@echo "== graft generate: greedy story from the bundled stories260K =="
+	$(GRAFT) generate --model $(MODEL) --prompt "" --max-tokens 256 --temperature 0
+	@echo
+	@echo "== sampled continuation (temperature 0.8, top-k 40, seed 7) =="
+	$(GRAFT) generate --model $(MODEL) --prompt "Once upon a time, a little dog" --max-tokens 96 --seed 7
+
+test: lint test-native test-js test-wasip1
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet $(CORE)
+	GOOS=wasip1 GOARCH=wasm $(GO) vet $(CORE)
+
+test-native:
+	$(GO) test ./...
+
+# The core runs in browsers: its tests run under Node.js with Go's js/wasm shim.
+test-js:
+	PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test $(CORE)
+
+# ... and as a WASI plugin: its tests run under wazero.
+test-wasip1: $(WAZERO)
+	PATH="$(WASM_EXEC):$(GOBIN_DIR):$$PATH" GOWASIRUNTIME=wazero GOOS=wasip1 GOARCH=wasm $(GO) test $(CORE)
+
+$(WAZERO):
+	$(GO) install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
+
+# Short coverage-guided runs of every fuzz target (longer: FUZZTIME=5m).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/gguf
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/safetensors
+	$(GO) test -run='^$$' -fuzz=FuzzParseHFTokenizer -fuzztime=$(FUZZTIME) ./core/tokenizer
+
+# Regenerates the reference logits with Debian's python3-torch.
+golden:
+	/usr/bin/python3 tools/golden/llama_reference.py $(MODEL) core/model/testdata/stories260K_golden.json
+
+clean:
+	rm -rf $(BIN)

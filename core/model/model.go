@@ -1,0 +1,103 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/tokenizer"
+)
+
+// Model is a Llama-family decoder whose weights live on a backend.
+type Model struct {
+	Config    Config
+	Backend   backend.Backend
+	Tokenizer tokenizer.Tokenizer // nil when the source had none
+
+	Embed   backend.Buffer // [Vocab, Dim]
+	OutNorm backend.Buffer // [Dim]
+	Output  *Linear        // lm_head; its Weight is Embed when tied
+	Layers  []Layer
+
+	// Source describes where the weights came from ("gguf" or "hf") and
+	// SourcePath the file or directory.
+	Source, SourcePath string
+	// WeightDTypes counts the base weights by storage type, for reports.
+	WeightDTypes map[string]int
+
+	train *trainPass // activation workspace reused across training steps
+}
+
+// Linears returns every projection of the decoder blocks in order (not the
+// output head), the set PEFT's "all-linear" refers to.
+func (m *Model) Linears() []*Linear {
+	var out []*Linear
+	for i := range m.Layers {
+		out = append(out, m.Layers[i].Linears()...)
+	}
+	return out
+}
+
+// Linear finds a projection by its Hugging Face module name, including
+// "lm_head".
+func (m *Model) Linear(name string) (*Linear, bool) {
+	if m.Output != nil && m.Output.Name == name {
+		return m.Output, true
+	}
+	for _, l := range m.Linears() {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return nil, false
+}
+
+// Free releases the model's buffers on its backend.
+func (m *Model) Free() {
+	b := m.Backend
+	free := func(buf backend.Buffer) {
+		if buf != nil {
+			b.Free(buf)
+		}
+	}
+	m.FreeTrainingState()
+	free(m.Embed)
+	free(m.OutNorm)
+	if m.Output != nil && !m.Config.TiedOutput {
+		free(m.Output.Weight)
+	}
+	for _, l := range m.Layers {
+		free(l.AttnNorm)
+		free(l.FFNNorm)
+		for _, lin := range l.Linears() {
+			free(lin.Weight)
+			free(lin.Bias)
+		}
+	}
+	m.Layers = nil
+}
+
+// attention returns the attention parameters for a pass of batch x seqQ
+// query rows against seqK keys per sequence with the given row stride.
+func (m *Model) attention(batch, seqQ, seqK, stride int) backend.Attention {
+	c := m.Config
+	return backend.Attention{
+		Batch: batch, SeqQ: seqQ, SeqK: seqK, KVStride: stride,
+		Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
+		Scale: float32(1 / math.Sqrt(float64(c.HeadDim))),
+	}
+}
+
+func (m *Model) rope() backend.RoPE {
+	return backend.RoPE{Style: m.Config.RoPE, HeadDim: m.Config.HeadDim, Theta: m.Config.RopeTheta}
+}
+
+// checkIDs rejects token ids outside the vocabulary.
+func (m *Model) checkIDs(ids []int32) error {
+	for i, id := range ids {
+		if id < 0 || int(id) >= m.Config.Vocab {
+			return fmt.Errorf("token %d at position %d is outside the vocabulary of %d", id, i, m.Config.Vocab)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/graft-ml/graft/core/data"
+	"github.com/graft-ml/graft/core/model"
+)
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	mf := addModelFlags(fs)
+	dataPath := fs.String("data", "", "JSONL `file`, one {\"text\": ...} per line")
+	seqLen := fs.Int("seq-len", 0, "truncate each sequence to this many tokens (default: the model's context)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if *dataPath == "" {
+		return usagef("--data is required")
+	}
+	if *seqLen < 0 || *seqLen == 1 {
+		return usagef("--seq-len %d must be at least 2", *seqLen)
+	}
+	recs, err := data.ReadJSONLFile(*dataPath)
+	if err != nil {
+		return err
+	}
+	texts, err := data.Texts(recs, *dataPath)
+	if err != nil {
+		return err
+	}
+	m, err := mf.load()
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	if m.Tokenizer == nil {
+		return fmt.Errorf("%s has no tokenizer", mf.path)
+	}
+	limit := m.Config.Context
+	if *seqLen > 0 && *seqLen < limit {
+		limit = *seqLen
+	}
+	var total model.LossStats
+	for i, text := range texts {
+		ids := m.Tokenizer.Encode(text, true)
+		if len(ids) > limit {
+			ids = ids[:limit]
+		}
+		s, err := m.SequenceLoss(ids)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", *dataPath, recs[i].Line, err)
+		}
+		total.Add(s)
+	}
+	if total.Tokens == 0 {
+		return fmt.Errorf("%s: no sequence has two or more tokens to score", *dataPath)
+	}
+	if *asJSON {
+		return writeJSON(stdout, struct {
+			Loss       float64 `json:"loss"`
+			Tokens     int     `json:"tokens"`
+			Perplexity float64 `json:"perplexity"`
+		}{total.Loss(), total.Tokens, total.Perplexity()})
+	}
+	fmt.Fprintf(stdout, "loss %.6f  perplexity %.4f  tokens %d  sequences %d\n", total.Loss(), total.Perplexity(), total.Tokens, len(texts))
+	return nil
+}
