@@ -51,8 +51,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		opt.MaxTokens = -1 // nothing to generate
 	}
 	if !*asJSON {
+		// The prompt goes through the same decoder so that the first new
+		// token's leading space is kept after it.
 		stream := tokenizer.NewStreamDecoder(m.Tokenizer)
-		fmt.Fprint(stdout, *prompt)
+		for _, id := range ids {
+			io.WriteString(stdout, stream.Push(id))
+		}
 		opt.OnToken = func(id int32) error {
 			_, err := io.WriteString(stdout, stream.Push(id))
 			return err

@@ -57,8 +57,16 @@ func TestGenerateGreedyStory(t *testing.T) {
 
 func TestGeneratePromptIsContinued(t *testing.T) {
 	out, _, code := graft(t, "generate", "--model", modelPath, "--prompt", "Once upon a time", "--max-tokens", "20", "--seed", "3")
-	if code != 0 || !strings.HasPrefix(out, "Once upon a time") || len(out) <= len("Once upon a time")+5 {
+	if code != 0 || len(out) <= len("Once upon a time")+5 {
 		t.Fatalf("exit %d, output %q", code, out)
+	}
+	// The streamed text is the prompt followed by the --json text.
+	var res struct {
+		Text string `json:"text"`
+	}
+	graftJSON(t, &res, "generate", "--model", modelPath, "--prompt", "Once upon a time", "--max-tokens", "20", "--seed", "3")
+	if strings.TrimRight(out, "\n") != "Once upon a time"+res.Text {
+		t.Fatalf("streamed %q, want the prompt + %q", out, res.Text)
 	}
 }
 
