@@ -113,7 +113,8 @@ type Backend interface {
 	AddScaled(dst, x Buffer, s float32)
 	// Mul sets dst = a * b elementwise; dst may alias a or b. When b has
 	// fewer elements than a it is broadcast: a row vector of length cols
-	// or a column of length rows.
+	// or a column of length rows. A b shaped [rows, 1] is a column; any
+	// other b of cols elements is a row vector, even when rows == cols.
 	Mul(dst, a, b Buffer)
 
 	// Embedding gathers rows of table (any dtype) into dst [len(ids), dim].

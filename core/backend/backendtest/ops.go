@@ -1,0 +1,226 @@
+package backendtest
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+var elementwiseCases = []testCase{
+	{"Copy", func(h *harness) {
+		src, dst := h.rand(1, 3, 7), h.zeros(21)
+		h.do(func(be backend.Backend, x side) float64 { be.Copy(x(dst), x(src)); return 0 })
+		h.close("dst", dst, 0)
+	}},
+	{"Add", func(h *harness) {
+		a, b, dst := h.rand(1, 5, 9), h.rand(1, 5, 9), h.zeros(5, 9)
+		h.do(func(be backend.Backend, x side) float64 {
+			be.Add(x(dst), x(a), x(b))
+			be.Add(x(a), x(a), x(b)) // dst aliasing a
+			be.Add(x(b), x(dst), x(b))
+			return 0
+		})
+		h.close("dst", dst, defaultTol)
+		h.close("a in place", a, defaultTol)
+		h.close("b in place", b, defaultTol)
+	}},
+	{"Scale", func(h *harness) {
+		a, dst := h.rand(1, 4, 11), h.zeros(4, 11)
+		h.do(func(be backend.Backend, x side) float64 {
+			be.Scale(x(dst), x(a), -0.75)
+			be.Scale(x(a), x(a), 3)
+			return 0
+		})
+		h.close("dst", dst, defaultTol)
+		h.close("in place", a, defaultTol)
+	}},
+	{"AddScaled", func(h *harness) {
+		a, dst := h.rand(1, 4, 11), h.rand(1, 4, 11)
+		h.do(func(be backend.Backend, x side) float64 { be.AddScaled(x(dst), x(a), 0.3); return 0 })
+		h.close("dst", dst, defaultTol)
+	}},
+	{"Mul", func(h *harness) {
+		a, b, dst := h.rand(1, 6, 10), h.rand(1, 6, 10), h.zeros(6, 10)
+		row, col := h.rand(1, 10), h.rand(1, 6, 1)
+		dRow, dCol := h.zeros(6, 10), h.zeros(6, 10)
+		h.do(func(be backend.Backend, x side) float64 {
+			be.Mul(x(dst), x(a), x(b))
+			be.Mul(x(dRow), x(a), x(row))
+			be.Mul(x(dCol), x(a), x(col))
+			be.Mul(x(b), x(a), x(b)) // dst aliasing b
+			return 0
+		})
+		h.close("elementwise", dst, defaultTol)
+		h.close("row vector", dRow, defaultTol)
+		h.close("column vector", dCol, defaultTol)
+		h.close("in place", b, defaultTol)
+	}},
+	{"SiLUMul", func(h *harness) {
+		g, u, dst := h.rand(2, 7, 13), h.rand(1, 7, 13), h.zeros(7, 13)
+		h.do(func(be backend.Backend, x side) float64 { be.SiLUMul(x(dst), x(g), x(u)); return 0 })
+		h.close("dst", dst, defaultTol)
+	}},
+	{"SiLUMulBackward", func(h *harness) {
+		g, u, dy := h.rand(2, 7, 13), h.rand(1, 7, 13), h.rand(1, 7, 13)
+		dg, du := h.rand(1, 7, 13), h.rand(1, 7, 13) // overwritten
+		h.do(func(be backend.Backend, x side) float64 {
+			be.SiLUMulBackward(x(dg), x(du), x(dy), x(g), x(u))
+			return 0
+		})
+		h.close("dgate", dg, defaultTol)
+		h.close("dup", du, defaultTol)
+	}},
+}
+
+var layerCases = []testCase{
+	{"Embedding", func(h *harness) {
+		ids := []int32{5, 0, 17, 5, 3, 16}
+		for _, dt := range weightDTypes {
+			table, dst := h.load(dt, 1, 18, 64), h.zeros(len(ids), 64)
+			h.do(func(be backend.Backend, x side) float64 { be.Embedding(x(dst), x(table), ids); return 0 })
+			h.close("dst "+dt.String(), dst, 1e-6)
+		}
+	}},
+	{"EmbeddingBackward", func(h *harness) {
+		ids := []int32{2, 9, 2, 0, 2}
+		dtable, dy := h.rand(1, 10, 12), h.rand(1, len(ids), 12)
+		h.do(func(be backend.Backend, x side) float64 { be.EmbeddingBackward(x(dtable), x(dy), ids); return 0 })
+		h.close("dtable", dtable, defaultTol)
+	}},
+	{"RMSNorm", func(h *harness) {
+		for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
+			xs, w, dst := h.rand(3, 5, 48), h.load(dt, 1, 48), h.zeros(5, 48)
+			h.do(func(be backend.Backend, x side) float64 { be.RMSNorm(x(dst), x(xs), x(w), 1e-5); return 0 })
+			h.close("dst "+dt.String(), dst, defaultTol)
+		}
+		xs, dst := h.rand(3, 3, 31), h.zeros(3, 31)
+		h.do(func(be backend.Backend, x side) float64 { be.RMSNorm(x(dst), x(xs), nil, 1e-6); return 0 })
+		h.close("dst without weight", dst, defaultTol)
+	}},
+	{"RMSNormBackward", func(h *harness) {
+		xs, w, dy := h.rand(1, 6, 40), h.rand(1, 40), h.rand(1, 6, 40)
+		dx, dw, dx2 := h.rand(1, 6, 40), h.rand(1, 40), h.rand(1, 6, 40)
+		h.do(func(be backend.Backend, x side) float64 {
+			be.RMSNormBackward(x(dx), x(dw), x(dy), x(xs), x(w), 1e-5)
+			be.RMSNormBackward(x(dx2), nil, x(dy), x(xs), nil, 1e-5)
+			return 0
+		})
+		h.close("dx", dx, defaultTol)
+		h.close("dw", dw, defaultTol)
+		h.close("dx without weight", dx2, defaultTol)
+	}},
+	{"RoPE", func(h *harness) {
+		// Positions stay below 512: a backend that computes angles in
+		// float32 is then off by at most ~512 * 6e-8 rad, well inside the
+		// tolerance; the oracle computes them in float64.
+		pos := []int32{0, 1, 7, 100, 511, 3}
+		for _, r := range ropeVariants {
+			xs, dx := h.rand(1, len(pos), 32), h.rand(1, len(pos), 32)
+			h.do(func(be backend.Backend, x side) float64 {
+				be.ApplyRoPE(x(xs), pos, r)
+				be.ApplyRoPEBackward(x(dx), pos, r)
+				return 0
+			})
+			h.close(fmt.Sprintf("x %+v", r), xs, 5e-4)
+			h.close(fmt.Sprintf("dx %+v", r), dx, 5e-4)
+		}
+	}},
+}
+
+var ropeVariants = []backend.RoPE{
+	{Style: backend.RoPEInterleaved, HeadDim: 8, Theta: 10000},
+	{Style: backend.RoPEHalf, HeadDim: 8, Theta: 10000},
+	{Style: backend.RoPEInterleaved, HeadDim: 16, Theta: 500000, Dims: 8},
+	{Style: backend.RoPEHalf, HeadDim: 16, Theta: 10000, Dims: 4},
+}
+
+var attentionShapes = []backend.Attention{
+	{Batch: 2, SeqQ: 5, SeqK: 5, Heads: 2, KVHeads: 2, HeadDim: 8},
+	{Batch: 2, SeqQ: 7, SeqK: 7, Heads: 8, KVHeads: 4, HeadDim: 16},              // GQA
+	{Batch: 1, SeqQ: 1, SeqK: 9, KVStride: 12, Heads: 8, KVHeads: 4, HeadDim: 8}, // generation from a KV cache
+	{Batch: 2, SeqQ: 3, SeqK: 10, KVStride: 16, Heads: 4, KVHeads: 1, HeadDim: 5},
+}
+
+func attentionName(p backend.Attention) string {
+	return fmt.Sprintf("B%d/Q%d/K%d/S%d/H%d/KV%d/D%d", p.Batch, p.SeqQ, p.SeqK, p.KVStride, p.Heads, p.KVHeads, p.HeadDim)
+}
+
+// attentionInputs returns q, k and v pairs for p.
+func attentionInputs(h *harness, p backend.Attention) (q, k, v pair) {
+	p.Scale = float32(1 / math.Sqrt(float64(p.HeadDim)))
+	stride := max(p.KVStride, p.SeqK)
+	return h.rand(1, p.Batch*p.SeqQ, p.Heads*p.HeadDim),
+		h.rand(1, p.Batch*stride, p.KVHeads*p.HeadDim),
+		h.rand(1, p.Batch*stride, p.KVHeads*p.HeadDim)
+}
+
+var attentionCases = func() []testCase {
+	var out []testCase
+	for _, p := range attentionShapes {
+		p.Scale = float32(1 / math.Sqrt(float64(p.HeadDim)))
+		out = append(out, testCase{"Attention/" + attentionName(p), func(h *harness) {
+			q, k, v := attentionInputs(h, p)
+			dst := h.zeros(q.shape...)
+			h.do(func(be backend.Backend, x side) float64 { be.Attention(x(dst), x(q), x(k), x(v), p); return 0 })
+			h.close("dst", dst, defaultTol)
+		}}, testCase{"AttentionBackward/" + attentionName(p), func(h *harness) {
+			q, k, v := attentionInputs(h, p)
+			dy := h.rand(1, q.shape...)
+			dq, dk, dv := h.rand(1, q.shape...), h.rand(1, k.shape...), h.rand(1, v.shape...)
+			dk2 := h.rand(1, k.shape...)
+			h.do(func(be backend.Backend, x side) float64 {
+				be.AttentionBackward(x(dq), x(dk), x(dv), x(dy), x(q), x(k), x(v), p)
+				be.AttentionBackward(nil, x(dk2), nil, x(dy), x(q), x(k), x(v), p)
+				return 0
+			})
+			h.close("dq", dq, defaultTol)
+			h.close("dk", dk, defaultTol)
+			h.close("dv", dv, defaultTol)
+			h.close("dk alone", dk2, defaultTol)
+		}})
+	}
+	return out
+}()
+
+var lossCases = []testCase{
+	{"Softmax", func(h *harness) {
+		for _, temp := range []float32{0, 0.7, 1.5} {
+			xs, dst := h.rand(4, 5, 33), h.zeros(5, 33)
+			h.do(func(be backend.Backend, x side) float64 { be.Softmax(x(dst), x(xs), temp); return 0 })
+			h.close(fmt.Sprintf("dst T=%v", temp), dst, defaultTol)
+		}
+	}},
+	{"CrossEntropy", func(h *harness) {
+		const rows, vocab = 6, 50
+		targets := []int32{3, 49, -100, 0, 7, 7}
+		weights := []float32{1, 0.5, 0, 2, 1, 1}
+		logits, dl := h.rand(3, rows, vocab), h.rand(1, rows, vocab)
+		got, want := h.do(func(be backend.Backend, x side) float64 {
+			return be.CrossEntropy(x(dl), x(logits), targets, weights, 1.0/3)
+		})
+		h.closeScalar("weighted loss", got, want, 1e-5)
+		h.close("dlogits", dl, defaultTol)
+		got, want = h.do(func(be backend.Backend, x side) float64 {
+			return be.CrossEntropy(nil, x(logits), []int32{1, 2, 3, 4, 5, 6}, nil, 1)
+		})
+		h.closeScalar("unweighted loss", got, want, 1e-5)
+	}},
+	{"SumSquares", func(h *harness) {
+		a, b := h.rand(1, 7, 9), h.rand(2, 1000)
+		got, want := h.do(func(be backend.Backend, x side) float64 { return be.SumSquares(x(a), x(b)) })
+		h.closeScalar("sum", got, want, 1e-5)
+	}},
+	{"AdamWStep", func(h *harness) {
+		param, m, v := h.rand(1, 9, 17), h.zeros(9, 17), h.zeros(9, 17)
+		for step := 1; step <= 3; step++ {
+			g := h.rand(0.1, 9, 17)
+			hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: step}
+			h.do(func(be backend.Backend, x side) float64 { be.AdamWStep(x(param), x(g), x(m), x(v), hp); return 0 })
+		}
+		h.close("param", param, defaultTol)
+		h.close("m", m, defaultTol)
+		h.close("v", v, defaultTol)
+	}},
+}

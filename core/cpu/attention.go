@@ -1,0 +1,211 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// attnShape is a checked backend.Attention with the derived sizes the
+// kernels index with.
+type attnShape struct {
+	backend.Attention
+	stride int // KVStride, resolved
+	group  int // query heads per key/value head
+	qCols  int // Heads * HeadDim
+	kCols  int // KVHeads * HeadDim
+}
+
+// checkAttention validates p against the operand shapes and panics, naming
+// op, when they disagree.
+func checkAttention(op string, p backend.Attention, q, k, v *buffer) attnShape {
+	s := attnShape{Attention: p, stride: p.KVStride}
+	if s.stride == 0 {
+		s.stride = p.SeqK
+	}
+	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || s.stride < p.SeqK ||
+		p.Heads <= 0 || p.KVHeads <= 0 || p.Heads%p.KVHeads != 0 || p.HeadDim <= 0 {
+		panic(fmt.Sprintf("cpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads)", op, p))
+	}
+	s.group = p.Heads / p.KVHeads
+	s.qCols, s.kCols = p.Heads*p.HeadDim, p.KVHeads*p.HeadDim
+	want := func(name string, b *buffer, rows, cols int) {
+		if r, c := b.dims(); r != rows || c != cols {
+			panic(fmt.Sprintf("cpu: %s: %s is %v, want [%d %d] for %+v", op, name, b.shape, rows, cols, p))
+		}
+	}
+	want("q", q, p.Batch*p.SeqQ, s.qCols)
+	want("k", k, p.Batch*s.stride, s.kCols)
+	want("v", v, p.Batch*s.stride, s.kCols)
+	return s
+}
+
+// qRow, kRow and kvHeadRow slice one head of one row.
+func (s *attnShape) qRow(x []float32, b, i, h int) []float32 {
+	o := (b*s.SeqQ+i)*s.qCols + h*s.HeadDim
+	return x[o : o+s.HeadDim]
+}
+
+func (s *attnShape) kRow(x []float32, b, j, kvh int) []float32 {
+	o := (b*s.stride+j)*s.kCols + kvh*s.HeadDim
+	return x[o : o+s.HeadDim]
+}
+
+// scores fills sc[j] = scale * q.k_j for the keys query i may see and
+// returns their maximum.
+func (s *attnShape) scores(sc, q, ks []float32, b, i, h int) float32 {
+	kvh := h / s.group
+	mx := float32(math.Inf(-1))
+	for j := range sc {
+		v := s.Scale * dot(q, s.kRow(ks, b, j, kvh))
+		sc[j] = v
+		mx = max(mx, v)
+	}
+	return mx
+}
+
+// Attention computes causal softmax(q k^T * Scale) v with grouped key/value
+// heads; see backend.Attention for the layout. Each (batch, head, query row)
+// is independent, so those are split over goroutines. The softmax subtracts
+// the row maximum and sums in float64. dst must not overlap q, k or v.
+func (c *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
+	const op = "Attention"
+	d, qb, kb, vb := c.f32(dst, op, "dst"), c.f32(q, op, "q"), c.f32(k, op, "k"), c.f32(v, op, "v")
+	s := checkAttention(op, p, qb, kb, vb)
+	checkSize(op, "dst", d, qb.n)
+	if d.overlaps(qb) || d.overlaps(kb) || d.overlaps(vb) {
+		panic("cpu: Attention: dst must not overlap q, k or v")
+	}
+	out, qs, ks, vs := d.data(), qb.data(), kb.data(), vb.data()
+	units := p.Batch * p.Heads * p.SeqQ
+	c.parallelFor(units, minParallelFlops/(4*p.SeqK*p.HeadDim+1)+1, func(lo, hi int) {
+		sp := getScratch(p.SeqK)
+		defer putScratch(sp)
+		for u := lo; u < hi; u++ {
+			bh, i := u/p.SeqQ, u%p.SeqQ
+			b, h := bh/p.Heads, bh%p.Heads
+			kvh := h / s.group
+			sc := (*sp)[:p.SeqK-p.SeqQ+i+1]
+			mx := s.scores(sc, s.qRow(qs, b, i, h), ks, b, i, h)
+			var sum float64
+			for j, x := range sc {
+				e := math.Exp(float64(x - mx))
+				sc[j] = float32(e)
+				sum += e
+			}
+			o := s.qRow(out, b, i, h)
+			clear(o)
+			inv := float32(1 / sum)
+			for j, w := range sc {
+				axpy(o, s.kRow(vs, b, j, kvh), w*inv)
+			}
+		}
+	})
+}
+
+// AttentionBackward accumulates into dq, dk and dv (any may be nil) the
+// gradients of Attention given dy, recomputing the probabilities.
+//
+// It runs in two passes, as FlashAttention-2 does, so that no two
+// goroutines ever add into the same row. The first pass goes over query
+// rows: it recomputes a row's probabilities P, dP = dy v^T and
+// D = sum(P * dP), adds dq = Scale * (P * (dP - D)) k, and keeps the row's
+// log-sum-exp and D. The second pass goes over key rows: for each query row
+// (of every head sharing the key head) that sees the key it rebuilds P from
+// the log-sum-exp and adds dk += Scale * P(dP - D) q and dv += P dy.
+func (c *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p backend.Attention) {
+	const op = "AttentionBackward"
+	qb, kb, vb, dyb := c.f32(q, op, "q"), c.f32(k, op, "k"), c.f32(v, op, "v"), c.f32(dy, op, "dy")
+	s := checkAttention(op, p, qb, kb, vb)
+	checkSize(op, "dy", dyb, qb.n)
+	grad := func(x backend.Buffer, name string, like *buffer) []float32 {
+		if x == nil {
+			return nil
+		}
+		b := c.f32(x, op, name)
+		checkSize(op, name, b, like.n)
+		return b.data()
+	}
+	dqs, dks, dvs := grad(dq, "dq", qb), grad(dk, "dk", kb), grad(dv, "dv", vb)
+	qs, ks, vs, dys := qb.data(), kb.data(), vb.data(), dyb.data()
+	units := p.Batch * p.Heads * p.SeqQ
+	lse := make([]float64, units)
+	delta := make([]float64, units)
+	grain := minParallelFlops/(8*p.SeqK*p.HeadDim+1) + 1
+
+	c.parallelFor(units, grain, func(lo, hi int) {
+		sp := getScratch(2*p.SeqK + p.HeadDim)
+		defer putScratch(sp)
+		for u := lo; u < hi; u++ {
+			bh, i := u/p.SeqQ, u%p.SeqQ
+			b, h := bh/p.Heads, bh%p.Heads
+			kvh := h / s.group
+			seen := p.SeqK - p.SeqQ + i + 1
+			sc, dp := (*sp)[:seen], (*sp)[p.SeqK:p.SeqK+seen]
+			acc := (*sp)[2*p.SeqK : 2*p.SeqK+p.HeadDim]
+			qi, gi := s.qRow(qs, b, i, h), s.qRow(dys, b, i, h)
+			mx := s.scores(sc, qi, ks, b, i, h)
+			var sum float64
+			for _, x := range sc {
+				sum += math.Exp(float64(x - mx))
+			}
+			l := float64(mx) + math.Log(sum)
+			// Probabilities P_j, dP_j = dy.v_j and D = sum_j P_j dP_j.
+			var dd float64
+			for j, x := range sc {
+				pj := math.Exp(float64(x) - l)
+				sc[j] = float32(pj)
+				dp[j] = dot(gi, s.kRow(vs, b, j, kvh))
+				dd += pj * float64(dp[j])
+			}
+			lse[u], delta[u] = l, dd
+			if dqs == nil {
+				continue
+			}
+			clear(acc)
+			for j, pj := range sc {
+				axpy(acc, s.kRow(ks, b, j, kvh), pj*(dp[j]-float32(dd)))
+			}
+			axpy(s.qRow(dqs, b, i, h), acc, s.Scale)
+		}
+	})
+	if dks == nil && dvs == nil {
+		return
+	}
+
+	keys := p.Batch * p.KVHeads * p.SeqK
+	offset := p.SeqK - p.SeqQ // position of query row 0
+	c.parallelFor(keys, grain, func(lo, hi int) {
+		sp := getScratch(2 * p.HeadDim)
+		defer putScratch(sp)
+		dkAcc, dvAcc := (*sp)[:p.HeadDim], (*sp)[p.HeadDim:]
+		for u := lo; u < hi; u++ {
+			bk, j := u/p.SeqK, u%p.SeqK
+			b, kvh := bk/p.KVHeads, bk%p.KVHeads
+			kj, vj := s.kRow(ks, b, j, kvh), s.kRow(vs, b, j, kvh)
+			clear(dkAcc)
+			clear(dvAcc)
+			for h := kvh * s.group; h < (kvh+1)*s.group; h++ {
+				for i := max(0, j-offset); i < p.SeqQ; i++ {
+					qi, gi := s.qRow(qs, b, i, h), s.qRow(dys, b, i, h)
+					r := (b*p.Heads+h)*p.SeqQ + i
+					pij := float32(math.Exp(float64(s.Scale*dot(qi, kj)) - lse[r]))
+					if dvs != nil {
+						axpy(dvAcc, gi, pij)
+					}
+					if dks != nil {
+						ds := pij * (dot(gi, vj) - float32(delta[r]))
+						axpy(dkAcc, qi, s.Scale*ds)
+					}
+				}
+			}
+			if dks != nil {
+				axpy(s.kRow(dks, b, j, kvh), dkAcc, 1)
+			}
+			if dvs != nil {
+				axpy(s.kRow(dvs, b, j, kvh), dvAcc, 1)
+			}
+		}
+	})
+}

@@ -1,0 +1,160 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// elemGrain is the fewest elements worth handing to another goroutine in a
+// memory-bound elementwise loop.
+const elemGrain = 1 << 15
+
+// checkSize panics unless b holds n elements.
+func checkSize(op, name string, b *buffer, n int) {
+	if b.n != n {
+		panic(fmt.Sprintf("cpu: %s: %s has %d elements (shape %v), want %d", op, name, b.n, b.shape, n))
+	}
+}
+
+// Copy copies src into dst; both are F32 with the same number of elements
+// (shapes may differ). Overlapping buffers are copied like Go's copy.
+func (c *Backend) Copy(dst, src backend.Buffer) {
+	d, s := c.f32(dst, "Copy", "dst"), c.f32(src, "Copy", "src")
+	checkSize("Copy", "src", s, d.n)
+	copy(d.data(), s.data())
+}
+
+// Add sets dst = a + b elementwise; dst may be a or b.
+func (c *Backend) Add(dst, a, b backend.Buffer) {
+	d, x, y := c.f32(dst, "Add", "dst"), c.f32(a, "Add", "a"), c.f32(b, "Add", "b")
+	checkSize("Add", "a", x, d.n)
+	checkSize("Add", "b", y, d.n)
+	o, xs, ys := d.data(), x.data(), y.data()
+	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
+		o, xs, ys := o[lo:hi], xs[lo:hi], ys[lo:hi]
+		for i := range o {
+			o[i] = xs[i] + ys[i]
+		}
+	})
+}
+
+// Scale sets dst = s * x; dst may be x.
+func (c *Backend) Scale(dst, x backend.Buffer, s float32) {
+	d, xb := c.f32(dst, "Scale", "dst"), c.f32(x, "Scale", "x")
+	checkSize("Scale", "x", xb, d.n)
+	o, xs := d.data(), xb.data()
+	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
+		o, xs := o[lo:hi], xs[lo:hi]
+		for i := range o {
+			o[i] = s * xs[i]
+		}
+	})
+}
+
+// AddScaled sets dst += s * x.
+func (c *Backend) AddScaled(dst, x backend.Buffer, s float32) {
+	d, xb := c.f32(dst, "AddScaled", "dst"), c.f32(x, "AddScaled", "x")
+	checkSize("AddScaled", "x", xb, d.n)
+	o, xs := d.data(), xb.data()
+	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
+		axpy(o[lo:hi], xs[lo:hi], s)
+	})
+}
+
+// Mul sets dst = a * b elementwise; dst may be a or b. When b has as many
+// elements as a they are multiplied element by element. Otherwise, with a
+// seen as a [rows, cols] matrix, b is broadcast: a b of shape [rows, 1] is a
+// column (one factor per row); otherwise a b of cols elements is a row
+// vector (one factor per column) and a b of rows elements a column. A row
+// vector wins when rows == cols and b's shape does not say [rows, 1].
+func (c *Backend) Mul(dst, a, b backend.Buffer) {
+	d, x, y := c.f32(dst, "Mul", "dst"), c.f32(a, "Mul", "a"), c.f32(b, "Mul", "b")
+	checkSize("Mul", "a", x, d.n)
+	o, xs, ys := d.data(), x.data(), y.data()
+	rows, cols := x.dims()
+	column := len(y.shape) == 2 && y.shape[0] == rows && y.shape[1] == 1
+	switch {
+	case y.n == x.n:
+		c.parallelFor(len(o), elemGrain, func(lo, hi int) {
+			o, xs, ys := o[lo:hi], xs[lo:hi], ys[lo:hi]
+			for i := range o {
+				o[i] = xs[i] * ys[i]
+			}
+		})
+	case y.n == cols && !column:
+		c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				o, xs := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols]
+				for i, s := range ys {
+					o[i] = xs[i] * s
+				}
+			}
+		})
+	case y.n == rows:
+		c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				o, xs, s := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], ys[r]
+				for i := range o {
+					o[i] = xs[i] * s
+				}
+			}
+		})
+	default:
+		panic(fmt.Sprintf("cpu: Mul: b %v broadcasts over neither the rows nor the columns of a %v", y.shape, x.shape))
+	}
+}
+
+// sigmoid is the logistic function, computed in float64.
+func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// SiLUMul sets dst = silu(gate) * up, where silu(g) = g * sigmoid(g). dst
+// may be gate or up.
+func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
+	d, g, u := c.f32(dst, "SiLUMul", "dst"), c.f32(gate, "SiLUMul", "gate"), c.f32(up, "SiLUMul", "up")
+	checkSize("SiLUMul", "gate", g, d.n)
+	checkSize("SiLUMul", "up", u, d.n)
+	o, gs, us := d.data(), g.data(), u.data()
+	c.parallelFor(len(o), elemGrain/8, func(lo, hi int) {
+		o, gs, us := o[lo:hi], gs[lo:hi], us[lo:hi]
+		for i := range o {
+			o[i] = gs[i] * sigmoid(gs[i]) * us[i]
+		}
+	})
+}
+
+// SiLUMulBackward sets dgate = dy * up * silu'(gate) and dup = dy *
+// silu(gate), overwriting both. Either may be nil when its gradient is not
+// needed.
+func (c *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
+	const op = "SiLUMulBackward"
+	dyb, g, u := c.f32(dy, op, "dy"), c.f32(gate, op, "gate"), c.f32(up, op, "up")
+	checkSize(op, "gate", g, dyb.n)
+	checkSize(op, "up", u, dyb.n)
+	var dgs, dus []float32
+	if dgate != nil {
+		b := c.f32(dgate, op, "dgate")
+		checkSize(op, "dgate", b, dyb.n)
+		dgs = b.data()
+	}
+	if dup != nil {
+		b := c.f32(dup, op, "dup")
+		checkSize(op, "dup", b, dyb.n)
+		dus = b.data()
+	}
+	ds, gs, us := dyb.data(), g.data(), u.data()
+	c.parallelFor(len(ds), elemGrain/8, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x, s, d := gs[i], sigmoid(gs[i]), ds[i]
+			// Read everything before writing: dgate or dup may alias an input.
+			ug := us[i]
+			if dus != nil {
+				dus[i] = d * x * s
+			}
+			if dgs != nil {
+				dgs[i] = d * ug * s * (1 + x*(1-s))
+			}
+		}
+	})
+}

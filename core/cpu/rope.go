@@ -1,0 +1,98 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// ApplyRoPE rotates each head of each row of x in place by the angles of
+// position pos[r]. Pair i (i < d/2, d = Dims or HeadDim when Dims is 0)
+// turns by pos * theta^(-2i/d). Pairs are (2i, 2i+1) for RoPEInterleaved
+// and (i, i+d/2) for RoPEHalf; dimensions from d on are left alone.
+//
+// Frequencies, angles, sines and cosines are computed in float64 and only
+// the sine and cosine are rounded to float32. llama.cpp and transformers do
+// the same arithmetic in float32, so at long positions (angle error ~1e-7 *
+// pos rad) they differ from this, and from each other, by their own
+// rounding; this backend is the exact value to float32 precision.
+func (c *Backend) ApplyRoPE(x backend.Buffer, pos []int32, r backend.RoPE) {
+	c.rope("ApplyRoPE", x, pos, r, 1)
+}
+
+// ApplyRoPEBackward rotates a gradient by the negated angles: the rotation is
+// orthogonal, so its transpose, which backpropagation needs, is its inverse.
+func (c *Backend) ApplyRoPEBackward(dx backend.Buffer, pos []int32, r backend.RoPE) {
+	c.rope("ApplyRoPEBackward", dx, pos, r, -1)
+}
+
+// rope rotates x by sign * the RoPE angles.
+func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE, sign float64) {
+	xb := c.f32(x, op, "x")
+	rows, cols := xb.dims()
+	hd := r.HeadDim
+	d := r.Dims
+	if d == 0 {
+		d = hd
+	}
+	switch {
+	case hd <= 0 || cols%hd != 0:
+		panic(fmt.Sprintf("cpu: %s: HeadDim %d does not divide the %d columns of x %v", op, hd, cols, xb.shape))
+	case d < 0 || d > hd || d%2 != 0:
+		panic(fmt.Sprintf("cpu: %s: Dims %d must be even and at most HeadDim %d", op, r.Dims, hd))
+	case !(r.Theta > 0):
+		panic(fmt.Sprintf("cpu: %s: Theta %v must be positive", op, r.Theta))
+	case len(pos) != rows:
+		panic(fmt.Sprintf("cpu: %s: %d positions for %d rows", op, len(pos), rows))
+	case r.Style != backend.RoPEInterleaved && r.Style != backend.RoPEHalf:
+		panic(fmt.Sprintf("cpu: %s: unknown RoPE style %d", op, r.Style))
+	}
+	half := d / 2
+	freq := make([]float64, half)
+	for i := range freq {
+		freq[i] = math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+	}
+	xs := xb.data()
+	c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
+		cs := make([]float32, 2*half)
+		cos, sin := cs[:half], cs[half:]
+		for row := lo; row < hi; row++ {
+			p := float64(pos[row])
+			for i, f := range freq {
+				s, c := math.Sincos(p * f)
+				cos[i], sin[i] = float32(c), float32(sign*s)
+			}
+			for h := 0; h < cols; h += hd {
+				head := xs[row*cols+h : row*cols+h+hd]
+				if r.Style == backend.RoPEInterleaved {
+					rotateInterleaved(head[:d], cos, sin)
+				} else {
+					rotateHalf(head[:half], head[half:d], cos, sin)
+				}
+			}
+		}
+	})
+}
+
+// rotateInterleaved turns each pair (x[2i], x[2i+1]) by the angle whose
+// cosine and sine are cos[i] and sin[i].
+func rotateInterleaved(x, cos, sin []float32) {
+	for i, c := range cos {
+		s := sin[i]
+		a, b := x[2*i], x[2*i+1]
+		x[2*i] = a*c - b*s
+		x[2*i+1] = a*s + b*c
+	}
+}
+
+// rotateHalf turns each pair (lo[i], hi[i]) like rotateInterleaved.
+func rotateHalf(lo, hi, cos, sin []float32) {
+	hi = hi[:len(lo)]
+	for i, c := range cos {
+		s := sin[i]
+		a, b := lo[i], hi[i]
+		lo[i] = a*c - b*s
+		hi[i] = a*s + b*c
+	}
+}

@@ -1,0 +1,120 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// Softmax sets each row of dst to the softmax of that row of x divided by
+// temperature (0 means 1). It subtracts the row maximum before exponentiating
+// and sums in float64. dst may be x.
+func (c *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
+	d, xb := c.f32(dst, "Softmax", "dst"), c.f32(x, "Softmax", "x")
+	checkSize("Softmax", "dst", d, xb.n)
+	if temperature == 0 {
+		temperature = 1
+	}
+	inv := 1 / float64(temperature)
+	rows, cols := xb.dims()
+	out, xs := d.data(), xb.data()
+	c.parallelFor(rows, elemGrain/8/max(cols, 1)+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, or := xs[r*cols:(r+1)*cols], out[r*cols:(r+1)*cols]
+			mx := math.Inf(-1)
+			for _, v := range xr {
+				mx = max(mx, float64(v)*inv)
+			}
+			var sum float64
+			for j, v := range xr {
+				e := math.Exp(float64(v)*inv - mx)
+				or[j] = float32(e)
+				sum += e
+			}
+			s := float32(1 / sum)
+			for j := range or {
+				or[j] *= s
+			}
+		}
+	})
+}
+
+// logSumExp returns log(sum(exp(x))) computed stably in float64.
+func logSumExp(x []float32) float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range x {
+		sum += math.Exp(float64(v) - mx)
+	}
+	return mx + math.Log(sum)
+}
+
+// CrossEntropy returns sum over rows r of weight[r] * -log
+// softmax(logits[r])[targets[r]], from a fused log-softmax in float64.
+// Rows whose weight is 0 are skipped: their target is not looked at (it may
+// be an ignore marker such as -100) and their gradient row is zero. When
+// dlogits is non-nil it is set to gradScale * weight[r] *
+// (softmax(logits[r]) - onehot(targets[r])); it may be logits itself, to
+// save a vocabulary-sized buffer. The loss is summed in row order, so it does
+// not depend on the thread count. A target outside the vocabulary on a row
+// of non-zero weight panics.
+func (c *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, weights []float32, gradScale float32) float64 {
+	const op = "CrossEntropy"
+	lb := c.f32(logits, op, "logits")
+	rows, vocab := lb.dims()
+	if len(targets) != rows || (weights != nil && len(weights) != rows) {
+		panic(fmt.Sprintf("cpu: %s: logits %v has %d rows; %d targets, %d weights", op, lb.shape, rows, len(targets), len(weights)))
+	}
+	var dl []float32
+	if dlogits != nil {
+		b := c.f32(dlogits, op, "dlogits")
+		checkSize(op, "dlogits", b, lb.n)
+		dl = b.data()
+	}
+	weight := func(r int) float32 {
+		if weights == nil {
+			return 1
+		}
+		return weights[r]
+	}
+	for r, t := range targets {
+		if weight(r) != 0 && (t < 0 || int(t) >= vocab) {
+			panic(fmt.Sprintf("cpu: %s: targets[%d] = %d is outside the vocabulary of %d", op, r, t, vocab))
+		}
+	}
+	xs := lb.data()
+	losses := make([]float64, rows)
+	c.parallelFor(rows, elemGrain/8/max(vocab, 1)+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			w := weight(r)
+			xr := xs[r*vocab : (r+1)*vocab]
+			if w == 0 {
+				if dl != nil {
+					clear(dl[r*vocab : (r+1)*vocab])
+				}
+				continue
+			}
+			t := targets[r]
+			lse := logSumExp(xr)
+			losses[r] = float64(w) * (lse - float64(xr[t]))
+			if dl == nil {
+				continue
+			}
+			g := float64(gradScale) * float64(w)
+			gr := dl[r*vocab : (r+1)*vocab]
+			for j, v := range xr {
+				gr[j] = float32(g * math.Exp(float64(v)-lse))
+			}
+			gr[t] -= float32(g)
+		}
+	})
+	var loss float64
+	for _, l := range losses {
+		loss += l
+	}
+	return loss
+}
