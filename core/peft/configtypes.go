@@ -1,0 +1,260 @@
+package peft
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Modules is PEFT's target_modules / exclude_modules: either a regular
+// expression that must match a whole module name (JSON string; the string
+// "all-linear" is special), or a list of names each matching a module name
+// exactly or as its last dotted components (JSON list), or nothing (null).
+type Modules struct {
+	Pattern string
+	Names   []string
+}
+
+// TargetNames selects modules by name or dotted suffix, like a JSON list.
+func TargetNames(names ...string) Modules { return Modules{Names: append([]string{}, names...)} }
+
+// TargetPattern selects modules whose whole name matches expr, like a JSON
+// string.
+func TargetPattern(expr string) Modules { return Modules{Pattern: expr} }
+
+// TargetAllLinear selects every linear layer of the decoder blocks but not
+// the output head, like PEFT's "all-linear".
+func TargetAllLinear() Modules { return Modules{Pattern: AllLinear} }
+
+// IsZero reports whether m selects nothing (JSON null).
+func (m Modules) IsZero() bool { return m.Pattern == "" && m.Names == nil }
+
+// MarshalJSON writes a string, a sorted list or null.
+func (m Modules) MarshalJSON() ([]byte, error) {
+	switch {
+	case m.Pattern != "":
+		return marshalNoHTML(m.Pattern)
+	case m.Names != nil:
+		names := slices.Clone(m.Names)
+		slices.Sort(names)
+		return marshalNoHTML(names)
+	}
+	return []byte("null"), nil
+}
+
+// UnmarshalJSON reads a string, a list of strings or null.
+func (m *Modules) UnmarshalJSON(data []byte) error {
+	*m = Modules{}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if v == "" {
+			return fmt.Errorf("empty string; want a regular expression, a list of names or null")
+		}
+		m.Pattern = v
+		return nil
+	case []any:
+		m.Names = make([]string, 0, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("element %d is %s, want a string", i, jsonKind(e))
+			}
+			m.Names = append(m.Names, s)
+		}
+		return nil
+	}
+	return fmt.Errorf("got %s; want a string, a list of strings or null", jsonKind(v))
+}
+
+// LoraInit is PEFT's init_lora_weights.
+type LoraInit string
+
+const (
+	// InitDefault (JSON true) draws A from Kaiming-uniform with a=√5,
+	// U(-1/sqrt(in), 1/sqrt(in)), and sets B = 0, as Microsoft's reference
+	// implementation and PEFT do.
+	InitDefault LoraInit = ""
+	// InitGaussian draws A from N(0, (1/r)²), PEFT's "gaussian" (std 1/r),
+	// and sets B = 0.
+	InitGaussian LoraInit = "gaussian"
+	// InitRandom (JSON false) draws both A and B like a fresh nn.Linear,
+	// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), so the adapter changes the output
+	// from the start; for tests.
+	InitRandom LoraInit = "false"
+)
+
+// pissaNiter is PEFT's "pissa_niter_[number of iters]".
+var pissaNiter = regexp.MustCompile(`^pissa_niter_[0-9]+$`)
+
+// known reports whether PEFT knows the initialisation: AddAdapter performs
+// only InitDefault, InitGaussian and InitRandom, but Load accepts adapters
+// trained from any of them.
+func (i LoraInit) known() bool {
+	switch i {
+	case InitDefault, "true", InitGaussian, InitRandom, "pissa", "olora", "loftq", "eva", "corda", "orthogonal":
+		return true
+	}
+	return pissaNiter.MatchString(string(i))
+}
+
+// modifiesBase reports whether the initialisation also changes the base
+// weights (PiSSA, OLoRA, LoftQ, CorDA): such an adapter reproduces PEFT's
+// outputs on the original base only if it was saved converted to LoRA.
+func (i LoraInit) modifiesBase() bool {
+	switch i {
+	case "pissa", "olora", "loftq", "corda":
+		return true
+	}
+	return pissaNiter.MatchString(string(i))
+}
+
+// MarshalJSON writes true, false or the method's name.
+func (i LoraInit) MarshalJSON() ([]byte, error) {
+	switch i {
+	case InitDefault, "true":
+		return []byte("true"), nil
+	case InitRandom:
+		return []byte("false"), nil
+	}
+	return marshalNoHTML(string(i))
+}
+
+// UnmarshalJSON reads a boolean or a string.
+func (i *LoraInit) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case bool:
+		*i = InitDefault
+		if !v {
+			*i = InitRandom
+		}
+		return nil
+	case string:
+		*i = LoraInit(v)
+		return nil
+	}
+	return fmt.Errorf("got %s; want true, false or a method name", jsonKind(v))
+}
+
+// Pattern is one entry of rank_pattern or alpha_pattern.
+type Pattern[T int | float64] struct {
+	Key   string
+	Value T
+}
+
+// Patterns is an ordered rank_pattern or alpha_pattern. Order matters
+// because the first matching key wins; JSON objects are read in file order
+// and written with sorted keys, as PEFT does (json.dumps(sort_keys=True)).
+type Patterns[T int | float64] []Pattern[T]
+
+// Lookup returns the value of the first key matching module name the way
+// PEFT's get_pattern_key does: re.match(rf"(.*\.)?({key})$", name).
+func (p Patterns[T]) Lookup(name string) (T, bool, error) {
+	for _, e := range p {
+		re, err := patternKeyRegexp(e.Key)
+		if err != nil {
+			var zero T
+			return zero, false, err
+		}
+		if re.MatchString(name) {
+			return e.Value, true, nil
+		}
+	}
+	var zero T
+	return zero, false, nil
+}
+
+func patternKeyRegexp(key string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(`^(.*\.)?(` + key + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("pattern key %q: %w", key, err)
+	}
+	return re, nil
+}
+
+// MarshalJSON writes an object with sorted keys.
+func (p Patterns[T]) MarshalJSON() ([]byte, error) {
+	sorted := slices.Clone(p)
+	slices.SortStableFunc(sorted, func(a, b Pattern[T]) int { return strings.Compare(a.Key, b.Key) })
+	var sb strings.Builder
+	sb.WriteByte('{')
+	for i, e := range sorted {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		k, err := marshalNoHTML(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		sb.Write(k)
+		sb.WriteByte(':')
+		sb.WriteString(pyNumber(float64(e.Value)))
+	}
+	sb.WriteByte('}')
+	return []byte(sb.String()), nil
+}
+
+// UnmarshalJSON reads an object keeping its key order; null is empty. A key
+// repeated in the file keeps its first position and its last value, as
+// Python's json module does.
+func (p *Patterns[T]) UnmarshalJSON(data []byte) error {
+	*p = nil
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("got %v; want an object", tok)
+	}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := kt.(string) // object keys are always strings
+		vt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		num, ok := vt.(json.Number)
+		if !ok {
+			return fmt.Errorf("key %q: got %v; want a number", key, vt)
+		}
+		f, err := num.Float64()
+		if err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+		var v T
+		switch any(v).(type) {
+		case int:
+			if f != math.Trunc(f) || math.Abs(f) > 1<<31 {
+				return fmt.Errorf("key %q: %s is not an integer", key, num)
+			}
+		}
+		v = T(f)
+		if i := slices.IndexFunc(*p, func(e Pattern[T]) bool { return e.Key == key }); i >= 0 {
+			(*p)[i].Value = v
+		} else {
+			*p = append(*p, Pattern[T]{key, v})
+		}
+	}
+	_, err = dec.Token() // the closing brace
+	return err
+}

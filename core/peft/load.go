@@ -1,0 +1,198 @@
+package peft
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/graft-ml/graft/core/formats/safetensors"
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+// maxConfigSize bounds adapter_config.json; a real one is a few kilobytes
+// even with a rank_pattern for every layer of a large model.
+const maxConfigSize = 16 << 20
+
+// ReadConfig reads and validates an adapter_config.json. Unknown keys are
+// ignored and reported in warnings, each prefixed with the path.
+func ReadConfig(path string) (LoraConfig, []string, error) {
+	data, err := readLimited(path, maxConfigSize)
+	if err != nil {
+		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
+	}
+	cfg, warnings, err := ParseConfig(data)
+	if err != nil {
+		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
+	}
+	cfg.FanInFanOut = false // ParseConfig warned: PEFT overrides it for nn.Linear
+	if err := cfg.Validate(); err != nil {
+		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
+	}
+	if cfg.InitLoraWeights.modifiesBase() {
+		warnings = append(warnings, fmt.Sprintf("init_lora_weights %q changes the base weights; the adapter matches PEFT on the original base model only if it was saved converted to plain LoRA", string(cfg.InitLoraWeights)))
+	}
+	for i, w := range warnings {
+		warnings[i] = path + ": " + w
+	}
+	return cfg, warnings, nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than the %d-byte limit", limit)
+	}
+	return data, nil
+}
+
+// Load reads a PEFT LoRA adapter directory (adapter_config.json and
+// adapter_model.safetensors) and adds it to the model as adapter name,
+// inactive unless it is the first adapter. Every tensor the config implies
+// must be present with its exact shape, a float dtype (F32, F16, BF16 or
+// F64; converted to F32) and finite values, and the file may hold no other
+// tensor; otherwise Load changes nothing and the error names the file and
+// tensor. Warnings list config keys that were ignored.
+func (mg *Manager) Load(dir, name string) (warnings []string, err error) {
+	if err := checkAdapterName(name); err != nil {
+		return nil, err
+	}
+	if _, dup := mg.adapters[name]; dup {
+		return nil, fmt.Errorf("lora: adapter %q already exists", name)
+	}
+	cfgPath := filepath.Join(dir, configFileName)
+	cfg, warnings, err := ReadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	_, targets, err := resolveTargets(mg.m, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+	}
+	values, err := readAdapterTensors(filepath.Join(dir, WeightsFileName), mg, targets)
+	if err != nil {
+		return nil, err
+	}
+	err = mg.addAdapter(name, cfg, func(t target) (a, b []float32, err error) {
+		v := values[t.lin.Name]
+		return v[0], v[1], nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return warnings, nil
+}
+
+// readAdapterTensors checks the safetensors file against the targets and
+// returns each module's A and B values (B rows in the model's order).
+func readAdapterTensors(path string, mg *Manager, targets []target) (map[string][2][]float32, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, berr := os.Stat(filepath.Join(filepath.Dir(path), "adapter_model.bin")); berr == nil {
+				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", filepath.Dir(path))
+			}
+		}
+		return nil, err
+	}
+	defer f.Close()
+
+	type want struct {
+		module string
+		which  int // 0: lora_A, 1: lora_B
+		shape  tensor.Shape
+	}
+	expected := map[string]want{}
+	for _, t := range targets {
+		expected[tensorName(t.lin.Name, "lora_A")] = want{t.lin.Name, 0, tensor.Shape{t.r, t.lin.In}}
+		expected[tensorName(t.lin.Name, "lora_B")] = want{t.lin.Name, 1, tensor.Shape{t.lin.Out, t.r}}
+	}
+	for _, ti := range f.Tensors {
+		if _, ok := expected[ti.Name]; !ok {
+			return nil, fmt.Errorf("safetensors %s: tensor %q: %s", path, ti.Name, explainExtra(mg, ti.Name))
+		}
+	}
+	var missing []string
+	for n := range expected {
+		if _, ok := f.Tensor(n); !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("safetensors %s: tensor %q is missing (%d of %d tensors the config implies are absent)", path, missing[0], len(missing), len(expected))
+	}
+	byModule := map[string]*target{}
+	for i := range targets {
+		byModule[targets[i].lin.Name] = &targets[i]
+	}
+	out := map[string][2][]float32{}
+	for _, ti := range f.Tensors {
+		w := expected[ti.Name]
+		switch ti.DType {
+		case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
+		default:
+			return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; a LoRA weight must be F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
+		}
+		if !ti.Shape.Equal(w.shape) {
+			t := byModule[w.module]
+			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v (module %s: in %d, out %d, r %d)",
+				path, ti.Name, ti.Shape, w.shape, w.module, t.lin.In, t.lin.Out, t.r)
+		}
+		t, err := f.ReadTensor(ti.Name)
+		if err != nil {
+			return nil, err
+		}
+		vals, err := t.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("safetensors %s: %w", path, err)
+		}
+		if i := firstNonFinite(vals); i >= 0 {
+			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
+		}
+		tg := byModule[w.module]
+		if w.which == 1 && tg.lin.RoPEPermuted > 0 {
+			if vals, err = permuteRoPERows(vals, tg.lin.Out, tg.r, tg.lin.RoPEPermuted, false); err != nil {
+				return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
+			}
+		}
+		pair := out[w.module]
+		pair[w.which] = vals
+		out[w.module] = pair
+	}
+	return out, nil
+}
+
+// explainExtra says why a tensor the config does not imply is refused.
+func explainExtra(mg *Manager, name string) string {
+	rest, ok := strings.CutPrefix(name, "base_model.model.")
+	if !ok {
+		return "not a PEFT LoRA tensor name (want base_model.model.<module>.lora_A.weight or .lora_B.weight)"
+	}
+	for _, which := range []string{".lora_A.", ".lora_B."} {
+		module, suffix, ok := strings.Cut(rest, which)
+		if !ok {
+			continue
+		}
+		if suffix != "weight" {
+			return fmt.Sprintf("has %q after %s; want %sweight (an adapter name in the key?)", suffix, strings.Trim(which, "."), which)
+		}
+		if _, ok := mg.m.Linear(module); !ok {
+			return fmt.Sprintf("module %s does not exist in the model", module)
+		}
+		return fmt.Sprintf("module %s is not selected by the config's target_modules", module)
+	}
+	return "not a LoRA A/B weight; graft's LoRA loads only lora_A and lora_B tensors"
+}

@@ -1,0 +1,213 @@
+package peft
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/model"
+)
+
+// loraWeights is one adapter's pair of matrices on one linear layer:
+// A [r, In] and B [Out, r], with their gradients, all F32 on the backend.
+// The layer computes y = base(x) + scaling · B(A(dropout(x))).
+type loraWeights struct {
+	adapter string
+	layer   *loraLayer
+	r       int
+	alpha   float64
+	scaling float64
+	dropout float64
+
+	A, B, dA, dB backend.Buffer
+	merged       bool
+
+	// What Forward keeps for Backward, reallocated when the row count
+	// changes: ax = A·x' where x' is x after dropout.
+	rows    int
+	dropped bool           // the last Forward applied dropout
+	hostMsk []float32      // dropout mask on the host, reused
+	mask    backend.Buffer // [rows, In]: 0 or 1/(1-p)
+	xd      backend.Buffer // [rows, In]: x ⊙ mask
+	ax      backend.Buffer // [rows, r]
+	gax     backend.Buffer // [rows, r]: gradient with respect to ax
+	dxd     backend.Buffer // [rows, In]: gradient with respect to xd
+}
+
+// loraLayer is the hook installed on one model.Linear. It serves every
+// adapter that targets the layer and adds the terms of the active ones.
+type loraLayer struct {
+	mgr     *Manager
+	lin     *model.Linear
+	weights map[string]*loraWeights
+	// original is the base weight while Merge has replaced it with an F32
+	// copy (non-F32 or tied weights); nil otherwise.
+	original backend.Buffer
+	// merged lists the adapters folded into the weight, in merge order.
+	merged []*loraWeights
+	// pass lists the adapters that took part in the last Forward, so that
+	// Backward matches it even if the active set changed in between.
+	pass []*loraWeights
+}
+
+var _ model.LinearHook = (*loraLayer)(nil)
+
+// Forward computes dst = x Wᵀ (+ bias) + Σ scaling · (dropout(x) Aᵀ) Bᵀ over
+// the active adapters of this layer that are not merged into W.
+func (h *loraLayer) Forward(b backend.Backend, l *model.Linear, dst, x backend.Buffer) {
+	l.Base(b, dst, x)
+	h.pass = h.pass[:0]
+	if h.mgr.disabled {
+		return
+	}
+	rows := rowsOf(x, l.In)
+	for _, name := range h.mgr.active {
+		w := h.weights[name]
+		if w == nil || w.merged {
+			continue
+		}
+		w.forward(b, dst, x, rows, h.mgr.training, h.mgr.rng)
+		h.pass = append(h.pass, w)
+	}
+}
+
+// Backward adds the base's input gradient and, for every adapter of the
+// last Forward, accumulates dA and dB and adds its input gradient.
+func (h *loraLayer) Backward(b backend.Backend, l *model.Linear, dx, dy, x backend.Buffer) {
+	l.BaseBackward(b, dx, dy)
+	for _, w := range h.pass {
+		w.backward(b, dx, dy, x)
+	}
+}
+
+func rowsOf(x backend.Buffer, cols int) int {
+	n := x.Shape().Numel()
+	if cols <= 0 {
+		return 0
+	}
+	return int(n) / cols
+}
+
+func (w *loraWeights) forward(b backend.Backend, dst, x backend.Buffer, rows int, training bool, rng *rand.Rand) {
+	in := w.layer.lin.In
+	w.dropped = training && w.dropout > 0 && rng != nil
+	w.ensureScratch(b, rows, in)
+	src := x
+	if w.dropped {
+		// Inverted dropout, as torch.nn.Dropout: keep with probability
+		// 1-p and scale the kept values by 1/(1-p).
+		keep := float32(1 / (1 - w.dropout))
+		for i := range w.hostMsk {
+			if rng.Float64() < w.dropout {
+				w.hostMsk[i] = 0
+			} else {
+				w.hostMsk[i] = keep
+			}
+		}
+		if err := b.Write(w.mask, 0, w.hostMsk); err != nil {
+			panic("peft: writing the dropout mask: " + err.Error()) // our own F32 buffer: a backend bug
+		}
+		b.Mul(w.xd, x, w.mask)
+		src = w.xd
+	}
+	b.MatMul(w.ax, src, w.A, backend.MatMul{TransB: true})
+	b.MatMul(dst, w.ax, w.B, backend.MatMul{TransB: true, Accumulate: true, Alpha: float32(w.scaling)})
+}
+
+// backward uses y_lora = s · (x' Aᵀ) Bᵀ with x' = x ⊙ mask:
+// dB += s · dyᵀ ax, g = s · dy B, dA += gᵀ x', dx += (g A) ⊙ mask.
+func (w *loraWeights) backward(b backend.Backend, dx, dy, x backend.Buffer) {
+	src := x
+	if w.dropped {
+		src = w.xd
+	}
+	s := float32(w.scaling)
+	b.MatMul(w.dB, dy, w.ax, backend.MatMul{TransA: true, Accumulate: true, Alpha: s})
+	b.MatMul(w.gax, dy, w.B, backend.MatMul{Alpha: s})
+	b.MatMul(w.dA, w.gax, src, backend.MatMul{TransA: true, Accumulate: true})
+	if dx == nil {
+		return
+	}
+	if !w.dropped {
+		b.MatMul(dx, w.gax, w.A, backend.MatMul{Accumulate: true})
+		return
+	}
+	b.MatMul(w.dxd, w.gax, w.A, backend.MatMul{})
+	b.Mul(w.dxd, w.dxd, w.mask)
+	b.Add(dx, dx, w.dxd)
+}
+
+// ensureScratch (re)allocates the per-pass buffers for rows input rows.
+func (w *loraWeights) ensureScratch(b backend.Backend, rows, in int) {
+	if w.ax != nil && w.rows == rows && (!w.dropped || w.mask != nil) {
+		return
+	}
+	w.freeScratch(b)
+	w.rows = rows
+	w.ax = b.Zeros(rows, w.r)
+	w.gax = b.Zeros(rows, w.r)
+	if w.dropped {
+		w.mask = b.Zeros(rows, in)
+		w.xd = b.Zeros(rows, in)
+		w.dxd = b.Zeros(rows, in)
+		w.hostMsk = make([]float32, rows*in)
+	}
+}
+
+func (w *loraWeights) freeScratch(b backend.Backend) {
+	for _, buf := range []backend.Buffer{w.ax, w.gax, w.mask, w.xd, w.dxd} {
+		if buf != nil {
+			b.Free(buf)
+		}
+	}
+	w.ax, w.gax, w.mask, w.xd, w.dxd, w.hostMsk = nil, nil, nil, nil, nil, nil
+	w.rows = 0
+}
+
+func (w *loraWeights) free(b backend.Backend) {
+	w.freeScratch(b)
+	for _, buf := range []backend.Buffer{w.A, w.B, w.dA, w.dB} {
+		if buf != nil {
+			b.Free(buf)
+		}
+	}
+	w.A, w.B, w.dA, w.dB = nil, nil, nil, nil
+}
+
+// initialValues draws A [r, in] and B [out, r] as PEFT's
+// reset_lora_parameters does for init.
+func initialValues(init LoraInit, r, in, out int, rng *rand.Rand) (a, bv []float32) {
+	a = make([]float32, r*in)
+	bv = make([]float32, out*r)
+	// nn.init.kaiming_uniform_(a=√5) on a [fan_out, fan_in] weight:
+	// bound = sqrt(6 / ((1 + a²) · fan_in)) = 1/sqrt(fan_in).
+	uniform := func(dst []float32, fanIn int) {
+		bound := 1 / math.Sqrt(float64(fanIn))
+		for i := range dst {
+			dst[i] = float32((2*rng.Float64() - 1) * bound)
+		}
+	}
+	switch init {
+	case InitGaussian:
+		std := 1 / float64(r) // nn.init.normal_(std=1/r)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64() * std)
+		}
+	case InitRandom:
+		uniform(a, in)
+		uniform(bv, r)
+	default:
+		uniform(a, in)
+	}
+	return a, bv
+}
+
+// upload allocates an F32 buffer of the given shape holding vals.
+func upload(b backend.Backend, vals []float32, shape ...int) (backend.Buffer, error) {
+	buf := b.Zeros(shape...)
+	if err := b.Write(buf, 0, vals); err != nil {
+		b.Free(buf)
+		return nil, err
+	}
+	return buf, nil
+}
