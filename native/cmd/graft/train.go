@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/graft-ml/graft/core/data"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/train"
+)
+
+// Files graft train writes into --out beside the adapter.
+const (
+	metricsFile   = "metrics.jsonl"
+	lossCurveFile = "loss_curve.svg"
+	adapterName   = "default"
+)
+
+type trainFlags struct {
+	model           *modelFlags
+	data, eval, out string
+	method          string
+	r               int
+	alpha, dropout  float64
+	target          string
+	rslora          bool
+	steps           int
+	epochs          float64
+	batch, seqLen   int
+	pack            bool
+	lr              float64
+	warmup          int
+	schedule        string
+	gradAccum       int
+	weightDecay     float64
+	maxGradNorm     float64
+	seed            uint64
+	saveEvery       int
+	evalEvery       int
+	resume          string
+	init            string
+	quiet           bool
+	chatTemplate    string
+	keepCheckpoints int
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	f := &trainFlags{model: addModelFlags(fs)}
+	fs.StringVar(&f.data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .txt)")
+	fs.StringVar(&f.eval, "eval", "", "held-out data `file`, evaluated every --eval-every steps and at the end")
+	fs.StringVar(&f.out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
+	fs.StringVar(&f.method, "method", "lora", "PEFT method: lora")
+	fs.IntVar(&f.r, "r", 8, "LoRA rank")
+	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha (scaling alpha/r)")
+	fs.Float64Var(&f.dropout, "dropout", 0, "LoRA dropout probability")
+	fs.StringVar(&f.target, "target", "q_proj,v_proj", "target modules: comma-separated names, all-linear, or a regular expression matched against full module names")
+	fs.BoolVar(&f.rslora, "rslora", false, "rank-stabilised scaling alpha/sqrt(r)")
+	fs.StringVar(&f.init, "init", "", "LoRA initialisation: gaussian (default: kaiming-uniform A, zero B)")
+	fs.IntVar(&f.steps, "steps", 0, "optimizer steps (or use --epochs)")
+	fs.Float64Var(&f.epochs, "epochs", 0, "passes over the data (or use --steps)")
+	fs.IntVar(&f.batch, "batch", 4, "sequences per micro-batch")
+	fs.IntVar(&f.seqLen, "seq-len", 256, "tokens per sequence")
+	fs.BoolVar(&f.pack, "pack", false, "pack examples into full rows instead of padding each")
+	fs.Float64Var(&f.lr, "lr", 2e-4, "peak learning rate")
+	fs.IntVar(&f.warmup, "warmup", 0, "linear warm-up steps")
+	fs.StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule after warm-up: cosine, linear, constant")
+	fs.IntVar(&f.gradAccum, "grad-accum", 1, "micro-batches per optimizer step")
+	fs.Float64Var(&f.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
+	fs.Float64Var(&f.maxGradNorm, "max-grad-norm", 1, "clip gradients to this global norm; 0 disables")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed for initialisation, data order and dropout")
+	fs.IntVar(&f.saveEvery, "save-every", 0, "write a checkpoint every N steps (0: only at the end)")
+	fs.IntVar(&f.evalEvery, "eval-every", 0, "evaluate every N steps (0: only at the end)")
+	fs.IntVar(&f.keepCheckpoints, "keep-checkpoints", 2, "newest checkpoints to keep; 0 keeps all")
+	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
+	fs.StringVar(&f.chatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
+	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return f.run(ctx, stdout, stderr)
+}
+
+func (f *trainFlags) check() error {
+	switch {
+	case f.model.path == "":
+		return usagef("--model is required")
+	case f.data == "":
+		return usagef("--data is required")
+	case f.out == "":
+		return usagef("--out is required")
+	case f.method != "lora":
+		return usagef("--method %q: supported methods are: lora", f.method)
+	case (f.steps > 0) == (f.epochs > 0):
+		return usagef("give exactly one of --steps N or --epochs E")
+	case f.steps < 0 || f.epochs < 0:
+		return usagef("--steps and --epochs must be positive")
+	case f.batch < 1:
+		return usagef("--batch %d must be at least 1", f.batch)
+	case f.seqLen < 2:
+		return usagef("--seq-len %d must be at least 2", f.seqLen)
+	}
+	return nil
+}
+
+// loraConfig turns the flags into PEFT's LoraConfig.
+func (f *trainFlags) loraConfig() peft.LoraConfig {
+	cfg := peft.LoraConfig{
+		R: f.r, LoraAlpha: f.alpha, LoraDropout: f.dropout, UseRSLoRA: f.rslora,
+		InitLoraWeights: peft.LoraInit(f.init),
+	}
+	switch t := strings.TrimSpace(f.target); {
+	case t == peft.AllLinear:
+		cfg.TargetModules = peft.TargetAllLinear()
+	case strings.ContainsAny(t, `.*+?()[]|\^$`):
+		cfg.TargetModules = peft.TargetPattern(t)
+	default:
+		var names []string
+		for _, n := range strings.Split(t, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+		cfg.TargetModules = peft.TargetNames(names...)
+	}
+	cfg.BaseModelNameOrPath = f.model.path
+	return cfg
+}
+
+func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
+	lcfg := f.loraConfig()
+	if err := lcfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	m, err := f.model.load()
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	if m.Tokenizer == nil {
+		return fmt.Errorf("%s has no tokenizer", f.model.path)
+	}
+	opt := data.DefaultOptions()
+	opt.ChatTemplate = f.chatTemplate
+	opt.TextSeqLen = f.seqLen + 1
+	trainEx, err := data.Load(f.data, m.Tokenizer, opt)
+	if err != nil {
+		return err
+	}
+	loader, err := data.NewLoader(trainEx, data.LoaderOptions{Batch: f.batch, SeqLen: f.seqLen, Pack: f.pack, Shuffle: true, PadID: padID(m)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.data, err)
+	}
+	var evalBatches []data.Batch
+	if f.eval != "" {
+		evalEx, err := data.Load(f.eval, m.Tokenizer, opt)
+		if err != nil {
+			return err
+		}
+		el, err := data.NewLoader(evalEx, data.LoaderOptions{Batch: f.batch, SeqLen: f.seqLen, Pack: f.pack, PadID: padID(m)})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.eval, err)
+		}
+		evalBatches = train.EvalBatches(el)
+	}
+
+	mg := peft.Attach(m)
+	defer mg.Unload()
+	if err := mg.AddAdapter(adapterName, lcfg, rand.New(rand.NewPCG(f.seed, f.seed^0x5eed))); err != nil {
+		return err
+	}
+	params, err := mg.Params(adapterName)
+	if err != nil {
+		return err
+	}
+	obj := &train.LM{Model: m, Trainable: params, Mode: mg.SetTraining}
+
+	tc := train.DefaultConfig()
+	tc.Steps, tc.Epochs, tc.LR, tc.Warmup, tc.Schedule = f.steps, f.epochs, f.lr, f.warmup, f.schedule
+	tc.GradAccum, tc.WeightDecay, tc.MaxGradNorm, tc.Seed = f.gradAccum, f.weightDecay, f.maxGradNorm, f.seed
+	tc.EvalEvery, tc.SaveEvery, tc.KeepCheckpoints = f.evalEvery, f.saveEvery, f.keepCheckpoints
+	tc.CheckpointDir = f.out
+	if err := tc.Validate(); err != nil {
+		return usageError{err}
+	}
+	tr, err := train.New(obj, m.Backend, train.LoaderSource(loader), evalBatches, tc)
+	if err != nil {
+		return err
+	}
+	// Each checkpoint also holds the adapter in PEFT's format, so any
+	// checkpoint directory can be used with --adapter directly.
+	tr.OnSave = func(dir string) error { return mg.Save(dir, adapterName) }
+	if f.resume != "" {
+		dir, err := resolveCheckpoint(f.resume)
+		if err != nil {
+			return err
+		}
+		if err := tr.Resume(dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "resumed from %s at step %d of %d\n", dir, tr.Step(), tr.TotalSteps())
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return err
+	}
+
+	// metrics.jsonl is appended to on resume, so the file covers the run.
+	mflags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if f.resume != "" {
+		mflags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	mfile, err := os.OpenFile(filepath.Join(f.out, metricsFile), mflags, 0o644)
+	if err != nil {
+		return err
+	}
+	defer mfile.Close()
+	writeMetric, metricsErr := train.MetricsWriter(mfile)
+	trainable := int64(0)
+	for _, p := range params {
+		trainable += p.Value.Shape().Numel()
+	}
+	total := m.Config.NumParams()
+	fmt.Fprintf(stderr, "lora r=%d alpha=%g on %d modules: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
+		f.r, f.alpha, len(params)/2, trainable, 100*float64(trainable)/float64(total), total, len(trainEx), tr.TotalSteps(), m.Backend.Name())
+
+	progress := newProgress(stderr, f.quiet)
+	var events []train.Event
+	res, fitErr := tr.Fit(ctx, func(e train.Event) {
+		writeMetric(e)
+		events = append(events, e)
+		progress.event(e)
+	})
+	progress.done()
+	if err := metricsErr(); err != nil && fitErr == nil {
+		fitErr = fmt.Errorf("%s: %w", metricsFile, err)
+	}
+	if err := writeLossCurve(filepath.Join(f.out, lossCurveFile), events); err != nil && fitErr == nil {
+		fitErr = err
+	}
+	if fitErr != nil {
+		return fitErr
+	}
+	if err := mg.Save(f.out, adapterName); err != nil {
+		return err
+	}
+	summary := fmt.Sprintf("trained %d steps in %s: loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.Loss)
+	if res.Evaluated {
+		summary += fmt.Sprintf(", eval loss %.4f", res.EvalLoss)
+	}
+	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, f.out)
+	return nil
+}
+
+// padID is the token used to fill padded rows (their loss weight is 0).
+func padID(m *model.Model) int32 {
+	if eos := m.Tokenizer.EOS(); eos >= 0 {
+		return eos
+	}
+	return 0
+}
+
+// resolveCheckpoint accepts a checkpoint directory or an output directory
+// holding checkpoint-N directories (the newest is taken).
+func resolveCheckpoint(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, train.StateFile)); err == nil {
+		return dir, nil
+	}
+	latest, err := train.LatestCheckpoint(dir)
+	if err != nil {
+		return "", fmt.Errorf("--resume %s: %w", dir, err)
+	}
+	return latest, nil
+}
+
+// writeLossCurve renders the run's losses as an SVG, atomically.
+func writeLossCurve(path string, events []train.Event) error {
+	var buf bytes.Buffer
+	if err := train.PlotSVG(&buf, events); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so a reader never sees a half-written file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
