@@ -1,6 +1,9 @@
 package model
 
-import "github.com/graft-ml/graft/core/backend"
+import (
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/tensor"
+)
 
 // Linear is a projection y = x W^T (+ b) with W stored [Out, In].
 type Linear struct {
@@ -14,6 +17,10 @@ type Linear struct {
 	// interleaved order (GGUF q/k projections); 0 means Hugging Face order.
 	// Adapters saved for Hugging Face tools must undo this permutation.
 	RoPEPermuted int
+	// SourceDType is the weight's type in the file it was loaded from,
+	// which saving keeps by default (the buffer may since have been
+	// replaced by a merged F32 copy).
+	SourceDType tensor.DType
 	// Hook, when set, adds to or replaces the plain projection; PEFT methods
 	// install one here.
 	Hook LinearHook

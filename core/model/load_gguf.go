@@ -32,6 +32,7 @@ func LoadGGUF(path string, b backend.Backend) (*Model, error) {
 		return nil, err
 	}
 	m.WeightDTypes = ld.dtypes
+	m.SourceMetadata = f.KVs
 	return m, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/tokenizer"
 )
 
@@ -24,6 +25,9 @@ type Model struct {
 	Source, SourcePath string
 	// WeightDTypes counts the base weights by storage type, for reports.
 	WeightDTypes map[string]int
+	// SourceMetadata is the GGUF metadata of a model loaded from GGUF
+	// (tokenizer included), written back when the model is saved as GGUF.
+	SourceMetadata []gguf.KV
 
 	train *trainPass // activation workspace reused across training steps
 }

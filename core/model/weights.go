@@ -31,6 +31,7 @@ func (m *Model) loadWeights(ld *loader, has func(string) bool, names tensorNames
 			return err
 		}
 	}
+	m.Output.SourceDType = m.Output.Weight.DType()
 	m.Layers = make([]Layer, c.Layers)
 	for i := range m.Layers {
 		l := &m.Layers[i]
@@ -48,6 +49,7 @@ func (m *Model) loadWeights(ld *loader, has func(string) bool, names tensorNames
 			if lin.Weight, err = ld.load(names.layer(i, module+".weight"), out, in); err != nil {
 				return nil, err
 			}
+			lin.SourceDType = lin.Weight.DType()
 			if bias {
 				if lin.Bias, err = ld.load(names.layer(i, module+".bias"), out); err != nil {
 					return nil, err

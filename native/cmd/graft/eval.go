@@ -12,6 +12,7 @@ import (
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	mf := addModelFlags(fs)
+	mf.addAdapterFlag(fs)
 	dataPath := fs.String("data", "", "JSONL `file`, one {\"text\": ...} per line")
 	seqLen := fs.Int("seq-len", 0, "truncate each sequence to this many tokens (default: the model's context)")
 	asJSON := fs.Bool("json", false, "print one JSON object")

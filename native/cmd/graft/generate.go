@@ -12,6 +12,7 @@ import (
 func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	mf := addModelFlags(fs)
+	mf.addAdapterFlag(fs)
 	prompt := fs.String("prompt", "", "prompt text (BOS is prepended)")
 	maxTokens := fs.Int("max-tokens", 128, "new tokens at most")
 	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -245,11 +246,21 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 
 	progress := newProgress(stderr, f.quiet)
 	var events []train.Event
-	res, fitErr := tr.Fit(ctx, func(e train.Event) {
+	onEvent := func(e train.Event) {
 		writeMetric(e)
 		events = append(events, e)
 		progress.event(e)
-	})
+	}
+	// The held-out loss before any training is the baseline the curve and
+	// the summary compare against.
+	before := math.NaN()
+	if len(evalBatches) > 0 && tr.Step() == 0 {
+		if before, err = tr.Evaluate(); err != nil {
+			return fmt.Errorf("%s: %w", f.eval, err)
+		}
+		onEvent(train.Event{Kind: train.EventEval, Step: 0, TotalSteps: tr.TotalSteps(), EvalLoss: before})
+	}
+	res, fitErr := tr.Fit(ctx, onEvent)
 	progress.done()
 	if err := metricsErr(); err != nil && fitErr == nil {
 		fitErr = fmt.Errorf("%s: %w", metricsFile, err)
@@ -266,6 +277,9 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	summary := fmt.Sprintf("trained %d steps in %s: loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.Loss)
 	if res.Evaluated {
 		summary += fmt.Sprintf(", eval loss %.4f", res.EvalLoss)
+		if !math.IsNaN(before) {
+			summary += fmt.Sprintf(" (from %.4f, %+.1f%%)", before, 100*(res.EvalLoss-before)/before)
+		}
 	}
 	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, f.out)
 	return nil

@@ -1,0 +1,307 @@
+package model
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/formats/gguf"
+	"github.com/graft-ml/graft/core/formats/hfconfig"
+	"github.com/graft-ml/graft/core/formats/safetensors"
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+// SaveOptions controls how a model is written.
+type SaveOptions struct {
+	// DType is the storage type of the projections: tensor.Invalid keeps
+	// each one's source type (re-quantizing merged weights), F32, F16 or
+	// BF16 convert all of them. Norms are always F32.
+	DType tensor.DType
+	// Warn receives messages about lossy choices (re-quantization, a
+	// tokenizer that could not be carried over); nil discards them.
+	Warn func(string)
+}
+
+func (o SaveOptions) warn(format string, a ...any) {
+	if o.Warn != nil {
+		o.Warn(fmt.Sprintf(format, a...))
+	}
+}
+
+// weightOut is one tensor to write, in Hugging Face naming.
+type weightOut struct {
+	hf     string
+	buf    backend.Buffer
+	shape  tensor.Shape
+	dtype  tensor.DType // target type before format restrictions
+	linear *Linear      // nil for embeddings and norms
+}
+
+// weightsOut lists the model's weights in Hugging Face naming.
+func (m *Model) weightsOut(opt SaveOptions) []weightOut {
+	c := m.Config
+	pick := func(l *Linear) tensor.DType {
+		if opt.DType != tensor.Invalid {
+			return opt.DType
+		}
+		return l.SourceDType
+	}
+	embDT := m.Embed.DType()
+	if opt.DType != tensor.Invalid {
+		embDT = opt.DType
+	}
+	out := []weightOut{
+		{hf: "model.embed_tokens.weight", buf: m.Embed, shape: tensor.Shape{c.Vocab, c.Dim}, dtype: embDT},
+		{hf: "model.norm.weight", buf: m.OutNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32},
+	}
+	if !c.TiedOutput {
+		out = append(out, weightOut{hf: "lm_head.weight", buf: m.Output.Weight, shape: tensor.Shape{c.Vocab, c.Dim}, dtype: pick(m.Output), linear: m.Output})
+	}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		prefix := fmt.Sprintf("model.layers.%d.", i)
+		out = append(out,
+			weightOut{hf: prefix + "input_layernorm.weight", buf: l.AttnNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32},
+			weightOut{hf: prefix + "post_attention_layernorm.weight", buf: l.FFNNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32})
+		for _, lin := range l.Linears() {
+			out = append(out, weightOut{hf: lin.Name + ".weight", buf: lin.Weight, shape: tensor.Shape{lin.Out, lin.In}, dtype: pick(lin), linear: lin})
+			if lin.Bias != nil {
+				out = append(out, weightOut{hf: lin.Name + ".bias", buf: lin.Bias, shape: tensor.Shape{lin.Out}, dtype: tensor.F32, linear: lin})
+			}
+		}
+	}
+	return out
+}
+
+// hostTensor reads w from the backend and encodes it as dt under name,
+// permuting q/k rows between RoPE layouts when toHF or toMeta asks.
+func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute func([]float32) []float32) (*tensor.Tensor, error) {
+	vals := make([]float32, w.shape.Numel())
+	if err := m.Backend.Read(w.buf, 0, vals); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", w.hf, err)
+	}
+	if permute != nil {
+		vals = permute(vals)
+	}
+	if dt.Quantized() && w.shape[len(w.shape)-1]%dt.BlockElems() != 0 {
+		dt = tensor.F32 // rows that are not whole blocks cannot be quantized row-wise
+	}
+	size, err := dt.Bytes(int64(len(vals)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.hf, err)
+	}
+	data := make([]byte, size)
+	if err := tensor.Encode(dt, vals, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", w.hf, err)
+	}
+	return &tensor.Tensor{Name: name, DType: dt, Shape: w.shape.Clone(), Data: data}, nil
+}
+
+// permuteRows moves q/k rows between Meta's interleaved RoPE order and
+// Hugging Face's rotate-half order (toHF) or back.
+func permuteRows(vals []float32, heads, rowLen int, toHF bool) []float32 {
+	out := make([]float32, len(vals))
+	d := len(vals) / rowLen / heads
+	for h := 0; h < heads; h++ {
+		for s := 0; s < 2; s++ {
+			for p := 0; p < d/2; p++ {
+				hf, meta := h*d+s*(d/2)+p, h*d+2*p+s
+				src, dst := meta, hf
+				if !toHF {
+					src, dst = hf, meta
+				}
+				copy(out[dst*rowLen:(dst+1)*rowLen], vals[src*rowLen:(src+1)*rowLen])
+			}
+		}
+	}
+	return out
+}
+
+// ropeHeads returns the heads of a q/k projection, or 0 for any other.
+func (m *Model) ropeHeads(l *Linear) int {
+	switch {
+	case strings.HasSuffix(l.Name, ".q_proj"):
+		return m.Config.Heads
+	case strings.HasSuffix(l.Name, ".k_proj"):
+		return m.Config.KVHeads
+	}
+	return 0
+}
+
+func (m *Model) warnRequantized(w weightOut, dt tensor.DType, opt SaveOptions) {
+	if w.linear != nil && dt.Quantized() && w.buf.DType() != dt && strings.HasSuffix(w.hf, ".weight") {
+		opt.warn("%s: merged weights re-quantized to %v; the adapter's update is rounded with them", w.hf, dt)
+	}
+}
+
+// SaveHF writes the model as a Hugging Face directory: config.json and
+// model.safetensors (q/k rows in Hugging Face order); tokenizer.json is
+// copied when the model came from a Hugging Face directory. ggml
+// quantized types, which safetensors cannot hold, are written as F32.
+func (m *Model) SaveHF(dir string, opt SaveOptions) error {
+	c := m.Config
+	hc := &hfconfig.Config{
+		Architectures: []string{"LlamaForCausalLM"}, ModelType: hfconfig.Llama,
+		HiddenSize: c.Dim, IntermediateSize: c.FFN, NumHiddenLayers: c.Layers,
+		NumAttentionHeads: c.Heads, NumKeyValueHeads: c.KVHeads, HeadDim: c.HeadDim,
+		RMSNormEps: float64(c.NormEps), RopeTheta: float64(c.RopeTheta),
+		TieWordEmbeddings: c.TiedOutput, MaxPositionEmbeddings: c.Context, VocabSize: c.Vocab,
+		HiddenAct: "silu", AttentionBias: c.OutBias, TorchDType: "float32",
+	}
+	switch c.Arch {
+	case "qwen2":
+		hc.Architectures, hc.ModelType = []string{"Qwen2ForCausalLM"}, hfconfig.Qwen2
+	case "mistral":
+		hc.Architectures, hc.ModelType = []string{"MistralForCausalLM"}, hfconfig.Mistral
+	}
+	if m.Tokenizer != nil {
+		if bos := int(m.Tokenizer.BOS()); bos >= 0 {
+			hc.BOSTokenID = &bos
+		}
+		if eos := int(m.Tokenizer.EOS()); eos >= 0 {
+			hc.EOSTokenID = []int{eos}
+		}
+	}
+	cfgJSON, err := hc.Marshal()
+	if err != nil {
+		return fmt.Errorf("hf %s: config: %w", dir, err)
+	}
+	var tensors []*tensor.Tensor
+	for _, w := range m.weightsOut(opt) {
+		dt := w.dtype
+		if dt.Quantized() {
+			opt.warn("%s: %v has no safetensors type; written as F32", w.hf, dt)
+			dt = tensor.F32
+		}
+		var permute func([]float32) []float32
+		if lin := w.linear; lin != nil && lin.RoPEPermuted > 0 {
+			heads := lin.RoPEPermuted
+			permute = func(v []float32) []float32 { return permuteRows(v, heads, len(v)/lin.Out, true) }
+		}
+		t, err := m.hostTensor(w, w.hf, dt, permute)
+		if err != nil {
+			return fmt.Errorf("hf %s: %w", dir, err)
+		}
+		tensors = append(tensors, t)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), tensors, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), cfgJSON); err != nil {
+		return err
+	}
+	if m.Source == "hf" {
+		tok, err := os.ReadFile(filepath.Join(m.SourcePath, "tokenizer.json"))
+		if err == nil {
+			return writeFileAtomic(filepath.Join(dir, "tokenizer.json"), tok)
+		}
+	}
+	opt.warn("no tokenizer.json written: the %s tokenizer is not converted to Hugging Face's format", m.Source)
+	return nil
+}
+
+// SaveGGUF writes the model as a GGUF v3 file in llama.cpp's naming, with
+// q/k rows in the order its RoPE expects. A model loaded from GGUF keeps
+// its metadata (tokenizer included).
+func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
+	c := m.Config
+	arch := c.Arch
+	if arch == "" {
+		arch = "llama"
+	}
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Value: arch},
+		{Key: arch + ".context_length", Value: uint32(c.Context)},
+		{Key: arch + ".embedding_length", Value: uint32(c.Dim)},
+		{Key: arch + ".feed_forward_length", Value: uint32(c.FFN)},
+		{Key: arch + ".block_count", Value: uint32(c.Layers)},
+		{Key: arch + ".attention.head_count", Value: uint32(c.Heads)},
+		{Key: arch + ".attention.head_count_kv", Value: uint32(c.KVHeads)},
+		{Key: arch + ".attention.key_length", Value: uint32(c.HeadDim)},
+		{Key: arch + ".attention.value_length", Value: uint32(c.HeadDim)},
+		{Key: arch + ".attention.layer_norm_rms_epsilon", Value: c.NormEps},
+		{Key: arch + ".rope.freq_base", Value: c.RopeTheta},
+		{Key: arch + ".rope.dimension_count", Value: uint32(c.HeadDim)},
+	}
+	set := map[string]bool{}
+	for _, kv := range kvs {
+		set[kv.Key] = true
+	}
+	for _, kv := range m.SourceMetadata {
+		// Sizes and types come from the model as it is now.
+		if !set[kv.Key] && kv.Key != "general.file_type" && kv.Key != gguf.KeyAlignment {
+			kvs = append(kvs, kv)
+		}
+	}
+	if m.SourceMetadata == nil {
+		opt.warn("no tokenizer metadata written: the %s tokenizer is not converted to GGUF", m.Source)
+	}
+	names := ggufNames{}
+	// GGUF llama/mistral store q/k rows in Meta's interleaved order.
+	metaOrder := c.RoPE == backend.RoPEInterleaved || arch == "llama" || arch == "mistral"
+	var tensors []*tensor.Tensor
+	for _, w := range m.weightsOut(opt) {
+		name := ggufTensorName(names, w.hf)
+		var permute func([]float32) []float32
+		if lin := w.linear; lin != nil && metaOrder && lin.RoPEPermuted == 0 {
+			if heads := m.ropeHeads(lin); heads > 0 {
+				permute = func(v []float32) []float32 { return permuteRows(v, heads, len(v)/lin.Out, false) }
+			}
+		}
+		m.warnRequantized(w, w.dtype, opt)
+		t, err := m.hostTensor(w, name, w.dtype, permute)
+		if err != nil {
+			return fmt.Errorf("gguf %s: %w", path, err)
+		}
+		tensors = append(tensors, t)
+	}
+	return gguf.WriteFile(path, kvs, tensors)
+}
+
+// ggufTensorName maps a Hugging Face tensor name to llama.cpp's.
+func ggufTensorName(names ggufNames, hf string) string {
+	switch hf {
+	case "model.embed_tokens.weight":
+		return names.embed()
+	case "model.norm.weight":
+		return names.outNorm()
+	case "lm_head.weight":
+		return names.output()
+	}
+	var layer int
+	var rest string
+	if _, err := fmt.Sscanf(hf, "model.layers.%d.", &layer); err == nil {
+		rest = hf[len(fmt.Sprintf("model.layers.%d.", layer)):]
+		rest = strings.TrimPrefix(strings.TrimPrefix(rest, "self_attn."), "mlp.")
+		return names.layer(layer, rest)
+	}
+	return hf
+}
+
+// writeFileAtomic writes data beside path and renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if serr := tmp.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("%s: %w", path, werr)
+	}
+	return nil
+}
