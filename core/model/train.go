@@ -147,23 +147,21 @@ func (m *Model) trainForward(tb TokenBatch) *trainPass {
 }
 
 // BatchLoss returns the weighted sum of next-token negative log-likelihoods
-// of the batch, without gradients.
+// of the batch, without gradients. A diverged model gives NaN or Inf, not an
+// error: errors are for invalid batches.
 func (m *Model) BatchLoss(tb TokenBatch) (float64, error) {
 	if err := m.checkBatch(tb); err != nil {
 		return 0, fmt.Errorf("loss: %w", err)
 	}
 	p := m.trainForward(tb)
-	loss := m.Backend.CrossEntropy(nil, p.logits, tb.Targets, tb.Weights, 0)
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, fmt.Errorf("loss is %v", loss)
-	}
-	return loss, nil
+	return m.Backend.CrossEntropy(nil, p.logits, tb.Targets, tb.Weights, 0), nil
 }
 
 // LossAndGrad runs forward and backward on one batch. It returns the
 // weighted sum of next-token negative log-likelihoods and accumulates
 // gradScale times its gradient into the gradient buffers of the trainable
 // parameters that hooks (adapters) own. Frozen weights get no gradient.
+// A NaN or Inf loss is returned as it is, with no gradient accumulated.
 func (m *Model) LossAndGrad(tb TokenBatch, gradScale float32) (float64, error) {
 	if err := m.checkBatch(tb); err != nil {
 		return 0, fmt.Errorf("train: %w", err)
@@ -172,7 +170,9 @@ func (m *Model) LossAndGrad(tb TokenBatch, gradScale float32) (float64, error) {
 	p := m.trainForward(tb)
 	loss := b.CrossEntropy(p.dlogits, p.logits, tb.Targets, tb.Weights, gradScale)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, fmt.Errorf("loss is %v", loss)
+		// Backward would only spread the NaN; the caller sees the loss and
+		// stops (the trainer keeps its last good checkpoint).
+		return loss, nil
 	}
 	zero := func(buf backend.Buffer) { b.Scale(buf, buf, 0) }
 

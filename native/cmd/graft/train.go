@@ -54,9 +54,23 @@ type trainFlags struct {
 	quiet           bool
 	chatTemplate    string
 	keepCheckpoints int
+
+	// observe, when set, sees every training event (tests use it to stop a
+	// run midway).
+	observe func(train.Event)
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
+	f, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return f.run(ctx, stdout, stderr)
+}
+
+func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	f := &trainFlags{model: addModelFlags(fs)}
 	fs.StringVar(&f.data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .txt)")
@@ -89,17 +103,12 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
+		return nil, usagef("unexpected arguments %q", pos)
 	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	return f.run(ctx, stdout, stderr)
+	return f, f.check()
 }
 
 func (f *trainFlags) check() error {
@@ -250,6 +259,9 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 		writeMetric(e)
 		events = append(events, e)
 		progress.event(e)
+		if f.observe != nil {
+			f.observe(e)
+		}
 	}
 	// The held-out loss before any training is the baseline the curve and
 	// the summary compare against.

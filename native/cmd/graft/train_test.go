@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/train"
+)
+
+const (
+	trainData = "../../../examples/lora/data/train.jsonl"
+	evalData  = "../../../examples/lora/data/eval.jsonl"
+)
+
+// trainArgs is a small but real LoRA run on the demo data.
+func trainArgs(out string, extra ...string) []string {
+	return append([]string{"--model", modelPath, "--data", trainData, "--eval", evalData,
+		"--method", "lora", "--r", "4", "--alpha", "8", "--target", "q_proj,k_proj,v_proj,o_proj",
+		"--batch", "2", "--seq-len", "64", "--pack", "--lr", "5e-3", "--seed", "11", "--quiet", "--out", out}, extra...)
+}
+
+func TestTrainWritesAdapterMetricsAndPlot(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := graft(t, append([]string{"train"}, trainArgs(out, "--steps", "30", "--eval-every", "15")...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "adapter saved to") {
+		t.Errorf("stdout %q", stdout)
+	}
+	for _, f := range []string{peft.ConfigFileName, peft.WeightsFileName, metricsFile, lossCurveFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	// metrics.jsonl: one JSON object per line; eval loss falls from step 0.
+	data, err := os.ReadFile(filepath.Join(out, metricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evals []float64
+	steps := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct {
+			Kind     string  `json:"kind"`
+			EvalLoss float64 `json:"eval_loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		switch e.Kind {
+		case "eval":
+			evals = append(evals, e.EvalLoss)
+		case "step":
+			steps++
+		}
+	}
+	if steps != 30 || len(evals) != 3 || !(evals[2] < 0.8*evals[0]) {
+		t.Fatalf("%d steps, eval losses %v: want 30 steps and a falling eval loss", steps, evals)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, lossCurveFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(svg, new(struct{})); err != nil {
+		t.Fatalf("loss curve is not XML: %v", err)
+	}
+	// The adapter is usable by generate and eval.
+	var ev struct {
+		Loss float64 `json:"loss"`
+	}
+	graftJSON(t, &ev, "eval", "--model", modelPath, "--adapter", out, "--data", evalData)
+	var base struct {
+		Loss float64 `json:"loss"`
+	}
+	graftJSON(t, &base, "eval", "--model", modelPath, "--data", evalData)
+	if !(ev.Loss < base.Loss) {
+		t.Fatalf("eval loss with adapter %.4f, without %.4f", ev.Loss, base.Loss)
+	}
+}
+
+// TestTrainResumeIsBitIdentical stops a run after step 5 (as Ctrl-C does),
+// resumes it from its checkpoint and compares the final adapter with an
+// uninterrupted run, byte for byte.
+func TestTrainResumeIsBitIdentical(t *testing.T) {
+	args := func(out string) []string {
+		return trainArgs(out, "--steps", "10", "--save-every", "5", "--dropout", "0.1")
+	}
+	straight := t.TempDir()
+	if _, stderr, code := graft(t, append([]string{"train"}, args(straight)...)...); code != 0 {
+		t.Fatalf("straight run: exit %d: %s", code, stderr)
+	}
+
+	stopped := t.TempDir()
+	f, err := parseTrainFlags(args(stopped), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.observe = func(e train.Event) {
+		if e.Kind == train.EventCheckpoint && e.Step == 5 {
+			cancel()
+		}
+	}
+	if err := f.run(ctx, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Fatalf("stopped run: err %v, want a cancellation", err)
+	}
+	if _, err := os.Stat(filepath.Join(stopped, peft.WeightsFileName)); err == nil {
+		t.Fatal("a stopped run wrote a final adapter")
+	}
+	if _, stderr, code := graft(t, append([]string{"train"}, append(args(stopped), "--resume", stopped)...)...); code != 0 {
+		t.Fatalf("resumed run: exit %d: %s", code, stderr)
+	}
+	want, err := os.ReadFile(filepath.Join(straight, peft.WeightsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(stopped, peft.WeightsFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the resumed run's adapter differs from the uninterrupted run's")
+	}
+}
+
+func TestTrainStopsOnNaN(t *testing.T) {
+	out := t.TempDir()
+	// A huge learning rate without clipping overflows the weights.
+	_, stderr, code := graft(t, append([]string{"train"}, trainArgs(out, "--steps", "20", "--save-every", "1", "--lr", "1e30", "--max-grad-norm", "0")...)...)
+	if code != 1 || !strings.Contains(stderr, "last good checkpoint") || !(strings.Contains(stderr, "NaN") || strings.Contains(stderr, "Inf")) {
+		t.Fatalf("exit %d, stderr %q: want a NaN/Inf error naming the last good checkpoint", code, stderr)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || e.Name() == peft.WeightsFileName {
+			t.Errorf("left %s behind after the NaN stop", e.Name())
+		}
+	}
+}
+
+func TestTrainRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(bad, []byte("{\"text\": \"Pip the owl.\"}\n{\"text\": \"Pip\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad jsonl line", []string{"--model", modelPath, "--data", bad, "--steps", "2", "--out", out}, 1, "bad.jsonl:2"},
+		{"no steps", []string{"--model", modelPath, "--data", bad, "--out", out}, 2, "--steps"},
+		{"bad rank", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--r", "0", "--out", out}, 2, "r"},
+		{"unknown method", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "magic", "--out", out}, 2, "magic"},
+		{"bad schedule", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--schedule", "zigzag", "--out", out}, 2, "zigzag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := graft(t, append([]string{"train"}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tt.code, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(out, peft.WeightsFileName)); err == nil {
+				t.Fatal("an adapter was written")
+			}
+		})
+	}
+}
+
+func TestCorruptAdapterIsRefused(t *testing.T) {
+	out := t.TempDir()
+	if _, stderr, code := graft(t, append([]string{"train"}, trainArgs(out, "--steps", "2")...)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	weights := filepath.Join(out, peft.WeightsFileName)
+	data, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(weights, data[:len(data)-7], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := graft(t, "generate", "--model", modelPath, "--adapter", out, "--max-tokens", "3")
+	if code != 1 || !strings.Contains(stderr, peft.WeightsFileName) {
+		t.Fatalf("exit %d, stderr %q: want an error naming the adapter file", code, stderr)
+	}
+}
+
+// TestMergeMatchesAdapter merges an adapter into GGUF and Hugging Face
+// copies of the base and checks their logits against base + adapter.
+func TestMergeMatchesAdapter(t *testing.T) {
+	dir := t.TempDir()
+	adapter := filepath.Join(dir, "adapter")
+	if _, stderr, code := graft(t, append([]string{"train"}, trainArgs(adapter, "--steps", "10", "--lr", "2e-2")...)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	ggufOut, hfOut := filepath.Join(dir, "merged.gguf"), filepath.Join(dir, "merged-hf")
+	for _, out := range []string{ggufOut, hfOut} {
+		if _, stderr, code := graft(t, "merge", "--model", modelPath, "--adapter", adapter, "--out", out); code != 0 {
+			t.Fatalf("merge to %s: exit %d: %s", out, code, stderr)
+		}
+	}
+	logits := func(path string, adapters ...string) []float32 {
+		mf := &modelFlags{path: path, device: "cpu", adapters: adapters}
+		m, err := mf.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Free()
+		ids := []int32{1, 403, 407, 261, 378, 29, 11, 85}
+		out, err := m.Forward(m.NewCache(0), ids, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := logits(modelPath, adapter)
+	base := logits(modelPath)
+	if maxRelDiff(base, want) < 1e-3 {
+		t.Fatal("the adapter does not change the logits; the test would prove nothing")
+	}
+	for _, out := range []string{ggufOut, hfOut} {
+		if d := maxRelDiff(logits(out), want); d > 1e-5 {
+			t.Errorf("%s: merged logits differ from base+adapter by %.3g (relative)", out, d)
+		}
+	}
+	// The merged GGUF keeps the tokenizer and needs no adapter.
+	m, err := model.Load(ggufOut, cpu.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	if m.Tokenizer == nil || m.Tokenizer.VocabSize() != 512 {
+		t.Fatal("merged GGUF lost its tokenizer")
+	}
+}
+
+// maxRelDiff is max |a-b| / max |b|.
+func maxRelDiff(a, b []float32) float64 {
+	var d, scale float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+		scale = math.Max(scale, math.Abs(float64(b[i])))
+	}
+	return d / scale
+}
