@@ -1,0 +1,153 @@
+package peft
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/graft-ml/graft/core/model"
+)
+
+// Adapter is one adapter of any PEFT method attached to a model: what the
+// trainer, the CLI, the browser and plugins work with, whatever the method.
+type Adapter interface {
+	// PeftType is the peft_type of adapter_config.json ("LORA", "VERA",
+	// "IA3", "PROMPT_TUNING", "PREFIX_TUNING", ...).
+	PeftType() string
+	// Params are the trainable parameters, with PEFT's tensor names.
+	Params() []model.Param
+	// SetTraining switches training-only behaviour (dropout, drawn from
+	// rng) on or off.
+	SetTraining(training bool, rng *rand.Rand) error
+	// Save writes the adapter in its reference format into dir, atomically.
+	Save(dir string) error
+	// Merge folds the adapter into the base weights, after which it no
+	// longer acts separately; methods that cannot merge return
+	// ErrNotMergeable.
+	Merge() error
+	// Unload removes the adapter from the model (unmerging it first when
+	// it is merged) and frees its buffers.
+	Unload() error
+}
+
+// ErrNotMergeable is returned by Merge for methods whose effect is not a
+// change of base weights (prompt and prefix tuning, bottleneck adapters).
+var ErrNotMergeable = errors.New("this PEFT method cannot be merged into the base weights")
+
+// loadFunc reads an adapter directory of one peft_type onto a model.
+type loadFunc func(m *model.Model, dir string) (a Adapter, warnings []string, err error)
+
+var (
+	loadersMu sync.Mutex
+	loaders   = map[string]loadFunc{}
+)
+
+// registerLoader makes LoadAdapter understand a peft_type. Each method
+// registers itself from an init function in its own file.
+func registerLoader(peftType string, f loadFunc) {
+	loadersMu.Lock()
+	defer loadersMu.Unlock()
+	if _, dup := loaders[peftType]; dup {
+		panic("peft: loader for " + peftType + " registered twice")
+	}
+	loaders[peftType] = f
+}
+
+// PeftTypes lists the peft_type values LoadAdapter accepts.
+func PeftTypes() []string {
+	loadersMu.Lock()
+	defer loadersMu.Unlock()
+	var out []string
+	for k := range loaders {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LoadAdapter reads adapter_config.json in dir, and loads the adapter with
+// the method its peft_type names. Warnings list ignored config keys.
+func LoadAdapter(m *model.Model, dir string) (Adapter, []string, error) {
+	cfgPath := filepath.Join(dir, ConfigFileName)
+	data, err := readLimited(cfgPath, maxConfigSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	var head struct {
+		PeftType string `json:"peft_type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+	}
+	loadersMu.Lock()
+	load, ok := loaders[head.PeftType]
+	loadersMu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("peft config %s: peft_type %q is not supported (supported: %v)", cfgPath, head.PeftType, PeftTypes())
+	}
+	return load(m, dir)
+}
+
+// loraAdapter presents one named LoRA adapter of a Manager as an Adapter.
+type loraAdapter struct {
+	mg   *Manager
+	name string
+}
+
+// AsAdapter returns the named LoRA adapter as a method-agnostic Adapter.
+func (mg *Manager) AsAdapter(name string) (Adapter, error) {
+	if _, err := mg.adapter(name); err != nil {
+		return nil, err
+	}
+	return &loraAdapter{mg, name}, nil
+}
+
+func (a *loraAdapter) PeftType() string { return PeftTypeLoRA }
+
+func (a *loraAdapter) Params() []model.Param {
+	p, _ := a.mg.Params(a.name)
+	return p
+}
+
+func (a *loraAdapter) SetTraining(on bool, rng *rand.Rand) error { return a.mg.SetTraining(on, rng) }
+func (a *loraAdapter) Save(dir string) error                     { return a.mg.Save(dir, a.name) }
+func (a *loraAdapter) Merge() error                              { return a.mg.Merge(a.name) }
+func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
+
+func init() {
+	registerLoader(PeftTypeLoRA, func(m *model.Model, dir string) (Adapter, []string, error) {
+		mg := managerOf(m)
+		name := fmt.Sprintf("adapter%d", len(mg.order))
+		for i := len(mg.order) + 1; slices.Contains(mg.order, name); i++ {
+			name = fmt.Sprintf("adapter%d", i)
+		}
+		warnings, err := mg.Load(dir, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Like PEFT, the first adapter is active already; later ones join.
+		if active := mg.Active(); !slices.Contains(active, name) {
+			if err := mg.SetActive(append(active, name)...); err != nil {
+				return nil, nil, err
+			}
+		}
+		return &loraAdapter{mg, name}, warnings, nil
+	})
+}
+
+// managerOf returns the LoRA manager already hooked into m, so that several
+// LoRA adapters loaded through LoadAdapter share one (and combine), or a new
+// one.
+func managerOf(m *model.Model) *Manager {
+	for _, l := range append(m.Linears(), m.Output) {
+		if h, ok := l.Hook.(*loraLayer); ok {
+			return h.mgr
+		}
+	}
+	return Attach(m)
+}

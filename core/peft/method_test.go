@@ -1,0 +1,59 @@
+package peft
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
+	m := loadModel(t, storiesGGUF)
+	mg := Attach(m)
+	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj"), InitLoraWeights: InitRandom}
+	if err := mg.AddAdapter("a", cfg, seeded(1)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := mg.Save(dir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	want := logits(t, m, storyIDs)
+	if err := mg.Unload(); err != nil {
+		t.Fatal(err)
+	}
+
+	a, _, err := LoadAdapter(m, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PeftType() != PeftTypeLoRA || len(a.Params()) != 2*2*m.Config.Layers {
+		t.Fatalf("loaded %s with %d params", a.PeftType(), len(a.Params()))
+	}
+	if d := relDiff(logits(t, m, storyIDs), want); d != 0 {
+		t.Fatalf("logits through LoadAdapter differ by %g", d)
+	}
+	// A second LoRA adapter joins the same manager and both are active.
+	b, _, err := LoadAdapter(m, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if d := relDiff(logits(t, m, storyIDs), want); d > 1e-6 {
+		t.Fatalf("after unloading the second adapter the logits moved by %g", d)
+	}
+
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, ConfigFileName), []byte(`{"peft_type": "MAGIC"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadAdapter(m, bad); err == nil || !strings.Contains(err.Error(), "MAGIC") {
+		t.Fatalf("unknown peft_type: %v", err)
+	}
+	if _, _, err := LoadAdapter(m, t.TempDir()); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing config: %v", err)
+	}
+}
