@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -25,6 +24,11 @@ func ReadConfig(path string) (LoraConfig, []string, error) {
 	if err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
 	}
+	return parseConfigFile(data, path)
+}
+
+// parseConfigFile parses and validates adapter_config.json read from path.
+func parseConfigFile(data []byte, path string) (LoraConfig, []string, error) {
 	cfg, warnings, err := ParseConfig(data)
 	if err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
@@ -66,14 +70,27 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // tensor; otherwise Load changes nothing and the error names the file and
 // tensor. Warnings list config keys that were ignored.
 func (mg *Manager) Load(dir, name string) (warnings []string, err error) {
+	return mg.LoadFrom(Dir(dir), name)
+}
+
+// LoadFrom is Load reading the adapter's files from src (a directory, or
+// files held in memory such as an unpacked bundle).
+func (mg *Manager) LoadFrom(src Source, name string) (warnings []string, err error) {
 	if err := checkAdapterName(name); err != nil {
 		return nil, err
 	}
 	if _, dup := mg.adapters[name]; dup {
 		return nil, fmt.Errorf("lora: adapter %q already exists", name)
 	}
-	cfgPath := filepath.Join(dir, configFileName)
-	cfg, warnings, err := ReadConfig(cfgPath)
+	cfgPath := sourcePath(src, configFileName)
+	data, err := src.ReadFile(configFileName)
+	if err != nil {
+		return nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("peft config %s: larger than the %d-byte limit", cfgPath, maxConfigSize)
+	}
+	cfg, warnings, err := parseConfigFile(data, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +98,7 @@ func (mg *Manager) Load(dir, name string) (warnings []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
-	values, err := readAdapterTensors(filepath.Join(dir, WeightsFileName), mg, targets)
+	values, err := readAdapterTensors(src, mg, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -97,17 +114,21 @@ func (mg *Manager) Load(dir, name string) (warnings []string, err error) {
 
 // readAdapterTensors checks the safetensors file against the targets and
 // returns each module's A and B values (B rows in the model's order).
-func readAdapterTensors(path string, mg *Manager, targets []target) (map[string][2][]float32, error) {
-	f, err := safetensors.Open(path)
+func readAdapterTensors(src Source, mg *Manager, targets []target) (map[string][2][]float32, error) {
+	path := sourcePath(src, WeightsFileName)
+	data, err := src.ReadFile(WeightsFileName)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, berr := os.Stat(filepath.Join(filepath.Dir(path), "adapter_model.bin")); berr == nil {
-				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", filepath.Dir(path))
+			if _, berr := src.ReadFile("adapter_model.bin"); berr == nil {
+				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", src.Name())
 			}
 		}
+		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	}
+	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
+	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 
 	type want struct {
 		module string

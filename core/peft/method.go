@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -24,8 +23,10 @@ type Adapter interface {
 	// SetTraining switches training-only behaviour (dropout, drawn from
 	// rng) on or off.
 	SetTraining(training bool, rng *rand.Rand) error
-	// Save writes the adapter in its reference format into dir, atomically.
-	Save(dir string) error
+	// Files encodes the adapter in its reference format (for PEFT methods
+	// adapter_config.json and adapter_model.safetensors); Save writes them
+	// into a directory.
+	Files() (Files, error)
 	// Merge folds the adapter into the base weights, after which it no
 	// longer acts separately; methods that cannot merge return
 	// ErrNotMergeable.
@@ -40,7 +41,7 @@ type Adapter interface {
 var ErrNotMergeable = errors.New("this PEFT method cannot be merged into the base weights")
 
 // loadFunc reads an adapter directory of one peft_type onto a model.
-type loadFunc func(m *model.Model, dir string) (a Adapter, warnings []string, err error)
+type loadFunc func(m *model.Model, src Source) (a Adapter, warnings []string, err error)
 
 var (
 	loadersMu sync.Mutex
@@ -70,13 +71,13 @@ func PeftTypes() []string {
 	return out
 }
 
-// LoadAdapter reads adapter_config.json in dir, and loads the adapter with
+// LoadAdapter reads adapter_config.json from src and loads the adapter with
 // the method its peft_type names. Warnings list ignored config keys.
-func LoadAdapter(m *model.Model, dir string) (Adapter, []string, error) {
-	cfgPath := filepath.Join(dir, ConfigFileName)
-	data, err := readLimited(cfgPath, maxConfigSize)
+func LoadAdapter(m *model.Model, src Source) (Adapter, []string, error) {
+	cfgPath := sourcePath(src, ConfigFileName)
+	data, err := src.ReadFile(ConfigFileName)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	var head struct {
 		PeftType string `json:"peft_type"`
@@ -90,7 +91,7 @@ func LoadAdapter(m *model.Model, dir string) (Adapter, []string, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("peft config %s: peft_type %q is not supported (supported: %v)", cfgPath, head.PeftType, PeftTypes())
 	}
-	return load(m, dir)
+	return load(m, src)
 }
 
 // loraAdapter presents one named LoRA adapter of a Manager as an Adapter.
@@ -115,18 +116,18 @@ func (a *loraAdapter) Params() []model.Param {
 }
 
 func (a *loraAdapter) SetTraining(on bool, rng *rand.Rand) error { return a.mg.SetTraining(on, rng) }
-func (a *loraAdapter) Save(dir string) error                     { return a.mg.Save(dir, a.name) }
+func (a *loraAdapter) Files() (Files, error)                     { return a.mg.Files(a.name) }
 func (a *loraAdapter) Merge() error                              { return a.mg.Merge(a.name) }
 func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
 
 func init() {
-	registerLoader(PeftTypeLoRA, func(m *model.Model, dir string) (Adapter, []string, error) {
+	registerLoader(PeftTypeLoRA, func(m *model.Model, src Source) (Adapter, []string, error) {
 		mg := managerOf(m)
 		name := fmt.Sprintf("adapter%d", len(mg.order))
 		for i := len(mg.order) + 1; slices.Contains(mg.order, name); i++ {
 			name = fmt.Sprintf("adapter%d", i)
 		}
-		warnings, err := mg.Load(dir, name)
+		warnings, err := mg.LoadFrom(src, name)
 		if err != nil {
 			return nil, nil, err
 		}

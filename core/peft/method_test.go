@@ -24,7 +24,7 @@ func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a, _, err := LoadAdapter(m, dir)
+	a, _, err := LoadAdapter(m, Dir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 		t.Fatalf("logits through LoadAdapter differ by %g", d)
 	}
 	// A second LoRA adapter joins the same manager and both are active.
-	b, _, err := LoadAdapter(m, dir)
+	b, _, err := LoadAdapter(m, Dir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +50,10 @@ func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bad, ConfigFileName), []byte(`{"peft_type": "MAGIC"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := LoadAdapter(m, bad); err == nil || !strings.Contains(err.Error(), "MAGIC") {
+	if _, _, err := LoadAdapter(m, Dir(bad)); err == nil || !strings.Contains(err.Error(), "MAGIC") {
 		t.Fatalf("unknown peft_type: %v", err)
 	}
-	if _, _, err := LoadAdapter(m, t.TempDir()); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := LoadAdapter(m, Dir(t.TempDir())); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing config: %v", err)
 	}
 }

@@ -54,12 +54,14 @@ func runMerge(args []string, stdout, stderr io.Writer) error {
 	}
 	defer m.Free()
 	mf.adapters = adapters
-	mg, err := mf.applyAdapters(m)
+	loaded, err := mf.applyAdapters(m)
 	if err != nil {
 		return err
 	}
-	if err := mg.MergeAndUnload(); err != nil {
-		return err
+	for i, a := range loaded {
+		if err := a.Merge(); err != nil {
+			return fmt.Errorf("%s: %w", adapters[i], err)
+		}
 	}
 	format := "hf"
 	if strings.HasSuffix(strings.ToLower(*out), ".gguf") {

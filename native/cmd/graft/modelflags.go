@@ -53,23 +53,19 @@ func (mf *modelFlags) load() (*model.Model, error) {
 	return m, nil
 }
 
-// applyAdapters loads every --adapter and activates them all.
-func (mf *modelFlags) applyAdapters(m *model.Model) (*peft.Manager, error) {
-	if len(mf.adapters) == 0 {
-		return nil, nil
-	}
-	mg := peft.Attach(m)
-	var names []string
-	for i, dir := range mf.adapters {
-		name := fmt.Sprintf("adapter%d", i)
-		warnings, err := mg.Load(dir, name)
+// applyAdapters loads every --adapter (of any PEFT method graft knows);
+// all of them act together.
+func (mf *modelFlags) applyAdapters(m *model.Model) ([]peft.Adapter, error) {
+	var out []peft.Adapter
+	for _, dir := range mf.adapters {
+		a, warnings, err := peft.LoadAdapter(m, peft.Dir(dir))
 		if err != nil {
 			return nil, err
 		}
 		for _, w := range warnings {
 			fmt.Fprintf(os.Stderr, "graft: %s: %s\n", dir, w)
 		}
-		names = append(names, name)
+		out = append(out, a)
 	}
-	return mg, mg.SetActive(names...)
+	return out, nil
 }

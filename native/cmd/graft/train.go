@@ -119,8 +119,6 @@ func (f *trainFlags) check() error {
 		return usagef("--data is required")
 	case f.out == "":
 		return usagef("--out is required")
-	case f.method != "lora":
-		return usagef("--method %q: supported methods are: lora", f.method)
 	case (f.steps > 0) == (f.epochs > 0):
 		return usagef("give exactly one of --steps N or --epochs E")
 	case f.steps < 0 || f.epochs < 0:
@@ -158,8 +156,7 @@ func (f *trainFlags) loraConfig() peft.LoraConfig {
 }
 
 func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
-	lcfg := f.loraConfig()
-	if err := lcfg.Validate(); err != nil {
+	if err := f.validateMethod(); err != nil {
 		return usageError{err}
 	}
 	m, err := f.model.load()
@@ -194,16 +191,13 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 		evalBatches = train.EvalBatches(el)
 	}
 
-	mg := peft.Attach(m)
-	defer mg.Unload()
-	if err := mg.AddAdapter(adapterName, lcfg, rand.New(rand.NewPCG(f.seed, f.seed^0x5eed))); err != nil {
-		return err
-	}
-	params, err := mg.Params(adapterName)
+	adapter, err := f.newAdapter(m, rand.New(rand.NewPCG(f.seed, f.seed^0x5eed)))
 	if err != nil {
 		return err
 	}
-	obj := &train.LM{Model: m, Trainable: params, Mode: mg.SetTraining}
+	defer adapter.Unload()
+	params := adapter.Params()
+	obj := &train.LM{Model: m, Trainable: params, Mode: adapter.SetTraining}
 
 	tc := train.DefaultConfig()
 	tc.Steps, tc.Epochs, tc.LR, tc.Warmup, tc.Schedule = f.steps, f.epochs, f.lr, f.warmup, f.schedule
@@ -219,7 +213,7 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	// Each checkpoint also holds the adapter in PEFT's format, so any
 	// checkpoint directory can be used with --adapter directly.
-	tr.OnSave = func(dir string) error { return mg.Save(dir, adapterName) }
+	tr.OnSave = func(dir string) error { return peft.Save(adapter, dir) }
 	if f.resume != "" {
 		dir, err := resolveCheckpoint(f.resume)
 		if err != nil {
@@ -250,8 +244,8 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 		trainable += p.Value.Shape().Numel()
 	}
 	total := m.Config.NumParams()
-	fmt.Fprintf(stderr, "lora r=%d alpha=%g on %d modules: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
-		f.r, f.alpha, len(params)/2, trainable, 100*float64(trainable)/float64(total), total, len(trainEx), tr.TotalSteps(), m.Backend.Name())
+	fmt.Fprintf(stderr, "%s: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
+		f.describe(), trainable, 100*float64(trainable)/float64(total), total, len(trainEx), tr.TotalSteps(), m.Backend.Name())
 
 	progress := newProgress(stderr, f.quiet)
 	var events []train.Event
@@ -283,7 +277,7 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if fitErr != nil {
 		return fitErr
 	}
-	if err := mg.Save(f.out, adapterName); err != nil {
+	if err := peft.Save(adapter, f.out); err != nil {
 		return err
 	}
 	summary := fmt.Sprintf("trained %d steps in %s: loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.Loss)
@@ -295,6 +289,38 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, f.out)
 	return nil
+}
+
+// newAdapter creates the adapter --method asks for.
+func (f *trainFlags) newAdapter(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
+	switch f.method {
+	case "lora":
+		mg := peft.Attach(m)
+		if err := mg.AddAdapter(adapterName, f.loraConfig(), rng); err != nil {
+			return nil, err
+		}
+		return mg.AsAdapter(adapterName)
+	}
+	return nil, usagef("--method %q: supported methods are: lora", f.method)
+}
+
+// validateMethod checks the method's settings before the model loads.
+func (f *trainFlags) validateMethod() error {
+	switch f.method {
+	case "lora":
+		cfg := f.loraConfig()
+		return cfg.Validate()
+	}
+	return fmt.Errorf("--method %q: supported methods are: lora", f.method)
+}
+
+// describe summarizes the method's settings for the log.
+func (f *trainFlags) describe() string {
+	switch f.method {
+	case "lora":
+		return fmt.Sprintf("lora r=%d alpha=%g targets %s", f.r, f.alpha, f.target)
+	}
+	return f.method
 }
 
 // padID is the token used to fill padded rows (their loss weight is 0).

@@ -1,0 +1,175 @@
+package peft
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Files holds an adapter's files by name (adapter_config.json,
+// adapter_model.safetensors, ...): what Save writes into a directory, what
+// a msgpack bundle carries, and what the browser exports without a file
+// system.
+type Files map[string][]byte
+
+// Source is where an adapter's files are read from.
+type Source interface {
+	// Name identifies the source in errors: a directory or bundle path.
+	Name() string
+	// ReadFile returns one file's contents; a missing file gives an error
+	// wrapping fs.ErrNotExist.
+	ReadFile(name string) ([]byte, error)
+}
+
+// Dir reads adapter files from a directory.
+func Dir(path string) Source { return dirSource(path) }
+
+type dirSource string
+
+func (d dirSource) Name() string { return string(d) }
+
+// maxAdapterFile bounds one adapter file read whole into memory.
+const maxAdapterFile = 4 << 30
+
+func (d dirSource) ReadFile(name string) ([]byte, error) {
+	return readLimited(filepath.Join(string(d), name), maxAdapterFile)
+}
+
+// InMemory reads adapter files held in memory; name is used in errors.
+func InMemory(name string, files Files) Source { return memSource{name, files} }
+
+type memSource struct {
+	name  string
+	files Files
+}
+
+func (m memSource) Name() string { return m.name }
+
+func (m memSource) ReadFile(name string) ([]byte, error) {
+	data, ok := m.files[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: %s: %w", m.name, name, fs.ErrNotExist)
+	}
+	return data, nil
+}
+
+// sourcePath names a file of a source in errors.
+func sourcePath(src Source, name string) string { return filepath.Join(src.Name(), name) }
+
+// Save writes an adapter's files into dir atomically: a new directory is
+// written under a temporary name beside it and renamed into place; in an
+// existing directory every file is first written under a temporary name
+// and then renamed over the old one, so other files are kept and no file
+// is ever half written.
+func Save(a Adapter, dir string) error {
+	files, err := a.Files()
+	if err != nil {
+		return fmt.Errorf("peft adapter %s: %w", dir, err)
+	}
+	if err := WriteDir(dir, files); err != nil {
+		return fmt.Errorf("peft adapter %s: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteDir writes files into dir with the atomicity Save describes.
+func WriteDir(dir string, files Files) error {
+	dir = filepath.Clean(dir)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		if n == "" || n != filepath.Base(n) || n == "." || n == ".." {
+			return fmt.Errorf("file name %q is not a plain name", n)
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("%s exists and is not a directory", dir)
+	case err == nil:
+		return replaceFiles(dir, names, files)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	for _, n := range names {
+		if err := writeFileSynced(filepath.Join(tmp, n), files[n]); err != nil {
+			return err
+		}
+	}
+	os.Chmod(tmp, 0o755) // MkdirTemp makes 0700; best effort where chmod is unsupported (wasip1)
+	return os.Rename(tmp, dir)
+}
+
+// replaceFiles writes every file under a temporary name in an existing dir,
+// then renames them over the old ones.
+func replaceFiles(dir string, names []string, files Files) (err error) {
+	temps := map[string]string{}
+	defer func() {
+		if err != nil {
+			for _, t := range temps {
+				os.Remove(t)
+			}
+		}
+	}()
+	for _, n := range names {
+		f, err := os.CreateTemp(dir, "."+n+".tmp-")
+		if err != nil {
+			return err
+		}
+		temps[n] = f.Name()
+		_, werr := f.Write(files[n])
+		if werr == nil {
+			werr = f.Sync()
+		}
+		f.Chmod(0o644) // CreateTemp makes 0600; best effort, as above
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("writing %s: %w", n, werr)
+		}
+	}
+	for _, n := range names {
+		if err := os.Rename(temps[n], filepath.Join(dir, n)); err != nil {
+			return err
+		}
+		delete(temps, n)
+	}
+	return nil
+}
+
+// writeFileSynced creates path with data and syncs it to disk.
+func writeFileSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// readerAt adapts file contents for the safetensors parser.
+func readerAt(data []byte) *bytes.Reader { return bytes.NewReader(data) }
