@@ -10,26 +10,48 @@ import (
 // token by token.
 type Cache struct {
 	K, V []backend.Buffer // per layer, [Capacity, KVDim]
-	// Len is the number of positions already in the cache.
+	// Len is the number of positions already in the cache, including a
+	// prefix-tuning prefix and prompt-tuning virtual tokens.
 	Len      int
 	Capacity int
+	// promptPending is set until the first pass has prepended the virtual
+	// tokens of a PromptHook.
+	promptPending bool
 }
 
-// NewCache allocates a cache for up to capacity positions (at most the
-// model's context; 0 means the whole context).
+// NewCache allocates a cache for up to capacity real tokens (0 means the
+// whole context) plus the positions hooks reserve, at most the model's
+// context in all. A prefix-tuning prefix is written into it at once.
 func (m *Model) NewCache(capacity int) *Cache {
-	if capacity <= 0 || capacity > m.Config.Context {
-		capacity = m.Config.Context
+	total := capacity + m.reserved()
+	if capacity <= 0 || total > m.Config.Context {
+		total = m.Config.Context
 	}
-	c := &Cache{Capacity: capacity}
+	c := &Cache{Capacity: total, promptPending: m.Prompt != nil}
+	kvDim := m.Config.KVDim()
 	for range m.Layers {
-		c.K = append(c.K, m.Backend.Zeros(capacity, m.Config.KVDim()))
-		c.V = append(c.V, m.Backend.Zeros(capacity, m.Config.KVDim()))
+		c.K = append(c.K, m.Backend.Zeros(total, kvDim))
+		c.V = append(c.V, m.Backend.Zeros(total, kvDim))
+	}
+	if m.Prefix != nil {
+		P := min(m.Prefix.Len(), total)
+		for li := range m.Layers {
+			m.Prefix.Forward(m.Backend, li, m.Backend.View(c.K[li], 0, P, kvDim), m.Backend.View(c.V[li], 0, P, kvDim))
+		}
+		c.Len = P
 	}
 	return c
 }
 
-// Free releases the cache's buffers.
+// fits reports whether n more tokens (plus pending virtual tokens) fit.
+func (c *Cache) fits(n int, m *Model) bool {
+	if c.promptPending {
+		n += m.Prompt.Virtual()
+	}
+	return c.Len+n <= c.Capacity
+}
+
+// FreeCache releases a cache's buffers.
 func (m *Model) FreeCache(c *Cache) {
 	for i := range c.K {
 		m.Backend.Free(c.K[i])
@@ -84,7 +106,8 @@ func (m *Model) Forward(c *Cache, ids []int32, allLogits bool) ([]float32, error
 }
 
 // forward runs the pass and returns its scratch, whose logits buffer holds
-// the result; the caller frees it.
+// the result (one row per id with allLogits, else the last); the caller
+// frees it.
 func (m *Model) forward(c *Cache, ids []int32, allLogits bool) (*scratch, error) {
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("forward: no tokens")
@@ -92,14 +115,18 @@ func (m *Model) forward(c *Cache, ids []int32, allLogits bool) (*scratch, error)
 	if err := m.checkIDs(ids); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	if c.Len+len(ids) > c.Capacity {
-		return nil, fmt.Errorf("forward: %d cached + %d new tokens exceed the cache capacity of %d", c.Len, len(ids), c.Capacity)
+	virtual := 0
+	if c.promptPending {
+		virtual = m.Prompt.Virtual()
+	}
+	T := virtual + len(ids)
+	if c.Len+T > c.Capacity {
+		return nil, fmt.Errorf("forward: %d cached + %d new positions exceed the cache capacity of %d", c.Len, T, c.Capacity)
 	}
 	b, cfg := m.Backend, m.Config
-	T := len(ids)
 	logitRows := 1
 	if allLogits {
-		logitRows = T
+		logitRows = len(ids)
 	}
 	s := m.newScratch(T, logitRows)
 
@@ -107,10 +134,12 @@ func (m *Model) forward(c *Cache, ids []int32, allLogits bool) (*scratch, error)
 	for i := range pos {
 		pos[i] = int32(c.Len + i)
 	}
-	b.Embedding(s.x, m.Embed, ids)
+	if virtual > 0 {
+		m.Prompt.Forward(b, b.View(s.x, 0, virtual, cfg.Dim))
+	}
+	b.Embedding(b.View(s.x, virtual*cfg.Dim, len(ids), cfg.Dim), m.Embed, ids)
 	rope := m.rope()
-	seqK := c.Len + T
-	attn := m.attention(1, T, seqK, c.Capacity)
+	attn := m.attention(1, T, c.Len+T, c.Capacity)
 	kvDim := cfg.KVDim()
 	for li := range m.Layers {
 		l := &m.Layers[li]
@@ -124,22 +153,32 @@ func (m *Model) forward(c *Cache, ids []int32, allLogits bool) (*scratch, error)
 		b.Copy(b.View(c.V[li], c.Len*kvDim, T, kvDim), s.v)
 		b.Attention(s.att, s.q, c.K[li], c.V[li], attn)
 		l.O.Forward(b, s.o, s.att)
-		b.Add(s.x, s.x, s.o)
+		// s.h is free until the next norm: it holds a hook's output.
+		b.Add(s.x, s.x, applyBlock(b, l.AttnOut, s.h, s.o))
 
 		b.RMSNorm(s.h, s.x, l.FFNNorm, cfg.NormEps)
 		l.Gate.Forward(b, s.gate, s.h)
 		l.Up.Forward(b, s.up, s.h)
 		b.SiLUMul(s.act, s.gate, s.up)
 		l.Down.Forward(b, s.down, s.act)
-		b.Add(s.x, s.x, s.down)
+		b.Add(s.x, s.x, applyBlock(b, l.FFNOut, s.h, s.down))
 	}
-	last := s.x
-	if !allLogits {
-		last = b.View(s.x, (T-1)*cfg.Dim, 1, cfg.Dim)
-	}
+	first := T - logitRows
+	last := b.View(s.x, first*cfg.Dim, logitRows, cfg.Dim)
 	normed := b.View(s.h, 0, logitRows, cfg.Dim)
 	b.RMSNorm(normed, last, m.OutNorm, cfg.NormEps)
 	m.Output.Forward(b, s.logits, normed)
 	c.Len += T
+	c.promptPending = false
 	return s, nil
+}
+
+// applyBlock runs a sublayer output x through hook into dst, or returns x
+// unchanged when there is no hook.
+func applyBlock(b backend.Backend, hook BlockHook, dst, x backend.Buffer) backend.Buffer {
+	if hook == nil {
+		return x
+	}
+	hook.Forward(b, dst, x)
+	return dst
 }

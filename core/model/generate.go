@@ -40,7 +40,7 @@ func (m *Model) Generate(prompt []int32, opt GenerateOptions) ([]int32, error) {
 	}
 	var out []int32
 	next := prompt
-	for cache.Len+len(next) <= capacity {
+	for cache.fits(len(next), m) {
 		logits, err := m.Forward(cache, next, false)
 		if err != nil {
 			return out, fmt.Errorf("generate: %w", err)

@@ -88,6 +88,9 @@ type Layer struct {
 	AttnNorm, FFNNorm backend.Buffer // [Dim]
 	Q, K, V, O        *Linear
 	Gate, Up, Down    *Linear
+	// AttnOut and FFNOut, when set, transform the attention and
+	// feed-forward outputs before the residual add (bottleneck adapters).
+	AttnOut, FFNOut BlockHook
 }
 
 // Linears returns the block's projections in Hugging Face order.

@@ -29,6 +29,11 @@ type Model struct {
 	// (tokenizer included), written back when the model is saved as GGUF.
 	SourceMetadata []gguf.KV
 
+	// Prompt and Prefix, when set, add virtual tokens (prompt tuning) or
+	// key/value prefixes (prefix tuning) to every sequence.
+	Prompt PromptHook
+	Prefix PrefixHook
+
 	train *trainPass // activation workspace reused across training steps
 }
 
