@@ -40,6 +40,50 @@ type Adapter interface {
 // change of base weights (prompt and prefix tuning, bottleneck adapters).
 var ErrNotMergeable = errors.New("this PEFT method cannot be merged into the base weights")
 
+// newFunc creates a fresh adapter of one peft_type from its
+// adapter_config.json, initialised with rng.
+type newFunc func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error)
+
+var (
+	constructorsMu sync.Mutex
+	constructors   = map[string]newFunc{}
+)
+
+// registerMethod makes NewAdapter understand a peft_type.
+func registerMethod(peftType string, f newFunc) {
+	constructorsMu.Lock()
+	defer constructorsMu.Unlock()
+	if _, dup := constructors[peftType]; dup {
+		panic("peft: constructor for " + peftType + " registered twice")
+	}
+	constructors[peftType] = f
+}
+
+// NewAdapter creates an untrained adapter from an adapter_config.json
+// document (any method graft implements, chosen by its peft_type) and
+// attaches it to m. It is how callers that speak JSON (the browser, plugins)
+// start a training run without knowing each method's Go config type.
+func NewAdapter(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+	var head struct {
+		PeftType string `json:"peft_type"`
+	}
+	if err := json.Unmarshal(config, &head); err != nil {
+		return nil, fmt.Errorf("peft config: %w", err)
+	}
+	constructorsMu.Lock()
+	f, ok := constructors[head.PeftType]
+	var known []string
+	for k := range constructors {
+		known = append(known, k)
+	}
+	constructorsMu.Unlock()
+	if !ok {
+		sort.Strings(known)
+		return nil, fmt.Errorf("peft config: peft_type %q is not supported (supported: %v)", head.PeftType, known)
+	}
+	return f(m, config, rng)
+}
+
 // loadFunc reads an adapter directory of one peft_type onto a model.
 type loadFunc func(m *model.Model, src Source) (a Adapter, warnings []string, err error)
 
@@ -121,12 +165,21 @@ func (a *loraAdapter) Merge() error                              { return a.mg.M
 func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
 
 func init() {
+	registerMethod(PeftTypeLoRA, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+		cfg, _, err := ParseConfig(config)
+		if err != nil {
+			return nil, fmt.Errorf("peft config: %w", err)
+		}
+		mg := managerOf(m)
+		name := freeName(mg)
+		if err := mg.AddAdapter(name, cfg, rng); err != nil {
+			return nil, err
+		}
+		return &loraAdapter{mg, name}, nil
+	})
 	registerLoader(PeftTypeLoRA, func(m *model.Model, src Source) (Adapter, []string, error) {
 		mg := managerOf(m)
-		name := fmt.Sprintf("adapter%d", len(mg.order))
-		for i := len(mg.order) + 1; slices.Contains(mg.order, name); i++ {
-			name = fmt.Sprintf("adapter%d", i)
-		}
+		name := freeName(mg)
 		warnings, err := mg.LoadFrom(src, name)
 		if err != nil {
 			return nil, nil, err
@@ -139,6 +192,15 @@ func init() {
 		}
 		return &loraAdapter{mg, name}, warnings, nil
 	})
+}
+
+// freeName returns an adapter name the manager does not use yet.
+func freeName(mg *Manager) string {
+	name := fmt.Sprintf("adapter%d", len(mg.order))
+	for i := len(mg.order) + 1; slices.Contains(mg.order, name); i++ {
+		name = fmt.Sprintf("adapter%d", i)
+	}
+	return name
 }
 
 // managerOf returns the LoRA manager already hooked into m, so that several

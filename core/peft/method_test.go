@@ -57,3 +57,22 @@ func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 		t.Fatalf("missing config: %v", err)
 	}
 }
+
+func TestNewAdapterFromConfigJSON(t *testing.T) {
+	m := loadModel(t, storiesGGUF)
+	a, err := NewAdapter(m, []byte(`{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}`), seeded(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PeftType() != PeftTypeLoRA || len(a.Params()) != 2*m.Config.Layers {
+		t.Fatalf("%s with %d params", a.PeftType(), len(a.Params()))
+	}
+	if err := a.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`{"peft_type": "NOPE"}`, `{"peft_type": "LORA", "r": 0, "lora_alpha": 1}`, `not json`} {
+		if _, err := NewAdapter(m, []byte(bad), seeded(1)); err == nil {
+			t.Errorf("NewAdapter(%s) succeeded", bad)
+		}
+	}
+}
