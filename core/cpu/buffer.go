@@ -10,8 +10,9 @@ import (
 
 // storage is the memory behind a buffer and all views of it.
 type storage struct {
-	f32   []float32 // F32 buffers
-	raw   []byte    // weights kept in their file dtype, row-major
+	f32   []float32       // F32 buffers
+	raw   []byte          // weights kept in their file dtype, row-major
+	nf4   *tensor.NF4Data // NF4 weights: codes and block scales
 	freed bool
 }
 
@@ -106,7 +107,8 @@ func (c *Backend) Zeros(shape ...int) backend.Buffer {
 // Load copies a host tensor into a new buffer. F32 stays F32 and F64 is
 // converted to F32. Every other floating-point dtype that tensor.Decode
 // understands (F16, BF16, Q8_0, Q4_0) is kept as raw bytes and dequantized
-// row by row where an operation reads it.
+// row by row where an operation reads it; NF4 is kept as its codes and
+// block scales (see loadNF4) and dequantized the same way.
 func (c *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {
 	if t == nil {
 		return nil, errors.New("cpu: load: nil tensor")
@@ -131,8 +133,11 @@ func (c *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {
 	if !t.DType.Float() {
 		return nil, fmt.Errorf("cpu: load tensor %q: dtype %v is not a floating-point type", t.Name, t.DType)
 	}
+	if t.DType == tensor.NF4 {
+		return b, loadNF4(b, t)
+	}
 	// Decode one block to learn whether the row decoder knows this dtype
-	// before keeping the bytes (NF4, for one, has no decoder yet).
+	// before keeping the bytes.
 	probe := make([]float32, t.DType.BlockElems())
 	if err := tensor.Decode(t.DType, make([]byte, t.DType.BlockBytes()), probe); err != nil {
 		return nil, fmt.Errorf("cpu: load tensor %q: %w", t.Name, err)
@@ -171,6 +176,10 @@ func (c *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 		copy(dst, b.data()[off:])
 		return nil
 	}
+	if b.st.nf4 != nil { // any range decodes directly
+		b.decode(off, dst)
+		return nil
+	}
 	// Decode the whole blocks covering the range, a bounded piece at a
 	// time, so reading a slice of a large weight needs little memory.
 	be := b.dtype.BlockElems()
@@ -189,10 +198,15 @@ func (c *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 }
 
 // decode dequantizes the elements [start, start+len(dst)) of a buffer of any
-// dtype; start and len(dst) must be whole blocks (or reach the end).
+// dtype; start and len(dst) must be whole blocks (or reach the end), except
+// for NF4, where any range decodes.
 func (b *buffer) decode(start int, dst []float32) {
 	if b.dtype == tensor.F32 {
 		copy(dst, b.data()[start:])
+		return
+	}
+	if b.st.nf4 != nil {
+		decodeNF4(b.st.nf4, start, dst)
 		return
 	}
 	be, bb := b.dtype.BlockElems(), b.dtype.BlockBytes()
@@ -251,6 +265,6 @@ func (c *Backend) Free(x backend.Buffer) {
 	b.freed = true
 	if !b.view {
 		b.st.freed = true
-		b.st.f32, b.st.raw = nil, nil
+		b.st.f32, b.st.raw, b.st.nf4 = nil, nil, nil
 	}
 }

@@ -95,7 +95,7 @@ func TestLoadErrors(t *testing.T) {
 		{"nil", nil, "nil tensor"},
 		{"short data", &tensor.Tensor{Name: "w", DType: tensor.F32, Shape: tensor.Shape{2, 2}, Data: make([]byte, 12)}, `"w"`},
 		{"integer", &tensor.Tensor{Name: "ids", DType: tensor.I32, Shape: tensor.Shape{2}, Data: make([]byte, 8)}, "not a floating-point type"},
-		{"no decoder", &tensor.Tensor{Name: "q", DType: tensor.NF4, Shape: tensor.Shape{2, 64}, Data: make([]byte, 64)}, `"q"`},
+		{"nf4 without its header", &tensor.Tensor{Name: "q", DType: tensor.NF4, Shape: tensor.Shape{2, 64}, Data: make([]byte, 64)}, `"q"`},
 		{"partial block", &tensor.Tensor{Name: "q8", DType: tensor.Q8_0, Shape: tensor.Shape{2, 16}, Data: make([]byte, 34)}, "blocks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

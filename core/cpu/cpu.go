@@ -5,10 +5,10 @@
 // (GOOS=wasip1).
 //
 // Storage: an F32 buffer is a []float32 with a shape. Weights loaded in
-// another dtype (F16, BF16, Q8_0, Q4_0) keep their raw bytes; operations
-// that read them (MatMul's b, Embedding's table, RMSNorm's weight)
-// dequantize one row, or a small tile of rows, at a time into per-worker
-// scratch, so a quantized model stays quantized in memory.
+// another dtype (F16, BF16, Q8_0, Q4_0, NF4) keep their encoded form;
+// operations that read them (MatMul's b, Embedding's table, RMSNorm's
+// weight) dequantize one row, or a small tile of rows, at a time into
+// per-worker scratch, so a quantized model stays quantized in memory.
 //
 // Shapes: an operation sees a buffer as a matrix whose columns are the
 // innermost dimension and whose rows are all outer dimensions folded

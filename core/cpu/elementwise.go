@@ -28,16 +28,7 @@ func (c *Backend) Copy(dst, src backend.Buffer) {
 
 // Add sets dst = a + b elementwise; dst may be a or b.
 func (c *Backend) Add(dst, a, b backend.Buffer) {
-	d, x, y := c.f32(dst, "Add", "dst"), c.f32(a, "Add", "a"), c.f32(b, "Add", "b")
-	checkSize("Add", "a", x, d.n)
-	checkSize("Add", "b", y, d.n)
-	o, xs, ys := d.data(), x.data(), y.data()
-	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
-		o, xs, ys := o[lo:hi], xs[lo:hi], ys[lo:hi]
-		for i := range o {
-			o[i] = xs[i] + ys[i]
-		}
-	})
+	c.broadcast("Add", dst, a, b, func(x, y float32) float32 { return x + y })
 }
 
 // Scale sets dst = s * x; dst may be x.
@@ -70,8 +61,14 @@ func (c *Backend) AddScaled(dst, x backend.Buffer, s float32) {
 // vector (one factor per column) and a b of rows elements a column. A row
 // vector wins when rows == cols and b's shape does not say [rows, 1].
 func (c *Backend) Mul(dst, a, b backend.Buffer) {
-	d, x, y := c.f32(dst, "Mul", "dst"), c.f32(a, "Mul", "a"), c.f32(b, "Mul", "b")
-	checkSize("Mul", "a", x, d.n)
+	c.broadcast("Mul", dst, a, b, func(x, y float32) float32 { return x * y })
+}
+
+// broadcast sets dst = f(a, b) elementwise, b being the same size as a, a
+// row vector of a's width, or a column [rows, 1] (see Mul's contract).
+func (c *Backend) broadcast(op string, dst, a, b backend.Buffer, f func(x, y float32) float32) {
+	d, x, y := c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.f32(b, op, "b")
+	checkSize(op, "a", x, d.n)
 	o, xs, ys := d.data(), x.data(), y.data()
 	rows, cols := x.dims()
 	column := len(y.shape) == 2 && y.shape[0] == rows && y.shape[1] == 1
@@ -80,7 +77,7 @@ func (c *Backend) Mul(dst, a, b backend.Buffer) {
 		c.parallelFor(len(o), elemGrain, func(lo, hi int) {
 			o, xs, ys := o[lo:hi], xs[lo:hi], ys[lo:hi]
 			for i := range o {
-				o[i] = xs[i] * ys[i]
+				o[i] = f(xs[i], ys[i])
 			}
 		})
 	case y.n == cols && !column:
@@ -88,7 +85,7 @@ func (c *Backend) Mul(dst, a, b backend.Buffer) {
 			for r := lo; r < hi; r++ {
 				o, xs := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols]
 				for i, s := range ys {
-					o[i] = xs[i] * s
+					o[i] = f(xs[i], s)
 				}
 			}
 		})
@@ -97,12 +94,12 @@ func (c *Backend) Mul(dst, a, b backend.Buffer) {
 			for r := lo; r < hi; r++ {
 				o, xs, s := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], ys[r]
 				for i := range o {
-					o[i] = xs[i] * s
+					o[i] = f(xs[i], s)
 				}
 			}
 		})
 	default:
-		panic(fmt.Sprintf("cpu: Mul: b %v broadcasts over neither the rows nor the columns of a %v", y.shape, x.shape))
+		panic(fmt.Sprintf("cpu: %s: b %v broadcasts over neither the rows nor the columns of a %v", op, y.shape, x.shape))
 	}
 }
 
