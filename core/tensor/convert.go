@@ -89,8 +89,9 @@ func PutFloat32s(dst []byte, values []float32) {
 }
 
 // Encode converts float32 values to the storage of a scalar float type or a
-// quantized type (F32, F16, BF16, Q8_0, Q4_0). len(src) must be a whole
-// number of blocks; dst must have exactly the size dt requires.
+// quantized type (F32, F16, BF16, Q8_0, Q4_0, NF4). len(src) must be a
+// whole number of blocks; dst must have exactly the size dt requires. NF4
+// is encoded without double quantization (QuantizeNF4 offers both).
 func Encode(dt DType, src []float32, dst []byte) error {
 	want, err := dt.Bytes(int64(len(src)))
 	if err != nil {
@@ -114,6 +115,8 @@ func Encode(dt DType, src []float32, dst []byte) error {
 		quantizeQ8_0(src, dst)
 	case Q4_0:
 		quantizeQ4_0(src, dst)
+	case NF4:
+		encodeNF4(src, dst)
 	default:
 		return fmt.Errorf("encode: unsupported dtype %v", dt)
 	}
@@ -121,8 +124,15 @@ func Encode(dt DType, src []float32, dst []byte) error {
 }
 
 // Decode converts storage of type dt into float32 values. len(dst) elements
-// are decoded from the start of src.
+// are decoded from the start of src. NF4 storage is a whole tensor's layout
+// (either kind), of which the first len(dst) elements are decoded.
 func Decode(dt DType, src []byte, dst []float32) error {
+	if dt == NF4 {
+		if err := decodeNF4(src, dst); err != nil {
+			return fmt.Errorf("decode NF4: %w", err)
+		}
+		return nil
+	}
 	need, err := dt.Bytes(int64(len(dst)))
 	if err != nil {
 		return fmt.Errorf("decode %v: %w", dt, err)

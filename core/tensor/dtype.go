@@ -19,7 +19,7 @@ const (
 	BF16
 	Q8_0
 	Q4_0
-	NF4 // bitsandbytes 4-bit NormalFloat; layout defined by the QLoRA work.
+	NF4 // bitsandbytes 4-bit NormalFloat in blocks of 64; see NF4Data for the layout
 	F64
 	I8
 	I16
@@ -45,7 +45,7 @@ var dtypeInfos = [...]dtypeInfo{
 	BF16:    {"BF16", 1, 2},
 	Q8_0:    {"Q8_0", 32, 34},
 	Q4_0:    {"Q4_0", 32, 18},
-	NF4:     {"NF4", 2, 1},
+	NF4:     {"NF4", 64, 36}, // plain layout per block; Bytes adds the header and a partial block
 	F64:     {"F64", 1, 8},
 	I8:      {"I8", 1, 1},
 	I16:     {"I16", 1, 2},
@@ -92,7 +92,9 @@ func (d DType) Float() bool {
 // BlockElems is the number of elements in one block (1 for scalar types).
 func (d DType) BlockElems() int { return d.info().blockElems }
 
-// BlockBytes is the size in bytes of one block.
+// BlockBytes is the size in bytes of one block. For NF4 it is the 32 bytes
+// of codes and the float32 scale of one block of 64 without double
+// quantization; a whole NF4 tensor also has a header (see NF4Bytes).
 func (d DType) BlockBytes() int { return d.info().blockBytes }
 
 // ParseDType maps a name (case-sensitive, as written by String) to a DType.
@@ -107,8 +109,13 @@ func ParseDType(name string) (DType, error) {
 
 // Bytes returns the storage size of n elements of type d. It fails when d is
 // unknown, when n is negative, when n is not a whole number of blocks, or
-// when the size overflows int64.
+// when the size overflows int64. NF4 blocks run over the flattened tensor,
+// so any n is whole; its size is that of the layout without double
+// quantization, header included (NF4Bytes gives either).
 func (d DType) Bytes(n int64) (int64, error) {
+	if d == NF4 {
+		return NF4Bytes(n, false)
+	}
 	in := d.info()
 	if in.blockElems == 0 {
 		return 0, fmt.Errorf("dtype %v has no size", d)

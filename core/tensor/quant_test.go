@@ -194,7 +194,10 @@ func TestEncodeDecodeErrors(t *testing.T) {
 		t.Error("Encode of a partial block succeeded")
 	}
 	if err := Encode(NF4, make([]float32, 2), make([]byte, 1)); err == nil {
-		t.Error("Encode NF4 succeeded")
+		t.Error("Encode NF4 into a short buffer succeeded")
+	}
+	if err := Decode(NF4, make([]byte, 18), make([]float32, 4)); err == nil {
+		t.Error("Decode NF4 without a header succeeded")
 	}
 	if err := Decode(Q4_0, make([]byte, 17), make([]float32, 32)); err == nil {
 		t.Error("Decode of a short buffer succeeded")

@@ -80,13 +80,24 @@ func FromFloat32(name string, shape Shape, values []float32) (*Tensor, error) {
 	return &Tensor{Name: name, DType: F32, Shape: shape.Clone(), Data: data}, nil
 }
 
-// Validate checks that the storage size matches dtype and shape. For
-// quantized types the innermost dimension must be a whole number of blocks,
-// because graft (like ggml) quantizes row by row.
+// Validate checks that the storage size matches dtype and shape. For the
+// ggml quantized types the innermost dimension must be a whole number of
+// blocks, because ggml quantizes row by row; NF4, like bitsandbytes,
+// quantizes the flattened tensor, and its header must agree with the shape.
 func (t *Tensor) Validate() error {
 	n := t.Shape.Numel()
 	if n < 0 {
 		return fmt.Errorf("tensor %q: invalid shape %v", t.Name, t.Shape)
+	}
+	if t.DType == NF4 {
+		got, _, err := nf4Header(t.Data)
+		if err != nil {
+			return fmt.Errorf("tensor %q: %w", t.Name, err)
+		}
+		if got != n {
+			return fmt.Errorf("tensor %q: NF4 data holds %d elements, shape %v has %d", t.Name, got, t.Shape, n)
+		}
+		return nil
 	}
 	if t.DType.Quantized() && len(t.Shape) > 0 && t.Shape[len(t.Shape)-1]%t.DType.BlockElems() != 0 {
 		return fmt.Errorf("tensor %q: %v rows of %d are not a whole number of %d-element blocks", t.Name, t.DType, t.Shape[len(t.Shape)-1], t.DType.BlockElems())

@@ -1,0 +1,316 @@
+package peft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+// The ways prompt tuning can initialise its virtual tokens (PEFT's
+// PromptTuningInit).
+const (
+	// PromptInitRandom draws every element from N(0, 1), the default
+	// initialisation of torch.nn.Embedding that PEFT keeps.
+	PromptInitRandom = "RANDOM"
+	// PromptInitText copies the embedding rows of the tokens of an init
+	// text, repeated or truncated to the number of virtual tokens.
+	PromptInitText = "TEXT"
+	// PromptInitSampleVocab copies the embedding rows of token ids drawn
+	// uniformly from the vocabulary.
+	PromptInitSampleVocab = "SAMPLE_VOCAB"
+)
+
+// PromptTuningConfig is PEFT's PromptTuningConfig: its JSON form is the
+// adapter_config.json PEFT writes. Only NumVirtualTokens must be set; the
+// zero value of every other field is PEFT's default or filled from the
+// model.
+type PromptTuningConfig struct {
+	PromptLearningConfig
+	// PromptTuningInit is PromptInitRandom (empty means it),
+	// PromptInitText or PromptInitSampleVocab.
+	PromptTuningInit string
+	// PromptTuningInitText is the text of PromptInitText. It is tokenized
+	// with the model's tokenizer with BOS, as a Hugging Face Llama
+	// tokenizer's __call__ does.
+	PromptTuningInitText string
+	// TokenizerNameOrPath names the tokenizer of PromptInitText for PEFT,
+	// which requires one with that init; graft uses the model's own and
+	// records BaseModelNameOrPath (or the model's path) when it is empty.
+	TokenizerNameOrPath string
+	// TokenizerKwargs are passed to AutoTokenizer by PEFT; graft records
+	// them. PEFT allows them only with PromptInitText.
+	TokenizerKwargs map[string]any
+}
+
+// resolve fills defaults and checks c against the model.
+func (c *PromptTuningConfig) resolve(m *model.Model) error {
+	if err := c.PromptLearningConfig.resolve(m, PeftTypePromptTuning, m.Config.Dim, m.Config.Heads); err != nil {
+		return err
+	}
+	if c.PromptTuningInit == "" {
+		c.PromptTuningInit = PromptInitRandom
+	}
+	switch c.PromptTuningInit {
+	case PromptInitRandom, PromptInitSampleVocab:
+		if len(c.TokenizerKwargs) > 0 {
+			return fmt.Errorf("tokenizer_kwargs are only valid with prompt_tuning_init %q", PromptInitText)
+		}
+	case PromptInitText:
+		if c.PromptTuningInitText == "" {
+			return fmt.Errorf("prompt_tuning_init %q needs a prompt_tuning_init_text", PromptInitText)
+		}
+		if c.TokenizerNameOrPath == "" {
+			// PEFT refuses a TEXT config without one, even when loading.
+			c.TokenizerNameOrPath = c.BaseModelNameOrPath
+			if c.TokenizerNameOrPath == "" {
+				c.TokenizerNameOrPath = m.SourcePath
+			}
+		}
+	default:
+		return fmt.Errorf("prompt_tuning_init %q is not one of %q, %q, %q", c.PromptTuningInit, PromptInitRandom, PromptInitText, PromptInitSampleVocab)
+	}
+	return nil
+}
+
+// MarshalJSON writes the config as PEFT writes adapter_config.json: every
+// field of PromptTuningConfig, keys sorted (compact; the saved file is
+// indented).
+func (c PromptTuningConfig) MarshalJSON() ([]byte, error) { return marshalNoHTML(c.jsonFields()) }
+
+func (c PromptTuningConfig) jsonFields() map[string]any {
+	fields := c.PromptLearningConfig.jsonFields()
+	fields["peft_type"] = orDefault(c.PeftType, PeftTypePromptTuning)
+	fields["task_type"] = orDefault(c.TaskType, TaskCausalLM)
+	fields["prompt_tuning_init"] = orDefault(c.PromptTuningInit, PromptInitRandom)
+	fields["prompt_tuning_init_text"] = nil
+	if c.PromptTuningInitText != "" {
+		fields["prompt_tuning_init_text"] = c.PromptTuningInitText
+	}
+	fields["tokenizer_name_or_path"] = nil
+	if c.TokenizerNameOrPath != "" {
+		fields["tokenizer_name_or_path"] = c.TokenizerNameOrPath
+	}
+	fields["tokenizer_kwargs"] = nil
+	if len(c.TokenizerKwargs) > 0 {
+		fields["tokenizer_kwargs"] = c.TokenizerKwargs
+	}
+	return fields
+}
+
+// ParsePromptTuningConfig decodes a prompt-tuning adapter_config.json.
+// Unknown keys are ignored and listed in warnings. The result is checked
+// against a model only when an adapter is made or loaded.
+func ParsePromptTuningConfig(data []byte) (cfg PromptTuningConfig, warnings []string, err error) {
+	targets := cfg.jsonTargets()
+	targets["prompt_tuning_init"] = &cfg.PromptTuningInit
+	targets["prompt_tuning_init_text"] = &cfg.PromptTuningInitText
+	targets["tokenizer_name_or_path"] = &cfg.TokenizerNameOrPath
+	targets["tokenizer_kwargs"] = &cfg.TokenizerKwargs
+	warnings, err = parsePromptConfig(data, targets)
+	if err != nil {
+		return PromptTuningConfig{}, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// promptTuning is a prompt-tuning adapter: NumVirtualTokens learned
+// embeddings [n, Dim] that the model prepends to every sequence through
+// its PromptHook.
+type promptTuning struct {
+	m           *model.Model
+	cfg         PromptTuningConfig
+	value, grad backend.Buffer
+}
+
+var (
+	_ model.PromptHook = (*promptTuning)(nil)
+	_ Adapter          = (*promptTuning)(nil)
+)
+
+// NewPromptTuning adds a prompt-tuning adapter to m, initialised as
+// cfg.PromptTuningInit says (drawing from rng for PromptInitRandom and
+// PromptInitSampleVocab), and installs it as m.Prompt. A model takes one
+// prompt-tuning adapter at a time.
+func NewPromptTuning(m *model.Model, cfg PromptTuningConfig, rng *rand.Rand) (Adapter, error) {
+	if err := cfg.resolve(m); err != nil {
+		return nil, fmt.Errorf("prompt tuning: %w", err)
+	}
+	n, dim := cfg.NumVirtualTokens, m.Config.Dim
+	var ids []int32
+	var vals []float32
+	switch cfg.PromptTuningInit {
+	case PromptInitRandom:
+		if rng == nil {
+			return nil, errors.New("prompt tuning: RANDOM initialisation needs a random source")
+		}
+		vals = make([]float32, n*dim)
+		for i := range vals {
+			vals[i] = float32(rng.NormFloat64())
+		}
+	case PromptInitSampleVocab:
+		if rng == nil {
+			return nil, errors.New("prompt tuning: SAMPLE_VOCAB initialisation needs a random source")
+		}
+		ids = make([]int32, n)
+		for i := range ids {
+			ids[i] = int32(rng.IntN(m.Config.Vocab))
+		}
+	case PromptInitText:
+		var err error
+		if ids, err = promptInitTokens(m, cfg.PromptTuningInitText, n); err != nil {
+			return nil, fmt.Errorf("prompt tuning: %w", err)
+		}
+	}
+	return installPromptTuning(m, cfg, func(b backend.Backend, value backend.Buffer) error {
+		if ids != nil {
+			b.Embedding(value, m.Embed, ids)
+			return nil
+		}
+		return b.Write(value, 0, vals)
+	})
+}
+
+// promptInitTokens tokenizes the init text and repeats or truncates the
+// ids to n, as PEFT's PromptEmbedding does.
+func promptInitTokens(m *model.Model, text string, n int) ([]int32, error) {
+	if m.Tokenizer == nil {
+		return nil, errors.New("TEXT initialisation needs the model's tokenizer, and the model has none")
+	}
+	tokens := m.Tokenizer.Encode(text, true)
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("prompt_tuning_init_text %q gives no tokens", text)
+	}
+	for _, id := range tokens {
+		if id < 0 || int(id) >= m.Config.Vocab {
+			return nil, fmt.Errorf("prompt_tuning_init_text %q: token %d is outside the model's vocabulary of %d", text, id, m.Config.Vocab)
+		}
+	}
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = tokens[i%len(tokens)]
+	}
+	return ids, nil
+}
+
+// installPromptTuning allocates the adapter, fills its embeddings with
+// init and hooks it into m.
+func installPromptTuning(m *model.Model, cfg PromptTuningConfig, init func(backend.Backend, backend.Buffer) error) (*promptTuning, error) {
+	if m.Prompt != nil {
+		return nil, errors.New("prompt tuning: the model already has a prompt-tuning adapter; unload it first")
+	}
+	b := m.Backend
+	p := &promptTuning{m: m, cfg: cfg,
+		value: b.Zeros(cfg.NumVirtualTokens, m.Config.Dim),
+		grad:  b.Zeros(cfg.NumVirtualTokens, m.Config.Dim)}
+	if err := init(b, p.value); err != nil {
+		p.free()
+		return nil, fmt.Errorf("prompt tuning: initialising prompt_embeddings: %w", err)
+	}
+	m.Prompt = p
+	return p, nil
+}
+
+// Virtual is the number of virtual tokens.
+func (p *promptTuning) Virtual() int { return p.cfg.NumVirtualTokens }
+
+// Forward writes the virtual embeddings into dst [n, Dim].
+func (p *promptTuning) Forward(b backend.Backend, dst backend.Buffer) { b.Copy(dst, p.value) }
+
+// Backward accumulates the batch-summed gradient of the embeddings.
+func (p *promptTuning) Backward(b backend.Backend, dEmb backend.Buffer) { b.Add(p.grad, p.grad, dEmb) }
+
+func (p *promptTuning) PeftType() string { return PeftTypePromptTuning }
+
+// Params is the single tensor prompt_embeddings [n, Dim], named as in the
+// saved file.
+func (p *promptTuning) Params() []model.Param {
+	if p.value == nil {
+		return nil
+	}
+	return []model.Param{{Name: promptEmbeddingsKey, Value: p.value, Grad: p.grad}}
+}
+
+// SetTraining does nothing: prompt tuning has no training-only behaviour.
+func (p *promptTuning) SetTraining(bool, *rand.Rand) error { return nil }
+
+// Files encodes the adapter as PEFT saves it: inference_mode true and
+// prompt_embeddings [num_virtual_tokens, token_dim] in F32.
+func (p *promptTuning) Files() (Files, error) {
+	if p.value == nil {
+		return nil, fmt.Errorf("prompt tuning: %w", errUnloaded)
+	}
+	cfg := p.cfg
+	cfg.InferenceMode = true
+	cfgJSON, err := encodePromptConfig(cfg.jsonFields())
+	if err != nil {
+		return nil, err
+	}
+	vals, err := readAll(p.m.Backend, p.value)
+	if err != nil {
+		return nil, fmt.Errorf("prompt tuning: reading prompt_embeddings: %w", err)
+	}
+	return promptFiles(cfgJSON, vals, tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim})
+}
+
+// Merge returns ErrNotMergeable: virtual tokens are not a weight change.
+func (p *promptTuning) Merge() error { return ErrNotMergeable }
+
+// Unload removes the hook from the model and frees the embeddings.
+func (p *promptTuning) Unload() error {
+	if p.value == nil {
+		return fmt.Errorf("prompt tuning: %w", errUnloaded)
+	}
+	if p.m.Prompt == model.PromptHook(p) {
+		p.m.Prompt = nil
+	}
+	p.free()
+	return nil
+}
+
+func (p *promptTuning) free() {
+	p.m.Backend.Free(p.value)
+	p.m.Backend.Free(p.grad)
+	p.value, p.grad = nil, nil
+}
+
+func init() {
+	registerMethod(PeftTypePromptTuning, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+		cfg, _, err := ParsePromptTuningConfig(config)
+		if err != nil {
+			return nil, fmt.Errorf("peft config: %w", err)
+		}
+		return NewPromptTuning(m, cfg, rng)
+	})
+	registerLoader(PeftTypePromptTuning, func(m *model.Model, src Source) (Adapter, []string, error) {
+		var cfg PromptTuningConfig
+		warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
+			var (
+				w   []string
+				err error
+			)
+			if cfg, w, err = ParsePromptTuningConfig(data); err != nil {
+				return nil, err
+			}
+			return w, cfg.resolve(m)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		shape := tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim}
+		vals, err := readPromptEmbeddings(src, shape, fmt.Sprintf("num_virtual_tokens %d x token_dim %d", cfg.NumVirtualTokens, cfg.TokenDim))
+		if err != nil {
+			return nil, nil, err
+		}
+		p, err := installPromptTuning(m, cfg, func(b backend.Backend, value backend.Buffer) error {
+			return b.Write(value, 0, vals)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+		}
+		return p, warnings, nil
+	})
+}
