@@ -11,8 +11,10 @@ GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 WAZERO    := $(GOBIN_DIR)/wazero
 WASM_EXEC := $(GOROOT)/lib/wasm
 CORE      := ./core/...
+LLAMACPP  := tools/llamacpp
+HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: all build demo test test-native test-js test-wasip1 lint fuzz golden clean
+.PHONY: all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp
 
 all: build
 
@@ -47,8 +49,16 @@ lint:
 	GOOS=js GOARCH=wasm $(GO) vet $(CORE)
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(CORE)
 
-test-native:
+# With Node.js present, the GGUF LoRA export is checked in llama.cpp.
+test-native: $(if $(HAVE_NODE),llamacpp)
 	$(GO) test ./...
+
+# llama.cpp for that check (native/cmd/graft/export_test.go): node-llama-cpp
+# and its prebuilt CPU binary from the npm lock, never built from source.
+llamacpp: $(LLAMACPP)/node_modules/.package-lock.json
+
+$(LLAMACPP)/node_modules/.package-lock.json: $(LLAMACPP)/package.json $(LLAMACPP)/package-lock.json
+	cd $(LLAMACPP) && npm ci --ignore-scripts --no-audit --no-fund
 
 # The core runs in browsers: its tests run under Node.js with Go's js/wasm shim.
 test-js:
@@ -67,6 +77,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/gguf
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/safetensors
 	$(GO) test -run='^$$' -fuzz=FuzzParseHFTokenizer -fuzztime=$(FUZZTIME) ./core/tokenizer
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./core/formats/bundle
 
 # Regenerates the reference logits with Debian's python3-torch.
 golden:

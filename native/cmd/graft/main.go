@@ -30,6 +30,7 @@ func commands() []command {
 		{"tokenize", "print the token ids of a text", runTokenize},
 		{"generate", "continue a prompt", runGenerate},
 		{"eval", "score a JSONL dataset: loss and perplexity", runEval},
+		{"export", "export an adapter as a GGUF LoRA for llama.cpp or a msgpack bundle", runExport},
 		{"merge", "merge adapters into the base and save it as GGUF or Hugging Face safetensors", runMerge},
 		{"train", "fine-tune an adapter (LoRA) and save it in PEFT's format", runTrain},
 	}

@@ -12,9 +12,11 @@ import (
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
-	path     string
-	device   string
-	adapters stringList
+	path        string
+	device      string
+	adapters    stringList
+	quantize    string
+	doubleQuant bool
 }
 
 // stringList is a flag that may be repeated.
@@ -27,12 +29,14 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	mf := &modelFlags{}
 	fs.StringVar(&mf.path, "model", "", "model `path`: a .gguf file or a Hugging Face directory")
 	fs.StringVar(&mf.device, "device", "cpu", "where to run: cpu")
+	fs.StringVar(&mf.quantize, "quantize", "", "quantize the frozen projections on load: nf4 (QLoRA)")
+	fs.BoolVar(&mf.doubleQuant, "double-quant", false, "with --quantize nf4: also quantize the block scales (bitsandbytes' double quantization)")
 	return mf
 }
 
 // addAdapterFlag lets a command apply PEFT adapters on top of the model.
 func (mf *modelFlags) addAdapterFlag(fs *flag.FlagSet) {
-	fs.Var(&mf.adapters, "adapter", "PEFT adapter `dir` to apply (repeat to combine several)")
+	fs.Var(&mf.adapters, "adapter", "adapter to apply: a PEFT `dir` or a .msgpack bundle (repeat to combine several)")
 }
 
 func (mf *modelFlags) load() (*model.Model, error) {
@@ -42,9 +46,23 @@ func (mf *modelFlags) load() (*model.Model, error) {
 	if mf.device != "cpu" {
 		return nil, usagef("--device %q: this build runs on cpu only", mf.device)
 	}
+	switch mf.quantize {
+	case "", "nf4":
+	default:
+		return nil, usagef("--quantize %q: supported: nf4", mf.quantize)
+	}
+	if mf.doubleQuant && mf.quantize == "" {
+		return nil, usagef("--double-quant needs --quantize nf4")
+	}
 	m, err := model.Load(mf.path, cpu.New())
 	if err != nil {
 		return nil, err
+	}
+	if mf.quantize == "nf4" {
+		if err := model.QuantizeNF4(m, mf.doubleQuant); err != nil {
+			m.Free()
+			return nil, err
+		}
 	}
 	if _, err := mf.applyAdapters(m); err != nil {
 		m.Free()
@@ -58,7 +76,11 @@ func (mf *modelFlags) load() (*model.Model, error) {
 func (mf *modelFlags) applyAdapters(m *model.Model) ([]peft.Adapter, error) {
 	var out []peft.Adapter
 	for _, dir := range mf.adapters {
-		a, warnings, err := peft.LoadAdapter(m, peft.Dir(dir))
+		src, err := peft.OpenAdapterPath(dir)
+		if err != nil {
+			return nil, err
+		}
+		a, warnings, err := peft.LoadAdapter(m, src)
 		if err != nil {
 			return nil, err
 		}

@@ -55,6 +55,18 @@ type trainFlags struct {
 	chatTemplate    string
 	keepCheckpoints int
 
+	virtualTokens    int
+	promptInit       string
+	initText         string
+	prefixProjection bool
+	encoderHidden    int
+	feedforward      string
+	dInitial         float64
+	projectionSeed   int64
+	reductionFactor  float64
+	nonLinearity     string
+	set              map[string]bool // flags given on the command line
+
 	// observe, when set, sees every training event (tests use it to stop a
 	// run midway).
 	observe func(train.Event)
@@ -76,7 +88,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.StringVar(&f.data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .txt)")
 	fs.StringVar(&f.eval, "eval", "", "held-out data `file`, evaluated every --eval-every steps and at the end")
 	fs.StringVar(&f.out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
-	fs.StringVar(&f.method, "method", "lora", "PEFT method: lora")
+	fs.StringVar(&f.method, "method", "lora", "PEFT method: "+methods)
 	fs.IntVar(&f.r, "r", 8, "LoRA rank")
 	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha (scaling alpha/r)")
 	fs.Float64Var(&f.dropout, "dropout", 0, "LoRA dropout probability")
@@ -101,6 +113,16 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
 	fs.StringVar(&f.chatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
+	fs.IntVar(&f.virtualTokens, "virtual-tokens", 20, "prompt/prefix tuning: number of virtual tokens")
+	fs.StringVar(&f.promptInit, "prompt-init", "random", "prompt tuning: initialisation random, text or sample-vocab")
+	fs.StringVar(&f.initText, "init-text", "", "prompt tuning: text whose embeddings initialise the prompt (implies --prompt-init text)")
+	fs.BoolVar(&f.prefixProjection, "prefix-projection", false, "prefix tuning: train through PEFT's MLP reparameterisation")
+	fs.IntVar(&f.encoderHidden, "encoder-hidden", 0, "prefix tuning: hidden size of the projection MLP (0: the key/value width)")
+	fs.StringVar(&f.feedforward, "feedforward", "down_proj", "ia3: modules whose input (not output) is scaled")
+	fs.Float64Var(&f.dInitial, "d-initial", 0.1, "vera: initial value of lambda_d")
+	fs.Int64Var(&f.projectionSeed, "projection-seed", 0, "vera: projection_prng_key for the shared random projections")
+	fs.Float64Var(&f.reductionFactor, "reduction-factor", 16, "houlsby/pfeiffer: hidden size divided by the bottleneck width")
+	fs.StringVar(&f.nonLinearity, "non-linearity", "", "houlsby/pfeiffer: swish, relu, gelu, gelu_new, tanh, sigmoid, linear (default: swish for houlsby, relu for pfeiffer)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return nil, err
@@ -108,6 +130,8 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	if len(pos) > 0 {
 		return nil, usagef("unexpected arguments %q", pos)
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	return f, f.check()
 }
 
@@ -137,11 +161,19 @@ func (f *trainFlags) loraConfig() peft.LoraConfig {
 		R: f.r, LoraAlpha: f.alpha, LoraDropout: f.dropout, UseRSLoRA: f.rslora,
 		InitLoraWeights: peft.LoraInit(f.init),
 	}
-	switch t := strings.TrimSpace(f.target); {
+	cfg.TargetModules = parseModules(f.target)
+	cfg.BaseModelNameOrPath = f.model.path
+	return cfg
+}
+
+// parseModules reads a target list as PEFT's target_modules: all-linear, a
+// regular expression (full match), or comma-separated names.
+func parseModules(s string) peft.Modules {
+	switch t := strings.TrimSpace(s); {
 	case t == peft.AllLinear:
-		cfg.TargetModules = peft.TargetAllLinear()
+		return peft.TargetAllLinear()
 	case strings.ContainsAny(t, `.*+?()[]|\^$`):
-		cfg.TargetModules = peft.TargetPattern(t)
+		return peft.TargetPattern(t)
 	default:
 		var names []string
 		for _, n := range strings.Split(t, ",") {
@@ -149,9 +181,60 @@ func (f *trainFlags) loraConfig() peft.LoraConfig {
 				names = append(names, n)
 			}
 		}
-		cfg.TargetModules = peft.TargetNames(names...)
+		return peft.TargetNames(names...)
+	}
+}
+
+// veraConfig turns the flags into PEFT's VeraConfig; --r defaults to
+// PEFT's 256 for VeRA.
+func (f *trainFlags) veraConfig() peft.VeraConfig {
+	cfg := peft.DefaultVeraConfig()
+	if f.set["r"] {
+		cfg.R = f.r
+	}
+	if f.set["target"] {
+		cfg.TargetModules = parseModules(f.target)
+	}
+	cfg.VeraDropout, cfg.DInitial, cfg.ProjectionPRNGKey = f.dropout, f.dInitial, f.projectionSeed
+	cfg.BaseModelNameOrPath = f.model.path
+	return cfg
+}
+
+// ia3Config turns the flags into PEFT's IA3Config (default targets
+// k_proj, v_proj, down_proj).
+func (f *trainFlags) ia3Config() peft.IA3Config {
+	cfg := peft.DefaultIA3Config()
+	if f.set["target"] {
+		cfg.TargetModules = parseModules(f.target)
+	}
+	if f.set["feedforward"] || f.set["target"] {
+		cfg.FeedforwardModules = parseModules(f.feedforward)
 	}
 	cfg.BaseModelNameOrPath = f.model.path
+	return cfg
+}
+
+func (f *trainFlags) promptTuningConfig() peft.PromptTuningConfig {
+	var cfg peft.PromptTuningConfig
+	cfg.NumVirtualTokens = f.virtualTokens
+	cfg.BaseModelNameOrPath = f.model.path
+	cfg.PromptTuningInit = strings.ToUpper(strings.ReplaceAll(f.promptInit, "-", "_"))
+	if f.initText != "" {
+		cfg.PromptTuningInit, cfg.PromptTuningInitText = peft.PromptInitText, f.initText
+	}
+	return cfg
+}
+
+func (f *trainFlags) bottleneckConfig() peft.BottleneckConfig {
+	return peft.BottleneckConfig{Kind: f.method, ReductionFactor: f.reductionFactor, NonLinearity: f.nonLinearity,
+		Dropout: f.dropout, ModelName: f.model.path}
+}
+
+func (f *trainFlags) prefixTuningConfig() peft.PrefixTuningConfig {
+	var cfg peft.PrefixTuningConfig
+	cfg.NumVirtualTokens = f.virtualTokens
+	cfg.BaseModelNameOrPath = f.model.path
+	cfg.PrefixProjection, cfg.EncoderHiddenSize = f.prefixProjection, f.encoderHidden
 	return cfg
 }
 
@@ -291,6 +374,9 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// methods lists the --method names graft train accepts.
+const methods = "lora, vera, ia3, prompt-tuning, prefix-tuning, houlsby, pfeiffer"
+
 // newAdapter creates the adapter --method asks for.
 func (f *trainFlags) newAdapter(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
 	switch f.method {
@@ -300,18 +386,45 @@ func (f *trainFlags) newAdapter(m *model.Model, rng *rand.Rand) (peft.Adapter, e
 			return nil, err
 		}
 		return mg.AsAdapter(adapterName)
+	case "vera":
+		return peft.NewVeRA(m, f.veraConfig(), rng)
+	case "ia3":
+		return peft.NewIA3(m, f.ia3Config())
+	case "prompt-tuning":
+		return peft.NewPromptTuning(m, f.promptTuningConfig(), rng)
+	case "prefix-tuning":
+		return peft.NewPrefixTuning(m, f.prefixTuningConfig(), rng)
+	case "houlsby", "pfeiffer":
+		return peft.NewBottleneck(m, f.bottleneckConfig(), rng)
 	}
-	return nil, usagef("--method %q: supported methods are: lora", f.method)
+	return nil, usagef("--method %q: supported methods are: %s", f.method, methods)
 }
 
-// validateMethod checks the method's settings before the model loads.
+// validateMethod checks the method's settings before the model loads, as
+// far as they can be checked without it.
 func (f *trainFlags) validateMethod() error {
 	switch f.method {
 	case "lora":
 		cfg := f.loraConfig()
 		return cfg.Validate()
+	case "vera":
+		cfg := f.veraConfig()
+		return cfg.Validate()
+	case "ia3":
+		cfg := f.ia3Config()
+		return cfg.Validate()
+	case "houlsby", "pfeiffer":
+		if !(f.reductionFactor >= 1) {
+			return fmt.Errorf("--reduction-factor %g must be at least 1", f.reductionFactor)
+		}
+		return nil
+	case "prompt-tuning", "prefix-tuning":
+		if f.virtualTokens < 1 {
+			return fmt.Errorf("--virtual-tokens %d must be at least 1", f.virtualTokens)
+		}
+		return nil
 	}
-	return fmt.Errorf("--method %q: supported methods are: lora", f.method)
+	return fmt.Errorf("--method %q: supported methods are: %s", f.method, methods)
 }
 
 // describe summarizes the method's settings for the log.
@@ -319,6 +432,13 @@ func (f *trainFlags) describe() string {
 	switch f.method {
 	case "lora":
 		return fmt.Sprintf("lora r=%d alpha=%g targets %s", f.r, f.alpha, f.target)
+	case "vera":
+		cfg := f.veraConfig()
+		return fmt.Sprintf("vera r=%d", cfg.R)
+	case "prompt-tuning", "prefix-tuning":
+		return fmt.Sprintf("%s with %d virtual tokens", f.method, f.virtualTokens)
+	case "houlsby", "pfeiffer":
+		return fmt.Sprintf("%s adapters, reduction factor %g", f.method, f.reductionFactor)
 	}
 	return f.method
 }

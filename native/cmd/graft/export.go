@@ -1,0 +1,125 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/formats/gguf"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/peft"
+)
+
+// Export formats.
+const (
+	formatGGUFLoRA = "gguf-lora"
+	formatMsgpack  = "msgpack"
+)
+
+func runExport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	adapter := fs.String("adapter", "", "adapter `path`: a PEFT adapter directory or a .msgpack bundle")
+	format := fs.String("format", "", "output format: gguf-lora (llama.cpp's LoRA adapter) or msgpack (graft's one-file bundle); default: from --out's extension")
+	out := fs.String("out", "", "output `file`")
+	base := fs.String("model", "", "base model `path` (.gguf or Hugging Face directory), needed for gguf-lora: its architecture, head counts and tensor shapes")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) > 0:
+		return usagef("unexpected arguments %q", pos)
+	case *adapter == "":
+		return usagef("--adapter is required")
+	case *out == "":
+		return usagef("--out is required")
+	}
+	if *format == "" {
+		switch lower := strings.ToLower(*out); {
+		case strings.HasSuffix(lower, ".gguf"):
+			*format = formatGGUFLoRA
+		case strings.HasSuffix(lower, ".msgpack"):
+			*format = formatMsgpack
+		default:
+			return usagef("--format is required when --out ends in neither .gguf nor .msgpack")
+		}
+	}
+	src, err := peft.OpenAdapterPath(*adapter)
+	if err != nil {
+		return err
+	}
+	var tensors int
+	switch *format {
+	case formatGGUFLoRA:
+		if *base == "" {
+			return usagef("--model is required for %s: the export needs the base's architecture and head counts (llama.cpp's q/k rows are permuted per head)", formatGGUFLoRA)
+		}
+		if tensors, err = exportGGUFLoRA(src, *base, *out, stderr); err != nil {
+			return err
+		}
+	case formatMsgpack:
+		files, err := peft.ReadFiles(src)
+		if err != nil {
+			return err
+		}
+		if err := peft.WriteBundle(*out, files); err != nil {
+			return err
+		}
+	default:
+		return usagef("--format %q: want %s or %s", *format, formatGGUFLoRA, formatMsgpack)
+	}
+	st, err := os.Stat(*out)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, struct {
+			Out     string `json:"out"`
+			Format  string `json:"format"`
+			Bytes   int64  `json:"bytes"`
+			Tensors int    `json:"tensors,omitempty"`
+		}{*out, *format, st.Size(), tensors})
+	}
+	fmt.Fprintf(stdout, "exported %s to %s (%s, %d bytes)\n", *adapter, *out, *format, st.Size())
+	return nil
+}
+
+// exportGGUFLoRA converts the adapter for the base at basePath and writes
+// it; it returns the number of tensors written.
+func exportGGUFLoRA(src peft.Source, basePath, out string, stderr io.Writer) (int, error) {
+	base, err := ggufBase(basePath)
+	if err != nil {
+		return 0, err
+	}
+	exp, err := peft.ConvertGGUFLoRA(src, base)
+	if err != nil {
+		return 0, err
+	}
+	for _, w := range exp.Warnings {
+		fmt.Fprintf(stderr, "graft export: warning: %s\n", w)
+	}
+	return len(exp.Tensors), exp.WriteFile(out)
+}
+
+// ggufBase describes the base model: from a GGUF header alone, or by
+// loading a Hugging Face directory.
+func ggufBase(path string) (peft.GGUFBase, error) {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		f, err := gguf.Open(path)
+		if err != nil {
+			return peft.GGUFBase{}, err
+		}
+		defer f.Close()
+		return peft.GGUFBaseOfFile(f)
+	}
+	m, err := model.Load(path, cpu.New())
+	if err != nil {
+		return peft.GGUFBase{}, err
+	}
+	defer m.Free()
+	return peft.GGUFBaseOf(m), nil
+}
