@@ -64,6 +64,7 @@ type trainFlags struct {
 	dInitial         float64
 	projectionSeed   int64
 	reductionFactor  float64
+	asJSON           bool
 	nonLinearity     string
 	set              map[string]bool // flags given on the command line
 
@@ -113,6 +114,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
 	fs.StringVar(&f.chatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
+	fs.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object (progress still goes to stderr)")
 	fs.IntVar(&f.virtualTokens, "virtual-tokens", 20, "prompt/prefix tuning: number of virtual tokens")
 	fs.StringVar(&f.promptInit, "prompt-init", "random", "prompt tuning: initialisation random, text or sample-vocab")
 	fs.StringVar(&f.initText, "init-text", "", "prompt tuning: text whose embeddings initialise the prompt (implies --prompt-init text)")
@@ -363,6 +365,17 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := peft.Save(adapter, f.out); err != nil {
 		return err
 	}
+	if f.asJSON {
+		out := trainSummary{Method: f.method, Steps: res.Steps, Loss: res.Loss, TrainableParams: trainable,
+			TotalParams: total, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: f.out}
+		if res.Evaluated {
+			out.EvalLoss = &res.EvalLoss
+		}
+		if !math.IsNaN(before) {
+			out.EvalLossBefore = &before
+		}
+		return writeJSON(stdout, out)
+	}
 	summary := fmt.Sprintf("trained %d steps in %s: loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.Loss)
 	if res.Evaluated {
 		summary += fmt.Sprintf(", eval loss %.4f", res.EvalLoss)
@@ -441,6 +454,20 @@ func (f *trainFlags) describe() string {
 		return fmt.Sprintf("%s adapters, reduction factor %g", f.method, f.reductionFactor)
 	}
 	return f.method
+}
+
+// trainSummary is graft train --json's output.
+type trainSummary struct {
+	Method          string   `json:"method"`
+	Steps           int      `json:"steps"`
+	Loss            float64  `json:"loss"`
+	EvalLoss        *float64 `json:"eval_loss,omitempty"`
+	EvalLossBefore  *float64 `json:"eval_loss_before,omitempty"`
+	TrainableParams int64    `json:"trainable_params"`
+	TotalParams     int64    `json:"total_params"`
+	Tokens          int      `json:"tokens"`
+	ElapsedS        float64  `json:"elapsed_s"`
+	Out             string   `json:"out"`
 }
 
 // padID is the token used to fill padded rows (their loss weight is 0).

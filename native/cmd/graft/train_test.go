@@ -263,3 +263,13 @@ func maxRelDiff(a, b []float32) float64 {
 	}
 	return d / scale
 }
+
+func TestTrainJSONSummary(t *testing.T) {
+	out := t.TempDir()
+	var res trainSummary
+	graftJSON(t, &res, append([]string{"train"}, trainArgs(out, "--steps", "3")...)...)
+	if res.Method != "lora" || res.Steps != 3 || res.EvalLoss == nil || res.EvalLossBefore == nil ||
+		res.TrainableParams <= 0 || res.TotalParams != 292800 || res.Out != out {
+		t.Fatalf("summary %+v", res)
+	}
+}
