@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -208,18 +209,20 @@ func TestBottleneckConfigErrors(t *testing.T) {
 
 // TestBottleneckLoadsAdapterHubConfig reads a config as AdapterHub writes it
 // (no peft_type, its version string, AdapterHub's default init_weights
-// omitted, extra keys) through LoadBottleneck.
+// omitted, extra keys) through LoadAdapter, which recognises AdapterHub's
+// layout without a peft_type.
 func TestBottleneckLoadsAdapterHubConfig(t *testing.T) {
 	m := tinyModel(t, 1)
 	files := bnGoldenFiles(t, m)
 	cfg := bnEditConfig(t, map[string]string{"peft_type": "", "version": `"adapters.1.2.0"`, "model_class": `"LlamaAdapterModel"`,
 		"type": `"text_task"`, "config.init_weights": "", "config.phm_dim": "", "config.architecture": `null`,
 		"config.non_linearity": `"Gelu"`, "config.future_option": `1`, "model_type": `"mistral"`})
-	ad, warnings, err := LoadBottleneck(m, InMemory("hub", Files{ConfigFileName: cfg, BottleneckWeightsFileName: files[BottleneckWeightsFileName]}))
+	ad, warnings, err := LoadAdapter(m, InMemory("hub", Files{ConfigFileName: cfg, BottleneckWeightsFileName: files[BottleneckWeightsFileName]}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ad.Unload()
+	sort.Strings(warnings)
 	want := []string{
 		`hub/adapter_config.json: model_type "mistral" differs from the model's "llama"`,
 		`hub/adapter_config.json: unknown key "config.future_option" ignored`,

@@ -124,10 +124,16 @@ func LoadAdapter(m *model.Model, src Source) (Adapter, []string, error) {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	var head struct {
-		PeftType string `json:"peft_type"`
+		PeftType string          `json:"peft_type"`
+		Config   json.RawMessage `json:"config"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+	}
+	if head.PeftType == "" && len(head.Config) > 0 {
+		// AdapterHub's adapter_config.json has no peft_type; its
+		// bottleneck adapters keep their settings under "config".
+		head.PeftType = PeftTypeBottleneck
 	}
 	loadersMu.Lock()
 	load, ok := loaders[head.PeftType]
