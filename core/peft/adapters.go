@@ -27,9 +27,12 @@ type Manager struct {
 	active   []string
 	layers   []*loraLayer // hooked layers, in model order
 	disabled bool
-	training bool
-	rng      *rand.Rand
-	zeros    []float32 // a run of zeros for clearing buffers
+	// rowAdapters, when set, gives each batch row its own adapter (see
+	// SetRowAdapters).
+	rowAdapters []string
+	training    bool
+	rng         *rand.Rand
+	zeros       []float32 // a run of zeros for clearing buffers
 }
 
 // adapter is one named adapter: its resolved config and its weights on the
@@ -91,26 +94,50 @@ func checkAdapterName(name string) error {
 }
 
 // AddAdapter creates adapter name from cfg on the layers it targets,
-// initialising A and B as cfg.InitLoraWeights says with draws from rng.
+// initialising A and B as cfg.InitLoraWeights says with draws from rng:
+// PEFT's default (Kaiming-uniform A, zero B), "gaussian", false (both
+// random), or "pissa", "pissa_niter_N" and "olora", which take the
+// principal part s·B·A out of each base weight (see PiSSA). With
+// cfg.UseDoRA the adapter also gets DoRA's magnitude vector, initialised to
+// the row norms of W + s·B·A.
 func (mg *Manager) AddAdapter(name string, cfg LoraConfig, rng *rand.Rand) error {
 	if rng == nil {
 		return fmt.Errorf("lora: adapter %q: nil random source", name)
 	}
-	switch cfg.InitLoraWeights {
-	case InitDefault, "true", InitGaussian, InitRandom:
-	default:
-		return fmt.Errorf("lora: adapter %q: init_lora_weights %q is not supported (supported: true, false, \"gaussian\")", name, string(cfg.InitLoraWeights))
+	init := cfg.InitLoraWeights
+	switch {
+	case init == InitDefault, init == "true", init == InitGaussian, init == InitRandom:
+		return mg.addAdapter(name, cfg, func(t target) (layerInit, error) {
+			a, b := initialValues(init, t.r, t.lin.In, t.lin.Out, rng)
+			return layerInit{a: a, b: b}, nil
+		})
+	case init == InitPiSSA, init == InitOLoRA, pissaNiter.MatchString(string(init)):
+		if merged := mg.Merged(); len(merged) > 0 {
+			return fmt.Errorf("lora: adapter %q: init_lora_weights %q changes the base weights; unmerge %q first", name, string(init), merged)
+		}
+		return mg.addAdapter(name, cfg, func(t target) (layerInit, error) {
+			return principalInit(mg.b, t, init, rng)
+		})
 	}
-	return mg.addAdapter(name, cfg, func(t target) (a, b []float32, err error) {
-		a, b = initialValues(cfg.InitLoraWeights, t.r, t.lin.In, t.lin.Out, rng)
-		return a, b, nil
-	})
+	return fmt.Errorf("lora: adapter %q: init_lora_weights %q is not supported (supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_N\", \"olora\")", name, string(init))
+}
+
+// layerInit is what an adapter starts from on one layer.
+type layerInit struct {
+	a, b []float32 // A [r, In] and B [Out, r], B rows in the model's order
+	// mag is DoRA's magnitude [Out]; nil computes it from the weights.
+	mag []float32
+	// residual, when set, replaces the base weight [Out, In] (PiSSA,
+	// OLoRA), which a0 and b0 (the initial A and B; a and b when nil)
+	// were taken out of.
+	residual []float32
+	a0, b0   []float32
 }
 
 // addAdapter resolves cfg against the model and installs weights whose
-// host values come from values (B rows in the model's own order). Nothing
-// changes unless every layer succeeds.
-func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (a, b []float32, err error)) (err error) {
+// host values come from values. Nothing changes unless every layer
+// succeeds.
+func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (layerInit, error)) (err error) {
 	if err := checkAdapterName(name); err != nil {
 		return err
 	}
@@ -127,28 +154,50 @@ func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (
 		}
 	}
 	a := &adapter{name: name, cfg: resolved}
+	residuals := make([]backend.Buffer, len(targets))
 	defer func() {
 		if err != nil {
 			for _, w := range a.modules {
 				w.free(mg.b)
 			}
+			for _, r := range residuals {
+				if r != nil {
+					mg.b.Free(r)
+				}
+			}
 		}
 	}()
-	for _, t := range targets {
-		av, bv, err := values(t)
+	for i, t := range targets {
+		init, err := values(t)
 		if err != nil {
 			return err
 		}
 		w := &loraWeights{adapter: name, r: t.r, alpha: t.alpha, scaling: t.scaling, dropout: resolved.LoraDropout}
 		a.modules = append(a.modules, w)
-		if w.A, err = upload(mg.b, av, t.r, t.lin.In); err != nil {
+		if w.A, err = upload(mg.b, init.a, t.r, t.lin.In); err != nil {
 			return fmt.Errorf("lora: adapter %q: %s: %w", name, t.lin.Name, err)
 		}
-		if w.B, err = upload(mg.b, bv, t.lin.Out, t.r); err != nil {
+		if w.B, err = upload(mg.b, init.b, t.lin.Out, t.r); err != nil {
 			return fmt.Errorf("lora: adapter %q: %s: %w", name, t.lin.Name, err)
 		}
 		w.dA = mg.b.Zeros(t.r, t.lin.In)
 		w.dB = mg.b.Zeros(t.lin.Out, t.r)
+		weight := t.lin.Weight
+		if init.residual != nil {
+			if residuals[i], err = upload(mg.b, init.residual, t.lin.Out, t.lin.In); err != nil {
+				return fmt.Errorf("lora: adapter %q: %s: residual weight: %w", name, t.lin.Name, err)
+			}
+			weight = residuals[i]
+			w.init0A, w.init0B = slices.Clone(init.a), slices.Clone(init.b)
+			if init.a0 != nil {
+				w.init0A, w.init0B = init.a0, init.b0
+			}
+		}
+		if resolved.UseDoRA {
+			if err := w.newDoRA(mg.b, t.lin, weight, init.mag); err != nil {
+				return fmt.Errorf("lora: adapter %q: %s: DoRA magnitude: %w", name, t.lin.Name, err)
+			}
+		}
 	}
 	// Every buffer exists: install.
 	for i, t := range targets {
@@ -158,8 +207,18 @@ func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (
 			mg.layers = append(mg.layers, h)
 			t.lin.Hook = h
 		}
-		a.modules[i].layer = h
-		h.weights[name] = a.modules[i]
+		w := a.modules[i]
+		w.layer = h
+		h.weights[name] = w
+		if residuals[i] != nil {
+			if h.pristine == nil {
+				h.pristine = t.lin.Weight
+			} else {
+				mg.b.Free(t.lin.Weight) // the previous residual, ours
+			}
+			t.lin.Weight = residuals[i]
+			h.mutators = append(h.mutators, w)
+		}
 	}
 	mg.sortLayers()
 	mg.adapters[name] = a
@@ -254,6 +313,19 @@ func (mg *Manager) DeleteAdapter(name string) error {
 		if w.merged {
 			return fmt.Errorf("lora: adapter %q is merged into %s; Unmerge first", name, w.layer.lin.Name)
 		}
+		if w.init0A != nil && len(w.layer.merged) > 0 {
+			return fmt.Errorf("lora: adapter %q changed the base weight of %s, which has merged adapters; Unmerge first", name, w.layer.lin.Name)
+		}
+	}
+	for _, w := range a.modules {
+		if w.init0A != nil {
+			if err := mg.dropMutator(w); err != nil {
+				return fmt.Errorf("lora: deleting adapter %q: %s: %w", name, w.layer.lin.Name, err)
+			}
+		}
+	}
+	if slices.Contains(mg.rowAdapters, name) {
+		mg.rowAdapters = nil
 	}
 	for _, w := range a.modules {
 		h := w.layer
@@ -272,6 +344,7 @@ func (mg *Manager) DeleteAdapter(name string) error {
 
 // removeLayer uninstalls the hook of a layer that serves no adapter.
 func (mg *Manager) removeLayer(h *loraLayer) {
+	h.freeBase(mg.b)
 	if h.lin.Hook == model.LinearHook(h) {
 		h.lin.Hook = nil
 	}
@@ -301,8 +374,8 @@ func (mg *Manager) SetTraining(training bool, rng *rand.Rand) error {
 func (mg *Manager) Training() bool { return mg.training }
 
 // Params returns an adapter's trainable tensors with their gradients, named
-// as PEFT names them in adapter_model.safetensors: lora_A then lora_B of
-// each layer, in model order. Values are in the model's own layout: for
+// as PEFT names them in adapter_model.safetensors: lora_A, lora_B and, for
+// DoRA, lora_magnitude_vector of each layer, in model order. Values are in the model's own layout: for
 // GGUF q/k projections B's rows follow Meta's RoPE order (Save converts).
 func (mg *Manager) Params(name string) ([]model.Param, error) {
 	a, err := mg.adapter(name)
@@ -315,6 +388,9 @@ func (mg *Manager) Params(name string) ([]model.Param, error) {
 			model.Param{Name: tensorName(w.layer.lin.Name, "lora_A"), Value: w.A, Grad: w.dA},
 			model.Param{Name: tensorName(w.layer.lin.Name, "lora_B"), Value: w.B, Grad: w.dB},
 		)
+		if w.dora != nil {
+			out = append(out, model.Param{Name: magnitudeName(w.layer.lin.Name), Value: w.dora.m, Grad: w.dora.dm})
+		}
 	}
 	return out, nil
 }
@@ -336,6 +412,11 @@ func (mg *Manager) ZeroGrad(names ...string) error {
 			}
 			if err := mg.clear(w.dB); err != nil {
 				return err
+			}
+			if w.dora != nil {
+				if err := mg.clear(w.dora.dm); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -360,8 +441,9 @@ func tensorName(module, which string) string {
 }
 
 // Unload removes every adapter without merging and uninstalls the hooks,
-// leaving the base model as it was (merged adapters are unmerged first) and
-// the manager empty.
+// leaving the base model as it was (merged adapters are unmerged first, and
+// weights PiSSA or OLoRA replaced by residuals are restored) and the
+// manager empty.
 func (mg *Manager) Unload() error {
 	if err := mg.Unmerge(); err != nil {
 		return err
@@ -370,8 +452,15 @@ func (mg *Manager) Unload() error {
 	return nil
 }
 
-// release frees every adapter and uninstalls the hooks.
+// release frees every adapter and uninstalls the hooks, giving layers whose
+// weight PiSSA or OLoRA replaced their own weight back.
 func (mg *Manager) release() {
+	for _, h := range mg.layers {
+		if h.pristine != nil {
+			mg.b.Free(h.lin.Weight)
+			h.lin.Weight, h.pristine, h.mutators = h.pristine, nil, nil
+		}
+	}
 	for _, a := range mg.adapters {
 		for _, w := range a.modules {
 			w.free(mg.b)
@@ -380,5 +469,5 @@ func (mg *Manager) release() {
 	for _, h := range slices.Clone(mg.layers) {
 		mg.removeLayer(h)
 	}
-	mg.adapters, mg.order, mg.active = map[string]*adapter{}, nil, nil
+	mg.adapters, mg.order, mg.active, mg.rowAdapters = map[string]*adapter{}, nil, nil, nil
 }

@@ -66,7 +66,10 @@ type LoraConfig struct {
 	AlphaPattern Patterns[float64]
 	// UseRSLoRA scales by LoraAlpha/sqrt(R) (rank-stabilised LoRA).
 	UseRSLoRA bool
-	// InitLoraWeights chooses how AddAdapter initialises A and B.
+	// InitLoraWeights chooses how AddAdapter initialises A and B: PEFT's
+	// default (empty or "true"), "gaussian", "false", or "pissa",
+	// "pissa_niter_N" and "olora", which also replace the base weights by
+	// a residual (see InitPiSSA).
 	InitLoraWeights LoraInit
 	// Bias is "none" (empty means "none"); LoRA bias training is not
 	// supported.
@@ -82,7 +85,9 @@ type LoraConfig struct {
 	Revision            string
 	// InferenceMode is informational; Save writes true, as PEFT does.
 	InferenceMode bool
-	// UseDoRA must be false for now.
+	// UseDoRA makes the adapter DoRA: a trainable magnitude per output
+	// row rescales the adapted weight (see dora.go); PEFT's default is
+	// false.
 	UseDoRA bool
 }
 
@@ -123,8 +128,6 @@ func (c *LoraConfig) validate() error {
 		return fmt.Errorf("fan_in_fan_out must be false: Llama-family projections store weights [out, in]")
 	case len(c.ModulesToSave) > 0:
 		return fmt.Errorf("modules_to_save %q is not supported", c.ModulesToSave)
-	case c.UseDoRA:
-		return fmt.Errorf("use_dora is not supported yet")
 	}
 	if !c.InitLoraWeights.known() {
 		return fmt.Errorf("init_lora_weights %q is not an initialisation PEFT knows", string(c.InitLoraWeights))

@@ -203,6 +203,13 @@ func TestValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	for _, init := range []LoraInit{InitPiSSA, "pissa_niter_4", InitOLoRA} {
+		c := good
+		c.UseDoRA, c.InitLoraWeights = true, init
+		if err := c.Validate(); err != nil {
+			t.Errorf("use_dora with init_lora_weights %q: %v", string(init), err)
+		}
+	}
 	cases := []struct {
 		name   string
 		modify func(*LoraConfig)
@@ -214,7 +221,6 @@ func TestValidate(t *testing.T) {
 		{"dropout negative", func(c *LoraConfig) { c.LoraDropout = -0.1 }, "lora_dropout"},
 		{"bias all", func(c *LoraConfig) { c.Bias = "all" }, `bias "all"`},
 		{"bias lora_only", func(c *LoraConfig) { c.Bias = "lora_only" }, `bias "lora_only"`},
-		{"dora", func(c *LoraConfig) { c.UseDoRA = true }, "use_dora"},
 		{"fan in fan out", func(c *LoraConfig) { c.FanInFanOut = true }, "fan_in_fan_out"},
 		{"modules to save", func(c *LoraConfig) { c.ModulesToSave = []string{"lm_head"} }, "modules_to_save"},
 		{"peft type", func(c *LoraConfig) { c.PeftType = "IA3" }, "peft_type"},

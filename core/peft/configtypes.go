@@ -96,8 +96,8 @@ const (
 var pissaNiter = regexp.MustCompile(`^pissa_niter_[0-9]+$`)
 
 // known reports whether PEFT knows the initialisation: AddAdapter performs
-// only InitDefault, InitGaussian and InitRandom, but Load accepts adapters
-// trained from any of them.
+// InitDefault, InitGaussian, InitRandom, PiSSA and OLoRA, and Load accepts
+// adapters trained from any of them.
 func (i LoraInit) known() bool {
 	switch i {
 	case InitDefault, "true", InitGaussian, InitRandom, "pissa", "olora", "loftq", "eva", "corda", "orthogonal":
@@ -115,6 +115,12 @@ func (i LoraInit) modifiesBase() bool {
 		return true
 	}
 	return pissaNiter.MatchString(string(i))
+}
+
+// performedOnLoad reports whether Load, like PEFT's, recomputes the
+// initialisation to turn the base weights into its residual.
+func (i LoraInit) performedOnLoad() bool {
+	return i == InitPiSSA || i == InitOLoRA || pissaNiter.MatchString(string(i))
 }
 
 // MarshalJSON writes true, false or the method's name.

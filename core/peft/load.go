@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -37,8 +38,11 @@ func parseConfigFile(data []byte, path string) (LoraConfig, []string, error) {
 	if err := cfg.Validate(); err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
 	}
-	if cfg.InitLoraWeights.modifiesBase() {
-		warnings = append(warnings, fmt.Sprintf("init_lora_weights %q changes the base weights; the adapter matches PEFT on the original base model only if it was saved converted to plain LoRA", string(cfg.InitLoraWeights)))
+	switch init := cfg.InitLoraWeights; {
+	case init.performedOnLoad() && init != InitPiSSA && init != InitOLoRA:
+		warnings = append(warnings, fmt.Sprintf("init_lora_weights %q: the base weights become the residual of a randomized SVD, as PEFT does on load; it differs slightly from the one the adapter was trained on unless it was saved converted to plain LoRA", string(init)))
+	case init.modifiesBase() && !init.performedOnLoad():
+		warnings = append(warnings, fmt.Sprintf("init_lora_weights %q changes the base weights; the adapter matches PEFT on the original base model only if it was saved converted to plain LoRA", string(init)))
 	}
 	for i, w := range warnings {
 		warnings[i] = path + ": " + w
@@ -64,7 +68,12 @@ func readLimited(path string, limit int64) ([]byte, error) {
 
 // Load reads a PEFT LoRA adapter directory (adapter_config.json and
 // adapter_model.safetensors) and adds it to the model as adapter name,
-// inactive unless it is the first adapter. Every tensor the config implies
+// inactive unless it is the first adapter. A DoRA adapter (use_dora) also
+// needs each layer's lora_magnitude_vector. As PEFT does, an adapter whose
+// init_lora_weights is "pissa", "pissa_niter_N" or "olora" first replaces
+// the base weights by the residual of that initialisation (recomputed from
+// the current weights; a random sketch for pissa_niter_N) and then loads
+// A and B, which reproduces the trained model for "pissa" and "olora". Every tensor the config implies
 // must be present with its exact shape, a float dtype (F32, F16, BF16 or
 // F64; converted to F32) and finite values, and the file may hold no other
 // tensor; otherwise Load changes nothing and the error names the file and
@@ -98,13 +107,26 @@ func (mg *Manager) LoadFrom(src Source, name string) (warnings []string, err err
 	if err != nil {
 		return nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
-	values, err := readAdapterTensors(src, mg, targets)
+	values, err := readAdapterTensors(src, mg, targets, cfg.UseDoRA)
 	if err != nil {
 		return nil, err
 	}
-	err = mg.addAdapter(name, cfg, func(t target) (a, b []float32, err error) {
+	init := cfg.InitLoraWeights
+	if init.performedOnLoad() && len(mg.Merged()) > 0 {
+		return nil, fmt.Errorf("peft config %s: init_lora_weights %q changes the base weights; unmerge %q first", cfgPath, string(init), mg.Merged())
+	}
+	rng := rand.New(rand.NewPCG(0x5EED, 0)) // a fixed sketch for pissa_niter_N
+	err = mg.addAdapter(name, cfg, func(t target) (layerInit, error) {
 		v := values[t.lin.Name]
-		return v[0], v[1], nil
+		li := layerInit{a: v[0], b: v[1], mag: v[2]}
+		if init.performedOnLoad() {
+			p, err := principalInit(mg.b, t, init, rng)
+			if err != nil {
+				return layerInit{}, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+			}
+			li.residual, li.a0, li.b0 = p.residual, p.a, p.b
+		}
+		return li, nil
 	})
 	if err != nil {
 		return nil, err
@@ -113,8 +135,9 @@ func (mg *Manager) LoadFrom(src Source, name string) (warnings []string, err err
 }
 
 // readAdapterTensors checks the safetensors file against the targets and
-// returns each module's A and B values (B rows in the model's order).
-func readAdapterTensors(src Source, mg *Manager, targets []target) (map[string][2][]float32, error) {
+// returns each module's A, B and (with DoRA) magnitude values, rows of B
+// and of the magnitude in the model's order.
+func readAdapterTensors(src Source, mg *Manager, targets []target, dora bool) (map[string][3][]float32, error) {
 	path := sourcePath(src, WeightsFileName)
 	data, err := src.ReadFile(WeightsFileName)
 	if err != nil {
@@ -132,13 +155,16 @@ func readAdapterTensors(src Source, mg *Manager, targets []target) (map[string][
 
 	type want struct {
 		module string
-		which  int // 0: lora_A, 1: lora_B
+		which  int // 0: lora_A, 1: lora_B, 2: lora_magnitude_vector
 		shape  tensor.Shape
 	}
 	expected := map[string]want{}
 	for _, t := range targets {
 		expected[tensorName(t.lin.Name, "lora_A")] = want{t.lin.Name, 0, tensor.Shape{t.r, t.lin.In}}
 		expected[tensorName(t.lin.Name, "lora_B")] = want{t.lin.Name, 1, tensor.Shape{t.lin.Out, t.r}}
+		if dora {
+			expected[magnitudeName(t.lin.Name)] = want{t.lin.Name, 2, tensor.Shape{t.lin.Out}}
+		}
 	}
 	for _, ti := range f.Tensors {
 		if _, ok := expected[ti.Name]; !ok {
@@ -159,7 +185,7 @@ func readAdapterTensors(src Source, mg *Manager, targets []target) (map[string][
 	for i := range targets {
 		byModule[targets[i].lin.Name] = &targets[i]
 	}
-	out := map[string][2][]float32{}
+	out := map[string][3][]float32{}
 	for _, ti := range f.Tensors {
 		w := expected[ti.Name]
 		switch ti.DType {
@@ -184,8 +210,12 @@ func readAdapterTensors(src Source, mg *Manager, targets []target) (map[string][
 			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
 		}
 		tg := byModule[w.module]
-		if w.which == 1 && tg.lin.RoPEPermuted > 0 {
-			if vals, err = permuteRoPERows(vals, tg.lin.Out, tg.r, tg.lin.RoPEPermuted, false); err != nil {
+		if w.which > 0 && tg.lin.RoPEPermuted > 0 {
+			cols := tg.r
+			if w.which == 2 {
+				cols = 1
+			}
+			if vals, err = permuteRoPERows(vals, tg.lin.Out, cols, tg.lin.RoPEPermuted, false); err != nil {
 				return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
 			}
 		}
@@ -202,6 +232,12 @@ func explainExtra(mg *Manager, name string) string {
 	if !ok {
 		return "not a PEFT LoRA tensor name (want base_model.model.<module>.lora_A.weight or .lora_B.weight)"
 	}
+	if module, ok := strings.CutSuffix(rest, ".lora_magnitude_vector"); ok {
+		if _, ok := mg.m.Linear(module); !ok {
+			return fmt.Sprintf("module %s does not exist in the model", module)
+		}
+		return "a DoRA magnitude, but the config's use_dora is false"
+	}
 	for _, which := range []string{".lora_A.", ".lora_B."} {
 		module, suffix, ok := strings.Cut(rest, which)
 		if !ok {
@@ -215,5 +251,5 @@ func explainExtra(mg *Manager, name string) string {
 		}
 		return fmt.Sprintf("module %s is not selected by the config's target_modules", module)
 	}
-	return "not a LoRA A/B weight; graft's LoRA loads only lora_A and lora_B tensors"
+	return "not a LoRA weight; graft's LoRA loads only lora_A, lora_B and (DoRA) lora_magnitude_vector tensors"
 }

@@ -244,7 +244,7 @@ func TestLoadErrors(t *testing.T) {
 		}, []string{qB, "element 5 is NaN"}},
 		{"DoRA", func(t *testing.T, dir string) {
 			editConfig(t, dir, func(c map[string]any) { c["use_dora"] = true })
-		}, []string{"use_dora"}},
+		}, []string{"lora_magnitude_vector", "is missing"}},
 		{"bias", func(t *testing.T, dir string) {
 			editConfig(t, dir, func(c map[string]any) { c["bias"] = "all" })
 		}, []string{`bias "all"`}},

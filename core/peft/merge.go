@@ -25,11 +25,18 @@ import (
 // a quantization step (Q8_0's is max|w|/127 per 32 values), so rounding it
 // back would erase much of the adapter. The price is F32 memory for the
 // merged layers; MergeAndUnload then frees the originals.
+//
+// A DoRA adapter merges as PEFT's does, W' = (m / ‖W + s·B·A‖_row) ⊙
+// (W + s·B·A) with the norm of the weight it merges into, and always into
+// an F32 copy, since dividing the rows again would not restore W exactly.
 
 // Merge folds the named adapters, or the active ones when none are named,
 // into the base weights. Forward skips merged adapters, so outputs do not
 // change (up to rounding). Adapters already merged are left alone.
 func (mg *Manager) Merge(names ...string) error {
+	if mg.rowAdapters != nil {
+		return errors.New("lora: Merge: mixed-adapter batches are on (SetRowAdapters); switch them off first")
+	}
 	if len(names) == 0 {
 		names = mg.active
 		if len(names) == 0 {
@@ -61,14 +68,20 @@ func (mg *Manager) Merge(names ...string) error {
 func (mg *Manager) mergeOne(w *loraWeights) error {
 	h := w.layer
 	lin := h.lin
-	if h.original == nil && (lin.Weight.DType() != tensor.F32 || lin.Weight == mg.m.Embed) {
+	// A DoRA merge rescales rows, which subtracting cannot undo exactly:
+	// it always works on a copy.
+	if h.original == nil && (lin.Weight.DType() != tensor.F32 || lin.Weight == mg.m.Embed || w.dora != nil) {
 		cp, err := f32Copy(mg.b, lin.Weight, lin.Out, lin.In)
 		if err != nil {
 			return err
 		}
 		h.original, lin.Weight = lin.Weight, cp
 	}
-	mg.b.MatMul(lin.Weight, w.B, w.A, backend.MatMul{Accumulate: true, Alpha: float32(w.scaling)})
+	if w.dora != nil {
+		w.doraMerge(mg.b)
+	} else {
+		mg.b.MatMul(lin.Weight, w.B, w.A, backend.MatMul{Accumulate: true, Alpha: float32(w.scaling)})
+	}
 	w.merged = true
 	h.merged = append(h.merged, w)
 	return nil
@@ -142,6 +155,15 @@ func (mg *Manager) MergeAndUnload() error {
 		}
 	}
 	for _, h := range mg.layers {
+		// The residual of PiSSA or OLoRA, with the adapters merged into
+		// it, is the new weight; the model's own weight goes the way of
+		// one replaced by a merge.
+		if h.pristine != nil {
+			if h.original != nil {
+				mg.b.Free(h.original) // the residual, ours
+			}
+			h.original, h.pristine, h.mutators = h.pristine, nil, nil
+		}
 		if h.original == nil {
 			continue
 		}
