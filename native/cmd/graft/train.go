@@ -65,6 +65,8 @@ type trainFlags struct {
 	projectionSeed   int64
 	reductionFactor  float64
 	asJSON           bool
+	dora             bool
+	convertLoRA      bool
 	nonLinearity     string
 	set              map[string]bool // flags given on the command line
 
@@ -95,7 +97,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.Float64Var(&f.dropout, "dropout", 0, "LoRA dropout probability")
 	fs.StringVar(&f.target, "target", "q_proj,v_proj", "target modules: comma-separated names, all-linear, or a regular expression matched against full module names")
 	fs.BoolVar(&f.rslora, "rslora", false, "rank-stabilised scaling alpha/sqrt(r)")
-	fs.StringVar(&f.init, "init", "", "LoRA initialisation: gaussian (default: kaiming-uniform A, zero B)")
+	fs.StringVar(&f.init, "init", "", "LoRA initialisation: gaussian, pissa, pissa_niter_N, olora (default: kaiming-uniform A, zero B)")
+	fs.BoolVar(&f.dora, "dora", false, "LoRA: weight-decomposed low-rank adaptation (use_dora)")
+	fs.BoolVar(&f.convertLoRA, "convert-lora", false, "with --init pissa/olora: save a plain rank-2r LoRA for the original base, as PEFT's path_initial_model_for_weight_conversion does")
 	fs.IntVar(&f.steps, "steps", 0, "optimizer steps (or use --epochs)")
 	fs.Float64Var(&f.epochs, "epochs", 0, "passes over the data (or use --steps)")
 	fs.IntVar(&f.batch, "batch", 4, "sequences per micro-batch")
@@ -161,7 +165,7 @@ func (f *trainFlags) check() error {
 func (f *trainFlags) loraConfig() peft.LoraConfig {
 	cfg := peft.LoraConfig{
 		R: f.r, LoraAlpha: f.alpha, LoraDropout: f.dropout, UseRSLoRA: f.rslora,
-		InitLoraWeights: peft.LoraInit(f.init),
+		InitLoraWeights: peft.LoraInit(f.init), UseDoRA: f.dora,
 	}
 	cfg.TargetModules = parseModules(f.target)
 	cfg.BaseModelNameOrPath = f.model.path
@@ -398,7 +402,11 @@ func (f *trainFlags) newAdapter(m *model.Model, rng *rand.Rand) (peft.Adapter, e
 		if err := mg.AddAdapter(adapterName, f.loraConfig(), rng); err != nil {
 			return nil, err
 		}
-		return mg.AsAdapter(adapterName)
+		a, err := mg.AsAdapter(adapterName)
+		if err != nil || !f.convertLoRA {
+			return a, err
+		}
+		return convertedLoRA{a, mg}, nil
 	case "vera":
 		return peft.NewVeRA(m, f.veraConfig(), rng)
 	case "ia3":
@@ -419,6 +427,9 @@ func (f *trainFlags) validateMethod() error {
 	switch f.method {
 	case "lora":
 		cfg := f.loraConfig()
+		if f.convertLoRA && !strings.HasPrefix(f.init, "pissa") && f.init != "olora" {
+			return fmt.Errorf("--convert-lora applies to --init pissa, pissa_niter_N or olora")
+		}
 		return cfg.Validate()
 	case "vera":
 		cfg := f.veraConfig()
@@ -444,7 +455,14 @@ func (f *trainFlags) validateMethod() error {
 func (f *trainFlags) describe() string {
 	switch f.method {
 	case "lora":
-		return fmt.Sprintf("lora r=%d alpha=%g targets %s", f.r, f.alpha, f.target)
+		name := "lora"
+		if f.dora {
+			name = "dora"
+		}
+		if f.init != "" {
+			name += " (" + f.init + " init)"
+		}
+		return fmt.Sprintf("%s r=%d alpha=%g targets %s", name, f.r, f.alpha, f.target)
 	case "vera":
 		cfg := f.veraConfig()
 		return fmt.Sprintf("vera r=%d", cfg.R)
@@ -455,6 +473,15 @@ func (f *trainFlags) describe() string {
 	}
 	return f.method
 }
+
+// convertedLoRA saves a PiSSA/OLoRA adapter as the equivalent plain LoRA
+// against the original base weights.
+type convertedLoRA struct {
+	peft.Adapter
+	mg *peft.Manager
+}
+
+func (c convertedLoRA) Files() (peft.Files, error) { return c.mg.FilesConverted(adapterName) }
 
 // trainSummary is graft train --json's output.
 type trainSummary struct {

@@ -273,3 +273,34 @@ func TestTrainJSONSummary(t *testing.T) {
 		t.Fatalf("summary %+v", res)
 	}
 }
+
+// TestTrainPiSSAConvertedLoRA trains from a PiSSA initialisation and checks
+// that the converted adapter, applied to the original base, reproduces the
+// trained model's loss.
+func TestTrainPiSSAConvertedLoRA(t *testing.T) {
+	dir := t.TempDir()
+	plain, converted := filepath.Join(dir, "pissa"), filepath.Join(dir, "converted")
+	args := func(out string, extra ...string) []string {
+		return append([]string{"train"}, trainArgs(out, append([]string{"--steps", "5", "--init", "pissa"}, extra...)...)...)
+	}
+	for _, run := range [][]string{args(plain), args(converted, "--convert-lora")} {
+		if _, stderr, code := graft(t, run...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+	var a, b struct {
+		Loss float64 `json:"loss"`
+	}
+	graftJSON(t, &a, "eval", "--model", modelPath, "--adapter", plain, "--data", evalData)
+	graftJSON(t, &b, "eval", "--model", modelPath, "--adapter", converted, "--data", evalData)
+	if math.Abs(a.Loss-b.Loss) > 1e-4 {
+		t.Fatalf("eval loss %.6f with the PiSSA adapter, %.6f with its LoRA conversion", a.Loss, b.Loss)
+	}
+	cfg, err := os.ReadFile(filepath.Join(converted, peft.ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), `"r": 8`) {
+		t.Fatalf("converted config is not rank 2r=8:\n%s", cfg)
+	}
+}
