@@ -12,9 +12,10 @@ WAZERO    := $(GOBIN_DIR)/wazero
 WASM_EXEC := $(GOROOT)/lib/wasm
 CORE      := ./core/...
 LLAMACPP  := tools/llamacpp
+LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp
+.PHONY: vulkan bench all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser
 
 all: build
 
@@ -41,17 +42,27 @@ demo: build
 	@echo
 	@echo "adapter (Hugging Face PEFT format), metrics.jsonl and loss_curve.svg are in $(DEMO_OUT)"
 
-test: lint test-native test-js test-wasip1
+test: lint test-native test-js test-wasip1 test-browser
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet $(CORE)
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(CORE)
+	GOOS=js GOARCH=wasm $(GO) vet ./gpu/ ./wasm/browser/...
 
 # With Node.js present, the GGUF LoRA export is checked in llama.cpp.
-test-native: $(if $(HAVE_NODE),llamacpp)
-	$(GO) test ./...
+# The gpu tests run on Mesa's software Vulkan driver (lavapipe).
+test-native: vulkan $(if $(HAVE_NODE),llamacpp)
+	VK_ICD_FILENAMES=$(LAVAPIPE_ICD) $(GO) test -timeout 20m ./...
+
+vulkan:
+	@if [ ! -e $(LAVAPIPE_ICD) ] || ! ldconfig -p | grep -q 'libvulkan.so.1 '; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mesa-vulkan-drivers libvulkan1; fi
+
+# Kernel benchmarks; GPU rows say "no GPU" where there is none.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 10x -v ./gpu | grep -E '^(Benchmark|--- SKIP)|no GPU'
 
 # llama.cpp for that check (native/cmd/graft/export_test.go): node-llama-cpp
 # and its prebuilt CPU binary from the npm lock, never built from source.
@@ -62,7 +73,7 @@ $(LLAMACPP)/node_modules/.package-lock.json: $(LLAMACPP)/package.json $(LLAMACPP
 
 # The core runs in browsers: its tests run under Node.js with Go's js/wasm shim.
 test-js:
-	PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test $(CORE)
+	PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test $(CORE) ./wasm/browser/...
 
 # ... and as a WASI plugin: its tests run under wazero.
 test-wasip1: $(WAZERO)
@@ -70,6 +81,33 @@ test-wasip1: $(WAZERO)
 
 $(WAZERO):
 	$(GO) install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
+
+# The browser build: graft.wasm and Go's wasm_exec.js for bindings/js.
+BROWSER_DIST := bindings/js/dist
+CHROMIUM     := /usr/bin/chromium
+PLAYWRIGHT   := examples/browser/test/node_modules/playwright-core/package.json
+
+wasm-browser:
+	mkdir -p $(BROWSER_DIST)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags=-s -o $(BROWSER_DIST)/graft.wasm ./wasm/browser
+	cp $(WASM_EXEC)/wasm_exec.js $(BROWSER_DIST)/wasm_exec.js
+	cp $(GOROOT)/LICENSE $(BROWSER_DIST)/wasm_exec.LICENSE
+
+# The personalization demo on http://127.0.0.1:8090/.
+serve-demo: wasm-browser
+	$(GO) run ./examples/browser -addr 127.0.0.1:8090
+
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+$(PLAYWRIGHT): examples/browser/test/package.json examples/browser/test/package-lock.json
+	cd examples/browser/test && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund
+
+# bindings/js under Node's test runner, then the demo page in headless
+# Chromium through Playwright (never a downloaded browser).
+test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
+	cd bindings/js && node --test test/
+	cd examples/browser/test && node --test
 
 # Short coverage-guided runs of every fuzz target (longer: FUZZTIME=5m).
 FUZZTIME ?= 20s

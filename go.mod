@@ -3,7 +3,10 @@ module github.com/graft-ml/graft
 go 1.26
 
 require (
+	github.com/gogpu/gputypes v0.8.0
+	github.com/gogpu/wgpu v0.34.5
 	github.com/nlpodyssey/spago v1.1.0
+	github.com/tetratelabs/wazero v1.12.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 )
 
@@ -11,11 +14,8 @@ require (
 	github.com/go-webgpu/goffi v0.6.3 // indirect
 	github.com/go-webgpu/webgpu v0.5.5 // indirect
 	github.com/gogpu/gpucontext v0.31.3 // indirect
-	github.com/gogpu/gputypes v0.8.0 // indirect
 	github.com/gogpu/naga v0.19.0 // indirect
-	github.com/gogpu/wgpu v0.34.5 // indirect
 	github.com/google/flatbuffers v23.5.26+incompatible // indirect
-	github.com/tetratelabs/wazero v1.12.0 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
 	"os"
@@ -28,7 +27,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	mf := &modelFlags{}
 	fs.StringVar(&mf.path, "model", "", "model `path`: a .gguf file or a Hugging Face directory")
-	fs.StringVar(&mf.device, "device", "cpu", "where to run: cpu")
+	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
 	fs.StringVar(&mf.quantize, "quantize", "", "quantize the frozen projections on load: nf4 (QLoRA)")
 	fs.BoolVar(&mf.doubleQuant, "double-quant", false, "with --quantize nf4: also quantize the block scales (bitsandbytes' double quantization)")
 	return mf
@@ -43,9 +42,6 @@ func (mf *modelFlags) load() (*model.Model, error) {
 	if mf.path == "" {
 		return nil, usagef("--model is required")
 	}
-	if mf.device != "cpu" {
-		return nil, usagef("--device %q: this build runs on cpu only", mf.device)
-	}
 	switch mf.quantize {
 	case "", "nf4":
 	default:
@@ -54,7 +50,11 @@ func (mf *modelFlags) load() (*model.Model, error) {
 	if mf.doubleQuant && mf.quantize == "" {
 		return nil, usagef("--double-quant needs --quantize nf4")
 	}
-	m, err := model.Load(mf.path, cpu.New())
+	be, err := openDevice(mf.device, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(mf.path, be)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,84 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// maxHeadDim is the largest head the attention kernels handle: each of
+// their 64 threads keeps four dimensions of the output row.
+const maxHeadDim = 256
+
+func checkAttention(op string, p backend.Attention, q, k, v *buffer) (stride int) {
+	stride = p.KVStride
+	if stride == 0 {
+		stride = p.SeqK
+	}
+	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || stride < p.SeqK ||
+		p.Heads <= 0 || p.KVHeads <= 0 || p.Heads%p.KVHeads != 0 || p.HeadDim <= 0 {
+		panic(fmt.Sprintf("gpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads)", op, p))
+	}
+	if p.HeadDim > maxHeadDim {
+		panic(fmt.Sprintf("gpu: %s: HeadDim %d is over the kernel's %d", op, p.HeadDim, maxHeadDim))
+	}
+	want := func(name string, b *buffer, rows, cols int) {
+		if r, c := b.dims(); r != rows || c != cols {
+			panic(fmt.Sprintf("gpu: %s: %s is %v, want [%d %d] for %+v", op, name, b.shape, rows, cols, p))
+		}
+	}
+	want("q", q, p.Batch*p.SeqQ, p.Heads*p.HeadDim)
+	want("k", k, p.Batch*stride, p.KVHeads*p.HeadDim)
+	want("v", v, p.Batch*stride, p.KVHeads*p.HeadDim)
+	return stride
+}
+
+// attnArgs are the words every attention kernel starts with.
+func attnArgs(p backend.Attention, stride int) args {
+	return args{}.u(p.Batch, p.SeqQ, p.SeqK, stride, p.Heads, p.KVHeads, p.HeadDim).f(p.Scale)
+}
+
+// Attention computes causal softmax(q k^T * Scale) v: one workgroup per
+// (batch, head, query row) streams the visible keys in chunks with an
+// online softmax. dst must not overlap q, k or v.
+func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
+	const op = "Attention"
+	d, qb, kb, vb := g.f32(dst, op, "dst"), g.f32(q, op, "q"), g.f32(k, op, "k"), g.f32(v, op, "v")
+	stride := checkAttention(op, p, qb, kb, vb)
+	checkSize(op, "dst", d, qb.n)
+	if overlaps(d, qb) || overlaps(d, kb) || overlaps(d, vb) {
+		panic("gpu: Attention: dst must not overlap q, k or v")
+	}
+	a := attnArgs(p, stride).u(d.off, qb.off, kb.off, vb.off)
+	g.run(kAttention, p.Batch*p.Heads*p.SeqQ, a, d.st, qb.st, kb.st, vb.st)
+}
+
+// AttentionBackward accumulates into dq, dk and dv (any may be nil) the
+// gradients of Attention. As on the CPU it runs in two passes so no two
+// threads add into one element: a workgroup per query row finds the row's
+// log-sum-exp and D = sum(P * dP) and adds dq; then a workgroup per key row
+// adds dk and dv from the query rows that see it.
+func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p backend.Attention) {
+	const op = "AttentionBackward"
+	qb, kb, vb, dyb := g.f32(q, op, "q"), g.f32(k, op, "k"), g.f32(v, op, "v"), g.f32(dy, op, "dy")
+	stride := checkAttention(op, p, qb, kb, vb)
+	checkSize(op, "dy", dyb, qb.n)
+	dqb, dkb, dvb := g.opt(dq, op, "dq"), g.opt(dk, op, "dk"), g.opt(dv, op, "dv")
+	units := p.Batch * p.Heads * p.SeqQ
+	if units == 0 || (dqb == nil && dkb == nil && dvb == nil) {
+		return
+	}
+	stats, err := g.alloc("attention-stats", 8*int64(units))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: %s: %v", op, err))
+	}
+	defer g.release(stats)
+	base := attnArgs(p, stride)
+	aq := base.u(qb.off, kb.off, vb.off, dyb.off).u(optOff(op, "dq", dqb, qb.n)...)
+	g.run(kAttnBackQ, units, aq, optSt(dqb), dyb.st, qb.st, kb.st, vb.st, stats)
+	if dkb == nil && dvb == nil {
+		return
+	}
+	akv := base.u(qb.off, kb.off, vb.off, dyb.off).u(optOff(op, "dk", dkb, kb.n)...).u(optOff(op, "dv", dvb, vb.n)...)
+	g.run(kAttnBackKV, p.Batch*p.KVHeads*p.SeqK, akv, optSt(dkb), optSt(dvb), dyb.st, qb.st, kb.st, vb.st, stats)
+}

@@ -1,0 +1,123 @@
+package gpu
+
+import (
+	"embed"
+	"fmt"
+	"strings"
+
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+//go:embed shaders/*.wgsl
+var shaderFS embed.FS
+
+// kernel names one compute shader: shaders/<name>.wgsl. Kernels that read
+// a weight declare a u32 storage array named wt and call wload(i), which
+// is defined for the weight's dtype by shaders/weight_<dtype>.wgsl, pasted
+// where the kernel has the line //!weight.
+type kernel struct {
+	name    string
+	buffers int          // storage bindings after the argument slice
+	weight  tensor.DType // dtype of wt, or Invalid
+}
+
+func (k kernel) key() string {
+	if k.weight == tensor.Invalid {
+		return k.name
+	}
+	return k.name + "/" + k.weight.String()
+}
+
+// withWeight returns the variant of k that reads a weight of dtype dt.
+func (k kernel) withWeight(dt tensor.DType) kernel { k.weight = dt; return k }
+
+// source assembles the WGSL of k: the common prelude, the weight decoder
+// and the kernel itself.
+func (k kernel) source() (string, error) {
+	read := func(name string) (string, error) {
+		b, err := shaderFS.ReadFile("shaders/" + name + ".wgsl")
+		if err != nil {
+			return "", fmt.Errorf("kernel %s: %w", k.key(), err)
+		}
+		return string(b), nil
+	}
+	prelude, err := read("prelude")
+	if err != nil {
+		return "", err
+	}
+	body, err := read(k.name)
+	if err != nil {
+		return "", err
+	}
+	if k.weight != tensor.Invalid {
+		// The decoder goes right after the kernel's bindings, since it
+		// reads the binding named wt.
+		dec, err := read(weightFile(k.weight))
+		if err != nil {
+			return "", err
+		}
+		if !strings.Contains(body, weightMarker) {
+			return "", fmt.Errorf("kernel %s reads no weight", k.key())
+		}
+		body = strings.Replace(body, weightMarker, dec, 1)
+	}
+	return prelude + "\n" + body, nil
+}
+
+// weightFile returns the decoder source for dt, "" for none.
+func weightFile(dt tensor.DType) string {
+	switch dt {
+	case tensor.Invalid:
+		return ""
+	case tensor.F32:
+		return "weight_f32"
+	case tensor.F16:
+		return "weight_f16"
+	case tensor.BF16:
+		return "weight_bf16"
+	case tensor.Q8_0:
+		return "weight_q8_0"
+	case tensor.Q4_0:
+		return "weight_q4_0"
+	case tensor.NF4:
+		return "weight_nf4"
+	}
+	panic(fmt.Sprintf("gpu: no shader decoder for %v", dt))
+}
+
+// deviceDType reports whether weights of dt can stay encoded on the device.
+func deviceDType(dt tensor.DType) bool {
+	switch dt {
+	case tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.NF4:
+		return true
+	}
+	return false
+}
+
+// weightMarker is the line of a kernel source where the weight decoder goes.
+const weightMarker = "//!weight"
+
+// The kernels. The count is the number of storage buffers each binds.
+var (
+	kFill        = kernel{name: "fill", buffers: 1}
+	kDecode      = kernel{name: "decode", buffers: 2}
+	kMatMul      = kernel{name: "matmul", buffers: 3}
+	kCopy        = kernel{name: "copy", buffers: 2}
+	kBinary      = kernel{name: "binary", buffers: 3}
+	kAxpby       = kernel{name: "axpby", buffers: 2}
+	kSiLUMul     = kernel{name: "silumul", buffers: 3}
+	kSiLUMulBack = kernel{name: "silumul_back", buffers: 5}
+	kEmbedding   = kernel{name: "embedding", buffers: 2}
+	kEmbedBack   = kernel{name: "embedding_back", buffers: 2}
+	kRMSNorm     = kernel{name: "rmsnorm", buffers: 3}
+	kRMSNormBack = kernel{name: "rmsnorm_back", buffers: 5}
+	kRMSNormDW   = kernel{name: "rmsnorm_dw", buffers: 4}
+	kRoPE        = kernel{name: "rope", buffers: 1}
+	kAttention   = kernel{name: "attention", buffers: 4}
+	kAttnBackQ   = kernel{name: "attention_back_q", buffers: 6}
+	kAttnBackKV  = kernel{name: "attention_back_kv", buffers: 7}
+	kSoftmax     = kernel{name: "softmax", buffers: 2}
+	kCrossEnt    = kernel{name: "cross_entropy", buffers: 3}
+	kSumSquares  = kernel{name: "sumsq", buffers: 2}
+	kAdamW       = kernel{name: "adamw", buffers: 4}
+)

@@ -1,0 +1,126 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// Softmax sets each row of dst to the softmax of that row of x divided by
+// temperature (0 means 1); dst may be x.
+func (g *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
+	d, xb := g.f32(dst, "Softmax", "dst"), g.f32(x, "Softmax", "x")
+	checkSize("Softmax", "dst", d, xb.n)
+	if temperature == 0 {
+		temperature = 1
+	}
+	rows, cols := xb.dims()
+	g.run(kSoftmax, rows, args{}.u(rows, cols, d.off, xb.off).f(1/temperature), d.st, xb.st)
+}
+
+// CrossEntropy returns sum_r weight[r] * -log softmax(logits[r])[targets[r]]
+// and, when dlogits is non-nil (it may be logits itself), sets it to
+// gradScale * weight[r] * (softmax(logits[r]) - onehot(targets[r])). Each
+// row's loss is computed on the device; the rows are read back in one
+// transfer and summed in float64 in row order.
+func (g *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, weights []float32, gradScale float32) float64 {
+	const op = "CrossEntropy"
+	lb := g.f32(logits, op, "logits")
+	rows, vocab := lb.dims()
+	if len(targets) != rows || (weights != nil && len(weights) != rows) {
+		panic(fmt.Sprintf("gpu: %s: logits %v has %d rows; %d targets, %d weights", op, lb.shape, rows, len(targets), len(weights)))
+	}
+	w := make([]float32, rows)
+	for r := range w {
+		w[r] = 1
+		if weights != nil {
+			w[r] = weights[r]
+		}
+		if t := targets[r]; w[r] != 0 && (t < 0 || int(t) >= vocab) {
+			panic(fmt.Sprintf("gpu: %s: targets[%d] = %d is outside the vocabulary of %d", op, r, t, vocab))
+		}
+	}
+	dl := g.opt(dlogits, op, "dlogits")
+	if dl != nil {
+		checkSize(op, "dlogits", dl, lb.n)
+	}
+	if rows == 0 {
+		return 0
+	}
+	losses, err := g.alloc("losses", 4*int64(rows))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: %s: %v", op, err))
+	}
+	defer g.release(losses)
+	a := args{}.u(rows, vocab, lb.off).u(optOff(op, "dlogits", dl, lb.n)...).f(gradScale).i32s(targets).f(w...)
+	g.run(kCrossEnt, rows, a, optSt(dl), lb.st, losses)
+	raw, err := g.readBytes(losses, 0, 4*uint64(rows))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: %s: read the loss: %v", op, err))
+	}
+	var loss float64
+	for r := range rows {
+		loss += float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*r:])))
+	}
+	return loss
+}
+
+// sumsqChunk is how many elements one SumSquares workgroup adds up.
+const sumsqChunk = 4096
+
+// SumSquares returns the sum of squares of all elements of the buffers:
+// fixed chunks are summed on the device, and the partial sums of all
+// buffers come back in one transfer to be added in float64.
+func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
+	bs := make([]*buffer, len(bufs))
+	total := 0
+	for i, x := range bufs {
+		bs[i] = g.f32(x, "SumSquares", fmt.Sprintf("bufs[%d]", i))
+		total += groupsFor(bs[i].n, sumsqChunk)
+	}
+	if total == 0 {
+		return 0
+	}
+	partial, err := g.alloc("sumsq", 4*int64(total))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: SumSquares: %v", err))
+	}
+	defer g.release(partial)
+	at := 0
+	for _, b := range bs {
+		n := groupsFor(b.n, sumsqChunk)
+		g.run(kSumSquares, n, args{}.u(b.n, b.off, at, sumsqChunk), b.st, partial)
+		at += n
+	}
+	raw, err := g.readBytes(partial, 0, 4*uint64(total))
+	if err != nil {
+		panic(fmt.Sprintf("gpu: SumSquares: read back: %v", err))
+	}
+	var sum float64
+	for i := range total {
+		sum += float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
+	}
+	return sum
+}
+
+// AdamWStep applies one AdamW step with PyTorch's semantics, the scalar
+// factors computed on the host in float64 as the CPU backend does.
+func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
+	const op = "AdamWStep"
+	pb, gb, mb, vb := g.f32(param, op, "param"), g.f32(grad, op, "grad"), g.f32(m, op, "m"), g.f32(v, op, "v")
+	checkSize(op, "grad", gb, pb.n)
+	checkSize(op, "m", mb, pb.n)
+	checkSize(op, "v", vb, pb.n)
+	if h.Step < 1 {
+		panic(fmt.Sprintf("gpu: %s: Step is %d, want 1 or more (it is 1-based)", op, h.Step))
+	}
+	lr, b1, b2 := float64(h.LR), float64(h.Beta1), float64(h.Beta2)
+	a := args{}.u(pb.n, pb.off, gb.off, mb.off, vb.off).f(
+		float32(1-lr*float64(h.WeightDecay)),
+		float32(lr/(1-math.Pow(b1, float64(h.Step)))),
+		float32(math.Sqrt(1-math.Pow(b2, float64(h.Step)))),
+		h.Beta1, h.Beta2, float32(1-b1), float32(1-b2), h.Eps)
+	g.run(kAdamW, groupsFor(pb.n, 256), a, pb.st, gb.st, mb.st, vb.st)
+}

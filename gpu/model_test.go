@@ -1,0 +1,137 @@
+package gpu
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/data"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/train"
+)
+
+// Paths relative to this package.
+const (
+	storiesModel = "../models/stories260K/stories260K.gguf"
+	loraData     = "../examples/lora/data/train.jsonl"
+)
+
+func loadModel(t *testing.T, be backend.Backend) *model.Model {
+	t.Helper()
+	m, err := model.Load(storiesModel, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Free)
+	return m
+}
+
+// TestGenerateMatchesCPU checks that greedy generation on the GPU gives the
+// CPU's tokens.
+func TestGenerateMatchesCPU(t *testing.T) {
+	g := testBackend(t)
+	gen := func(be backend.Backend) []int32 {
+		m := loadModel(t, be)
+		prompt := m.Tokenizer.Encode("Once upon a time, there was a little blue owl", true)
+		out, err := m.Generate(prompt, model.GenerateOptions{MaxTokens: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want, got := gen(cpu.New()), gen(g)
+	if !slices.Equal(got, want) {
+		t.Errorf("gpu generated %v\ncpu generated %v", got, want)
+	}
+}
+
+// loraRun trains a LoRA adapter on stories260K for steps steps and returns
+// the loss of every step and the backend's read-backs of the last step.
+func loraRun(t *testing.T, be backend.Backend, steps int, afterStep func(step int)) []float64 {
+	t.Helper()
+	m := loadModel(t, be)
+	opt := data.DefaultOptions()
+	opt.TextSeqLen = 65
+	ex, err := data.Load(loraData, m.Tokenizer, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader, err := data.NewLoader(ex, data.LoaderOptions{Batch: 4, SeqLen: 64, Pack: true, Shuffle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg := peft.Attach(m)
+	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
+	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	params, err := mg.Params("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := train.DefaultConfig()
+	tc.Steps, tc.LR, tc.Warmup, tc.Seed = steps, 5e-3, 2, 1
+	tc.CheckpointDir = t.TempDir()
+	tr, err := train.New(&train.LM{Model: m, Trainable: params, Mode: mg.SetTraining}, be, train.LoaderSource(loader), nil, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var losses []float64
+	_, err = tr.Fit(context.Background(), func(e train.Event) {
+		if e.Kind == "step" {
+			losses = append(losses, e.Loss)
+			if afterStep != nil {
+				afterStep(e.Step)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return losses
+}
+
+// TestLoRATrainingMatchesCPU runs 20 LoRA steps on both backends: every
+// step's loss agrees to 1e-3 relative.
+func TestLoRATrainingMatchesCPU(t *testing.T) {
+	g := testBackend(t)
+	const steps = 20
+	want := loraRun(t, cpu.New(), steps, nil)
+	got := loraRun(t, g, steps, nil)
+	if len(got) != steps || len(want) != steps {
+		t.Fatalf("%d gpu and %d cpu step events, want %d", len(got), len(want), steps)
+	}
+	for i := range got {
+		if d := math.Abs(got[i] - want[i]); !(d <= 1e-3*math.Abs(want[i])) {
+			t.Errorf("step %d: gpu loss %.6f, cpu %.6f", i+1, got[i], want[i])
+		}
+	}
+	t.Logf("losses: first %.4f last %.4f (cpu %.4f %.4f)", got[0], got[steps-1], want[0], want[steps-1])
+}
+
+// TestTrainingStepReadBacks checks that a training step reads back only
+// what the trainer asks for: the loss of its micro-batch and the gradient
+// norm, two transfers, however many operations the step runs.
+func TestTrainingStepReadBacks(t *testing.T) {
+	g := testBackend(t)
+	var reads, dispatches []int64
+	loraRun(t, g, 4, func(int) {
+		reads = append(reads, g.ReadBacks())
+		dispatches = append(dispatches, g.Dispatches())
+	})
+	for i := 1; i < len(reads); i++ {
+		r, d := reads[i]-reads[i-1], dispatches[i]-dispatches[i-1]
+		if r != 2 {
+			t.Errorf("step %d read back %d times, want 2 (loss and gradient norm)", i+1, r)
+		}
+		if d < 100 {
+			t.Errorf("step %d ran only %d dispatches: is it running on the gpu?", i+1, d)
+		}
+		t.Logf("step %d: %d dispatches, %d read-backs", i+1, d, r)
+	}
+}
