@@ -47,10 +47,13 @@ func reportFlops(b *testing.B, flops float64) {
 func BenchmarkMatMulF32(b *testing.B) {
 	c := cpu.New()
 	for _, n := range []int{256, 512, 1024} {
-		for _, f := range []backend.MatMul{{}, {TransB: true}} {
+		for _, f := range []backend.MatMul{{}, {TransB: true}, {TransA: true}} {
 			name := fmt.Sprintf("%d/NN", n)
 			if f.TransB {
 				name = fmt.Sprintf("%d/NT", n)
+			}
+			if f.TransA {
+				name = fmt.Sprintf("%d/TN", n)
 			}
 			b.Run(name, func(b *testing.B) {
 				x, w, dst := randomBuffer(b, c, tensor.F32, n, n), randomBuffer(b, c, tensor.F32, n, n), c.Zeros(n, n)

@@ -28,7 +28,9 @@ const (
 // and splits the work over columns of dst, so the matrix-vector products of
 // token-by-token generation (M = 1) still use every thread. Without TransB
 // each row of dst is built from rank-1 updates with rows of b. TransA is
-// handled by transposing a into scratch first.
+// handled by transposing a into scratch first. Where a SIMD micro-kernel is
+// built in (GOEXPERIMENT=simd on amd64, see gemm.go) every product of at
+// least gemmMinM rows goes through the packed, cache-blocked path instead.
 func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 	const op = "MatMul"
 	d, x, w := c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.buf(b, op, "b")
@@ -64,6 +66,10 @@ func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 		return
 	}
 	av := x.data()
+	if fastKernel != nil && m >= gemmMinM && n >= gemmMinNK && k >= gemmMinNK && m*n*k >= gemmMinWork {
+		c.gemm(fastKernel, out, gemmOperandA{data: av, trans: f.TransA}, w, f.TransB, m, n, k, alpha, f.Accumulate)
+		return
+	}
 	if f.TransA {
 		p := getScratch(m * k)
 		defer putScratch(p)

@@ -7,50 +7,6 @@ import (
 	"math"
 )
 
-// NF4 is QLoRA's 4-bit NormalFloat, laid out so that graft's tensors are
-// bit-compatible with bitsandbytes' quantize_4bit(quant_type="nf4",
-// blocksize=64) and, with double quantization, compress_statistics=True.
-//
-// Quantization works on the row-major flattened tensor in blocks of 64
-// elements (the last block may be partial). Each block keeps its largest
-// magnitude, absmax, as float32; element x becomes the index of the NF4
-// code nearest to x * (1/absmax), the reciprocal and the product both
-// rounded to float32, exactly as bitsandbytes' CUDA kernel computes them.
-// Dequantization is code[q] * absmax in float32.
-//
-// Double quantization stores the absmax values themselves in 8 bits: the
-// mean of all absmax values (the offset) is subtracted, and the result is
-// quantized in blocks of 256 with bitsandbytes' signed dynamic 8-bit map,
-// each such block keeping its own float32 absmax (the nested absmax). A
-// block's absmax is then dynamic[q] * nested + offset.
-//
-// Because blocks run over the flattened tensor, a weight [out, in] whose
-// in is not a multiple of 64 has blocks that cross rows; every element is
-// nevertheless addressable on its own (its code is a nibble, its block is
-// index/64), so DequantizeNF4Range decodes any element range, and rows
-// r0..r1 of such a weight are the range [r0*in, r1*in).
-//
-// The byte layout of Tensor.Data for DType NF4 (all numbers little-endian),
-// for n elements in nb = ceil(n/64) blocks:
-//
-//	offset  size         field
-//	0       3            magic "NF4"
-//	3       1            flags: bit 0 set = double-quantized absmax; other bits 0
-//	4       8            n, the element count (uint64), equal to the shape's
-//	12      ceil(n/2)    codes: element i in byte i/2, the high nibble when i
-//	                     is even (bitsandbytes packs the first of a pair high);
-//	                     the low nibble of the last byte of an odd n is the
-//	                     code bitsandbytes gives its zero padding
-//	then, without double quantization:
-//	        4*nb         absmax, float32 per block
-//	or, with double quantization, for ng = ceil(nb/256) nested blocks:
-//	        nb           absmax codes, one byte per block, into the dynamic map
-//	        4*ng         nested absmax, float32 per 256 blocks
-//	        4            offset, float32
-//
-// The header makes the data self-describing, so Decode can read it and
-// Validate can check it against the shape without outside knowledge.
-
 // NF4 layout constants.
 const (
 	NF4BlockSize       = 64  // elements per NF4 block
@@ -119,8 +75,52 @@ func nf4Index(x float32) byte {
 }
 
 // NF4Data is an NF4 tensor in memory: its packed codes and the scale of
-// every block, either as float32 or double-quantized. The slices follow the
-// layout described above; Bytes and ParseNF4 convert to and from it.
+// every block, either as float32 or double-quantized; Bytes and ParseNF4
+// convert it to and from the byte layout that Tensor.Data holds.
+//
+// NF4 is QLoRA's 4-bit NormalFloat, laid out so that graft's tensors are
+// bit-compatible with bitsandbytes' quantize_4bit(quant_type="nf4",
+// blocksize=64) and, with double quantization, compress_statistics=True.
+//
+// Quantization works on the row-major flattened tensor in blocks of 64
+// elements (the last block may be partial). Each block keeps its largest
+// magnitude, absmax, as float32; element x becomes the index of the NF4
+// code nearest to x * (1/absmax), the reciprocal and the product both
+// rounded to float32, exactly as bitsandbytes' CUDA kernel computes them.
+// Dequantization is code[q] * absmax in float32.
+//
+// Double quantization stores the absmax values themselves in 8 bits: the
+// mean of all absmax values (the offset) is subtracted, and the result is
+// quantized in blocks of 256 with bitsandbytes' signed dynamic 8-bit map,
+// each such block keeping its own float32 absmax (the nested absmax). A
+// block's absmax is then dynamic[q] * nested + offset.
+//
+// Because blocks run over the flattened tensor, a weight [out, in] whose
+// in is not a multiple of 64 has blocks that cross rows; every element is
+// nevertheless addressable on its own (its code is a nibble, its block is
+// index/64), so DequantizeNF4Range decodes any element range, and rows
+// r0..r1 of such a weight are the range [r0*in, r1*in).
+//
+// The byte layout of Tensor.Data for DType NF4 (all numbers little-endian),
+// for n elements in nb = ceil(n/64) blocks:
+//
+//	offset  size         field
+//	0       3            magic "NF4"
+//	3       1            flags: bit 0 set = double-quantized absmax; other bits 0
+//	4       8            n, the element count (uint64), equal to the shape's
+//	12      ceil(n/2)    codes: element i in byte i/2, the high nibble when i
+//	                     is even (bitsandbytes packs the first of a pair high);
+//	                     the low nibble of the last byte of an odd n is the
+//	                     code bitsandbytes gives its zero padding
+//	then, without double quantization:
+//	        4*nb         absmax, float32 per block
+//	or, with double quantization, for ng = ceil(nb/256) nested blocks:
+//	        nb           absmax codes, one byte per block, into the dynamic map
+//	        4*ng         nested absmax, float32 per 256 blocks
+//	        4            offset, float32
+//
+// The header makes the data self-describing, so Decode can read it and
+// Validate can check it against the shape without outside knowledge.
 type NF4Data struct {
 	N     int    // number of elements
 	Codes []byte // ceil(N/2) bytes, two codes each, the first in the high nibble
@@ -237,8 +237,7 @@ func meanFloat32(values []float32) float32 {
 	return float32(s / float64(len(values)))
 }
 
-// Bytes returns the NF4 layout of d (see the package documentation of the
-// format above), header included.
+// Bytes returns the byte layout of d (see NF4Data), header included.
 func (d *NF4Data) Bytes() []byte {
 	size, err := NF4Bytes(int64(d.N), d.DoubleQuant)
 	if err != nil {

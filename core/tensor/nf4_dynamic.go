@@ -36,9 +36,13 @@ func buildDynamicMap() [256]float32 {
 }
 
 // torchLinspace returns steps float32 values from start to end as
-// PyTorch's CPU linspace computes them: the first half counted up from
-// start, the second half counted down from end, each step product rounded
-// before it is added.
+// PyTorch's CPU linspace computes them element by element: the first half
+// counted up from start, the second half counted down from end, each step
+// product rounded before it is added. (PyTorch's SIMD path, used for runs
+// of 16 or more on some CPUs, can round a few points of the 17-, 33- and
+// 65-point spaces differently, moving some map entries by one float32 ulp;
+// a file that stores its map, as bitsandbytes' serialized quant state does,
+// removes the ambiguity.)
 func torchLinspace(start, end float32, steps int) []float32 {
 	out := make([]float32, steps)
 	step := (end - start) / float32(steps-1)

@@ -40,7 +40,7 @@ func (e *divergedError) Error() string {
 // were.
 func (t *Trainer) runStep() (stepResult, error) {
 	n := t.step + 1
-	batches := make([]data.Batch, t.cfg.accum())
+	batches := t.scratch.batchSlots(t.cfg.accum())
 	var lossTok float64
 	var res stepResult
 	for i := range batches {
@@ -48,7 +48,7 @@ func (t *Trainer) runStep() (stepResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("train: step %d: next batch: %w", n, err)
 		}
-		batches[i] = cloneBatch(b)
+		batches[i] = copyBatch(batches[i], b)
 		lossTok += lossTokens(b)
 		res.tokens += len(b.IDs)
 	}
@@ -73,10 +73,11 @@ func (t *Trainer) runStep() (stepResult, error) {
 		return res, &divergedError{n, "loss", res.loss, t.lastCheckpoint}
 	}
 
-	grads := make([]backend.Buffer, len(t.params))
-	for i, p := range t.params {
-		grads[i] = p.Grad
+	grads := t.scratch.grads[:0]
+	for _, p := range t.params {
+		grads = append(grads, p.Grad)
 	}
+	t.scratch.grads = grads
 	res.gradNorm = math.Sqrt(t.be.SumSquares(grads...))
 	if !isFinite(res.gradNorm) {
 		return res, &divergedError{n, "gradient norm", res.gradNorm, t.lastCheckpoint}
@@ -119,4 +120,39 @@ func clipCoef(norm, maxNorm float64) float64 {
 		return 1
 	}
 	return min(1, maxNorm/(norm+clipEps))
+}
+
+// stepScratch is what runStep needs between steps, kept on the Trainer so
+// a steady-state step allocates nothing: the micro-batches of a step (a
+// Source may reuse its buffers on the next call, so each is copied) and
+// the list of gradient buffers.
+type stepScratch struct {
+	batches []data.Batch
+	grads   []backend.Buffer
+}
+
+// batchSlots returns n batch slots whose slices can be reused.
+func (s *stepScratch) batchSlots(n int) []data.Batch {
+	if cap(s.batches) < n {
+		s.batches = append(s.batches[:cap(s.batches)], make([]data.Batch, n-cap(s.batches))...)
+	}
+	s.batches = s.batches[:n]
+	return s.batches
+}
+
+// copyBatch returns src with its slices copied into dst's storage.
+func copyBatch(dst, src data.Batch) data.Batch {
+	out := src
+	out.IDs = reuse(dst.IDs, src.IDs)
+	out.Targets = reuse(dst.Targets, src.Targets)
+	out.Weights = reuse(dst.Weights, src.Weights)
+	return out
+}
+
+// reuse copies src into buf's storage; a nil src stays nil.
+func reuse[T any](buf, src []T) []T {
+	if src == nil {
+		return nil
+	}
+	return append(buf[:0], src...)
 }

@@ -41,6 +41,8 @@ type Trainer struct {
 	params []model.Param
 	m, v   []backend.Buffer // AdamW's first and second moments, per param
 	zeros  []backend.Buffer // views of one zero buffer, shaped like each grad
+	// scratch is reused by every step (see stepScratch).
+	scratch stepScratch
 
 	pcg *rand.PCG
 	rng *rand.Rand
