@@ -15,7 +15,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: vulkan bench all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser
+.PHONY: vulkan bench all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
 
 all: build
 
@@ -83,6 +83,17 @@ test-wasip1: $(WAZERO)
 
 $(WAZERO):
 	$(GO) install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
+
+# The plugin native/host embeds; rebuild it after changing wasm/plugin or the
+# core it runs (a native/host test fails while it is stale).
+PLUGIN_WASM := native/host/plugin.wasm
+wasm:
+	GOOS=wasip1 GOARCH=wasm GOWASM= CGO_ENABLED=0 GOFLAGS= $(GO) build -buildmode=c-shared -trimpath -buildvcs=false -ldflags='-s -w' -o $(PLUGIN_WASM) ./wasm/plugin
+
+# Plugin figures: compile (cold, cached), instantiate, per-call overhead, eval.
+bench-plugin:
+	$(GO) test -run '^$$' -bench Compile -benchtime 1x ./native/host
+	$(GO) test -run '^$$' -bench 'Instantiate|CallOverhead|Eval' ./native/host
 
 # The browser build: graft.wasm and Go's wasm_exec.js for bindings/js.
 BROWSER_DIST := bindings/js/dist

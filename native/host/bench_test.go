@@ -1,0 +1,145 @@
+package host
+
+import (
+	"context"
+	"testing"
+
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/model"
+)
+
+// The figures of the plugin's report: go test -run '^$' -bench . -benchtime 1x
+// for the compile benchmarks, the default benchtime for the rest.
+
+// BenchmarkCompile measures New: compiling the plugin cold (an empty cache
+// directory), from a warm cache directory, and from the in-memory cache
+// another open host holds. compile-ms is the compilation alone; ns/op
+// adds the probe instance New starts.
+func BenchmarkCompile(b *testing.B) {
+	ctx := context.Background()
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			h, err := New(ctx, Options{CacheDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(h.CompileTime().Milliseconds()), "compile-ms")
+			h.Close(ctx)
+		}
+	})
+	b.Run("cache-dir", func(b *testing.B) {
+		dir := b.TempDir()
+		warm, err := New(ctx, Options{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		warm.Close(ctx)
+		for b.Loop() {
+			h, err := New(ctx, Options{CacheDir: dir})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(h.CompileTime().Microseconds())/1000, "compile-ms")
+			h.Close(ctx)
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		holder := testHost(b)
+		for b.Loop() {
+			h, err := New(ctx, Options{Cooperative: holder.opt.Cooperative})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(h.CompileTime().Microseconds())/1000, "compile-ms")
+			h.Close(ctx)
+		}
+	})
+}
+
+// BenchmarkInstantiate measures starting (and closing) a tenant's
+// instance: instantiation, the Go runtime's _initialize and the handshake.
+func BenchmarkInstantiate(b *testing.B) {
+	ctx := context.Background()
+	for _, hc := range benchHosts(b) {
+		b.Run(hc.name, func(b *testing.B) {
+			for b.Loop() {
+				in, err := hc.h.NewInstance(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				in.Close(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkCallOverhead measures an empty call: encoding, copying into
+// the guest, dispatch and back.
+func BenchmarkCallOverhead(b *testing.B) {
+	ctx := context.Background()
+	for _, hc := range benchHosts(b) {
+		b.Run(hc.name, func(b *testing.B) {
+			in := newInstance(b, hc.h)
+			for b.Loop() {
+				if err := in.Ping(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEval scores the probe texts with stories260K natively (all
+// threads and one) and through the plugin; tokens/s compare the runtimes.
+func BenchmarkEval(b *testing.B) {
+	ctx := context.Background()
+	m := nativeModel(b)
+	tokens := 0
+	for _, text := range probeTexts {
+		tokens += len(m.Tokenizer.Encode(text, true)) - 1
+	}
+	report := func(b *testing.B) {
+		b.ReportMetric(float64(tokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	}
+	one, err := model.Load(modelPath, cpu.NewWithThreads(1)) // as in the guest
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer one.Free()
+	for _, native := range []struct {
+		name string
+		m    *model.Model
+	}{{"native", m}, {"native-1-thread", one}} {
+		b.Run(native.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, text := range probeTexts {
+					if _, err := native.m.SequenceLoss(native.m.Tokenizer.Encode(text, true)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			report(b)
+		})
+	}
+	for _, hc := range benchHosts(b) {
+		b.Run("plugin-"+hc.name, func(b *testing.B) {
+			in := withModel(b, hc.h)
+			for b.Loop() {
+				if _, err := in.Eval(ctx, EvalRequest{Texts: probeTexts}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+	}
+}
+
+type benchHost struct {
+	name string
+	h    *Host
+}
+
+// benchHosts are the two deadline modes.
+func benchHosts(b *testing.B) []benchHost {
+	return []benchHost{{"preemptive", preemptiveHost(b)}, {"cooperative", testHost(b)}}
+}

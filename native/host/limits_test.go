@@ -1,0 +1,179 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graft-ml/graft/wasm/plugin/abi"
+)
+
+// TestDeadlineStopsTheGuest: a call past its deadline is stopped promptly,
+// its instance is closed, and the host and its other instances keep
+// serving.
+func TestDeadlineStopsTheGuest(t *testing.T) {
+	h := preemptiveHost(t)
+	bystander := withModel(t, h)
+	in := withModel(t, h)
+	before := h.Instances()
+
+	req := trainRequest(t, methods[0])
+	req.Steps, req.EvalData = 100000, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := in.Train(ctx, req, nil)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want DeadlineExceeded and ErrClosed", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("the call took %v to stop after a 300ms deadline", took)
+	}
+	if in.Err() == nil || h.Instances() != before-1 {
+		t.Fatalf("instance err %v, %d instances (was %d)", in.Err(), h.Instances(), before)
+	}
+	if err := in.Ping(context.Background()); !errors.Is(err, ErrClosed) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call on the stopped instance: %v", err)
+	}
+	if _, err := bystander.Generate(context.Background(), GenerateRequest{Prompt: "Once", MaxTokens: 4}); err != nil {
+		t.Fatalf("another instance after the deadline: %v", err)
+	}
+	withModel(t, h) // and new ones start
+}
+
+// TestOptionsTimeout bounds calls whose context has no deadline.
+func TestOptionsTimeout(t *testing.T) {
+	preemptiveHost(t) // compiled once; this host reads the code from the cache
+	h, err := New(context.Background(), Options{Timeout: 3 * time.Second, CacheDir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	in := withModel(t, h)
+	req := trainRequest(t, methods[0])
+	req.Steps, req.EvalData = 100000, nil
+	start := time.Now()
+	_, err = in.Train(context.Background(), req, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want DeadlineExceeded and ErrClosed", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("a call under a 3s timeout ran %v", took)
+	}
+}
+
+// TestMemoryLimit: a guest that needs more memory than its cap fails with
+// ErrMemoryLimit and is closed; a request larger than the cap is refused
+// before it reaches the guest; the host keeps serving.
+func TestMemoryLimit(t *testing.T) {
+	testHost(t)
+	ctx := context.Background()
+	h, err := New(ctx, Options{MemoryLimitMB: 64, Cooperative: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+
+	in := newInstance(t, h)
+	_, err = in.LoadModel(ctx, "huge.gguf", make([]byte, 100<<20))
+	if !errors.Is(err, ErrMemoryLimit) || errors.Is(err, ErrClosed) {
+		t.Fatalf("a 100 MiB request under a 64 MiB cap: %v, want ErrMemoryLimit with the instance open", err)
+	}
+	// 40 MiB fits once, but decoding the request copies it: the guest runs
+	// out of memory inside the call.
+	_, err = in.LoadModel(ctx, "big.gguf", make([]byte, 40<<20))
+	if !errors.Is(err, ErrMemoryLimit) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("a guest past its cap: %v, want ErrMemoryLimit and ErrClosed", err)
+	}
+	if !strings.Contains(err.Error(), "64 MiB") {
+		t.Errorf("the error does not name the cap: %v", err)
+	}
+	fresh := withModel(t, h)
+	if _, err := fresh.Generate(ctx, GenerateRequest{Prompt: "Once", MaxTokens: 4}); err != nil {
+		t.Fatalf("a fresh instance after the failure: %v", err)
+	}
+	info, err := fresh.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.MemoryBytes == 0 || info.MemoryBytes > 64<<20 {
+		t.Fatalf("guest memory %d bytes under a 64 MiB cap", info.MemoryBytes)
+	}
+}
+
+// TestMalformedRequests: garbage msgpack and unknown operations are
+// refused with clear errors and the instance keeps working.
+func TestMalformedRequests(t *testing.T) {
+	ctx := context.Background()
+	in := newInstance(t, testHost(t))
+	raw, err := in.RawCall(ctx, []byte{0xc1, 0xff, 0x00})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp abi.Response
+	if err := abi.Decode(raw, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != abi.CodeBadRequest || !strings.Contains(resp.Error, "malformed request") {
+		t.Fatalf("garbage request: %+v", resp)
+	}
+	err = in.Call(ctx, "teleport", nil, nil)
+	var ce *CallError
+	if !errors.Is(err, ErrBadRequest) || !errors.As(err, &ce) || !strings.Contains(ce.Message, `unknown operation "teleport"`) {
+		t.Fatalf("unknown op: %v", err)
+	}
+	if err := in.Call(ctx, abi.OpGenerate, "not a struct", nil); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("arguments of the wrong shape: %v", err)
+	}
+	if _, err := in.Generate(ctx, GenerateRequest{Prompt: "x"}); !errors.Is(err, ErrNoModel) {
+		t.Fatalf("generate without a model: %v", err)
+	}
+	if _, err := in.LoadModel(ctx, "junk.gguf", []byte("GGUFjunk")); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "junk.gguf") {
+		t.Fatalf("corrupt model: %v", err)
+	}
+	if err := in.Ping(ctx); err != nil {
+		t.Fatalf("after the bad requests: %v", err)
+	}
+}
+
+// TestBadPlugins: garbage bytes, a module without the ABI's exports, one
+// with a mistyped export and one of another ABI version are each refused
+// by New with an error that says which.
+func TestBadPlugins(t *testing.T) {
+	mistyped := abiFuncs(int64(abi.Version))
+	mistyped[4].results = []byte{wasmI32}
+	for _, tc := range []struct {
+		name   string
+		plugin []byte
+		is     error
+		want   string
+	}{
+		{"garbage", []byte("this is not wasm"), ErrInvalidPlugin, "compiling the plugin"},
+		{"empty", []byte{}, ErrInvalidPlugin, "compiling the plugin"},
+		{"no exports", testModule(true), ErrInvalidPlugin, "does not export _initialize"},
+		{"no memory", testModule(false, abiFuncs(int64(abi.Version))...), ErrInvalidPlugin, `its memory as "memory"`},
+		{"mistyped call", testModule(true, mistyped...), ErrInvalidPlugin, "graft_call has type (i32, i32) -> (i32), want (i32, i32) -> (i64)"},
+		{"other ABI version", testModule(true, abiFuncs(99)...), ErrABIVersion, "ABI version 99, this host version 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := New(context.Background(), Options{Plugin: tc.plugin})
+			if err == nil {
+				h.Close(context.Background())
+				t.Fatal("New accepted the plugin")
+			}
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %v containing %q", err, tc.is, tc.want)
+			}
+		})
+	}
+	// A module that speaks the ABI is accepted: the checks above are the
+	// ones that failed.
+	h, err := New(context.Background(), Options{Plugin: testModule(true, abiFuncs(int64(abi.Version))...)})
+	if err != nil {
+		t.Fatalf("a well-formed module: %v", err)
+	}
+	h.Close(context.Background())
+}
