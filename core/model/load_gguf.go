@@ -17,16 +17,21 @@ func LoadGGUF(path string, b backend.Backend) (*Model, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return loadGGUF(f, path, b)
+}
+
+// loadGGUF builds the model from a parsed GGUF file named name.
+func loadGGUF(f *gguf.File, name string, b backend.Backend) (*Model, error) {
 	cfg, err := ggufConfig(f)
 	if err != nil {
-		return nil, fmt.Errorf("gguf %s: %w", path, err)
+		return nil, fmt.Errorf("gguf %s: %w", name, err)
 	}
-	m := &Model{Config: cfg, Backend: b, Source: "gguf", SourcePath: path}
+	m := &Model{Config: cfg, Backend: b, Source: "gguf", SourcePath: name}
 	if m.Tokenizer, err = ggufTokenizer(f); err != nil {
-		return nil, fmt.Errorf("gguf %s: tokenizer: %w", path, err)
+		return nil, fmt.Errorf("gguf %s: tokenizer: %w", name, err)
 	}
 	has := func(name string) bool { _, ok := f.Tensor(name); return ok }
-	ld := &loader{src: f, b: b, where: "gguf " + path}
+	ld := &loader{src: f, b: b, where: "gguf " + name}
 	if err := m.loadWeights(ld, has, ggufNames{}); err != nil {
 		ld.abort()
 		return nil, err

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/graft-ml/graft/core/backend"
@@ -17,21 +16,5 @@ func LoadGGUFReader(r io.ReaderAt, size int64, name string, b backend.Backend) (
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ggufConfig(f)
-	if err != nil {
-		return nil, fmt.Errorf("gguf %s: %w", name, err)
-	}
-	m := &Model{Config: cfg, Backend: b, Source: "gguf", SourcePath: name}
-	if m.Tokenizer, err = ggufTokenizer(f); err != nil {
-		return nil, fmt.Errorf("gguf %s: tokenizer: %w", name, err)
-	}
-	has := func(name string) bool { _, ok := f.Tensor(name); return ok }
-	ld := &loader{src: f, b: b, where: "gguf " + name}
-	if err := m.loadWeights(ld, has, ggufNames{}); err != nil {
-		ld.abort()
-		return nil, err
-	}
-	m.WeightDTypes = ld.dtypes
-	m.SourceMetadata = f.KVs
-	return m, nil
+	return loadGGUF(f, name, b)
 }
