@@ -33,9 +33,11 @@ func checkAttention(op string, p backend.Attention, q, k, v *buffer) (stride int
 	return stride
 }
 
-// attnArgs are the words every attention kernel starts with.
-func attnArgs(p backend.Attention, stride int) args {
-	return args{}.u(p.Batch, p.SeqQ, p.SeqK, stride, p.Heads, p.KVHeads, p.HeadDim).f(p.Scale)
+// attnArgs are the words every attention kernel starts with, for batch
+// sequences of p: the kernels run on runs of whole sequences, each run's
+// q, k and v in one part of their storage.
+func attnArgs(batch int, p backend.Attention, stride int) args {
+	return args{}.u(batch, p.SeqQ, p.SeqK, stride, p.Heads, p.KVHeads, p.HeadDim).f(p.Scale)
 }
 
 // Attention computes causal softmax(q k^T * Scale) v: one workgroup per
@@ -49,8 +51,11 @@ func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	if overlaps(d, qb) || overlaps(d, kb) || overlaps(d, vb) {
 		panic("gpu: Attention: dst must not overlap q, k or v")
 	}
-	a := attnArgs(p, stride).u(d.off, qb.off, kb.off, vb.off)
-	g.run(kAttention, p.Batch*p.Heads*p.SeqQ, a, d.st, qb.st, kb.st, vb.st)
+	qu, ku := p.SeqQ*p.Heads*p.HeadDim, stride*p.KVHeads*p.HeadDim
+	for _, s := range spans(op, p.Batch, operand{"dst", d, qu}, operand{"q", qb, qu}, operand{"k", kb, ku}, operand{"v", vb, ku}) {
+		a := attnArgs(s.n, p, stride).u(s.offs...)
+		g.run(kAttention, s.n*p.Heads*p.SeqQ, a, s.bufs...)
+	}
 }
 
 // AttentionBackward accumulates into dq, dk and dv (any may be nil) the
@@ -68,17 +73,25 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 	if units == 0 || (dqb == nil && dkb == nil && dvb == nil) {
 		return
 	}
-	stats, err := g.alloc("attention-stats", 8*int64(units))
-	if err != nil {
-		panic(fmt.Sprintf("gpu: %s: %v", op, err))
+	checkOpt(op, "dq", dqb, qb.n)
+	checkOpt(op, "dk", dkb, kb.n)
+	checkOpt(op, "dv", dvb, vb.n)
+	qu, ku := p.SeqQ*p.Heads*p.HeadDim, stride*p.KVHeads*p.HeadDim
+	ops := []operand{{"q", qb, qu}, {"k", kb, ku}, {"v", vb, ku}, {"dy", dyb, qu}, {"dq", dqb, qu}, {"dk", dkb, ku}, {"dv", dvb, ku}}
+	for _, s := range spans(op, p.Batch, ops...) {
+		units := s.n * p.Heads * p.SeqQ
+		stats, err := g.temp("attention-stats", 8*int64(units))
+		if err != nil {
+			panic(fmt.Sprintf("gpu: %s: %v", op, err))
+		}
+		sb := stats.parts[0].buf
+		base := attnArgs(s.n, p, stride).u(s.offs[:4]...)
+		aq := base.u(bit(dqb != nil), s.offs[4])
+		g.run(kAttnBackQ, units, aq, s.bufs[4], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
+		if dkb != nil || dvb != nil {
+			akv := base.u(bit(dkb != nil), s.offs[5], bit(dvb != nil), s.offs[6])
+			g.run(kAttnBackKV, s.n*p.KVHeads*p.SeqK, akv, s.bufs[5], s.bufs[6], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
+		}
+		g.release(stats)
 	}
-	defer g.release(stats)
-	base := attnArgs(p, stride)
-	aq := base.u(qb.off, kb.off, vb.off, dyb.off).u(optOff(op, "dq", dqb, qb.n)...)
-	g.run(kAttnBackQ, units, aq, optSt(dqb), dyb.st, qb.st, kb.st, vb.st, stats)
-	if dkb == nil && dvb == nil {
-		return
-	}
-	akv := base.u(qb.off, kb.off, vb.off, dyb.off).u(optOff(op, "dk", dkb, kb.n)...).u(optOff(op, "dv", dvb, vb.n)...)
-	g.run(kAttnBackKV, p.Batch*p.KVHeads*p.SeqK, akv, optSt(dkb), optSt(dvb), dyb.st, qb.st, kb.st, vb.st, stats)
 }

@@ -42,6 +42,9 @@ type Backend struct {
 	layouts     map[int]*layout
 	pipelines   map[string]*wgpu.ComputePipeline
 	err         error // first device error, reported by Sync, Read, Write
+	// maxPart is the most bytes one part of a buffer holds: the binding
+	// limit, lowered by tests so that small buffers split.
+	maxPart int
 
 	readBacks  atomic.Int64
 	dispatches atomic.Int64
@@ -80,6 +83,7 @@ func New(opts Options) (*Backend, error) {
 		g.limits = lim
 	}
 	g.info.MaxBindingBytes = g.limits.MaxStorageBufferBindingSize
+	g.maxPart = g.bindLimit()
 	if g.aux, err = g.newBuffer("aux", auxBytes, wgpu.BufferUsageStorage|wgpu.BufferUsageCopyDst); err != nil {
 		g.Close()
 		return nil, err

@@ -14,9 +14,12 @@ import (
 	"github.com/graft-ml/graft/core/tensor"
 )
 
-// storage is one device buffer, shared by a buffer and its views.
+// storage is the device memory shared by a buffer and its views: one
+// device buffer, or several parts when it is larger than one binding (see
+// chunks.go).
 type storage struct {
-	buf   *wgpu.Buffer
+	parts []part
+	per   int // elements in every part but the last
 	freed bool
 }
 
@@ -102,33 +105,70 @@ func checkSize(op, name string, b *buffer, n int) {
 
 const storageUsage = wgpu.BufferUsageStorage | wgpu.BufferUsageCopyDst | wgpu.BufferUsageCopySrc
 
-// alloc creates the device storage for size bytes, checking it against the
-// binding limit first.
-func (g *Backend) alloc(label string, size int64) (*storage, error) {
+// bindLimit is the largest buffer a kernel may bind: the adapter's storage
+// binding limit, capped by its largest buffer.
+func (g *Backend) bindLimit() int {
+	limit := g.limits.MaxStorageBufferBindingSize
+	if m := g.limits.MaxBufferSize; m > 0 && (limit == 0 || m < limit) {
+		limit = m
+	}
+	if limit == 0 || limit > math.MaxInt32 {
+		limit = math.MaxInt32 // the kernels index with u32
+	}
+	return int(limit / 4 * 4)
+}
+
+// temp creates a one-part storage of size bytes for a kernel's scratch
+// (row statistics, partial sums), checked against the binding limit.
+func (g *Backend) temp(label string, size int64) (*storage, error) {
 	size = max((size+3)/4*4, 4)
-	if limit := g.limits.MaxStorageBufferBindingSize; limit > 0 && uint64(size) > limit {
+	if limit := g.bindLimit(); size > int64(limit) {
 		return nil, fmt.Errorf("gpu: %s needs a buffer of %d bytes; %s binds at most %d", label, size, g.info.Name, limit)
 	}
 	b, err := g.newBuffer(label, uint64(size), storageUsage)
 	if err != nil {
 		return nil, err
 	}
-	return &storage{buf: b}, nil
+	return &storage{parts: []part{{buf: b, n: int(size / 4)}}, per: int(size / 4)}, nil
+}
+
+// allocParts creates the device storage for total elements of dt in rows
+// of cols: one device buffer, or parts of at most maxPart bytes each.
+func (g *Backend) allocParts(label string, dt tensor.DType, total, cols int) (*storage, error) {
+	per, err := planParts(dt, total, cols, g.maxPart)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %s: %w", label, err)
+	}
+	st := &storage{per: per}
+	for start := 0; start < max(total, 1); start += per {
+		n := min(per, total-start)
+		b, err := g.newBuffer(label, uint64(encodedBytes(dt, n)), storageUsage)
+		if err != nil {
+			for _, p := range st.parts {
+				p.buf.Release()
+			}
+			return nil, err
+		}
+		st.parts = append(st.parts, part{buf: b, start: start, n: n})
+	}
+	return st, nil
 }
 
 // Zeros allocates an F32 buffer of the given shape filled with zeros. An
-// invalid shape, or one over the device's limits, panics.
+// invalid shape, or one the device cannot hold, panics.
 func (g *Backend) Zeros(shape ...int) backend.Buffer {
 	s := tensor.Shape(shape).Clone()
 	n := s.Numel()
 	if n < 0 || n != int64(int(n)) || n > math.MaxUint32 {
 		panic(fmt.Sprintf("gpu: Zeros: invalid shape %v", s))
 	}
-	st, err := g.alloc(fmt.Sprintf("zeros%v", s), 4*n)
+	b := &buffer{owner: g, dtype: tensor.F32, shape: s, n: int(n)}
+	_, cols := b.dims()
+	st, err := g.allocParts(fmt.Sprintf("zeros%v", s), tensor.F32, int(n), cols)
 	if err != nil {
 		panic(fmt.Sprintf("gpu: Zeros: %v", err))
 	}
-	b := &buffer{owner: g, st: st, dtype: tensor.F32, shape: s, n: int(n)}
+	b.st = st
 	g.fill(b, 0)
 	return b
 }
@@ -136,7 +176,9 @@ func (g *Backend) Zeros(shape ...int) backend.Buffer {
 // fill sets every element of an F32 buffer to v. Device memory may be
 // recycled, so Zeros clears explicitly rather than trusting the allocator.
 func (g *Backend) fill(b *buffer, v float32) {
-	g.run(kFill, groupsFor(b.n, 256), args{}.u(b.off, b.n).f(v), b.st)
+	for _, s := range spans("fill", b.n, operand{"x", b, 1}) {
+		g.run(kFill, groupsFor(s.n, 256), args{}.u(s.offs[0], s.n).f(v), s.bufs[0])
+	}
 }
 
 // groupsFor returns the workgroups needed for n items of size per group.
@@ -144,7 +186,8 @@ func groupsFor(n, size int) int { return (n + size - 1) / size }
 
 // Load uploads a host tensor. F32 and F64 become F32 buffers; F16, BF16,
 // Q8_0, Q4_0 and NF4 keep their encoding on the device and are decoded
-// inside the kernels that read them.
+// inside the kernels that read them. A tensor larger than one binding is
+// stored in parts of whole rows.
 func (g *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {
 	if t == nil {
 		return nil, errors.New("gpu: load: nil tensor")
@@ -157,59 +200,71 @@ func (g *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {
 		return nil, fmt.Errorf("gpu: load tensor %q: %d elements are too many", t.Name, n)
 	}
 	b := &buffer{owner: g, dtype: t.DType, shape: t.Shape.Clone(), n: int(n)}
-	var data []byte
+	// encode returns the device bytes of elements [start, start+n).
+	var encode func(start, n int) ([]byte, error)
 	switch {
 	case t.DType == tensor.F32 || t.DType == tensor.F64:
 		vals := make([]float32, n)
 		if err := tensor.Decode(t.DType, t.Data, vals); err != nil {
 			return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
 		}
-		b.dtype, data = tensor.F32, f32Bytes(vals)
+		b.dtype = tensor.F32
+		encode = func(start, n int) ([]byte, error) { return f32Bytes(vals[start : start+n]), nil }
 	case t.DType == tensor.NF4:
 		d, err := tensor.ParseNF4(t.Data)
 		if err != nil {
 			return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
 		}
-		if data, err = nf4DeviceBytes(d); err != nil {
-			return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
-		}
+		encode = func(start, n int) ([]byte, error) { return nf4DeviceBytes(d, start, n) }
 	case deviceDType(t.DType):
-		data = t.Data
+		encode = func(start, n int) ([]byte, error) {
+			lo, hi := rawBytes(t.DType, start), rawBytes(t.DType, start+n)
+			return t.Data[lo:min(hi, len(t.Data))], nil
+		}
 	default:
 		return nil, fmt.Errorf("gpu: load tensor %q: dtype %v is not supported", t.Name, t.DType)
 	}
-	st, err := g.alloc(t.Name, int64(len(data)))
+	_, cols := b.dims()
+	st, err := g.allocParts(t.Name, b.dtype, b.n, cols)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
 	}
 	b.st = st
-	if err := g.upload(st, 0, data); err != nil {
-		st.buf.Release()
-		return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
+	for _, p := range st.parts {
+		data, err := encode(p.start, p.n)
+		if err == nil {
+			err = g.upload(p.buf, 0, data)
+		}
+		if err != nil {
+			g.release(st)
+			return nil, fmt.Errorf("gpu: load tensor %q: %w", t.Name, err)
+		}
 	}
 	return b, nil
 }
 
-// nf4DeviceBytes lays an NF4 weight out for shaders/weight_nf4.wgsl: the
-// word index of the scales, the code book, the packed codes, then one
-// float32 scale per block (double-quantized scales are expanded here, with
-// the same arithmetic as the tensor package).
-func nf4DeviceBytes(d *tensor.NF4Data) ([]byte, error) {
+// nf4DeviceBytes lays the elements [start, start+n) of an NF4 weight out
+// for shaders/weight_nf4.wgsl: the word index of the scales, the code
+// book, the packed codes, then one float32 scale per block (double-quantized
+// scales are expanded here, with the same arithmetic as the tensor
+// package). start is a multiple of the block size, 64.
+func nf4DeviceBytes(d *tensor.NF4Data, start, n int) ([]byte, error) {
 	// The code book is what each code dequantizes to with a scale of 1.
 	probe := &tensor.NF4Data{N: 16, Codes: []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}, Absmax: []float32{1}}
 	book := make([]float32, 16)
 	if err := tensor.DequantizeNF4Range(probe, 0, book); err != nil {
 		return nil, err
 	}
-	codeWords := (len(d.Codes) + 3) / 4
-	nb := (d.N + 63) / 64
+	codes := d.Codes[start/2 : (start+n+1)/2]
+	codeWords := (len(codes) + 3) / 4
+	b0, nb := start/64, (n+63)/64
 	out := make([]byte, 4*(17+codeWords+nb))
 	scales := 17 + codeWords
 	binary.LittleEndian.PutUint32(out, uint32(scales))
 	copy(out[4:], f32Bytes(book))
-	copy(out[68:], d.Codes)
+	copy(out[68:], codes)
 	for b := range nb {
-		binary.LittleEndian.PutUint32(out[4*(scales+b):], math.Float32bits(d.BlockAbsmax(b)))
+		binary.LittleEndian.PutUint32(out[4*(scales+b):], math.Float32bits(d.BlockAbsmax(b0+b)))
 	}
 	return out, nil
 }
@@ -222,9 +277,10 @@ func f32Bytes(vals []float32) []byte {
 	return out
 }
 
-// upload writes bytes into storage at a byte offset, after everything
-// recorded so far. A length that is not a multiple of 4 is padded.
-func (g *Backend) upload(st *storage, off uint64, data []byte) error {
+// upload writes bytes into a device buffer at a byte offset, after
+// everything recorded so far. A length that is not a multiple of 4 is
+// padded.
+func (g *Backend) upload(buf *wgpu.Buffer, off uint64, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -234,10 +290,18 @@ func (g *Backend) upload(st *storage, off uint64, data []byte) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.flushLocked()
-	if err := g.queue.WriteBuffer(st.buf, off, data); err != nil {
+	if err := g.queue.WriteBuffer(buf, off, data); err != nil {
 		return fmt.Errorf("gpu: upload %d bytes: %w", len(data), err)
 	}
 	return nil
+}
+
+// slice returns the elements [off, off+n) of b as a buffer of its own
+// (a view, for any dtype), for walking them with spans.
+func (b *buffer) slice(off, n int) *buffer {
+	s := *b
+	s.off, s.n, s.shape, s.view = b.off+off, n, tensor.Shape{n}, true
+	return &s
 }
 
 // Write copies host values into the F32 buffer dst starting at element off.
@@ -252,8 +316,10 @@ func (g *Backend) Write(dst backend.Buffer, off int, src []float32) error {
 	if off < 0 || off > b.n || len(src) > b.n-off {
 		return fmt.Errorf("gpu: write: %d values at offset %d do not fit in a buffer of %d", len(src), off, b.n)
 	}
-	if err := g.upload(b.st, uint64(4*(b.off+off)), f32Bytes(src)); err != nil {
-		return err
+	for _, s := range spans("Write", len(src), operand{"dst", b.slice(off, len(src)), 1}) {
+		if err := g.upload(s.bufs[0], uint64(4*s.offs[0]), f32Bytes(src[s.start:s.start+s.n])); err != nil {
+			return err
+		}
 	}
 	return g.takeErr()
 }
@@ -268,7 +334,8 @@ func (g *Backend) takeErr() error {
 }
 
 // Read copies len(dst) elements starting at off out of src, decoding on the
-// device when src is not F32. It waits for the work recorded before it.
+// device when src is not F32. It waits for the work recorded before it and
+// reads back once, however many parts src has.
 func (g *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 	b, err := g.lookup(src)
 	if err != nil {
@@ -280,17 +347,26 @@ func (g *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 	if len(dst) == 0 {
 		return nil
 	}
-	st, start := b.st, b.off+off
-	if b.dtype != tensor.F32 {
-		tmp, err := g.alloc("decode", 4*int64(len(dst)))
-		if err != nil {
-			return fmt.Errorf("gpu: read: %w", err)
+	var copies []copyRange
+	for _, s := range spans("Read", len(dst), operand{"src", b.slice(off, len(dst)), 1}) {
+		if b.dtype == tensor.F32 {
+			copies = append(copies, copyRange{s.bufs[0], uint64(4 * s.offs[0]), uint64(4 * s.n)})
+			continue
 		}
-		defer g.release(tmp)
-		g.run(kDecode.withWeight(b.dtype), groupsFor(len(dst), 256), args{}.u(off, len(dst)), st, tmp)
-		st, start = tmp, 0
+		// Decode through temporaries no larger than a part of F32.
+		step := max(g.maxPart/4, 1)
+		for i := 0; i < s.n; i += step {
+			n := min(step, s.n-i)
+			tmp, err := g.temp("decode", 4*int64(n))
+			if err != nil {
+				return fmt.Errorf("gpu: read: %w", err)
+			}
+			defer g.release(tmp)
+			g.run(kDecode.withWeight(b.dtype), groupsFor(n, 256), args{}.u(s.offs[0]+i, n), s.bufs[0], tmp.parts[0].buf)
+			copies = append(copies, copyRange{tmp.parts[0].buf, 0, uint64(4 * n)})
+		}
 	}
-	raw, err := g.readBytes(st, uint64(4*start), uint64(4*len(dst)))
+	raw, err := g.readBytes(copies...)
 	if err != nil {
 		return fmt.Errorf("gpu: read: %w", err)
 	}
@@ -303,9 +379,19 @@ func (g *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 // readTimeout bounds one read-back; a device that takes longer is hung.
 const readTimeout = 2 * time.Minute
 
-// readBytes submits the recorded work, copies size bytes at off out of st
-// through the staging buffer and returns them: one read-back.
-func (g *Backend) readBytes(st *storage, off, size uint64) ([]byte, error) {
+// copyRange is size bytes at byte off of a device buffer.
+type copyRange struct {
+	buf       *wgpu.Buffer
+	off, size uint64
+}
+
+// readBytes submits the recorded work, copies the ranges one after the
+// other into the staging buffer and returns their bytes: one read-back.
+func (g *Backend) readBytes(ranges ...copyRange) ([]byte, error) {
+	var size uint64
+	for _, r := range ranges {
+		size += r.size
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.staging == nil || g.staging.Size() < size {
@@ -321,7 +407,11 @@ func (g *Backend) readBytes(st *storage, off, size uint64) ([]byte, error) {
 	if err := g.endPass(); err != nil {
 		return nil, err
 	}
-	g.enc.CopyBufferToBuffer(st.buf, off, g.staging, 0, size)
+	at := uint64(0)
+	for _, r := range ranges {
+		g.enc.CopyBufferToBuffer(r.buf, r.off, g.staging, at, r.size)
+		at += r.size
+	}
 	g.flushLocked()
 	if err := g.err; err != nil {
 		g.err = nil
@@ -341,12 +431,14 @@ func (g *Backend) readBytes(st *storage, off, size uint64) ([]byte, error) {
 	return append([]byte(nil), rng.Bytes()...), nil
 }
 
-// release frees a temporary after the work recorded so far.
+// release frees a storage after the work recorded so far.
 func (g *Backend) release(st *storage) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st.freed = true
-	g.afterSubmit = append(g.afterSubmit, st.buf)
+	for _, p := range st.parts {
+		g.afterSubmit = append(g.afterSubmit, p.buf)
+	}
 }
 
 // View returns an F32 buffer of the given shape over the elements

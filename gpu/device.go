@@ -35,7 +35,7 @@ type AdapterInfo struct {
 	// Software is true when the adapter runs on the CPU.
 	Software bool
 	// MaxBindingBytes is the largest storage buffer a shader may bind, so
-	// the largest buffer this backend allocates.
+	// the largest binding; larger buffers are split into parts (see doc.go).
 	MaxBindingBytes uint64
 	// ShaderF16 reports whether the adapter offers f16 arithmetic in
 	// shaders (graft computes in f32 either way).
@@ -70,7 +70,7 @@ func openAdapter() (*wgpu.Instance, *wgpu.Adapter, AdapterInfo, error) {
 		inst.Release()
 		return nil, nil, AdapterInfo{}, fmt.Errorf("gpu: %w (%v)%s", ErrNoAdapter, err, installHint)
 	}
-	in := ad.Info()
+	in := platformInfo(ad.Info())
 	info := AdapterInfo{
 		Name: in.Name, Backend: in.Backend.String(), DeviceType: in.DeviceType.String(), Driver: in.Driver,
 		Software:        in.DeviceType == gputypes.DeviceTypeCPU,

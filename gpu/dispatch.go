@@ -103,8 +103,9 @@ const maxGroupsPerDim = 65535
 // run records one dispatch of kernel k over groups workgroups (laid out in
 // two dimensions when there are more than one dimension allows; kernels
 // compute their linear workgroup index as wid.x + wid.y * nwg.x) with the
-// given arguments and buffers. A nil buffer binds a dummy.
-func (g *Backend) run(k kernel, groups int, a args, bufs ...*storage) {
+// given arguments and device buffers, each bound whole. A nil buffer binds
+// a dummy.
+func (g *Backend) run(k kernel, groups int, a args, bufs ...*wgpu.Buffer) {
 	if len(bufs) != k.buffers {
 		panic(fmt.Sprintf("gpu: kernel %s takes %d buffers, got %d", k.name, k.buffers, len(bufs)))
 	}
@@ -145,11 +146,13 @@ func (g *Backend) run(k kernel, groups int, a args, bufs ...*storage) {
 		}
 		g.auxUsed = auxOff + size
 	}
+	if bufs, err = g.unaliasLocked(bufs); err != nil {
+		panic(fmt.Sprintf("gpu: %s: %v", k.name, err))
+	}
 	entries := []wgpu.BindGroupEntry{{Binding: 0, Buffer: auxBuf, Offset: uint64(auxOff), Size: uint64(size)}}
-	for i, s := range bufs {
-		b := g.dummy
-		if s != nil {
-			b = s.buf
+	for i, b := range bufs {
+		if b == nil {
+			b = g.dummy
 		}
 		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i + 1), Buffer: b, Size: b.Size()})
 	}

@@ -15,9 +15,27 @@
 // stays quantized in device memory. Arithmetic is f32 throughout.
 //
 // Views carry an element offset that the shaders add, so a view needs no
-// alignment. Every buffer is bound as a whole; a buffer larger than the
-// adapter's storage-binding limit cannot be created (Load and Zeros report
-// it), see Limits.
+// alignment.
+//
+// Buffers over the binding limit are split. A buffer larger than the
+// adapter's storage-binding limit (AdapterInfo.MaxBindingBytes) or its
+// largest buffer, whichever is smaller, is stored as several device
+// buffers, its parts, each holding consecutive elements and as many whole
+// rows of the buffer's shape as fit (for quantized weights, at a block
+// boundary; each NF4 part carries its own code book and scales). Each part
+// is bound whole, so no binding offset is involved, and every operation
+// walks its operands in spans: runs of elements, or of whole rows for
+// row-by-row kernels, that lie in one part of every operand, with one
+// dispatch per span. So a vocabulary-sized embedding or lm_head, or logits
+// [rows, vocab], work at any size: MatMul splits M, N and K where its
+// operands' parts end (the K blocks after the first accumulate), the
+// embedding gather runs once per table part, CrossEntropy writes every
+// span's losses into one buffer. Nothing extra is read back: Read
+// gathers all parts in one transfer. The limits: a view whose rows
+// straddle two parts cannot go through a row-by-row kernel, attention needs
+// each sequence's q, k and v rows in one part, and vectors bound whole (an
+// RMSNorm weight, a broadcast operand) must fit one binding; these panic
+// with the operand's name.
 //
 // Errors: as on the CPU backend, Load, Write and Read return errors; the
 // operations panic on programming errors (foreign or freed buffers, shapes

@@ -3,6 +3,8 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/gogpu/wgpu"
+
 	"github.com/graft-ml/graft/core/backend"
 )
 
@@ -16,7 +18,9 @@ func (g *Backend) Copy(dst, src backend.Buffer) {
 	if overlaps(d, s) {
 		panic("gpu: Copy: dst and src overlap")
 	}
-	g.run(kCopy, groupsFor(d.n, 256), args{}.u(d.off, s.off, d.n), d.st, s.st)
+	for _, p := range spans("Copy", d.n, operand{"dst", d, 1}, operand{"src", s, 1}) {
+		g.run(kCopy, groupsFor(p.n, 256), args{}.u(p.offs[0], p.offs[1], p.n), p.bufs[0], p.bufs[1])
+	}
 }
 
 // broadcast returns how b's elements line up with a's, following Mul's rule
@@ -41,7 +45,22 @@ func (g *Backend) binary(op string, code int, dst, a, b backend.Buffer) {
 	checkSize(op, "a", x, d.n)
 	mode := broadcast(op, x, y)
 	_, cols := x.dims()
-	g.run(kBinary, groupsFor(d.n, 256), args{}.u(d.n, max(cols, 1), d.off, x.off, y.off, code, mode), d.st, x.st, y.st)
+	// b goes element by element with a, or is bound whole and indexed by
+	// the position of the span in a.
+	ops := []operand{{"dst", d, 1}, {"a", x, 1}, {"b", y, 1}}
+	var wb *wgpu.Buffer
+	var woff int
+	if mode != 0 {
+		ops = ops[:2]
+		wb, woff = whole(op, "b", y)
+	}
+	for _, s := range spans(op, d.n, ops...) {
+		if mode == 0 {
+			wb, woff = s.bufs[2], s.offs[2]
+		}
+		a := args{}.u(s.n, max(cols, 1), s.offs[0], s.offs[1], woff, code, mode, s.start)
+		g.run(kBinary, groupsFor(s.n, 256), a, s.bufs[0], s.bufs[1], wb)
+	}
 }
 
 // Add sets dst = a + b; dst may be a or b; b may be broadcast as in Mul.
@@ -55,14 +74,21 @@ func (g *Backend) Mul(dst, a, b backend.Buffer) { g.binary("Mul", 1, dst, a, b) 
 func (g *Backend) Scale(dst, x backend.Buffer, s float32) {
 	d, xb := g.f32(dst, "Scale", "dst"), g.f32(x, "Scale", "x")
 	checkSize("Scale", "x", xb, d.n)
-	g.run(kAxpby, groupsFor(d.n, 256), args{}.u(d.n, d.off, xb.off).f(0, s), d.st, xb.st)
+	g.axpby("Scale", d, xb, 0, s)
+}
+
+// axpby sets dst = c*dst + s*x span by span.
+func (g *Backend) axpby(op string, d, x *buffer, c, s float32) {
+	for _, p := range spans(op, d.n, operand{"dst", d, 1}, operand{"x", x, 1}) {
+		g.run(kAxpby, groupsFor(p.n, 256), args{}.u(p.n, p.offs[0], p.offs[1]).f(c, s), p.bufs[0], p.bufs[1])
+	}
 }
 
 // AddScaled sets dst += s * x.
 func (g *Backend) AddScaled(dst, x backend.Buffer, s float32) {
 	d, xb := g.f32(dst, "AddScaled", "dst"), g.f32(x, "AddScaled", "x")
 	checkSize("AddScaled", "x", xb, d.n)
-	g.run(kAxpby, groupsFor(d.n, 256), args{}.u(d.n, d.off, xb.off).f(1, s), d.st, xb.st)
+	g.axpby("AddScaled", d, xb, 1, s)
 }
 
 // SiLUMul sets dst = silu(gate) * up; dst may be gate or up.
@@ -71,7 +97,9 @@ func (g *Backend) SiLUMul(dst, gate, up backend.Buffer) {
 	d, gb, u := g.f32(dst, op, "dst"), g.f32(gate, op, "gate"), g.f32(up, op, "up")
 	checkSize(op, "gate", gb, d.n)
 	checkSize(op, "up", u, d.n)
-	g.run(kSiLUMul, groupsFor(d.n, 256), args{}.u(d.n, d.off, gb.off, u.off), d.st, gb.st, u.st)
+	for _, s := range spans(op, d.n, operand{"dst", d, 1}, operand{"gate", gb, 1}, operand{"up", u, 1}) {
+		g.run(kSiLUMul, groupsFor(s.n, 256), args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2]), s.bufs[0], s.bufs[1], s.bufs[2])
+	}
 }
 
 // SiLUMulBackward sets dgate = dy * up * silu'(gate) and dup = dy *
@@ -82,24 +110,18 @@ func (g *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
 	checkSize(op, "gate", gb, dyb.n)
 	checkSize(op, "up", u, dyb.n)
 	dg, du := g.opt(dgate, op, "dgate"), g.opt(dup, op, "dup")
-	a := args{}.u(dyb.n, dyb.off, gb.off, u.off)
-	a = a.u(optOff(op, "dgate", dg, dyb.n)...).u(optOff(op, "dup", du, dyb.n)...)
-	g.run(kSiLUMulBack, groupsFor(dyb.n, 256), a, dyb.st, gb.st, u.st, optSt(dg), optSt(du))
+	checkOpt(op, "dgate", dg, dyb.n)
+	checkOpt(op, "dup", du, dyb.n)
+	ops := []operand{{"dy", dyb, 1}, {"gate", gb, 1}, {"up", u, 1}, {"dgate", dg, 1}, {"dup", du, 1}}
+	for _, s := range spans(op, dyb.n, ops...) {
+		a := args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], bit(dg != nil), s.offs[3], bit(du != nil), s.offs[4])
+		g.run(kSiLUMulBack, groupsFor(s.n, 256), a, s.bufs...)
+	}
 }
 
-// optOff returns an optional operand's presence flag and offset, checking
-// its size.
-func optOff(op, name string, b *buffer, n int) []int {
-	if b == nil {
-		return []int{0, 0}
+// checkOpt checks the size of an optional operand.
+func checkOpt(op, name string, b *buffer, n int) {
+	if b != nil {
+		checkSize(op, name, b, n)
 	}
-	checkSize(op, name, b, n)
-	return []int{1, b.off}
-}
-
-func optSt(b *buffer) *storage {
-	if b == nil {
-		return nil
-	}
-	return b.st
 }

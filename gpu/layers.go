@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gogpu/wgpu"
+
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/tensor"
 )
@@ -26,8 +28,29 @@ func (g *Backend) Embedding(dst, table backend.Buffer, ids []int32) {
 		panic(fmt.Sprintf("gpu: Embedding: dst %v, want [%d %d] for %d ids into table %v", d.shape, len(ids), dim, len(ids), t.shape))
 	}
 	checkIDs("Embedding", ids, vocab)
-	a := args{}.u(len(ids), dim, d.off, t.off).i32s(ids)
-	g.run(kEmbedding.withWeight(t.dtype), groupsFor(len(ids)*dim, 256), a, t.st, d.st)
+	// One dispatch per part of dst and part of the table holding some of
+	// its ids; the kernel gathers only the ids in the table part's rows.
+	tSpans := spans("Embedding", vocab, operand{"table", t, dim})
+	for _, ds := range spans("Embedding", len(ids), operand{"dst", d, dim}) {
+		sub := ids[ds.start : ds.start+ds.n]
+		for _, ts := range tSpans {
+			if !anyIn(sub, ts.start, ts.start+ts.n) {
+				continue
+			}
+			a := args{}.u(len(sub), dim, ds.offs[0], ts.offs[0], ts.start, ts.start+ts.n).i32s(sub)
+			g.run(kEmbedding.withWeight(t.dtype), groupsFor(len(sub)*dim, 256), a, ts.bufs[0], ds.bufs[0])
+		}
+	}
+}
+
+// anyIn reports whether some id is in [lo, hi).
+func anyIn(ids []int32, lo, hi int) bool {
+	for _, id := range ids {
+		if int(id) >= lo && int(id) < hi {
+			return true
+		}
+	}
+	return false
 }
 
 // EmbeddingBackward adds row r of dy into row ids[r] of dtable; repeated
@@ -40,13 +63,24 @@ func (g *Backend) EmbeddingBackward(dtable, dy backend.Buffer, ids []int32) {
 		panic(fmt.Sprintf("gpu: EmbeddingBackward: dy %v, want [%d %d] for %d ids into table %v", y.shape, len(ids), dim, len(ids), t.shape))
 	}
 	checkIDs("EmbeddingBackward", ids, vocab)
-	a := args{}.u(len(ids), dim, t.off, y.off).i32s(ids)
-	g.run(kEmbedBack, groupsFor(dim, 256), a, t.st, y.st)
+	// dy's parts go in order, so each element still adds its rows in id
+	// order; each table part takes the ids in its rows.
+	tSpans := spans("EmbeddingBackward", vocab, operand{"dtable", t, dim})
+	for _, ys := range spans("EmbeddingBackward", len(ids), operand{"dy", y, dim}) {
+		sub := ids[ys.start : ys.start+ys.n]
+		for _, ts := range tSpans {
+			if !anyIn(sub, ts.start, ts.start+ts.n) {
+				continue
+			}
+			a := args{}.u(len(sub), dim, ts.offs[0], ys.offs[0], ts.start, ts.start+ts.n).i32s(sub)
+			g.run(kEmbedBack, groupsFor(dim, 256), a, ts.bufs[0], ys.bufs[0])
+		}
+	}
 }
 
 // normWeight checks an RMSNorm weight and returns the kernel variant's
-// weight dtype, its storage and offset (F32 and the dummy for none).
-func (g *Backend) normWeight(op string, w backend.Buffer, cols int) (tensor.DType, *storage, int, int) {
+// weight dtype, its device buffer and offset (F32 and the dummy for none).
+func (g *Backend) normWeight(op string, w backend.Buffer, cols int) (tensor.DType, *wgpu.Buffer, int, int) {
 	if w == nil {
 		return tensor.F32, nil, 0, 0
 	}
@@ -54,7 +88,8 @@ func (g *Backend) normWeight(op string, w backend.Buffer, cols int) (tensor.DTyp
 	if wb.n != cols {
 		panic(fmt.Sprintf("gpu: %s: w has %d elements (shape %v), want %d", op, wb.n, wb.shape, cols))
 	}
-	return wb.dtype, wb.st, wb.off, 1
+	buf, off := whole(op, "w", wb)
+	return wb.dtype, buf, off, 1
 }
 
 // RMSNorm sets dst = x / sqrt(mean(x^2) + eps) * w row by row, one
@@ -64,8 +99,10 @@ func (g *Backend) RMSNorm(dst, x, w backend.Buffer, eps float32) {
 	checkSize("RMSNorm", "dst", d, xb.n)
 	rows, cols := xb.dims()
 	dt, ws, woff, has := g.normWeight("RMSNorm", w, cols)
-	a := args{}.u(rows, cols, d.off, xb.off, has, woff).f(eps)
-	g.run(kRMSNorm.withWeight(dt), rows, a, d.st, xb.st, ws)
+	for _, s := range spans("RMSNorm", rows, operand{"dst", d, cols}, operand{"x", xb, cols}) {
+		a := args{}.u(s.n, cols, s.offs[0], s.offs[1], has, woff).f(eps)
+		g.run(kRMSNorm.withWeight(dt), s.n, a, s.bufs[0], s.bufs[1], ws)
+	}
 }
 
 // RMSNormBackward accumulates the input gradient into dx and, when dw is
@@ -82,15 +119,20 @@ func (g *Backend) RMSNormBackward(dx, dw, dy, x, w backend.Buffer, eps float32) 
 	if dwb != nil {
 		checkSize(op, "dw", dwb, cols)
 	}
-	inv, err := g.alloc("rmsnorm-inv", 4*int64(max(rows, 1)))
-	if err != nil {
-		panic(fmt.Sprintf("gpu: %s: %v", op, err))
-	}
-	defer g.release(inv)
-	a := args{}.u(rows, cols, dxb.off, dyb.off, xb.off, has, woff).f(eps)
-	g.run(kRMSNormBack.withWeight(dt), rows, a, dxb.st, dyb.st, xb.st, ws, inv)
-	if dwb != nil {
-		g.run(kRMSNormDW, groupsFor(cols, 256), args{}.u(rows, cols, dwb.off, dyb.off, xb.off), dwb.st, dyb.st, xb.st, inv)
+	dwBuf, dwOff := whole(op, "dw", dwb)
+	// Each run of rows keeps its 1/rms in inv and adds its share of dw.
+	for _, s := range spans(op, rows, operand{"dx", dxb, cols}, operand{"dy", dyb, cols}, operand{"x", xb, cols}) {
+		inv, err := g.temp("rmsnorm-inv", 4*int64(s.n))
+		if err != nil {
+			panic(fmt.Sprintf("gpu: %s: %v", op, err))
+		}
+		a := args{}.u(s.n, cols, s.offs[0], s.offs[1], s.offs[2], has, woff).f(eps)
+		g.run(kRMSNormBack.withWeight(dt), s.n, a, s.bufs[0], s.bufs[1], s.bufs[2], ws, inv.parts[0].buf)
+		if dwb != nil {
+			a := args{}.u(s.n, cols, dwOff, s.offs[1], s.offs[2])
+			g.run(kRMSNormDW, groupsFor(cols, 256), a, dwBuf, s.bufs[1], s.bufs[2], inv.parts[0].buf)
+		}
+		g.release(inv)
 	}
 }
 
@@ -132,6 +174,8 @@ func (g *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 		f := math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
 		a = a.f(float32(f / (2 * math.Pi)))
 	}
-	a = a.i32s(pos)
-	g.run(kRoPE, groupsFor(rows*(cols/hd)*half, 256), a, xb.st)
+	for _, s := range spans(op, rows, operand{"x", xb, cols}) {
+		sa := append(args{}.u(s.n, cols, s.offs[0]), a[3:]...).i32s(pos[s.start : s.start+s.n])
+		g.run(kRoPE, groupsFor(s.n*(cols/hd)*half, 256), sa, s.bufs[0])
+	}
 }

@@ -17,7 +17,9 @@ func (g *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
 		temperature = 1
 	}
 	rows, cols := xb.dims()
-	g.run(kSoftmax, rows, args{}.u(rows, cols, d.off, xb.off).f(1/temperature), d.st, xb.st)
+	for _, s := range spans("Softmax", rows, operand{"dst", d, cols}, operand{"x", xb, cols}) {
+		g.run(kSoftmax, s.n, args{}.u(s.n, cols, s.offs[0], s.offs[1]).f(1/temperature), s.bufs[0], s.bufs[1])
+	}
 }
 
 // CrossEntropy returns sum_r weight[r] * -log softmax(logits[r])[targets[r]]
@@ -43,20 +45,24 @@ func (g *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, 
 		}
 	}
 	dl := g.opt(dlogits, op, "dlogits")
-	if dl != nil {
-		checkSize(op, "dlogits", dl, lb.n)
-	}
+	checkOpt(op, "dlogits", dl, lb.n)
 	if rows == 0 {
 		return 0
 	}
-	losses, err := g.alloc("losses", 4*int64(rows))
+	losses, err := g.temp("losses", 4*int64(rows))
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %s: %v", op, err))
 	}
 	defer g.release(losses)
-	a := args{}.u(rows, vocab, lb.off).u(optOff(op, "dlogits", dl, lb.n)...).f(gradScale).i32s(targets).f(w...)
-	g.run(kCrossEnt, rows, a, optSt(dl), lb.st, losses)
-	raw, err := g.readBytes(losses, 0, 4*uint64(rows))
+	lossBuf := losses.parts[0].buf
+	// Every run of rows writes its losses into the one buffer, which comes
+	// back in one read.
+	for _, s := range spans(op, rows, operand{"logits", lb, vocab}, operand{"dlogits", dl, vocab}) {
+		r0, r1 := s.start, s.start+s.n
+		a := args{}.u(s.n, vocab, s.offs[0], bit(dl != nil), s.offs[1]).f(gradScale).u(r0).i32s(targets[r0:r1]).f(w[r0:r1]...)
+		g.run(kCrossEnt, s.n, a, s.bufs[1], s.bufs[0], lossBuf)
+	}
+	raw, err := g.readBytes(copyRange{lossBuf, 0, 4 * uint64(rows)})
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %s: read the loss: %v", op, err))
 	}
@@ -74,27 +80,31 @@ const sumsqChunk = 4096
 // fixed chunks are summed on the device, and the partial sums of all
 // buffers come back in one transfer to be added in float64.
 func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
-	bs := make([]*buffer, len(bufs))
+	var all []span
 	total := 0
 	for i, x := range bufs {
-		bs[i] = g.f32(x, "SumSquares", fmt.Sprintf("bufs[%d]", i))
-		total += groupsFor(bs[i].n, sumsqChunk)
+		b := g.f32(x, "SumSquares", fmt.Sprintf("bufs[%d]", i))
+		for _, s := range spans("SumSquares", b.n, operand{fmt.Sprintf("bufs[%d]", i), b, 1}) {
+			all = append(all, s)
+			total += groupsFor(s.n, sumsqChunk)
+		}
 	}
 	if total == 0 {
 		return 0
 	}
-	partial, err := g.alloc("sumsq", 4*int64(total))
+	partial, err := g.temp("sumsq", 4*int64(total))
 	if err != nil {
 		panic(fmt.Sprintf("gpu: SumSquares: %v", err))
 	}
 	defer g.release(partial)
+	pb := partial.parts[0].buf
 	at := 0
-	for _, b := range bs {
-		n := groupsFor(b.n, sumsqChunk)
-		g.run(kSumSquares, n, args{}.u(b.n, b.off, at, sumsqChunk), b.st, partial)
+	for _, s := range all {
+		n := groupsFor(s.n, sumsqChunk)
+		g.run(kSumSquares, n, args{}.u(s.n, s.offs[0], at, sumsqChunk), s.bufs[0], pb)
 		at += n
 	}
-	raw, err := g.readBytes(partial, 0, 4*uint64(total))
+	raw, err := g.readBytes(copyRange{pb, 0, 4 * uint64(total)})
 	if err != nil {
 		panic(fmt.Sprintf("gpu: SumSquares: read back: %v", err))
 	}
@@ -117,10 +127,13 @@ func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 		panic(fmt.Sprintf("gpu: %s: Step is %d, want 1 or more (it is 1-based)", op, h.Step))
 	}
 	lr, b1, b2 := float64(h.LR), float64(h.Beta1), float64(h.Beta2)
-	a := args{}.u(pb.n, pb.off, gb.off, mb.off, vb.off).f(
+	factors := args{}.f(
 		float32(1-lr*float64(h.WeightDecay)),
 		float32(lr/(1-math.Pow(b1, float64(h.Step)))),
 		float32(math.Sqrt(1-math.Pow(b2, float64(h.Step)))),
 		h.Beta1, h.Beta2, float32(1-b1), float32(1-b2), h.Eps)
-	g.run(kAdamW, groupsFor(pb.n, 256), a, pb.st, gb.st, mb.st, vb.st)
+	for _, s := range spans(op, pb.n, operand{"param", pb, 1}, operand{"grad", gb, 1}, operand{"m", mb, 1}, operand{"v", vb, 1}) {
+		a := append(args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], s.offs[3]), factors...)
+		g.run(kAdamW, groupsFor(s.n, 256), a, s.bufs...)
+	}
 }

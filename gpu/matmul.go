@@ -44,9 +44,43 @@ func (g *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 		}
 		return
 	}
-	tiles := groupsFor(m, 64) * groupsFor(n, 64)
-	a32 := args{}.u(m, n, k, d.off, x.off, w.off, bit(f.TransA), bit(f.TransB), bit(f.Accumulate)).f(alpha)
-	g.run(kMatMul.withWeight(w.dtype), tiles, a32, d.st, x.st, w.st)
+	// Each operand splits along its own rows: dst and a (unless
+	// transposed) along M, a transposed and b along K, b transposed along
+	// N. One dispatch per block of M, N and K ranges; the K blocks after
+	// the first accumulate.
+	_, ldd := d.dims()
+	var aM, aK, bK, bN *buffer
+	if f.TransA {
+		aK = x
+	} else {
+		aM = x
+	}
+	if f.TransB {
+		bN = w
+	} else {
+		bK = w
+	}
+	mSpans := spans(op, m, operand{"dst", d, n}, operand{"a", aM, k})
+	kSpans := spans(op, k, operand{"a", aK, m}, operand{"b", bK, n})
+	nSpans := spans(op, n, operand{"b", bN, k})
+	for _, ms := range mSpans {
+		for _, ns := range nSpans {
+			for ki, ks := range kSpans {
+				ab, aoff := ms.bufs[1], ms.offs[1]+ks.start
+				if f.TransA {
+					ab, aoff = ks.bufs[0], ks.offs[0]+ms.start
+				}
+				wb, woff := ks.bufs[1], ks.offs[1]+ns.start
+				if f.TransB {
+					wb, woff = ns.bufs[0], ns.offs[0]+ks.start
+				}
+				acc := f.Accumulate || ki > 0
+				a32 := args{}.u(ms.n, ns.n, ks.n, ms.offs[0]+ns.start, aoff, woff, bit(f.TransA), bit(f.TransB), bit(acc)).f(alpha).u(ldd, ac, bc)
+				tiles := groupsFor(ms.n, 64) * groupsFor(ns.n, 64)
+				g.run(kMatMul.withWeight(w.dtype), tiles, a32, ms.bufs[0], ab, wb)
+			}
+		}
+	}
 }
 
 func bit(b bool) int {

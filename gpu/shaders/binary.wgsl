@@ -1,6 +1,8 @@
 // dst = a (op) b, op 0: add, 1: multiply. b is indexed by mode 0: element,
 // 1: column (a row vector of cols values), 2: row (a column of values).
-// args: n, cols, doff, aoff, boff, op, mode
+// base is the index in a of the dispatch's first element, for broadcasting
+// when a is walked in parts.
+// args: n, cols, doff, aoff, boff, op, mode, base
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> b: array<f32>;
@@ -14,8 +16,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let cols = argu(1u);
     var j = i;
     switch argu(6u) {
-        case 1u: { j = i % cols; }
-        case 2u: { j = i / cols; }
+        case 1u: { j = (argu(7u) + i) % cols; }
+        case 2u: { j = (argu(7u) + i) / cols; }
         default: {}
     }
     let x = a[argu(3u) + i];

@@ -2,7 +2,8 @@
 // when present, dl[r] = scale * w[r] * (softmax - onehot(t[r])); rows of
 // weight 0 have loss 0 and a zero gradient. dl may be logits itself: every
 // element is read before it is overwritten by the same thread.
-// args: rows, vocab, loff, hasdl, dloff, scale, targets[rows], weights[rows]
+// loss[lossoff + r] takes row r, so parts of logits share one loss buffer.
+// args: rows, vocab, loff, hasdl, dloff, scale, lossoff, targets[rows], weights[rows]
 @group(0) @binding(1) var<storage, read_write> dl: array<f32>;
 @group(0) @binding(2) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
@@ -20,7 +21,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let lo = argu(2u) + r * vocab;
     let hasdl = argu(3u) == 1u;
     let dlo = argu(4u) + r * vocab;
-    let w = argf(6u + rows + r);
+    let w = argf(7u + rows + r);
+    let lr = argu(6u) + r;
     if (w == 0.0) {
         if (hasdl) {
             for (var j = t; j < vocab; j += 256u) {
@@ -28,11 +30,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         if (t == 0u) {
-            loss[r] = 0.0;
+            loss[lr] = 0.0;
         }
         return;
     }
-    let target = argu(6u + r);
+    let tgt = argu(7u + r);
     var m = -3.0e38;
     for (var j = t; j < vocab; j += 256u) {
         m = max(m, logits[lo + j]);
@@ -60,17 +62,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     let lse = m + log(red[0]);
-    let xt = logits[lo + target];
-    // Everyone has read logits[target] before anyone may overwrite it.
+    let xt = logits[lo + tgt];
+    // Everyone has read logits[tgt] before anyone may overwrite it.
     workgroupBarrier();
     if (t == 0u) {
-        loss[r] = w * (lse - xt);
+        loss[lr] = w * (lse - xt);
     }
     if (hasdl) {
         let g = argf(5u) * w;
         for (var j = t; j < vocab; j += 256u) {
             var v = g * exp(logits[lo + j] - lse);
-            if (j == target) {
+            if (j == tgt) {
                 v -= g;
             }
             dl[dlo + j] = v;

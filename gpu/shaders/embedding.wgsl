@@ -1,4 +1,6 @@
-// dst[r, c] = table[ids[r], c].  args: nids, dim, doff, toff, ids...
+// dst[r, c] = table[ids[r], c] for the ids in [lo, hi), the rows of the
+// table part bound, whose row lo is at toff.
+// args: nids, dim, doff, toff, lo, hi, ids...
 @group(0) @binding(1) var<storage, read_write> wt: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 //!weight
@@ -12,5 +14,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let r = i / dim;
     let c = i % dim;
-    dst[argu(2u) + i] = wload(argu(3u) + argu(4u + r) * dim + c);
+    let id = argu(6u + r);
+    if (id >= argu(4u) && id < argu(5u)) {
+        dst[argu(2u) + i] = wload(argu(3u) + (id - argu(4u)) * dim + c);
+    }
 }

@@ -1,7 +1,9 @@
 // dst[M, N] (+)= alpha * op(a)[M, K] * op(w)[K, N]. Each workgroup computes
 // a 64x64 tile of dst, each of its 256 threads a 4x4 block, walking K in
 // steps of 16 through workgroup memory. w may be any weight dtype.
-// args: M, N, K, doff, aoff, woff, transA, transB, accumulate, alpha
+// The operands may be blocks of larger matrices: ldd, lda and ldb are the
+// row lengths of dst, a and w as stored.
+// args: M, N, K, doff, aoff, woff, transA, transB, accumulate, alpha, ldd, lda, ldb
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> wt: array<u32>;
@@ -20,6 +22,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let K = argu(2u);
     let transA = argu(6u) == 1u;
     let transB = argu(7u) == 1u;
+    let lda = argu(11u);
+    let ldb = argu(12u);
     let tilesN = (N + TN - 1u) / TN;
     let g = group_index(wid, nwg);
     if (g >= tilesN * ((M + TM - 1u) / TM)) {
@@ -38,7 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let ka = k0 + e % TK;
             var va = 0.0;
             if (m < M && ka < K) {
-                va = a[argu(4u) + select(m * K + ka, ka * M + m, transA)];
+                va = a[argu(4u) + select(m * lda + ka, ka * lda + m, transA)];
             }
             as_[e] = va;
             // w tile: element (k, n) of op(w)
@@ -46,7 +50,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let n = col0 + e % TN;
             var vb = 0.0;
             if (kb < K && n < N) {
-                vb = wload(argu(5u) + select(kb * N + n, n * K + kb, transB));
+                vb = wload(argu(5u) + select(kb * ldb + n, n * ldb + kb, transB));
             }
             bs_[e] = vb;
         }
@@ -72,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var j = 0u; j < 4u; j++) {
             let c = col0 + tx + 16u * j;
             if (r < M && c < N) {
-                let o = argu(3u) + r * N + c;
+                let o = argu(3u) + r * argu(10u) + c;
                 var v = alpha * acc[i * 4u + j];
                 if (accumulate) {
                     v += dst[o];
