@@ -174,3 +174,20 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestRopeScalingIsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		scaling *hfconfig.RopeScaling
+		ok      bool
+	}{
+		{nil, true},
+		{&hfconfig.RopeScaling{RopeType: "default"}, true},
+		{&hfconfig.RopeScaling{RopeType: "llama3", Factor: 8}, false},
+		{&hfconfig.RopeScaling{Type: "linear", Factor: 2}, false},
+	} {
+		err := checkRopeScaling(&hfconfig.Config{RopeScaling: tt.scaling})
+		if (err == nil) != tt.ok {
+			t.Errorf("rope_scaling %+v: error %v", tt.scaling, err)
+		}
+	}
+}

@@ -108,6 +108,15 @@ func ggufConfig(f *gguf.File) (Config, error) {
 	if v, ok := f.Uint(arch + ".vocab_size"); ok && int(v) != c.Vocab {
 		return c, fmt.Errorf("metadata %s.vocab_size %d disagrees with token_embd.weight rows %d", arch, v, c.Vocab)
 	}
+	// llama.cpp stores Llama 3.x frequency scaling as rope_freqs.weight and
+	// linear/YaRN scaling as metadata; graft applies neither, so it refuses
+	// such files instead of computing wrong positions.
+	if _, ok := f.Tensor("rope_freqs.weight"); ok {
+		return c, fmt.Errorf("tensor rope_freqs.weight (Llama 3 RoPE frequency scaling) is not supported by graft yet")
+	}
+	if kind, ok := f.String(arch + ".rope.scaling.type"); ok && kind != "none" {
+		return c, fmt.Errorf("metadata %s.rope.scaling.type %q is not supported by graft yet (only unscaled RoPE)", arch, kind)
+	}
 	_, c.OutBias = f.Tensor("blk.0.attn_output.bias")
 	_, hasOutput := f.Tensor("output.weight")
 	c.TiedOutput = !hasOutput

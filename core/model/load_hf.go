@@ -22,6 +22,9 @@ func LoadHF(dir string, b backend.Backend) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("hf %s: %w", dir, err)
 	}
+	if err := checkRopeScaling(hc); err != nil {
+		return nil, fmt.Errorf("hf %s: %w", dir, err)
+	}
 	set, err := safetensors.OpenDir(dir)
 	if err != nil {
 		return nil, err
@@ -44,6 +47,20 @@ func LoadHF(dir string, b backend.Backend) (*Model, error) {
 	}
 	m.WeightDTypes = ld.dtypes
 	return m, nil
+}
+
+// checkRopeScaling refuses RoPE scaling schemes graft does not apply, so
+// that such a model fails to load rather than computing wrong positions.
+func checkRopeScaling(hc *hfconfig.Config) error {
+	if hc.RopeScaling == nil {
+		return nil
+	}
+	switch kind := hc.RopeScaling.Kind(); kind {
+	case "", "default":
+		return nil
+	default:
+		return fmt.Errorf("rope_scaling %q is not supported by graft yet (only unscaled RoPE)", kind)
+	}
 }
 
 // ConfigFromHF converts a Hugging Face config to graft's.

@@ -274,9 +274,9 @@ var bnFixedOptions = map[string]bnRequiredValue{
 	"ln_before":          {false, "it adds a trainable layer norm before the bottleneck, which graft does not implement"},
 	"ln_after":           {false, "it adds a trainable layer norm after the bottleneck, which graft does not implement"},
 	"is_parallel":        {false, "parallel adapters read the block input, which graft's block hook does not see"},
-	"use_gating":         {false, "gated adapters (UniPELT) are not implemented"},
-	"phm_layer":          {false, "PHM (Compacter) projections are not implemented"},
-	"inv_adapter":        {nil, "invertible adapters on the embeddings are not implemented"},
+	"use_gating":         {false, "gated adapters (UniPELT) are not supported by graft"},
+	"phm_layer":          {false, "PHM (Compacter) projections are not supported by graft"},
+	"inv_adapter":        {nil, "invertible adapters on the embeddings are not supported by graft"},
 }
 
 // bnIgnoredOptions change nothing graft computes for this configuration:
