@@ -77,13 +77,16 @@ func (m *Model) weightsOut(opt SaveOptions) []weightOut {
 
 // hostTensor reads w from the backend and encodes it as dt under name,
 // permuting q/k rows between RoPE layouts when toHF or toMeta asks.
-func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute func([]float32) []float32) (*tensor.Tensor, error) {
+func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute func([]float32) ([]float32, error)) (*tensor.Tensor, error) {
 	vals := make([]float32, w.shape.Numel())
 	if err := m.Backend.Read(w.buf, 0, vals); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.hf, err)
 	}
 	if permute != nil {
-		vals = permute(vals)
+		var err error
+		if vals, err = permute(vals); err != nil {
+			return nil, fmt.Errorf("%s: %w", w.hf, err)
+		}
 	}
 	if dt.Quantized() && w.shape[len(w.shape)-1]%dt.BlockElems() != 0 {
 		dt = tensor.F32 // rows that are not whole blocks cannot be quantized row-wise
@@ -99,24 +102,29 @@ func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute fu
 	return &tensor.Tensor{Name: name, DType: dt, Shape: w.shape.Clone(), Data: data}, nil
 }
 
-// permuteRows moves q/k rows between Meta's interleaved RoPE order and
-// Hugging Face's rotate-half order (toHF) or back.
-func permuteRows(vals []float32, heads, rowLen int, toHF bool) []float32 {
+// PermuteRoPERows reorders the rows of a [rows, cols] matrix between Meta's
+// interleaved RoPE order (GGUF q/k projections) and Hugging Face's
+// rotate-half order (toHF), or back. Within each head of d rows, HF row
+// s·(d/2)+p is Meta row 2p+s (s ∈ {0,1}, p < d/2).
+func PermuteRoPERows(vals []float32, rows, cols, heads int, toHF bool) ([]float32, error) {
+	if heads <= 0 || rows%heads != 0 || (rows/heads)%2 != 0 || len(vals) != rows*cols {
+		return nil, fmt.Errorf("%d values as %d rows do not split into %d heads of even size", len(vals), rows, heads)
+	}
+	d := rows / heads
 	out := make([]float32, len(vals))
-	d := len(vals) / rowLen / heads
-	for h := 0; h < heads; h++ {
-		for s := 0; s < 2; s++ {
-			for p := 0; p < d/2; p++ {
+	for h := range heads {
+		for s := range 2 {
+			for p := range d / 2 {
 				hf, meta := h*d+s*(d/2)+p, h*d+2*p+s
-				src, dst := meta, hf
+				from, to := meta, hf
 				if !toHF {
-					src, dst = hf, meta
+					from, to = hf, meta
 				}
-				copy(out[dst*rowLen:(dst+1)*rowLen], vals[src*rowLen:(src+1)*rowLen])
+				copy(out[to*cols:(to+1)*cols], vals[from*cols:(from+1)*cols])
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // ropeHeads returns the heads of a q/k projection, or 0 for any other.
@@ -175,10 +183,10 @@ func (m *Model) SaveHF(dir string, opt SaveOptions) error {
 			opt.warn("%s: %v has no safetensors type; written as F32", w.hf, dt)
 			dt = tensor.F32
 		}
-		var permute func([]float32) []float32
+		var permute func([]float32) ([]float32, error)
 		if lin := w.linear; lin != nil && lin.RoPEPermuted > 0 {
 			heads := lin.RoPEPermuted
-			permute = func(v []float32) []float32 { return permuteRows(v, heads, len(v)/lin.Out, true) }
+			permute = func(v []float32) ([]float32, error) { return PermuteRoPERows(v, lin.Out, len(v)/lin.Out, heads, true) }
 		}
 		t, err := m.hostTensor(w, w.hf, dt, permute)
 		if err != nil {
@@ -247,10 +255,10 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 	var tensors []*tensor.Tensor
 	for _, w := range m.weightsOut(opt) {
 		name := ggufTensorName(names, w.hf)
-		var permute func([]float32) []float32
+		var permute func([]float32) ([]float32, error)
 		if lin := w.linear; lin != nil && metaOrder && lin.RoPEPermuted == 0 {
 			if heads := m.ropeHeads(lin); heads > 0 {
-				permute = func(v []float32) []float32 { return permuteRows(v, heads, len(v)/lin.Out, false) }
+				permute = func(v []float32) ([]float32, error) { return PermuteRoPERows(v, lin.Out, len(v)/lin.Out, heads, false) }
 			}
 		}
 		m.warnRequantized(w, w.dtype, opt)

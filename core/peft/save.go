@@ -8,6 +8,7 @@ import (
 
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/safetensors"
+	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -203,31 +204,9 @@ func firstNonFinite(vals []float32) int {
 	return -1
 }
 
-// permuteRoPERows reorders the rows of a [rows, cols] matrix between Meta's
-// interleaved RoPE order (GGUF) and Hugging Face's rotate-half order. Within
-// each head of d rows, HF row s·(d/2)+p is Meta row 2p+s (s ∈ {0,1},
-// p < d/2).
-func permuteRoPERows(vals []float32, rows, cols, heads int, toHF bool) ([]float32, error) {
-	if heads <= 0 || rows%heads != 0 || (rows/heads)%2 != 0 {
-		return nil, fmt.Errorf("%d rows do not split into %d heads of even size", rows, heads)
-	}
-	d := rows / heads
-	out := make([]float32, len(vals))
-	for h := range heads {
-		for s := range 2 {
-			for p := range d / 2 {
-				hf := h*d + s*(d/2) + p
-				meta := h*d + 2*p + s
-				from, to := meta, hf
-				if !toHF {
-					from, to = hf, meta
-				}
-				copy(out[to*cols:(to+1)*cols], vals[from*cols:(from+1)*cols])
-			}
-		}
-	}
-	return out, nil
-}
+// permuteRoPERows moves rows between Meta's and Hugging Face's RoPE
+// orders; see model.PermuteRoPERows.
+var permuteRoPERows = model.PermuteRoPERows
 
 // SaveConverted writes FilesConverted(name) into dir, as Save does.
 func (mg *Manager) SaveConverted(dir, name string) error {
