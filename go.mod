@@ -8,6 +8,7 @@ require (
 	github.com/nlpodyssey/spago v1.1.0
 	github.com/tetratelabs/wazero v1.12.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
+	golang.org/x/sys v0.47.0
 )
 
 require (
@@ -17,5 +18,4 @@ require (
 	github.com/gogpu/naga v0.19.0 // indirect
 	github.com/google/flatbuffers v23.5.26+incompatible // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
 )

@@ -3,10 +3,17 @@ package cpu
 // The inner loops every operation is built from. They are unrolled so the Go
 // compiler keeps several independent accumulators in registers, and they
 // reslice their operands to one length up front so bounds checks drop out of
-// the loops.
+// the loops. On amd64 with AVX2 and FMA the variables below are switched to
+// the assembly versions in kernels_amd64.go at start-up.
+var (
+	dot    = dotGo
+	dot1x4 = dot1x4Go
+	axpy   = axpyGo
+	axpy4  = axpy4Go
+)
 
-// dot returns the sum of a[i]*b[i] over len(a); b must be at least as long.
-func dot(a, b []float32) float32 {
+// dotGo returns the sum of a[i]*b[i] over len(a); b must be at least as long.
+func dotGo(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0
@@ -23,11 +30,11 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// dot1x4 returns the dot products of a with four vectors at once, loading
+// dot1x4Go returns the dot products of a with four vectors at once, loading
 // each element of a once. (Blocking two rows of a against four vectors
 // needs more registers than the Go compiler has to spare and measured
 // slower; so did unrolling this loop.)
-func dot1x4(a, b0, b1, b2, b3 []float32) (s0, s1, s2, s3 float32) {
+func dot1x4Go(a, b0, b1, b2, b3 []float32) (s0, s1, s2, s3 float32) {
 	n := len(a)
 	b0, b1, b2, b3 = b0[:n], b1[:n], b2[:n], b3[:n]
 	for i, x := range a {
@@ -39,8 +46,8 @@ func dot1x4(a, b0, b1, b2, b3 []float32) (s0, s1, s2, s3 float32) {
 	return
 }
 
-// axpy sets dst[i] += alpha * x[i] over len(dst); x must be at least as long.
-func axpy(dst, x []float32, alpha float32) {
+// axpyGo sets dst[i] += alpha * x[i] over len(dst); x must be at least as long.
+func axpyGo(dst, x []float32, alpha float32) {
 	x = x[:len(dst)]
 	i := 0
 	for ; i+4 <= len(dst); i += 4 {
@@ -55,9 +62,9 @@ func axpy(dst, x []float32, alpha float32) {
 	}
 }
 
-// axpy4 sets dst[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]: four rank-1
+// axpy4Go sets dst[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]: four rank-1
 // updates for one load and store of dst.
-func axpy4(dst, x0, x1, x2, x3 []float32, a0, a1, a2, a3 float32) {
+func axpy4Go(dst, x0, x1, x2, x3 []float32, a0, a1, a2, a3 float32) {
 	n := len(dst)
 	x0, x1, x2, x3 = x0[:n], x1[:n], x2[:n], x3[:n]
 	for i := range dst {

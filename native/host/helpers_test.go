@@ -2,9 +2,13 @@ package host
 
 import (
 	"context"
+	"math"
 	"os"
+	"slices"
 	"sync"
 	"testing"
+
+	"github.com/graft-ml/graft/core/cpu"
 )
 
 const (
@@ -95,4 +99,33 @@ func withModel(t testing.TB, h *Host) *Instance {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// The plugin always runs graft's portable kernels (wasm has no assembly).
+// Natively, on a CPU with SIMD kernels, sums run in another order, so
+// plugin and native results agree to float32 rounding rather than bit for
+// bit; built with -tags purego (as .ci/run also does) they must be equal.
+var nativeIsPortable = cpu.Kernels() == "go"
+
+// sameFloats reports whether plugin and native values agree: exactly with
+// portable kernels natively, else within a relative tolerance.
+func sameFloats[F float32 | float64](plugin, native []F) bool {
+	if nativeIsPortable {
+		return slices.Equal(plugin, native)
+	}
+	if len(plugin) != len(native) {
+		return false
+	}
+	for i := range plugin {
+		p, n := float64(plugin[i]), float64(native[i])
+		if math.Abs(p-n) > 2e-5*(1+math.Abs(n)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameFloat is sameFloats for one value.
+func sameFloat(plugin, native float64) bool {
+	return sameFloats([]float64{plugin}, []float64{native})
 }

@@ -1,0 +1,39 @@
+//go:build !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+//go:generate sh -c "cd ../../tools/asmgen && go run . -out ../../core/cpu/gemm_amd64.s -stubs ../../core/cpu/gemm_stubs_amd64.go -pkg cpu"
+
+// The assembly kernels (gemm_amd64.s) take raw pointers; these wrappers
+// check every bound the kernel will touch first, so a driver bug panics
+// in Go instead of reading or writing past a slice.
+
+func asmKernel(name string, mr, nr int, fn func(kc int, a, b, c *float32, ldc int, alpha float32, acc bool)) *gemmKernel {
+	return &gemmKernel{name: name, mr: mr, nr: nr, tile: func(kc int, a, b, c []float32, ldc int, alpha float32, acc bool) {
+		_ = a[kc*mr-1]
+		_ = b[kc*nr-1]
+		_ = c[(mr-1)*ldc+nr-1]
+		fn(kc, &a[0], &b[0], &c[0], ldc, alpha, acc)
+	}}
+}
+
+func init() {
+	x := cpu.X86
+	if !x.HasAVX2 || !x.HasFMA {
+		return
+	}
+	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
+	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
+	gemmKernels = append(gemmKernels, avx2)
+	fastKernel, kernelISA = avx2, "avx2"
+	if x.HasAVX512F && x.HasAVX512DQ {
+		k12 := asmKernel("avx512-12x32", 12, 32, gemmAVX512x12x32)
+		gemmKernels = append(gemmKernels, k12,
+			asmKernel("avx512-8x32", 8, 32, gemmAVX512x8x32),
+			asmKernel("avx512-6x64", 6, 64, gemmAVX512x6x64),
+			asmKernel("avx512-14x32", 14, 32, gemmAVX512x14x32))
+		fastKernel, kernelISA = k12, "avx512"
+	}
+}

@@ -1,0 +1,66 @@
+//go:build !purego
+
+package cpu
+
+// Slice wrappers around the AVX2 vector primitives of gemm_amd64.s. The
+// assembly handles whole steps of 16 floats; the remainder is finished
+// here in Go, after the bounds have been checked once.
+
+const simdStep = 16
+
+func dotAVX(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	m := n &^ (simdStep - 1)
+	var s float32
+	if m > 0 {
+		s = dotAVX2(m, &a[0], &b[0])
+	}
+	for i := m; i < n; i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func dot1x4AVX(a, b0, b1, b2, b3 []float32) (s0, s1, s2, s3 float32) {
+	n := len(a)
+	b0, b1, b2, b3 = b0[:n], b1[:n], b2[:n], b3[:n]
+	m := n &^ (simdStep - 1)
+	if m > 0 {
+		var out [4]float32
+		dot4AVX2(m, &a[0], &b0[0], &b1[0], &b2[0], &b3[0], &out[0])
+		s0, s1, s2, s3 = out[0], out[1], out[2], out[3]
+	}
+	for i := m; i < n; i++ {
+		x := a[i]
+		s0 += x * b0[i]
+		s1 += x * b1[i]
+		s2 += x * b2[i]
+		s3 += x * b3[i]
+	}
+	return
+}
+
+func axpyAVX(dst, x []float32, alpha float32) {
+	n := len(dst)
+	x = x[:n]
+	m := n &^ (simdStep - 1)
+	if m > 0 {
+		axpyAVX2(m, &dst[0], &x[0], alpha)
+	}
+	for i := m; i < n; i++ {
+		dst[i] += alpha * x[i]
+	}
+}
+
+func axpy4AVX(dst, x0, x1, x2, x3 []float32, a0, a1, a2, a3 float32) {
+	n := len(dst)
+	x0, x1, x2, x3 = x0[:n], x1[:n], x2[:n], x3[:n]
+	m := n &^ (simdStep - 1)
+	if m > 0 {
+		axpy4AVX2(m, &dst[0], &x0[0], &x1[0], &x2[0], &x3[0], a0, a1, a2, a3)
+	}
+	for i := m; i < n; i++ {
+		dst[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]
+	}
+}

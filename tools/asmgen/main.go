@@ -1,0 +1,341 @@
+// Command asmgen generates core/cpu's amd64 matrix-product kernels with avo
+// (github.com/mmcloughlin/avo). Run it through go generate in core/cpu:
+//
+//	go generate ./core/cpu
+//
+// Each micro-kernel computes an mr x nr tile of alpha * A * B from packed
+// panels (see core/cpu/gemm.go): a panel of A holds mr values per step of k,
+// a panel of B nr values per step, and every step broadcasts each value of A
+// once and multiplies it into nr/width accumulators. The accumulators stay in
+// registers for the whole of k, so the tile shape is set by the register
+// file: 16 YMM registers for AVX2, 32 ZMM registers for AVX-512.
+//
+// The dot kernels serve products with a single row (or few rows) of A, such
+// as token-by-token generation, where packing would cost more than it saves:
+// they stream rows of a weight matrix once and keep the input row in cache.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// kernelShape is one generated micro-kernel.
+type kernelShape struct {
+	name  string
+	mr    int  // rows of the tile
+	nvec  int  // vectors per row of the tile
+	wide  bool // ZMM (16 floats) rather than YMM (8 floats)
+	unrol int  // steps of k per loop iteration
+}
+
+func (s kernelShape) width() int {
+	if s.wide {
+		return 16
+	}
+	return 8
+}
+
+func (s kernelShape) vec() reg.VecVirtual {
+	if s.wide {
+		return ZMM()
+	}
+	return YMM()
+}
+
+var shapes = []kernelShape{
+	{name: "gemmAVX2x6x16", mr: 6, nvec: 2, unrol: 4},
+	{name: "gemmAVX512x12x32", mr: 12, nvec: 2, wide: true, unrol: 4},
+	{name: "gemmAVX512x8x32", mr: 8, nvec: 2, wide: true, unrol: 4},
+	{name: "gemmAVX512x6x64", mr: 6, nvec: 4, wide: true, unrol: 4},
+	{name: "gemmAVX512x14x32", mr: 14, nvec: 2, wide: true, unrol: 4},
+}
+
+func main() {
+	ConstraintExpr("!purego")
+	for _, s := range shapes {
+		gemmKernel(s)
+	}
+	dot4Kernel()
+	dotKernel()
+	axpyKernel()
+	axpy4Kernel()
+	Generate()
+}
+
+// gemmKernel emits
+//
+//	func name(kc int, a, b, c *float32, ldc int, alpha float32, acc bool)
+//
+// computing c[i*ldc+j] = alpha*sum_p a[p*mr+i]*b[p*nr+j] (+ c[i*ldc+j] when
+// acc) for the mr x nr tile. The caller guarantees kc >= 1 and the bounds.
+func gemmKernel(s kernelShape) {
+	nr := s.nvec * s.width()
+	TEXT(s.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int, alpha float32, acc bool)")
+	Doc(fmt.Sprintf("%s computes a %dx%d tile of the packed matrix product.", s.name, s.mr, nr))
+	kc := Load(Param("kc"), GP64())
+	pa := Load(Param("a"), GP64())
+	pb := Load(Param("b"), GP64())
+
+	acc := make([][]reg.VecVirtual, s.mr)
+	for i := range acc {
+		acc[i] = make([]reg.VecVirtual, s.nvec)
+		for v := range acc[i] {
+			acc[i][v] = s.vec()
+			VXORPS(acc[i][v], acc[i][v], acc[i][v])
+		}
+	}
+	bv := make([]reg.VecVirtual, s.nvec)
+	for v := range bv {
+		bv[v] = s.vec()
+	}
+	av := s.vec()
+
+	step := func(p int) {
+		for v := range bv {
+			VMOVUPS(Mem{Base: pb, Disp: 4 * (p*nr + v*s.width())}, bv[v])
+		}
+		for i := range s.mr {
+			VBROADCASTSS(Mem{Base: pa, Disp: 4 * (p*s.mr + i)}, av)
+			for v := range bv {
+				VFMADD231PS(av, bv[v], acc[i][v])
+			}
+		}
+	}
+
+	Comment("Main loop: unrolled steps of k.")
+	Label(s.name + "_loop")
+	CMPQ(kc, Imm(uint64(s.unrol)))
+	JL(LabelRef(s.name + "_tail"))
+	for p := range s.unrol {
+		step(p)
+	}
+	ADDQ(U32(4*s.unrol*s.mr), pa)
+	ADDQ(U32(4*s.unrol*nr), pb)
+	SUBQ(Imm(uint64(s.unrol)), kc)
+	JMP(LabelRef(s.name + "_loop"))
+
+	Label(s.name + "_tail")
+	TESTQ(kc, kc)
+	JZ(LabelRef(s.name + "_store"))
+	step(0)
+	ADDQ(U32(4*s.mr), pa)
+	ADDQ(U32(4*nr), pb)
+	DECQ(kc)
+	JMP(LabelRef(s.name + "_tail"))
+
+	Label(s.name + "_store")
+	pc := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), ldc)
+	alpha := s.vec()
+	alphaArg, err := Param("alpha").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	VBROADCASTSS(alphaArg.Addr, alpha)
+	flag := Load(Param("acc"), GP8())
+	TESTB(flag, flag)
+	JZ(LabelRef(s.name + "_overwrite"))
+	row := GP64()
+	MOVQ(pc, row)
+	for i := range s.mr {
+		for v := range s.nvec {
+			m := Mem{Base: row, Disp: 4 * v * s.width()}
+			VFMADD213PS(m, alpha, acc[i][v])
+			VMOVUPS(acc[i][v], m)
+		}
+		if i+1 < s.mr {
+			ADDQ(ldc, row)
+		}
+	}
+	VZEROUPPER()
+	RET()
+
+	Label(s.name + "_overwrite")
+	for i := range s.mr {
+		for v := range s.nvec {
+			VMULPS(alpha, acc[i][v], acc[i][v])
+			VMOVUPS(acc[i][v], Mem{Base: pc, Disp: 4 * v * s.width()})
+		}
+		if i+1 < s.mr {
+			ADDQ(ldc, pc)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// The vector primitives below are AVX2 (8 floats per register): they
+// stream their operands once, so memory, not vector width, bounds them.
+// Each takes a count of floats that is a multiple of 16 (two registers per
+// step, for two independent chains of FMAs); the Go wrappers in
+// kernels_amd64.go finish any remainder.
+
+// hsum reduces the 8 lanes of y into the low lane of its XMM half.
+func hsum(y reg.VecVirtual) reg.Register {
+	hi := XMM()
+	VEXTRACTF128(Imm(1), y, hi)
+	lo := y.AsX()
+	VADDPS(hi, lo, lo)
+	VHADDPS(lo, lo, lo)
+	VHADDPS(lo, lo, lo)
+	return lo
+}
+
+// dot4Kernel emits func dot4AVX2(k int, x, w0, w1, w2, w3, out *float32)
+// setting out[r] = sum_p x[p]*wr[p]: four dot products sharing each load
+// of x, the inner step of a matrix times a few vectors.
+func dot4Kernel() {
+	TEXT("dot4AVX2", NOSPLIT, "func(k int, x, w0, w1, w2, w3, out *float32)")
+	Doc("dot4AVX2 computes the dot products of x with w0..w3 into out[0..3]; k is a multiple of 16.")
+	k := Load(Param("k"), GP64())
+	px := Load(Param("x"), GP64())
+	rows := []reg.Register{Load(Param("w0"), GP64()), Load(Param("w1"), GP64()), Load(Param("w2"), GP64()), Load(Param("w3"), GP64())}
+	var acc [4][2]reg.VecVirtual
+	for r := range acc {
+		for u := range acc[r] {
+			acc[r][u] = YMM()
+			VXORPS(acc[r][u], acc[r][u], acc[r][u])
+		}
+	}
+	xv := [2]reg.VecVirtual{YMM(), YMM()}
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("dot4_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("dot4_reduce"))
+	for u := range xv {
+		VMOVUPS(Mem{Base: px, Index: off, Scale: 1, Disp: 32 * u}, xv[u])
+	}
+	for r, w := range rows {
+		for u := range xv {
+			VFMADD231PS(Mem{Base: w, Index: off, Scale: 1, Disp: 32 * u}, xv[u], acc[r][u])
+		}
+	}
+	ADDQ(U32(64), off)
+	JMP(LabelRef("dot4_loop"))
+
+	Label("dot4_reduce")
+	out := Load(Param("out"), GP64())
+	for r := range acc {
+		VADDPS(acc[r][1], acc[r][0], acc[r][0])
+		VMOVSS(hsum(acc[r][0]), Mem{Base: out, Disp: 4 * r})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// dotKernel emits func dotAVX2(k int, x, y *float32) float32.
+func dotKernel() {
+	TEXT("dotAVX2", NOSPLIT, "func(k int, x, y *float32) float32")
+	Doc("dotAVX2 returns the dot product of x and y; k is a multiple of 16.")
+	k := Load(Param("k"), GP64())
+	px := Load(Param("x"), GP64())
+	py := Load(Param("y"), GP64())
+	acc := [2]reg.VecVirtual{YMM(), YMM()}
+	for _, a := range acc {
+		VXORPS(a, a, a)
+	}
+	xv := YMM()
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("dot_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("dot_reduce"))
+	for u, a := range acc {
+		VMOVUPS(Mem{Base: px, Index: off, Scale: 1, Disp: 32 * u}, xv)
+		VFMADD231PS(Mem{Base: py, Index: off, Scale: 1, Disp: 32 * u}, xv, a)
+	}
+	ADDQ(U32(64), off)
+	JMP(LabelRef("dot_loop"))
+	Label("dot_reduce")
+	VADDPS(acc[1], acc[0], acc[0])
+	Store(hsum(acc[0]), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// axpyKernel emits func axpyAVX2(k int, dst, x *float32, alpha float32)
+// setting dst[i] += alpha*x[i].
+func axpyKernel() {
+	TEXT("axpyAVX2", NOSPLIT, "func(k int, dst, x *float32, alpha float32)")
+	Doc("axpyAVX2 adds alpha*x to dst; k is a multiple of 16.")
+	k := Load(Param("k"), GP64())
+	pd := Load(Param("dst"), GP64())
+	px := Load(Param("x"), GP64())
+	alphaArg, err := Param("alpha").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	alpha := YMM()
+	VBROADCASTSS(alphaArg.Addr, alpha)
+	d := [2]reg.VecVirtual{YMM(), YMM()}
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("axpy_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("axpy_done"))
+	for u := range d {
+		VMOVUPS(Mem{Base: pd, Index: off, Scale: 1, Disp: 32 * u}, d[u])
+		VFMADD231PS(Mem{Base: px, Index: off, Scale: 1, Disp: 32 * u}, alpha, d[u])
+		VMOVUPS(d[u], Mem{Base: pd, Index: off, Scale: 1, Disp: 32 * u})
+	}
+	ADDQ(U32(64), off)
+	JMP(LabelRef("axpy_loop"))
+	Label("axpy_done")
+	VZEROUPPER()
+	RET()
+}
+
+// axpy4Kernel emits
+//
+//	func axpy4AVX2(k int, dst, x0, x1, x2, x3 *float32, a0, a1, a2, a3 float32)
+//
+// setting dst[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]: four rank-1
+// updates for one load and store of dst.
+func axpy4Kernel() {
+	TEXT("axpy4AVX2", NOSPLIT, "func(k int, dst, x0, x1, x2, x3 *float32, a0, a1, a2, a3 float32)")
+	Doc("axpy4AVX2 adds a0*x0 + a1*x1 + a2*x2 + a3*x3 to dst; k is a multiple of 16.")
+	k := Load(Param("k"), GP64())
+	pd := Load(Param("dst"), GP64())
+	xs := []reg.Register{Load(Param("x0"), GP64()), Load(Param("x1"), GP64()), Load(Param("x2"), GP64()), Load(Param("x3"), GP64())}
+	var as [4]reg.VecVirtual
+	for i := range as {
+		arg, err := Param(fmt.Sprintf("a%d", i)).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		as[i] = YMM()
+		VBROADCASTSS(arg.Addr, as[i])
+	}
+	d := [2]reg.VecVirtual{YMM(), YMM()}
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("axpy4_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("axpy4_done"))
+	for u := range d {
+		VMOVUPS(Mem{Base: pd, Index: off, Scale: 1, Disp: 32 * u}, d[u])
+	}
+	for i, x := range xs {
+		for u := range d {
+			VFMADD231PS(Mem{Base: x, Index: off, Scale: 1, Disp: 32 * u}, as[i], d[u])
+		}
+	}
+	for u := range d {
+		VMOVUPS(d[u], Mem{Base: pd, Index: off, Scale: 1, Disp: 32 * u})
+	}
+	ADDQ(U32(64), off)
+	JMP(LabelRef("axpy4_loop"))
+	Label("axpy4_done")
+	VZEROUPPER()
+	RET()
+}
