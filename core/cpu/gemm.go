@@ -24,6 +24,7 @@ const (
 	gemmMCRows  = 96   // rows of a per work tile, rounded down to a multiple of mr
 	gemmNC      = 256  // columns per work tile; a multiple of every nr
 	gemmNB      = 2048 // columns of b packed at once, so a vocabulary-wide b is never copied whole
+	gemmKB      = 1024 // steps of k packed at once; a multiple of gemmKC
 	gemmMaxTile = 1024 // the largest mr*nr of any kernel: the edge-tile scratch
 )
 
@@ -124,6 +125,7 @@ type gemmJob struct {
 
 	apack, bpack   []float32
 	mPanels, mp    int // panels of a, and rows including padding
+	k0, kb         int // the chunk of k being computed
 	c0, nc, ncp    int // the chunk of columns being computed
 	nPanels        int // panels of b in the chunk
 	mc             int // rows per work tile
@@ -133,48 +135,55 @@ type gemmJob struct {
 var gemmJobs = sync.Pool{New: func() any { return new(gemmJob) }}
 
 // gemm computes out (+)= alpha * op(a) * op(b) for out [m, n] with the
-// micro-kernel kern. b may be any loaded dtype.
+// micro-kernel kern. b may be any loaded dtype. The product is taken in
+// chunks of gemmKB steps of k by gemmNB columns, each packed just before
+// use, so the scratch stays a few MiB even for a vocabulary-sized operand
+// (the gradient through a language-model head has k = 49152).
 func (c *Backend) gemm(kern *gemmKernel, out []float32, a gemmOperandA, w *buffer, transB bool, m, n, k int, alpha float32, acc bool) {
 	j := gemmJobs.Get().(*gemmJob)
 	defer gemmJobs.Put(j)
-	*j = gemmJob{c: c, kern: kern, out: out, a: a, w: w, transB: transB, m: m, n: n, k: k, alpha: alpha, acc: acc}
+	*j = gemmJob{c: c, kern: kern, out: out, a: a, w: w, transB: transB, m: m, n: n, k: k, alpha: alpha}
 	mr, nr := kern.mr, kern.nr
 	j.mPanels = (m + mr - 1) / mr
 	j.mp = j.mPanels * mr
-	ap := getScratch(j.mp * k)
+	kbMax := min(k, gemmKB)
+	ap := getScratch(j.mp * kbMax)
 	defer putScratch(ap)
 	j.apack = *ap
-	c.parallelFor(j.mPanels, max(1, (1<<14)/(mr*k+1)), j.packA)
-
 	ncpMax := (min(n, gemmNB) + nr - 1) / nr * nr
-	bp := getScratch(ncpMax * k)
+	bp := getScratch(ncpMax * kbMax)
 	defer putScratch(bp)
 	j.bpack = *bp
 	j.mc = max(1, gemmMCRows/mr) * mr
 	j.mTiles = (m + j.mc - 1) / j.mc
-	for c0 := 0; c0 < n; c0 += gemmNB {
-		j.c0, j.nc = c0, min(gemmNB, n-c0)
-		j.nPanels = (j.nc + nr - 1) / nr
-		j.ncp = j.nPanels * nr
-		if transB {
-			c.parallelFor(j.nPanels, max(1, (1<<14)/(nr*k+1)), j.packBT)
-		} else {
-			c.parallelFor(k, max(1, (1<<14)/(j.nc+1)), j.packBN)
+	for k0 := 0; k0 < k; k0 += gemmKB {
+		j.k0, j.kb = k0, min(gemmKB, k-k0)
+		j.acc = acc || k0 > 0
+		c.parallelFor(j.mPanels, max(1, (1<<14)/(mr*j.kb+1)), j.packA)
+		for c0 := 0; c0 < n; c0 += gemmNB {
+			j.c0, j.nc = c0, min(gemmNB, n-c0)
+			j.nPanels = (j.nc + nr - 1) / nr
+			j.ncp = j.nPanels * nr
+			if transB {
+				c.parallelFor(j.nPanels, max(1, (1<<14)/(nr*j.kb+1)), j.packBT)
+			} else {
+				c.parallelFor(j.kb, max(1, (1<<14)/(j.nc+1)), j.packBN)
+			}
+			j.nTiles = (j.nc + gemmNC - 1) / gemmNC
+			c.parallelFor(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*j.kb+1)), j.compute)
 		}
-		j.nTiles = (j.nc + gemmNC - 1) / gemmNC
-		c.parallelFor(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*k+1)), j.compute)
 	}
 	*j = gemmJob{}
 }
 
-// packA packs panels [lo, hi) of op(a), all of k: panel ip of the block
-// starting at step p0 sits at p0*mp + ip*mr*kcb.
+// packA packs panels [lo, hi) of op(a), the current chunk of k: panel ip
+// of the block starting at step p0 of the chunk sits at p0*mp + ip*mr*kcb.
 func (j *gemmJob) packA(lo, hi int) {
 	mr := j.kern.mr
 	for ip := lo; ip < hi; ip++ {
-		for p0 := 0; p0 < j.k; p0 += gemmKC {
-			kcb := min(gemmKC, j.k-p0)
-			j.a.pack(j.apack[p0*j.mp+ip*mr*kcb:], mr, ip*mr, p0, kcb, j.m, j.k)
+		for p0 := 0; p0 < j.kb; p0 += gemmKC {
+			kcb := min(gemmKC, j.kb-p0)
+			j.a.pack(j.apack[p0*j.mp+ip*mr*kcb:], mr, ip*mr, j.k0+p0, kcb, j.m, j.k)
 		}
 	}
 }
@@ -183,7 +192,7 @@ func (j *gemmJob) packA(lo, hi int) {
 // (a column of op(b) is a row of w), zero padded to nr columns: panel jp
 // of the block starting at step p0 sits at p0*ncp + jp*nr*kcb.
 func (j *gemmJob) packBT(lo, hi int) {
-	nr, k := j.kern.nr, j.k
+	nr, k := j.kern.nr, j.kb
 	var rp *[]float32
 	var row []float32
 	if j.w.dtype != tensor.F32 {
@@ -197,7 +206,7 @@ func (j *gemmJob) packBT(lo, hi int) {
 		for jj := range nr {
 			var src []float32
 			if jj < rows {
-				src = j.w.rowRange(j0+jj, 0, k, row)
+				src = j.w.rowRange(j0+jj, j.k0, j.k0+k, row)
 			}
 			for p0 := 0; p0 < k; p0 += gemmKC {
 				kcb := min(gemmKC, k-p0)
@@ -217,7 +226,7 @@ func (j *gemmJob) packBT(lo, hi int) {
 	}
 }
 
-// packBN packs steps [lo, hi) of k of the chunk of op(b) for b stored
+// packBN packs steps [lo, hi) of the chunk of k of the chunk of op(b) for b stored
 // [k, n]: each step is read once, as a row segment, and dealt out to the
 // panels.
 func (j *gemmJob) packBN(lo, hi int) {
@@ -230,9 +239,9 @@ func (j *gemmJob) packBN(lo, hi int) {
 		row = *rp
 	}
 	for p := lo; p < hi; p++ {
-		src := j.w.rowRange(p, j.c0, j.c0+j.nc, row)
+		src := j.w.rowRange(j.k0+p, j.c0, j.c0+j.nc, row)
 		p0 := p / gemmKC * gemmKC
-		kcb := min(gemmKC, j.k-p0)
+		kcb := min(gemmKC, j.kb-p0)
 		base := j.bpack[p0*j.ncp+(p-p0)*nr:]
 		for jp := range j.nPanels {
 			d := base[jp*nr*kcb : jp*nr*kcb+nr]
@@ -250,7 +259,7 @@ func (j *gemmJob) packBN(lo, hi int) {
 func (j *gemmJob) compute(lo, hi int) {
 	var tmp [gemmMaxTile]float32
 	kern, mr, nr := j.kern, j.kern.mr, j.kern.nr
-	m, n, k := j.m, j.n, j.k
+	m, n, k := j.m, j.n, j.kb
 	for t := lo; t < hi; t++ {
 		ti, tj := t%j.mTiles, t/j.mTiles
 		ip0, ip1 := ti*j.mc/mr, min(j.mPanels, (ti+1)*j.mc/mr)
