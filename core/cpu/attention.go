@@ -77,31 +77,45 @@ func (c *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	if d.overlaps(qb) || d.overlaps(kb) || d.overlaps(vb) {
 		panic("cpu: Attention: dst must not overlap q, k or v")
 	}
-	out, qs, ks, vs := d.data(), qb.data(), kb.data(), vb.data()
+	if p.SeqQ >= attnBlockMinRows {
+		c.attentionBlocked(s, d.data(), qb.data(), kb.data(), vb.data())
+		return
+	}
 	units := p.Batch * p.Heads * p.SeqQ
-	c.parallelFor(units, minParallelFlops/(4*p.SeqK*p.HeadDim+1)+1, func(lo, hi int) {
-		sp := getScratch(p.SeqK)
-		defer putScratch(sp)
-		for u := lo; u < hi; u++ {
-			bh, i := u/p.SeqQ, u%p.SeqQ
-			b, h := bh/p.Heads, bh%p.Heads
-			kvh := h / s.group
-			sc := (*sp)[:p.SeqK-p.SeqQ+i+1]
-			mx := s.scores(sc, s.qRow(qs, b, i, h), ks, b, i, h)
-			var sum float64
-			for j, x := range sc {
-				e := math.Exp(float64(x - mx))
-				sc[j] = float32(e)
-				sum += e
-			}
-			o := s.qRow(out, b, i, h)
-			clear(o)
-			inv := float32(1 / sum)
-			for j, w := range sc {
-				axpy(o, s.kRow(vs, b, j, kvh), w*inv)
-			}
+	runTask(c, &c.tasks.attention, units, minParallelFlops/(4*p.SeqK*p.HeadDim+1)+1,
+		attentionTask{s: s, out: d.data(), q: qb.data(), k: kb.data(), v: vb.data()})
+}
+
+// attentionTask is Attention over a range of (batch, head, query row)
+// units.
+type attentionTask struct {
+	s            attnShape
+	out, q, k, v []float32
+}
+
+func (t *attentionTask) run(lo, hi int) {
+	s := &t.s
+	sp := getScratch(s.SeqK)
+	defer putScratch(sp)
+	for u := lo; u < hi; u++ {
+		bh, i := u/s.SeqQ, u%s.SeqQ
+		b, h := bh/s.Heads, bh%s.Heads
+		kvh := h / s.group
+		sc := (*sp)[:s.SeqK-s.SeqQ+i+1]
+		mx := s.scores(sc, s.qRow(t.q, b, i, h), t.k, b, i, h)
+		var sum float64
+		for j, x := range sc {
+			e := math.Exp(float64(x - mx))
+			sc[j] = float32(e)
+			sum += e
 		}
-	})
+		o := s.qRow(t.out, b, i, h)
+		clear(o)
+		inv := float32(1 / sum)
+		for j, w := range sc {
+			axpy(o, s.kRow(t.v, b, j, kvh), w*inv)
+		}
+	}
 }
 
 // AttentionBackward accumulates into dq, dk and dv (any may be nil) the
@@ -119,93 +133,128 @@ func (c *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 	qb, kb, vb, dyb := c.f32(q, op, "q"), c.f32(k, op, "k"), c.f32(v, op, "v"), c.f32(dy, op, "dy")
 	s := checkAttention(op, p, qb, kb, vb)
 	checkSize(op, "dy", dyb, qb.n)
-	grad := func(x backend.Buffer, name string, like *buffer) []float32 {
-		if x == nil {
-			return nil
-		}
-		b := c.f32(x, op, name)
-		checkSize(op, name, b, like.n)
-		return b.data()
+	dqs, dks, dvs := c.attnGrad(dq, "dq", qb), c.attnGrad(dk, "dk", kb), c.attnGrad(dv, "dv", vb)
+	if p.SeqQ >= attnBlockMinRows {
+		c.attentionBackwardBlocked(s, dqs, dks, dvs, dyb.data(), qb.data(), kb.data(), vb.data())
+		return
 	}
-	dqs, dks, dvs := grad(dq, "dq", qb), grad(dk, "dk", kb), grad(dv, "dv", vb)
-	qs, ks, vs, dys := qb.data(), kb.data(), vb.data(), dyb.data()
 	units := p.Batch * p.Heads * p.SeqQ
-	lse := make([]float64, units)
-	delta := make([]float64, units)
+	stats := getScratch64(2 * units)
+	defer putScratch64(stats)
+	t := attnBackTask{
+		s: s, dq: dqs, dk: dks, dv: dvs, dy: dyb.data(), q: qb.data(), k: kb.data(), v: vb.data(),
+		lse: (*stats)[:units], delta: (*stats)[units:],
+	}
 	grain := minParallelFlops/(8*p.SeqK*p.HeadDim+1) + 1
-
-	c.parallelFor(units, grain, func(lo, hi int) {
-		sp := getScratch(2*p.SeqK + p.HeadDim)
-		defer putScratch(sp)
-		for u := lo; u < hi; u++ {
-			bh, i := u/p.SeqQ, u%p.SeqQ
-			b, h := bh/p.Heads, bh%p.Heads
-			kvh := h / s.group
-			seen := p.SeqK - p.SeqQ + i + 1
-			sc, dp := (*sp)[:seen], (*sp)[p.SeqK:p.SeqK+seen]
-			acc := (*sp)[2*p.SeqK : 2*p.SeqK+p.HeadDim]
-			qi, gi := s.qRow(qs, b, i, h), s.qRow(dys, b, i, h)
-			mx := s.scores(sc, qi, ks, b, i, h)
-			var sum float64
-			for _, x := range sc {
-				sum += math.Exp(float64(x - mx))
-			}
-			l := float64(mx) + math.Log(sum)
-			// Probabilities P_j, dP_j = dy.v_j and D = sum_j P_j dP_j.
-			var dd float64
-			for j, x := range sc {
-				pj := math.Exp(float64(x) - l)
-				sc[j] = float32(pj)
-				dp[j] = dot(gi, s.kRow(vs, b, j, kvh))
-				dd += pj * float64(dp[j])
-			}
-			lse[u], delta[u] = l, dd
-			if dqs == nil {
-				continue
-			}
-			clear(acc)
-			for j, pj := range sc {
-				axpy(acc, s.kRow(ks, b, j, kvh), pj*(dp[j]-float32(dd)))
-			}
-			axpy(s.qRow(dqs, b, i, h), acc, s.Scale)
-		}
-	})
+	runTask(c, &c.tasks.attnBack, units, grain, t)
 	if dks == nil && dvs == nil {
 		return
 	}
+	t.keys = true
+	runTask(c, &c.tasks.attnBack, p.Batch*p.KVHeads*p.SeqK, grain, t)
+}
 
-	keys := p.Batch * p.KVHeads * p.SeqK
-	offset := p.SeqK - p.SeqQ // position of query row 0
-	c.parallelFor(keys, grain, func(lo, hi int) {
-		sp := getScratch(2 * p.HeadDim)
-		defer putScratch(sp)
-		dkAcc, dvAcc := (*sp)[:p.HeadDim], (*sp)[p.HeadDim:]
-		for u := lo; u < hi; u++ {
-			bk, j := u/p.SeqK, u%p.SeqK
-			b, kvh := bk/p.KVHeads, bk%p.KVHeads
-			kj, vj := s.kRow(ks, b, j, kvh), s.kRow(vs, b, j, kvh)
-			clear(dkAcc)
-			clear(dvAcc)
-			for h := kvh * s.group; h < (kvh+1)*s.group; h++ {
-				for i := max(0, j-offset); i < p.SeqQ; i++ {
-					qi, gi := s.qRow(qs, b, i, h), s.qRow(dys, b, i, h)
-					r := (b*p.Heads+h)*p.SeqQ + i
-					pij := float32(math.Exp(float64(s.Scale*dot(qi, kj)) - lse[r]))
-					if dvs != nil {
-						axpy(dvAcc, gi, pij)
-					}
-					if dks != nil {
-						ds := pij * (dot(gi, vj) - float32(delta[r]))
-						axpy(dkAcc, qi, s.Scale*ds)
-					}
+// attnGrad returns the data of the gradient buffer x of AttentionBackward,
+// checked to be the size of like, or nil for a nil x.
+func (c *Backend) attnGrad(x backend.Buffer, name string, like *buffer) []float32 {
+	if x == nil {
+		return nil
+	}
+	b := c.f32(x, "AttentionBackward", name)
+	checkSize("AttentionBackward", name, b, like.n)
+	return b.data()
+}
+
+// attnBackTask is one of AttentionBackward's passes: over query rows
+// (filling lse and delta, adding dq), then, when keys is set, over key
+// rows (adding dk and dv).
+type attnBackTask struct {
+	s                       attnShape
+	dq, dk, dv, dy, q, k, v []float32
+	lse, delta              []float64 // per query unit
+	keys                    bool
+}
+
+func (t *attnBackTask) run(lo, hi int) {
+	if t.keys {
+		t.keyRows(lo, hi)
+	} else {
+		t.queryRows(lo, hi)
+	}
+}
+
+// queryRows runs the first pass over the units [lo, hi).
+func (t *attnBackTask) queryRows(lo, hi int) {
+	s := &t.s
+	sp := getScratch(2*s.SeqK + s.HeadDim)
+	defer putScratch(sp)
+	for u := lo; u < hi; u++ {
+		bh, i := u/s.SeqQ, u%s.SeqQ
+		b, h := bh/s.Heads, bh%s.Heads
+		kvh := h / s.group
+		seen := s.SeqK - s.SeqQ + i + 1
+		sc, dp := (*sp)[:seen], (*sp)[s.SeqK:s.SeqK+seen]
+		acc := (*sp)[2*s.SeqK : 2*s.SeqK+s.HeadDim]
+		qi, gi := s.qRow(t.q, b, i, h), s.qRow(t.dy, b, i, h)
+		mx := s.scores(sc, qi, t.k, b, i, h)
+		var sum float64
+		for _, x := range sc {
+			sum += math.Exp(float64(x - mx))
+		}
+		l := float64(mx) + math.Log(sum)
+		// Probabilities P_j, dP_j = dy.v_j and D = sum_j P_j dP_j.
+		var dd float64
+		for j, x := range sc {
+			pj := math.Exp(float64(x) - l)
+			sc[j] = float32(pj)
+			dp[j] = dot(gi, s.kRow(t.v, b, j, kvh))
+			dd += pj * float64(dp[j])
+		}
+		t.lse[u], t.delta[u] = l, dd
+		if t.dq == nil {
+			continue
+		}
+		clear(acc)
+		for j, pj := range sc {
+			axpy(acc, s.kRow(t.k, b, j, kvh), pj*(dp[j]-float32(dd)))
+		}
+		axpy(s.qRow(t.dq, b, i, h), acc, s.Scale)
+	}
+}
+
+// keyRows runs the second pass over the key units [lo, hi).
+func (t *attnBackTask) keyRows(lo, hi int) {
+	s := &t.s
+	dks, dvs := t.dk, t.dv
+	offset := s.SeqK - s.SeqQ // position of query row 0
+	sp := getScratch(2 * s.HeadDim)
+	defer putScratch(sp)
+	dkAcc, dvAcc := (*sp)[:s.HeadDim], (*sp)[s.HeadDim:]
+	for u := lo; u < hi; u++ {
+		bk, j := u/s.SeqK, u%s.SeqK
+		b, kvh := bk/s.KVHeads, bk%s.KVHeads
+		kj, vj := s.kRow(t.k, b, j, kvh), s.kRow(t.v, b, j, kvh)
+		clear(dkAcc)
+		clear(dvAcc)
+		for h := kvh * s.group; h < (kvh+1)*s.group; h++ {
+			for i := max(0, j-offset); i < s.SeqQ; i++ {
+				qi, gi := s.qRow(t.q, b, i, h), s.qRow(t.dy, b, i, h)
+				r := (b*s.Heads+h)*s.SeqQ + i
+				pij := float32(math.Exp(float64(s.Scale*dot(qi, kj)) - t.lse[r]))
+				if dvs != nil {
+					axpy(dvAcc, gi, pij)
+				}
+				if dks != nil {
+					ds := pij * (dot(gi, vj) - float32(t.delta[r]))
+					axpy(dkAcc, qi, s.Scale*ds)
 				}
 			}
-			if dks != nil {
-				axpy(s.kRow(dks, b, j, kvh), dkAcc, 1)
-			}
-			if dvs != nil {
-				axpy(s.kRow(dvs, b, j, kvh), dvAcc, 1)
-			}
 		}
-	})
+		if dks != nil {
+			axpy(s.kRow(dks, b, j, kvh), dkAcc, 1)
+		}
+		if dvs != nil {
+			axpy(s.kRow(dvs, b, j, kvh), dvAcc, 1)
+		}
+	}
 }

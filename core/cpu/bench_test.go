@@ -110,24 +110,31 @@ func BenchmarkAttention(b *testing.B) {
 	c := cpu.New()
 	for _, p := range []backend.Attention{
 		{Batch: 1, SeqQ: 256, SeqK: 256, Heads: 8, KVHeads: 4, HeadDim: 64},
+		{Batch: 4, SeqQ: 256, SeqK: 256, Heads: 9, KVHeads: 3, HeadDim: 64}, // SmolLM-135M, batch 4
 		{Batch: 1, SeqQ: 1, SeqK: 1024, Heads: 32, KVHeads: 8, HeadDim: 128},
 	} {
+		// Causal attention multiplies about half of the score matrix: two
+		// products forward, four backward (P recomputed, dP, dq, dk, dv).
+		pairs := float64(p.Batch*p.Heads*p.SeqQ) * (float64(p.SeqK) - float64(p.SeqQ-1)/2)
+		flops := 2 * 2 * pairs * float64(p.HeadDim)
 		p.Scale = float32(1 / math.Sqrt(float64(p.HeadDim)))
-		q := randomBuffer(b, c, tensor.F32, p.SeqQ, p.Heads*p.HeadDim)
-		k := randomBuffer(b, c, tensor.F32, p.SeqK, p.KVHeads*p.HeadDim)
-		v := randomBuffer(b, c, tensor.F32, p.SeqK, p.KVHeads*p.HeadDim)
-		dst := c.Zeros(p.SeqQ, p.Heads*p.HeadDim)
-		name := fmt.Sprintf("Q%d/K%d/H%d/KV%d/D%d", p.SeqQ, p.SeqK, p.Heads, p.KVHeads, p.HeadDim)
+		q := randomBuffer(b, c, tensor.F32, p.Batch*p.SeqQ, p.Heads*p.HeadDim)
+		k := randomBuffer(b, c, tensor.F32, p.Batch*p.SeqK, p.KVHeads*p.HeadDim)
+		v := randomBuffer(b, c, tensor.F32, p.Batch*p.SeqK, p.KVHeads*p.HeadDim)
+		dst := c.Zeros(p.Batch*p.SeqQ, p.Heads*p.HeadDim)
+		name := fmt.Sprintf("B%d/Q%d/K%d/H%d/KV%d/D%d", p.Batch, p.SeqQ, p.SeqK, p.Heads, p.KVHeads, p.HeadDim)
 		b.Run(name+"/forward", func(b *testing.B) {
 			for b.Loop() {
 				c.Attention(dst, q, k, v, p)
 			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
-		dq, dk, dv := c.Zeros(p.SeqQ, p.Heads*p.HeadDim), c.Zeros(p.SeqK, p.KVHeads*p.HeadDim), c.Zeros(p.SeqK, p.KVHeads*p.HeadDim)
+		dq, dk, dv := c.Zeros(p.Batch*p.SeqQ, p.Heads*p.HeadDim), c.Zeros(p.Batch*p.SeqK, p.KVHeads*p.HeadDim), c.Zeros(p.Batch*p.SeqK, p.KVHeads*p.HeadDim)
 		b.Run(name+"/backward", func(b *testing.B) {
 			for b.Loop() {
 				c.AttentionBackward(dq, dk, dv, dst, q, k, v, p)
 			}
+			b.ReportMetric(2.5*flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

@@ -34,6 +34,11 @@ func (b *buffer) DType() tensor.DType { return b.dtype }
 // Shape returns a copy of the buffer's shape.
 func (b *buffer) Shape() tensor.Shape { return b.shape.Clone() }
 
+// Numel returns the number of elements, Shape().Numel() without copying
+// the shape, so that code sizing its work every step (adapter hooks) does
+// not allocate.
+func (b *buffer) Numel() int64 { return int64(b.n) }
+
 // dims returns the buffer seen as a matrix: the innermost dimension is the
 // column count and all outer dimensions are folded into rows. A 1-D buffer
 // is one row; a scalar is 1x1.

@@ -23,7 +23,10 @@
 // All such checks happen before any work is started.
 //
 // Work is split over goroutines by a single helper with a minimum grain, so
-// small operations stay on the calling goroutine.
+// small operations stay on the calling goroutine. Large ones are shared
+// with the Backend's persistent worker goroutines, which start on first
+// use and end by themselves once the Backend is garbage; a steady-state
+// operation allocates nothing on the Go heap.
 package cpu
 
 import (
@@ -34,10 +37,16 @@ import (
 )
 
 // Backend runs graft's operations on the CPU. It is safe for concurrent use
-// by several goroutines as long as they do not write the same buffers.
+// by several goroutines as long as they do not write the same buffers; an
+// operation that finds the workers busy with another goroutine's runs on
+// its own goroutine.
 type Backend struct {
 	threads int
-	// splitAll makes parallelFor ignore its grain, so tests can drive the
+	// pool holds the threads-1 worker goroutines; nil for one thread.
+	pool *workerPool
+	// tasks are the operations' reusable task structs.
+	tasks taskSlots
+	// splitAll makes parallel ignore its grain, so tests can drive the
 	// parallel paths with problems small enough to check by brute force.
 	splitAll bool
 }
@@ -49,9 +58,16 @@ var _ backend.Backend = (*Backend)(nil)
 func New() *Backend { return NewWithThreads(runtime.GOMAXPROCS(0)) }
 
 // NewWithThreads returns a Backend that splits large operations over at most
-// n goroutines; n < 1 means 1.
+// n goroutines; n < 1 means 1. The n-1 worker goroutines start with the
+// first operation large enough to need them and stop once the Backend is
+// no longer referenced, so dropping a Backend leaks nothing.
 func NewWithThreads(n int) *Backend {
-	return &Backend{threads: max(n, 1)}
+	c := &Backend{threads: max(n, 1)}
+	if c.threads > 1 {
+		c.pool = newWorkerPool(c.threads - 1)
+		stopWorkersWhenDropped(c)
+	}
+	return c
 }
 
 // Threads returns the number of goroutines large operations are split over.

@@ -35,23 +35,34 @@ func (c *Backend) Add(dst, a, b backend.Buffer) {
 func (c *Backend) Scale(dst, x backend.Buffer, s float32) {
 	d, xb := c.f32(dst, "Scale", "dst"), c.f32(x, "Scale", "x")
 	checkSize("Scale", "x", xb, d.n)
-	o, xs := d.data(), xb.data()
-	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
-		o, xs := o[lo:hi], xs[lo:hi]
-		for i := range o {
-			o[i] = s * xs[i]
-		}
-	})
+	o := d.data()
+	runTask(c, &c.tasks.scale, len(o), elemGrain, scaleTask{o: o, x: xb.data(), s: s})
+}
+
+// scaleTask is Scale (add false) or AddScaled (add true) over a range.
+type scaleTask struct {
+	o, x []float32
+	s    float32
+	add  bool
+}
+
+func (t *scaleTask) run(lo, hi int) {
+	o, xs := t.o[lo:hi], t.x[lo:hi]
+	if t.add {
+		axpy(o, xs, t.s)
+		return
+	}
+	for i := range o {
+		o[i] = t.s * xs[i]
+	}
 }
 
 // AddScaled sets dst += s * x.
 func (c *Backend) AddScaled(dst, x backend.Buffer, s float32) {
 	d, xb := c.f32(dst, "AddScaled", "dst"), c.f32(x, "AddScaled", "x")
 	checkSize("AddScaled", "x", xb, d.n)
-	o, xs := d.data(), xb.data()
-	c.parallelFor(len(o), elemGrain, func(lo, hi int) {
-		axpy(o[lo:hi], xs[lo:hi], s)
-	})
+	o := d.data()
+	runTask(c, &c.tasks.scale, len(o), elemGrain, scaleTask{o: o, x: xb.data(), s: s, add: true})
 }
 
 // Mul sets dst = a * b elementwise; dst may be a or b. When b has as many
@@ -69,37 +80,54 @@ func (c *Backend) Mul(dst, a, b backend.Buffer) {
 func (c *Backend) broadcast(op string, dst, a, b backend.Buffer, f func(x, y float32) float32) {
 	d, x, y := c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.f32(b, op, "b")
 	checkSize(op, "a", x, d.n)
-	o, xs, ys := d.data(), x.data(), y.data()
 	rows, cols := x.dims()
 	column := len(y.shape) == 2 && y.shape[0] == rows && y.shape[1] == 1
+	t := broadcastTask{o: d.data(), x: x.data(), y: y.data(), cols: cols, f: f}
 	switch {
 	case y.n == x.n:
-		c.parallelFor(len(o), elemGrain, func(lo, hi int) {
-			o, xs, ys := o[lo:hi], xs[lo:hi], ys[lo:hi]
-			for i := range o {
-				o[i] = f(xs[i], ys[i])
-			}
-		})
+		t.elems = true
+		runTask(c, &c.tasks.broadcast, len(t.o), elemGrain, t)
 	case y.n == cols && !column:
-		c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				o, xs := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols]
-				for i, s := range ys {
-					o[i] = f(xs[i], s)
-				}
-			}
-		})
+		t.perCol = true
+		runTask(c, &c.tasks.broadcast, rows, elemGrain/max(cols, 1)+1, t)
 	case y.n == rows:
-		c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				o, xs, s := o[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], ys[r]
-				for i := range o {
-					o[i] = f(xs[i], s)
-				}
-			}
-		})
+		runTask(c, &c.tasks.broadcast, rows, elemGrain/max(cols, 1)+1, t)
 	default:
 		panic(fmt.Sprintf("cpu: %s: b %v broadcasts over neither the rows nor the columns of a %v", op, y.shape, x.shape))
+	}
+}
+
+// broadcastTask applies f to a and b: over elements when b is as large as
+// a (elems), otherwise over rows of cols elements, b holding one value per
+// column (perCol) or per row.
+type broadcastTask struct {
+	o, x, y       []float32
+	cols          int
+	elems, perCol bool
+	f             func(x, y float32) float32
+}
+
+func (t *broadcastTask) run(lo, hi int) {
+	f, cols := t.f, t.cols
+	if t.elems {
+		o, xs, ys := t.o[lo:hi], t.x[lo:hi], t.y[lo:hi]
+		for i := range o {
+			o[i] = f(xs[i], ys[i])
+		}
+		return
+	}
+	for r := lo; r < hi; r++ {
+		o, xs := t.o[r*cols:(r+1)*cols], t.x[r*cols:(r+1)*cols]
+		if t.perCol {
+			for i, s := range t.y {
+				o[i] = f(xs[i], s)
+			}
+			continue
+		}
+		s := t.y[r]
+		for i := range o {
+			o[i] = f(xs[i], s)
+		}
 	}
 }
 
@@ -112,13 +140,18 @@ func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
 	d, g, u := c.f32(dst, "SiLUMul", "dst"), c.f32(gate, "SiLUMul", "gate"), c.f32(up, "SiLUMul", "up")
 	checkSize("SiLUMul", "gate", g, d.n)
 	checkSize("SiLUMul", "up", u, d.n)
-	o, gs, us := d.data(), g.data(), u.data()
-	c.parallelFor(len(o), elemGrain/8, func(lo, hi int) {
-		o, gs, us := o[lo:hi], gs[lo:hi], us[lo:hi]
-		for i := range o {
-			o[i] = gs[i] * sigmoid(gs[i]) * us[i]
-		}
-	})
+	o := d.data()
+	runTask(c, &c.tasks.silu, len(o), elemGrain/8, siluTask{o: o, gate: g.data(), up: u.data()})
+}
+
+// siluTask is SiLUMul over a range of elements.
+type siluTask struct{ o, gate, up []float32 }
+
+func (t *siluTask) run(lo, hi int) {
+	o, gs, us := t.o[lo:hi], t.gate[lo:hi], t.up[lo:hi]
+	for i := range o {
+		o[i] = gs[i] * sigmoid(gs[i]) * us[i]
+	}
 }
 
 // SiLUMulBackward sets dgate = dy * up * silu'(gate) and dup = dy *
@@ -140,18 +173,26 @@ func (c *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
 		checkSize(op, "dup", b, dyb.n)
 		dus = b.data()
 	}
-	ds, gs, us := dyb.data(), g.data(), u.data()
-	c.parallelFor(len(ds), elemGrain/8, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x, s, d := gs[i], sigmoid(gs[i]), ds[i]
-			// Read everything before writing: dgate or dup may alias an input.
-			ug := us[i]
-			if dus != nil {
-				dus[i] = d * x * s
-			}
-			if dgs != nil {
-				dgs[i] = d * ug * s * (1 + x*(1-s))
-			}
+	ds := dyb.data()
+	runTask(c, &c.tasks.siluBack, len(ds), elemGrain/8,
+		siluBackTask{dgate: dgs, dup: dus, dy: ds, gate: g.data(), up: u.data()})
+}
+
+// siluBackTask is SiLUMulBackward over a range of elements; dgate or dup
+// is nil when not wanted.
+type siluBackTask struct{ dgate, dup, dy, gate, up []float32 }
+
+func (t *siluBackTask) run(lo, hi int) {
+	dgs, dus, ds, gs, us := t.dgate, t.dup, t.dy, t.gate, t.up
+	for i := lo; i < hi; i++ {
+		x, s, d := gs[i], sigmoid(gs[i]), ds[i]
+		// Read everything before writing: dgate or dup may alias an input.
+		ug := us[i]
+		if dus != nil {
+			dus[i] = d * x * s
 		}
-	})
+		if dgs != nil {
+			dgs[i] = d * ug * s * (1 + x*(1-s))
+		}
+	}
 }

@@ -25,12 +25,23 @@ func (c *Backend) Embedding(dst, table backend.Buffer, ids []int32) {
 		panic(fmt.Sprintf("cpu: Embedding: dst %v, want [%d %d] for %d ids into table %v", d.shape, len(ids), dim, len(ids), t.shape))
 	}
 	checkIDs("Embedding", ids, vocab)
-	out := d.data()
-	c.parallelFor(len(ids), elemGrain/max(dim, 1)+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			t.decode(int(ids[r])*dim, out[r*dim:(r+1)*dim])
-		}
-	})
+	runTask(c, &c.tasks.embedding, len(ids), elemGrain/max(dim, 1)+1,
+		embeddingTask{out: d.data(), table: t, ids: ids, dim: dim})
+}
+
+// embeddingTask gathers a range of rows.
+type embeddingTask struct {
+	out   []float32
+	table *buffer
+	ids   []int32
+	dim   int
+}
+
+func (t *embeddingTask) run(lo, hi int) {
+	dim := t.dim
+	for r := lo; r < hi; r++ {
+		t.table.decode(int(t.ids[r])*dim, t.out[r*dim:(r+1)*dim])
+	}
 }
 
 // EmbeddingBackward adds row r of dy [len(ids), dim] into row ids[r] of the
@@ -43,10 +54,20 @@ func (c *Backend) EmbeddingBackward(dtable, dy backend.Buffer, ids []int32) {
 		panic(fmt.Sprintf("cpu: EmbeddingBackward: dy %v, want [%d %d] for %d ids into table %v", g.shape, len(ids), dim, len(ids), t.shape))
 	}
 	checkIDs("EmbeddingBackward", ids, vocab)
-	tab, dys := t.data(), g.data()
-	c.parallelFor(dim, elemGrain/max(len(ids), 1)+1, func(lo, hi int) {
-		for r, id := range ids {
-			axpy(tab[int(id)*dim+lo:int(id)*dim+hi], dys[r*dim+lo:r*dim+hi], 1)
-		}
-	})
+	runTask(c, &c.tasks.embeddingBack, dim, elemGrain/max(len(ids), 1)+1,
+		embeddingBackTask{table: t.data(), dy: g.data(), ids: ids, dim: dim})
+}
+
+// embeddingBackTask scatter-adds a range of columns.
+type embeddingBackTask struct {
+	table, dy []float32
+	ids       []int32
+	dim       int
+}
+
+func (t *embeddingBackTask) run(lo, hi int) {
+	dim := t.dim
+	for r, id := range t.ids {
+		axpy(t.table[int(id)*dim+lo:int(id)*dim+hi], t.dy[r*dim+lo:r*dim+hi], 1)
+	}
 }

@@ -130,6 +130,31 @@ type gemmJob struct {
 	nPanels        int // panels of b in the chunk
 	mc             int // rows per work tile
 	mTiles, nTiles int
+	phase          gemmPhase // what run does
+}
+
+// gemmPhase is the step of a gemmJob its task runs.
+type gemmPhase uint8
+
+const (
+	gemmPackA gemmPhase = iota
+	gemmPackBT
+	gemmPackBN
+	gemmCompute
+)
+
+// run makes a gemmJob the pool's task for its current phase.
+func (j *gemmJob) run(lo, hi int) {
+	switch j.phase {
+	case gemmPackA:
+		j.packA(lo, hi)
+	case gemmPackBT:
+		j.packBT(lo, hi)
+	case gemmPackBN:
+		j.packBN(lo, hi)
+	default:
+		j.compute(lo, hi)
+	}
 }
 
 var gemmJobs = sync.Pool{New: func() any { return new(gemmJob) }}
@@ -159,18 +184,22 @@ func (c *Backend) gemm(kern *gemmKernel, out []float32, a gemmOperandA, w *buffe
 	for k0 := 0; k0 < k; k0 += gemmKB {
 		j.k0, j.kb = k0, min(gemmKB, k-k0)
 		j.acc = acc || k0 > 0
-		c.parallelFor(j.mPanels, max(1, (1<<14)/(mr*j.kb+1)), j.packA)
+		j.phase = gemmPackA
+		c.parallel(j.mPanels, max(1, (1<<14)/(mr*j.kb+1)), j)
 		for c0 := 0; c0 < n; c0 += gemmNB {
 			j.c0, j.nc = c0, min(gemmNB, n-c0)
 			j.nPanels = (j.nc + nr - 1) / nr
 			j.ncp = j.nPanels * nr
 			if transB {
-				c.parallelFor(j.nPanels, max(1, (1<<14)/(nr*j.kb+1)), j.packBT)
+				j.phase = gemmPackBT
+				c.parallel(j.nPanels, max(1, (1<<14)/(nr*j.kb+1)), j)
 			} else {
-				c.parallelFor(j.kb, max(1, (1<<14)/(j.nc+1)), j.packBN)
+				j.phase = gemmPackBN
+				c.parallel(j.kb, max(1, (1<<14)/(j.nc+1)), j)
 			}
 			j.nTiles = (j.nc + gemmNC - 1) / gemmNC
-			c.parallelFor(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*j.kb+1)), j.compute)
+			j.phase = gemmCompute
+			c.parallel(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*j.kb+1)), j)
 		}
 	}
 	*j = gemmJob{}
@@ -257,7 +286,11 @@ func (j *gemmJob) packBN(lo, hi int) {
 // so each panel of b is loaded into L1 once per block and meets every
 // panel of a in the tile there.
 func (j *gemmJob) compute(lo, hi int) {
-	var tmp [gemmMaxTile]float32
+	// The edge-tile scratch comes from the pool: an array here would
+	// escape through the kernel's function value and be allocated.
+	tp := getScratch(gemmMaxTile)
+	defer putScratch(tp)
+	tmp := *tp
 	kern, mr, nr := j.kern, j.kern.mr, j.kern.nr
 	m, n, k := j.m, j.n, j.kb
 	for t := lo; t < hi; t++ {

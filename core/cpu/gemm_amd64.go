@@ -24,7 +24,7 @@ func init() {
 	if !x.HasAVX2 || !x.HasFMA {
 		return
 	}
-	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
+	dot, dot1x4, axpy, axpy4, expShift = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX, expShiftAVX
 	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
 	gemmKernels = append(gemmKernels, avx2)
 	fastKernel, kernelISA = avx2, "avx2"

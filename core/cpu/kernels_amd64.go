@@ -64,3 +64,18 @@ func axpy4AVX(dst, x0, x1, x2, x3 []float32, a0, a1, a2, a3 float32) {
 		dst[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]
 	}
 }
+
+func expShiftAVX(x []float32, m float32) float32 {
+	n := len(x)
+	k := n &^ 7
+	var s float32
+	if k > 0 {
+		s = expShiftAVX2(k, &x[0], m)
+	}
+	for i := k; i < n; i++ {
+		e := exp32(x[i] - m)
+		x[i] = e
+		s += e
+	}
+	return s
+}

@@ -85,18 +85,32 @@ func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 
 // transpose writes the [rows, cols] matrix src into dst as [cols, rows].
 func (c *Backend) transpose(dst, src []float32, rows, cols int) {
-	const bs = 32 // a block of columns keeps bs destination rows in cache
-	blocks := (cols + bs - 1) / bs
-	c.parallelFor(blocks, (1<<16)/(bs*rows)+1, func(lo, hi int) {
-		for j0 := lo * bs; j0 < min(cols, hi*bs); j0 += bs {
-			j1 := min(j0+bs, cols)
-			for i := range rows {
-				for j, v := range src[i*cols+j0 : i*cols+j1] {
-					dst[(j0+j)*rows+i] = v
-				}
+	blocks := (cols + transposeBlock - 1) / transposeBlock
+	runTask(c, &c.tasks.transpose, blocks, (1<<16)/(transposeBlock*rows)+1,
+		transposeTask{dst: dst, src: src, rows: rows, cols: cols})
+}
+
+// transposeBlock is how many columns transpose moves together: a block
+// keeps that many destination rows in cache.
+const transposeBlock = 32
+
+// transposeTask transposes a range of column blocks.
+type transposeTask struct {
+	dst, src   []float32
+	rows, cols int
+}
+
+func (t *transposeTask) run(lo, hi int) {
+	const bs = transposeBlock
+	dst, src, rows, cols := t.dst, t.src, t.rows, t.cols
+	for j0 := lo * bs; j0 < min(cols, hi*bs); j0 += bs {
+		j1 := min(j0+bs, cols)
+		for i := range rows {
+			for j, v := range src[i*cols+j0 : i*cols+j1] {
+				dst[(j0+j)*rows+i] = v
 			}
 		}
-	})
+	}
 }
 
 // matmulNT computes out[i, j] (+)= alpha * dot(a[i, :], w[j, :]) for a
@@ -116,34 +130,51 @@ func (c *Backend) matmulNT(out, a []float32, w *buffer, m, n, k int, alpha float
 	if k >= 256 && k%256 == 0 {
 		stride = k + 16
 	}
-	c.parallelFor(nJ*nI, grain, func(lo, hi int) {
-		var rows [ntRows][]float32
-		var scratch []float32
-		if pack {
-			p := getScratch(ntRows * stride)
-			defer putScratch(p)
-			scratch = *p
-		}
-		cur := -1
-		for t := lo; t < hi; t++ {
-			jt, it := t/nI, t%nI
-			j0 := jt * ntRows
-			nj := min(ntRows, n-j0)
-			if jt != cur {
-				for r := range nj {
-					if pack {
-						rows[r] = scratch[r*stride : r*stride+k]
-						w.decode((j0+r)*k, rows[r])
-					} else {
-						rows[r] = w.row(j0+r, nil)
-					}
-				}
-				cur = jt
-			}
-			i0 := it * iTile
-			ntTile(out, a, rows[:nj], i0, min(m, i0+iTile), j0, n, k, alpha, acc)
-		}
+	runTask(c, &c.tasks.matmulNT, nJ*nI, grain, matmulNTTask{
+		out: out, a: a, w: w, m: m, n: n, k: k, nI: nI, iTile: iTile, stride: stride, pack: pack, alpha: alpha, acc: acc,
 	})
+}
+
+// matmulNTTask is matmulNT over a range of its work tiles.
+type matmulNTTask struct {
+	out, a            []float32
+	w                 *buffer
+	m, n, k           int
+	nI, iTile, stride int // tiles down a, rows per tile, row stride of packed b
+	pack              bool
+	alpha             float32
+	acc               bool
+}
+
+func (mt *matmulNTTask) run(lo, hi int) {
+	out, a, w, m, n, k := mt.out, mt.a, mt.w, mt.m, mt.n, mt.k
+	nI, iTile, stride, pack, alpha, acc := mt.nI, mt.iTile, mt.stride, mt.pack, mt.alpha, mt.acc
+	var rows [ntRows][]float32
+	var scratch []float32
+	if pack {
+		p := getScratch(ntRows * stride)
+		defer putScratch(p)
+		scratch = *p
+	}
+	cur := -1
+	for t := lo; t < hi; t++ {
+		jt, it := t/nI, t%nI
+		j0 := jt * ntRows
+		nj := min(ntRows, n-j0)
+		if jt != cur {
+			for r := range nj {
+				if pack {
+					rows[r] = scratch[r*stride : r*stride+k]
+					w.decode((j0+r)*k, rows[r])
+				} else {
+					rows[r] = w.row(j0+r, nil)
+				}
+			}
+			cur = jt
+		}
+		i0 := it * iTile
+		ntTile(out, a, rows[:nj], i0, min(m, i0+iTile), j0, n, k, alpha, acc)
+	}
 }
 
 // ntTile computes the dst block rows [i0, i1) x columns [j0, j0+len(rows)):
@@ -185,44 +216,59 @@ func (c *Backend) matmulNN(out, a []float32, w *buffer, m, n, k int, alpha float
 	iTile := min(m, nnARows)
 	nI := (m + iTile - 1) / iTile
 	grain := minParallelFlops/(2*iTile*min(n, nnCols)*k) + 1
-	c.parallelFor(nJ*nI, grain, func(lo, hi int) {
-		// Panels are always copied into contiguous scratch: rows of b
-		// that sit a power of two apart would otherwise fight over the
-		// same cache sets.
-		var panel [nnPanel][]float32
-		p := getScratch(nnPanel * nnCols)
-		defer putScratch(p)
-		scratch := *p
-		for t := lo; t < hi; t++ {
-			jt, it := t/nI, t%nI
-			j0 := jt * nnCols
-			j1 := min(n, j0+nnCols)
-			i0 := it * iTile
-			i1 := min(m, i0+iTile)
-			if !acc {
-				for i := i0; i < i1; i++ {
-					clear(out[i*n+j0 : i*n+j1])
-				}
+	runTask(c, &c.tasks.matmulNN, nJ*nI, grain, matmulNNTask{
+		out: out, a: a, w: w, m: m, n: n, k: k, nI: nI, iTile: iTile, alpha: alpha, acc: acc,
+	})
+}
+
+// matmulNNTask is matmulNN over a range of its work tiles.
+type matmulNNTask struct {
+	out, a    []float32
+	w         *buffer
+	m, n, k   int
+	nI, iTile int // tiles down a, rows per tile
+	alpha     float32
+	acc       bool
+}
+
+func (mt *matmulNNTask) run(lo, hi int) {
+	out, a, w, m, n, k := mt.out, mt.a, mt.w, mt.m, mt.n, mt.k
+	nI, iTile, alpha, acc := mt.nI, mt.iTile, mt.alpha, mt.acc
+	// Panels are always copied into contiguous scratch: rows of b that sit
+	// a power of two apart would otherwise fight over the same cache sets.
+	var panel [nnPanel][]float32
+	p := getScratch(nnPanel * nnCols)
+	defer putScratch(p)
+	scratch := *p
+	for t := lo; t < hi; t++ {
+		jt, it := t/nI, t%nI
+		j0 := jt * nnCols
+		j1 := min(n, j0+nnCols)
+		i0 := it * iTile
+		i1 := min(m, i0+iTile)
+		if !acc {
+			for i := i0; i < i1; i++ {
+				clear(out[i*n+j0 : i*n+j1])
 			}
-			for k0 := 0; k0 < k; k0 += nnPanel {
-				kk := min(nnPanel, k-k0)
-				for r := range kk {
-					panel[r] = scratch[r*nnCols : r*nnCols+j1-j0]
-					w.decode((k0+r)*n+j0, panel[r])
+		}
+		for k0 := 0; k0 < k; k0 += nnPanel {
+			kk := min(nnPanel, k-k0)
+			for r := range kk {
+				panel[r] = scratch[r*nnCols : r*nnCols+j1-j0]
+				w.decode((k0+r)*n+j0, panel[r])
+			}
+			for i := i0; i < i1; i++ {
+				o := out[i*n+j0 : i*n+j1]
+				ai := a[i*k+k0 : i*k+k0+kk]
+				r := 0
+				for ; r+4 <= kk; r += 4 {
+					axpy4(o, panel[r], panel[r+1], panel[r+2], panel[r+3],
+						alpha*ai[r], alpha*ai[r+1], alpha*ai[r+2], alpha*ai[r+3])
 				}
-				for i := i0; i < i1; i++ {
-					o := out[i*n+j0 : i*n+j1]
-					ai := a[i*k+k0 : i*k+k0+kk]
-					r := 0
-					for ; r+4 <= kk; r += 4 {
-						axpy4(o, panel[r], panel[r+1], panel[r+2], panel[r+3],
-							alpha*ai[r], alpha*ai[r+1], alpha*ai[r+2], alpha*ai[r+3])
-					}
-					for ; r < kk; r++ {
-						axpy(o, panel[r], alpha*ai[r])
-					}
+				for ; r < kk; r++ {
+					axpy(o, panel[r], alpha*ai[r])
 				}
 			}
 		}
-	})
+	}
 }

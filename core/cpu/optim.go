@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/graft-ml/graft/core/backend"
+	"github.com/graft-ml/graft/core/tensor"
 )
 
 // SumSquares returns the sum of the squares of all elements of the F32
@@ -12,25 +13,46 @@ import (
 // and then added in order, so the result does not depend on the thread
 // count.
 func (c *Backend) SumSquares(bufs ...backend.Buffer) float64 {
-	const block = 1 << 14
 	var total float64
 	for i, x := range bufs {
-		xs := c.f32(x, "SumSquares", fmt.Sprintf("bufs[%d]", i)).data()
-		partial := make([]float64, (len(xs)+block-1)/block)
-		c.parallelFor(len(partial), elemGrain/block+1, func(lo, hi int) {
-			for p := lo; p < hi; p++ {
-				var s float64
-				for _, v := range xs[p*block : min(len(xs), (p+1)*block)] {
-					s += float64(v) * float64(v)
-				}
-				partial[p] = s
-			}
-		})
+		// Checked here rather than by f32, whose operand name would have
+		// to be formatted (allocated) for every buffer.
+		b, err := c.lookup(x)
+		if err != nil {
+			panic(fmt.Sprintf("cpu: SumSquares: bufs[%d]: %v", i, err))
+		}
+		if b.dtype != tensor.F32 {
+			panic(fmt.Sprintf("cpu: SumSquares: bufs[%d] must be F32, is %v", i, b.dtype))
+		}
+		xs := b.data()
+		pp := getScratch64((len(xs) + sumBlock - 1) / sumBlock)
+		partial := *pp
+		runTask(c, &c.tasks.sumSquares, len(partial), elemGrain/sumBlock+1, sumSquaresTask{x: xs, partial: partial})
 		for _, s := range partial {
 			total += s
 		}
+		putScratch64(pp)
 	}
 	return total
+}
+
+// sumBlock is the size of the blocks SumSquares sums separately.
+const sumBlock = 1 << 14
+
+// sumSquaresTask sums the squares of a range of blocks of x into partial.
+type sumSquaresTask struct {
+	x       []float32
+	partial []float64
+}
+
+func (t *sumSquaresTask) run(lo, hi int) {
+	for p := lo; p < hi; p++ {
+		var s float64
+		for _, v := range t.x[p*sumBlock : min(len(t.x), (p+1)*sumBlock)] {
+			s += float64(v) * float64(v)
+		}
+		t.partial[p] = s
+	}
 }
 
 // AdamWStep applies one step of AdamW with PyTorch's semantics (decoupled
@@ -54,21 +76,37 @@ func (c *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 		panic(fmt.Sprintf("cpu: %s: Step is %d, want 1 or more (it is 1-based)", op, h.Step))
 	}
 	lr, b1, b2 := float64(h.LR), float64(h.Beta1), float64(h.Beta2)
-	decay := float32(1 - lr*float64(h.WeightDecay))
-	stepSize := float32(lr / (1 - math.Pow(b1, float64(h.Step))))
-	bc2Sqrt := float32(math.Sqrt(1 - math.Pow(b2, float64(h.Step))))
-	beta1, beta2 := h.Beta1, h.Beta2
-	oneMinusB1, oneMinusB2 := float32(1-b1), float32(1-b2)
-	eps := h.Eps
-	ps, gs, ms, vs := pb.data(), gb.data(), mb.data(), vb.data()
-	c.parallelFor(len(ps), elemGrain/4, func(lo, hi int) {
-		ps, gs, ms, vs := ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi]
-		for i, g := range gs {
-			mi := beta1*ms[i] + oneMinusB1*g
-			vi := beta2*vs[i] + oneMinusB2*g*g
-			ms[i], vs[i] = mi, vi
-			denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-			ps[i] = ps[i]*decay - stepSize*mi/denom
-		}
-	})
+	t := adamWTask{
+		p: pb.data(), g: gb.data(), m: mb.data(), v: vb.data(),
+		decay:      float32(1 - lr*float64(h.WeightDecay)),
+		stepSize:   float32(lr / (1 - math.Pow(b1, float64(h.Step)))),
+		bc2Sqrt:    float32(math.Sqrt(1 - math.Pow(b2, float64(h.Step)))),
+		beta1:      h.Beta1,
+		beta2:      h.Beta2,
+		oneMinusB1: float32(1 - b1),
+		oneMinusB2: float32(1 - b2),
+		eps:        h.Eps,
+	}
+	runTask(c, &c.tasks.adamW, len(t.p), elemGrain/4, t)
+}
+
+// adamWTask is AdamWStep over a range of elements, with its scalar factors
+// worked out once.
+type adamWTask struct {
+	p, g, m, v                                  []float32
+	decay, stepSize, bc2Sqrt, beta1, beta2, eps float32
+	oneMinusB1, oneMinusB2                      float32
+}
+
+func (t *adamWTask) run(lo, hi int) {
+	ps, gs, ms, vs := t.p[lo:hi], t.g[lo:hi], t.m[lo:hi], t.v[lo:hi]
+	beta1, beta2, oneMinusB1, oneMinusB2 := t.beta1, t.beta2, t.oneMinusB1, t.oneMinusB2
+	decay, stepSize, bc2Sqrt, eps := t.decay, t.stepSize, t.bc2Sqrt, t.eps
+	for i, g := range gs {
+		mi := beta1*ms[i] + oneMinusB1*g
+		vi := beta2*vs[i] + oneMinusB2*g*g
+		ms[i], vs[i] = mi, vi
+		denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
+		ps[i] = ps[i]*decay - stepSize*mi/denom
+	}
 }

@@ -49,30 +49,46 @@ func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 		panic(fmt.Sprintf("cpu: %s: unknown RoPE style %d", op, r.Style))
 	}
 	half := d / 2
-	freq := make([]float64, half)
+	fp := getScratch64(half)
+	defer putScratch64(fp)
+	freq := *fp
 	for i := range freq {
 		freq[i] = math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
 	}
-	xs := xb.data()
-	c.parallelFor(rows, elemGrain/max(cols, 1)+1, func(lo, hi int) {
-		cs := make([]float32, 2*half)
-		cos, sin := cs[:half], cs[half:]
-		for row := lo; row < hi; row++ {
-			p := float64(pos[row])
-			for i, f := range freq {
-				s, c := math.Sincos(p * f)
-				cos[i], sin[i] = float32(c), float32(sign*s)
-			}
-			for h := 0; h < cols; h += hd {
-				head := xs[row*cols+h : row*cols+h+hd]
-				if r.Style == backend.RoPEInterleaved {
-					rotateInterleaved(head[:d], cos, sin)
-				} else {
-					rotateHalf(head[:half], head[half:d], cos, sin)
-				}
+	runTask(c, &c.tasks.rope, rows, elemGrain/max(cols, 1)+1,
+		ropeTask{x: xb.data(), pos: pos, freq: freq, cols: cols, headDim: hd, dims: d, halfStyle: r.Style == backend.RoPEHalf, sign: sign})
+}
+
+// ropeTask rotates a range of rows.
+type ropeTask struct {
+	x                   []float32
+	pos                 []int32
+	freq                []float64 // per pair
+	cols, headDim, dims int
+	halfStyle           bool // RoPEHalf pairing
+	sign                float64
+}
+
+func (t *ropeTask) run(lo, hi int) {
+	half, d, hd, cols := len(t.freq), t.dims, t.headDim, t.cols
+	sp := getScratch(2 * half)
+	defer putScratch(sp)
+	cos, sin := (*sp)[:half], (*sp)[half:]
+	for row := lo; row < hi; row++ {
+		p := float64(t.pos[row])
+		for i, f := range t.freq {
+			s, c := math.Sincos(p * f)
+			cos[i], sin[i] = float32(c), float32(t.sign*s)
+		}
+		for h := 0; h < cols; h += hd {
+			head := t.x[row*cols+h : row*cols+h+hd]
+			if t.halfStyle {
+				rotateHalf(head[:half], head[half:d], cos, sin)
+			} else {
+				rotateInterleaved(head[:d], cos, sin)
 			}
 		}
-	})
+	}
 }
 
 // rotateInterleaved turns each pair (x[2i], x[2i+1]) by the angle whose

@@ -16,28 +16,37 @@ func (c *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
 	if temperature == 0 {
 		temperature = 1
 	}
-	inv := 1 / float64(temperature)
 	rows, cols := xb.dims()
-	out, xs := d.data(), xb.data()
-	c.parallelFor(rows, elemGrain/8/max(cols, 1)+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, or := xs[r*cols:(r+1)*cols], out[r*cols:(r+1)*cols]
-			mx := math.Inf(-1)
-			for _, v := range xr {
-				mx = max(mx, float64(v)*inv)
-			}
-			var sum float64
-			for j, v := range xr {
-				e := math.Exp(float64(v)*inv - mx)
-				or[j] = float32(e)
-				sum += e
-			}
-			s := float32(1 / sum)
-			for j := range or {
-				or[j] *= s
-			}
+	runTask(c, &c.tasks.softmax, rows, elemGrain/8/max(cols, 1)+1,
+		softmaxTask{out: d.data(), x: xb.data(), cols: cols, inv: 1 / float64(temperature)})
+}
+
+// softmaxTask is Softmax over a range of rows; inv is 1/temperature.
+type softmaxTask struct {
+	out, x []float32
+	cols   int
+	inv    float64
+}
+
+func (t *softmaxTask) run(lo, hi int) {
+	cols, inv := t.cols, t.inv
+	for r := lo; r < hi; r++ {
+		xr, or := t.x[r*cols:(r+1)*cols], t.out[r*cols:(r+1)*cols]
+		mx := math.Inf(-1)
+		for _, v := range xr {
+			mx = max(mx, float64(v)*inv)
 		}
-	})
+		var sum float64
+		for j, v := range xr {
+			e := math.Exp(float64(v)*inv - mx)
+			or[j] = float32(e)
+			sum += e
+		}
+		s := float32(1 / sum)
+		for j := range or {
+			or[j] *= s
+		}
+	}
 }
 
 // logSumExp returns log(sum(exp(x))) computed stably in float64.
@@ -75,46 +84,67 @@ func (c *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, 
 		checkSize(op, "dlogits", b, lb.n)
 		dl = b.data()
 	}
-	weight := func(r int) float32 {
-		if weights == nil {
-			return 1
-		}
-		return weights[r]
-	}
 	for r, t := range targets {
-		if weight(r) != 0 && (t < 0 || int(t) >= vocab) {
+		if rowWeight(weights, r) != 0 && (t < 0 || int(t) >= vocab) {
 			panic(fmt.Sprintf("cpu: %s: targets[%d] = %d is outside the vocabulary of %d", op, r, t, vocab))
 		}
 	}
-	xs := lb.data()
-	losses := make([]float64, rows)
-	c.parallelFor(rows, elemGrain/8/max(vocab, 1)+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			w := weight(r)
-			xr := xs[r*vocab : (r+1)*vocab]
-			if w == 0 {
-				if dl != nil {
-					clear(dl[r*vocab : (r+1)*vocab])
-				}
-				continue
-			}
-			t := targets[r]
-			lse := logSumExp(xr)
-			losses[r] = float64(w) * (lse - float64(xr[t]))
-			if dl == nil {
-				continue
-			}
-			g := float64(gradScale) * float64(w)
-			gr := dl[r*vocab : (r+1)*vocab]
-			for j, v := range xr {
-				gr[j] = float32(g * math.Exp(float64(v)-lse))
-			}
-			gr[t] -= float32(g)
-		}
+	lp := getScratch64(rows)
+	defer putScratch64(lp)
+	losses := *lp
+	runTask(c, &c.tasks.crossEntropy, rows, elemGrain/8/max(vocab, 1)+1, crossEntropyTask{
+		dl: dl, x: lb.data(), targets: targets, weights: weights, losses: losses, vocab: vocab, gradScale: gradScale,
 	})
 	var loss float64
 	for _, l := range losses {
 		loss += l
 	}
 	return loss
+}
+
+// rowWeight is row r's weight in the loss: weights[r], or 1 without
+// weights.
+func rowWeight(weights []float32, r int) float32 {
+	if weights == nil {
+		return 1
+	}
+	return weights[r]
+}
+
+// crossEntropyTask is CrossEntropy over a range of rows, each writing its
+// loss (0 for a row of weight 0) into losses.
+type crossEntropyTask struct {
+	dl, x     []float32
+	targets   []int32
+	weights   []float32
+	losses    []float64
+	vocab     int
+	gradScale float32
+}
+
+func (t *crossEntropyTask) run(lo, hi int) {
+	vocab, dl := t.vocab, t.dl
+	for r := lo; r < hi; r++ {
+		w := rowWeight(t.weights, r)
+		xr := t.x[r*vocab : (r+1)*vocab]
+		if w == 0 {
+			t.losses[r] = 0
+			if dl != nil {
+				clear(dl[r*vocab : (r+1)*vocab])
+			}
+			continue
+		}
+		tg := t.targets[r]
+		lse := logSumExp(xr)
+		t.losses[r] = float64(w) * (lse - float64(xr[tg]))
+		if dl == nil {
+			continue
+		}
+		g := float64(t.gradScale) * float64(w)
+		gr := dl[r*vocab : (r+1)*vocab]
+		for j, v := range xr {
+			gr[j] = float32(g * math.Exp(float64(v)-lse))
+		}
+		gr[tg] -= float32(g)
+	}
 }

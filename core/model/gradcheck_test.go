@@ -116,7 +116,25 @@ func sameBits(t *testing.T, before, after map[string][]float32) {
 // term (errors of 10% or more on entries that are mostly above 0.1) fails.
 // Perturbed values are rounded to float32, so the derivative is fitted
 // through the steps actually taken.
+//
+// It runs with and without activation checkpointing and with the head's
+// logits in chunks of 7 rows (not dividing the batch) as well as whole.
 func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		checkpointing  bool
+		logitChunkRows int
+	}{
+		{"plain", false, 0},
+		{"checkpointing", true, 0},
+		{"checkpointing+chunks7", true, 7},
+		{"chunks7", false, 7},
+	} {
+		t.Run(c.name, func(t *testing.T) { checkLoRAGradients(t, c.checkpointing, c.logitChunkRows) })
+	}
+}
+
+func checkLoRAGradients(t *testing.T, checkpointing bool, logitChunkRows int) {
 	const (
 		samples  = 40
 		minStep  = 1e-3
@@ -130,6 +148,7 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Free()
+	m.Checkpointing, m.LogitChunkRows = checkpointing, logitChunkRows
 	b := m.Backend
 	mg := peft.Attach(m)
 	rng := rand.New(rand.NewPCG(11, 12))

@@ -34,6 +34,18 @@ type Model struct {
 	Prompt PromptHook
 	Prefix PrefixHook
 
+	// Checkpointing trades compute for memory in training: the forward
+	// keeps only each decoder block's input, and each block's forward runs
+	// again just before its backward, in one activation set shared by all
+	// blocks. Activation memory drops from Layers full sets to Layers rows
+	// of Dim plus one set, for about a third more compute per step.
+	// Gradients are unchanged (see ForwardReplayer for random hooks).
+	Checkpointing bool
+	// LogitChunkRows is how many rows of logits training computes at a
+	// time; 0 picks 128 rows or 16 MiB of logits, whichever is more. The loss and gradients do not
+	// depend on it beyond float rounding.
+	LogitChunkRows int
+
 	train *trainPass // activation workspace reused across training steps
 }
 

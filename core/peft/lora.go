@@ -66,6 +66,9 @@ type loraLayer struct {
 	// base is x Wᵀ without the bias, kept for DoRA adapters that need it;
 	// ones is a column of ones for adding the bias row.
 	base, ones backend.Buffer
+	// biasRow is a [1, Out] view of biasOf, the layer's bias, made once
+	// rather than every pass.
+	biasRow, biasOf backend.Buffer
 	// pristine is the model's own weight while adapters initialised by
 	// PiSSA or OLoRA have replaced it with an F32 residual; mutators are
 	// those adapters, in the order they were added.
@@ -152,10 +155,20 @@ func (h *loraLayer) baseForward(b backend.Backend, l *model.Linear, dst, x backe
 		b.Copy(h.base, dst)
 	}
 	if l.Bias != nil {
-		row := b.View(l.Bias, 0, 1, l.Out)
-		b.MatMul(dst, h.ones, row, backend.MatMul{Accumulate: true})
-		b.Free(row)
+		if h.biasOf != l.Bias {
+			h.freeBiasRow(b)
+			h.biasRow, h.biasOf = b.View(l.Bias, 0, 1, l.Out), l.Bias
+		}
+		b.MatMul(dst, h.ones, h.biasRow, backend.MatMul{Accumulate: true})
 	}
+}
+
+// freeBiasRow releases the view of the bias.
+func (h *loraLayer) freeBiasRow(b backend.Backend) {
+	if h.biasRow != nil {
+		b.Free(h.biasRow)
+	}
+	h.biasRow, h.biasOf = nil, nil
 }
 
 // freeBase releases the layer's scratch.
@@ -166,15 +179,27 @@ func (h *loraLayer) freeBase(b backend.Backend) {
 		}
 	}
 	h.base, h.ones = nil, nil
+	h.freeBiasRow(b)
 }
 
+// rowsOf returns how many rows of cols elements x holds.
 func rowsOf(x backend.Buffer, cols int) int {
-	n := x.Shape().Numel()
 	if cols <= 0 {
 		return 0
 	}
+	var n int64
+	if c, ok := x.(numeler); ok {
+		n = c.Numel()
+	} else {
+		n = x.Shape().Numel()
+	}
 	return int(n) / cols
 }
+
+// numeler is a Buffer that reports its element count without copying its
+// shape (the CPU backend's do), which keeps a training step's hooks free
+// of allocations.
+type numeler interface{ Numel() int64 }
 
 // willDrop reports whether a forward in this mode applies dropout.
 func (w *loraWeights) willDrop(training bool, rng *rand.Rand) bool {

@@ -18,6 +18,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/mmcloughlin/avo/attr"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -54,6 +56,8 @@ var shapes = []kernelShape{
 	{name: "gemmAVX512x14x32", mr: 14, nvec: 2, wide: true, unrol: 4},
 }
 
+// Every kernel is marked noescape: none keeps a pointer past its return,
+// so the caller's slices and results can stay on the stack.
 func main() {
 	ConstraintExpr("!purego")
 	for _, s := range shapes {
@@ -63,6 +67,7 @@ func main() {
 	dotKernel()
 	axpyKernel()
 	axpy4Kernel()
+	expKernel()
 	Generate()
 }
 
@@ -75,6 +80,7 @@ func main() {
 func gemmKernel(s kernelShape) {
 	nr := s.nvec * s.width()
 	TEXT(s.name, NOSPLIT, "func(kc int, a, b, c *float32, ldc int, alpha float32, acc bool)")
+	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %dx%d tile of the packed matrix product.", s.name, s.mr, nr))
 	kc := Load(Param("kc"), GP64())
 	pa := Load(Param("a"), GP64())
@@ -191,6 +197,7 @@ func hsum(y reg.VecVirtual) reg.Register {
 // of x, the inner step of a matrix times a few vectors.
 func dot4Kernel() {
 	TEXT("dot4AVX2", NOSPLIT, "func(k int, x, w0, w1, w2, w3, out *float32)")
+	Pragma("noescape")
 	Doc("dot4AVX2 computes the dot products of x with w0..w3 into out[0..3]; k is a multiple of 16.")
 	k := Load(Param("k"), GP64())
 	px := Load(Param("x"), GP64())
@@ -233,6 +240,7 @@ func dot4Kernel() {
 // dotKernel emits func dotAVX2(k int, x, y *float32) float32.
 func dotKernel() {
 	TEXT("dotAVX2", NOSPLIT, "func(k int, x, y *float32) float32")
+	Pragma("noescape")
 	Doc("dotAVX2 returns the dot product of x and y; k is a multiple of 16.")
 	k := Load(Param("k"), GP64())
 	px := Load(Param("x"), GP64())
@@ -265,6 +273,7 @@ func dotKernel() {
 // setting dst[i] += alpha*x[i].
 func axpyKernel() {
 	TEXT("axpyAVX2", NOSPLIT, "func(k int, dst, x *float32, alpha float32)")
+	Pragma("noescape")
 	Doc("axpyAVX2 adds alpha*x to dst; k is a multiple of 16.")
 	k := Load(Param("k"), GP64())
 	pd := Load(Param("dst"), GP64())
@@ -302,6 +311,7 @@ func axpyKernel() {
 // updates for one load and store of dst.
 func axpy4Kernel() {
 	TEXT("axpy4AVX2", NOSPLIT, "func(k int, dst, x0, x1, x2, x3 *float32, a0, a1, a2, a3 float32)")
+	Pragma("noescape")
 	Doc("axpy4AVX2 adds a0*x0 + a1*x1 + a2*x2 + a3*x3 to dst; k is a multiple of 16.")
 	k := Load(Param("k"), GP64())
 	pd := Load(Param("dst"), GP64())
@@ -336,6 +346,87 @@ func axpy4Kernel() {
 	ADDQ(U32(64), off)
 	JMP(LabelRef("axpy4_loop"))
 	Label("axpy4_done")
+	VZEROUPPER()
+	RET()
+}
+
+// expConsts are the constants of expShiftAVX2, in this order; see
+// core/cpu/exp.go for the algorithm, which expShiftGo follows in Go.
+var expConsts = []float32{
+	1.44269504,      // log2(e)
+	0.693359375,     // ln 2, high part
+	-2.12194440e-4,  // ln 2, low part
+	1.9875691500e-4, // polynomial, highest degree first
+	1.3981999507e-3,
+	8.3334519073e-3,
+	4.1665795894e-2,
+	1.6666665459e-1,
+	5.0000001201e-1,
+	1,
+	-87, // lowest argument: exp stays a normal float32
+}
+
+// expKernel emits func expShiftAVX2(k int, x *float32, m float32) float32
+// setting x[i] = exp(x[i] - m) in place and returning their sum. The
+// constants are stored eight times over, as whole vectors, so the
+// polynomial's FMAs read them from memory and the 16 YMM registers are
+// left to the data.
+func expKernel() {
+	consts := GLOBL("expconsts", attr.RODATA|attr.NOPTR)
+	for i, c := range expConsts {
+		for lane := range 8 {
+			DATA(32*i+4*lane, F32(c))
+		}
+	}
+	vec := func(i int) Mem { return consts.Offset(32 * i) }
+	TEXT("expShiftAVX2", NOSPLIT, "func(k int, x *float32, m float32) float32")
+	Pragma("noescape")
+	Doc("expShiftAVX2 sets x[i] = exp(x[i]-m) and returns their sum; k is a multiple of 8. A NaN stays NaN.")
+	k := Load(Param("k"), GP64())
+	px := Load(Param("x"), GP64())
+	mArg, err := Param("m").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	m := YMM()
+	VBROADCASTSS(mArg.Addr, m)
+	lowest := YMM()
+	VMOVUPS(vec(10), lowest)
+	sum := YMM()
+	VXORPS(sum, sum, sum)
+	x, n, p, r2 := YMM(), YMM(), YMM(), YMM()
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("exp_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("exp_done"))
+	at := Mem{Base: px, Index: off, Scale: 1}
+	VMOVUPS(at, x)
+	VSUBPS(m, x, x)
+	// With x as the second source (Intel order), MAXPS returns x when it
+	// is NaN, so a NaN propagates instead of being clamped away.
+	VMAXPS(x, lowest, x)
+	VMULPS(vec(0), x, n)
+	VROUNDPS(Imm(0), n, n) // to nearest
+	VFNMADD231PS(vec(1), n, x)
+	VFNMADD231PS(vec(2), n, x)
+	VMOVUPS(vec(3), p)
+	for i := 4; i <= 8; i++ {
+		VFMADD213PS(vec(i), x, p)
+	}
+	VMULPS(x, x, r2)
+	VFMADD213PS(x, r2, p)
+	VADDPS(vec(9), p, p)
+	VCVTPS2DQ(n, n)
+	VPSLLD(Imm(23), n, n)
+	VPADDD(n, p, p)
+	VMOVUPS(p, at)
+	VADDPS(p, sum, sum)
+	ADDQ(U32(32), off)
+	JMP(LabelRef("exp_loop"))
+	Label("exp_done")
+	Store(hsum(sum), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }

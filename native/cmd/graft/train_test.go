@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +134,76 @@ func TestTrainResumeIsBitIdentical(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatal("the resumed run's adapter differs from the uninterrupted run's")
+	}
+}
+
+// TestTrainCheckpointingIsBitIdentical trains with and without
+// --checkpointing and compares the adapters byte for byte: recomputing
+// the layers in backward changes the memory a step holds, not its
+// arithmetic.
+func TestTrainCheckpointingIsBitIdentical(t *testing.T) {
+	for _, c := range []struct {
+		weights string
+		method  []string
+	}{
+		{peft.WeightsFileName, []string{"--method", "lora"}},
+		{peft.BottleneckWeightsFileName, []string{"--method", "houlsby", "--non-linearity", "gelu"}},
+		{peft.WeightsFileName, []string{"--method", "prefix-tuning", "--virtual-tokens", "4"}},
+	} {
+		method := c.method
+		t.Run(method[1], func(t *testing.T) {
+			adapters := make([][]byte, 2)
+			for i, extra := range [][]string{nil, {"--checkpointing"}} {
+				out := t.TempDir()
+				var res trainSummary
+				graftJSON(t, &res, append([]string{"train"}, trainArgs(out, append(append([]string{"--steps", "4"}, method...), extra...)...)...)...)
+				if res.Checkpointing != (extra != nil) {
+					t.Errorf("summary says checkpointing %v", res.Checkpointing)
+				}
+				var err error
+				if adapters[i], err = os.ReadFile(filepath.Join(out, c.weights)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(adapters[0], adapters[1]) {
+				t.Fatal("the adapter trained with --checkpointing differs from the one trained without")
+			}
+		})
+	}
+}
+
+// TestTrainCheckpointingRefusesUnreplayedDropout checks that
+// --checkpointing with dropout is refused while an adapter cannot repeat
+// its dropout masks in the recomputation, rather than training on
+// mismatched gradients.
+func TestTrainCheckpointingRefusesUnreplayedDropout(t *testing.T) {
+	m, err := model.Load(modelPath, cpu.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Free()
+	f, err := parseTrainFlags(trainArgs(t.TempDir(), "--steps", "1", "--dropout", "0.1"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.newAdapter(m, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Unload()
+	err = replaysDropout(m)
+	if _, replays := m.Layers[0].Q.Hook.(model.ForwardReplayer); replays {
+		if err != nil {
+			t.Fatalf("LoRA replays its masks, yet: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "q_proj") {
+		t.Fatalf("err %v, want one naming q_proj", err)
+	}
+	_, stderr, code := graft(t, append([]string{"train"}, trainArgs(t.TempDir(), "--steps", "1", "--dropout", "0.1", "--checkpointing")...)...)
+	if code != 2 || !strings.Contains(stderr, "--checkpointing with --dropout") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
 

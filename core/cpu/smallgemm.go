@@ -1,0 +1,158 @@
+package cpu
+
+// A single-goroutine matrix product on strided views, for operations that
+// are themselves split over goroutines (attention runs one per batch row
+// and head). It packs into caller scratch and runs the same micro-kernels
+// as MatMul's packed path.
+
+// strided is a row-major matrix view: element (i, j) is data[i*ld+j].
+// Views of one head's columns inside a [rows, heads*headDim] buffer are
+// strided with ld = heads*headDim.
+type strided struct {
+	data []float32
+	ld   int
+}
+
+// at returns the view starting at row i, column j.
+func (s strided) at(i, j int) strided { return strided{data: s.data[i*s.ld+j:], ld: s.ld} }
+
+// smallGemmScratch is the scratch smallGemm needs, in floats, for an
+// m x n product (any k) with kern.
+func smallGemmScratch(kern *gemmKernel, m, n int) int {
+	mp := (m + kern.mr - 1) / kern.mr * kern.mr
+	np := (n + kern.nr - 1) / kern.nr * kern.nr
+	return (mp+np)*gemmKC + gemmMaxTile
+}
+
+// smallGemm computes out (+)= alpha * op(a) * op(b) for out [m, n], op(a)
+// [m, k] and op(b) [k, n], where op transposes when trans is set (a stored
+// [k, m], b stored [n, k]). scratch holds at least smallGemmScratch floats.
+func smallGemm(kern *gemmKernel, out strided, a strided, transA bool, b strided, transB bool, m, n, k int, alpha float32, acc bool, scratch []float32) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for i := range m {
+				clear(out.data[i*out.ld : i*out.ld+n])
+			}
+		}
+		return
+	}
+	mr, nr := kern.mr, kern.nr
+	mPanels, nPanels := (m+mr-1)/mr, (n+nr-1)/nr
+	// The edge-tile scratch is the end of scratch: an array here would
+	// escape through the kernel's function value and be allocated.
+	tmp := scratch[len(scratch)-gemmMaxTile:]
+	for p0 := 0; p0 < k; p0 += gemmKC {
+		kc := min(gemmKC, k-p0)
+		ap := scratch[:mPanels*mr*kc]
+		bp := scratch[len(ap) : len(ap)+nPanels*nr*kc]
+		packStridedA(ap, a, transA, mr, m, p0, kc)
+		packStridedB(bp, b, transB, nr, n, p0, kc)
+		accBlock := acc || p0 > 0
+		for jp := range nPanels {
+			bpanel := bp[jp*nr*kc : (jp+1)*nr*kc]
+			col := jp * nr
+			nrr := min(nr, n-col)
+			for ip := range mPanels {
+				apanel := ap[ip*mr*kc : (ip+1)*mr*kc]
+				row := ip * mr
+				mrr := min(mr, m-row)
+				if mrr == mr && nrr == nr {
+					kern.tile(kc, apanel, bpanel, out.data[row*out.ld+col:], out.ld, alpha, accBlock)
+					continue
+				}
+				kern.tile(kc, apanel, bpanel, tmp[:mr*nr], nr, alpha, false)
+				for r := range mrr {
+					o := out.data[(row+r)*out.ld+col : (row+r)*out.ld+col+nrr]
+					s := tmp[r*nr : r*nr+nrr]
+					if accBlock {
+						for q, v := range s {
+							o[q] += v
+						}
+					} else {
+						copy(o, s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// packStridedA packs steps [p0, p0+kc) of op(a)'s m rows into panels of mr
+// rows: panel ip at ip*mr*kc, with row r of step p at p*mr+r. Rows past m
+// are zero.
+func packStridedA(dst []float32, a strided, trans bool, mr, m, p0, kc int) {
+	for ip := range (m + mr - 1) / mr {
+		d := dst[ip*mr*kc : (ip+1)*mr*kc]
+		i0 := ip * mr
+		rows := min(mr, m-i0)
+		if trans {
+			// op(a) row i, step p is a[p][i]: a step is a row segment.
+			for p := range kc {
+				src := a.data[(p0+p)*a.ld+i0 : (p0+p)*a.ld+i0+rows]
+				dp := d[p*mr : p*mr+mr]
+				copy(dp, src)
+				clear(dp[rows:])
+			}
+			continue
+		}
+		for r := range mr {
+			if r >= rows {
+				for p := range kc {
+					d[p*mr+r] = 0
+				}
+				continue
+			}
+			src := a.data[(i0+r)*a.ld+p0 : (i0+r)*a.ld+p0+kc]
+			dr := d[r : (kc-1)*mr+r+1]
+			for p, v := range src {
+				dr[p*mr] = v
+			}
+		}
+	}
+}
+
+// packStridedB packs steps [p0, p0+kc) of op(b)'s n columns into panels of
+// nr columns: panel jp at jp*nr*kc, with column c of step p at p*nr+c.
+// Columns past n are zero.
+func packStridedB(dst []float32, b strided, trans bool, nr, n, p0, kc int) {
+	for jp := range (n + nr - 1) / nr {
+		d := dst[jp*nr*kc : (jp+1)*nr*kc]
+		j0 := jp * nr
+		cols := min(nr, n-j0)
+		if !trans {
+			// op(b) step p is a row segment of b.
+			for p := range kc {
+				src := b.data[(p0+p)*b.ld+j0 : (p0+p)*b.ld+j0+cols]
+				dp := d[p*nr : p*nr+nr]
+				copy(dp, src)
+				clear(dp[cols:])
+			}
+			continue
+		}
+		for c := range nr {
+			if c >= cols {
+				for p := range kc {
+					d[p*nr+c] = 0
+				}
+				continue
+			}
+			src := b.data[(j0+c)*b.ld+p0 : (j0+c)*b.ld+p0+kc]
+			dc := d[c : (kc-1)*nr+c+1]
+			for p, v := range src {
+				dc[p*nr] = v
+			}
+		}
+	}
+}
+
+// smallKernel is the micro-kernel smallGemm runs with: the SIMD one where
+// there is one, else the portable one.
+func smallKernel() *gemmKernel {
+	if fastKernel != nil {
+		return fastKernel
+	}
+	return goKernel
+}
