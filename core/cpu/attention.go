@@ -66,9 +66,11 @@ func (s *attnShape) scores(sc, q, ks []float32, b, i, h int) float32 {
 }
 
 // Attention computes causal softmax(q k^T * Scale) v with grouped key/value
-// heads; see backend.Attention for the layout. Each (batch, head, query row)
-// is independent, so those are split over goroutines. The softmax subtracts
-// the row maximum and sums in float64. dst must not overlap q, k or v.
+// heads; see backend.Attention for the layout. From attnBlockMinRows query
+// rows up it runs by blocks of rows as small matrix products
+// (attention_block.go); below that (generation) each (batch, head, query
+// row) is a unit of dot products, split over goroutines. The softmax
+// subtracts the row maximum. dst must not overlap q, k or v.
 func (c *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	const op = "Attention"
 	d, qb, kb, vb := c.f32(dst, op, "dst"), c.f32(q, op, "q"), c.f32(k, op, "k"), c.f32(v, op, "v")
@@ -103,15 +105,9 @@ func (t *attentionTask) run(lo, hi int) {
 		kvh := h / s.group
 		sc := (*sp)[:s.SeqK-s.SeqQ+i+1]
 		mx := s.scores(sc, s.qRow(t.q, b, i, h), t.k, b, i, h)
-		var sum float64
-		for j, x := range sc {
-			e := math.Exp(float64(x - mx))
-			sc[j] = float32(e)
-			sum += e
-		}
+		inv := 1 / expShift(sc, mx)
 		o := s.qRow(t.out, b, i, h)
 		clear(o)
-		inv := float32(1 / sum)
 		for j, w := range sc {
 			axpy(o, s.kRow(t.v, b, j, kvh), w*inv)
 		}

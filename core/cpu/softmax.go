@@ -8,8 +8,8 @@ import (
 )
 
 // Softmax sets each row of dst to the softmax of that row of x divided by
-// temperature (0 means 1). It subtracts the row maximum before exponentiating
-// and sums in float64. dst may be x.
+// temperature (0 means 1). It subtracts the row maximum before
+// exponentiating. dst may be x.
 func (c *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
 	d, xb := c.f32(dst, "Softmax", "dst"), c.f32(x, "Softmax", "x")
 	checkSize("Softmax", "dst", d, xb.n)
@@ -32,38 +32,18 @@ func (t *softmaxTask) run(lo, hi int) {
 	cols, inv := t.cols, t.inv
 	for r := lo; r < hi; r++ {
 		xr, or := t.x[r*cols:(r+1)*cols], t.out[r*cols:(r+1)*cols]
-		mx := math.Inf(-1)
-		for _, v := range xr {
-			mx = max(mx, float64(v)*inv)
-		}
-		var sum float64
+		inv := float32(inv)
 		for j, v := range xr {
-			e := math.Exp(float64(v)*inv - mx)
-			or[j] = float32(e)
-			sum += e
+			or[j] = v * inv
 		}
-		s := float32(1 / sum)
-		for j := range or {
-			or[j] *= s
-		}
+		scaleInPlace(or, 1/expShift(or, rowMax(or)))
 	}
-}
-
-// logSumExp returns log(sum(exp(x))) computed stably in float64.
-func logSumExp(x []float32) float64 {
-	mx := math.Inf(-1)
-	for _, v := range x {
-		mx = max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range x {
-		sum += math.Exp(float64(v) - mx)
-	}
-	return mx + math.Log(sum)
 }
 
 // CrossEntropy returns sum over rows r of weight[r] * -log
-// softmax(logits[r])[targets[r]], from a fused log-softmax in float64.
+// softmax(logits[r])[targets[r]], from a fused log-softmax: one pass of
+// exponentials per row, written straight into the gradient row when there
+// is one, summed in float32 lanes and logged in float64.
 // Rows whose weight is 0 are skipped: their target is not looked at (it may
 // be an ignore marker such as -100) and their gradient row is zero. When
 // dlogits is non-nil it is set to gradScale * weight[r] *
@@ -124,6 +104,7 @@ type crossEntropyTask struct {
 
 func (t *crossEntropyTask) run(lo, hi int) {
 	vocab, dl := t.vocab, t.dl
+	var sp *[]float32
 	for r := lo; r < hi; r++ {
 		w := rowWeight(t.weights, r)
 		xr := t.x[r*vocab : (r+1)*vocab]
@@ -135,16 +116,47 @@ func (t *crossEntropyTask) run(lo, hi int) {
 			continue
 		}
 		tg := t.targets[r]
-		lse := logSumExp(xr)
-		t.losses[r] = float64(w) * (lse - float64(xr[tg]))
+		xt := xr[tg] // read before a gradient written over the logits
+		mx := rowMax(xr)
+		// e holds exp(x - max): the gradient row itself when there is
+		// one (so the exponentials are computed once), else scratch.
+		var e []float32
+		if dl != nil {
+			e = dl[r*vocab : (r+1)*vocab]
+		} else {
+			if sp == nil {
+				sp = getScratch(vocab)
+				defer putScratch(sp)
+			}
+			e = *sp
+		}
+		copy(e, xr)
+		sum := expShift(e, mx)
+		t.losses[r] = float64(w) * (float64(mx) + math.Log(float64(sum)) - float64(xt))
 		if dl == nil {
 			continue
 		}
-		g := float64(t.gradScale) * float64(w)
-		gr := dl[r*vocab : (r+1)*vocab]
-		for j, v := range xr {
-			gr[j] = float32(g * math.Exp(float64(v)-lse))
+		g := t.gradScale * w
+		scaleInPlace(e, g/sum)
+		e[tg] -= g
+	}
+}
+
+// rowMax returns the largest element of x (NaN if there is one, so a
+// diverged model shows in its loss).
+func rowMax(x []float32) float32 {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > mx || v != v {
+			mx = v
 		}
-		gr[tg] -= float32(g)
+	}
+	return mx
+}
+
+// scaleInPlace multiplies x by s.
+func scaleInPlace(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
 	}
 }

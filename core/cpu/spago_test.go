@@ -519,7 +519,9 @@ func TestSpagoCrossEntropyBackward(t *testing.T) {
 
 				dlogits := nanFilled(t, c, rows, vocab)
 				got := c.CrossEntropy(dlogits, logits, targets, cs.weights, cs.gradScale)
-				if want := loss.Value().Item().F64(); math.Abs(got-want) > 1e-9*math.Abs(want) {
+				// The exponentials are summed in float32 lanes: the loss is
+				// as exact as the float32 logits it comes from, not more.
+				if want := loss.Value().Item().F64(); math.Abs(got-want) > 1e-7*math.Abs(want) {
 					t.Errorf("loss = %.12g, want %.12g", got, want)
 				}
 				checkSpago(t, "dlogits", download(t, c, dlogits), scaled(sgGrad(L), float64(cs.gradScale)))
