@@ -134,6 +134,17 @@ func (t *broadcastTask) run(lo, hi int) {
 // sigmoid is the logistic function, computed in float64.
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
+// sigmoids sets dst[i] = sigmoid(x[i]); on amd64 with AVX2 it is switched
+// to the assembly version at start-up.
+var sigmoids = sigmoidsGo
+
+func sigmoidsGo(dst, x []float32) {
+	x = x[:len(dst)]
+	for i, v := range x {
+		dst[i] = sigmoid(v)
+	}
+}
+
 // SiLUMul sets dst = silu(gate) * up, where silu(g) = g * sigmoid(g). dst
 // may be gate or up.
 func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
@@ -148,11 +159,23 @@ func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
 type siluTask struct{ o, gate, up []float32 }
 
 func (t *siluTask) run(lo, hi int) {
-	o, gs, us := t.o[lo:hi], t.gate[lo:hi], t.up[lo:hi]
-	for i := range o {
-		o[i] = gs[i] * sigmoid(gs[i]) * us[i]
+	sp := getScratch(sigmoidBlock)
+	defer putScratch(sp)
+	for b0 := lo; b0 < hi; b0 += sigmoidBlock {
+		b1 := min(hi, b0+sigmoidBlock)
+		o, gs, us := t.o[b0:b1], t.gate[b0:b1], t.up[b0:b1]
+		sg := (*sp)[:len(o)]
+		sigmoids(sg, gs)
+		for i := range o {
+			o[i] = gs[i] * sg[i] * us[i]
+		}
 	}
 }
+
+// sigmoidBlock is how many gates the SiLU tasks pass through sigmoids at
+// a time: the block stays in L1 between the vector pass and the loop that
+// uses it, and dst may alias gate or up since sigmoids writes scratch.
+const sigmoidBlock = 512
 
 // SiLUMulBackward sets dgate = dy * up * silu'(gate) and dup = dy *
 // silu(gate), overwriting both. Either may be nil when its gradient is not
@@ -183,9 +206,20 @@ func (c *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
 type siluBackTask struct{ dgate, dup, dy, gate, up []float32 }
 
 func (t *siluBackTask) run(lo, hi int) {
+	sp := getScratch(sigmoidBlock)
+	defer putScratch(sp)
+	for b0 := lo; b0 < hi; b0 += sigmoidBlock {
+		b1 := min(hi, b0+sigmoidBlock)
+		t.block(b0, b1, (*sp)[:b1-b0])
+	}
+}
+
+// block is run over [lo, hi), with sg as scratch for the gates.
+func (t *siluBackTask) block(lo, hi int, sg []float32) {
 	dgs, dus, ds, gs, us := t.dgate, t.dup, t.dy, t.gate, t.up
+	sigmoids(sg, gs[lo:hi])
 	for i := lo; i < hi; i++ {
-		x, s, d := gs[i], sigmoid(gs[i]), ds[i]
+		x, s, d := gs[i], sg[i-lo], ds[i]
 		// Read everything before writing: dgate or dup may alias an input.
 		ug := us[i]
 		if dus != nil {

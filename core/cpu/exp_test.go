@@ -68,3 +68,29 @@ func expShiftMath(x []float32, m float32) float32 {
 	}
 	return float32(s)
 }
+
+// TestSigmoids checks the vector sigmoid against the float64 one, out to
+// where exp overflows float32 and with NaN.
+func TestSigmoids(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 8, 13, 300} {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.Float64()*240 - 120)
+		}
+		x[0] = -100 // exp(100) overflows float32: capped at exp(88)
+		got := make([]float32, n)
+		sigmoids(got, x)
+		for i, v := range x {
+			want := 1 / (1 + math.Exp(-float64(v)))
+			if d := math.Abs(float64(got[i]) - want); d > 4e-7*want && d > 1e-37 {
+				t.Fatalf("n=%d: sigmoid(%v) = %v, want %v", n, v, got[i], want)
+			}
+		}
+	}
+	x := []float32{0, 1, 2, 3, 4, 5, 6, float32(math.NaN()), 8}
+	got := make([]float32, len(x))
+	if sigmoids(got, x); !math.IsNaN(float64(got[7])) || got[0] != 0.5 {
+		t.Fatalf("sigmoids(%v) = %v", x, got)
+	}
+}

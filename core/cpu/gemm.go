@@ -61,16 +61,27 @@ func Kernels() string { return kernelISA }
 // are tested against.
 var goKernel = &gemmKernel{name: "go", mr: goMR, nr: goNR, tile: gemmGoKernel}
 
-// gemmMinM is the smallest row count worth packing for: below it (token by
-// token generation) the cost of packing b exceeds the product itself.
-const gemmMinM = 4
+// narrowKernel, where set, is a kernel with fewer columns per tile than
+// fastKernel, for products with few columns (LoRA's rank-r factors): an
+// AVX-512 tile of 32 columns would be half padding at r = 16.
+var narrowKernel *gemmKernel
 
-// Smaller products (LoRA's rank-16 factors, a 64-wide model) spend more
-// on packing than they gain from the kernel: measured on stories260K, a
-// LoRA step through the packed path ran 15% slower than the portable one.
+// gemmKernelFor returns the kernel for a product with n columns, or nil
+// when MatMul should use the portable loops.
+func gemmKernelFor(n int) *gemmKernel {
+	if narrowKernel != nil && fastKernel != nil && n <= narrowKernel.nr && fastKernel.nr > narrowKernel.nr {
+		return narrowKernel
+	}
+	return fastKernel
+}
+
+// The packed path pays for copying its operands; below these sizes the
+// portable loops win. Token-by-token generation (a few rows) reads each
+// weight once, which packing would only add to.
 const (
-	gemmMinNK   = 32
-	gemmMinWork = 1 << 20
+	gemmMinM    = 4
+	gemmMinNK   = 8
+	gemmMinWork = 1 << 16
 )
 
 // gemmOperandA describes op(a): a [m, k] matrix stored row-major, or its

@@ -24,10 +24,11 @@ func init() {
 	if !x.HasAVX2 || !x.HasFMA {
 		return
 	}
-	dot, dot1x4, axpy, axpy4, expShift = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX, expShiftAVX
+	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
+	expShift, sigmoids = expShiftAVX, sigmoidsAVX
 	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
 	gemmKernels = append(gemmKernels, avx2)
-	fastKernel, kernelISA = avx2, "avx2"
+	fastKernel, narrowKernel, kernelISA = avx2, avx2, "avx2"
 	if x.HasAVX512F && x.HasAVX512DQ {
 		k12 := asmKernel("avx512-12x32", 12, 32, gemmAVX512x12x32)
 		gemmKernels = append(gemmKernels, k12,

@@ -1771,6 +1771,52 @@ axpy4_done:
 	VZEROUPPER
 	RET
 
+// func expShiftAVX2(k int, x *float32, m float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expShiftAVX2(SB), NOSPLIT, $0-28
+	MOVQ         k+0(FP), AX
+	MOVQ         x+8(FP), CX
+	VBROADCASTSS m+16(FP), Y0
+	VMOVUPS      expconsts<>+320(SB), Y1
+	VXORPS       Y2, Y2, Y2
+	XORQ         DX, DX
+	SHLQ         $0x02, AX
+
+exp_loop:
+	CMPQ         DX, AX
+	JGE          exp_done
+	VMOVUPS      (CX)(DX*1), Y3
+	VSUBPS       Y0, Y3, Y3
+	VMAXPS       Y3, Y1, Y3
+	VMULPS       expconsts<>+0(SB), Y3, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VFNMADD231PS expconsts<>+32(SB), Y4, Y3
+	VFNMADD231PS expconsts<>+64(SB), Y4, Y3
+	VMOVUPS      expconsts<>+96(SB), Y5
+	VFMADD213PS  expconsts<>+128(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+160(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+192(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+224(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+256(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+288(SB), Y3, Y5
+	VFMADD213PS  expconsts<>+288(SB), Y3, Y5
+	VCVTPS2DQ    Y4, Y4
+	VPSLLD       $0x17, Y4, Y4
+	VPADDD       Y4, Y5, Y3
+	VMOVUPS      Y3, (CX)(DX*1)
+	VADDPS       Y3, Y2, Y2
+	ADDQ         $0x00000020, DX
+	JMP          exp_loop
+
+exp_done:
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	MOVSS        X2, ret+24(FP)
+	VZEROUPPER
+	RET
+
 DATA expconsts<>+0(SB)/4, $(1.442695)
 DATA expconsts<>+4(SB)/4, $(1.442695)
 DATA expconsts<>+8(SB)/4, $(1.442695)
@@ -1859,51 +1905,56 @@ DATA expconsts<>+336(SB)/4, $(-87.0)
 DATA expconsts<>+340(SB)/4, $(-87.0)
 DATA expconsts<>+344(SB)/4, $(-87.0)
 DATA expconsts<>+348(SB)/4, $(-87.0)
-GLOBL expconsts<>(SB), RODATA|NOPTR, $352
+DATA expconsts<>+352(SB)/4, $(88.0)
+DATA expconsts<>+356(SB)/4, $(88.0)
+DATA expconsts<>+360(SB)/4, $(88.0)
+DATA expconsts<>+364(SB)/4, $(88.0)
+DATA expconsts<>+368(SB)/4, $(88.0)
+DATA expconsts<>+372(SB)/4, $(88.0)
+DATA expconsts<>+376(SB)/4, $(88.0)
+DATA expconsts<>+380(SB)/4, $(88.0)
+GLOBL expconsts<>(SB), RODATA|NOPTR, $384
 
-// func expShiftAVX2(k int, x *float32, m float32) float32
-// Requires: AVX, AVX2, FMA3, SSE
-TEXT ·expShiftAVX2(SB), NOSPLIT, $0-28
-	MOVQ         k+0(FP), AX
-	MOVQ         x+8(FP), CX
-	VBROADCASTSS m+16(FP), Y0
-	VMOVUPS      expconsts<>+320(SB), Y1
-	VXORPS       Y2, Y2, Y2
-	XORQ         DX, DX
-	SHLQ         $0x02, AX
+// func sigmoidAVX2(k int, dst *float32, x *float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-24
+	MOVQ    k+0(FP), AX
+	MOVQ    dst+8(FP), CX
+	MOVQ    x+16(FP), DX
+	VMOVUPS expconsts<>+320(SB), Y0
+	VMOVUPS expconsts<>+352(SB), Y1
+	VMOVUPS expconsts<>+288(SB), Y3
+	VXORPS  Y2, Y2, Y2
+	XORQ    BX, BX
+	SHLQ    $0x02, AX
 
-exp_loop:
-	CMPQ         DX, AX
-	JGE          exp_done
-	VMOVUPS      (CX)(DX*1), Y3
-	VSUBPS       Y0, Y3, Y3
-	VMAXPS       Y3, Y1, Y3
-	VMULPS       expconsts<>+0(SB), Y3, Y4
-	VROUNDPS     $0x00, Y4, Y4
-	VFNMADD231PS expconsts<>+32(SB), Y4, Y3
-	VFNMADD231PS expconsts<>+64(SB), Y4, Y3
-	VMOVUPS      expconsts<>+96(SB), Y5
-	VFMADD213PS  expconsts<>+128(SB), Y3, Y5
-	VFMADD213PS  expconsts<>+160(SB), Y3, Y5
-	VFMADD213PS  expconsts<>+192(SB), Y3, Y5
-	VFMADD213PS  expconsts<>+224(SB), Y3, Y5
-	VFMADD213PS  expconsts<>+256(SB), Y3, Y5
-	VMULPS       Y3, Y3, Y6
-	VFMADD213PS  Y3, Y6, Y5
-	VADDPS       expconsts<>+288(SB), Y5, Y5
-	VCVTPS2DQ    Y4, Y4
-	VPSLLD       $0x17, Y4, Y4
-	VPADDD       Y4, Y5, Y5
-	VMOVUPS      Y5, (CX)(DX*1)
-	VADDPS       Y5, Y2, Y2
-	ADDQ         $0x00000020, DX
-	JMP          exp_loop
+sigmoid_loop:
+	CMPQ         BX, AX
+	JGE          sigmoid_done
+	VSUBPS       (DX)(BX*1), Y2, Y4
+	VMINPS       Y4, Y1, Y4
+	VMAXPS       Y4, Y0, Y4
+	VMULPS       expconsts<>+0(SB), Y4, Y5
+	VROUNDPS     $0x00, Y5, Y5
+	VFNMADD231PS expconsts<>+32(SB), Y5, Y4
+	VFNMADD231PS expconsts<>+64(SB), Y5, Y4
+	VMOVUPS      expconsts<>+96(SB), Y6
+	VFMADD213PS  expconsts<>+128(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+160(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+192(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+224(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+256(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+288(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+288(SB), Y4, Y6
+	VCVTPS2DQ    Y5, Y5
+	VPSLLD       $0x17, Y5, Y5
+	VPADDD       Y5, Y6, Y4
+	VADDPS       Y3, Y4, Y4
+	VDIVPS       Y4, Y3, Y4
+	VMOVUPS      Y4, (CX)(BX*1)
+	ADDQ         $0x00000020, BX
+	JMP          sigmoid_loop
 
-exp_done:
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
-	VHADDPS      X2, X2, X2
-	VHADDPS      X2, X2, X2
-	MOVSS        X2, ret+24(FP)
+sigmoid_done:
 	VZEROUPPER
 	RET

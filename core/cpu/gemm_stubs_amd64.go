@@ -53,3 +53,8 @@ func axpy4AVX2(k int, dst *float32, x0 *float32, x1 *float32, x2 *float32, x3 *f
 //
 //go:noescape
 func expShiftAVX2(k int, x *float32, m float32) float32
+
+// sigmoidAVX2 sets dst[i] = 1/(1+exp(-x[i])); k is a multiple of 8. A NaN stays NaN.
+//
+//go:noescape
+func sigmoidAVX2(k int, dst *float32, x *float32)

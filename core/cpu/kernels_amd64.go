@@ -79,3 +79,15 @@ func expShiftAVX(x []float32, m float32) float32 {
 	}
 	return s
 }
+
+func sigmoidsAVX(dst, x []float32) {
+	n := len(dst)
+	x = x[:n]
+	k := n &^ 7
+	if k > 0 {
+		sigmoidAVX2(k, &dst[0], &x[0])
+	}
+	for i := k; i < n; i++ {
+		dst[i] = sigmoid(x[i])
+	}
+}

@@ -66,8 +66,8 @@ func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 		return
 	}
 	av := x.data()
-	if fastKernel != nil && m >= gemmMinM && n >= gemmMinNK && k >= gemmMinNK && m*n*k >= gemmMinWork {
-		c.gemm(fastKernel, out, gemmOperandA{data: av, trans: f.TransA}, w, f.TransB, m, n, k, alpha, f.Accumulate)
+	if kern := gemmKernelFor(n); kern != nil && m >= gemmMinM && n >= gemmMinNK && k >= gemmMinNK && m*n*k >= gemmMinWork {
+		c.gemm(kern, out, gemmOperandA{data: av, trans: f.TransA}, w, f.TransB, m, n, k, alpha, f.Accumulate)
 		return
 	}
 	if f.TransA {

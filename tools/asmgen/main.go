@@ -68,6 +68,7 @@ func main() {
 	axpyKernel()
 	axpy4Kernel()
 	expKernel()
+	sigmoidKernel()
 	Generate()
 }
 
@@ -364,21 +365,51 @@ var expConsts = []float32{
 	5.0000001201e-1,
 	1,
 	-87, // lowest argument: exp stays a normal float32
+	88,  // highest argument sigmoid passes to exp: exp stays finite
+}
+
+// expData returns the vector-wide constants of the exp kernels, emitting
+// them on first use: each constant is stored eight times over, so FMAs read
+// them from memory and the 16 YMM registers are left to the data.
+var expData *Mem
+
+func expVec(i int) Mem {
+	if expData == nil {
+		consts := GLOBL("expconsts", attr.RODATA|attr.NOPTR)
+		for i, c := range expConsts {
+			for lane := range 8 {
+				DATA(32*i+4*lane, F32(c))
+			}
+		}
+		expData = &consts
+	}
+	return expData.Offset(32 * i)
+}
+
+// emitExp sets x = exp(x) lane by lane, with x at least lowest (and NaN
+// kept); n and p are scratch registers.
+func emitExp(x, lowest, n, p reg.VecVirtual) {
+	// With x as the second source (Intel order), MAXPS returns x when it
+	// is NaN, so a NaN propagates instead of being clamped away.
+	VMAXPS(x, lowest, x)
+	VMULPS(expVec(0), x, n)
+	VROUNDPS(Imm(0), n, n) // to nearest
+	VFNMADD231PS(expVec(1), n, x)
+	VFNMADD231PS(expVec(2), n, x)
+	VMOVUPS(expVec(3), p)
+	for i := 4; i <= 8; i++ {
+		VFMADD213PS(expVec(i), x, p)
+	}
+	VFMADD213PS(expVec(9), x, p) // p*r + 1, then (p*r + 1)*r + 1 = ...
+	VFMADD213PS(expVec(9), x, p)
+	VCVTPS2DQ(n, n)
+	VPSLLD(Imm(23), n, n)
+	VPADDD(n, p, x)
 }
 
 // expKernel emits func expShiftAVX2(k int, x *float32, m float32) float32
-// setting x[i] = exp(x[i] - m) in place and returning their sum. The
-// constants are stored eight times over, as whole vectors, so the
-// polynomial's FMAs read them from memory and the 16 YMM registers are
-// left to the data.
+// setting x[i] = exp(x[i] - m) in place and returning their sum.
 func expKernel() {
-	consts := GLOBL("expconsts", attr.RODATA|attr.NOPTR)
-	for i, c := range expConsts {
-		for lane := range 8 {
-			DATA(32*i+4*lane, F32(c))
-		}
-	}
-	vec := func(i int) Mem { return consts.Offset(32 * i) }
 	TEXT("expShiftAVX2", NOSPLIT, "func(k int, x *float32, m float32) float32")
 	Pragma("noescape")
 	Doc("expShiftAVX2 sets x[i] = exp(x[i]-m) and returns their sum; k is a multiple of 8. A NaN stays NaN.")
@@ -391,10 +422,10 @@ func expKernel() {
 	m := YMM()
 	VBROADCASTSS(mArg.Addr, m)
 	lowest := YMM()
-	VMOVUPS(vec(10), lowest)
+	VMOVUPS(expVec(10), lowest)
 	sum := YMM()
 	VXORPS(sum, sum, sum)
-	x, n, p, r2 := YMM(), YMM(), YMM(), YMM()
+	x, n, p := YMM(), YMM(), YMM()
 	off := GP64()
 	XORQ(off, off)
 	SHLQ(Imm(2), k)
@@ -404,29 +435,48 @@ func expKernel() {
 	at := Mem{Base: px, Index: off, Scale: 1}
 	VMOVUPS(at, x)
 	VSUBPS(m, x, x)
-	// With x as the second source (Intel order), MAXPS returns x when it
-	// is NaN, so a NaN propagates instead of being clamped away.
-	VMAXPS(x, lowest, x)
-	VMULPS(vec(0), x, n)
-	VROUNDPS(Imm(0), n, n) // to nearest
-	VFNMADD231PS(vec(1), n, x)
-	VFNMADD231PS(vec(2), n, x)
-	VMOVUPS(vec(3), p)
-	for i := 4; i <= 8; i++ {
-		VFMADD213PS(vec(i), x, p)
-	}
-	VMULPS(x, x, r2)
-	VFMADD213PS(x, r2, p)
-	VADDPS(vec(9), p, p)
-	VCVTPS2DQ(n, n)
-	VPSLLD(Imm(23), n, n)
-	VPADDD(n, p, p)
-	VMOVUPS(p, at)
-	VADDPS(p, sum, sum)
+	emitExp(x, lowest, n, p)
+	VMOVUPS(x, at)
+	VADDPS(x, sum, sum)
 	ADDQ(U32(32), off)
 	JMP(LabelRef("exp_loop"))
 	Label("exp_done")
 	Store(hsum(sum), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// sigmoidKernel emits func sigmoidAVX2(k int, dst, x *float32) setting
+// dst[i] = 1 / (1 + exp(-x[i])), the gate of SiLU. exp's argument is
+// capped at 88 (where exp is still finite), so the result is never 0/0.
+func sigmoidKernel() {
+	TEXT("sigmoidAVX2", NOSPLIT, "func(k int, dst, x *float32)")
+	Pragma("noescape")
+	Doc("sigmoidAVX2 sets dst[i] = 1/(1+exp(-x[i])); k is a multiple of 8. A NaN stays NaN.")
+	k := Load(Param("k"), GP64())
+	pd := Load(Param("dst"), GP64())
+	px := Load(Param("x"), GP64())
+	lowest, highest, zero, one := YMM(), YMM(), YMM(), YMM()
+	VMOVUPS(expVec(10), lowest)
+	VMOVUPS(expVec(11), highest)
+	VMOVUPS(expVec(9), one)
+	VXORPS(zero, zero, zero)
+	x, n, p := YMM(), YMM(), YMM()
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	Label("sigmoid_loop")
+	CMPQ(off, k)
+	JGE(LabelRef("sigmoid_done"))
+	VSUBPS(Mem{Base: px, Index: off, Scale: 1}, zero, x) // -x
+	VMINPS(x, highest, x)                                // NaN kept, as in emitExp
+	emitExp(x, lowest, n, p)
+	VADDPS(one, x, x)
+	VDIVPS(x, one, x) // 1 / (1 + e)
+	VMOVUPS(x, Mem{Base: pd, Index: off, Scale: 1})
+	ADDQ(U32(32), off)
+	JMP(LabelRef("sigmoid_loop"))
+	Label("sigmoid_done")
 	VZEROUPPER()
 	RET()
 }
