@@ -155,7 +155,10 @@ func TestLogitChunksMatchWholeBatch(t *testing.T) {
 			for _, rows := range []int{1, 5, 16, tb.B * tb.T} {
 				m.LogitChunkRows = rows
 				loss, got := gradients(t, m, params, tb)
-				if d := math.Abs(loss - wantLoss); d > 1e-9*math.Abs(wantLoss) {
+				// A chunk of one row takes the matrix-vector path, a larger
+				// one the packed kernels: the logits agree to float32
+				// rounding, summed in another order.
+				if d := math.Abs(loss - wantLoss); d > 1e-7*math.Abs(wantLoss) {
 					t.Errorf("chunks of %d rows: loss %.12g, whole batch %.12g", rows, loss, wantLoss)
 				}
 				for i, p := range params {
