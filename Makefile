@@ -15,7 +15,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: vulkan bench all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
+.PHONY: vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
 
 all: build
 
@@ -60,9 +60,32 @@ vulkan:
 	@if [ ! -e $(LAVAPIPE_ICD) ] || ! ldconfig -p | grep -q 'libvulkan.so.1 '; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mesa-vulkan-drivers libvulkan1; fi
 
-# Kernel benchmarks; GPU rows say "no GPU" where there is none.
-bench:
+# `make bench`, offline (bench/README.md says how to read it): (1) the CPU
+# kernels' GFLOP/s beside PyTorch's matrix products, (2) LoRA training and
+# greedy generation end to end beside PyTorch and llama.cpp, peak RSS
+# included, (3) the GPU kernels, whose rows say "no GPU" where there is
+# none. About 10 minutes on 2 cores; the variables shorten or lengthen it,
+# e.g. make bench BENCH_ONLY=stories BENCH_STORIES_STEPS=30.
+BENCH_THREADS            ?= 2
+BENCH_STEPS              ?= 2
+BENCH_STORIES_STEPS      ?= 10
+BENCH_WARMUP             ?= 1
+BENCH_GEN_TOKENS         ?= 64
+BENCH_STORIES_GEN_TOKENS ?= 400
+BENCH_ONLY               ?=
+BENCH_FLAGS              ?=
+KBENCH_TIME              ?= 1s
+bench: bench-kernels bench-e2e
 	$(GO) test -run '^$$' -bench . -benchtime 10x -v ./gpu | grep -E '^(Benchmark|--- SKIP)|no GPU'
+
+bench-kernels:
+	$(GO) test -run '^$$' -bench . -benchtime $(KBENCH_TIME) -cpu $(BENCH_THREADS) ./core/cpu
+	/usr/bin/python3 bench/torch_matmul.py $(BENCH_THREADS) || echo "bench: PyTorch matmul skipped: apt-get install python3-torch libopenblas0-pthread"
+
+bench-e2e:
+	$(GO) run ./bench/e2e -threads $(BENCH_THREADS) -steps $(BENCH_STEPS) -stories-steps $(BENCH_STORIES_STEPS) \
+		-warmup $(BENCH_WARMUP) -gen-tokens $(BENCH_GEN_TOKENS) -stories-gen-tokens $(BENCH_STORIES_GEN_TOKENS) \
+		$(if $(BENCH_ONLY),-only $(BENCH_ONLY)) $(BENCH_FLAGS)
 
 # llama.cpp for that check (native/cmd/graft/export_test.go): node-llama-cpp
 # and its prebuilt CPU binary from the npm lock, never built from source.
