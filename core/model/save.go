@@ -297,6 +297,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	tmp.Chmod(0o644) // CreateTemp makes 0600; best effort where chmod is unsupported (wasip1)
 	_, werr := tmp.Write(data)
 	if serr := tmp.Sync(); werr == nil {
 		werr = serr

@@ -149,6 +149,7 @@ func WriteFile(path string, kvs []KV, tensors []*tensor.Tensor) (err error) {
 			err = fmt.Errorf("gguf write %s: %w", path, err)
 		}
 	}()
+	tmp.Chmod(0o644) // CreateTemp makes 0600; best effort where chmod is unsupported (wasip1)
 	if err := write(tmp, kvs, tensors, 0); err != nil {
 		return err
 	}
