@@ -1958,3 +1958,146 @@ sigmoid_loop:
 sigmoid_done:
 	VZEROUPPER
 	RET
+
+// func f16DecodeAVX2(k int, dst *float32, src *byte)
+// Requires: AVX, F16C
+TEXT ·f16DecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ k+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+f16_loop:
+	TESTQ     AX, AX
+	JZ        f16_done
+	VCVTPH2PS (DX), Y0
+	VMOVUPS   Y0, (CX)
+	ADDQ      $0x00000010, DX
+	ADDQ      $0x00000020, CX
+	SUBQ      $0x00000008, AX
+	JMP       f16_loop
+
+f16_done:
+	VZEROUPPER
+	RET
+
+// func bf16DecodeAVX2(k int, dst *float32, src *byte)
+// Requires: AVX, AVX2
+TEXT ·bf16DecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ k+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+bf16_loop:
+	TESTQ     AX, AX
+	JZ        bf16_done
+	VPMOVZXWD (DX), Y0
+	VPSLLD    $0x10, Y0, Y0
+	VMOVUPS   Y0, (CX)
+	ADDQ      $0x00000010, DX
+	ADDQ      $0x00000020, CX
+	SUBQ      $0x00000008, AX
+	JMP       bf16_loop
+
+bf16_done:
+	VZEROUPPER
+	RET
+
+// func q8DecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q8DecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+q8_loop:
+	TESTQ        AX, AX
+	JZ           q8_done
+	VPBROADCASTW (DX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVSXBD    2(DX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (CX)
+	VPMOVSXBD    10(DX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 32(CX)
+	VPMOVSXBD    18(DX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 64(CX)
+	VPMOVSXBD    26(DX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 96(CX)
+	ADDQ         $0x00000022, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q8_loop
+
+q8_done:
+	VZEROUPPER
+	RET
+
+DATA q4consts<>+0(SB)/4, $0x0000000f
+DATA q4consts<>+4(SB)/4, $0x0000000f
+DATA q4consts<>+8(SB)/4, $0x0000000f
+DATA q4consts<>+12(SB)/4, $0x0000000f
+DATA q4consts<>+16(SB)/4, $0x0000000f
+DATA q4consts<>+20(SB)/4, $0x0000000f
+DATA q4consts<>+24(SB)/4, $0x0000000f
+DATA q4consts<>+28(SB)/4, $0x0000000f
+DATA q4consts<>+32(SB)/4, $0x00000008
+DATA q4consts<>+36(SB)/4, $0x00000008
+DATA q4consts<>+40(SB)/4, $0x00000008
+DATA q4consts<>+44(SB)/4, $0x00000008
+DATA q4consts<>+48(SB)/4, $0x00000008
+DATA q4consts<>+52(SB)/4, $0x00000008
+DATA q4consts<>+56(SB)/4, $0x00000008
+DATA q4consts<>+60(SB)/4, $0x00000008
+GLOBL q4consts<>(SB), RODATA|NOPTR, $64
+
+// func q4DecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q4DecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ    blocks+0(FP), AX
+	MOVQ    dst+8(FP), CX
+	MOVQ    src+16(FP), DX
+	VMOVUPS q4consts<>+0(SB), Y0
+	VMOVUPS q4consts<>+32(SB), Y1
+
+q4_loop:
+	TESTQ        AX, AX
+	JZ           q4_done
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y2
+	VPMOVZXBD    2(DX), Y3
+	VPSRLD       $0x04, Y3, Y4
+	VPAND        Y0, Y3, Y3
+	VPSUBD       Y1, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, (CX)
+	VPSUBD       Y1, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VMOVUPS      Y4, 64(CX)
+	VPMOVZXBD    10(DX), Y3
+	VPSRLD       $0x04, Y3, Y4
+	VPAND        Y0, Y3, Y3
+	VPSUBD       Y1, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 32(CX)
+	VPSUBD       Y1, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VMOVUPS      Y4, 96(CX)
+	ADDQ         $0x00000012, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q4_loop
+
+q4_done:
+	VZEROUPPER
+	RET

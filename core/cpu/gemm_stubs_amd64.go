@@ -58,3 +58,23 @@ func expShiftAVX2(k int, x *float32, m float32) float32
 //
 //go:noescape
 func sigmoidAVX2(k int, dst *float32, x *float32)
+
+// f16DecodeAVX2 widens k IEEE half floats to float32 (F16C); k is a multiple of 8.
+//
+//go:noescape
+func f16DecodeAVX2(k int, dst *float32, src *byte)
+
+// bf16DecodeAVX2 widens k bfloat16 values to float32; k is a multiple of 8.
+//
+//go:noescape
+func bf16DecodeAVX2(k int, dst *float32, src *byte)
+
+// q8DecodeAVX2 dequantizes Q8_0 blocks (34 bytes: half scale, 32 int8) to float32.
+//
+//go:noescape
+func q8DecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q4DecodeAVX2 dequantizes Q4_0 blocks (18 bytes: half scale, 32 nibbles offset by 8) to float32.
+//
+//go:noescape
+func q4DecodeAVX2(blocks int, dst *float32, src *byte)

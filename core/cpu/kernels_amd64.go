@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/graft-ml/graft/core/tensor"
+
 // Slice wrappers around the AVX2 vector primitives of gemm_amd64.s. The
 // assembly handles whole steps of 16 floats; the remainder is finished
 // here in Go, after the bounds have been checked once.
@@ -90,4 +92,46 @@ func sigmoidsAVX(dst, x []float32) {
 	for i := k; i < n; i++ {
 		dst[i] = sigmoid(x[i])
 	}
+}
+
+// decodeAVX widens F16, BF16, Q8_0 and Q4_0 weights with the AVX2/F16C
+// decoders, bit for bit as tensor.Decode does; it reports false for other
+// dtypes, or a range it does not take whole, which tensor.Decode then
+// handles (and checks).
+func decodeAVX(dt tensor.DType, src []byte, dst []float32) bool {
+	n := len(dst)
+	if n == 0 {
+		return false
+	}
+	switch dt {
+	case tensor.F16, tensor.BF16:
+		if len(src) < 2*n {
+			return false
+		}
+		k := n &^ 7
+		if k > 0 {
+			if dt == tensor.F16 {
+				f16DecodeAVX2(k, &dst[0], &src[0])
+			} else {
+				bf16DecodeAVX2(k, &dst[0], &src[0])
+			}
+		}
+		if k < n {
+			return tensor.Decode(dt, src[2*k:], dst[k:]) == nil
+		}
+		return true
+	case tensor.Q8_0, tensor.Q4_0:
+		blockBytes := dt.BlockBytes()
+		blocks := n / 32
+		if n%32 != 0 || len(src) < blocks*blockBytes {
+			return false
+		}
+		if dt == tensor.Q8_0 {
+			q8DecodeAVX2(blocks, &dst[0], &src[0])
+		} else {
+			q4DecodeAVX2(blocks, &dst[0], &src[0])
+		}
+		return true
+	}
+	return false
 }

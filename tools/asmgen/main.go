@@ -69,6 +69,7 @@ func main() {
 	axpy4Kernel()
 	expKernel()
 	sigmoidKernel()
+	decodeKernels()
 	Generate()
 }
 
@@ -477,6 +478,128 @@ func sigmoidKernel() {
 	ADDQ(U32(32), off)
 	JMP(LabelRef("sigmoid_loop"))
 	Label("sigmoid_done")
+	VZEROUPPER()
+	RET()
+}
+
+// The decoders below widen stored weights to float32 for the kernels:
+// they run once per row (or tile) a product reads, so their speed is the
+// speed of generation with a quantized or half-precision model.
+
+// decodeKernels emits f16DecodeAVX2, bf16DecodeAVX2, q8DecodeAVX2 and
+// q4DecodeAVX2.
+func decodeKernels() {
+	TEXT("f16DecodeAVX2", NOSPLIT, "func(k int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("f16DecodeAVX2 widens k IEEE half floats to float32 (F16C); k is a multiple of 8.")
+	k := Load(Param("k"), GP64())
+	pd := Load(Param("dst"), GP64())
+	ps := Load(Param("src"), GP64())
+	y := YMM()
+	Label("f16_loop")
+	TESTQ(k, k)
+	JZ(LabelRef("f16_done"))
+	VCVTPH2PS(Mem{Base: ps}, y)
+	VMOVUPS(y, Mem{Base: pd})
+	ADDQ(U32(16), ps)
+	ADDQ(U32(32), pd)
+	SUBQ(U32(8), k)
+	JMP(LabelRef("f16_loop"))
+	Label("f16_done")
+	VZEROUPPER()
+	RET()
+
+	TEXT("bf16DecodeAVX2", NOSPLIT, "func(k int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("bf16DecodeAVX2 widens k bfloat16 values to float32; k is a multiple of 8.")
+	k = Load(Param("k"), GP64())
+	pd = Load(Param("dst"), GP64())
+	ps = Load(Param("src"), GP64())
+	y = YMM()
+	Label("bf16_loop")
+	TESTQ(k, k)
+	JZ(LabelRef("bf16_done"))
+	VPMOVZXWD(Mem{Base: ps}, y)
+	VPSLLD(Imm(16), y, y)
+	VMOVUPS(y, Mem{Base: pd})
+	ADDQ(U32(16), ps)
+	ADDQ(U32(32), pd)
+	SUBQ(U32(8), k)
+	JMP(LabelRef("bf16_loop"))
+	Label("bf16_done")
+	VZEROUPPER()
+	RET()
+
+	// ggml's Q8_0: blocks of a half-float scale and 32 int8 values.
+	TEXT("q8DecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("q8DecodeAVX2 dequantizes Q8_0 blocks (34 bytes: half scale, 32 int8) to float32.")
+	n := Load(Param("blocks"), GP64())
+	pd = Load(Param("dst"), GP64())
+	ps = Load(Param("src"), GP64())
+	scale, q := YMM(), YMM()
+	half := XMM()
+	Label("q8_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("q8_done"))
+	VPBROADCASTW(Mem{Base: ps}, half)
+	VCVTPH2PS(half, scale)
+	for g := range 4 {
+		VPMOVSXBD(Mem{Base: ps, Disp: 2 + 8*g}, q)
+		VCVTDQ2PS(q, q)
+		VMULPS(scale, q, q)
+		VMOVUPS(q, Mem{Base: pd, Disp: 32 * g})
+	}
+	ADDQ(U32(34), ps)
+	ADDQ(U32(128), pd)
+	DECQ(n)
+	JMP(LabelRef("q8_loop"))
+	Label("q8_done")
+	VZEROUPPER()
+	RET()
+
+	// ggml's Q4_0: blocks of a half-float scale and 16 bytes whose low
+	// nibbles are values 0-15 and high nibbles 16-31, each offset by 8.
+	nib := GLOBL("q4consts", attr.RODATA|attr.NOPTR)
+	for i := range 16 { // in offset order, as the assembler wants
+		DATA(4*i, U32(map[bool]uint32{true: 0x0f, false: 8}[i < 8]))
+	}
+	TEXT("q4DecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("q4DecodeAVX2 dequantizes Q4_0 blocks (18 bytes: half scale, 32 nibbles offset by 8) to float32.")
+	n = Load(Param("blocks"), GP64())
+	pd = Load(Param("dst"), GP64())
+	ps = Load(Param("src"), GP64())
+	mask, eight := YMM(), YMM()
+	VMOVUPS(nib.Offset(0), mask)
+	VMOVUPS(nib.Offset(32), eight)
+	scale, q = YMM(), YMM()
+	hi := YMM()
+	half = XMM()
+	Label("q4_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("q4_done"))
+	VPBROADCASTW(Mem{Base: ps}, half)
+	VCVTPH2PS(half, scale)
+	for g := range 2 {
+		VPMOVZXBD(Mem{Base: ps, Disp: 2 + 8*g}, q)
+		VPSRLD(Imm(4), q, hi)
+		VPAND(mask, q, q)
+		for _, part := range []struct {
+			v   reg.VecVirtual
+			off int
+		}{{q, 8 * g}, {hi, 16 + 8*g}} {
+			VPSUBD(eight, part.v, part.v)
+			VCVTDQ2PS(part.v, part.v)
+			VMULPS(scale, part.v, part.v)
+			VMOVUPS(part.v, Mem{Base: pd, Disp: 4 * part.off})
+		}
+	}
+	ADDQ(U32(18), ps)
+	ADDQ(U32(128), pd)
+	DECQ(n)
+	JMP(LabelRef("q4_loop"))
+	Label("q4_done")
 	VZEROUPPER()
 	RET()
 }

@@ -1,0 +1,59 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+// TestDecodeFast checks the vector decoders against tensor.Decode bit for
+// bit, on lengths that leave a remainder, with special half-float values.
+func TestDecodeFast(t *testing.T) {
+	if decodeFast == nil {
+		t.Skip("this build has no vector decoders (portable kernels)")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, dt := range []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+		for _, n := range []int{32, 64, 96, 1024} {
+			vals := make([]float32, n)
+			for i := range vals {
+				vals[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(9)-4)))
+			}
+			if dt == tensor.F16 || dt == tensor.BF16 {
+				vals[0], vals[1], vals[2] = float32(math.Inf(-1)), 6e-8, -0.0 // infinity, a half subnormal, -0
+			}
+			size, err := dt.Bytes(int64(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := make([]byte, size)
+			if err := tensor.Encode(dt, vals, src); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []int{n, n - 32, 32} {
+				if m == 0 {
+					continue
+				}
+				if (dt == tensor.F16 || dt == tensor.BF16) && m == n {
+					m = n - 3 // a tail the vector loop leaves
+				}
+				want, got := make([]float32, m), make([]float32, m)
+				if err := tensor.Decode(dt, src, want); err != nil {
+					t.Fatal(err)
+				}
+				if !decodeFast(dt, src, got) {
+					t.Fatalf("%v: %d values not decoded", dt, m)
+				}
+				if !slices.EqualFunc(got, want, func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+					t.Fatalf("%v: %d values: got %v..., want %v...", dt, m, got[:4], want[:4])
+				}
+			}
+		}
+	}
+	if decodeFast(tensor.Q8_0, make([]byte, 33), make([]float32, 32)) {
+		t.Error("a short Q8_0 block was decoded")
+	}
+}
