@@ -104,17 +104,35 @@ func (x gemmOperandA) pack(dst []float32, mr, i0, p0, kc, m, k int) {
 		}
 		return
 	}
-	for r := range mr {
-		if r >= rows {
-			for p := range kc {
-				dst[p*mr+r] = 0
-			}
-			continue
+	packRows(dst, x.data[i0*k+p0:], k, mr, rows, kc)
+}
+
+// packRows interleaves rows (of a matrix whose rows are ld apart, starting
+// at src) into dst as a panel of mr rows by kc steps: step p's values sit
+// at dst[p*mr : p*mr+mr], rows past rows zero. Four rows go at a time, so
+// each store of dst is near the last one.
+func packRows(dst, src []float32, ld, mr, rows, kc int) {
+	dst = dst[:kc*mr]
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		s0 := src[r*ld : r*ld+kc]
+		s1 := src[(r+1)*ld : (r+1)*ld+kc]
+		s2 := src[(r+2)*ld : (r+2)*ld+kc]
+		s3 := src[(r+3)*ld : (r+3)*ld+kc]
+		for p := range s0 {
+			d := dst[p*mr+r : p*mr+r+4 : p*mr+r+4]
+			d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
 		}
-		src := x.data[(i0+r)*k+p0 : (i0+r)*k+p0+kc]
-		d := dst[r : (kc-1)*mr+r+1]
-		for p, v := range src {
-			d[p*mr] = v
+	}
+	for ; r < rows; r++ {
+		s := src[r*ld : r*ld+kc]
+		for p, v := range s {
+			dst[p*mr+r] = v
+		}
+	}
+	for ; r < mr; r++ {
+		for p := range kc {
+			dst[p*mr+r] = 0
 		}
 	}
 }
@@ -232,36 +250,29 @@ func (j *gemmJob) packA(lo, hi int) {
 // (a column of op(b) is a row of w), zero padded to nr columns: panel jp
 // of the block starting at step p0 sits at p0*ncp + jp*nr*kcb.
 func (j *gemmJob) packBT(lo, hi int) {
-	nr, k := j.kern.nr, j.kb
+	nr, kb := j.kern.nr, j.kb
 	var rp *[]float32
-	var row []float32
 	if j.w.dtype != tensor.F32 {
-		rp = getScratch(k)
+		rp = getScratch(nr * kb)
 		defer putScratch(rp)
-		row = *rp
 	}
 	for jp := lo; jp < hi; jp++ {
 		j0 := j.c0 + jp*nr
 		rows := min(nr, j.c0+j.nc-j0)
-		for jj := range nr {
-			var src []float32
-			if jj < rows {
-				src = j.w.rowRange(j0+jj, j.k0, j.k0+k, row)
+		// The panel's rows of w: in place for F32, else decoded.
+		var src []float32
+		ld := j.k
+		if rp == nil {
+			src = j.w.data()[j0*j.k+j.k0:]
+		} else {
+			src, ld = *rp, kb
+			for r := range rows {
+				j.w.decode((j0+r)*j.k+j.k0, src[r*kb:(r+1)*kb])
 			}
-			for p0 := 0; p0 < k; p0 += gemmKC {
-				kcb := min(gemmKC, k-p0)
-				d := j.bpack[p0*j.ncp+jp*nr*kcb+jj:]
-				d = d[:(kcb-1)*nr+1]
-				if src == nil {
-					for p := range kcb {
-						d[p*nr] = 0
-					}
-					continue
-				}
-				for p, v := range src[p0 : p0+kcb] {
-					d[p*nr] = v
-				}
-			}
+		}
+		for p0 := 0; p0 < kb; p0 += gemmKC {
+			kcb := min(gemmKC, kb-p0)
+			packRows(j.bpack[p0*j.ncp+jp*nr*kcb:], src[p0:], ld, nr, rows, kcb)
 		}
 	}
 }

@@ -98,19 +98,7 @@ func packStridedA(dst []float32, a strided, trans bool, mr, m, p0, kc int) {
 			}
 			continue
 		}
-		for r := range mr {
-			if r >= rows {
-				for p := range kc {
-					d[p*mr+r] = 0
-				}
-				continue
-			}
-			src := a.data[(i0+r)*a.ld+p0 : (i0+r)*a.ld+p0+kc]
-			dr := d[r : (kc-1)*mr+r+1]
-			for p, v := range src {
-				dr[p*mr] = v
-			}
-		}
+		packRows(d, a.data[i0*a.ld+p0:], a.ld, mr, rows, kc)
 	}
 }
 
@@ -132,19 +120,7 @@ func packStridedB(dst []float32, b strided, trans bool, nr, n, p0, kc int) {
 			}
 			continue
 		}
-		for c := range nr {
-			if c >= cols {
-				for p := range kc {
-					d[p*nr+c] = 0
-				}
-				continue
-			}
-			src := b.data[(j0+c)*b.ld+p0 : (j0+c)*b.ld+p0+kc]
-			dc := d[c : (kc-1)*nr+c+1]
-			for p, v := range src {
-				dc[p*nr] = v
-			}
-		}
+		packRows(d, b.data[j0*b.ld+p0:], b.ld, nr, cols, kc)
 	}
 }
 
