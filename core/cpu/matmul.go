@@ -24,13 +24,15 @@ const (
 // any loaded dtype; a non-F32 b is dequantized a few rows at a time, never
 // as a whole. Mismatched shapes, and a dst that overlaps a or b, panic.
 //
-// TransB (x times a weight stored [out, in]) computes blocks of dot products
-// and splits the work over columns of dst, so the matrix-vector products of
-// token-by-token generation (M = 1) still use every thread. Without TransB
-// each row of dst is built from rank-1 updates with rows of b. TransA is
-// handled by transposing a into scratch first. Where a SIMD micro-kernel is
-// built in (GOEXPERIMENT=simd on amd64, see gemm.go) every product of at
-// least gemmMinM rows goes through the packed, cache-blocked path instead.
+// Where a SIMD micro-kernel is built in (amd64, see gemm.go), every product
+// of at least gemmMinM rows and a few columns goes through the packed,
+// cache-blocked path. The rest, and every product on other platforms, use
+// the portable loops: TransB (x times a weight stored [out, in]) computes
+// blocks of dot products and splits the work over columns of dst, so the
+// matrix-vector products of token-by-token generation (M = 1) still use
+// every thread; without TransB each row of dst is built from rank-1
+// updates with rows of b; TransA is handled by transposing a into scratch
+// first.
 func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 	const op = "MatMul"
 	d, x, w := c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.buf(b, op, "b")
