@@ -107,6 +107,10 @@ func (x gemmOperandA) pack(dst []float32, mr, i0, p0, kc, m, k int) {
 	packRows(dst, x.data[i0*k+p0:], k, mr, rows, kc)
 }
 
+// pack8, where set (amd64 with AVX2), interleaves 8 rows as packRows
+// does, through 8x8 transposes in registers.
+var pack8 func(dst, src []float32, ld, mr, kc int)
+
 // packRows interleaves rows (of a matrix whose rows are ld apart, starting
 // at src) into dst as a panel of mr rows by kc steps: step p's values sit
 // at dst[p*mr : p*mr+mr], rows past rows zero. Four rows go at a time, so
@@ -114,6 +118,11 @@ func (x gemmOperandA) pack(dst []float32, mr, i0, p0, kc, m, k int) {
 func packRows(dst, src []float32, ld, mr, rows, kc int) {
 	dst = dst[:kc*mr]
 	r := 0
+	if pack8 != nil {
+		for ; r+8 <= rows; r += 8 {
+			pack8(dst[r:], src[r*ld:], ld, mr, kc)
+		}
+	}
 	for ; r+4 <= rows; r += 4 {
 		s0 := src[r*ld : r*ld+kc]
 		s1 := src[(r+1)*ld : (r+1)*ld+kc]

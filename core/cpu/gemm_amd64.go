@@ -27,6 +27,7 @@ func init() {
 	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
 	expShift, sigmoids = expShiftAVX, sigmoidsAVX
 	decodeFast = decodeAVX // F16C comes with every AVX2 CPU
+	pack8 = pack8AVX
 	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
 	gemmKernels = append(gemmKernels, avx2)
 	fastKernel, narrowKernel, kernelISA = avx2, avx2, "avx2"

@@ -2101,3 +2101,87 @@ q4_loop:
 q4_done:
 	VZEROUPPER
 	RET
+
+// func transpose8AVX2(chunks int, src *float32, ld int, dst *float32, ldd int)
+// Requires: AVX
+TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40
+	MOVQ chunks+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ ld+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ dst+24(FP), BX
+	MOVQ ldd+32(FP), SI
+	SHLQ $0x02, SI
+	LEAQ (CX)(DX*1), DI
+	LEAQ (DI)(DX*1), R8
+	LEAQ (R8)(DX*1), R9
+	LEAQ (R9)(DX*1), R10
+	LEAQ (R10)(DX*1), R11
+	LEAQ (R11)(DX*1), R12
+	LEAQ (R12)(DX*1), DX
+
+transpose_loop:
+	TESTQ      AX, AX
+	JZ         transpose_done
+	VMOVUPS    (CX), Y0
+	VMOVUPS    (DI), Y1
+	VMOVUPS    (R8), Y2
+	VMOVUPS    (R9), Y3
+	VMOVUPS    (R10), Y4
+	VMOVUPS    (R11), Y5
+	VMOVUPS    (R12), Y6
+	VMOVUPS    (DX), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y0
+	VUNPCKLPS  Y3, Y2, Y1
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VSHUFPS    $0x44, Y1, Y8, Y7
+	VSHUFPS    $0xee, Y1, Y8, Y1
+	VSHUFPS    $0x44, Y2, Y0, Y8
+	VSHUFPS    $0xee, Y2, Y0, Y0
+	VSHUFPS    $0x44, Y5, Y3, Y2
+	VSHUFPS    $0xee, Y5, Y3, Y3
+	VSHUFPS    $0x44, Y6, Y4, Y5
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VPERM2F128 $0x20, Y2, Y7, Y6
+	VMOVUPS    Y6, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y3, Y1, Y6
+	VMOVUPS    Y6, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y5, Y8, Y6
+	VMOVUPS    Y6, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VMOVUPS    Y6, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y2, Y7, Y2
+	VMOVUPS    Y2, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y3, Y1, Y1
+	VMOVUPS    Y1, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y5, Y8, Y1
+	VMOVUPS    Y1, (BX)
+	ADDQ       SI, BX
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VMOVUPS    Y0, (BX)
+	ADDQ       SI, BX
+	ADDQ       $0x00000020, CX
+	ADDQ       $0x00000020, DI
+	ADDQ       $0x00000020, R8
+	ADDQ       $0x00000020, R9
+	ADDQ       $0x00000020, R10
+	ADDQ       $0x00000020, R11
+	ADDQ       $0x00000020, R12
+	ADDQ       $0x00000020, DX
+	DECQ       AX
+	JMP        transpose_loop
+
+transpose_done:
+	VZEROUPPER
+	RET

@@ -78,3 +78,8 @@ func q8DecodeAVX2(blocks int, dst *float32, src *byte)
 //
 //go:noescape
 func q4DecodeAVX2(blocks int, dst *float32, src *byte)
+
+// transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].
+//
+//go:noescape
+func transpose8AVX2(chunks int, src *float32, ld int, dst *float32, ldd int)

@@ -135,3 +135,20 @@ func decodeAVX(dt tensor.DType, src []byte, dst []float32) bool {
 	}
 	return false
 }
+
+// pack8AVX interleaves 8 rows of src (ld apart) into dst with a stride of
+// mr: eight steps at a time in assembly, the rest here.
+func pack8AVX(dst, src []float32, ld, mr, kc int) {
+	chunks := kc / 8
+	if chunks > 0 {
+		_ = src[7*ld+chunks*8-1]
+		_ = dst[(chunks*8-1)*mr+7]
+		transpose8AVX2(chunks, &src[0], ld, &dst[0], mr)
+	}
+	for p := chunks * 8; p < kc; p++ {
+		d := dst[p*mr : p*mr+8]
+		for r := range d {
+			d[r] = src[r*ld+p]
+		}
+	}
+}

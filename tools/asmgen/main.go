@@ -70,6 +70,7 @@ func main() {
 	expKernel()
 	sigmoidKernel()
 	decodeKernels()
+	transposeKernel()
 	Generate()
 }
 
@@ -600,6 +601,80 @@ func decodeKernels() {
 	DECQ(n)
 	JMP(LabelRef("q4_loop"))
 	Label("q4_done")
+	VZEROUPPER()
+	RET()
+}
+
+// transposeKernel emits
+//
+//	func transpose8AVX2(chunks int, src *float32, ld int, dst *float32, ldd int)
+//
+// packing 8 rows of 8*chunks floats (rows ld floats apart) into dst, where
+// step p's 8 values (one per row) land at dst[p*ldd : p*ldd+8]: the
+// interleaving a panel of a packed matrix product needs, eight steps at a
+// time through an 8x8 transpose in registers.
+func transposeKernel() {
+	TEXT("transpose8AVX2", NOSPLIT, "func(chunks int, src *float32, ld int, dst *float32, ldd int)")
+	Pragma("noescape")
+	Doc("transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].")
+	n := Load(Param("chunks"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(Imm(2), ld)
+	pd := Load(Param("dst"), GP64())
+	ldd := Load(Param("ldd"), GP64())
+	SHLQ(Imm(2), ldd)
+	rows := make([]reg.Register, 8)
+	rows[0] = src
+	for r := 1; r < 8; r++ {
+		rows[r] = GP64()
+		LEAQ(Mem{Base: rows[r-1], Index: ld, Scale: 1}, rows[r])
+	}
+	Label("transpose_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("transpose_done"))
+	in := make([]reg.VecVirtual, 8)
+	for r := range in {
+		in[r] = YMM()
+		VMOVUPS(Mem{Base: rows[r]}, in[r])
+	}
+	// Pairs of rows interleaved, then pairs of pairs, then the halves of
+	// the four-row groups exchanged: Intel's 8x8 float transpose.
+	t := make([]reg.VecVirtual, 8)
+	for i := 0; i < 8; i += 2 {
+		t[i], t[i+1] = YMM(), YMM()
+		VUNPCKLPS(in[i+1], in[i], t[i])
+		VUNPCKHPS(in[i+1], in[i], t[i+1])
+	}
+	u := make([]reg.VecVirtual, 8)
+	for g := 0; g < 8; g += 4 {
+		for h := range 2 {
+			lo, hi := t[g+h], t[g+2+h]
+			u[g+2*h], u[g+2*h+1] = YMM(), YMM()
+			VSHUFPS(Imm(0x44), hi, lo, u[g+2*h])
+			VSHUFPS(Imm(0xEE), hi, lo, u[g+2*h+1])
+		}
+	}
+	out := GP64()
+	MOVQ(pd, out)
+	for p := range 8 {
+		v := YMM()
+		a, b := u[p%4], u[4+p%4]
+		imm := uint64(0x20)
+		if p >= 4 {
+			imm = 0x31
+		}
+		VPERM2F128(Imm(imm), b, a, v)
+		VMOVUPS(v, Mem{Base: out})
+		ADDQ(ldd, out)
+	}
+	MOVQ(out, pd)
+	for _, r := range rows {
+		ADDQ(U32(32), r)
+	}
+	DECQ(n)
+	JMP(LabelRef("transpose_loop"))
+	Label("transpose_done")
 	VZEROUPPER()
 	RET()
 }
