@@ -79,7 +79,7 @@ type AdamW struct {
 
 // Backend is the fixed operation set graft's models are written against.
 type Backend interface {
-	// Name identifies the backend and device, e.g. "cpu (2 threads)".
+	// Name identifies the backend and device, e.g. "cpu (2 threads, avx512)".
 	Name() string
 
 	// Zeros allocates an F32 buffer of the given shape, filled with zeros.

@@ -9,7 +9,8 @@ import (
 )
 
 func TestName(t *testing.T) {
-	for threads, want := range map[int]string{0: "cpu (1 thread)", 1: "cpu (1 thread)", 4: "cpu (4 threads)"} {
+	for threads, want := range map[int]string{0: "cpu (1 thread, ", 1: "cpu (1 thread, ", 4: "cpu (4 threads, "} {
+		want += Kernels() + ")"
 		if got := NewWithThreads(threads).Name(); got != want {
 			t.Errorf("NewWithThreads(%d).Name() = %q, want %q", threads, got, want)
 		}

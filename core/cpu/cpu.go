@@ -73,12 +73,14 @@ func NewWithThreads(n int) *Backend {
 // Threads returns the number of goroutines large operations are split over.
 func (c *Backend) Threads() int { return c.threads }
 
-// Name returns "cpu (N threads)".
+// Name returns "cpu (N threads, K)", where K is Kernels(): "avx512",
+// "avx2" or "go".
 func (c *Backend) Name() string {
+	unit := "threads"
 	if c.threads == 1 {
-		return "cpu (1 thread)"
+		unit = "thread"
 	}
-	return fmt.Sprintf("cpu (%d threads)", c.threads)
+	return fmt.Sprintf("cpu (%d %s, %s)", c.threads, unit, Kernels())
 }
 
 // Sync returns nil at once: CPU operations finish before they return.

@@ -12,7 +12,7 @@ import (
 // in the backend and is dequantized a few rows at a time inside MatMul.
 func Example() {
 	be := cpu.NewWithThreads(2)
-	fmt.Println(be.Name())
+	fmt.Println(be.Threads(), "threads") // Name also says which kernels run: cpu.Kernels()
 
 	// W is [out=2, in=32]: row 0 is all 1, row 1 counts 0..31 / 8.
 	w := make([]float32, 64)
@@ -49,7 +49,7 @@ func Example() {
 	}
 	fmt.Printf("%s %v -> y %.2f\n", weight.DType(), weight.Shape(), out)
 	// Output:
-	// cpu (2 threads)
+	// 2 threads
 	// Q8_0 [2 32] -> y [32.00 62.01]
 }
 
