@@ -1,9 +1,6 @@
 package cpu
 
-import (
-	"math"
-	"sync"
-)
+import "math"
 
 // Blocked attention: a block of query rows of one head meets the keys it
 // may see as two small matrix products (S = Q K^T, then O = P V), run by
@@ -33,26 +30,19 @@ type attnBlockTask struct {
 	dq, dk, dv       []float32
 }
 
-var attnBlockTasks = sync.Pool{New: func() any { return new(attnBlockTask) }}
-
 // attentionBlocked computes Attention (already checked) by blocks.
 func (c *Backend) attentionBlocked(s attnShape, out, q, k, v []float32) {
-	t := attnBlockTasks.Get().(*attnBlockTask)
-	*t = attnBlockTask{s: s, kern: smallKernel(), blocks: (s.SeqQ + attnBlockRows - 1) / attnBlockRows, out: out, q: q, k: k, v: v}
-	c.parallel(s.Batch*s.Heads*t.blocks, 1, t)
-	*t = attnBlockTask{}
-	attnBlockTasks.Put(t)
+	blocks := (s.SeqQ + attnBlockRows - 1) / attnBlockRows
+	runTask(c, &c.tasks.attnBlock, s.Batch*s.Heads*blocks, 1,
+		attnBlockTask{s: s, kern: smallKernel(), blocks: blocks, out: out, q: q, k: k, v: v})
 }
 
 // attentionBackwardBlocked computes AttentionBackward (already checked) by
 // blocks; any of dq, dk, dv may be nil.
 func (c *Backend) attentionBackwardBlocked(s attnShape, dq, dk, dv, dy, q, k, v []float32) {
-	t := attnBlockTasks.Get().(*attnBlockTask)
-	*t = attnBlockTask{s: s, kern: smallKernel(), blocks: (s.SeqQ + attnBlockRows - 1) / attnBlockRows, backward: true,
-		q: q, k: k, v: v, dy: dy, dq: dq, dk: dk, dv: dv}
-	c.parallel(s.Batch*s.KVHeads, 1, t)
-	*t = attnBlockTask{}
-	attnBlockTasks.Put(t)
+	runTask(c, &c.tasks.attnBlock, s.Batch*s.KVHeads, 1,
+		attnBlockTask{s: s, kern: smallKernel(), blocks: (s.SeqQ + attnBlockRows - 1) / attnBlockRows, backward: true,
+			q: q, k: k, v: v, dy: dy, dq: dq, dk: dk, dv: dv})
 }
 
 func (t *attnBlockTask) run(lo, hi int) {

@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"sync"
-
-	"github.com/graft-ml/graft/core/tensor"
-)
+import "github.com/graft-ml/graft/core/tensor"
 
 // The packed matrix product. Both operands are copied into panels laid out
 // in the exact order a register-blocked micro-kernel reads them: a panel of
@@ -147,8 +143,8 @@ func packRows(dst, src []float32, ld, mr, rows, kc int) {
 }
 
 // gemmJob is one matrix product in flight: its operands, the packed
-// panels and the geometry every phase's tasks index with. Jobs come from a
-// sync.Pool so a product allocates nothing in steady state.
+// panels and the geometry every phase's tasks index with. The job lives in
+// the Backend's task slots, so a product allocates nothing in steady state.
 type gemmJob struct {
 	c      *Backend
 	kern   *gemmKernel
@@ -195,16 +191,14 @@ func (j *gemmJob) run(lo, hi int) {
 	}
 }
 
-var gemmJobs = sync.Pool{New: func() any { return new(gemmJob) }}
-
 // gemm computes out (+)= alpha * op(a) * op(b) for out [m, n] with the
 // micro-kernel kern. b may be any loaded dtype. The product is taken in
 // chunks of gemmKB steps of k by gemmNB columns, each packed just before
 // use, so the scratch stays a few MiB even for a vocabulary-sized operand
 // (the gradient through a language-model head has k = 49152).
 func (c *Backend) gemm(kern *gemmKernel, out []float32, a gemmOperandA, w *buffer, transB bool, m, n, k int, alpha float32, acc bool) {
-	j := gemmJobs.Get().(*gemmJob)
-	defer gemmJobs.Put(j)
+	j := c.tasks.gemm.get()
+	defer c.tasks.gemm.put(j)
 	*j = gemmJob{c: c, kern: kern, out: out, a: a, w: w, transB: transB, m: m, n: n, k: k, alpha: alpha}
 	mr, nr := kern.mr, kern.nr
 	j.mPanels = (m + mr - 1) / mr
@@ -240,7 +234,6 @@ func (c *Backend) gemm(kern *gemmKernel, out []float32, a gemmOperandA, w *buffe
 			c.parallel(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*j.kb+1)), j)
 		}
 	}
-	*j = gemmJob{}
 }
 
 // packA packs panels [lo, hi) of op(a), the current chunk of k: panel ip

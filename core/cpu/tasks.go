@@ -64,4 +64,6 @@ type taskSlots struct {
 	transpose     taskSlot[transposeTask]
 	matmulNT      taskSlot[matmulNTTask]
 	matmulNN      taskSlot[matmulNNTask]
+	gemm          taskSlot[gemmJob]
+	attnBlock     taskSlot[attnBlockTask]
 }

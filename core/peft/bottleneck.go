@@ -35,6 +35,9 @@ type bottleneckAdapter struct {
 	spare   backend.Buffer // [rows, width]: SiLUMulBackward's unused output
 	hostBuf []float32      // rows·width: host activations
 	hostMsk []float32      // rows·Dim: dropout mask on the host
+	// onesCol [rows, 1] and onesRow [1, rows] view the first rows ones,
+	// made with the scratch so that a pass makes no views.
+	onesCol, onesRow backend.Buffer
 
 	unloaded bool
 }
@@ -48,6 +51,9 @@ type bnSite struct {
 
 	wd, bd, wu, bu     backend.Buffer // down [width, Dim] and [width]; up [Dim, width] and [Dim]
 	dwd, dbd, dwu, dbu backend.Buffer
+	// The biases and their gradients as rows [1, n], viewed once when the
+	// weights are built so that a pass makes no views.
+	bdRow, buRow, dbdRow, dbuRow backend.Buffer
 
 	// What Forward keeps for Backward, reallocated when the rows change.
 	rows    int
@@ -147,6 +153,8 @@ func buildBottleneck(m *model.Model, cfg BottleneckConfig, values func(s *bnSite
 			*p.dst = buf
 		}
 		s.dwd, s.dbd, s.dwu, s.dbu = b.Zeros(w, dim), b.Zeros(w), b.Zeros(dim, w), b.Zeros(dim)
+		s.bdRow, s.buRow = b.View(s.bd, 0, 1, w), b.View(s.bu, 0, 1, dim)
+		s.dbdRow, s.dbuRow = b.View(s.dbd, 0, 1, w), b.View(s.dbu, 0, 1, dim)
 	}
 	for _, s := range ad.sites {
 		*s.slotPtr() = s
@@ -288,6 +296,8 @@ func (ad *bottleneckAdapter) free() {
 	b := ad.m.Backend
 	for _, s := range ad.sites {
 		s.freeScratch()
+		bnFree(b, s.bdRow, s.buRow, s.dbdRow, s.dbuRow)
+		s.bdRow, s.buRow, s.dbdRow, s.dbuRow = nil, nil, nil, nil
 		bnFree(b, s.wd, s.bd, s.wu, s.bu, s.dwd, s.dbd, s.dwu, s.dbu)
 		s.wd, s.bd, s.wu, s.bu, s.dwd, s.dbd, s.dwu, s.dbu = nil, nil, nil, nil, nil, nil, nil, nil
 	}
@@ -318,14 +328,15 @@ func (ad *bottleneckAdapter) ensureScratch(rows int) {
 	if err := b.Write(ad.ones, 0, ones); err != nil {
 		panic("peft: writing ones into a new buffer: " + err.Error()) // our own F32 buffer: a backend bug
 	}
+	ad.onesCol, ad.onesRow = b.View(ad.ones, 0, rows, 1), b.View(ad.ones, 0, 1, rows)
 	ad.gup, ad.gact, ad.dpre, ad.spare = b.Zeros(rows, dim), b.Zeros(rows, w), b.Zeros(rows, w), b.Zeros(rows, w)
 	ad.hostBuf = make([]float32, rows*w)
 	ad.hostMsk = nil
 }
 
 func (ad *bottleneckAdapter) freeScratch() {
-	bnFree(ad.m.Backend, ad.ones, ad.gup, ad.gact, ad.dpre, ad.spare)
-	ad.ones, ad.gup, ad.gact, ad.dpre, ad.spare = nil, nil, nil, nil, nil
+	bnFree(ad.m.Backend, ad.onesCol, ad.onesRow, ad.ones, ad.gup, ad.gact, ad.dpre, ad.spare)
+	ad.onesCol, ad.onesRow, ad.ones, ad.gup, ad.gact, ad.dpre, ad.spare = nil, nil, nil, nil, nil, nil, nil
 	ad.hostBuf, ad.hostMsk, ad.rows = nil, nil, 0
 }
 
@@ -360,14 +371,13 @@ func (s *bnSite) Forward(b backend.Backend, dst, x backend.Buffer) {
 
 	// Biases are added as a rank-1 product, ones[rows, 1] · bias[1, n],
 	// which is exact, rather than relying on a broadcasting Add.
-	onesCol := b.View(ad.ones, 0, rows, 1)
 	b.MatMul(s.pre, x, s.wd, backend.MatMul{TransB: true})
-	b.MatMul(s.pre, onesCol, b.View(s.bd, 0, 1, ad.width), backend.MatMul{Accumulate: true})
+	b.MatMul(s.pre, ad.onesCol, s.bdRow, backend.MatMul{Accumulate: true})
 	if err := ad.act.forward(b, s.act, s.pre, ad.ones, s.hostPre, ad.hostBuf); err != nil {
 		panic(fmt.Sprintf("peft: bottleneck %s activation: %v", ad.act.name, err)) // our own F32 buffers: a backend bug
 	}
 	b.MatMul(dst, s.act, s.wu, backend.MatMul{TransB: true})
-	b.MatMul(dst, onesCol, b.View(s.bu, 0, 1, ad.m.Config.Dim), backend.MatMul{Accumulate: true})
+	b.MatMul(dst, ad.onesCol, s.buRow, backend.MatMul{Accumulate: true})
 	if ad.cfg.Scaling != 1 {
 		b.Scale(dst, dst, float32(ad.cfg.Scaling))
 	}
@@ -406,7 +416,7 @@ func (s *bnSite) drawMask() {
 // dx += dpre Wd.
 func (s *bnSite) Backward(b backend.Backend, dx, dy, x backend.Buffer) {
 	ad := s.ad
-	dim, w := ad.m.Config.Dim, ad.width
+	dim := ad.m.Config.Dim
 	rows := rowsOf(x, dim)
 	if s.pre == nil || rows != s.rows || rows != ad.rows {
 		panic(fmt.Sprintf("peft: bottleneck Backward on %d rows without a matching Forward", rows))
@@ -425,15 +435,14 @@ func (s *bnSite) Backward(b backend.Backend, dx, dy, x backend.Buffer) {
 			b.Scale(g, g, float32(ad.cfg.Scaling))
 		}
 	}
-	onesRow := b.View(ad.ones, 0, 1, rows)
 	b.MatMul(s.dwu, g, s.act, backend.MatMul{TransA: true, Accumulate: true})
-	b.MatMul(b.View(s.dbu, 0, 1, dim), onesRow, g, backend.MatMul{Accumulate: true})
+	b.MatMul(s.dbuRow, ad.onesRow, g, backend.MatMul{Accumulate: true})
 	b.MatMul(ad.gact, g, s.wu, backend.MatMul{})
 	if err := ad.act.backward(b, ad.dpre, ad.gact, s.pre, ad.ones, ad.spare, s.hostPre, ad.hostBuf); err != nil {
 		panic(fmt.Sprintf("peft: bottleneck %s activation backward: %v", ad.act.name, err)) // a backend bug
 	}
 	b.MatMul(s.dwd, ad.dpre, x, backend.MatMul{TransA: true, Accumulate: true})
-	b.MatMul(b.View(s.dbd, 0, 1, w), onesRow, ad.dpre, backend.MatMul{Accumulate: true})
+	b.MatMul(s.dbdRow, ad.onesRow, ad.dpre, backend.MatMul{Accumulate: true})
 	if dx != nil {
 		b.MatMul(dx, ad.dpre, s.wd, backend.MatMul{Accumulate: true})
 	}

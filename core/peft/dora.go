@@ -64,10 +64,24 @@ type doraState struct {
 	e      backend.Buffer // [4] = [1 0 0 1]: columns e0, e1 as views [2, 1]
 	ids    []int32
 
+	// Views made once, when the state is built, so that a training step
+	// makes none: tiles are the row tiles of the norm computation, e1 is
+	// the column e1 of e, invnCol and fCol are invn and f as columns
+	// [out, 1], and dmRow is dm as a row [1, out].
+	tiles                    []doraTile
+	e1, invnCol, fCol, dmRow backend.Buffer
+
 	// Per-pass scratch for rows input rows.
 	rows int
 	t, u backend.Buffer // [rows, out]: t = x' Wᵀ + s·x' Aᵀ Bᵀ; u scratch
 	ones backend.Buffer // [1, rows]
+}
+
+// doraTile is one tile of rows [o0, o0+k) of the norm computation: the
+// leading k rows of the scratch vt and vn, and the rows of B and z.
+type doraTile struct {
+	o0, k                int
+	vt, vn, bRows, zRows backend.Buffer
 }
 
 // newDoRA allocates the magnitude of a DoRA adapter whose A and B are
@@ -102,13 +116,14 @@ func (w *loraWeights) newDoRA(b backend.Backend, lin *model.Linear, weight backe
 	if d.e, err = upload(b, []float32{1, 0, 0, 1}, 4); err != nil {
 		return err
 	}
+	d.views(b, w.B, in, out, w.r)
 	if mag != nil {
 		d.m, err = upload(b, mag, out)
 		return err
 	}
 	// m = ‖W + s·B·A‖_row: column 0 of z after the row sums.
 	d.m = b.Zeros(out)
-	w.doraRowNorms(b, lin, weight)
+	w.doraRowNorms(b, weight)
 	mcol := b.View(d.m, 0, out, 1)
 	e0 := b.View(d.e, 0, 2, 1)
 	b.MatMul(mcol, d.z, e0, backend.MatMul{})
@@ -117,46 +132,66 @@ func (w *loraWeights) newDoRA(b backend.Backend, lin *model.Linear, weight backe
 	return nil
 }
 
-// doraRowNorms leaves z = [‖W + s·B·A‖_row, κ] for the base weight W of
-// layer lin.
-func (w *loraWeights) doraRowNorms(b backend.Backend, lin *model.Linear, weight backend.Buffer) {
-	d := w.dora
-	in, out := lin.In, lin.Out
-	b.Copy(d.z, d.kz)
+// views makes the views the per-pass computations use, over the state's
+// buffers and B [out, r].
+func (d *doraState) views(b backend.Backend, bw backend.Buffer, in, out, r int) {
 	for o0 := 0; o0 < out; o0 += d.tile {
 		k := min(d.tile, out-o0)
-		for i := range k {
-			d.ids[i] = int32(o0 + i)
-		}
-		vt, vn := b.View(d.vt, 0, k, in), b.View(d.vn, 0, k, in)
-		bRows := b.View(w.B, o0*w.r, k, w.r)
-		zRows := b.View(d.z, 2*o0, k, 2)
-		b.Embedding(vt, weight, d.ids[:k])
-		b.MatMul(vt, bRows, w.A, backend.MatMul{Accumulate: true, Alpha: float32(w.scaling)})
-		// vn = v/rms(v); Σ v ⊙ vn / √in = ‖v‖. The tiny eps keeps a zero
-		// row at norm 0 instead of 0/0.
-		b.RMSNorm(vn, vt, nil, 1e-30)
-		b.Mul(vn, vn, vt)
-		b.MatMul(zRows, vn, d.sel, backend.MatMul{Accumulate: true})
-		for _, v := range []backend.Buffer{vt, vn, bRows, zRows} {
+		d.tiles = append(d.tiles, doraTile{
+			o0: o0, k: k,
+			vt: b.View(d.vt, 0, k, in), vn: b.View(d.vn, 0, k, in),
+			bRows: b.View(bw, o0*r, k, r), zRows: b.View(d.z, 2*o0, k, 2),
+		})
+	}
+	d.e1 = b.View(d.e, 2, 2, 1)
+	d.invnCol = b.View(d.invn, 0, out, 1)
+	d.fCol = b.View(d.f, 0, out, 1)
+	d.dmRow = b.View(d.dm, 0, 1, out)
+}
+
+// freeViews releases what views made.
+func (d *doraState) freeViews(b backend.Backend) {
+	for _, t := range d.tiles {
+		b.Free(t.vt)
+		b.Free(t.vn)
+		b.Free(t.bRows)
+		b.Free(t.zRows)
+	}
+	d.tiles = nil
+	for _, v := range [...]backend.Buffer{d.e1, d.invnCol, d.fCol, d.dmRow} {
+		if v != nil {
 			b.Free(v)
 		}
+	}
+	d.e1, d.invnCol, d.fCol, d.dmRow = nil, nil, nil, nil
+}
+
+// doraRowNorms leaves z = [‖W + s·B·A‖_row, κ] for the base weight W.
+func (w *loraWeights) doraRowNorms(b backend.Backend, weight backend.Buffer) {
+	d := w.dora
+	b.Copy(d.z, d.kz)
+	for _, t := range d.tiles {
+		for i := range t.k {
+			d.ids[i] = int32(t.o0 + i)
+		}
+		b.Embedding(t.vt, weight, d.ids[:t.k])
+		b.MatMul(t.vt, t.bRows, w.A, backend.MatMul{Accumulate: true, Alpha: float32(w.scaling)})
+		// vn = v/rms(v); Σ v ⊙ vn / √in = ‖v‖. The tiny eps keeps a zero
+		// row at norm 0 instead of 0/0.
+		b.RMSNorm(t.vn, t.vt, nil, 1e-30)
+		b.Mul(t.vn, t.vn, t.vt)
+		b.MatMul(t.zRows, t.vn, d.sel, backend.MatMul{Accumulate: true})
 	}
 }
 
 // doraFactors recomputes invn = 1/‖W + s·B·A‖_row and f = m ⊙ invn for
 // the layer's current base weight.
 func (w *loraWeights) doraFactors(b backend.Backend) {
-	lin := w.layer.lin
-	d, out := w.dora, lin.Out
-	w.doraRowNorms(b, lin, lin.Weight)
+	d := w.dora
+	w.doraRowNorms(b, w.layer.lin.Weight)
 	// Row [n, κ] / rms = [·, κ√2/n] (κ² ≪ n²).
 	b.RMSNorm(d.z, d.z, nil, 0)
-	col := b.View(d.invn, 0, out, 1)
-	e1 := b.View(d.e, 2, 2, 1)
-	b.MatMul(col, d.z, e1, backend.MatMul{Alpha: float32(1 / (doraKappa * math.Sqrt2))})
-	b.Free(col)
-	b.Free(e1)
+	b.MatMul(d.invnCol, d.z, d.e1, backend.MatMul{Alpha: float32(1 / (doraKappa * math.Sqrt2))})
 	b.Mul(d.f, d.m, d.invn)
 }
 
@@ -188,6 +223,7 @@ func (d *doraState) freeRows(b backend.Backend) {
 
 func (d *doraState) free(b backend.Backend) {
 	d.freeRows(b)
+	d.freeViews(b)
 	for _, buf := range []backend.Buffer{d.m, d.dm, d.invn, d.f, d.vt, d.vn, d.sel, d.kz, d.z, d.e} {
 		if buf != nil {
 			b.Free(buf)
@@ -231,9 +267,7 @@ func (w *loraWeights) doraBackward(b backend.Backend, dx, dy, x backend.Buffer) 
 	// dm += onesᵀ (dy ⊙ t ⊙ invn).
 	b.Mul(d.u, dy, d.t)
 	b.Mul(d.u, d.u, d.invn)
-	dmRow := b.View(d.dm, 0, 1, lin.Out)
-	b.MatMul(dmRow, d.ones, d.u, backend.MatMul{Accumulate: true})
-	b.Free(dmRow)
+	b.MatMul(d.dmRow, d.ones, d.u, backend.MatMul{Accumulate: true})
 	// The LoRA path sees g = f ⊙ dy.
 	s := float32(w.scaling)
 	b.Mul(d.u, dy, d.f)
@@ -263,9 +297,7 @@ func (w *loraWeights) doraMerge(b backend.Backend) {
 	lin := w.layer.lin
 	w.doraFactors(b)
 	b.MatMul(lin.Weight, w.B, w.A, backend.MatMul{Accumulate: true, Alpha: float32(w.scaling)})
-	col := b.View(w.dora.f, 0, lin.Out, 1)
-	b.Mul(lin.Weight, lin.Weight, col)
-	b.Free(col)
+	b.Mul(lin.Weight, lin.Weight, w.dora.fCol)
 }
 
 // magnitudeName is PEFT's saved key of a DoRA magnitude (PEFT ≥ 0.12 drops

@@ -30,6 +30,12 @@ type prefixMLP struct {
 	// then its gradient); ones [1, n] sums rows for the bias gradients.
 	h, a, g, da, ones backend.Buffer
 	host              []float32
+
+	// Views made once, so that a pass makes none: row block j of W2, dW2
+	// [kvDim, hidden], b2 and db2 [1, kvDim], and b1, db1 as rows
+	// [1, hidden].
+	w2Blocks, dw2Blocks, b2Rows, db2Rows []backend.Buffer
+	b1Row, db1Row                        backend.Buffer
 }
 
 func newPrefixMLP(b backend.Backend, n, tokenDim, hidden, kvDim, layers int) (*prefixMLP, error) {
@@ -51,6 +57,13 @@ func newPrefixMLP(b backend.Backend, n, tokenDim, hidden, kvDim, layers int) (*p
 		p.free(b)
 		return nil, err
 	}
+	for j := range p.blocks {
+		p.w2Blocks = append(p.w2Blocks, b.View(p.w2, j*kvDim*hidden, kvDim, hidden))
+		p.dw2Blocks = append(p.dw2Blocks, b.View(p.dw2, j*kvDim*hidden, kvDim, hidden))
+		p.b2Rows = append(p.b2Rows, b.View(p.b2, j*kvDim, 1, kvDim))
+		p.db2Rows = append(p.db2Rows, b.View(p.db2, j*kvDim, 1, kvDim))
+	}
+	p.b1Row, p.db1Row = b.View(p.b1, 0, 1, hidden), b.View(p.db1, 0, 1, hidden)
 	return p, nil
 }
 
@@ -108,7 +121,7 @@ func (p *prefixMLP) params() []model.Param {
 // tanh's derivative 1 - a² into g. h is scratch [n, hidden].
 func (p *prefixMLP) activate(b backend.Backend, h, a, g backend.Buffer) error {
 	b.MatMul(h, p.e, p.w1, backend.MatMul{TransB: true})
-	p.addBias(b, h, p.b1, 0, p.n, p.hidden)
+	b.MatMul(h, p.ones, p.b1Row, backend.MatMul{TransA: true, Accumulate: true})
 	if err := b.Read(h, 0, p.host); err != nil {
 		return err
 	}
@@ -139,28 +152,29 @@ func (p *prefixMLP) startPass(b backend.Backend) {
 
 // block writes rows of block j of the output, a W2ⱼᵀ + b2ⱼ, into dst
 // [rows, kvDim] (rows <= n: an output row depends on its own token only).
+// The bias is added as the outer product onesᵀ·b2ⱼ, which needs no
+// broadcasting Add.
 func (p *prefixMLP) block(b backend.Backend, dst, a backend.Buffer, j int) {
 	rows := rowsOf(dst, p.kvDim)
-	b.MatMul(dst, b.View(a, 0, rows, p.hidden), p.w2Block(b, p.w2, j), backend.MatMul{TransB: true})
-	p.addBias(b, dst, p.b2, j*p.kvDim, rows, p.kvDim)
-}
-
-// addBias adds bias[off : off+cols] to every row of dst [rows, cols] as
-// the outer product onesᵀ·bias, which needs no broadcasting Add.
-func (p *prefixMLP) addBias(b backend.Backend, dst, bias backend.Buffer, off, rows, cols int) {
-	b.MatMul(dst, b.View(p.ones, 0, 1, rows), b.View(bias, off, 1, cols), backend.MatMul{TransA: true, Accumulate: true})
-}
-
-func (p *prefixMLP) w2Block(b backend.Backend, w backend.Buffer, j int) backend.Buffer {
-	return b.View(w, j*p.kvDim*p.hidden, p.kvDim, p.hidden)
+	if rows == p.n {
+		b.MatMul(dst, a, p.w2Blocks[j], backend.MatMul{TransB: true})
+		b.MatMul(dst, p.ones, p.b2Rows[j], backend.MatMul{TransA: true, Accumulate: true})
+		return
+	}
+	// A prefix cut short by a shorter context (generation only).
+	aRows, onesRows := b.View(a, 0, rows, p.hidden), b.View(p.ones, 0, 1, rows)
+	b.MatMul(dst, aRows, p.w2Blocks[j], backend.MatMul{TransB: true})
+	b.MatMul(dst, onesRows, p.b2Rows[j], backend.MatMul{TransA: true, Accumulate: true})
+	b.Free(aRows)
+	b.Free(onesRows)
 }
 
 // blockBackward takes the gradient dy [n, kvDim] of block j: it
 // accumulates dW2ⱼ += dyᵀ a and db2ⱼ += Σ rows dy, and gathers da += dy W2ⱼ.
 func (p *prefixMLP) blockBackward(b backend.Backend, dy backend.Buffer, j int) {
-	b.MatMul(p.w2Block(b, p.dw2, j), dy, p.a, backend.MatMul{TransA: true, Accumulate: true})
-	b.MatMul(b.View(p.db2, j*p.kvDim, 1, p.kvDim), p.ones, dy, backend.MatMul{Accumulate: true})
-	b.MatMul(p.da, dy, p.w2Block(b, p.w2, j), backend.MatMul{Accumulate: true})
+	b.MatMul(p.dw2Blocks[j], dy, p.a, backend.MatMul{TransA: true, Accumulate: true})
+	b.MatMul(p.db2Rows[j], p.ones, dy, backend.MatMul{Accumulate: true})
+	b.MatMul(p.da, dy, p.w2Blocks[j], backend.MatMul{Accumulate: true})
 }
 
 // finishBackward runs the gathered da through tanh and the first layer:
@@ -168,7 +182,7 @@ func (p *prefixMLP) blockBackward(b backend.Backend, dy backend.Buffer, j int) {
 func (p *prefixMLP) finishBackward(b backend.Backend) {
 	b.Mul(p.h, p.da, p.g)
 	b.MatMul(p.dw1, p.h, p.e, backend.MatMul{TransA: true, Accumulate: true})
-	b.MatMul(b.View(p.db1, 0, 1, p.hidden), p.ones, p.h, backend.MatMul{Accumulate: true})
+	b.MatMul(p.db1Row, p.ones, p.h, backend.MatMul{Accumulate: true})
 	b.MatMul(p.de, p.h, p.w1, backend.MatMul{Accumulate: true})
 }
 
@@ -199,6 +213,14 @@ func (p *prefixMLP) outputs(b backend.Backend) ([]float32, error) {
 }
 
 func (p *prefixMLP) free(b backend.Backend) {
+	for _, views := range [][]backend.Buffer{p.w2Blocks, p.dw2Blocks, p.b2Rows, p.db2Rows, {p.b1Row, p.db1Row}} {
+		for _, v := range views {
+			if v != nil {
+				b.Free(v)
+			}
+		}
+	}
+	p.w2Blocks, p.dw2Blocks, p.b2Rows, p.db2Rows, p.b1Row, p.db1Row = nil, nil, nil, nil, nil, nil
 	for _, buf := range []backend.Buffer{p.e, p.w1, p.b1, p.w2, p.b2, p.de, p.dw1, p.db1, p.dw2, p.db2, p.h, p.a, p.g, p.da, p.ones} {
 		b.Free(buf)
 	}

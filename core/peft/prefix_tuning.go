@@ -104,6 +104,10 @@ type prefixTuning struct {
 	value, grad       backend.Buffer // block layout; nil with a projection
 	proj              *prefixMLP     // nil without a projection
 	unloaded, started bool
+
+	// valueBlocks and gradBlocks view block j of value and grad
+	// [n, kvDim], made once so that a pass makes no views.
+	valueBlocks, gradBlocks []backend.Buffer
 }
 
 var (
@@ -162,6 +166,10 @@ func newPrefixTuning(m *model.Model, cfg PrefixTuningConfig, projection bool) (*
 	} else {
 		p.value = b.Zeros(2*p.layers*p.n, p.kvDim)
 		p.grad = b.Zeros(2*p.layers*p.n, p.kvDim)
+		for j := range 2 * p.layers {
+			p.valueBlocks = append(p.valueBlocks, b.View(p.value, p.blockOffset(j), p.n, p.kvDim))
+			p.gradBlocks = append(p.gradBlocks, b.View(p.grad, p.blockOffset(j), p.n, p.kvDim))
+		}
 	}
 	return p, nil
 }
@@ -182,9 +190,17 @@ func (p *prefixTuning) Forward(b backend.Backend, layer int, k, v backend.Buffer
 		p.proj.block(b, v, p.proj.a, 2*layer+1)
 		return
 	}
-	rows := rowsOf(k, p.kvDim)
-	b.Copy(k, b.View(p.value, p.blockOffset(2*layer), rows, p.kvDim))
-	b.Copy(v, b.View(p.value, p.blockOffset(2*layer+1), rows, p.kvDim))
+	if rows := rowsOf(k, p.kvDim); rows != p.n {
+		// A prefix cut short by a shorter context (generation only).
+		kv, vv := b.View(p.value, p.blockOffset(2*layer), rows, p.kvDim), b.View(p.value, p.blockOffset(2*layer+1), rows, p.kvDim)
+		b.Copy(k, kv)
+		b.Copy(v, vv)
+		b.Free(kv)
+		b.Free(vv)
+		return
+	}
+	b.Copy(k, p.valueBlocks[2*layer])
+	b.Copy(v, p.valueBlocks[2*layer+1])
 }
 
 // Backward accumulates the gradients of layer's prefix. Layers arrive
@@ -199,10 +215,9 @@ func (p *prefixTuning) Backward(b backend.Backend, layer int, dk, dv backend.Buf
 		}
 		return
 	}
-	for j, d := range []backend.Buffer{dk, dv} {
-		g := b.View(p.grad, p.blockOffset(2*layer+j), p.n, p.kvDim)
-		b.Add(g, g, d)
-	}
+	gk, gv := p.gradBlocks[2*layer], p.gradBlocks[2*layer+1]
+	b.Add(gk, gk, dk)
+	b.Add(gv, gv, dv)
 }
 
 func (p *prefixTuning) blockOffset(j int) int { return j * p.n * p.kvDim }
@@ -323,6 +338,13 @@ func (p *prefixTuning) free() {
 	if p.proj != nil {
 		p.proj.free(b)
 	} else {
+		for _, v := range p.valueBlocks {
+			b.Free(v)
+		}
+		for _, g := range p.gradBlocks {
+			b.Free(g)
+		}
+		p.valueBlocks, p.gradBlocks = nil, nil
 		b.Free(p.value)
 		b.Free(p.grad)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
 )
@@ -277,5 +278,34 @@ func TestPrefixTuningTraining(t *testing.T) {
 				t.Errorf("eval loss %.4f -> %.4f: training did not lower it", before, after)
 			}
 		})
+	}
+}
+
+// TestPrefixTuningShortContext checks a prefix cut short by a cache with
+// fewer positions than the prefix (a context shorter than it): each layer
+// gets the leading rows of its full keys and values.
+func TestPrefixTuningShortContext(t *testing.T) {
+	for _, projection := range []bool{false, true} {
+		m := tinyModel(t, 5)
+		const n, rows = 4, 3
+		mustPrefixTuning(t, m, prefixConfig(n, projection, 6), 7)
+		b, kv := m.Backend, m.Config.KVDim()
+		fullK, fullV := b.Zeros(n, kv), b.Zeros(n, kv)
+		shortK, shortV := b.Zeros(rows, kv), b.Zeros(rows, kv)
+		for layer := range m.Config.Layers {
+			m.Prefix.Forward(b, layer, fullK, fullV)
+			m.Prefix.Forward(b, layer, shortK, shortV)
+			for _, c := range []struct {
+				what        string
+				full, short backend.Buffer
+			}{{"keys", fullK, shortK}, {"values", fullV, shortV}} {
+				want, got := read(t, b, c.full)[:rows*kv], read(t, b, c.short)
+				// Row blocks of a different height may take another
+				// kernel path: equal to float32 rounding.
+				if d := relDiff(got, want); d > 1e-6 {
+					t.Errorf("projection %v, layer %d: short %s %v are %g away from the leading rows %v", projection, layer, c.what, got, d, want)
+				}
+			}
+		}
 	}
 }
