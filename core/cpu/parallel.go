@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // task is work over index ranges, run by the worker pool. run must be safe
@@ -46,10 +47,11 @@ func (c *Backend) parallel(n, grain int, t task) {
 // only the pool, never the Backend, so a dropped Backend becomes
 // unreachable and the cleanup registered by NewWithThreads stops them.
 type workerPool struct {
-	size int           // helpers to start
-	mu   sync.Mutex    // held by the parallel call that owns the current job
-	wake chan struct{} // one token per helper asked to join the job
-	done sync.WaitGroup
+	size     int           // helpers to start
+	mu       sync.Mutex    // held by the parallel call that owns the current job
+	wake     chan struct{} // one token per helper asked to join the job
+	finished chan struct{} // the token of the job's last helper to finish
+	pending  atomic.Int32  // helpers of the current job still running
 
 	started, stopped bool // guarded by mu
 
@@ -78,7 +80,7 @@ func (p *workerPool) do(t task, n, chunk, helpers int) {
 	}
 	p.t, p.n, p.chunk = t, n, chunk
 	p.next.Store(0)
-	p.done.Add(helpers)
+	p.pending.Store(int32(helpers))
 	// Wait even when t panics on the caller, so no helper still reads the
 	// job when the next one is written.
 	defer p.finish()
@@ -90,14 +92,45 @@ func (p *workerPool) do(t task, n, chunk, helpers int) {
 
 // finish waits for the helpers of the current job and forgets the job.
 func (p *workerPool) finish() {
-	p.done.Wait()
+	spin(func() bool { return p.pending.Load() == 0 })
+	<-p.finished
 	p.t = nil
+}
+
+// spinTime is how long a helper waits for the next job, and the caller for
+// its helpers, before parking. Parking is what makes a small job slow:
+// waking a parked thread takes a futex and, on a virtual machine, a wake-up
+// of the idle virtual CPU, tens of microseconds that token-by-token
+// generation would pay on every one of its hundreds of products per token.
+// Operations follow one another far closer than this, so a busy Backend
+// never parks, and an idle one parks after this long.
+const spinTime = 50 * time.Microsecond
+
+// spin yields the processor until ready reports true or spinTime has
+// passed, and reports whether ready did.
+func spin(ready func() bool) bool {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if ready() {
+			return true
+		}
+		if i%16 == 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinTime)
+			} else if now.After(deadline) {
+				return false
+			}
+		}
+		runtime.Gosched()
+	}
 }
 
 // start launches the helpers; p.mu is held.
 func (p *workerPool) start() {
 	p.started = true
 	p.wake = make(chan struct{}, p.size)
+	p.finished = make(chan struct{}, 1)
 	for range p.size {
 		go p.work()
 	}
@@ -105,10 +138,30 @@ func (p *workerPool) start() {
 
 // work is a helper's life: one job per wake token until the pool stops.
 func (p *workerPool) work() {
-	for range p.wake {
+	for p.await() {
 		p.chunks()
-		p.done.Done()
+		if p.pending.Add(-1) == 0 {
+			p.finished <- struct{}{}
+		}
 	}
+}
+
+// await takes a wake token, spinning for up to spinTime before it blocks,
+// and reports false once the pool is stopped.
+func (p *workerPool) await() bool {
+	ok, open := false, true
+	spin(func() bool {
+		select {
+		case _, open = <-p.wake:
+			ok = true
+		default:
+		}
+		return ok
+	})
+	if !ok {
+		_, open = <-p.wake
+	}
+	return open
 }
 
 // chunks runs chunks of the current job until none is left.
