@@ -196,15 +196,3 @@ func stopWorkersWhenDropped(c *Backend) {
 		runtime.AddCleanup(c, (*workerPool).stop, c.pool)
 	}
 }
-
-// parallelFor runs body like parallel runs a task. body is a closure, so
-// each call allocates it and its captured variables; the operations use
-// tasks instead.
-func (c *Backend) parallelFor(n, grain int, body func(lo, hi int)) {
-	c.parallel(n, grain, funcTask(body))
-}
-
-// funcTask adapts a function to a task.
-type funcTask func(lo, hi int)
-
-func (f funcTask) run(lo, hi int) { f(lo, hi) }
