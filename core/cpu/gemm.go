@@ -33,6 +33,29 @@ type gemmKernel struct {
 	tile   func(kc int, a, b, c []float32, ldc int, alpha float32, acc bool)
 }
 
+// tileAt runs the kernel for the tile whose top-left element is out[0]
+// (rows ldo apart), of which only mrr x nrr lie inside the product: a
+// full tile is written in place, an edge tile is computed into tmp (at
+// least mr*nr floats) and its inside part kept.
+func (k *gemmKernel) tileAt(kc int, a, b, out []float32, ldo, mrr, nrr int, alpha float32, acc bool, tmp []float32) {
+	if mrr == k.mr && nrr == k.nr {
+		k.tile(kc, a, b, out, ldo, alpha, acc)
+		return
+	}
+	k.tile(kc, a, b, tmp[:k.mr*k.nr], k.nr, alpha, false)
+	for r := range mrr {
+		o := out[r*ldo : r*ldo+nrr]
+		s := tmp[r*k.nr : r*k.nr+nrr]
+		if acc {
+			for q, v := range s {
+				o[q] += v
+			}
+		} else {
+			copy(o, s)
+		}
+	}
+}
+
 // fastKernel is the SIMD micro-kernel MatMul uses, set at init when the
 // build and the CPU have one; nil means MatMul uses the portable loops.
 // gemmKernels lists every kernel this build can run here, for tests and
@@ -65,7 +88,7 @@ var narrowKernel *gemmKernel
 // gemmKernelFor returns the kernel for a product with n columns, or nil
 // when MatMul should use the portable loops.
 func gemmKernelFor(n int) *gemmKernel {
-	if narrowKernel != nil && fastKernel != nil && n <= narrowKernel.nr && fastKernel.nr > narrowKernel.nr {
+	if narrowKernel != nil && n <= narrowKernel.nr {
 		return narrowKernel
 	}
 	return fastKernel
@@ -90,17 +113,28 @@ type gemmOperandA struct {
 // pack copies rows [i0, i0+mr) and steps [p0, p0+kc) of op(a) into dst
 // (kc*mr floats); rows past m are zero.
 func (x gemmOperandA) pack(dst []float32, mr, i0, p0, kc, m, k int) {
-	rows := min(mr, m-i0)
+	ld := k
 	if x.trans {
-		for p := range kc {
-			src := x.data[(p0+p)*m+i0 : (p0+p)*m+i0+rows]
-			d := dst[p*mr : p*mr+mr]
-			copy(d, src)
-			clear(d[rows:])
-		}
+		ld = m
+	}
+	packPanelA(dst, strided{data: x.data, ld: ld}, x.trans, mr, i0, min(mr, m-i0), p0, kc)
+}
+
+// packPanelA copies rows [i0, i0+rows) and steps [p0, p0+kc) of op(a) into
+// dst as one panel of mr rows (step p at dst[p*mr : p*mr+mr], rows past
+// rows zero), where op(a) is a, or its transpose when trans.
+func packPanelA(dst []float32, a strided, trans bool, mr, i0, rows, p0, kc int) {
+	if !trans {
+		packRows(dst, a.data[i0*a.ld+p0:], a.ld, mr, rows, kc)
 		return
 	}
-	packRows(dst, x.data[i0*k+p0:], k, mr, rows, kc)
+	// op(a) row i, step p is a[p][i]: a step is a row segment.
+	for p := range kc {
+		src := a.data[(p0+p)*a.ld+i0 : (p0+p)*a.ld+i0+rows]
+		d := dst[p*mr : p*mr+mr]
+		copy(d, src)
+		clear(d[rows:])
+	}
 }
 
 // pack8, where set (amd64 with AVX2), interleaves 8 rows as packRows
@@ -332,24 +366,7 @@ func (j *gemmJob) compute(lo, hi int) {
 					apanel := j.apack[p0*j.mp+ip*mr*kcb : p0*j.mp+(ip+1)*mr*kcb]
 					i := ip * mr
 					mrr := min(mr, m-i)
-					if mrr == mr && nrr == nr {
-						kern.tile(kcb, apanel, bpanel, j.out[i*n+col:], n, j.alpha, accBlock)
-						continue
-					}
-					// An edge tile: compute the full tile aside and keep
-					// the part inside out.
-					kern.tile(kcb, apanel, bpanel, tmp[:mr*nr], nr, j.alpha, false)
-					for r := range mrr {
-						o := j.out[(i+r)*n+col : (i+r)*n+col+nrr]
-						s := tmp[r*nr : r*nr+nrr]
-						if accBlock {
-							for q, v := range s {
-								o[q] += v
-							}
-						} else {
-							copy(o, s)
-						}
-					}
+					kern.tileAt(kcb, apanel, bpanel, j.out[i*n+col:], n, mrr, nrr, j.alpha, accBlock, tmp)
 				}
 			}
 		}

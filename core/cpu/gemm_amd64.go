@@ -33,10 +33,7 @@ func init() {
 	fastKernel, narrowKernel, kernelISA = avx2, avx2, "avx2"
 	if x.HasAVX512F && x.HasAVX512DQ {
 		k12 := asmKernel("avx512-12x32", 12, 32, gemmAVX512x12x32)
-		gemmKernels = append(gemmKernels, k12,
-			asmKernel("avx512-8x32", 8, 32, gemmAVX512x8x32),
-			asmKernel("avx512-6x64", 6, 64, gemmAVX512x6x64),
-			asmKernel("avx512-14x32", 14, 32, gemmAVX512x14x32))
+		gemmKernels = append(gemmKernels, k12)
 		fastKernel, kernelISA = k12, "avx512"
 	}
 }

@@ -14,21 +14,6 @@ func gemmAVX2x6x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha fl
 //go:noescape
 func gemmAVX512x12x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
 
-// gemmAVX512x8x32 computes a 8x32 tile of the packed matrix product.
-//
-//go:noescape
-func gemmAVX512x8x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
-
-// gemmAVX512x6x64 computes a 6x64 tile of the packed matrix product.
-//
-//go:noescape
-func gemmAVX512x6x64(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
-
-// gemmAVX512x14x32 computes a 14x32 tile of the packed matrix product.
-//
-//go:noescape
-func gemmAVX512x14x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
-
 // dot4AVX2 computes the dot products of x with w0..w3 into out[0..3]; k is a multiple of 16.
 //
 //go:noescape

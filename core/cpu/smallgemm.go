@@ -59,22 +59,7 @@ func smallGemm(kern *gemmKernel, out strided, a strided, transA bool, b strided,
 				apanel := ap[ip*mr*kc : (ip+1)*mr*kc]
 				row := ip * mr
 				mrr := min(mr, m-row)
-				if mrr == mr && nrr == nr {
-					kern.tile(kc, apanel, bpanel, out.data[row*out.ld+col:], out.ld, alpha, accBlock)
-					continue
-				}
-				kern.tile(kc, apanel, bpanel, tmp[:mr*nr], nr, alpha, false)
-				for r := range mrr {
-					o := out.data[(row+r)*out.ld+col : (row+r)*out.ld+col+nrr]
-					s := tmp[r*nr : r*nr+nrr]
-					if accBlock {
-						for q, v := range s {
-							o[q] += v
-						}
-					} else {
-						copy(o, s)
-					}
-				}
+				kern.tileAt(kc, apanel, bpanel, out.data[row*out.ld+col:], out.ld, mrr, nrr, alpha, accBlock, tmp)
 			}
 		}
 	}
@@ -85,20 +70,8 @@ func smallGemm(kern *gemmKernel, out strided, a strided, transA bool, b strided,
 // are zero.
 func packStridedA(dst []float32, a strided, trans bool, mr, m, p0, kc int) {
 	for ip := range (m + mr - 1) / mr {
-		d := dst[ip*mr*kc : (ip+1)*mr*kc]
 		i0 := ip * mr
-		rows := min(mr, m-i0)
-		if trans {
-			// op(a) row i, step p is a[p][i]: a step is a row segment.
-			for p := range kc {
-				src := a.data[(p0+p)*a.ld+i0 : (p0+p)*a.ld+i0+rows]
-				dp := d[p*mr : p*mr+mr]
-				copy(dp, src)
-				clear(dp[rows:])
-			}
-			continue
-		}
-		packRows(d, a.data[i0*a.ld+p0:], a.ld, mr, rows, kc)
+		packPanelA(dst[ip*mr*kc:(ip+1)*mr*kc], a, trans, mr, i0, min(mr, m-i0), p0, kc)
 	}
 }
 
