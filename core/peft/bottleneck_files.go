@@ -2,9 +2,11 @@ package peft
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -85,7 +87,53 @@ func (ad *bottleneckAdapter) Files() (Files, error) {
 	return Files{ConfigFileName: cfgJSON, BottleneckWeightsFileName: weights.Bytes()}, nil
 }
 
-func init() { registerLoader(PeftTypeBottleneck, LoadBottleneck) }
+func init() {
+	for _, kind := range []string{BottleneckHoulsby, BottleneckPfeiffer} {
+		Register(Method{
+			Name: kind, PeftType: PeftTypeBottleneck,
+			Summary: map[string]string{
+				BottleneckHoulsby:  "Houlsby adapters: bottleneck MLPs after attention and after the feed-forward block (AdapterHub)",
+				BottleneckPfeiffer: "Pfeiffer adapters: one bottleneck MLP after the feed-forward block (AdapterHub)",
+			}[kind],
+			New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+				cfg, err := decodeNewBottleneck(config, kind)
+				if err != nil {
+					return nil, err
+				}
+				return NewBottleneck(m, cfg, rng)
+			},
+			Load: LoadBottleneck,
+		})
+	}
+}
+
+// decodeNewBottleneck reads the flat config document that creates a
+// bottleneck adapter of kind: the BottleneckConfig fields under
+// AdapterHub's names. Unknown keys are errors.
+func decodeNewBottleneck(config []byte, kind string) (BottleneckConfig, error) {
+	var doc struct {
+		PeftType        string  `json:"peft_type"`
+		TaskType        string  `json:"task_type"`
+		Name            string  `json:"name"`
+		ReductionFactor float64 `json:"reduction_factor"`
+		NonLinearity    string  `json:"non_linearity"`
+		InitWeights     string  `json:"init_weights"`
+		Dropout         float64 `json:"dropout"`
+		Scaling         float64 `json:"scaling"`
+		LeaveOut        []int   `json:"leave_out"`
+		ModelName       string  `json:"model_name"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(config))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return BottleneckConfig{}, fmt.Errorf("%s config: %w", kind, err)
+	}
+	if doc.PeftType != "" && doc.PeftType != PeftTypeBottleneck {
+		return BottleneckConfig{}, fmt.Errorf("%s config: peft_type %q is not %q", kind, doc.PeftType, PeftTypeBottleneck)
+	}
+	return BottleneckConfig{Kind: kind, Name: doc.Name, ReductionFactor: doc.ReductionFactor, NonLinearity: doc.NonLinearity,
+		InitWeights: doc.InitWeights, Dropout: doc.Dropout, Scaling: doc.Scaling, LeaveOut: doc.LeaveOut, ModelName: doc.ModelName}, nil
+}
 
 // LoadBottleneck reads a bottleneck adapter directory (adapter_config.json
 // and adapter.safetensors, as written by Files or by AdapterHub with

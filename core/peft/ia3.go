@@ -345,14 +345,18 @@ func (ad *ia3Adapter) Files() (Files, error) {
 }
 
 func init() {
-	registerLoader(PeftTypeIA3, loadIA3)
-	registerMethod(PeftTypeIA3, func(m *model.Model, config []byte, _ *rand.Rand) (Adapter, error) {
-		cfg, _, err := ParseIA3Config(config)
-		if err != nil {
-			return nil, fmt.Errorf("peft config: %w", err)
-		}
-		cfg.FanInFanOut = false // as PEFT does for nn.Linear
-		return NewIA3(m, cfg)
+	Register(Method{
+		Name: "ia3", PeftType: PeftTypeIA3, Mergeable: true,
+		Summary: "(IA)³: trainable vectors rescaling keys, values and feed-forward activations",
+		New: func(m *model.Model, config []byte, _ *rand.Rand) (Adapter, error) {
+			cfg, _, err := ParseIA3Config(config)
+			if err != nil {
+				return nil, fmt.Errorf("peft config: %w", err)
+			}
+			cfg.FanInFanOut = false // as PEFT does for nn.Linear
+			return NewIA3(m, cfg)
+		},
+		Load: loadIA3,
 	})
 }
 

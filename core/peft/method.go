@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
-	"sync"
 
 	"github.com/graft-ml/graft/core/model"
 )
@@ -40,81 +38,6 @@ type Adapter interface {
 // change of base weights (prompt and prefix tuning, bottleneck adapters).
 var ErrNotMergeable = errors.New("this PEFT method cannot be merged into the base weights")
 
-// newFunc creates a fresh adapter of one peft_type from its
-// adapter_config.json, initialised with rng.
-type newFunc func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error)
-
-var (
-	constructorsMu sync.Mutex
-	constructors   = map[string]newFunc{}
-)
-
-// registerMethod makes NewAdapter understand a peft_type.
-func registerMethod(peftType string, f newFunc) {
-	constructorsMu.Lock()
-	defer constructorsMu.Unlock()
-	if _, dup := constructors[peftType]; dup {
-		panic("peft: constructor for " + peftType + " registered twice")
-	}
-	constructors[peftType] = f
-}
-
-// NewAdapter creates an untrained adapter from an adapter_config.json
-// document (any method graft implements, chosen by its peft_type) and
-// attaches it to m. It is how callers that speak JSON (the browser, plugins)
-// start a training run without knowing each method's Go config type.
-func NewAdapter(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-	var head struct {
-		PeftType string `json:"peft_type"`
-	}
-	if err := json.Unmarshal(config, &head); err != nil {
-		return nil, fmt.Errorf("peft config: %w", err)
-	}
-	constructorsMu.Lock()
-	f, ok := constructors[head.PeftType]
-	var known []string
-	for k := range constructors {
-		known = append(known, k)
-	}
-	constructorsMu.Unlock()
-	if !ok {
-		sort.Strings(known)
-		return nil, fmt.Errorf("peft config: peft_type %q is not supported (supported: %v)", head.PeftType, known)
-	}
-	return f(m, config, rng)
-}
-
-// loadFunc reads an adapter directory of one peft_type onto a model.
-type loadFunc func(m *model.Model, src Source) (a Adapter, warnings []string, err error)
-
-var (
-	loadersMu sync.Mutex
-	loaders   = map[string]loadFunc{}
-)
-
-// registerLoader makes LoadAdapter understand a peft_type. Each method
-// registers itself from an init function in its own file.
-func registerLoader(peftType string, f loadFunc) {
-	loadersMu.Lock()
-	defer loadersMu.Unlock()
-	if _, dup := loaders[peftType]; dup {
-		panic("peft: loader for " + peftType + " registered twice")
-	}
-	loaders[peftType] = f
-}
-
-// PeftTypes lists the peft_type values LoadAdapter accepts.
-func PeftTypes() []string {
-	loadersMu.Lock()
-	defer loadersMu.Unlock()
-	var out []string
-	for k := range loaders {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // LoadAdapter reads adapter_config.json from src and loads the adapter with
 // the method its peft_type names. Warnings list ignored config keys.
 func LoadAdapter(m *model.Model, src Source) (Adapter, []string, error) {
@@ -135,13 +58,11 @@ func LoadAdapter(m *model.Model, src Source) (Adapter, []string, error) {
 		// bottleneck adapters keep their settings under "config".
 		head.PeftType = PeftTypeBottleneck
 	}
-	loadersMu.Lock()
-	load, ok := loaders[head.PeftType]
-	loadersMu.Unlock()
-	if !ok {
+	meth, ok := methodOfPeftType(head.PeftType)
+	if !ok || meth.Load == nil {
 		return nil, nil, fmt.Errorf("peft config %s: peft_type %q is not supported (supported: %v)", cfgPath, head.PeftType, PeftTypes())
 	}
-	return load(m, src)
+	return meth.Load(m, src)
 }
 
 // loraAdapter presents one named LoRA adapter of a Manager as an Adapter.
@@ -171,32 +92,43 @@ func (a *loraAdapter) Merge() error                              { return a.mg.M
 func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
 
 func init() {
-	registerMethod(PeftTypeLoRA, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-		cfg, _, err := ParseConfig(config)
-		if err != nil {
-			return nil, fmt.Errorf("peft config: %w", err)
-		}
-		mg := managerOf(m)
-		name := freeName(mg)
-		if err := mg.AddAdapter(name, cfg, rng); err != nil {
-			return nil, err
-		}
-		return &loraAdapter{mg, name}, nil
-	})
-	registerLoader(PeftTypeLoRA, func(m *model.Model, src Source) (Adapter, []string, error) {
-		mg := managerOf(m)
-		name := freeName(mg)
-		warnings, err := mg.LoadFrom(src, name)
-		if err != nil {
-			return nil, nil, err
-		}
-		// Like PEFT, the first adapter is active already; later ones join.
-		if active := mg.Active(); !slices.Contains(active, name) {
-			if err := mg.SetActive(append(active, name)...); err != nil {
+	Register(Method{
+		Name: "lora", PeftType: PeftTypeLoRA, Mergeable: true,
+		Summary: "LoRA: a trainable low-rank update B·A beside each target projection (also rsLoRA, DoRA, PiSSA, OLoRA)",
+		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+			cfg, _, err := ParseConfig(config)
+			if err != nil {
+				return nil, fmt.Errorf("peft config: %w", err)
+			}
+			mg := managerOf(m)
+			name := freeName(mg)
+			if err := mg.AddAdapter(name, cfg, rng); err != nil {
+				return nil, err
+			}
+			return &loraAdapter{mg, name}, nil
+		},
+		Validate: func(config []byte) error {
+			cfg, _, err := ParseConfig(config)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			return err
+		},
+		Load: func(m *model.Model, src Source) (Adapter, []string, error) {
+			mg := managerOf(m)
+			name := freeName(mg)
+			warnings, err := mg.LoadFrom(src, name)
+			if err != nil {
 				return nil, nil, err
 			}
-		}
-		return &loraAdapter{mg, name}, warnings, nil
+			// Like PEFT, the first adapter is active already; later ones join.
+			if active := mg.Active(); !slices.Contains(active, name) {
+				if err := mg.SetActive(append(active, name)...); err != nil {
+					return nil, nil, err
+				}
+			}
+			return &loraAdapter{mg, name}, warnings, nil
+		},
 	})
 }
 

@@ -352,49 +352,56 @@ func (p *prefixTuning) free() {
 }
 
 func init() {
-	registerMethod(PeftTypePrefixTuning, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-		cfg, _, err := ParsePrefixTuningConfig(config)
-		if err != nil {
-			return nil, fmt.Errorf("peft config: %w", err)
-		}
-		return NewPrefixTuning(m, cfg, rng)
-	})
-	registerLoader(PeftTypePrefixTuning, func(m *model.Model, src Source) (Adapter, []string, error) {
-		var cfg PrefixTuningConfig
-		warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
-			var (
-				w   []string
-				err error
-			)
-			if cfg, w, err = ParsePrefixTuningConfig(data); err != nil {
-				return nil, err
+	Register(Method{
+		Name: "prefix-tuning", PeftType: PeftTypePrefixTuning,
+		Summary: "prefix tuning: trainable key/value prefixes for every layer's attention",
+		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+			cfg, _, err := ParsePrefixTuningConfig(config)
+			if err != nil {
+				return nil, fmt.Errorf("peft config: %w", err)
 			}
-			return w, cfg.resolve(m)
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		// The file holds the prefix itself even when it was trained through
-		// a projection: PEFT loads it so too (inference mode).
-		shape := tensor.Shape{cfg.NumVirtualTokens, 2 * cfg.NumLayers * cfg.TokenDim}
-		what := fmt.Sprintf("num_virtual_tokens %d x num_layers %d·2·token_dim %d", cfg.NumVirtualTokens, cfg.NumLayers, cfg.TokenDim)
-		saved, err := readPromptEmbeddings(src, shape, what)
-		if err != nil {
-			return nil, nil, err
-		}
-		p, err := newPrefixTuning(m, cfg, false)
-		if err != nil {
-			return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
-		}
-		blocks, err := p.fromSaved(saved)
-		if err == nil {
-			err = m.Backend.Write(p.value, 0, blocks)
-		}
-		if err != nil {
-			p.free()
-			return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
-		}
-		m.Prefix = p
-		return p, warnings, nil
+			return NewPrefixTuning(m, cfg, rng)
+		},
+		Load: loadPrefixTuning,
 	})
+}
+
+// loadPrefixTuning reads a prefix-tuning adapter directory.
+func loadPrefixTuning(m *model.Model, src Source) (Adapter, []string, error) {
+	var cfg PrefixTuningConfig
+	warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
+		var (
+			w   []string
+			err error
+		)
+		if cfg, w, err = ParsePrefixTuningConfig(data); err != nil {
+			return nil, err
+		}
+		return w, cfg.resolve(m)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// The file holds the prefix itself even when it was trained through
+	// a projection: PEFT loads it so too (inference mode).
+	shape := tensor.Shape{cfg.NumVirtualTokens, 2 * cfg.NumLayers * cfg.TokenDim}
+	what := fmt.Sprintf("num_virtual_tokens %d x num_layers %d·2·token_dim %d", cfg.NumVirtualTokens, cfg.NumLayers, cfg.TokenDim)
+	saved, err := readPromptEmbeddings(src, shape, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newPrefixTuning(m, cfg, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	}
+	blocks, err := p.fromSaved(saved)
+	if err == nil {
+		err = m.Backend.Write(p.value, 0, blocks)
+	}
+	if err != nil {
+		p.free()
+		return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	}
+	m.Prefix = p
+	return p, warnings, nil
 }

@@ -278,39 +278,46 @@ func (p *promptTuning) free() {
 }
 
 func init() {
-	registerMethod(PeftTypePromptTuning, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-		cfg, _, err := ParsePromptTuningConfig(config)
-		if err != nil {
-			return nil, fmt.Errorf("peft config: %w", err)
-		}
-		return NewPromptTuning(m, cfg, rng)
-	})
-	registerLoader(PeftTypePromptTuning, func(m *model.Model, src Source) (Adapter, []string, error) {
-		var cfg PromptTuningConfig
-		warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
-			var (
-				w   []string
-				err error
-			)
-			if cfg, w, err = ParsePromptTuningConfig(data); err != nil {
-				return nil, err
+	Register(Method{
+		Name: "prompt-tuning", PeftType: PeftTypePromptTuning,
+		Summary: "prompt tuning: trainable virtual-token embeddings before every sequence",
+		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+			cfg, _, err := ParsePromptTuningConfig(config)
+			if err != nil {
+				return nil, fmt.Errorf("peft config: %w", err)
 			}
-			return w, cfg.resolve(m)
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		shape := tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim}
-		vals, err := readPromptEmbeddings(src, shape, fmt.Sprintf("num_virtual_tokens %d x token_dim %d", cfg.NumVirtualTokens, cfg.TokenDim))
-		if err != nil {
-			return nil, nil, err
-		}
-		p, err := installPromptTuning(m, cfg, func(b backend.Backend, value backend.Buffer) error {
-			return b.Write(value, 0, vals)
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
-		}
-		return p, warnings, nil
+			return NewPromptTuning(m, cfg, rng)
+		},
+		Load: loadPromptTuning,
 	})
+}
+
+// loadPromptTuning reads a prompt-tuning adapter directory.
+func loadPromptTuning(m *model.Model, src Source) (Adapter, []string, error) {
+	var cfg PromptTuningConfig
+	warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
+		var (
+			w   []string
+			err error
+		)
+		if cfg, w, err = ParsePromptTuningConfig(data); err != nil {
+			return nil, err
+		}
+		return w, cfg.resolve(m)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	shape := tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim}
+	vals, err := readPromptEmbeddings(src, shape, fmt.Sprintf("num_virtual_tokens %d x token_dim %d", cfg.NumVirtualTokens, cfg.TokenDim))
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := installPromptTuning(m, cfg, func(b backend.Backend, value backend.Buffer) error {
+		return b.Write(value, 0, vals)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	}
+	return p, warnings, nil
 }

@@ -640,14 +640,18 @@ func prefixWarnings(path string, warnings []string) []string {
 }
 
 func init() {
-	registerLoader(PeftTypeVeRA, loadVeRA)
-	registerMethod(PeftTypeVeRA, func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-		cfg, _, err := ParseVeraConfig(config)
-		if err != nil {
-			return nil, fmt.Errorf("peft config: %w", err)
-		}
-		cfg.FanInFanOut = false // as PEFT does for nn.Linear
-		return NewVeRA(m, cfg, rng)
+	Register(Method{
+		Name: "vera", PeftType: PeftTypeVeRA, Mergeable: true,
+		Summary: "VeRA: frozen shared random projections scaled by trainable vectors",
+		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+			cfg, _, err := ParseVeraConfig(config)
+			if err != nil {
+				return nil, fmt.Errorf("peft config: %w", err)
+			}
+			cfg.FanInFanOut = false // as PEFT does for nn.Linear
+			return NewVeRA(m, cfg, rng)
+		},
+		Load: loadVeRA,
 	})
 }
 
