@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/graft-ml/graft/core/data"
+	"github.com/graft-ml/graft/core/peft"
 )
 
 // Spec is a whole training run, declared: the data, the PEFT method and its
@@ -87,4 +88,25 @@ type Spec struct {
 type AdapterSpec struct {
 	Method  string         `json:"method" yaml:"method"`
 	Options map[string]any `json:"options,omitempty" yaml:"options,omitempty"`
+}
+
+// RunResult is what Run did: the fit's Result, the adapter it trained
+// (still attached to the model; with Spec.Out set it is saved there too),
+// the held-out loss before training (NaN without eval data, or on a
+// resumed run), the parameter counts and the effective Spec, defaults
+// filled in. On cancellation Run returns the result so far together with
+// ctx's error, the adapter still attached.
+//
+// Run itself is:
+//
+//	func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*RunResult, error)
+type RunResult struct {
+	Result
+	Adapter         peft.Adapter
+	EvalBefore      float64
+	TrainableParams int64
+	TotalParams     int64
+	// Examples is the number of training examples after tokenizing.
+	Examples int
+	Spec     Spec
 }
