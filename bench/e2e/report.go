@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/graft-ml/graft/core/atomicfile"
 )
 
 // row is one workload's result: a line of the table and of the JSON file.
@@ -137,33 +139,27 @@ func firstLine(s string) string {
 
 // writeJSONLines writes one JSON object per row, atomically: to a
 // temporary file beside path that is renamed over it once complete.
-func writeJSONLines(path string, rows []row) (err error) {
+func writeJSONLines(path string, rows []row) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("json output: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("json output: %w", err)
+	if err := writeRows(path, rows); err != nil {
+		return fmt.Errorf("json output %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("json output %s: %w", path, err)
-		}
-	}()
-	// CreateTemp makes the file private; results are for everyone to read.
-	if err := tmp.Chmod(0o644); err != nil {
+	return nil
+}
+
+func writeRows(path string, rows []row) error {
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(tmp)
+	defer f.Close() // discards the temporary file unless committed
+	enc := json.NewEncoder(f)
 	for _, r := range rows {
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return f.Commit()
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/formats/hfconfig"
@@ -200,13 +201,13 @@ func (m *Model) SaveHF(dir string, opt SaveOptions) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), tensors, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "config.json"), cfgJSON); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfgJSON, 0o644); err != nil {
 		return err
 	}
 	if m.Source == "hf" {
 		tok, err := os.ReadFile(filepath.Join(m.SourcePath, "tokenizer.json"))
 		if err == nil {
-			return writeFileAtomic(filepath.Join(dir, "tokenizer.json"), tok)
+			return atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644)
 		}
 	}
 	opt.warn("no tokenizer.json written: the %s tokenizer is not converted to Hugging Face's format", m.Source)
@@ -289,28 +290,4 @@ func ggufTensorName(names ggufNames, hf string) string {
 		return names.layer(layer, rest)
 	}
 	return hf
-}
-
-// writeFileAtomic writes data beside path and renames it into place.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp.Chmod(0o644) // CreateTemp makes 0600; best effort where chmod is unsupported (wasip1)
-	_, werr := tmp.Write(data)
-	if serr := tmp.Sync(); werr == nil {
-		werr = serr
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%s: %w", path, werr)
-	}
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/graft-ml/graft/core/atomicfile"
 )
 
 // Files holds an adapter's files by name (adapter_config.json,
@@ -96,77 +98,45 @@ func WriteDir(dir string, files Files) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
-	for _, n := range names {
-		if err := writeFileSynced(filepath.Join(tmp, n), files[n]); err != nil {
-			return err
+	return atomicfile.WriteDir(dir, func(tmp string) error {
+		for _, n := range names {
+			if err := atomicfile.WriteFile(filepath.Join(tmp, n), files[n], 0o644); err != nil {
+				return fmt.Errorf("writing %s: %w", n, err)
+			}
 		}
-	}
-	os.Chmod(tmp, 0o755) // MkdirTemp makes 0700; best effort where chmod is unsupported (wasip1)
-	return os.Rename(tmp, dir)
+		return nil
+	})
 }
 
-// replaceFiles writes every file under a temporary name in an existing dir,
-// then renames them over the old ones.
-func replaceFiles(dir string, names []string, files Files) (err error) {
-	temps := map[string]string{}
+// replaceFiles writes and syncs every file under a temporary name in an
+// existing dir, then renames them over the old ones.
+func replaceFiles(dir string, names []string, files Files) error {
+	pending := make([]*atomicfile.File, 0, len(names))
 	defer func() {
-		if err != nil {
-			for _, t := range temps {
-				os.Remove(t)
-			}
+		for _, f := range pending {
+			f.Close() // discards the temporary files of a failed write
 		}
 	}()
 	for _, n := range names {
-		f, err := os.CreateTemp(dir, "."+n+".tmp-")
+		f, err := atomicfile.Create(filepath.Join(dir, n), 0o644)
 		if err != nil {
 			return err
 		}
-		temps[n] = f.Name()
-		_, werr := f.Write(files[n])
-		if werr == nil {
-			werr = f.Sync()
+		pending = append(pending, f)
+		if _, err := f.Write(files[n]); err != nil {
+			return fmt.Errorf("writing %s: %w", n, err)
 		}
-		f.Chmod(0o644) // CreateTemp makes 0600; best effort, as above
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return fmt.Errorf("writing %s: %w", n, werr)
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("writing %s: %w", n, err)
 		}
 	}
-	for _, n := range names {
-		if err := os.Rename(temps[n], filepath.Join(dir, n)); err != nil {
-			return err
+	for i, f := range pending {
+		if err := f.Commit(); err != nil {
+			return fmt.Errorf("writing %s: %w", names[i], err)
 		}
-		delete(temps, n)
-	}
-	return nil
-}
-
-// writeFileSynced creates path with data and syncs it to disk.
-func writeFileSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/model"
@@ -85,16 +86,8 @@ func (t *Trainer) Save() (string, error) {
 	if err := os.MkdirAll(t.cfg.CheckpointDir, 0o755); err != nil {
 		return "", fmt.Errorf("train: save: %w", err)
 	}
-	tmp, err := os.MkdirTemp(t.cfg.CheckpointDir, "."+filepath.Base(final)+".tmp-")
-	if err != nil {
-		return "", fmt.Errorf("train: save: %w", err)
-	}
-	if err := t.writeCheckpoint(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("train: save %s: %w", final, err)
-	}
-	if err := replaceDir(tmp, final); err != nil {
-		os.RemoveAll(tmp)
+	// A checkpoint of the same step from an earlier run is replaced whole.
+	if err := atomicfile.WriteDir(final, t.writeCheckpoint); err != nil {
 		return "", fmt.Errorf("train: save %s: %w", final, err)
 	}
 	t.lastCheckpoint = final
@@ -146,7 +139,7 @@ func (t *Trainer) writeCheckpoint(dir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", StateFile, err)
 	}
-	if err := writeFileSynced(filepath.Join(dir, StateFile), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, StateFile), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	if t.OnSave != nil {
@@ -181,41 +174,6 @@ func (t *Trainer) download(name string, b backend.Buffer) (*tensor.Tensor, error
 		return nil, fmt.Errorf("reading %q from %s: %w", name, t.be.Name(), err)
 	}
 	return tensor.FromFloat32(name, b.Shape(), vals)
-}
-
-// writeFileSynced writes data to path and syncs it; path is inside a
-// temporary directory, so it needs no temporary name of its own.
-func writeFileSynced(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// replaceDir renames the complete directory tmp to final. An existing final
-// (a checkpoint of the same step from an earlier run) is moved aside first
-// and removed only after the new one is in place.
-func replaceDir(tmp, final string) error {
-	if _, err := os.Stat(final); err == nil {
-		aside := tmp + ".old"
-		if err := os.Rename(final, aside); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, final); err != nil {
-			os.Rename(aside, final) // put the old checkpoint back
-			return err
-		}
-		return os.RemoveAll(aside)
-	}
-	return os.Rename(tmp, final)
 }
 
 // prune removes the oldest checkpoints beyond KeepCheckpoints.

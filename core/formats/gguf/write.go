@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -137,29 +136,23 @@ func withAlignment(kvs []KV, alignment int) ([]KV, int, error) {
 
 // WriteFile writes a GGUF file atomically: to a temporary file in the same
 // directory, which is renamed over path only once it is complete.
-func WriteFile(path string, kvs []KV, tensors []*tensor.Tensor) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+func WriteFile(path string, kvs []KV, tensors []*tensor.Tensor) error {
+	if err := writeFile(path, kvs, tensors); err != nil {
 		return fmt.Errorf("gguf write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("gguf write %s: %w", path, err)
-		}
-	}()
-	tmp.Chmod(0o644) // CreateTemp makes 0600; best effort where chmod is unsupported (wasip1)
-	if err := write(tmp, kvs, tensors, 0); err != nil {
+	return nil
+}
+
+func writeFile(path string, kvs []KV, tensors []*tensor.Tensor) error {
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
+	defer f.Close() // discards the temporary file unless committed
+	if err := write(f, kvs, tensors, 0); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return f.Commit()
 }
 
 // encoder writes little-endian values, remembering the first error and the

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -275,11 +276,7 @@ func WriteSharded(dir string, tensors []*tensor.Tensor, maxShardBytes int64, met
 	}
 	data = append(data, '\n')
 	indexPath := filepath.Join(dir, IndexFileName)
-	err = writeFileAtomic(indexPath, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-	if err != nil {
+	if err := atomicfile.WriteFile(indexPath, data, 0o644); err != nil {
 		return fmt.Errorf("safetensors %s: %w", indexPath, err)
 	}
 	keep[IndexFileName] = true

@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"unicode/utf8"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -57,11 +59,26 @@ func Write(w io.Writer, tensors []*tensor.Tensor, metadata map[string]string) er
 // temporary file in the same directory, which is synced and then renamed
 // over path, so readers see either the old file or the complete new one.
 func WriteFile(path string, tensors []*tensor.Tensor, metadata map[string]string) error {
-	err := writeFileAtomic(path, func(w io.Writer) error { return Write(w, tensors, metadata) })
-	if err != nil {
+	if err := writeFile(path, tensors, metadata); err != nil {
 		return fmt.Errorf("safetensors %s: %w", path, err)
 	}
 	return nil
+}
+
+func writeFile(path string, tensors []*tensor.Tensor, metadata map[string]string) error {
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // discards the temporary file unless committed
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := Write(bw, tensors, metadata); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Commit()
 }
 
 // sortAndCheck returns the tensors sorted by name after checking that each

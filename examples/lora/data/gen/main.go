@@ -19,6 +19,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/graft-ml/graft/core/atomicfile"
 )
 
 // Sizes of the two splits.
@@ -33,7 +35,7 @@ func main() {
 	flag.Parse()
 	train, eval := generate(*seed)
 	for name, stories := range map[string][]string{"train.jsonl": train, "eval.jsonl": eval} {
-		if err := writeAtomic(filepath.Join(*out, name), jsonl(stories)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(*out, name), jsonl(stories), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)
 			os.Exit(1)
 		}
@@ -84,27 +86,4 @@ func jsonl(stories []string) []byte {
 		}
 	}
 	return buf.Bytes()
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it
-// into place, so a reader never sees half a dataset.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
 }
