@@ -20,7 +20,7 @@ func TestGoldenConfig(t *testing.T) {
 	}{
 		{"testdata/adapter_config.golden.json", LoraConfig{
 			R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: TargetNames("v_proj", "q_proj"),
-			BaseModelNameOrPath: "stories260K", InferenceMode: true,
+			BaseConfig: BaseConfig{BaseModelNameOrPath: "stories260K", InferenceMode: true},
 		}},
 		{"testdata/adapter_config_patterns.golden.json", LoraConfig{
 			R: 8, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj", "o_proj"),
@@ -28,7 +28,7 @@ func TestGoldenConfig(t *testing.T) {
 			LayersToTransform: []int{0, 1}, LayersPattern: []string{"layers"},
 			RankPattern:  Patterns[int]{{"v_proj", 4}, {"q_proj", 16}},
 			AlphaPattern: Patterns[float64]{{"layers.0.self_attn.q_proj", 32.5}},
-			UseRSLoRA:    true, InitLoraWeights: InitGaussian, Revision: "main",
+			UseRSLoRA:    true, InitLoraWeights: InitGaussian, BaseConfig: BaseConfig{Revision: "main"},
 		}},
 	}
 	for _, c := range cases {
@@ -36,21 +36,21 @@ func TestGoldenConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := EncodeConfig(c.cfg)
+		got, err := EncodeLoraConfig(c.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: got\n%s\nwant\n%s", c.file, got, want)
 		}
-		back, warnings, err := ParseConfig(want)
+		back, warnings, err := ParseLoraConfig(want)
 		if err != nil || len(warnings) > 0 {
 			t.Fatalf("%s: parse: %v %q", c.file, err, warnings)
 		}
 		if err := back.Validate(); err != nil {
 			t.Fatalf("%s: %v", c.file, err)
 		}
-		again, _ := EncodeConfig(back)
+		again, _ := EncodeLoraConfig(back)
 		if !bytes.Equal(again, want) {
 			t.Errorf("%s: parse and encode changed it:\n%s", c.file, again)
 		}
@@ -106,7 +106,7 @@ func TestConfigKeysSorted(t *testing.T) {
 	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("z", "a"),
 		RankPattern:  Patterns[int]{{"z_proj", 2}, {"a_proj", 3}, {"m", 1}},
 		AlphaPattern: Patterns[float64]{{"zz", 1.5}, {"aa", 2}}}
-	data, err := EncodeConfig(cfg)
+	data, err := EncodeLoraConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestParseConfigForms(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, warnings, err := ParseConfig([]byte(c.json))
+			cfg, warnings, err := ParseLoraConfig([]byte(c.json))
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want one containing %q", err, c.err)

@@ -54,7 +54,7 @@ func ExampleManager_FilesConverted() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	conv, _, err := peft.ParseConfig(files[peft.ConfigFileName])
+	conv, _, err := peft.ParseLoraConfig(files[peft.ConfigFileName])
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -101,8 +101,8 @@ func ExampleManager_Load() {
 
 // Read an adapter_config.json written by PEFT; keys graft does not know
 // come back as warnings.
-func ExampleParseConfig() {
-	cfg, warnings, err := peft.ParseConfig([]byte(`{
+func ExampleParseLoraConfig() {
+	cfg, warnings, err := peft.ParseLoraConfig([]byte(`{
 		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 16, "lora_alpha": 32,
 		"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "use_rslora": true,
 		"my_tool_version": "1.2"}`))

@@ -1,7 +1,7 @@
 package peft
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,36 +24,25 @@ var (
 // PEFT writes. Start from DefaultIA3Config: the zero value of
 // InitIA3Weights is not PEFT's default.
 type IA3Config struct {
-	// PeftType is "IA3"; empty means "IA3".
-	PeftType string
-	// TaskType is "CAUSAL_LM"; empty means "CAUSAL_LM".
-	TaskType string
+	BaseConfig
 	// TargetModules selects the linear layers, as for LoRA; empty means
 	// PEFT's default for the architecture: k_proj, v_proj and down_proj
 	// for llama and mistral (q_proj, v_proj, down_proj for qwen2).
-	TargetModules Modules
+	TargetModules Modules `json:"target_modules"`
 	// ExcludeModules removes layers from the selection.
-	ExcludeModules Modules
+	ExcludeModules Modules `json:"exclude_modules"`
 	// FeedforwardModules are the targets whose input, rather than output,
 	// is scaled. A list must be a subset of a list TargetModules; a list
 	// entry matches module names that end with it (plain string suffix, as
 	// PEFT tests it), a pattern must match the whole name. Empty means
 	// PEFT's default: down_proj.
-	FeedforwardModules Modules
+	FeedforwardModules Modules `json:"feedforward_modules"`
 	// FanInFanOut must be false: Llama-family projections are nn.Linear.
-	FanInFanOut bool
-	// ModulesToSave must be empty.
-	ModulesToSave []string
+	FanInFanOut bool `json:"fan_in_fan_out"`
 	// InitIA3Weights (PEFT default true) starts every ia3_l at 1, so the
 	// adapter is a no-op until trained. NewIA3 needs it true; adapters
 	// saved from PEFT with false load like any other.
-	InitIA3Weights bool
-	// BaseModelNameOrPath and Revision identify the base model for PEFT
-	// (written as null when empty).
-	BaseModelNameOrPath string
-	Revision            string
-	// InferenceMode is informational; Files writes true, as PEFT does.
-	InferenceMode bool
+	InitIA3Weights bool `json:"init_ia3_weights"`
 }
 
 // DefaultIA3Config returns PEFT's defaults: the default targets and
@@ -70,15 +59,11 @@ func (c *IA3Config) Validate() error {
 }
 
 func (c *IA3Config) validate() error {
-	switch {
-	case c.PeftType != "" && c.PeftType != PeftTypeIA3:
-		return fmt.Errorf("peft_type %q is not %q", c.PeftType, PeftTypeIA3)
-	case c.TaskType != "" && c.TaskType != TaskCausalLM:
-		return fmt.Errorf("task_type %q is not supported (supported: %q)", c.TaskType, TaskCausalLM)
-	case c.FanInFanOut:
-		return errors.New("fan_in_fan_out must be false: Llama-family projections store weights [out, in]")
-	case len(c.ModulesToSave) > 0:
-		return fmt.Errorf("modules_to_save %q is not supported", c.ModulesToSave)
+	if err := c.BaseConfig.validate(PeftTypeIA3); err != nil {
+		return err
+	}
+	if err := linearOnly("", c.FanInFanOut); err != nil {
+		return err
 	}
 	if err := validateSelection(c.TargetModules, c.ExcludeModules, nil, nil); err != nil {
 		return err
@@ -117,21 +102,8 @@ func (c *IA3Config) isFeedforward(name string) (bool, error) {
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PEFT's IA3Config with keys sorted.
 func (c IA3Config) MarshalJSON() ([]byte, error) {
-	fields := map[string]any{
-		"auto_mapping":            nil,
-		"base_model_name_or_path": nullableString(c.BaseModelNameOrPath),
-		"exclude_modules":         c.ExcludeModules,
-		"fan_in_fan_out":          c.FanInFanOut,
-		"feedforward_modules":     c.FeedforwardModules,
-		"inference_mode":          c.InferenceMode,
-		"init_ia3_weights":        c.InitIA3Weights,
-		"modules_to_save":         nullableStrings(c.ModulesToSave),
-		"peft_type":               orDefault(c.PeftType, PeftTypeIA3),
-		"revision":                nullableString(c.Revision),
-		"target_modules":          c.TargetModules,
-		"task_type":               orDefault(c.TaskType, TaskCausalLM),
-	}
-	return marshalNoHTML(fields) // map keys come out sorted
+	c.PeftType = cmp.Or(c.PeftType, PeftTypeIA3)
+	return encodeConfig(&c)
 }
 
 // EncodeIA3Config returns the adapter_config.json bytes PEFT would write:
@@ -157,30 +129,9 @@ func (c *IA3Config) UnmarshalJSON(data []byte) error {
 // not validated; call Validate.
 func ParseIA3Config(data []byte) (IA3Config, []string, error) {
 	cfg := DefaultIA3Config()
-	cr, err := newConfigReader(data)
+	warnings, err := parseConfigJSON(data, &cfg, &cfg.FanInFanOut)
 	if err != nil {
 		return IA3Config{}, nil, err
 	}
-	var fanInOut bool
-	err = cr.read(
-		configKey{"peft_type", &cfg.PeftType},
-		configKey{"task_type", &cfg.TaskType},
-		configKey{"target_modules", &cfg.TargetModules},
-		configKey{"exclude_modules", &cfg.ExcludeModules},
-		configKey{"feedforward_modules", &cfg.FeedforwardModules},
-		configKey{"fan_in_fan_out", &fanInOut},
-		configKey{"modules_to_save", &cfg.ModulesToSave},
-		configKey{"init_ia3_weights", &cfg.InitIA3Weights},
-		configKey{"base_model_name_or_path", &cfg.BaseModelNameOrPath},
-		configKey{"revision", &cfg.Revision},
-		configKey{"inference_mode", &cfg.InferenceMode},
-	)
-	if err != nil {
-		return IA3Config{}, nil, err
-	}
-	var warnings []string
-	if fanInOut {
-		warnings = append(warnings, "fan_in_fan_out is true but the target layers are nn.Linear; using false, as PEFT does")
-	}
-	return cfg, append(warnings, cr.unknown()...), nil
+	return cfg, warnings, nil
 }

@@ -18,9 +18,9 @@ import (
 // even with a rank_pattern for every layer of a large model.
 const maxConfigSize = 16 << 20
 
-// ReadConfig reads and validates an adapter_config.json. Unknown keys are
+// ReadLoraConfig reads and validates an adapter_config.json. Unknown keys are
 // ignored and reported in warnings, each prefixed with the path.
-func ReadConfig(path string) (LoraConfig, []string, error) {
+func ReadLoraConfig(path string) (LoraConfig, []string, error) {
 	data, err := readLimited(path, maxConfigSize)
 	if err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
@@ -30,11 +30,10 @@ func ReadConfig(path string) (LoraConfig, []string, error) {
 
 // parseConfigFile parses and validates adapter_config.json read from path.
 func parseConfigFile(data []byte, path string) (LoraConfig, []string, error) {
-	cfg, warnings, err := ParseConfig(data)
+	cfg, warnings, err := ParseLoraConfig(data)
 	if err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
 	}
-	cfg.FanInFanOut = false // ParseConfig warned: PEFT overrides it for nn.Linear
 	if err := cfg.Validate(); err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
 	}

@@ -96,7 +96,7 @@ func init() {
 		Name: "lora", PeftType: PeftTypeLoRA, Mergeable: true,
 		Summary: "LoRA: a trainable low-rank update B·A beside each target projection (also rsLoRA, DoRA, PiSSA, OLoRA)",
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig(config)
+			cfg, _, err := ParseLoraConfig(config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
@@ -108,7 +108,7 @@ func init() {
 			return &loraAdapter{mg, name}, nil
 		},
 		Validate: func(config []byte) error {
-			cfg, _, err := ParseConfig(config)
+			cfg, _, err := ParseLoraConfig(config)
 			if err == nil {
 				err = cfg.Validate()
 			}

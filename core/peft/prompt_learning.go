@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"unicode/utf8"
 
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/model"
@@ -203,27 +202,6 @@ func encodePromptConfig(fields map[string]any) ([]byte, error) {
 		return nil, err
 	}
 	return asciiJSON(out.Bytes()), nil
-}
-
-// asciiJSON replaces every non-ASCII character of JSON text (they occur
-// only inside strings) by its \uXXXX escape, with surrogate pairs above
-// the Basic Multilingual Plane, as Python's json module writes them.
-func asciiJSON(data []byte) []byte {
-	var out bytes.Buffer
-	for len(data) > 0 {
-		r, size := utf8.DecodeRune(data)
-		switch {
-		case r < utf8.RuneSelf:
-			out.WriteByte(data[0])
-		case r > 0xFFFF:
-			r -= 0x10000
-			fmt.Fprintf(&out, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
-		default:
-			fmt.Fprintf(&out, `\u%04x`, r)
-		}
-		data = data[size:]
-	}
-	return out.Bytes()
 }
 
 // readPromptConfig reads adapter_config.json from src and parses it with

@@ -1,0 +1,458 @@
+package peft
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Every adapter_config.json graft reads or writes is described by a Go
+// struct, and encodeConfig and decodeConfig are the only code that turns
+// one into the other, so that each method's config is a type declaration
+// and a Validate, not a hand-written codec.
+//
+// `json:"key"` names a field's key (no tag or "-": not in the file); an
+// embedded struct without a tag adds its keys to the object. `peft:"..."`
+// holds comma-separated options:
+//
+//	required  decoding fails when the key is absent or null
+//	null      an empty string, list or map is written as null
+//	empty=S   an empty string is written as S
+//	number    a float is written as Python writes an int-or-float field
+//	          (16, 0.5) rather than as a float (16.0)
+//	scalar    a list is also read from a single element
+//	bare      a one-element list is written as its element
+//
+// A blank field (`_ struct{}`) names with `key:"..."` a key graft keeps
+// no value for, with these options:
+//
+//	write=J   the encoder writes the key with the JSON value J
+//	allow=J|J the decoder accepts the key only with one of these JSON
+//	          values (compared as values: 0 is 0.0); without allow, any
+//
+// and `why:"..."` explains a refused value (for a real field: a value of
+// the wrong type).
+//
+// The encoder writes keys sorted at every level and floats as Python's
+// repr does, as json.dumps(sort_keys=True) in PEFT and AdapterHub does. The
+// decoder starts from the values the struct already holds (the method's
+// defaults); an absent or null key leaves its field alone. Keys no field
+// declares are returned to the caller, which warns about them or refuses
+// them as the method's rules say.
+
+// configField is one key of a config struct.
+type configField struct {
+	key   string
+	index []int // the field's index path; nil for a blank field
+	opts  map[string]string
+	why   string
+}
+
+func (f configField) has(opt string) bool { _, ok := f.opts[opt]; return ok }
+
+// configFields lists the keys of struct type t in declaration order,
+// embedded structs flattened.
+func configFields(t reflect.Type, index []int) []configField {
+	var out []configField
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		idx := append(slices.Clip(index), i)
+		key := sf.Tag.Get("json")
+		if sf.Name == "_" {
+			key = sf.Tag.Get("key")
+		}
+		if sf.Anonymous && key == "" && sf.Type.Kind() == reflect.Struct {
+			out = append(out, configFields(sf.Type, idx)...)
+			continue
+		}
+		if key == "" || key == "-" {
+			continue
+		}
+		f := configField{key: key, opts: map[string]string{}, why: sf.Tag.Get("why")}
+		if sf.Name != "_" {
+			f.index = idx
+		}
+		for _, o := range strings.Split(sf.Tag.Get("peft"), ",") {
+			if k, v, _ := strings.Cut(o, "="); k != "" {
+				f.opts[k] = v
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// encodeConfig writes the config struct *v (or v) as compact JSON.
+func encodeConfig(v any) ([]byte, error) {
+	return encodeObject(reflect.Indirect(reflect.ValueOf(v)))
+}
+
+func encodeObject(v reflect.Value) ([]byte, error) {
+	fields := configFields(v.Type(), nil)
+	slices.SortFunc(fields, func(a, b configField) int { return strings.Compare(a.key, b.key) })
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, f := range fields {
+		var val []byte
+		switch write, ok := f.opts["write"]; {
+		case f.index != nil:
+			var err error
+			if val, err = encodeValue(v.FieldByIndex(f.index), f); err != nil {
+				return nil, err
+			}
+		case ok:
+			val = []byte(write)
+		default:
+			continue // read, never written
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		key, _ := marshalNoHTML(f.key)
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func encodeValue(v reflect.Value, f configField) ([]byte, error) {
+	if m, ok := v.Interface().(json.Marshaler); ok {
+		return m.MarshalJSON()
+	}
+	switch k := v.Kind(); {
+	case (k == reflect.String || k == reflect.Slice || k == reflect.Map) && v.Len() == 0 && f.has("null"):
+		return []byte("null"), nil
+	case k == reflect.String && v.Len() == 0 && f.has("empty"):
+		return marshalNoHTML(f.opts["empty"])
+	case k == reflect.Float64:
+		x := v.Float()
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%s = %g is not a finite number", f.key, x)
+		}
+		if f.has("number") {
+			return []byte(pyNumber(x)), nil
+		}
+		return []byte(pyFloat(x)), nil
+	case k == reflect.Slice && v.Len() == 1 && f.has("bare"):
+		return encodeValue(v.Index(0), configField{key: f.key})
+	case k == reflect.Slice:
+		parts := make([][]byte, v.Len())
+		for i := range parts {
+			var err error
+			if parts[i], err = encodeValue(v.Index(i), configField{key: f.key}); err != nil {
+				return nil, err
+			}
+		}
+		return slices.Concat([]byte("["), bytes.Join(parts, []byte(",")), []byte("]")), nil
+	case k == reflect.Struct:
+		return encodeObject(v)
+	case k == reflect.Pointer && v.IsNil():
+		return []byte("null"), nil
+	case k == reflect.Pointer:
+		return encodeValue(v.Elem(), f)
+	}
+	return marshalNoHTML(v.Interface()) // booleans, integers, strings, maps
+}
+
+// indentConfig indents compact JSON by two spaces and escapes non-ASCII
+// characters, as Python's json.dumps(indent=2) writes a saved config
+// (without a trailing newline).
+func indentConfig(compact []byte, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact, "", "  "); err != nil {
+		return nil, err
+	}
+	return asciiJSON(out.Bytes()), nil
+}
+
+// decodeConfig decodes the JSON object data into the config struct *dst
+// and returns the keys no field declares, sorted, nested ones dotted
+// ("config.x").
+func decodeConfig(data []byte, dst any) (unknown []string, err error) {
+	obj, err := jsonObject(data)
+	if err != nil {
+		return nil, err
+	}
+	unknown, err = decodeObject(obj, reflect.ValueOf(dst).Elem(), "")
+	slices.Sort(unknown)
+	return unknown, err
+}
+
+// jsonObject splits a JSON object into its raw members.
+func jsonObject(data []byte) (map[string]json.RawMessage, error) {
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v) // says where the syntax breaks
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("not a JSON object: %s", compactJSON(data))
+	}
+	return obj, nil
+}
+
+func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string) (unknown []string, err error) {
+	known := map[string]bool{}
+	for _, f := range configFields(v.Type(), nil) {
+		known[f.key] = true
+		raw, ok := obj[f.key]
+		switch {
+		case f.index == nil:
+			if allow, ok2 := f.opts["allow"]; ok && ok2 && !jsonOneOf(raw, allow) {
+				return nil, fmt.Errorf("%s = %s is not supported%s", f.key, compactJSON(raw), because(f.why))
+			}
+			continue
+		case !ok || string(raw) == "null":
+			if f.has("required") {
+				return nil, fmt.Errorf("%s is missing", f.key)
+			}
+			continue
+		}
+		fv := v.FieldByIndex(f.index)
+		if fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct {
+			fv.Set(reflect.New(fv.Type().Elem()))
+			fv = fv.Elem()
+		}
+		if fv.Kind() == reflect.Struct && !fv.Addr().Type().Implements(unmarshalerType) {
+			inner, err := jsonObject(raw)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.key, err)
+			}
+			u, err := decodeObject(inner, fv, path+f.key+".")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.key, err)
+			}
+			unknown = append(unknown, u...)
+			continue
+		}
+		if err := decodeValue(raw, fv, f); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.key, err)
+		}
+	}
+	for key := range obj {
+		if !known[key] {
+			unknown = append(unknown, path+key)
+		}
+	}
+	return unknown, nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// decodeValue decodes one JSON value into v: through v's UnmarshalJSON
+// when it has one, otherwise by v's kind, strictly (an integer field takes
+// 8 or 8.0 but not 8.5 or "8").
+func decodeValue(raw json.RawMessage, v reflect.Value, f configField) error {
+	if u, ok := v.Addr().Interface().(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(raw)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return err
+	}
+	num, isNum := x.(json.Number)
+	switch v.Kind() {
+	case reflect.Bool:
+		if b, ok := x.(bool); ok {
+			v.SetBool(b)
+			return nil
+		}
+	case reflect.String:
+		if s, ok := x.(string); ok {
+			v.SetString(s)
+			return nil
+		}
+	case reflect.Int, reflect.Int64:
+		if n, err := jsonInt(num); isNum && err == nil {
+			if v.Kind() == reflect.Int && (n > math.MaxInt32 || n < math.MinInt32) {
+				return fmt.Errorf("%d is out of range", n)
+			}
+			v.SetInt(n)
+			return nil
+		}
+	case reflect.Float64:
+		if n, err := num.Float64(); isNum && err == nil {
+			v.SetFloat(n)
+			return nil
+		}
+	case reflect.Map:
+		return json.Unmarshal(raw, v.Addr().Interface())
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil && f.has("scalar") {
+			items = []json.RawMessage{raw}
+		}
+		if items != nil {
+			s := reflect.MakeSlice(v.Type(), len(items), len(items))
+			for i, item := range items {
+				if decodeValue(item, s.Index(i), configField{}) != nil {
+					items = nil
+					break
+				}
+			}
+			if items != nil {
+				v.Set(s)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s is not %s%s", compactJSON(raw), kindName(v.Type(), f.has("scalar")), because(f.why))
+}
+
+// jsonInt reads an integral JSON number; Python writes ints without a
+// fraction, but 8.0 is accepted.
+func jsonInt(n json.Number) (int64, error) {
+	if i, err := n.Int64(); err == nil {
+		return i, nil
+	}
+	x, err := n.Float64()
+	if err != nil || x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+		return 0, fmt.Errorf("%s is not an integer", n)
+	}
+	return int64(x), nil
+}
+
+// kindName describes what a value of type t must be in JSON.
+func kindName(t reflect.Type, scalar bool) string {
+	names := map[reflect.Kind]string{reflect.Bool: "boolean", reflect.String: "string", reflect.Int: "integer",
+		reflect.Int64: "integer", reflect.Float64: "number", reflect.Map: "object"}
+	if t.Kind() == reflect.Slice {
+		elem := names[t.Elem().Kind()]
+		if scalar {
+			return fmt.Sprintf("%s %s or a list of %ss", article(elem), elem, elem)
+		}
+		return "a list of " + elem + "s"
+	}
+	return article(names[t.Kind()]) + " " + names[t.Kind()]
+}
+
+func article(noun string) string {
+	if strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+func because(why string) string {
+	if why == "" {
+		return ""
+	}
+	return ": " + why
+}
+
+// jsonOneOf reports whether raw equals one of the |-separated JSON values
+// as a value (0 and 0.0 are equal).
+func jsonOneOf(raw json.RawMessage, alternatives string) bool {
+	canon := func(data []byte) string {
+		var v any
+		if json.Unmarshal(data, &v) != nil {
+			return "\x00invalid"
+		}
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	got := canon(raw)
+	for _, alt := range strings.Split(alternatives, "|") {
+		if canon([]byte(alt)) == got {
+			return true
+		}
+	}
+	return false
+}
+
+// unknownKeyWarnings words the keys decodeConfig did not know.
+func unknownKeyWarnings(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("unknown key %q ignored", k)
+	}
+	return out
+}
+
+// compactJSON shortens a raw value for an error message.
+func compactJSON(v []byte) string {
+	var b bytes.Buffer
+	if json.Compact(&b, v) != nil {
+		b.Reset()
+		b.Write(v)
+	}
+	s := b.String()
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+// pyNumber formats v as Python's json module does for a number that may be
+// an int: integers without a fraction, other floats as repr does.
+func pyNumber(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return pyFloat(v)
+}
+
+// pyFloat formats v as Python's repr of a float: shortest round-trip
+// digits, "1.0" for integral values, exponent form below 1e-4 and from 1e16.
+func pyFloat(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "null" // not representable in JSON; Validate rejects these
+	}
+	a := math.Abs(v)
+	if a != 0 && (a < 1e-4 || a >= 1e16) {
+		return strconv.FormatFloat(v, 'e', -1, 64) // "1e-05", like Python
+	}
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// marshalNoHTML encodes v like json.Marshal but leaves <, > and & alone, as
+// Python's json module does.
+func marshalNoHTML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// asciiJSON replaces every non-ASCII character of JSON text (they occur
+// only inside strings) by its \uXXXX escape, with surrogate pairs above
+// the Basic Multilingual Plane, as Python's json module writes them
+// (ensure_ascii).
+func asciiJSON(data []byte) []byte {
+	var out bytes.Buffer
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		switch {
+		case r < utf8.RuneSelf:
+			out.WriteByte(data[0])
+		case r > 0xFFFF:
+			r -= 0x10000
+			fmt.Fprintf(&out, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+		data = data[size:]
+	}
+	return out.Bytes()
+}

@@ -1,0 +1,128 @@
+package peft
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// codecInner and codecDoc exercise every tag option of the config codec.
+type codecInner struct {
+	On bool     `json:"on" peft:"required"`
+	_  struct{} `key:"fixed" peft:"write=true,allow=true" why:"only true works"`
+}
+
+type codecEmbedded struct {
+	Kind string   `json:"kind" peft:"empty=plain"`
+	_    struct{} `key:"bookkeeping" peft:"write=null"`
+}
+
+type codecDoc struct {
+	codecEmbedded
+	Name    string         `json:"name" peft:"required"`
+	Label   string         `json:"label" peft:"null"`
+	Count   int            `json:"count"`
+	Key     int64          `json:"key"`
+	Alpha   float64        `json:"alpha" peft:"number"`
+	Rate    float64        `json:"rate"`
+	Layers  []int          `json:"layers" peft:"null,scalar"`
+	Pattern []string       `json:"pattern" peft:"null,scalar,bare"`
+	Leave   []int          `json:"leave"`
+	Extra   map[string]any `json:"extra" peft:"null"`
+	Inner   *codecInner    `json:"inner"`
+	Skipped string         `json:"-"`
+	_       struct{}       `key:"later" peft:"allow=false|null|0" why:"it does something graft lacks"`
+	_       struct{}       `key:"ignored"`
+}
+
+func TestConfigCodecEncode(t *testing.T) {
+	doc := codecDoc{Name: "é<&>", Count: 3, Key: 1 << 40, Alpha: 16, Rate: 1e-5,
+		Pattern: []string{"layers"}, Inner: &codecInner{On: true}, Skipped: "x"}
+	got, err := encodeConfig(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"alpha":16,"bookkeeping":null,"count":3,"extra":null,"inner":{"fixed":true,"on":true},"key":1099511627776,` +
+		`"kind":"plain","label":null,"layers":null,"leave":[],"name":"é<&>","pattern":"layers","rate":1e-05}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	doc.Pattern, doc.Layers, doc.Alpha, doc.Inner = []string{"a", "b"}, []int{2}, 0.5, nil
+	got, _ = encodeConfig(&doc)
+	for _, part := range []string{`"pattern":["a","b"]`, `"layers":[2]`, `"alpha":0.5`, `"inner":null`} {
+		if !strings.Contains(string(got), part) {
+			t.Errorf("%s lacks %s", got, part)
+		}
+	}
+	indented, err := indentConfig(encodeConfig(&doc))
+	if err != nil || !strings.Contains(string(indented), `"name": "\u00e9<&>"`) || !strings.HasPrefix(string(indented), "{\n  \"alpha\": 0.5,\n") {
+		t.Errorf("indented (%v):\n%s", err, indented)
+	}
+	doc.Rate = math.Inf(1)
+	if _, err := encodeConfig(&doc); err == nil || !strings.Contains(err.Error(), "rate") {
+		t.Errorf("infinite rate: %v", err)
+	}
+}
+
+func TestConfigCodecDecode(t *testing.T) {
+	good := `"name": "n", "inner": {"on": true}`
+	cases := []struct {
+		name, json string
+		check      func(codecDoc) bool
+		unknown    []string
+		err        string
+	}{
+		{"defaults kept", `{` + good + `, "label": null}`,
+			func(d codecDoc) bool { return d.Label == "default" && d.Count == 7 }, nil, ""},
+		{"values", `{` + good + `, "count": 8.0, "key": -5, "alpha": 2, "kind": "x", "extra": {"a": [1]}}`,
+			func(d codecDoc) bool {
+				return d.Count == 8 && d.Key == -5 && d.Alpha == 2 && d.Kind == "x" && d.Extra["a"] != nil
+			}, nil, ""},
+		{"scalar lists", `{` + good + `, "layers": 3, "pattern": "h"}`,
+			func(d codecDoc) bool {
+				return reflect.DeepEqual(d.Layers, []int{3}) && reflect.DeepEqual(d.Pattern, []string{"h"})
+			}, nil, ""},
+		{"lists", `{` + good + `, "layers": [1, 2], "leave": []}`,
+			func(d codecDoc) bool { return reflect.DeepEqual(d.Layers, []int{1, 2}) && d.Leave != nil }, nil, ""},
+		{"blank keys", `{` + good + `, "later": 0.0, "ignored": {"any": 1}, "bookkeeping": 5, "inner": {"on": false, "fixed": true}}`,
+			nil, nil, ""},
+		{"unknown keys", `{` + good + `, "zeta": 1, "alpha_beta": 2, "inner": {"on": true, "new": 1}}`,
+			nil, []string{"alpha_beta", "inner.new", "zeta"}, ""},
+		{"missing", `{"inner": {"on": true}}`, nil, nil, "name is missing"},
+		{"null required", `{"name": null}`, nil, nil, "name is missing"},
+		{"nested missing", `{"name": "n", "inner": {}}`, nil, nil, "inner: on is missing"},
+		{"nested refused", `{` + good + `, "inner": {"on": true, "fixed": false}}`, nil, nil, "inner: fixed = false is not supported: only true works"},
+		{"refused", `{` + good + `, "later": true}`, nil, nil, "later = true is not supported: it does something graft lacks"},
+		{"fraction", `{` + good + `, "count": 2.5}`, nil, nil, "count: 2.5 is not an integer"},
+		{"int range", `{` + good + `, "count": 4294967296}`, nil, nil, "count: 4294967296 is out of range"},
+		{"string for int", `{` + good + `, "count": "2"}`, nil, nil, `count: "2" is not an integer`},
+		{"bool", `{` + good + `, "inner": {"on": "yes"}}`, nil, nil, `inner: on: "yes" is not a boolean`},
+		{"list element", `{` + good + `, "leave": ["a"]}`, nil, nil, `leave: ["a"] is not a list of integers`},
+		{"scalar element", `{` + good + `, "layers": "a"}`, nil, nil, `layers: "a" is not an integer or a list of integers`},
+		{"not an object", `[1]`, nil, nil, "not a JSON object"},
+		{"nested not an object", `{"name": "n", "inner": 3}`, nil, nil, "inner: not a JSON object"},
+		{"invalid", `{"name": `, nil, nil, "invalid JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc := codecDoc{Label: "default", Count: 7}
+			unknown, err := decodeConfig([]byte(c.json), &doc)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want one containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.check != nil && !c.check(doc) {
+				t.Errorf("decoded %+v", doc)
+			}
+			if !reflect.DeepEqual(unknown, c.unknown) {
+				t.Errorf("unknown %q, want %q", unknown, c.unknown)
+			}
+		})
+	}
+}
