@@ -1,7 +1,6 @@
 package peft
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -11,7 +10,6 @@ import (
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
-	"github.com/graft-ml/graft/core/train"
 )
 
 // newBottleneck attaches a bottleneck adapter or fails the test.
@@ -614,24 +612,10 @@ func TestBottleneckTrainingLowersEvalLoss(t *testing.T) {
 			m := loadModel(t, storiesGGUF)
 			ad := newBottleneck(t, m, cfg, 1)
 			trainLoader, evalLoader := bnLoaders(t, m)
-			obj := &train.LM{Model: m, Trainable: ad.Params(), Mode: ad.SetTraining}
-			tc := train.DefaultConfig()
-			tc.Steps, tc.LR, tc.Warmup, tc.Seed = 30, 1e-2, 3, 1
-			tr, err := train.New(obj, m.Backend, train.LoaderSource(trainLoader), train.EvalBatches(evalLoader), tc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			before, err := tr.Evaluate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := tr.Fit(context.Background(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%s: eval loss %.4f -> %.4f", cfg.Kind, before, res.EvalLoss)
-			if !res.Evaluated || !(res.EvalLoss < 0.9*before) {
-				t.Errorf("eval loss %.4f -> %.4f: want a clear decrease", before, res.EvalLoss)
+			before, after := fit(t, m, ad, trainLoader, evalLoader, FitArgs{Steps: 30, LR: 1e-2, Warmup: 3, Seed: 1})
+			t.Logf("%s: eval loss %.4f -> %.4f", cfg.Kind, before, after)
+			if !(after < 0.9*before) {
+				t.Errorf("eval loss %.4f -> %.4f: want a clear decrease", before, after)
 			}
 		})
 	}

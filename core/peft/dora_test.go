@@ -1,7 +1,6 @@
 package peft
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -9,7 +8,6 @@ import (
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
-	"github.com/graft-ml/graft/core/train"
 )
 
 // doraCase is one DoRA adapter on one layer of the tiny model, with
@@ -398,20 +396,5 @@ func trainEval(t *testing.T, m *model.Model, mg *Manager, name string, lr float6
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj := &train.LM{Model: m, Trainable: a.Params(), Mode: a.SetTraining}
-	cfg := train.DefaultConfig()
-	cfg.LR, cfg.Steps, cfg.Seed = lr, steps, 1
-	eval := train.EvalBatches(load("eval.jsonl", false))
-	tr, err := train.New(obj, m.Backend, train.LoaderSource(load("train.jsonl", true)), eval[:min(len(eval), 4)], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before, err = tr.Evaluate(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := tr.Fit(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return before, res.EvalLoss
+	return fit(t, m, a, load("train.jsonl", true), load("eval.jsonl", false), FitArgs{LR: lr, Steps: steps, Seed: 1, MaxEval: 4})
 }

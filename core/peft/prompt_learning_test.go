@@ -1,7 +1,6 @@
 package peft
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -16,7 +15,6 @@ import (
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
-	"github.com/graft-ml/graft/core/train"
 )
 
 // tinyBatch is two rows of the tiny model's tokens with a down-weighted
@@ -164,25 +162,7 @@ func trainAndEval(t *testing.T, m *model.Model, a Adapter, lr float64, steps int
 		}
 		return l
 	}
-	eval := train.EvalBatches(load("eval.jsonl", false))
-	if len(eval) > 4 {
-		eval = eval[:4]
-	}
-	cfg := train.DefaultConfig()
-	cfg.LR, cfg.Steps, cfg.Warmup, cfg.Seed = lr, steps, 2, 7
-	tr, err := train.New(&train.LM{Model: m, Trainable: a.Params(), Mode: a.SetTraining}, m.Backend,
-		train.LoaderSource(load("train.jsonl", true)), eval, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before, err = tr.Evaluate(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := tr.Fit(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return before, res.EvalLoss
+	return fit(t, m, a, load("train.jsonl", true), load("eval.jsonl", false), FitArgs{LR: lr, Steps: steps, Warmup: 2, Seed: 7, MaxEval: 4})
 }
 
 // savedFiles saves a into a new directory and returns it.

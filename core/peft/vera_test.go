@@ -2,7 +2,6 @@ package peft
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
-	"github.com/graft-ml/graft/core/train"
 )
 
 // Helpers shared by the VeRA and IA³ tests.
@@ -167,24 +165,7 @@ func vecTrainEval(t *testing.T, m *model.Model, a Adapter, lr float64, steps int
 		}
 		return l
 	}
-	cfg := train.DefaultConfig()
-	cfg.LR, cfg.Steps, cfg.Warmup, cfg.Seed = lr, steps, 2, 7
-	obj := &train.LM{Model: m, Trainable: a.Params(), Mode: a.SetTraining}
-	tr, err := train.New(obj, m.Backend, train.LoaderSource(load(vecTrainJSONL, true)), train.EvalBatches(load(vecEvalJSONL, false)), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if before, err = tr.Evaluate(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := tr.Fit(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Evaluated {
-		t.Fatal("Fit did not evaluate")
-	}
-	return before, res.EvalLoss
+	return fit(t, m, a, load(vecTrainJSONL, true), load(vecEvalJSONL, false), FitArgs{LR: lr, Steps: steps, Warmup: 2, Seed: 7})
 }
 
 // vecTensorShapes lists the tensors of adapter_model.safetensors by name.
