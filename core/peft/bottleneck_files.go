@@ -95,6 +95,11 @@ func init() {
 				BottleneckHoulsby:  "Houlsby adapters: bottleneck MLPs after attention and after the feed-forward block (AdapterHub)",
 				BottleneckPfeiffer: "Pfeiffer adapters: one bottleneck MLP after the feed-forward block (AdapterHub)",
 			}[kind],
+			Defaults: map[string]any{"reduction_factor": 16, "non_linearity": map[string]string{
+				BottleneckHoulsby: "swish", BottleneckPfeiffer: "relu"}[kind]},
+			LR: 1e-2,
+			Flags: map[string]string{"model": "model_name", "reduction-factor": "reduction_factor",
+				"non-linearity": "non_linearity", "dropout": "dropout"},
 			New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 				cfg, err := decodeNewBottleneck(config, kind)
 				if err != nil {

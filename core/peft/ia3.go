@@ -347,7 +347,10 @@ func (ad *ia3Adapter) Files() (Files, error) {
 func init() {
 	Register(Method{
 		Name: "ia3", PeftType: PeftTypeIA3, Mergeable: true,
-		Summary: "(IA)³: trainable vectors rescaling keys, values and feed-forward activations",
+		Summary:  "(IA)³: trainable vectors rescaling keys, values and feed-forward activations",
+		Defaults: map[string]any{"target_modules": []string{"k_proj", "v_proj", "down_proj"}, "feedforward_modules": []string{"down_proj"}},
+		LR:       1e-2,
+		Flags:    map[string]string{"model": "base_model_name_or_path", "target": "target_modules", "feedforward": "feedforward_modules"},
 		New: func(m *model.Model, config []byte, _ *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParseIA3Config(config)
 			if err != nil {

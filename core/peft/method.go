@@ -91,10 +91,41 @@ func (a *loraAdapter) Files() (Files, error)                     { return a.mg.F
 func (a *loraAdapter) Merge() error                              { return a.mg.Merge(a.name) }
 func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
 
+// FilesConverted encodes the adapter as the equivalent plain LoRA for the
+// original base weights (see Manager.FilesConverted).
+func (a *loraAdapter) FilesConverted() (Files, error) { return a.mg.FilesConverted(a.name) }
+
+// SavedConverted returns a whose Files (and so Save) give the equivalent
+// plain adapter for the original base weights instead of a itself, as
+// PEFT's save_pretrained does with
+// path_initial_model_for_weight_conversion: a LoRA adapter initialised
+// with PiSSA or OLoRA, whose base weights are residuals, is saved as a
+// rank-2r LoRA that needs no residual base. It is an error for adapters
+// that cannot be converted; whether this one can (its init) is checked
+// when Files runs.
+func SavedConverted(a Adapter) (Adapter, error) {
+	c, ok := a.(interface{ FilesConverted() (Files, error) })
+	if !ok {
+		return nil, fmt.Errorf("a %s adapter cannot be saved converted; only LoRA initialised with PiSSA or OLoRA can", a.PeftType())
+	}
+	return convertedAdapter{a, c.FilesConverted}, nil
+}
+
+type convertedAdapter struct {
+	Adapter
+	files func() (Files, error)
+}
+
+func (c convertedAdapter) Files() (Files, error) { return c.files() }
+
 func init() {
 	Register(Method{
 		Name: "lora", PeftType: PeftTypeLoRA, Mergeable: true,
-		Summary: "LoRA: a trainable low-rank update B·A beside each target projection (also rsLoRA, DoRA, PiSSA, OLoRA)",
+		Summary:  "LoRA: a trainable low-rank update B·A beside each target projection (also rsLoRA, DoRA, PiSSA, OLoRA)",
+		Defaults: map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "v_proj"}},
+		LR:       5e-3,
+		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout",
+			"target": "target_modules", "rslora": "use_rslora", "init": "init_lora_weights", "dora": "use_dora"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParseLoraConfig(config)
 			if err != nil {

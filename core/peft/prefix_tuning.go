@@ -354,7 +354,11 @@ func (p *prefixTuning) free() {
 func init() {
 	Register(Method{
 		Name: "prefix-tuning", PeftType: PeftTypePrefixTuning,
-		Summary: "prefix tuning: trainable key/value prefixes for every layer's attention",
+		Summary:  "prefix tuning: trainable key/value prefixes for every layer's attention",
+		Defaults: map[string]any{"num_virtual_tokens": 20},
+		LR:       5e-3,
+		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
+			"prefix-projection": "prefix_projection", "encoder-hidden": "encoder_hidden_size"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParsePrefixTuningConfig(config)
 			if err != nil {

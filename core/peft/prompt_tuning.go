@@ -280,7 +280,11 @@ func (p *promptTuning) free() {
 func init() {
 	Register(Method{
 		Name: "prompt-tuning", PeftType: PeftTypePromptTuning,
-		Summary: "prompt tuning: trainable virtual-token embeddings before every sequence",
+		Summary:  "prompt tuning: trainable virtual-token embeddings before every sequence",
+		Defaults: map[string]any{"num_virtual_tokens": 20, "prompt_tuning_init": PromptInitRandom},
+		LR:       1e-2,
+		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
+			"prompt-init": "prompt_tuning_init", "init-text": "prompt_tuning_init_text"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParsePromptTuningConfig(config)
 			if err != nil {

@@ -642,7 +642,11 @@ func prefixWarnings(path string, warnings []string) []string {
 func init() {
 	Register(Method{
 		Name: "vera", PeftType: PeftTypeVeRA, Mergeable: true,
-		Summary: "VeRA: frozen shared random projections scaled by trainable vectors",
+		Summary:  "VeRA: frozen shared random projections scaled by trainable vectors",
+		Defaults: map[string]any{"r": 256, "target_modules": []string{"q_proj", "v_proj"}, "d_initial": 0.1},
+		LR:       1e-2,
+		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "dropout": "vera_dropout", "target": "target_modules",
+			"d-initial": "d_initial", "projection-seed": "projection_prng_key"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParseVeraConfig(config)
 			if err != nil {
