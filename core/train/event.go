@@ -10,6 +10,7 @@ import (
 
 // Event kinds.
 const (
+	EventStart      = "start"      // Run is about to train (see Event.Examples)
 	EventStep       = "step"       // an optimizer step finished
 	EventEval       = "eval"       // an evaluation finished
 	EventCheckpoint = "checkpoint" // a checkpoint was written to Path
@@ -36,7 +37,14 @@ type Event struct {
 	TokensPerSec float64
 	Elapsed      time.Duration // time spent in this Fit call
 	ETA          time.Duration // estimated time left until the last step
-	Path         string        // the checkpoint directory (checkpoint events)
+	// Path is the checkpoint directory (checkpoint events; start events
+	// of a resumed run: the checkpoint resumed from).
+	Path string
+	// TrainableParams, TotalParams (the base model's) and Examples (the
+	// training examples after tokenizing) describe the run (start
+	// events).
+	TrainableParams, TotalParams int64
+	Examples                     int
 }
 
 // jsonFloat encodes non-finite values as the strings "NaN", "+Inf" and

@@ -2,6 +2,10 @@ package train
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/peft"
@@ -12,17 +16,28 @@ import (
 // maps its flags (or a --config run.yaml|run.json file) to a Spec, the
 // browser and plugins carry one as JSON or msgpack, and Run carries it out
 // the same way everywhere. A zero field takes the default documented beside
-// it; the method's own defaults (learning rate, targets, virtual tokens)
-// come from its peft.Method entry.
+// it (WithDefaults fills them in); the method's own defaults (learning
+// rate, targets, virtual tokens) come from its peft.Method entry.
 type Spec struct {
+	// Model is the base model's path. Run does not load it (the caller
+	// passes the loaded model); it is recorded in the adapter's config
+	// (base_model_name_or_path, or the key the method's Flags["model"]
+	// names), and the CLI loads it from a --config file.
+	Model string `json:"model,omitempty" yaml:"model,omitempty"`
+
 	// Data is the training data file (.jsonl records, .json list, .txt);
-	// Records gives the records inline instead (the browser, plugins).
-	Data    string        `json:"data,omitempty" yaml:"data,omitempty"`
-	Records []data.Record `json:"records,omitempty" yaml:"records,omitempty"`
-	// Eval and EvalRecords are the held-out data, evaluated before
-	// training, every EvalEvery steps and at the end (optional).
-	Eval        string        `json:"eval,omitempty" yaml:"eval,omitempty"`
-	EvalRecords []data.Record `json:"eval_records,omitempty" yaml:"eval_records,omitempty"`
+	// Records gives the records inline instead (the browser, plugins), and
+	// Examples gives them already tokenized (Go callers only). Exactly one
+	// of the three.
+	Data     string         `json:"data,omitempty" yaml:"data,omitempty"`
+	Records  []data.Record  `json:"records,omitempty" yaml:"records,omitempty"`
+	Examples []data.Example `json:"-" yaml:"-"`
+	// Eval, EvalRecords or EvalExamples are the held-out data, evaluated
+	// before training, every EvalEvery steps and at the end (optional; at
+	// most one of them).
+	Eval         string         `json:"eval,omitempty" yaml:"eval,omitempty"`
+	EvalRecords  []data.Record  `json:"eval_records,omitempty" yaml:"eval_records,omitempty"`
+	EvalExamples []data.Example `json:"-" yaml:"-"`
 	// ChatTemplate renders {"messages"} records (empty: chosen from the
 	// vocabulary).
 	ChatTemplate string `json:"chat_template,omitempty" yaml:"chat_template,omitempty"`
@@ -34,8 +49,8 @@ type Spec struct {
 	// Pack packs examples into full rows instead of padding each.
 	Pack bool `json:"pack,omitempty" yaml:"pack,omitempty"`
 
-	// Method is the peft.Method name ("lora", "prefix-tuning"); "a+b"
-	// trains a mixed stack of several methods at once.
+	// Method is the peft.Method name ("lora", "prefix-tuning"; default
+	// "lora"); "a+b" trains a mixed stack of several methods at once.
 	Method string `json:"method,omitempty" yaml:"method,omitempty"`
 	// Options are adapter_config.json fields applied over the method's
 	// defaults ({"r": 16, "target_modules": ["q_proj", "v_proj"]}).
@@ -43,7 +58,9 @@ type Spec struct {
 	// Stack lists the adapters of a mixed stack, each with its own
 	// options, instead of Method and Options.
 	Stack []AdapterSpec `json:"stack,omitempty" yaml:"stack,omitempty"`
-	// Config is a whole adapter_config.json instead of Method and Options.
+	// Config is a whole adapter_config.json instead of Options: it is
+	// used as it is, without the method's defaults. Method may be left
+	// empty; the config's peft_type names it.
 	Config json.RawMessage `json:"config,omitempty" yaml:"config,omitempty"`
 	// ConvertLoRA saves a PiSSA/OLoRA adapter as the equivalent plain LoRA
 	// for the original base.
@@ -72,10 +89,13 @@ type Spec struct {
 
 	// EvalEvery evaluates every so many steps (0: only at the end).
 	EvalEvery int `json:"eval_every,omitempty" yaml:"eval_every,omitempty"`
-	// Out is the output directory: adapter, checkpoints, metrics (empty:
-	// nothing is written; the adapter stays attached for the caller).
+	// Out is the output directory: the adapter in its method's format,
+	// checkpoint-N directories, metrics.jsonl and loss_curve.svg (empty:
+	// nothing is written).
 	Out string `json:"out,omitempty" yaml:"out,omitempty"`
-	// SaveEvery writes a checkpoint every so many steps (0: at the end).
+	// SaveEvery writes a checkpoint every so many steps and at the end
+	// (0: no checkpoints; the adapter is saved into Out at the end either
+	// way). It needs Out.
 	SaveEvery int `json:"save_every,omitempty" yaml:"save_every,omitempty"`
 	// KeepCheckpoints keeps the newest so many checkpoints (nil: 2; 0 all).
 	KeepCheckpoints *int `json:"keep_checkpoints,omitempty" yaml:"keep_checkpoints,omitempty"`
@@ -109,4 +129,245 @@ type RunResult struct {
 	// Examples is the number of training examples after tokenizing.
 	Examples int
 	Spec     Spec
+}
+
+// The defaults of a Spec's zero fields. The method's own (learning rate,
+// adapter settings) come from its peft.Method: LR and Defaults.
+const (
+	DefaultMethod = "lora"
+	// DefaultSeqLen is capped by Run to the model's context less the
+	// method's virtual tokens.
+	DefaultSeqLen          = 256
+	DefaultBatch           = 4
+	DefaultGradAccum       = 1
+	DefaultSchedule        = ScheduleCosine
+	DefaultMaxGradNorm     = 1.0
+	DefaultKeepCheckpoints = 2
+)
+
+// ErrInvalidSpec is wrapped by the errors that lie in a Spec itself (a
+// value out of range, an unknown method, a sequence longer than the
+// model's context), as opposed to the data or the run: callers such as
+// the CLI report those as usage errors.
+var ErrInvalidSpec = errors.New("invalid training spec")
+
+// specError is an error in a Spec: errors.Is finds both the cause and
+// ErrInvalidSpec.
+type specError struct{ error }
+
+func (e specError) Unwrap() []error { return []error{e.error, ErrInvalidSpec} }
+
+func invalidf(format string, a ...any) error { return specError{fmt.Errorf(format, a...)} }
+
+// WithDefaults returns the Spec with every zero field that has a default
+// set to it: the constants above, the method's learning rate, and Options
+// as the whole set of adapter settings (the method's Defaults, then
+// Options over them, then Model under the method's base-model key). A
+// whole Config is left as it is. SeqLen is the uncapped default; Run caps
+// it to the model. The receiver is not changed.
+func (s Spec) WithDefaults() Spec {
+	if s.Method == "" && len(s.Config) == 0 && len(s.Stack) == 0 {
+		s.Method = DefaultMethod
+	}
+	if s.SeqLen == 0 {
+		s.SeqLen = DefaultSeqLen
+	}
+	if s.Batch == 0 {
+		s.Batch = DefaultBatch
+	}
+	if s.GradAccum == 0 {
+		s.GradAccum = DefaultGradAccum
+	}
+	if s.Schedule == "" {
+		s.Schedule = DefaultSchedule
+	}
+	if s.MaxGradNorm == nil {
+		v := DefaultMaxGradNorm
+		s.MaxGradNorm = &v
+	}
+	if s.KeepCheckpoints == nil {
+		v := DefaultKeepCheckpoints
+		s.KeepCheckpoints = &v
+	}
+	meth, err := s.method()
+	if err != nil {
+		return s // Validate reports it
+	}
+	if s.LR == 0 {
+		s.LR = meth.LR
+	}
+	if len(s.Config) == 0 {
+		s.Options = s.options(meth)
+	}
+	return s
+}
+
+// options returns the method's Defaults with Options over them and Model
+// under the method's base-model key, in a new map.
+func (s Spec) options(meth peft.Method) map[string]any {
+	out := make(map[string]any, len(meth.Defaults)+len(s.Options)+1)
+	maps.Copy(out, meth.Defaults)
+	maps.Copy(out, s.Options)
+	if key := meth.Flags["model"]; key != "" && s.Model != "" {
+		if _, ok := out[key]; !ok {
+			out[key] = s.Model
+		}
+	}
+	return out
+}
+
+// isStack reports whether the Spec asks for a mixed stack of methods.
+func (s Spec) isStack() bool { return len(s.Stack) > 0 || strings.Contains(s.Method, "+") }
+
+// method returns the PEFT method the Spec trains: Method, or the
+// peft_type of Config.
+func (s Spec) method() (peft.Method, error) {
+	if s.isStack() {
+		return peft.Method{}, invalidf("method %q: mixed stacks are not supported yet", s.stackName())
+	}
+	var peftType string
+	if len(s.Config) > 0 {
+		var head struct {
+			PeftType string `json:"peft_type"`
+		}
+		if err := json.Unmarshal(s.Config, &head); err != nil {
+			return peft.Method{}, invalidf("config: %w", err)
+		}
+		peftType = head.PeftType
+	}
+	if s.Method != "" {
+		meth, err := peft.LookupMethod(s.Method)
+		if err != nil {
+			return peft.Method{}, specError{err}
+		}
+		if peftType != "" && peftType != meth.PeftType {
+			return peft.Method{}, invalidf("config: peft_type %q is not method %s's %q", peftType, meth.Name, meth.PeftType)
+		}
+		return meth, nil
+	}
+	for _, meth := range peft.Methods() {
+		if peftType != "" && meth.PeftType == peftType {
+			return meth, nil
+		}
+	}
+	return peft.Method{}, invalidf("config: peft_type %q is not supported (supported: %v)", peftType, peft.PeftTypes())
+}
+
+// stackName names a mixed stack for errors.
+func (s Spec) stackName() string {
+	if len(s.Stack) == 0 {
+		return s.Method
+	}
+	names := make([]string, len(s.Stack))
+	for i, a := range s.Stack {
+		names[i] = a.Method
+	}
+	return strings.Join(names, "+")
+}
+
+// adapterConfig returns the adapter_config.json document that creates the
+// adapter of a Spec with defaults applied: Config as it is, or Options
+// with the method's peft_type.
+func (s Spec) adapterConfig(meth peft.Method) ([]byte, error) {
+	if len(s.Config) > 0 {
+		if len(s.Options) > 0 {
+			return nil, invalidf("give options or a whole config, not both")
+		}
+		return s.Config, nil
+	}
+	doc := maps.Clone(s.Options)
+	if doc == nil {
+		doc = map[string]any{}
+	}
+	if pt, ok := doc["peft_type"]; ok && pt != meth.PeftType {
+		return nil, invalidf("options: peft_type %v is not method %s's %q", pt, meth.Name, meth.PeftType)
+	}
+	doc["peft_type"] = meth.PeftType
+	js, err := json.Marshal(doc)
+	if err != nil {
+		return nil, invalidf("options: %w", err)
+	}
+	return js, nil
+}
+
+// Validate checks the Spec as far as it can be checked without a model
+// or its data: one data source, a known method whose settings its
+// Validate accepts, one of steps and epochs, and every number in range.
+// Every problem found is reported, joined; each wraps ErrInvalidSpec.
+// Run validates again; call Validate to fail before loading a model.
+func (s Spec) Validate() error {
+	s = s.WithDefaults()
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, invalidf(format, a...)) }
+
+	switch n := count(s.Data != "", len(s.Records) > 0, len(s.Examples) > 0); {
+	case n == 0:
+		bad("no training data: set data (a file) or records")
+	case n > 1:
+		bad("give one of data, records and examples")
+	}
+	if count(s.Eval != "", len(s.EvalRecords) > 0, len(s.EvalExamples) > 0) > 1 {
+		bad("give one of eval, eval_records and eval_examples")
+	}
+	if meth, err := s.method(); err != nil {
+		errs = append(errs, err)
+	} else if doc, err := s.adapterConfig(meth); err != nil {
+		errs = append(errs, err)
+	} else {
+		if meth.Validate != nil {
+			if err := meth.Validate(doc); err != nil {
+				bad("%s: %w", meth.Name, err)
+			}
+		}
+		if s.ConvertLoRA {
+			if init, _ := settings(doc)["init_lora_weights"].(string); !strings.HasPrefix(init, "pissa") && init != "olora" {
+				bad("convert_lora applies to LoRA initialised with pissa, pissa_niter_N or olora (init_lora_weights)")
+			}
+		}
+	}
+	if s.Batch < 1 {
+		bad("batch is %d, want 1 or more", s.Batch)
+	}
+	if s.SeqLen < 2 {
+		bad("seq_len is %d, want 2 or more", s.SeqLen)
+	}
+	tc := s.trainConfig()
+	if s.SaveEvery > 0 && s.Out == "" {
+		bad("save_every is %d but out is empty: checkpoints need an output directory", s.SaveEvery)
+		tc.SaveEvery = 0
+	}
+	if err := tc.Validate(); err != nil {
+		errs = append(errs, specError{err})
+	}
+	return errors.Join(errs...)
+}
+
+// trainConfig returns the Trainer's Config of a Spec with defaults
+// applied.
+func (s Spec) trainConfig() Config {
+	tc := DefaultConfig()
+	tc.Steps, tc.Epochs, tc.LR, tc.Warmup, tc.Schedule = s.Steps, s.Epochs, s.LR, s.Warmup, s.Schedule
+	tc.GradAccum, tc.WeightDecay, tc.MaxGradNorm, tc.Seed = s.GradAccum, s.WeightDecay, *s.MaxGradNorm, s.Seed
+	tc.EvalEvery, tc.SaveEvery, tc.KeepCheckpoints = s.EvalEvery, s.SaveEvery, *s.KeepCheckpoints
+	tc.CheckpointDir = s.Out
+	return tc
+}
+
+// settings decodes an adapter config document for the keys Run reads
+// (virtual tokens, dropout); a document that is not an object gives none,
+// and the method's constructor reports it.
+func settings(doc []byte) map[string]any {
+	var m map[string]any
+	json.Unmarshal(doc, &m)
+	return m
+}
+
+func count(conds ...bool) int {
+	n := 0
+	for _, c := range conds {
+		if c {
+			n++
+		}
+	}
+	return n
 }

@@ -40,7 +40,8 @@ type Trainer struct {
 
 	params []model.Param
 	m, v   []backend.Buffer // AdamW's first and second moments, per param
-	zeros  []backend.Buffer // views of one zero buffer, shaped like each grad
+	zero   backend.Buffer   // zeros of the largest parameter
+	zeros  []backend.Buffer // views of zero, shaped like each grad
 	// scratch is reused by every step (see stepScratch).
 	scratch stepScratch
 
@@ -99,6 +100,7 @@ func New(obj Objective, be backend.Backend, src Source, eval []data.Batch, cfg C
 		maxNumel = max(maxNumel, numel(p.Value))
 	}
 	zero := be.Zeros(maxNumel)
+	t.zero = zero
 	for _, p := range params {
 		shape := p.Value.Shape()
 		t.m = append(t.m, be.Zeros(shape...))
@@ -157,6 +159,20 @@ func checkParams(params []model.Param) error {
 }
 
 func numel(b backend.Buffer) int { return int(b.Shape().Numel()) }
+
+// Free releases the optimizer state on the backend (AdamW's moments);
+// the trainer cannot be used afterwards.
+func (t *Trainer) Free() {
+	for _, bufs := range [][]backend.Buffer{t.m, t.v} {
+		for _, b := range bufs {
+			t.be.Free(b)
+		}
+	}
+	if t.zero != nil {
+		t.be.Free(t.zero)
+	}
+	t.m, t.v, t.zeros, t.zero = nil, nil, nil, nil
+}
 
 // Step returns the number of optimizer steps completed.
 func (t *Trainer) Step() int { return t.step }
