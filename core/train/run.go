@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
@@ -376,7 +377,7 @@ func (o *output) finish() error {
 	var buf bytes.Buffer
 	if err := PlotSVG(&buf, o.events); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", path, err))
-	} else if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+	} else if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -386,25 +387,4 @@ func (o *output) close() {
 	if o.file != nil {
 		o.file.Close()
 	}
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so a reader never sees a half-written file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp.Chmod(0o644) // CreateTemp makes 0600; best effort where chmod is unsupported (wasip1)
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }
