@@ -264,3 +264,22 @@ func (p *Patterns[T]) UnmarshalJSON(data []byte) error {
 	_, err = dec.Token() // the closing brace
 	return err
 }
+
+// jsonKind names the JSON type of a decoded value for an error message.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64, json.Number:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -177,13 +177,9 @@ func ConvertGGUFLoRA(src Source, base GGUFBase) (*GGUFAdapter, error) {
 // readExportConfig reads adapter_config.json, refusing anything but plain
 // LoRA with a message that says why.
 func readExportConfig(src Source) (LoraConfig, []string, error) {
-	cfgPath := sourcePath(src, ConfigFileName)
-	data, err := src.ReadFile(ConfigFileName)
+	data, cfgPath, err := readConfigFile(src)
 	if err != nil {
-		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
-	}
-	if len(data) > maxConfigSize {
-		return LoraConfig{}, nil, fmt.Errorf("peft config %s: larger than the %d-byte limit", cfgPath, maxConfigSize)
+		return LoraConfig{}, nil, err
 	}
 	var head struct {
 		PeftType string `json:"peft_type"`

@@ -143,3 +143,24 @@ func replaceFiles(dir string, names []string, files Files) error {
 
 // readerAt adapts file contents for the safetensors parser.
 func readerAt(data []byte) *bytes.Reader { return bytes.NewReader(data) }
+
+// readConfigFile reads adapter_config.json from src within maxConfigSize.
+func readConfigFile(src Source) (data []byte, path string, err error) {
+	path = sourcePath(src, ConfigFileName)
+	data, err = src.ReadFile(ConfigFileName)
+	if err != nil {
+		return nil, path, fmt.Errorf("peft config %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, path, fmt.Errorf("peft config %s: larger than the %d-byte limit", path, maxConfigSize)
+	}
+	return data, path, nil
+}
+
+// prefixWarnings prefixes each warning with the config file's path.
+func prefixWarnings(path string, warnings []string) []string {
+	for i, w := range warnings {
+		warnings[i] = path + ": " + w
+	}
+	return warnings
+}

@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -81,7 +82,7 @@ func resolveIA3(m *model.Model, cfg IA3Config) (IA3Config, []*model.Linear, []bo
 		return cfg, nil, nil, err
 	}
 	cfg.PeftType = PeftTypeIA3
-	cfg.TaskType = orDefault(cfg.TaskType, TaskCausalLM)
+	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
 	if cfg.TargetModules.IsZero() {
 		def := ia3DefaultTargets
 		if m.Config.Arch == "qwen2" {

@@ -90,13 +90,9 @@ func (mg *Manager) LoadFrom(src Source, name string) (warnings []string, err err
 	if _, dup := mg.adapters[name]; dup {
 		return nil, fmt.Errorf("lora: adapter %q already exists", name)
 	}
-	cfgPath := sourcePath(src, configFileName)
-	data, err := src.ReadFile(configFileName)
+	data, cfgPath, err := readConfigFile(src)
 	if err != nil {
-		return nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
-	}
-	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("peft config %s: larger than the %d-byte limit", cfgPath, maxConfigSize)
+		return nil, err
 	}
 	cfg, warnings, err := parseConfigFile(data, cfgPath)
 	if err != nil {

@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -134,9 +135,9 @@ func resolveTargets(m *model.Model, cfg LoraConfig) (LoraConfig, []target, error
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, err
 	}
-	cfg.PeftType = orDefault(cfg.PeftType, PeftTypeLoRA)
-	cfg.TaskType = orDefault(cfg.TaskType, TaskCausalLM)
-	cfg.Bias = orDefault(cfg.Bias, BiasNone)
+	cfg.PeftType = cmp.Or(cfg.PeftType, PeftTypeLoRA)
+	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
+	cfg.Bias = cmp.Or(cfg.Bias, BiasNone)
 	if cfg.InitLoraWeights == "true" {
 		cfg.InitLoraWeights = InitDefault
 	}

@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -25,14 +26,14 @@ type PrefixTuningConfig struct {
 	// [n, token_dim], Linear to EncoderHiddenSize, Tanh, Linear to
 	// num_layers·2·token_dim) instead of directly; only its output is
 	// saved, so a loaded adapter holds the prefix itself.
-	PrefixProjection bool
+	PrefixProjection bool `json:"prefix_projection"`
 	// EncoderHiddenSize is the MLP's hidden width; 0 means TokenDim, as
 	// PEFT fills it.
-	EncoderHiddenSize int
+	EncoderHiddenSize int `json:"encoder_hidden_size"`
 	// InitWeights is "" (random: N(0, 1) prefixes, or torch's default
 	// init of the MLP) or PrefixInitZero (the prefix, or the MLP's output
 	// layer, starts at zero).
-	InitWeights string
+	InitWeights string `json:"init_weights" peft:"null"`
 }
 
 // resolve fills defaults and checks c against the model.
@@ -55,34 +56,17 @@ func (c *PrefixTuningConfig) resolve(m *model.Model) error {
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PrefixTuningConfig, keys sorted (compact; the saved file is
 // indented).
-func (c PrefixTuningConfig) MarshalJSON() ([]byte, error) { return marshalNoHTML(c.jsonFields()) }
-
-func (c PrefixTuningConfig) jsonFields() map[string]any {
-	fields := c.PromptLearningConfig.jsonFields()
-	fields["peft_type"] = orDefault(c.PeftType, PeftTypePrefixTuning)
-	fields["task_type"] = orDefault(c.TaskType, TaskCausalLM)
-	fields["prefix_projection"] = c.PrefixProjection
-	fields["encoder_hidden_size"] = c.EncoderHiddenSize
-	if c.EncoderHiddenSize == 0 {
-		fields["encoder_hidden_size"] = c.TokenDim // PEFT fills it so
-	}
-	fields["init_weights"] = nil
-	if c.InitWeights != "" {
-		fields["init_weights"] = c.InitWeights
-	}
-	return fields
+func (c PrefixTuningConfig) MarshalJSON() ([]byte, error) {
+	c.PeftType = cmp.Or(c.PeftType, PeftTypePrefixTuning)
+	c.EncoderHiddenSize = cmp.Or(c.EncoderHiddenSize, c.TokenDim) // PEFT fills it so
+	return encodeConfig(&c)
 }
 
 // ParsePrefixTuningConfig decodes a prefix-tuning adapter_config.json.
 // Unknown keys are ignored and listed in warnings. The result is checked
 // against a model only when an adapter is made or loaded.
 func ParsePrefixTuningConfig(data []byte) (cfg PrefixTuningConfig, warnings []string, err error) {
-	targets := cfg.jsonTargets()
-	targets["prefix_projection"] = &cfg.PrefixProjection
-	targets["encoder_hidden_size"] = &cfg.EncoderHiddenSize
-	targets["init_weights"] = &cfg.InitWeights
-	warnings, err = parsePromptConfig(data, targets)
-	if err != nil {
+	if warnings, err = parseConfigJSON(data, &cfg, nil); err != nil {
 		return PrefixTuningConfig{}, nil, err
 	}
 	return cfg, warnings, nil
@@ -267,7 +251,7 @@ func (p *prefixTuning) Files() (Files, error) {
 	}
 	cfg := p.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := encodePromptConfig(cfg.jsonFields())
+	cfgJSON, err := indentConfig(cfg.MarshalJSON())
 	if err != nil {
 		return nil, err
 	}
@@ -372,19 +356,16 @@ func init() {
 
 // loadPrefixTuning reads a prefix-tuning adapter directory.
 func loadPrefixTuning(m *model.Model, src Source) (Adapter, []string, error) {
-	var cfg PrefixTuningConfig
-	warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
-		var (
-			w   []string
-			err error
-		)
-		if cfg, w, err = ParsePrefixTuningConfig(data); err != nil {
-			return nil, err
-		}
-		return w, cfg.resolve(m)
-	})
+	data, cfgPath, err := readConfigFile(src)
 	if err != nil {
 		return nil, nil, err
+	}
+	cfg, warnings, err := ParsePrefixTuningConfig(data)
+	if err == nil {
+		err = cfg.resolve(m)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	// The file holds the prefix itself even when it was trained through
 	// a projection: PEFT loads it so too (inference mode).
@@ -407,5 +388,5 @@ func loadPrefixTuning(m *model.Model, src Source) (Adapter, []string, error) {
 		return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
 	}
 	m.Prefix = p
-	return p, warnings, nil
+	return p, prefixWarnings(cfgPath, warnings), nil
 }

@@ -240,8 +240,9 @@ func TestPromptConfigsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PromptTuningConfig{PromptLearningConfig: PromptLearningConfig{PeftType: PeftTypePromptTuning, TaskType: TaskCausalLM,
-		NumVirtualTokens: 20, TokenDim: 64, NumTransformerSubmodules: 1, NumAttentionHeads: 8, NumLayers: 5, InferenceMode: true},
+	want := PromptTuningConfig{PromptLearningConfig: PromptLearningConfig{
+		BaseConfig:       BaseConfig{PeftType: PeftTypePromptTuning, TaskType: TaskCausalLM, InferenceMode: true},
+		NumVirtualTokens: 20, TokenDim: 64, NumTransformerSubmodules: 1, NumAttentionHeads: 8, NumLayers: 5},
 		PromptTuningInit: PromptInitText, PromptTuningInitText: "Tell a story", TokenizerNameOrPath: "stories"}
 	if mustJSON(t, pt) != mustJSON(t, want) {
 		t.Errorf("parsed\n%s\nwant\n%s", mustJSON(t, pt), mustJSON(t, want))

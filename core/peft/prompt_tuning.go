@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -32,18 +33,18 @@ type PromptTuningConfig struct {
 	PromptLearningConfig
 	// PromptTuningInit is PromptInitRandom (empty means it),
 	// PromptInitText or PromptInitSampleVocab.
-	PromptTuningInit string
+	PromptTuningInit string `json:"prompt_tuning_init" peft:"empty=RANDOM"`
 	// PromptTuningInitText is the text of PromptInitText. It is tokenized
 	// with the model's tokenizer with BOS, as a Hugging Face Llama
 	// tokenizer's __call__ does.
-	PromptTuningInitText string
+	PromptTuningInitText string `json:"prompt_tuning_init_text" peft:"null"`
 	// TokenizerNameOrPath names the tokenizer of PromptInitText for PEFT,
 	// which requires one with that init; graft uses the model's own and
 	// records BaseModelNameOrPath (or the model's path) when it is empty.
-	TokenizerNameOrPath string
+	TokenizerNameOrPath string `json:"tokenizer_name_or_path" peft:"null"`
 	// TokenizerKwargs are passed to AutoTokenizer by PEFT; graft records
 	// them. PEFT allows them only with PromptInitText.
-	TokenizerKwargs map[string]any
+	TokenizerKwargs map[string]any `json:"tokenizer_kwargs" peft:"null"`
 }
 
 // resolve fills defaults and checks c against the model.
@@ -79,39 +80,16 @@ func (c *PromptTuningConfig) resolve(m *model.Model) error {
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PromptTuningConfig, keys sorted (compact; the saved file is
 // indented).
-func (c PromptTuningConfig) MarshalJSON() ([]byte, error) { return marshalNoHTML(c.jsonFields()) }
-
-func (c PromptTuningConfig) jsonFields() map[string]any {
-	fields := c.PromptLearningConfig.jsonFields()
-	fields["peft_type"] = orDefault(c.PeftType, PeftTypePromptTuning)
-	fields["task_type"] = orDefault(c.TaskType, TaskCausalLM)
-	fields["prompt_tuning_init"] = orDefault(c.PromptTuningInit, PromptInitRandom)
-	fields["prompt_tuning_init_text"] = nil
-	if c.PromptTuningInitText != "" {
-		fields["prompt_tuning_init_text"] = c.PromptTuningInitText
-	}
-	fields["tokenizer_name_or_path"] = nil
-	if c.TokenizerNameOrPath != "" {
-		fields["tokenizer_name_or_path"] = c.TokenizerNameOrPath
-	}
-	fields["tokenizer_kwargs"] = nil
-	if len(c.TokenizerKwargs) > 0 {
-		fields["tokenizer_kwargs"] = c.TokenizerKwargs
-	}
-	return fields
+func (c PromptTuningConfig) MarshalJSON() ([]byte, error) {
+	c.PeftType = cmp.Or(c.PeftType, PeftTypePromptTuning)
+	return encodeConfig(&c)
 }
 
 // ParsePromptTuningConfig decodes a prompt-tuning adapter_config.json.
 // Unknown keys are ignored and listed in warnings. The result is checked
 // against a model only when an adapter is made or loaded.
 func ParsePromptTuningConfig(data []byte) (cfg PromptTuningConfig, warnings []string, err error) {
-	targets := cfg.jsonTargets()
-	targets["prompt_tuning_init"] = &cfg.PromptTuningInit
-	targets["prompt_tuning_init_text"] = &cfg.PromptTuningInitText
-	targets["tokenizer_name_or_path"] = &cfg.TokenizerNameOrPath
-	targets["tokenizer_kwargs"] = &cfg.TokenizerKwargs
-	warnings, err = parsePromptConfig(data, targets)
-	if err != nil {
+	if warnings, err = parseConfigJSON(data, &cfg, nil); err != nil {
 		return PromptTuningConfig{}, nil, err
 	}
 	return cfg, warnings, nil
@@ -245,7 +223,7 @@ func (p *promptTuning) Files() (Files, error) {
 	}
 	cfg := p.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := encodePromptConfig(cfg.jsonFields())
+	cfgJSON, err := indentConfig(cfg.MarshalJSON())
 	if err != nil {
 		return nil, err
 	}
@@ -298,19 +276,16 @@ func init() {
 
 // loadPromptTuning reads a prompt-tuning adapter directory.
 func loadPromptTuning(m *model.Model, src Source) (Adapter, []string, error) {
-	var cfg PromptTuningConfig
-	warnings, err := readPromptConfig(src, func(data []byte) ([]string, error) {
-		var (
-			w   []string
-			err error
-		)
-		if cfg, w, err = ParsePromptTuningConfig(data); err != nil {
-			return nil, err
-		}
-		return w, cfg.resolve(m)
-	})
+	data, cfgPath, err := readConfigFile(src)
 	if err != nil {
 		return nil, nil, err
+	}
+	cfg, warnings, err := ParsePromptTuningConfig(data)
+	if err == nil {
+		err = cfg.resolve(m)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	shape := tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim}
 	vals, err := readPromptEmbeddings(src, shape, fmt.Sprintf("num_virtual_tokens %d x token_dim %d", cfg.NumVirtualTokens, cfg.TokenDim))
@@ -323,5 +298,5 @@ func loadPromptTuning(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
 	}
-	return p, warnings, nil
+	return p, prefixWarnings(cfgPath, warnings), nil
 }

@@ -110,7 +110,7 @@ func TestPromptTuningGeneration(t *testing.T) {
 
 func TestPromptTuningSaveLoad(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
-	cfg := PromptTuningConfig{PromptLearningConfig: PromptLearningConfig{NumVirtualTokens: 7, BaseModelNameOrPath: "stories260K"}}
+	cfg := PromptTuningConfig{PromptLearningConfig: PromptLearningConfig{NumVirtualTokens: 7, BaseConfig: BaseConfig{BaseModelNameOrPath: "stories260K"}}}
 	a := mustPromptTuning(t, m, cfg, 6)
 	want := logits(t, m, storyIDs)
 	values := read(t, m.Backend, a.Params()[0].Value)

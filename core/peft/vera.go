@@ -2,6 +2,7 @@ package peft
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -139,8 +140,8 @@ func resolveVeRA(m *model.Model, cfg VeraConfig) (VeraConfig, []*model.Linear, i
 		return cfg, nil, 0, 0, err
 	}
 	cfg.PeftType = PeftTypeVeRA
-	cfg.TaskType = orDefault(cfg.TaskType, TaskCausalLM)
-	cfg.Bias = orDefault(cfg.Bias, BiasNone)
+	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
+	cfg.Bias = cmp.Or(cfg.Bias, BiasNone)
 	if cfg.TargetModules.IsZero() {
 		cfg.TargetModules = TargetNames(defaultTargets...) // PEFT's VeRA mapping equals LoRA's for Llama
 	}
@@ -538,19 +539,6 @@ func encodeAdapterFiles(cfgJSON []byte, tensors []namedValues) (Files, error) {
 	return Files{ConfigFileName: cfgJSON, WeightsFileName: weights.Bytes()}, nil
 }
 
-// readConfigFile reads adapter_config.json from src within maxConfigSize.
-func readConfigFile(src Source) (data []byte, path string, err error) {
-	path = sourcePath(src, ConfigFileName)
-	data, err = src.ReadFile(ConfigFileName)
-	if err != nil {
-		return nil, path, fmt.Errorf("peft config %s: %w", path, err)
-	}
-	if len(data) > maxConfigSize {
-		return nil, path, fmt.Errorf("peft config %s: larger than the %d-byte limit", path, maxConfigSize)
-	}
-	return data, path, nil
-}
-
 // readExactTensors reads adapter_model.safetensors from src. It must hold
 // exactly the expected tensors, each with its shape, a float dtype and
 // finite values; explain says why an unexpected name is refused. Errors
@@ -629,14 +617,6 @@ func explainVectorTensor(m *model.Model, name string, suffixes ...string) string
 		return fmt.Sprintf("module %s is not selected by the config's target_modules", module)
 	}
 	return fmt.Sprintf("not a tensor this adapter type has (want base_model.model.<module>.%s)", suffixes[0])
-}
-
-// prefixWarnings prefixes each warning with the config file's path.
-func prefixWarnings(path string, warnings []string) []string {
-	for i, w := range warnings {
-		warnings[i] = path + ": " + w
-	}
-	return warnings
 }
 
 func init() {
