@@ -130,11 +130,75 @@ func TestLoRAGradientsMatchFiniteDifferences(t *testing.T) {
 		{"checkpointing+chunks7", true, 7},
 		{"chunks7", false, 7},
 	} {
-		t.Run(c.name, func(t *testing.T) { checkLoRAGradients(t, c.checkpointing, c.logitChunkRows) })
+		t.Run(c.name, func(t *testing.T) { checkGradients(t, c.checkpointing, c.logitChunkRows, attachLoRA) })
 	}
 }
 
-func checkLoRAGradients(t *testing.T, checkpointing bool, logitChunkRows int) {
+// attachLoRA attaches a LoRA adapter with random A and B to all seven
+// projections of every layer and returns its parameters.
+func attachLoRA(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
+	t.Helper()
+	mg := peft.Attach(m)
+	cfg := peft.LoraConfig{
+		R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom, // B != 0, so dA != 0 too
+		TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+	}
+	if err := mg.AddAdapter("check", cfg, rng); err != nil {
+		t.Fatal(err)
+	}
+	params, err := mg.Params("check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * 7 * m.Config.Layers; len(params) != want {
+		t.Fatalf("%d LoRA tensors, want %d", len(params), want)
+	}
+	return params
+}
+
+// TestStackedGradientsMatchFiniteDifferences runs the same check through
+// layers where two adapters' hooks are stacked (see Linear.AddHook):
+// LoRA on all seven projections and (IA)³ on k_proj, v_proj and down_proj
+// (whose input it scales), added in either order, so that Base and
+// BaseBackward run the other adapter's hook, layer 0's input gradient
+// (which the model skips) included.
+func TestStackedGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, iaFirst := range []bool{false, true} {
+		name := map[bool]string{false: "lora+ia3", true: "ia3+lora"}[iaFirst]
+		t.Run(name, func(t *testing.T) {
+			checkGradients(t, true, 0, func(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
+				ia := func() []model.Param {
+					a, err := peft.NewIA3(m, peft.DefaultIA3Config())
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Move the vectors off 1, so each adapter changes what
+					// the other's gradient sees.
+					for _, p := range a.Params() {
+						vals := make([]float32, p.Value.Shape().Numel())
+						for i := range vals {
+							vals[i] = float32(0.5 + rng.Float64())
+						}
+						if err := m.Backend.Write(p.Value, 0, vals); err != nil {
+							t.Fatal(err)
+						}
+					}
+					return a.Params()
+				}
+				if iaFirst {
+					first := ia()
+					return append(first, attachLoRA(t, m, rng)...)
+				}
+				first := attachLoRA(t, m, rng)
+				return append(first, ia()...)
+			})
+		})
+	}
+}
+
+// checkGradients compares LossAndGrad's gradients of the parameters that
+// attach installs with finite differences of BatchLoss.
+func checkGradients(t *testing.T, checkpointing bool, logitChunkRows int, attach func(*testing.T, *model.Model, *rand.Rand) []model.Param) {
 	const (
 		samples  = 40
 		minStep  = 1e-3
@@ -150,24 +214,12 @@ func checkLoRAGradients(t *testing.T, checkpointing bool, logitChunkRows int) {
 	defer m.Free()
 	m.Checkpointing, m.LogitChunkRows = checkpointing, logitChunkRows
 	b := m.Backend
-	mg := peft.Attach(m)
 	rng := rand.New(rand.NewPCG(11, 12))
-	cfg := peft.LoraConfig{
-		R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom, // B != 0, so dA != 0 too
-		TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-	}
-	if err := mg.AddAdapter("check", cfg, rng); err != nil {
-		t.Fatal(err)
-	}
-	params, err := mg.Params("check")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := 2 * 7 * m.Config.Layers; len(params) != want {
-		t.Fatalf("%d LoRA tensors, want %d", len(params), want)
-	}
-	if err := mg.ZeroGrad(); err != nil {
-		t.Fatal(err)
+	params := attach(t, m, rng)
+	for _, p := range params {
+		if err := b.Write(p.Grad, 0, make([]float32, p.Grad.Shape().Numel())); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tb := gradCheckBatch(m.Config.Vocab, rng)
 	before := baseWeights(t, m)

@@ -293,7 +293,7 @@ func (m *Model) LossAndGrad(tb TokenBatch, gradScale float32) (float64, error) {
 	}
 	b, c := m.Backend, m.Config
 	p := m.trainForward(tb)
-	if m.Output.Hook != nil {
+	if len(m.Output.hooks) > 0 {
 		// The head's backward gives an adapted lm_head its gradient chunk
 		// by chunk, before the whole loss is known: check it first.
 		if loss := m.headLoss(p); !finite(loss) {

@@ -20,8 +20,10 @@ type ForwardReplayer interface {
 func (m *Model) replayHooks(li int) {
 	l := &m.Layers[li]
 	for _, lin := range [...]*Linear{l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down} {
-		if r, ok := lin.Hook.(ForwardReplayer); ok {
-			r.ReplayForward()
+		for _, h := range lin.hooks {
+			if r, ok := h.(ForwardReplayer); ok {
+				r.ReplayForward()
+			}
 		}
 	}
 	for _, h := range [...]BlockHook{l.AttnOut, l.FFNOut} {

@@ -134,11 +134,11 @@ func (planPrefix) Backward(b backend.Backend, layer int, dk, dv backend.Buffer) 
 
 // hookAll installs a hook of every kind on m.
 func hookAll(m *Model) {
-	m.Output.Hook = planLinearHook{}
+	m.Output.AddHook(planLinearHook{})
 	for i := range m.Layers {
 		l := &m.Layers[i]
 		for _, lin := range l.Linears() {
-			lin.Hook = planLinearHook{}
+			lin.AddHook(planLinearHook{})
 		}
 		l.AttnOut, l.FFNOut = planBlockHook{}, planBlockHook{}
 	}

@@ -149,8 +149,8 @@ func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (
 		return fmt.Errorf("lora: adapter %q: %w", name, err)
 	}
 	for _, t := range targets {
-		if t.lin.Hook != nil && mg.layerOf(t.lin) == nil {
-			return fmt.Errorf("lora: adapter %q: module %s already has a %T hook from elsewhere", name, t.lin.Name, t.lin.Hook)
+		if err := mg.checkStackable(t.lin, resolved); err != nil {
+			return fmt.Errorf("lora: adapter %q: %w", name, err)
 		}
 	}
 	a := &adapter{name: name, cfg: resolved}
@@ -205,7 +205,7 @@ func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (
 		if h == nil {
 			h = &loraLayer{mgr: mg, lin: t.lin, weights: map[string]*loraWeights{}}
 			mg.layers = append(mg.layers, h)
-			t.lin.Hook = h
+			t.lin.AddHook(h)
 		}
 		w := a.modules[i]
 		w.layer = h
@@ -229,11 +229,50 @@ func (mg *Manager) addAdapter(name string, cfg LoraConfig, values func(target) (
 	return nil
 }
 
+// layerOf returns the manager's hook on lin, or nil.
 func (mg *Manager) layerOf(lin *model.Linear) *loraLayer {
-	if h, ok := lin.Hook.(*loraLayer); ok && h.mgr == mg {
-		return h
+	for _, x := range lin.Hooks() {
+		if h, ok := x.(*loraLayer); ok && h.mgr == mg {
+			return h
+		}
 	}
 	return nil
+}
+
+// checkStackable says whether an adapter of cfg may join lin, where other
+// adapters' hooks may sit (see layerstack.go). DoRA rescales the output of
+// the plain projection, so nothing may lie beneath its layer; PiSSA and
+// OLoRA replace the base weight, which the other adapters of the layer
+// use too; and no term may be added beneath a merged adapter.
+func (mg *Manager) checkStackable(lin *model.Linear, cfg LoraConfig) error {
+	hooks := lin.Hooks()
+	h := mg.layerOf(lin)
+	pos := len(hooks)
+	var other model.LinearHook // an adapter of the layer not this manager's
+	for i, x := range hooks {
+		if x == model.LinearHook(h) {
+			pos = i
+		} else if other == nil {
+			other = x
+		}
+	}
+	switch {
+	case other == nil:
+		return nil
+	case cfg.UseDoRA && pos > 0:
+		return fmt.Errorf("%s: DoRA needs the plain projection beneath it, but the layer's %s adapter was added before it (add the DoRA adapter first)", lin.Name, hookKind(hooks[0]))
+	case cfg.InitLoraWeights.performedOnLoad():
+		return fmt.Errorf("%s: init_lora_weights %q changes the base weight, which the layer's %s adapter uses too", lin.Name, string(cfg.InitLoraWeights), hookKind(other))
+	case h != nil:
+		return checkOuterUnmerged(lin, h, "add to")
+	}
+	return nil
+}
+
+func (h *loraLayer) adapterKind() string { return "LoRA" }
+
+func (h *loraLayer) mergeState() (anyMerged, allMerged bool) {
+	return len(h.merged) > 0, len(h.merged) == len(h.weights)
 }
 
 // sortLayers keeps the hooked layers in model order.
@@ -345,9 +384,7 @@ func (mg *Manager) DeleteAdapter(name string) error {
 // removeLayer uninstalls the hook of a layer that serves no adapter.
 func (mg *Manager) removeLayer(h *loraLayer) {
 	h.freeBase(mg.b)
-	if h.lin.Hook == model.LinearHook(h) {
-		h.lin.Hook = nil
-	}
+	h.lin.RemoveHook(h)
 	mg.layers = slices.DeleteFunc(mg.layers, func(x *loraLayer) bool { return x == h })
 }
 

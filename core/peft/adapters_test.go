@@ -13,7 +13,7 @@ import (
 func hooked(m *model.Model) []string {
 	var out []string
 	for _, l := range candidates(m) {
-		if l.Hook != nil {
+		if len(l.Hooks()) > 0 {
 			out = append(out, l.Name)
 		}
 	}
@@ -138,11 +138,12 @@ func TestManagerErrors(t *testing.T) {
 		t.Error("Params of an unknown adapter")
 	}
 
-	// A layer with somebody else's hook is refused, and nothing is installed.
+	// DoRA over another adapter's hook is refused (it rescales the plain
+	// projection), and nothing is installed.
 	other := Attach(m)
-	err := other.AddAdapter("c", LoraConfig{R: 2, LoraAlpha: 2}, seeded(1))
-	if err == nil || !strings.Contains(err.Error(), "hook") {
-		t.Errorf("foreign hook: err = %v", err)
+	err := other.AddAdapter("c", LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true}, seeded(1))
+	if err == nil || !strings.Contains(err.Error(), "DoRA needs the plain projection") {
+		t.Errorf("DoRA over a foreign hook: err = %v", err)
 	}
 	if len(other.layers) != 0 {
 		t.Error("a failed AddAdapter installed hooks")

@@ -140,10 +140,13 @@ func buildIA3(m *model.Model, cfg IA3Config, lins []*model.Linear, ff []bool, va
 		}
 	}
 	for _, l := range ad.layers {
-		l.lin.Hook = l
+		l.lin.AddHook(l)
 	}
 	return ad, nil
 }
+
+func (l *ia3Layer) adapterKind() string                     { return "IA3" }
+func (l *ia3Layer) mergeState() (anyMerged, allMerged bool) { return l.merged, l.merged }
 
 func (ad *ia3Adapter) PeftType() string { return PeftTypeIA3 }
 
@@ -181,6 +184,8 @@ func (l *ia3Layer) Forward(b backend.Backend, lin *model.Linear, dst, x backend.
 // Backward accumulates dl and adds the input gradient:
 // output scaling: dl += Σ_rows dy ⊙ z, dx += (l ⊙ dy) W;
 // input scaling: g = dy W, dl += Σ_rows g ⊙ x, dx += g ⊙ l.
+// W stands for the base beneath, which may be another adapter's hook
+// (whose gradients BaseBackward accumulates).
 func (l *ia3Layer) Backward(b backend.Backend, lin *model.Linear, dx, dy, x backend.Buffer) {
 	if !l.pass {
 		lin.BaseBackward(b, dx, dy)
@@ -189,13 +194,13 @@ func (l *ia3Layer) Backward(b backend.Backend, lin *model.Linear, dx, dy, x back
 	if !l.ff {
 		b.Mul(l.gz, dy, l.z)
 		b.MatMul(l.dl, l.gz, l.ones, backend.MatMul{TransA: true, Accumulate: true}) // [out, 1]
-		if dx != nil {
+		if dx != nil || lin.Wraps() {
 			b.Mul(l.gz, dy, l.lRow)
 			lin.BaseBackward(b, dx, l.gz)
 		}
 		return
 	}
-	b.MatMul(l.dxs, dy, lin.Weight, backend.MatMul{})
+	lin.BaseInputGrad(b, l.dxs, dy) // before xs, the base's input, is overwritten
 	b.Mul(l.xs, l.dxs, x)
 	b.MatMul(l.dl, l.ones, l.xs, backend.MatMul{TransA: true, Accumulate: true}) // [1, in]
 	if dx != nil {
@@ -241,6 +246,13 @@ func (ad *ia3Adapter) Merge() error {
 	if ad.unloaded {
 		return errors.New("ia3: the adapter was unloaded")
 	}
+	for _, l := range ad.layers {
+		if !l.merged {
+			if err := checkMergeOrder(l.lin, l); err != nil {
+				return fmt.Errorf("ia3: %w", err)
+			}
+		}
+	}
 	b := ad.b
 	for _, l := range ad.layers {
 		if l.merged {
@@ -271,8 +283,17 @@ func (ad *ia3Adapter) Merge() error {
 	return nil
 }
 
-// Unmerge puts the original base weights and biases back.
-func (ad *ia3Adapter) Unmerge() {
+// Unmerge puts the original base weights and biases back. It refuses,
+// changing nothing, while an adapter added after this one on the same
+// layer is merged.
+func (ad *ia3Adapter) Unmerge() error {
+	for _, l := range ad.layers {
+		if l.merged {
+			if err := checkUnmergeOrder(l.lin, l); err != nil {
+				return fmt.Errorf("ia3: %w", err)
+			}
+		}
+	}
 	for _, l := range ad.layers {
 		if !l.merged {
 			continue
@@ -285,6 +306,7 @@ func (ad *ia3Adapter) Unmerge() {
 		}
 		l.merged, l.pass = false, false
 	}
+	return nil
 }
 
 // Unload unmerges, uninstalls the hooks and frees every buffer; the model
@@ -293,11 +315,11 @@ func (ad *ia3Adapter) Unload() error {
 	if ad.unloaded {
 		return errors.New("ia3: the adapter was already unloaded")
 	}
-	ad.Unmerge()
+	if err := ad.Unmerge(); err != nil {
+		return err
+	}
 	for _, l := range ad.layers {
-		if l.lin.Hook == model.LinearHook(l) {
-			l.lin.Hook = nil
-		}
+		l.lin.RemoveHook(l)
 	}
 	ad.free()
 	ad.unloaded = true

@@ -117,8 +117,16 @@ func TestIA3Init(t *testing.T) {
 			t.Errorf("%s does not start at 1", p.Name)
 		}
 	}
-	if _, err := NewIA3(m, DefaultIA3Config()); err == nil || !strings.Contains(err.Error(), "hook") {
-		t.Errorf("a second adapter on hooked layers: %v", err)
+	// A second adapter on the same layers wraps the first (see layerstack.go).
+	a2, err := NewIA3(m, DefaultIA3Config())
+	if err != nil {
+		t.Fatalf("a second adapter on hooked layers: %v", err)
+	}
+	if n := len(m.Layers[0].V.Hooks()); n != 2 {
+		t.Errorf("v_proj has %d hooks, want 2", n)
+	}
+	if err := a2.Unload(); err != nil {
+		t.Fatal(err)
 	}
 	if err := a.Unload(); err != nil {
 		t.Fatal(err)

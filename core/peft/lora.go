@@ -134,8 +134,14 @@ func (h *loraLayer) Backward(b backend.Backend, l *model.Linear, dx, dy, x backe
 
 // baseForward computes dst = x Wᵀ + bias, keeping x Wᵀ in h.base when
 // keep is set. The bias row is added as the product ones·bias, which every
-// backend's MatMul supports, rather than by a broadcasting Add.
+// backend's MatMul supports, rather than by a broadcasting Add. Over
+// another adapter's hook it is that hook's output (keep is never set
+// there: checkStackable keeps DoRA off such layers).
 func (h *loraLayer) baseForward(b backend.Backend, l *model.Linear, dst, x backend.Buffer, rows int, keep bool) {
+	if l.Wraps() {
+		l.Base(b, dst, x)
+		return
+	}
 	b.MatMul(dst, x, l.Weight, backend.MatMul{TransB: true})
 	if keep || l.Bias != nil {
 		if h.base == nil || rowsOf(h.base, l.Out) != rows {

@@ -56,6 +56,16 @@ func (mg *Manager) Merge(names ...string) error {
 			if w.merged {
 				continue
 			}
+			if err := checkMergeOrder(w.layer.lin, w.layer); err != nil {
+				return fmt.Errorf("lora: merging adapter %q: %w", a.name, err)
+			}
+		}
+	}
+	for _, a := range todo {
+		for _, w := range a.modules {
+			if w.merged {
+				continue
+			}
 			if err := mg.mergeOne(w); err != nil {
 				return fmt.Errorf("lora: merging adapter %q into %s: %w", a.name, w.layer.lin.Name, err)
 			}
@@ -119,8 +129,17 @@ func (mg *Manager) Merged() []string {
 	return out
 }
 
-// Unmerge takes every merged adapter out of the base weights again.
+// Unmerge takes every merged adapter out of the base weights again. It
+// refuses, changing nothing, while an adapter of another method that
+// wraps a merged layer is merged itself (see layerstack.go).
 func (mg *Manager) Unmerge() error {
+	for _, h := range mg.layers {
+		if len(h.merged) > 0 {
+			if err := checkUnmergeOrder(h.lin, h); err != nil {
+				return fmt.Errorf("lora: %w", err)
+			}
+		}
+	}
 	for _, h := range mg.layers {
 		if len(h.merged) == 0 {
 			continue

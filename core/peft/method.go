@@ -177,8 +177,10 @@ func freeName(mg *Manager) string {
 // one.
 func managerOf(m *model.Model) *Manager {
 	for _, l := range append(m.Linears(), m.Output) {
-		if h, ok := l.Hook.(*loraLayer); ok {
-			return h.mgr
+		for _, x := range l.Hooks() {
+			if h, ok := x.(*loraLayer); ok {
+				return h.mgr
+			}
 		}
 	}
 	return Attach(m)

@@ -210,7 +210,7 @@ func buildVeRA(m *model.Model, cfg VeraConfig, lins []*model.Linear, maxIn, maxO
 		l.dlbRow, l.dldRow = b.View(l.dLambdaB, 0, 1, lin.Out), b.View(l.dLambdaD, 0, 1, r)
 	}
 	for _, l := range ad.layers {
-		l.lin.Hook = l
+		l.lin.AddHook(l)
 	}
 	return ad, nil
 }
@@ -398,6 +398,13 @@ func (ad *veraAdapter) Merge() error {
 	if ad.unloaded {
 		return errors.New("vera: the adapter was unloaded")
 	}
+	for _, l := range ad.layers {
+		if l.original == nil {
+			if err := checkMergeOrder(l.lin, l); err != nil {
+				return fmt.Errorf("vera: %w", err)
+			}
+		}
+	}
 	b := ad.b
 	for _, l := range ad.layers {
 		if l.original != nil {
@@ -420,8 +427,17 @@ func (ad *veraAdapter) Merge() error {
 	return nil
 }
 
-// Unmerge puts the original base weights back.
-func (ad *veraAdapter) Unmerge() {
+// Unmerge puts the original base weights back. It refuses, changing
+// nothing, while an adapter added after this one on the same layer is
+// merged.
+func (ad *veraAdapter) Unmerge() error {
+	for _, l := range ad.layers {
+		if l.original != nil {
+			if err := checkUnmergeOrder(l.lin, l); err != nil {
+				return fmt.Errorf("vera: %w", err)
+			}
+		}
+	}
 	for _, l := range ad.layers {
 		if l.original == nil {
 			continue
@@ -430,6 +446,13 @@ func (ad *veraAdapter) Unmerge() {
 		l.lin.Weight, l.original = l.original, nil
 		l.pass = false
 	}
+	return nil
+}
+
+func (l *veraLayer) adapterKind() string { return "VeRA" }
+
+func (l *veraLayer) mergeState() (anyMerged, allMerged bool) {
+	return l.original != nil, l.original != nil
 }
 
 // Unload unmerges, uninstalls the hooks and frees every buffer; the model
@@ -438,11 +461,11 @@ func (ad *veraAdapter) Unload() error {
 	if ad.unloaded {
 		return errors.New("vera: the adapter was already unloaded")
 	}
-	ad.Unmerge()
+	if err := ad.Unmerge(); err != nil {
+		return err
+	}
 	for _, l := range ad.layers {
-		if l.lin.Hook == model.LinearHook(l) {
-			l.lin.Hook = nil
-		}
+		l.lin.RemoveHook(l)
 	}
 	ad.free()
 	ad.unloaded = true

@@ -188,10 +188,5 @@ func selectLinears(m *model.Model, target, exclude Modules, layers []int, patter
 		desc, _ := target.MarshalJSON()
 		return target, nil, fmt.Errorf("target_modules %s matched none of the model's linear layers (e.g. %q)", desc, cands[0].Name)
 	}
-	for _, l := range out {
-		if l.Hook != nil {
-			return target, nil, fmt.Errorf("module %s already has a %T hook; unload that adapter first", l.Name, l.Hook)
-		}
-	}
 	return target, out, nil
 }

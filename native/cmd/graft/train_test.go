@@ -192,7 +192,7 @@ func TestTrainCheckpointingRefusesUnreplayedDropout(t *testing.T) {
 	}
 	defer a.Unload()
 	err = replaysDropout(m)
-	if _, replays := m.Layers[0].Q.Hook.(model.ForwardReplayer); replays {
+	if _, replays := m.Layers[0].Q.Hooks()[0].(model.ForwardReplayer); replays {
 		if err != nil {
 			t.Fatalf("LoRA replays its masks, yet: %v", err)
 		}
