@@ -297,8 +297,10 @@ func replaysDropout(m *model.Model) error {
 	for i := range m.Layers {
 		l := &m.Layers[i]
 		for _, lin := range l.Linears() {
-			if _, ok := lin.Hook.(model.ForwardReplayer); lin.Hook != nil && !ok {
-				return fmt.Errorf("the adapter on %s cannot replay its dropout masks", lin.Name)
+			for _, h := range lin.Hooks() {
+				if _, ok := h.(model.ForwardReplayer); !ok {
+					return fmt.Errorf("the adapter on %s cannot replay its dropout masks", lin.Name)
+				}
 			}
 		}
 		for _, h := range []model.BlockHook{l.AttnOut, l.FFNOut} {

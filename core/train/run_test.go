@@ -97,7 +97,7 @@ func TestRunTrainsAndWritesOut(t *testing.T) {
 		t.Errorf("metrics.jsonl has %d lines for %d events (the start event is not logged)", n, len(kinds))
 	}
 	// The adapter is still attached: the model's loss is the trained one.
-	if m.Layers[0].Q.Hook == nil {
+	if len(m.Layers[0].Q.Hooks()) == 0 {
 		t.Fatal("the adapter was removed")
 	}
 }
@@ -159,7 +159,7 @@ func TestRunResumeIsBitIdentical(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || res == nil || res.Steps != 5 {
 		t.Fatalf("stopped run: result %v, err %v; want the result at step 5 and a cancellation", res, err)
 	}
-	if m.Layers[0].Q.Hook == nil {
+	if len(m.Layers[0].Q.Hooks()) == 0 {
 		t.Fatal("a cancelled run removed its adapter")
 	}
 	res.Adapter.Unload()
@@ -249,7 +249,7 @@ func TestRunRefusesBeforeWriting(t *testing.T) {
 				t.Error("the output directory was created")
 			}
 			for _, l := range m.Linears() {
-				if l.Hook != nil {
+				if len(l.Hooks()) > 0 {
 					t.Fatalf("an adapter was left on %s", l.Name)
 				}
 			}
@@ -365,7 +365,7 @@ func TestReplaysDropout(t *testing.T) {
 	}
 	defer res.Adapter.Unload()
 	err = replaysDropout(m)
-	if _, replays := m.Layers[0].Q.Hook.(model.ForwardReplayer); replays != (err == nil) {
+	if _, replays := m.Layers[0].Q.Hooks()[0].(model.ForwardReplayer); replays != (err == nil) {
 		t.Fatalf("q_proj's hook replays: %v; check: %v", replays, err)
 	}
 	if err != nil && !strings.Contains(err.Error(), "q_proj") {
