@@ -33,7 +33,7 @@ func commands() []command {
 		{"eval", "score a JSONL dataset: loss and perplexity", runEval},
 		{"export", "export an adapter as a GGUF LoRA for llama.cpp or a msgpack bundle", runExport},
 		{"merge", "merge adapters into the base and save it as GGUF or Hugging Face safetensors", runMerge},
-		{"train", "fine-tune an adapter (LoRA) and save it in PEFT's format", runTrain},
+		{"train", "fine-tune an adapter of any PEFT method and save it in its reference format", runTrain},
 	}
 }
 

@@ -1,75 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/graft-ml/graft/core/atomicfile"
-	"github.com/graft-ml/graft/core/data"
-	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 )
 
-// Files graft train writes into --out beside the adapter.
-const (
-	metricsFile   = "metrics.jsonl"
-	lossCurveFile = "loss_curve.svg"
-	adapterName   = "default"
-)
-
 type trainFlags struct {
-	model           *modelFlags
-	data, eval, out string
-	method          string
-	r               int
-	alpha, dropout  float64
-	target          string
-	rslora          bool
-	steps           int
-	epochs          float64
-	batch, seqLen   int
-	pack            bool
-	lr              float64
-	warmup          int
-	schedule        string
-	gradAccum       int
-	weightDecay     float64
-	maxGradNorm     float64
-	seed            uint64
-	saveEvery       int
-	evalEvery       int
-	resume          string
-	init            string
-	quiet           bool
-	chatTemplate    string
-	keepCheckpoints int
-	checkpointing   bool
-
-	virtualTokens    int
-	promptInit       string
-	initText         string
-	prefixProjection bool
-	encoderHidden    int
-	feedforward      string
-	dInitial         float64
-	projectionSeed   int64
-	reductionFactor  float64
-	asJSON           bool
-	dora             bool
-	convertLoRA      bool
-	nonLinearity     string
-	set              map[string]bool // flags given on the command line
+	model  *modelFlags
+	spec   train.Spec // the run: flags over the --config file
+	quiet  bool
+	asJSON bool
 
 	// observe, when set, sees every training event (tests use it to stop a
 	// run midway).
@@ -86,51 +40,146 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	return f.run(ctx, stdout, stderr)
 }
 
+// bindSpecFlags defines the flags that set fields of s. graft train binds
+// them twice: once to read the command line, once over the --config file's
+// Spec to replay the flags given (see parseTrainFlags).
+func bindSpecFlags(fs *flag.FlagSet, s *train.Spec) {
+	fs.StringVar(&s.Data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .json; .txt)")
+	fs.StringVar(&s.Eval, "eval", "", "held-out data `file`, evaluated before training, every --eval-every steps and at the end")
+	fs.StringVar(&s.Out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
+	fs.StringVar(&s.Method, "method", "", "PEFT method (default "+train.DefaultMethod+"): "+strings.Join(peft.MethodNames(), ", "))
+	fs.BoolVar(&s.ConvertLoRA, "convert-lora", false, "with --init pissa/olora: save a plain rank-2r LoRA for the original base, as PEFT's path_initial_model_for_weight_conversion does")
+	fs.IntVar(&s.Steps, "steps", 0, "optimizer steps (or use --epochs)")
+	fs.Float64Var(&s.Epochs, "epochs", 0, "passes over the data (or use --steps)")
+	fs.IntVar(&s.Batch, "batch", 0, fmt.Sprintf("sequences per micro-batch (default %d)", train.DefaultBatch))
+	fs.IntVar(&s.SeqLen, "seq-len", 0, fmt.Sprintf("tokens per sequence (default %d, at most the model's context less the virtual tokens)", train.DefaultSeqLen))
+	fs.BoolVar(&s.Pack, "pack", false, "pack examples into full rows instead of padding each")
+	fs.Float64Var(&s.LR, "lr", 0, "peak learning rate (default: the method's: "+methodLRs()+")")
+	fs.IntVar(&s.Warmup, "warmup", 0, "linear warm-up steps")
+	fs.StringVar(&s.Schedule, "schedule", "", "learning-rate schedule after warm-up: cosine (default), linear, constant")
+	fs.IntVar(&s.GradAccum, "grad-accum", 0, "micro-batches per optimizer step (default 1)")
+	fs.BoolVar(&s.Checkpointing, "checkpointing", false, "activation checkpointing: keep only each layer's input and recompute the layer before its backward (far less memory, about a third more compute, the same gradients)")
+	fs.Float64Var(&s.WeightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
+	fs.Var(optFloat{&s.MaxGradNorm}, "max-grad-norm", fmt.Sprintf("clip gradients to this global norm; 0 disables (default %g)", train.DefaultMaxGradNorm))
+	fs.Uint64Var(&s.Seed, "seed", 0, "seed for initialisation, data order and dropout")
+	fs.IntVar(&s.SaveEvery, "save-every", 0, "write a checkpoint every N steps and at the end (0: no checkpoints)")
+	fs.IntVar(&s.EvalEvery, "eval-every", 0, "evaluate every N steps (0: only at the end)")
+	fs.Var(optInt{&s.KeepCheckpoints}, "keep-checkpoints", fmt.Sprintf("newest checkpoints to keep; 0 keeps all (default %d)", train.DefaultKeepCheckpoints))
+	fs.StringVar(&s.Resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
+	fs.StringVar(&s.ChatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
+}
+
+// methodFlag is a flag that sets one adapter setting of the methods that
+// list it in their peft.Method.Flags, under the config key they give.
+type methodFlag struct {
+	name  string
+	kind  flagKind
+	usage string
+}
+
+// flagKind is the type of a method flag's value.
+type flagKind int
+
+const (
+	kindString flagKind = iota
+	kindInt
+	kindFloat
+	kindBool
+)
+
+var methodFlags = []methodFlag{
+	{"r", kindInt, "rank"},
+	{"alpha", kindFloat, "LoRA alpha (scaling alpha/r)"},
+	{"dropout", kindFloat, "dropout probability of the adapter's input"},
+	{"target", kindString, "target modules: comma-separated names, all-linear, or a regular expression matched against full module names"},
+	{"rslora", kindBool, "rank-stabilised scaling alpha/sqrt(r)"},
+	{"init", kindString, "LoRA initialisation: gaussian, pissa, pissa_niter_N, olora (default: kaiming-uniform A, zero B)"},
+	{"dora", kindBool, "weight-decomposed low-rank adaptation (use_dora)"},
+	{"virtual-tokens", kindInt, "number of virtual tokens"},
+	{"prompt-init", kindString, "initialisation of the prompt: random, text or sample-vocab"},
+	{"init-text", kindString, "text whose embeddings initialise the prompt (implies --prompt-init text)"},
+	{"prefix-projection", kindBool, "train through PEFT's MLP reparameterisation"},
+	{"encoder-hidden", kindInt, "hidden size of the projection MLP (0: the key/value width)"},
+	{"feedforward", kindString, "modules whose input (not output) is scaled"},
+	{"d-initial", kindFloat, "initial value of lambda_d"},
+	{"projection-seed", kindInt, "projection_prng_key for the shared random projections"},
+	{"reduction-factor", kindFloat, "hidden size divided by the bottleneck width"},
+	{"non-linearity", kindString, "activation: swish, relu, gelu, gelu_new, tanh, sigmoid, linear"},
+}
+
+// parse reads the flag's text as its kind.
+func (k flagKind) parse(s string) (any, error) {
+	var (
+		v   any
+		err error
+	)
+	switch k {
+	case kindInt:
+		v, err = strconv.ParseInt(s, 0, 64)
+	case kindFloat:
+		v, err = strconv.ParseFloat(s, 64)
+	case kindBool:
+		v, err = strconv.ParseBool(s)
+	default:
+		v = s
+	}
+	if ne := (*strconv.NumError)(nil); errors.As(err, &ne) {
+		err = ne.Err
+	}
+	return v, err
+}
+
+// keyValues convert a flag's value by the config key it sets, whatever the
+// method.
+var keyValues = map[string]func(any) any{
+	"target_modules":      modulesValue,
+	"feedforward_modules": modulesValue,
+	"exclude_modules":     modulesValue,
+	// PEFT's names are upper case: RANDOM, TEXT, SAMPLE_VOCAB.
+	"prompt_tuning_init": func(v any) any { return strings.ToUpper(strings.ReplaceAll(v.(string), "-", "_")) },
+}
+
+// modulesValue reads a target list as PEFT's target_modules: all-linear or
+// a regular expression (full match) stay a string, comma-separated names
+// become a list.
+func modulesValue(v any) any {
+	t := strings.TrimSpace(v.(string))
+	if t == peft.AllLinear || strings.ContainsAny(t, `.*+?()[]|\^$`) {
+		return t
+	}
+	names := []string{}
+	for _, n := range strings.Split(t, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// methodFlagValue records a method flag's text; it is converted once the
+// method is known.
+type methodFlagValue struct {
+	text   string
+	isBool bool
+}
+
+func (v *methodFlagValue) String() string     { return v.text }
+func (v *methodFlagValue) Set(s string) error { v.text = s; return nil }
+func (v *methodFlagValue) IsBoolFlag() bool   { return v.isBool }
+
 func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	f := &trainFlags{model: addModelFlags(fs)}
-	fs.StringVar(&f.data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .txt)")
-	fs.StringVar(&f.eval, "eval", "", "held-out data `file`, evaluated every --eval-every steps and at the end")
-	fs.StringVar(&f.out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
-	fs.StringVar(&f.method, "method", "lora", "PEFT method: "+methods)
-	fs.IntVar(&f.r, "r", 8, "LoRA rank")
-	fs.Float64Var(&f.alpha, "alpha", 16, "LoRA alpha (scaling alpha/r)")
-	fs.Float64Var(&f.dropout, "dropout", 0, "LoRA dropout probability")
-	fs.StringVar(&f.target, "target", "q_proj,v_proj", "target modules: comma-separated names, all-linear, or a regular expression matched against full module names")
-	fs.BoolVar(&f.rslora, "rslora", false, "rank-stabilised scaling alpha/sqrt(r)")
-	fs.StringVar(&f.init, "init", "", "LoRA initialisation: gaussian, pissa, pissa_niter_N, olora (default: kaiming-uniform A, zero B)")
-	fs.BoolVar(&f.dora, "dora", false, "LoRA: weight-decomposed low-rank adaptation (use_dora)")
-	fs.BoolVar(&f.convertLoRA, "convert-lora", false, "with --init pissa/olora: save a plain rank-2r LoRA for the original base, as PEFT's path_initial_model_for_weight_conversion does")
-	fs.IntVar(&f.steps, "steps", 0, "optimizer steps (or use --epochs)")
-	fs.Float64Var(&f.epochs, "epochs", 0, "passes over the data (or use --steps)")
-	fs.IntVar(&f.batch, "batch", 4, "sequences per micro-batch")
-	fs.IntVar(&f.seqLen, "seq-len", 256, "tokens per sequence")
-	fs.BoolVar(&f.pack, "pack", false, "pack examples into full rows instead of padding each")
-	fs.Float64Var(&f.lr, "lr", 2e-4, "peak learning rate")
-	fs.IntVar(&f.warmup, "warmup", 0, "linear warm-up steps")
-	fs.StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule after warm-up: cosine, linear, constant")
-	fs.IntVar(&f.gradAccum, "grad-accum", 1, "micro-batches per optimizer step")
-	fs.BoolVar(&f.checkpointing, "checkpointing", false, "activation checkpointing: keep only each layer's input and recompute the layer before its backward (far less memory, about a third more compute, the same gradients)")
-	fs.Float64Var(&f.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
-	fs.Float64Var(&f.maxGradNorm, "max-grad-norm", 1, "clip gradients to this global norm; 0 disables")
-	fs.Uint64Var(&f.seed, "seed", 0, "seed for initialisation, data order and dropout")
-	fs.IntVar(&f.saveEvery, "save-every", 0, "write a checkpoint every N steps (0: only at the end)")
-	fs.IntVar(&f.evalEvery, "eval-every", 0, "evaluate every N steps (0: only at the end)")
-	fs.IntVar(&f.keepCheckpoints, "keep-checkpoints", 2, "newest checkpoints to keep; 0 keeps all")
-	fs.StringVar(&f.resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
-	fs.StringVar(&f.chatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
+	var cl train.Spec // the command line's values
+	bindSpecFlags(fs, &cl)
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object (progress still goes to stderr)")
-	fs.IntVar(&f.virtualTokens, "virtual-tokens", 20, "prompt/prefix tuning: number of virtual tokens")
-	fs.StringVar(&f.promptInit, "prompt-init", "random", "prompt tuning: initialisation random, text or sample-vocab")
-	fs.StringVar(&f.initText, "init-text", "", "prompt tuning: text whose embeddings initialise the prompt (implies --prompt-init text)")
-	fs.BoolVar(&f.prefixProjection, "prefix-projection", false, "prefix tuning: train through PEFT's MLP reparameterisation")
-	fs.IntVar(&f.encoderHidden, "encoder-hidden", 0, "prefix tuning: hidden size of the projection MLP (0: the key/value width)")
-	fs.StringVar(&f.feedforward, "feedforward", "down_proj", "ia3: modules whose input (not output) is scaled")
-	fs.Float64Var(&f.dInitial, "d-initial", 0.1, "vera: initial value of lambda_d")
-	fs.Int64Var(&f.projectionSeed, "projection-seed", 0, "vera: projection_prng_key for the shared random projections")
-	fs.Float64Var(&f.reductionFactor, "reduction-factor", 16, "houlsby/pfeiffer: hidden size divided by the bottleneck width")
-	fs.StringVar(&f.nonLinearity, "non-linearity", "", "houlsby/pfeiffer: swish, relu, gelu, gelu_new, tanh, sigmoid, linear (default: swish for houlsby, relu for pfeiffer)")
+	values := map[string]*methodFlagValue{}
+	for _, mf := range methodFlags {
+		v := &methodFlagValue{isBool: mf.kind == kindBool}
+		values[mf.name] = v
+		fs.Var(v, mf.name, mf.usage+methodFlagDefaults(mf.name))
+	}
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return nil, err
@@ -138,358 +187,261 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	if len(pos) > 0 {
 		return nil, usagef("unexpected arguments %q", pos)
 	}
-	f.set = map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+
+	// Replay the spec flags given over the base Spec.
+	var spec train.Spec
+	replay := flag.NewFlagSet("train", flag.ContinueOnError)
+	bindSpecFlags(replay, &spec)
+	for name := range set {
+		if replay.Lookup(name) != nil {
+			if err := replay.Set(name, fs.Lookup(name).Value.String()); err != nil {
+				return nil, usagef("--%s: %v", name, err)
+			}
+		}
+	}
+	if set["model"] {
+		spec.Model = f.model.path
+	}
+	f.model.path = spec.Model
+	if err := applyMethodFlags(&spec, values, set, stderr); err != nil {
+		return nil, err
+	}
+	f.spec = spec
 	return f, f.check()
 }
 
+// applyMethodFlags sets the adapter settings of the method flags given,
+// under the config keys the method's Flags name.
+func applyMethodFlags(s *train.Spec, values map[string]*methodFlagValue, set map[string]bool, stderr io.Writer) error {
+	var given []methodFlag
+	for _, mf := range methodFlags {
+		if set[mf.name] {
+			given = append(given, mf)
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	if len(s.Config) > 0 {
+		return usagef("--%s: method flags do not apply to a whole adapter config", given[0].name)
+	}
+	name := s.Method
+	if name == "" {
+		name = train.DefaultMethod
+	}
+	meth, err := peft.LookupMethod(name)
+	if err != nil {
+		return usageError{err}
+	}
+	opts := maps.Clone(s.Options)
+	if opts == nil {
+		opts = map[string]any{}
+	}
+	keys := map[string]bool{}
+	for _, mf := range given {
+		key, ok := meth.Flags[mf.name]
+		if !ok {
+			// Ignored, as graft always has, so that one command line can
+			// try several methods; but said.
+			fmt.Fprintf(stderr, "graft train: --%s does not apply to --method %s (its flags: %s); ignored\n", mf.name, meth.Name, flagList(meth))
+			continue
+		}
+		v, err := mf.kind.parse(values[mf.name].text)
+		if err != nil {
+			return usagef("--%s %q: %v", mf.name, values[mf.name].text, err)
+		}
+		if conv := keyValues[key]; conv != nil {
+			v = conv(v)
+		}
+		opts[key], keys[key] = v, true
+	}
+	// A prompt's init text implies initialising from text.
+	if keys["prompt_tuning_init_text"] && !keys["prompt_tuning_init"] {
+		opts["prompt_tuning_init"] = peft.PromptInitText
+	}
+	s.Options = opts
+	return nil
+}
+
+// flagList lists a method's flags for help and errors.
+func flagList(meth peft.Method) string {
+	var names []string
+	for name := range meth.Flags {
+		if name != "model" {
+			names = append(names, "--"+name)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// methodFlagDefaults says which methods a method flag applies to, with
+// each one's default, for the flag's help.
+func methodFlagDefaults(name string) string {
+	var parts []string
+	for _, meth := range peft.Methods() {
+		key, ok := meth.Flags[name]
+		if !ok {
+			continue
+		}
+		if d, ok := meth.Defaults[key]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s", meth.Name, showValue(d)))
+		} else {
+			parts = append(parts, meth.Name)
+		}
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// methodLRs lists the methods' recommended learning rates.
+func methodLRs() string {
+	var parts []string
+	for _, meth := range peft.Methods() {
+		parts = append(parts, fmt.Sprintf("%s %g", meth.Name, meth.LR))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// showValue prints a setting for people: lists comma-separated.
+func showValue(v any) string {
+	switch v := v.(type) {
+	case []string:
+		return strings.Join(v, ",")
+	case []any:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = fmt.Sprint(x)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// optFloat and optInt set optional (pointer) Spec fields.
+type optFloat struct{ p **float64 }
+
+func (o optFloat) String() string {
+	if o.p == nil || *o.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(**o.p, 'g', -1, 64)
+}
+
+func (o optFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	*o.p = &v
+	return nil
+}
+
+type optInt struct{ p **int }
+
+func (o optInt) String() string {
+	if o.p == nil || *o.p == nil {
+		return ""
+	}
+	return strconv.Itoa(**o.p)
+}
+
+func (o optInt) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, strconv.IntSize)
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	n := int(v)
+	*o.p = &n
+	return nil
+}
+
+// check validates the run before the model loads.
 func (f *trainFlags) check() error {
 	switch {
-	case f.model.path == "":
+	case f.spec.Model == "":
 		return usagef("--model is required")
-	case f.data == "":
-		return usagef("--data is required")
-	case f.out == "":
+	case f.spec.Out == "":
 		return usagef("--out is required")
-	case (f.steps > 0) == (f.epochs > 0):
-		return usagef("give exactly one of --steps N or --epochs E")
-	case f.steps < 0 || f.epochs < 0:
-		return usagef("--steps and --epochs must be positive")
-	case f.batch < 1:
-		return usagef("--batch %d must be at least 1", f.batch)
-	case f.seqLen < 2:
-		return usagef("--seq-len %d must be at least 2", f.seqLen)
+	}
+	if err := f.spec.Validate(); err != nil {
+		return usageError{err}
 	}
 	return nil
 }
 
-// loraConfig turns the flags into PEFT's LoraConfig.
-func (f *trainFlags) loraConfig() peft.LoraConfig {
-	cfg := peft.LoraConfig{
-		R: f.r, LoraAlpha: f.alpha, LoraDropout: f.dropout, UseRSLoRA: f.rslora,
-		InitLoraWeights: peft.LoraInit(f.init), UseDoRA: f.dora,
-	}
-	cfg.TargetModules = parseModules(f.target)
-	cfg.BaseModelNameOrPath = f.model.path
-	return cfg
-}
-
-// parseModules reads a target list as PEFT's target_modules: all-linear, a
-// regular expression (full match), or comma-separated names.
-func parseModules(s string) peft.Modules {
-	switch t := strings.TrimSpace(s); {
-	case t == peft.AllLinear:
-		return peft.TargetAllLinear()
-	case strings.ContainsAny(t, `.*+?()[]|\^$`):
-		return peft.TargetPattern(t)
-	default:
-		var names []string
-		for _, n := range strings.Split(t, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
-			}
-		}
-		return peft.TargetNames(names...)
-	}
-}
-
-// veraConfig turns the flags into PEFT's VeraConfig; --r defaults to
-// PEFT's 256 for VeRA.
-func (f *trainFlags) veraConfig() peft.VeraConfig {
-	cfg := peft.DefaultVeraConfig()
-	if f.set["r"] {
-		cfg.R = f.r
-	}
-	if f.set["target"] {
-		cfg.TargetModules = parseModules(f.target)
-	}
-	cfg.VeraDropout, cfg.DInitial, cfg.ProjectionPRNGKey = f.dropout, f.dInitial, f.projectionSeed
-	cfg.BaseModelNameOrPath = f.model.path
-	return cfg
-}
-
-// ia3Config turns the flags into PEFT's IA3Config (default targets
-// k_proj, v_proj, down_proj).
-func (f *trainFlags) ia3Config() peft.IA3Config {
-	cfg := peft.DefaultIA3Config()
-	if f.set["target"] {
-		cfg.TargetModules = parseModules(f.target)
-	}
-	if f.set["feedforward"] || f.set["target"] {
-		cfg.FeedforwardModules = parseModules(f.feedforward)
-	}
-	cfg.BaseModelNameOrPath = f.model.path
-	return cfg
-}
-
-func (f *trainFlags) promptTuningConfig() peft.PromptTuningConfig {
-	var cfg peft.PromptTuningConfig
-	cfg.NumVirtualTokens = f.virtualTokens
-	cfg.BaseModelNameOrPath = f.model.path
-	cfg.PromptTuningInit = strings.ToUpper(strings.ReplaceAll(f.promptInit, "-", "_"))
-	if f.initText != "" {
-		cfg.PromptTuningInit, cfg.PromptTuningInitText = peft.PromptInitText, f.initText
-	}
-	return cfg
-}
-
-func (f *trainFlags) bottleneckConfig() peft.BottleneckConfig {
-	return peft.BottleneckConfig{Kind: f.method, ReductionFactor: f.reductionFactor, NonLinearity: f.nonLinearity,
-		Dropout: f.dropout, ModelName: f.model.path}
-}
-
-func (f *trainFlags) prefixTuningConfig() peft.PrefixTuningConfig {
-	var cfg peft.PrefixTuningConfig
-	cfg.NumVirtualTokens = f.virtualTokens
-	cfg.BaseModelNameOrPath = f.model.path
-	cfg.PrefixProjection, cfg.EncoderHiddenSize = f.prefixProjection, f.encoderHidden
-	return cfg
-}
-
 func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
-	if err := f.validateMethod(); err != nil {
-		return usageError{err}
-	}
 	m, err := f.model.load()
 	if err != nil {
 		return err
 	}
 	defer m.Free()
-	if m.Tokenizer == nil {
-		return fmt.Errorf("%s has no tokenizer", f.model.path)
-	}
-	opt := data.DefaultOptions()
-	opt.ChatTemplate = f.chatTemplate
-	opt.TextSeqLen = f.seqLen + 1
-	trainEx, err := data.Load(f.data, m.Tokenizer, opt)
-	if err != nil {
-		return err
-	}
-	loader, err := data.NewLoader(trainEx, data.LoaderOptions{Batch: f.batch, SeqLen: f.seqLen, Pack: f.pack, Shuffle: true, PadID: padID(m)})
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.data, err)
-	}
-	var evalBatches []data.Batch
-	if f.eval != "" {
-		evalEx, err := data.Load(f.eval, m.Tokenizer, opt)
-		if err != nil {
-			return err
-		}
-		el, err := data.NewLoader(evalEx, data.LoaderOptions{Batch: f.batch, SeqLen: f.seqLen, Pack: f.pack, PadID: padID(m)})
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.eval, err)
-		}
-		evalBatches = train.EvalBatches(el)
-	}
-
-	adapter, err := f.newAdapter(m, rand.New(rand.NewPCG(f.seed, f.seed^0x5eed)))
-	if err != nil {
-		return err
-	}
-	defer adapter.Unload()
-	if f.checkpointing && f.dropout > 0 {
-		if err := replaysDropout(m); err != nil {
-			return usagef("--checkpointing with --dropout %g: %v", f.dropout, err)
-		}
-	}
-	m.Checkpointing = f.checkpointing
-	params := adapter.Params()
-	obj := &train.LM{Model: m, Trainable: params, Mode: adapter.SetTraining}
-
-	tc := train.DefaultConfig()
-	tc.Steps, tc.Epochs, tc.LR, tc.Warmup, tc.Schedule = f.steps, f.epochs, f.lr, f.warmup, f.schedule
-	tc.GradAccum, tc.WeightDecay, tc.MaxGradNorm, tc.Seed = f.gradAccum, f.weightDecay, f.maxGradNorm, f.seed
-	tc.EvalEvery, tc.SaveEvery, tc.KeepCheckpoints = f.evalEvery, f.saveEvery, f.keepCheckpoints
-	tc.CheckpointDir = f.out
-	if err := tc.Validate(); err != nil {
-		return usageError{err}
-	}
-	tr, err := train.New(obj, m.Backend, train.LoaderSource(loader), evalBatches, tc)
-	if err != nil {
-		return err
-	}
-	// Each checkpoint also holds the adapter in PEFT's format, so any
-	// checkpoint directory can be used with --adapter directly.
-	tr.OnSave = func(dir string) error { return peft.Save(adapter, dir) }
-	if f.resume != "" {
-		dir, err := resolveCheckpoint(f.resume)
-		if err != nil {
-			return err
-		}
-		if err := tr.Resume(dir); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "resumed from %s at step %d of %d\n", dir, tr.Step(), tr.TotalSteps())
-	}
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
-		return err
-	}
-
-	// metrics.jsonl is appended to on resume, so the file covers the run.
-	mflags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if f.resume != "" {
-		mflags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	}
-	mfile, err := os.OpenFile(filepath.Join(f.out, metricsFile), mflags, 0o644)
-	if err != nil {
-		return err
-	}
-	defer mfile.Close()
-	writeMetric, metricsErr := train.MetricsWriter(mfile)
-	trainable := int64(0)
-	for _, p := range params {
-		trainable += p.Value.Shape().Numel()
-	}
-	total := m.Config.NumParams()
-	fmt.Fprintf(stderr, "%s: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
-		f.describe(), trainable, 100*float64(trainable)/float64(total), total, len(trainEx), tr.TotalSteps(), m.Backend.Name())
-
+	effective := f.spec.WithDefaults()
 	progress := newProgress(stderr, f.quiet)
-	var events []train.Event
 	onEvent := func(e train.Event) {
-		writeMetric(e)
-		events = append(events, e)
-		progress.event(e)
+		switch e.Kind {
+		case train.EventStart:
+			if e.Path != "" {
+				fmt.Fprintf(stderr, "resumed from %s at step %d of %d\n", e.Path, e.Step, e.TotalSteps)
+			}
+			fmt.Fprintf(stderr, "%s: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
+				describe(effective), e.TrainableParams, 100*float64(e.TrainableParams)/float64(e.TotalParams), e.TotalParams,
+				e.Examples, e.TotalSteps, m.Backend.Name())
+		default:
+			progress.event(e)
+		}
 		if f.observe != nil {
 			f.observe(e)
 		}
 	}
-	// The held-out loss before any training is the baseline the curve and
-	// the summary compare against.
-	before := math.NaN()
-	if len(evalBatches) > 0 && tr.Step() == 0 {
-		if before, err = tr.Evaluate(); err != nil {
-			return fmt.Errorf("%s: %w", f.eval, err)
-		}
-		onEvent(train.Event{Kind: train.EventEval, Step: 0, TotalSteps: tr.TotalSteps(), EvalLoss: before})
-	}
-	res, fitErr := tr.Fit(ctx, onEvent)
+	res, err := train.Run(ctx, m, f.spec, onEvent)
 	progress.done()
-	if err := metricsErr(); err != nil && fitErr == nil {
-		fitErr = fmt.Errorf("%s: %w", metricsFile, err)
-	}
-	if err := writeLossCurve(filepath.Join(f.out, lossCurveFile), events); err != nil && fitErr == nil {
-		fitErr = err
-	}
-	if fitErr != nil {
-		return fitErr
-	}
-	if err := peft.Save(adapter, f.out); err != nil {
+	if err != nil {
+		if errors.Is(err, train.ErrInvalidSpec) {
+			return usageError{err}
+		}
 		return err
 	}
+	s := res.Spec
 	if f.asJSON {
-		out := trainSummary{Method: f.method, Steps: res.Steps, Loss: res.Loss, TrainableParams: trainable,
-			TotalParams: total, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: f.out, Checkpointing: f.checkpointing}
+		out := trainSummary{Method: s.Method, Steps: res.Steps, Loss: res.Loss, TrainableParams: res.TrainableParams,
+			TotalParams: res.TotalParams, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: s.Out, Checkpointing: s.Checkpointing}
 		if res.Evaluated {
 			out.EvalLoss = &res.EvalLoss
 		}
-		if !math.IsNaN(before) {
-			out.EvalLossBefore = &before
+		if !math.IsNaN(res.EvalBefore) {
+			out.EvalLossBefore = &res.EvalBefore
 		}
 		return writeJSON(stdout, out)
 	}
 	summary := fmt.Sprintf("trained %d steps in %s: loss %.4f", res.Steps, res.Elapsed.Round(time.Millisecond), res.Loss)
 	if res.Evaluated {
 		summary += fmt.Sprintf(", eval loss %.4f", res.EvalLoss)
-		if !math.IsNaN(before) {
+		if before := res.EvalBefore; !math.IsNaN(before) {
 			summary += fmt.Sprintf(" (from %.4f, %+.1f%%)", before, 100*(res.EvalLoss-before)/before)
 		}
 	}
-	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, f.out)
+	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, s.Out)
 	return nil
 }
 
-// methods lists the --method names graft train accepts.
-const methods = "lora, vera, ia3, prompt-tuning, prefix-tuning, houlsby, pfeiffer"
-
-// newAdapter creates the adapter --method asks for.
-func (f *trainFlags) newAdapter(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-	switch f.method {
-	case "lora":
-		mg := peft.Attach(m)
-		if err := mg.AddAdapter(adapterName, f.loraConfig(), rng); err != nil {
-			return nil, err
-		}
-		a, err := mg.AsAdapter(adapterName)
-		if err != nil || !f.convertLoRA {
-			return a, err
-		}
-		return convertedLoRA{a, mg}, nil
-	case "vera":
-		return peft.NewVeRA(m, f.veraConfig(), rng)
-	case "ia3":
-		return peft.NewIA3(m, f.ia3Config())
-	case "prompt-tuning":
-		return peft.NewPromptTuning(m, f.promptTuningConfig(), rng)
-	case "prefix-tuning":
-		return peft.NewPrefixTuning(m, f.prefixTuningConfig(), rng)
-	case "houlsby", "pfeiffer":
-		return peft.NewBottleneck(m, f.bottleneckConfig(), rng)
+// describe summarizes the method and the settings its flags set, for the
+// log.
+func describe(s train.Spec) string {
+	meth, err := peft.LookupMethod(s.Method)
+	if err != nil || len(s.Config) > 0 {
+		return s.Method + " (whole adapter config)"
 	}
-	return nil, usagef("--method %q: supported methods are: %s", f.method, methods)
-}
-
-// validateMethod checks the method's settings before the model loads, as
-// far as they can be checked without it.
-func (f *trainFlags) validateMethod() error {
-	switch f.method {
-	case "lora":
-		cfg := f.loraConfig()
-		if f.convertLoRA && !strings.HasPrefix(f.init, "pissa") && f.init != "olora" {
-			return fmt.Errorf("--convert-lora applies to --init pissa, pissa_niter_N or olora")
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(meth.Flags)) {
+		key := meth.Flags[name]
+		if v, ok := s.Options[key]; ok && name != "model" {
+			parts = append(parts, fmt.Sprintf("%s=%s", key, showValue(v)))
 		}
-		return cfg.Validate()
-	case "vera":
-		cfg := f.veraConfig()
-		return cfg.Validate()
-	case "ia3":
-		cfg := f.ia3Config()
-		return cfg.Validate()
-	case "houlsby", "pfeiffer":
-		if !(f.reductionFactor >= 1) {
-			return fmt.Errorf("--reduction-factor %g must be at least 1", f.reductionFactor)
-		}
-		return nil
-	case "prompt-tuning", "prefix-tuning":
-		if f.virtualTokens < 1 {
-			return fmt.Errorf("--virtual-tokens %d must be at least 1", f.virtualTokens)
-		}
-		return nil
 	}
-	return fmt.Errorf("--method %q: supported methods are: %s", f.method, methods)
+	return meth.Name + " " + strings.Join(parts, " ")
 }
-
-// describe summarizes the method's settings for the log.
-func (f *trainFlags) describe() string {
-	switch f.method {
-	case "lora":
-		name := "lora"
-		if f.dora {
-			name = "dora"
-		}
-		if f.init != "" {
-			name += " (" + f.init + " init)"
-		}
-		return fmt.Sprintf("%s r=%d alpha=%g targets %s", name, f.r, f.alpha, f.target)
-	case "vera":
-		cfg := f.veraConfig()
-		return fmt.Sprintf("vera r=%d", cfg.R)
-	case "prompt-tuning", "prefix-tuning":
-		return fmt.Sprintf("%s with %d virtual tokens", f.method, f.virtualTokens)
-	case "houlsby", "pfeiffer":
-		return fmt.Sprintf("%s adapters, reduction factor %g", f.method, f.reductionFactor)
-	}
-	return f.method
-}
-
-// convertedLoRA saves a PiSSA/OLoRA adapter as the equivalent plain LoRA
-// against the original base weights.
-type convertedLoRA struct {
-	peft.Adapter
-	mg *peft.Manager
-}
-
-func (c convertedLoRA) Files() (peft.Files, error) { return c.mg.FilesConverted(adapterName) }
 
 // trainSummary is graft train --json's output.
 type trainSummary struct {
@@ -504,56 +456,4 @@ type trainSummary struct {
 	ElapsedS        float64  `json:"elapsed_s"`
 	Out             string   `json:"out"`
 	Checkpointing   bool     `json:"checkpointing,omitempty"`
-}
-
-// padID is the token used to fill padded rows (their loss weight is 0).
-func padID(m *model.Model) int32 {
-	if eos := m.Tokenizer.EOS(); eos >= 0 {
-		return eos
-	}
-	return 0
-}
-
-// resolveCheckpoint accepts a checkpoint directory or an output directory
-// holding checkpoint-N directories (the newest is taken).
-func resolveCheckpoint(dir string) (string, error) {
-	if _, err := os.Stat(filepath.Join(dir, train.StateFile)); err == nil {
-		return dir, nil
-	}
-	latest, err := train.LatestCheckpoint(dir)
-	if err != nil {
-		return "", fmt.Errorf("--resume %s: %w", dir, err)
-	}
-	return latest, nil
-}
-
-// writeLossCurve renders the run's losses as an SVG, atomically.
-func writeLossCurve(path string, events []train.Event) error {
-	var buf bytes.Buffer
-	if err := train.PlotSVG(&buf, events); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// replaysDropout checks that every adapter hook of the decoder blocks can
-// repeat its dropout masks when checkpointing recomputes its layer;
-// otherwise the gradients would belong to other masks than the loss.
-func replaysDropout(m *model.Model) error {
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		for _, lin := range l.Linears() {
-			for _, h := range lin.Hooks() {
-				if _, ok := h.(model.ForwardReplayer); !ok {
-					return fmt.Errorf("the adapter on %s cannot replay its dropout masks", lin.Name)
-				}
-			}
-		}
-		for _, h := range []model.BlockHook{l.AttnOut, l.FFNOut} {
-			if _, ok := h.(model.ForwardReplayer); h != nil && !ok {
-				return fmt.Errorf("the bottleneck adapter of layer %d cannot replay its dropout masks", i)
-			}
-		}
-	}
-	return nil
 }

@@ -40,13 +40,13 @@ func TestTrainWritesAdapterMetricsAndPlot(t *testing.T) {
 	if !strings.Contains(stdout, "adapter saved to") {
 		t.Errorf("stdout %q", stdout)
 	}
-	for _, f := range []string{peft.ConfigFileName, peft.WeightsFileName, metricsFile, lossCurveFile} {
+	for _, f := range []string{peft.ConfigFileName, peft.WeightsFileName, train.MetricsFile, train.LossCurveFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
 	// metrics.jsonl: one JSON object per line; eval loss falls from step 0.
-	data, err := os.ReadFile(filepath.Join(out, metricsFile))
+	data, err := os.ReadFile(filepath.Join(out, train.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestTrainWritesAdapterMetricsAndPlot(t *testing.T) {
 	if steps != 30 || len(evals) != 3 || !(evals[2] < 0.8*evals[0]) {
 		t.Fatalf("%d steps, eval losses %v: want 30 steps and a falling eval loss", steps, evals)
 	}
-	svg, err := os.ReadFile(filepath.Join(out, lossCurveFile))
+	svg, err := os.ReadFile(filepath.Join(out, train.LossCurveFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,28 +182,18 @@ func TestTrainCheckpointingRefusesUnreplayedDropout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Free()
-	f, err := parseTrainFlags(trainArgs(t.TempDir(), "--steps", "1", "--dropout", "0.1"), io.Discard)
+	a, err := peft.NewAdapter(m, []byte(`{"peft_type": "LORA", "r": 4, "lora_dropout": 0.1, "target_modules": ["q_proj"]}`), rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := f.newAdapter(m, rand.New(rand.NewPCG(1, 2)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Unload()
-	err = replaysDropout(m)
-	if _, replays := m.Layers[0].Q.Hooks()[0].(model.ForwardReplayer); replays {
-		if err != nil {
-			t.Fatalf("LoRA replays its masks, yet: %v", err)
-		}
-		return
-	}
-	if err == nil || !strings.Contains(err.Error(), "q_proj") {
-		t.Fatalf("err %v, want one naming q_proj", err)
-	}
+	_, replays := m.Layers[0].Q.Hooks()[0].(model.ForwardReplayer)
+	a.Unload()
 	_, stderr, code := graft(t, append([]string{"train"}, trainArgs(t.TempDir(), "--steps", "1", "--dropout", "0.1", "--checkpointing")...)...)
-	if code != 2 || !strings.Contains(stderr, "--checkpointing with --dropout") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	switch {
+	case replays && code != 0:
+		t.Fatalf("LoRA replays its masks, yet: exit %d, stderr %q", code, stderr)
+	case !replays && (code != 2 || !strings.Contains(stderr, "checkpointing with lora_dropout 0.1") || !strings.Contains(stderr, "q_proj")):
+		t.Fatalf("exit %d, stderr %q; want a usage error naming the dropout and q_proj", code, stderr)
 	}
 }
 
@@ -239,7 +229,12 @@ func TestTrainRejectsBadInput(t *testing.T) {
 		want string
 	}{
 		{"bad jsonl line", []string{"--model", modelPath, "--data", bad, "--steps", "2", "--out", out}, 1, "bad.jsonl:2"},
-		{"no steps", []string{"--model", modelPath, "--data", bad, "--out", out}, 2, "--steps"},
+		{"no steps", []string{"--model", modelPath, "--data", bad, "--out", out}, 2, "set steps or epochs"},
+		{"no data", []string{"--model", modelPath, "--steps", "2", "--out", out}, 2, "no training data"},
+		{"no out", []string{"--model", modelPath, "--data", trainData, "--steps", "2"}, 2, "--out is required"},
+		{"bad flag value", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--r", "four", "--out", out}, 2, "--r"},
+		{"seq-len beyond the context", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--seq-len", "4096", "--out", out}, 2, "exceeds the model's context"},
+		{"mixed stack", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "lora+prefix-tuning", "--out", out}, 2, "mixed stacks"},
 		{"bad rank", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--r", "0", "--out", out}, 2, "r"},
 		{"unknown method", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "magic", "--out", out}, 2, "magic"},
 		{"bad schedule", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--schedule", "zigzag", "--out", out}, 2, "zigzag"},
@@ -373,5 +368,31 @@ func TestTrainPiSSAConvertedLoRA(t *testing.T) {
 	}
 	if !strings.Contains(string(cfg), `"r": 8`) {
 		t.Fatalf("converted config is not rank 2r=8:\n%s", cfg)
+	}
+}
+
+// TestTrainMethodFlags checks that a method flag reaches the adapter
+// config under the method's key, converted by that key, and that a flag
+// of another method is ignored with a word on stderr.
+func TestTrainMethodFlags(t *testing.T) {
+	out := t.TempDir()
+	_, stderr, code := graft(t, "train", "--model", modelPath, "--data", trainData, "--steps", "1", "--seq-len", "32", "--quiet",
+		"--method", "ia3", "--target", "k_proj,up_proj", "--feedforward", "up_proj", "--r", "4", "--out", out)
+	if code != 0 || !strings.Contains(stderr, "--r does not apply to --method ia3") {
+		t.Fatalf("exit %d, stderr %q: want a run and a note that --r is ignored", code, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, peft.ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Target      []string `json:"target_modules"`
+		Feedforward []string `json:"feedforward_modules"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Target, ",") != "k_proj,up_proj" || strings.Join(cfg.Feedforward, ",") != "up_proj" {
+		t.Fatalf("adapter config %s", raw)
 	}
 }
