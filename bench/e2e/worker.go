@@ -13,7 +13,6 @@ import (
 	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
-	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 )
 
@@ -51,32 +50,20 @@ func runWorker(kind string, o workerOptions) error {
 }
 
 // trainWorkload trains LoRA r=16, alpha 32 on q, k, v and o over random
-// tokens for Warmup untimed and Steps timed optimizer steps.
+// tokens for Warmup untimed and Steps timed optimizer steps, through
+// train.Run as every graft runtime trains.
 func trainWorkload(o workerOptions) (map[string]any, error) {
 	m, err := model.Load(o.Model, cpu.New())
 	if err != nil {
 		return nil, err
 	}
 	defer m.Free()
-	m.Checkpointing = o.Checkpointing
-	mg := peft.Attach(m)
-	cfg := peft.LoraConfig{R: 16, LoraAlpha: 32, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
-	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
-		return nil, err
-	}
-	a, err := mg.AsAdapter("default")
-	if err != nil {
-		return nil, err
-	}
-	loader, err := data.NewLoader(randomExamples(m.Config.Vocab, 4*o.Batch, o.Seq+1), data.LoaderOptions{Batch: o.Batch, SeqLen: o.Seq, Shuffle: true})
-	if err != nil {
-		return nil, err
-	}
-	tc := train.DefaultConfig()
-	tc.Steps, tc.LR, tc.Schedule = o.Warmup+o.Steps, 1e-3, train.ScheduleConstant
-	tr, err := train.New(&train.LM{Model: m, Trainable: a.Params(), Mode: a.SetTraining}, m.Backend, train.LoaderSource(loader), nil, tc)
-	if err != nil {
-		return nil, err
+	spec := train.Spec{
+		Examples: randomExamples(m.Config.Vocab, 4*o.Batch, o.Seq+1),
+		Method:   "lora",
+		Options:  map[string]any{"r": 16, "lora_alpha": 32, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj"}},
+		Batch:    o.Batch, SeqLen: o.Seq, Steps: o.Warmup + o.Steps, LR: 1e-3, Schedule: train.ScheduleConstant,
+		Checkpointing: o.Checkpointing,
 	}
 	// Step events carry the time since Fit began: the timed span runs from
 	// the end of the last warmup step to the end of the last step.
@@ -90,7 +77,7 @@ func trainWorkload(o workerOptions) (map[string]any, error) {
 		}
 		end = e.Elapsed
 	}
-	res, err := tr.Fit(context.Background(), onEvent)
+	res, err := train.Run(context.Background(), m, spec, onEvent)
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math/rand/v2"
 
 	"github.com/graft-ml/graft/core/cpu"
-	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
-	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 )
 
@@ -37,48 +34,20 @@ func run(modelPath, dataDir, out string, steps int) error {
 	}
 	defer m.Free()
 
-	// 2. Tokenize the data and batch it: 4 packed rows of 128 tokens.
-	trainEx, err := data.Load(dataDir+"/train.jsonl", m.Tokenizer, data.DefaultOptions())
-	if err != nil {
-		return err
+	// 2. Declare the run: LoRA r=8 on the attention projections, as PEFT's
+	// LoraConfig would, trained with AdamW, warm-up and a cosine schedule on
+	// packed rows of 128 tokens. train.Run tokenizes, batches, seeds,
+	// evaluates before and during training, and saves
+	// adapter_config.json + adapter_model.safetensors into out for PEFT.
+	spec := train.Spec{
+		Model: modelPath, Data: dataDir + "/train.jsonl", Eval: dataDir + "/eval.jsonl",
+		Method:  "lora",
+		Options: map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj"}},
+		SeqLen:  128, Batch: 4, Pack: true,
+		Steps: steps, LR: 5e-3, Warmup: min(10, steps/2), EvalEvery: 50, Seed: 1,
+		Out: out,
 	}
-	evalEx, err := data.Load(dataDir+"/eval.jsonl", m.Tokenizer, data.DefaultOptions())
-	if err != nil {
-		return err
-	}
-	loader, err := data.NewLoader(trainEx, data.LoaderOptions{Batch: 4, SeqLen: 128, Pack: true, Shuffle: true})
-	if err != nil {
-		return err
-	}
-	evalLoader, err := data.NewLoader(evalEx, data.LoaderOptions{Batch: 4, SeqLen: 128, Pack: true})
-	if err != nil {
-		return err
-	}
-
-	// 3. Attach LoRA r=8 to the attention projections, as PEFT's LoraConfig would.
-	lora := peft.Attach(m)
-	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
-	if err := lora.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
-		return err
-	}
-	params, err := lora.Params("default")
-	if err != nil {
-		return err
-	}
-
-	// 4. Train with AdamW, warm-up and a cosine schedule.
-	tc := train.DefaultConfig()
-	tc.Steps, tc.LR, tc.Warmup, tc.EvalEvery, tc.Seed = steps, 5e-3, min(10, steps/2), 50, 1
-	obj := &train.LM{Model: m, Trainable: params, Mode: lora.SetTraining}
-	tr, err := train.New(obj, m.Backend, train.LoaderSource(loader), train.EvalBatches(evalLoader), tc)
-	if err != nil {
-		return err
-	}
-	before, err := tr.Evaluate()
-	if err != nil {
-		return err
-	}
-	res, err := tr.Fit(context.Background(), func(e train.Event) {
+	res, err := train.Run(context.Background(), m, spec, func(e train.Event) {
 		if e.Kind == train.EventEval {
 			fmt.Printf("step %3d  eval loss %.4f\n", e.Step, e.EvalLoss)
 		}
@@ -86,12 +55,9 @@ func run(modelPath, dataDir, out string, steps int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("eval loss %.4f -> %.4f in %s\n", before, res.EvalLoss, res.Elapsed.Round(1e6))
+	fmt.Printf("eval loss %.4f -> %.4f in %s\n", res.EvalBefore, res.EvalLoss, res.Elapsed.Round(1e6))
 
-	// 5. Save adapter_config.json + adapter_model.safetensors for PEFT.
-	if err := lora.Save(out, "default"); err != nil {
-		return err
-	}
+	// 3. The adapter is still attached: generate with it.
 	prompt := m.Tokenizer.Encode("Once upon a time, there was a little blue owl", true)
 	ids, err := m.Generate(prompt, model.GenerateOptions{MaxTokens: 40})
 	if err != nil {
