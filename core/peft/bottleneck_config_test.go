@@ -192,7 +192,7 @@ func TestBottleneckConfigErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bad := Files{ConfigFileName: bnEditConfig(t, c.edits), BottleneckWeightsFileName: files[BottleneckWeightsFileName]}
-			_, _, err := LoadBottleneck(m, InMemory("mem", bad))
+			_, _, err := loadBottleneck(m, InMemory("mem", bad))
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "mem/adapter_config.json") {
 				t.Errorf("error %v, want one naming mem/adapter_config.json and saying %q", err, c.want)
 			}
@@ -200,7 +200,7 @@ func TestBottleneckConfigErrors(t *testing.T) {
 		})
 	}
 	for _, data := range []string{`{"config": `, `[1, 2]`, `{"name": "x", "config": [1]}`} {
-		_, _, err := LoadBottleneck(m, InMemory("mem", Files{ConfigFileName: []byte(data)}))
+		_, _, err := loadBottleneck(m, InMemory("mem", Files{ConfigFileName: []byte(data)}))
 		if err == nil || !strings.Contains(err.Error(), "mem/adapter_config.json") {
 			t.Errorf("config %s: %v", data, err)
 		}
@@ -348,7 +348,7 @@ func TestBottleneckWeightsErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			bad := Files{ConfigFileName: files[ConfigFileName], BottleneckWeightsFileName: bnTensorFile(t, c.edit(bnGoldenTensors(t, files)))}
-			_, _, err := LoadBottleneck(m, InMemory("mem", bad))
+			_, _, err := loadBottleneck(m, InMemory("mem", bad))
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "mem/adapter.safetensors") {
 				t.Errorf("error %v\nwant one naming mem/adapter.safetensors and saying %q", err, c.want)
 			}
@@ -368,7 +368,7 @@ func TestBottleneckWeightsErrors(t *testing.T) {
 		{"pickle only", Files{ConfigFileName: files[ConfigFileName], "pytorch_adapter.bin": []byte("PK")}, "only pytorch_adapter.bin (a PyTorch pickle) is present"},
 		{"no config", Files{BottleneckWeightsFileName: weights}, "mem/adapter_config.json"},
 	} {
-		_, _, err := LoadBottleneck(m, InMemory("mem", c.files))
+		_, _, err := loadBottleneck(m, InMemory("mem", c.files))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.want)
 		}

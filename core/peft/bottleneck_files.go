@@ -2,7 +2,6 @@ package peft
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,7 +35,7 @@ import (
 // options graft implements (original_ln_before false, original_ln_after
 // true, residual_before_ln true, ln_before/ln_after false, is_parallel
 // false; see NewBottleneck). peft_type is graft's addition for LoadAdapter;
-// AdapterHub ignores it, and LoadBottleneck reads files without it.
+// AdapterHub ignores it, and LoadAdapter reads files without it.
 //
 // For each adapted decoder layer N and location LOC, "attention_adapters"
 // (Houlsby only) and "output_adapters", the weights file holds
@@ -101,60 +100,28 @@ func init() {
 			Flags: map[string]string{"model": "model_name", "reduction-factor": "reduction_factor",
 				"non-linearity": "non_linearity", "dropout": "dropout"},
 			New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-				cfg, err := decodeNewBottleneck(config, kind)
+				cfg, err := parseNewBottleneck(config, kind)
 				if err != nil {
 					return nil, err
 				}
 				return NewBottleneck(m, cfg, rng)
 			},
-			Load: LoadBottleneck,
+			Load: loadBottleneck,
 		})
 	}
 }
 
-// decodeNewBottleneck reads the flat config document that creates a
-// bottleneck adapter of kind: the BottleneckConfig fields under
-// AdapterHub's names. Unknown keys are errors.
-func decodeNewBottleneck(config []byte, kind string) (BottleneckConfig, error) {
-	var doc struct {
-		PeftType        string  `json:"peft_type"`
-		TaskType        string  `json:"task_type"`
-		Name            string  `json:"name"`
-		ReductionFactor float64 `json:"reduction_factor"`
-		NonLinearity    string  `json:"non_linearity"`
-		InitWeights     string  `json:"init_weights"`
-		Dropout         float64 `json:"dropout"`
-		Scaling         float64 `json:"scaling"`
-		LeaveOut        []int   `json:"leave_out"`
-		ModelName       string  `json:"model_name"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(config))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return BottleneckConfig{}, fmt.Errorf("%s config: %w", kind, err)
-	}
-	if doc.PeftType != "" && doc.PeftType != PeftTypeBottleneck {
-		return BottleneckConfig{}, fmt.Errorf("%s config: peft_type %q is not %q", kind, doc.PeftType, PeftTypeBottleneck)
-	}
-	return BottleneckConfig{Kind: kind, Name: doc.Name, ReductionFactor: doc.ReductionFactor, NonLinearity: doc.NonLinearity,
-		InitWeights: doc.InitWeights, Dropout: doc.Dropout, Scaling: doc.Scaling, LeaveOut: doc.LeaveOut, ModelName: doc.ModelName}, nil
-}
-
-// LoadBottleneck reads a bottleneck adapter directory (adapter_config.json
+// loadBottleneck reads a bottleneck adapter directory (adapter_config.json
 // and adapter.safetensors, as written by Files or by AdapterHub with
 // use_safetensors=True) from src and attaches it to m. The config must
 // describe a placement graft implements (see NewBottleneck); every tensor
 // it implies must be present with its exact shape, a float dtype and finite
 // values, and the file may hold no other tensor; otherwise nothing changes
 // and the error names the file and the tensor. Warnings list ignored keys.
-func LoadBottleneck(m *model.Model, src Source) (Adapter, []string, error) {
-	cfgPath := sourcePath(src, ConfigFileName)
-	data, err := src.ReadFile(ConfigFileName)
+func loadBottleneck(m *model.Model, src Source) (Adapter, []string, error) {
+	data, cfgPath, err := readConfigFile(src)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bottleneck config %s: %w", cfgPath, err)
-	}
-	if len(data) > maxConfigSize {
-		return nil, nil, fmt.Errorf("bottleneck config %s: larger than the %d-byte limit", cfgPath, maxConfigSize)
+		return nil, nil, err
 	}
 	fc, warnings, err := parseBottleneckConfig(data)
 	if err != nil {
@@ -167,9 +134,7 @@ func LoadBottleneck(m *model.Model, src Source) (Adapter, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("model_type %q differs from the model's %q", fc.modelType, m.Config.Arch))
 	}
 	sort.Strings(warnings)
-	for i, w := range warnings {
-		warnings[i] = cfgPath + ": " + w
-	}
+	warnings = prefixWarnings(cfgPath, warnings)
 	cfg := fc.cfg
 	for _, l := range cfg.LeaveOut {
 		if l >= len(m.Layers) {

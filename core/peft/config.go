@@ -76,7 +76,7 @@ type LoraConfig struct {
 	R int `json:"r" peft:"required"`
 	// LoraAlpha scales the update by LoraAlpha/R (or LoraAlpha/sqrt(R)
 	// with UseRSLoRA). A file without it means PEFT's default, 8.
-	LoraAlpha float64 `json:"lora_alpha" peft:"number"`
+	LoraAlpha float64 `json:"lora_alpha" peft:"number,default=8"`
 	// LoraDropout is the probability of zeroing an input element of the
 	// adapter branch while training, in [0, 1).
 	LoraDropout float64 `json:"lora_dropout"`
@@ -165,7 +165,7 @@ func parseConfigJSON(data []byte, cfg any, fanInFanOut *bool) ([]string, error) 
 // overrides for Llama-family models (fan_in_fan_out, then false). The
 // result is not validated; call Validate.
 func ParseLoraConfig(data []byte) (LoraConfig, []string, error) {
-	cfg := LoraConfig{LoraAlpha: 8} // PEFT's default alpha
+	var cfg LoraConfig
 	warnings, err := parseConfigJSON(data, &cfg, &cfg.FanInFanOut)
 	if err != nil {
 		return LoraConfig{}, nil, err

@@ -22,6 +22,7 @@ import (
 // holds comma-separated options:
 //
 //	required  decoding fails when the key is absent or null
+//	default=J an absent or null key decodes as the JSON value J
 //	null      an empty string, list or map is written as null
 //	empty=S   an empty string is written as S
 //	number    a float is written as Python writes an int-or-float field
@@ -42,7 +43,9 @@ import (
 // The encoder writes keys sorted at every level and floats as Python's
 // repr does, as json.dumps(sort_keys=True) in PEFT and AdapterHub does. The
 // decoder starts from the values the struct already holds (the method's
-// defaults); an absent or null key leaves its field alone. Keys no field
+// defaults); an absent or null key leaves its field alone unless the field
+// has a default. A nil pointer to a struct is allocated when its key is
+// present. Keys no field
 // declares are returned to the caller, which warns about them or refuses
 // them as the method's rules say.
 
@@ -214,15 +217,19 @@ func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string) 
 				return nil, fmt.Errorf("%s = %s is not supported%s", f.key, compactJSON(raw), because(f.why))
 			}
 			continue
+		case (!ok || string(raw) == "null") && f.has("required"):
+			return nil, fmt.Errorf("%s is missing", f.key)
 		case !ok || string(raw) == "null":
-			if f.has("required") {
-				return nil, fmt.Errorf("%s is missing", f.key)
+			if !f.has("default") {
+				continue
 			}
-			continue
+			raw = json.RawMessage(f.opts["default"])
 		}
 		fv := v.FieldByIndex(f.index)
 		if fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct {
-			fv.Set(reflect.New(fv.Type().Elem()))
+			if fv.IsNil() {
+				fv.Set(reflect.New(fv.Type().Elem()))
+			}
 			fv = fv.Elem()
 		}
 		if fv.Kind() == reflect.Struct && !fv.Addr().Type().Implements(unmarshalerType) {

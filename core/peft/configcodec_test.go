@@ -9,8 +9,9 @@ import (
 
 // codecInner and codecDoc exercise every tag option of the config codec.
 type codecInner struct {
-	On bool     `json:"on" peft:"required"`
-	_  struct{} `key:"fixed" peft:"write=true,allow=true" why:"only true works"`
+	On   bool     `json:"on" peft:"required"`
+	Init string   `json:"init" peft:"default=\"bert\""`
+	_    struct{} `key:"fixed" peft:"write=true,allow=true" why:"only true works"`
 }
 
 type codecEmbedded struct {
@@ -43,7 +44,7 @@ func TestConfigCodecEncode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"alpha":16,"bookkeeping":null,"count":3,"extra":null,"inner":{"fixed":true,"on":true},"key":1099511627776,` +
+	want := `{"alpha":16,"bookkeeping":null,"count":3,"extra":null,"inner":{"fixed":true,"init":"","on":true},"key":1099511627776,` +
 		`"kind":"plain","label":null,"layers":null,"leave":[],"name":"é<&>","pattern":"layers","rate":1e-05}`
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
@@ -83,6 +84,8 @@ func TestConfigCodecDecode(t *testing.T) {
 			func(d codecDoc) bool {
 				return reflect.DeepEqual(d.Layers, []int{3}) && reflect.DeepEqual(d.Pattern, []string{"h"})
 			}, nil, ""},
+		{"nested default", `{` + good + `}`, func(d codecDoc) bool { return d.Inner.Init == "bert" }, nil, ""},
+		{"nested value", `{"name": "n", "inner": {"on": true, "init": "x"}}`, func(d codecDoc) bool { return d.Inner.Init == "x" }, nil, ""},
 		{"lists", `{` + good + `, "layers": [1, 2], "leave": []}`,
 			func(d codecDoc) bool { return reflect.DeepEqual(d.Layers, []int{1, 2}) && d.Leave != nil }, nil, ""},
 		{"blank keys", `{` + good + `, "later": 0.0, "ignored": {"any": 1}, "bookkeeping": 5, "inner": {"on": false, "fixed": true}}`,
