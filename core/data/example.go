@@ -98,7 +98,7 @@ func encodeSegments(tok tokenizer.Tokenizer, segs []segment) Example {
 			ex.Loss = append(ex.Loss, loss)
 		}
 	}
-	if bos := tok.BOS(); bos >= 0 {
+	if bos := tok.BOS(); bos >= 0 && tokenizer.AddsBOS(tok) {
 		add([]int32{bos}, false)
 	}
 	startOfText := true // no text encoded since the last BOS

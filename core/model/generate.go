@@ -2,13 +2,18 @@ package model
 
 import (
 	"fmt"
+	"slices"
+
+	"github.com/graft-ml/graft/core/tokenizer"
 )
 
 // GenerateOptions controls Generate.
 type GenerateOptions struct {
 	Sampling
 	MaxTokens int // new tokens at most; 0 means until the context is full
-	// StopAtEOS ends generation at the end-of-sequence token (not emitted).
+	// StopAtEOS ends generation at the end-of-sequence token or another
+	// token that ends generation (end of turn, ...: see
+	// tokenizer.EndOfGeneration); that token is not emitted.
 	StopAtEOS bool
 	// OnToken, when set, receives each new token as it is chosen; returning
 	// an error stops generation with that error.
@@ -34,9 +39,9 @@ func (m *Model) Generate(prompt []int32, opt GenerateOptions) ([]int32, error) {
 	cache := m.NewCache(capacity)
 	defer m.FreeCache(cache)
 	sampler := NewSampler(opt.Sampling)
-	eos := int32(-1)
-	if m.Tokenizer != nil {
-		eos = m.Tokenizer.EOS()
+	var stop []int32
+	if m.Tokenizer != nil && opt.StopAtEOS {
+		stop = tokenizer.EndOfGeneration(m.Tokenizer)
 	}
 	var out []int32
 	next := prompt
@@ -46,7 +51,7 @@ func (m *Model) Generate(prompt []int32, opt GenerateOptions) ([]int32, error) {
 			return out, fmt.Errorf("generate: %w", err)
 		}
 		id := sampler.Next(logits)
-		if opt.StopAtEOS && id == eos {
+		if slices.Contains(stop, id) {
 			break
 		}
 		out = append(out, id)

@@ -40,13 +40,18 @@ type TokenizerInfo struct {
 	Vocab int    `json:"vocab"`
 	BOS   int32  `json:"bos"`
 	EOS   int32  `json:"eos"`
+	// AddsBOS: encoding a prompt starts with BOS (tokenizer.AddsBOS).
+	AddsBOS bool `json:"adds_bos"`
+	// EndOfGeneration lists the ids generation stops at.
+	EndOfGeneration []int32 `json:"end_of_generation,omitempty"`
 }
 
 func summarize(t tokenizer.Tokenizer) *TokenizerInfo {
 	if t == nil {
 		return nil
 	}
-	return &TokenizerInfo{Kind: t.Kind(), Vocab: t.VocabSize(), BOS: t.BOS(), EOS: t.EOS()}
+	return &TokenizerInfo{Kind: t.Kind(), Vocab: t.VocabSize(), BOS: t.BOS(), EOS: t.EOS(),
+		AddsBOS: tokenizer.AddsBOS(t), EndOfGeneration: tokenizer.EndOfGeneration(t)}
 }
 
 // Inspect reads the header of a GGUF file or Hugging Face directory.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/gguf"
@@ -155,18 +156,27 @@ func ggufTokenizer(f *gguf.File) (tokenizer.Tokenizer, error) {
 	}
 	tokens, ok := f.Strings("tokenizer.ggml.tokens")
 	if !ok {
-		return nil, fmt.Errorf("tokenizer.ggml.tokens is missing")
+		return nil, fmt.Errorf("tokenizer.ggml.tokens is missing or not an array of strings")
 	}
-	id := func(key string) int32 {
-		if v, ok := f.Int("tokenizer.ggml." + key); ok && v >= 0 && v < int64(len(tokens)) {
-			return int32(v)
+	var types []int32
+	if _, present := f.Get("tokenizer.ggml.token_type"); present {
+		if types, ok = f.Int32s("tokenizer.ggml.token_type"); !ok {
+			return nil, fmt.Errorf("tokenizer.ggml.token_type is not an array of int32")
 		}
-		return -1
+	}
+	var addBOS *bool
+	if v, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
+		addBOS = &v
 	}
 	switch kind {
 	case "llama":
+		id := func(key string) int32 {
+			if v, ok := f.Int("tokenizer.ggml." + key); ok && v >= 0 && v < int64(len(tokens)) {
+				return int32(v)
+			}
+			return -1
+		}
 		scores, _ := f.Float32s("tokenizer.ggml.scores")
-		types, _ := f.Int32s("tokenizer.ggml.token_type")
 		addSpace := true
 		if v, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok {
 			addSpace = v
@@ -175,8 +185,28 @@ func ggufTokenizer(f *gguf.File) (tokenizer.Tokenizer, error) {
 			Tokens: tokens, Scores: scores, Types: types,
 			BOS: id("bos_token_id"), EOS: id("eos_token_id"), UNK: id("unknown_token_id"),
 			AddSpacePrefix: addSpace,
+			OmitBOS:        addBOS != nil && !*addBOS,
+		})
+	case "gpt2":
+		merges, ok := f.Strings("tokenizer.ggml.merges")
+		if !ok {
+			return nil, fmt.Errorf("tokenizer.ggml.merges is missing or not an array of strings (a \"gpt2\" vocabulary needs its BPE merges)")
+		}
+		pre, _ := f.String("tokenizer.ggml.pre")
+		ids := map[string]uint32{}
+		for _, name := range ggufTokenIDNames {
+			if v, ok := f.Uint("tokenizer.ggml." + name + "_token_id"); ok && v <= math.MaxUint32 {
+				ids[name] = uint32(v)
+			}
+		}
+		return tokenizer.NewGGUFBPE(tokenizer.GGUFBPEConfig{
+			Tokens: tokens, Types: types, Merges: merges, Pre: pre, IDs: ids, AddBOS: addBOS,
 		})
 	default:
-		return nil, fmt.Errorf("tokenizer model %q is not supported (supported: llama)", kind)
+		return nil, fmt.Errorf("tokenizer.ggml.model %q is not supported (supported: llama, gpt2)", kind)
 	}
 }
+
+// ggufTokenIDNames are the tokenizer.ggml.<name>_token_id keys a "gpt2"
+// vocabulary reads (see tokenizer.GGUFBPEConfig).
+var ggufTokenIDNames = []string{"bos", "eos", "unknown", "eot", "eom", "fim_pre", "fim_suf", "fim_mid", "fim_pad", "fim_rep", "fim_sep"}

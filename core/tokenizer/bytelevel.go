@@ -1,21 +1,25 @@
 package tokenizer
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"unicode/utf8"
 )
 
 // ByteLevelBPE is a byte-level BPE tokenizer as Hugging Face's tokenizers
-// library runs one (GPT-2, Llama-3, Qwen2): added tokens are cut out of the
-// text first, the rest is pre-tokenized, each pre-token's bytes are spelled
-// in GPT-2's byte alphabet, and BPE merges are applied by rank.
+// library and llama.cpp run one (GPT-2, Llama-3, Qwen2): added tokens are
+// cut out of the text first, the rest is pre-tokenized, each pre-token's
+// bytes are spelled in GPT-2's byte alphabet, and BPE merges are applied by
+// rank.
 //
-// Build one with ParseHFTokenizer.
+// Build one with ParseHFTokenizer (tokenizer.json) or NewGGUFBPE (GGUF
+// metadata); the two differ only where Hugging Face and llama.cpp do.
 type ByteLevelBPE struct {
 	vocab        map[string]int32 // byte-level spelling -> id
 	tokens       []string         // id -> vocabulary entry ("" for gaps)
 	tokenBytes   [][]byte         // id -> decoded bytes, nil for special tokens
+	types        []int32          // id -> TokenTypeNormal, TokenTypeControl, ...
 	merges       map[uint64]bpeMerge
 	ignoreMerges bool
 	unk          int32 // model.unk_token, -1 when none
@@ -23,7 +27,19 @@ type ByteLevelBPE struct {
 	pre   preTokenizer
 	added [256][]addedToken // by first byte, longest first
 
+	// specialsLongestFirst selects llama.cpp's way of cutting special
+	// tokens out of text (splitSpecialsLongestFirst over specials) instead
+	// of Hugging Face's leftmost-longest match (splitAdded).
+	specialsLongestFirst bool
+	specials             []addedToken // longest first
+	// replaceInvalidUTF8: bytes that are not valid UTF-8 become U+FFFD
+	// before pre-tokenization (llama.cpp) instead of passing through.
+	replaceInvalidUTF8 bool
+
 	bos, eos int32
+	addBOS   bool    // Encode(text, true) prepends bos
+	eot, eom int32   // end of turn, end of message; -1 when none
+	eog      []int32 // ids that end generation, ascending
 
 	mu    sync.Mutex
 	cache map[string][]int32 // pre-token -> ids
@@ -53,10 +69,17 @@ func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b
 // Encode implements Tokenizer.
 func (t *ByteLevelBPE) Encode(text string, addBOS bool) []int32 {
 	out := make([]int32, 0, len(text)/3+1)
-	if addBOS && t.bos >= 0 {
+	if addBOS && t.addBOS && t.bos >= 0 {
 		out = append(out, t.bos)
 	}
-	t.splitAdded(text, func(raw string, addedID int32) {
+	split := t.splitAdded
+	if t.specialsLongestFirst {
+		split = t.splitSpecialsLongestFirst
+	}
+	split(text, func(raw string, addedID int32) {
+		if t.replaceInvalidUTF8 {
+			raw = validUTF8(raw)
+		}
 		if raw != "" {
 			t.pre.split(raw, func(piece string) { out = t.appendPiece(out, piece) })
 		}
@@ -190,6 +213,17 @@ func (t *ByteLevelBPE) TokenString(id int32) string {
 	return t.tokens[id]
 }
 
+// TokenType returns the ggml type of token id (TokenTypeNormal,
+// TokenTypeControl for special tokens, TokenTypeUserDefined for added
+// tokens that are not special, ...), or TokenTypeUndefined when id is out
+// of range or unassigned.
+func (t *ByteLevelBPE) TokenType(id int32) int32 {
+	if id < 0 || int(id) >= len(t.types) {
+		return TokenTypeUndefined
+	}
+	return t.types[id]
+}
+
 // TokenID returns the id of a vocabulary entry or added token.
 func (t *ByteLevelBPE) TokenID(s string) (int32, bool) {
 	if s != "" {
@@ -212,13 +246,38 @@ func (t *ByteLevelBPE) BOS() int32 { return t.bos }
 // EOS implements Tokenizer.
 func (t *ByteLevelBPE) EOS() int32 { return t.eos }
 
-// SetBOS overrides the beginning-of-sequence id, e.g. from GGUF metadata
-// or a model's config. An id outside [0, VocabSize) means "no BOS".
+// AddsBOS reports whether Encode(text, true) prepends BOS: whether the
+// model's own tokenizer does (GGUF tokenizer.ggml.add_bos_token, or a
+// tokenizer.json post-processor template that starts with a special
+// token).
+func (t *ByteLevelBPE) AddsBOS() bool { return t.addBOS && t.bos >= 0 }
+
+// EOT is the end-of-turn id (<|eot_id|>, <|im_end|>, ...), or -1.
+func (t *ByteLevelBPE) EOT() int32 { return t.eot }
+
+// EOM is the end-of-message id (Llama 3.1's <|eom_id|>), or -1.
+func (t *ByteLevelBPE) EOM() int32 { return t.eom }
+
+// EndOfGeneration lists the ids that end generation, ascending: EOS, EOT,
+// EOM and the other tokens llama.cpp stops at (see resolveSpecials). The
+// slice is shared: callers must not modify it.
+func (t *ByteLevelBPE) EndOfGeneration() []int32 { return t.eog }
+
+// SetBOS overrides the beginning-of-sequence id, e.g. from a model's
+// config. An id outside [0, VocabSize) means "no BOS". It does not change
+// whether Encode adds BOS (AddsBOS).
 func (t *ByteLevelBPE) SetBOS(id int32) { t.bos = t.validID(id) }
 
-// SetEOS overrides the end-of-sequence id, e.g. from GGUF metadata or a
-// model's config. An id outside [0, VocabSize) means "no EOS".
-func (t *ByteLevelBPE) SetEOS(id int32) { t.eos = t.validID(id) }
+// SetEOS overrides the end-of-sequence id, e.g. from a model's config. An
+// id outside [0, VocabSize) means "no EOS". It ends generation from then
+// on.
+func (t *ByteLevelBPE) SetEOS(id int32) {
+	t.eos = t.validID(id)
+	if t.eos >= 0 && !slices.Contains(t.eog, t.eos) {
+		t.eog = append(slices.Clone(t.eog), t.eos)
+		slices.Sort(t.eog)
+	}
+}
 
 func (t *ByteLevelBPE) validID(id int32) int32 {
 	if id < 0 || int(id) >= len(t.tokens) {

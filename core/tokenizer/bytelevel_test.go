@@ -46,8 +46,13 @@ func TestGPT2Encode(t *testing.T) {
 	if tok.BOS() != 50256 || tok.EOS() != 50256 {
 		t.Errorf("BOS %d EOS %d, want 50256", tok.BOS(), tok.EOS())
 	}
-	if got := tok.Encode("Hello world", true); !equalIDs(got, []int32{50256, 15496, 995}) {
-		t.Errorf("Encode with BOS = %v", got)
+	// ... but, as in transformers, the BOS is not added: only a template
+	// adds one.
+	if got := tok.Encode("Hello world", true); !equalIDs(got, []int32{15496, 995}) || tok.AddsBOS() {
+		t.Errorf("Encode with BOS = %v, AddsBOS %v; want no BOS", got, tok.AddsBOS())
+	}
+	if got := tok.EndOfGeneration(); !equalIDs(got, []int32{50256}) || tok.EOT() != 50256 {
+		t.Errorf("EndOfGeneration = %v, EOT %d; want [50256], 50256", got, tok.EOT())
 	}
 	if tok.TokenString(18435) != "ĠHello" || string(tok.TokenBytes(18435)) != " Hello" || tok.TokenBytes(50256) != nil {
 		t.Errorf("token 18435 = %q / %q", tok.TokenString(18435), tok.TokenBytes(18435))
@@ -102,7 +107,7 @@ func TestScannersMatchRegex(t *testing.T) {
 	if err := json.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
 	}
-	scanners := map[string]matcher{"gpt2": gpt2Scanner{}, "llama3": llama3Scanner{maxDigits: 3}, "qwen2": llama3Scanner{maxDigits: 1}}
+	scanners := map[string]matcher{"gpt2": gpt2Scanner{}, "llama3": llama3Scanner{maxDigits: 3, contract: caseFold}, "qwen2": llama3Scanner{maxDigits: 1, contract: caseFold}}
 	if len(cases) < 300 {
 		t.Fatalf("only %d cases", len(cases))
 	}

@@ -81,7 +81,9 @@ const (
 
 // bosNames and eosNames are looked up, in order, when the post-processor
 // names no BOS or EOS. GPT-2 uses <|endoftext|> for both; the caller can
-// correct a guess with SetBOS/SetEOS (Qwen2, for one, has no BOS at all).
+// correct a guess with SetBOS/SetEOS. A BOS found this way is not added by
+// Encode: transformers adds only what the post-processor's template says
+// (GPT-2 and Qwen2 add none).
 var (
 	bosNames = []string{"<|begin_of_text|>", "<s>", "<|endoftext|>"}
 	eosNames = []string{"<|end_of_text|>", "</s>", "<|endoftext|>", "<|im_end|>"}
@@ -168,6 +170,8 @@ func parseHF(data []byte) (*ByteLevelBPE, error) {
 	if t.eos < 0 {
 		t.eos = t.firstKnown(eosNames)
 	}
+	sp := resolveSpecials(noRoles(), t.eos, t.TokenID, nil)
+	t.eot, t.eom, t.eog = sp.eot, sp.eom, sp.eog
 	return t, nil
 }
 
@@ -195,6 +199,7 @@ func (t *ByteLevelBPE) buildVocab(vocab map[string]int64, added []hfAddedToken) 
 	n := int(maxID) + 1
 	t.tokens = make([]string, n)
 	t.tokenBytes = make([][]byte, n)
+	t.types = make([]int32, n) // gaps stay TokenTypeUndefined
 	owner := make([]bool, n)
 	for tok, id := range vocab {
 		if owner[id] {
@@ -208,6 +213,7 @@ func (t *ByteLevelBPE) buildVocab(vocab map[string]int64, added []hfAddedToken) 
 		owner[id] = true
 		t.tokens[id] = tok
 		t.tokenBytes[id] = byteLevelDecode(tok)
+		t.types[id] = TokenTypeNormal
 		t.vocab[tok] = int32(id)
 	}
 	for i, a := range added {
@@ -218,8 +224,10 @@ func (t *ByteLevelBPE) buildVocab(vocab map[string]int64, added []hfAddedToken) 
 		t.tokens[id] = a.Content
 		if a.Special {
 			t.tokenBytes[id] = nil
+			t.types[id] = TokenTypeControl
 		} else {
 			t.tokenBytes[id] = []byte(a.Content)
+			t.types[id] = TokenTypeUserDefined
 		}
 		b := a.Content[0]
 		t.added[b] = append(t.added[b], addedToken{content: a.Content, id: id})
@@ -403,9 +411,9 @@ func patternMatcher(p hfPattern) (matcher, error) {
 	case GPT2Pattern:
 		return gpt2Scanner{}, nil
 	case Llama3Pattern:
-		return llama3Scanner{maxDigits: 3}, nil
+		return llama3Scanner{maxDigits: 3, contract: caseFold}, nil
 	case Qwen2Pattern:
-		return llama3Scanner{maxDigits: 1}, nil
+		return llama3Scanner{maxDigits: 1, contract: caseFold}, nil
 	}
 	re, err := regexp.Compile(*p.Regex)
 	if err != nil {
@@ -443,7 +451,9 @@ func (t *ByteLevelBPE) specialsFromPostProcessor(raw json.RawMessage, depth int)
 					return fmt.Errorf("template special token %q is not a single known token", piece.SpecialToken.ID)
 				}
 				if !seenSequence && t.bos < 0 {
-					t.bos = id
+					// transformers adds what the template says: this
+					// is the one case where encoding starts with BOS.
+					t.bos, t.addBOS = id, true
 				} else if seenSequence && t.eos < 0 {
 					t.eos = id
 				}

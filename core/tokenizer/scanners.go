@@ -127,19 +127,33 @@ func spaceRunLookahead(s string, i int) int {
 	return end
 }
 
-// contraction matches 's|'t|'re|'ve|'m|'ll|'d at i, where s[i] is an apostrophe,
-// case-insensitively (with simple case folding, as (?i) does) if fold.
-func contraction(s string, i int, fold bool) int {
+// letterCase says how contraction compares the letters after the apostrophe.
+type letterCase uint8
+
+const (
+	caseExact letterCase = iota // GPT-2's 's|'t|...: lowercase only
+	// caseFold is (?i:...) in a backtracking regex engine: simple case
+	// folding, so "'ſ" (long s) matches "'s" too.
+	caseFold
+	// caseLower is llama.cpp's reading of (?i:...): the letter's lowercase
+	// mapping must be the ASCII letter, which leaves "'ſ" unmatched.
+	caseLower
+)
+
+// contraction matches 's|'t|'re|'ve|'m|'ll|'d at i, where s[i] is an
+// apostrophe, comparing letters as lc says.
+func contraction(s string, i int, lc letterCase) int {
 	same := func(r, want rune) bool {
-		if r == want {
+		switch {
+		case r == want:
 			return true
-		}
-		if !fold {
-			return false
-		}
-		for f := unicode.SimpleFold(want); f != want; f = unicode.SimpleFold(f) {
-			if f == r {
-				return true
+		case lc == caseLower:
+			return unicode.ToLower(r) == want
+		case lc == caseFold:
+			for f := unicode.SimpleFold(want); f != want; f = unicode.SimpleFold(f) {
+				if f == r {
+					return true
+				}
 			}
 		}
 		return false
@@ -166,7 +180,7 @@ type gpt2Scanner struct{}
 func (gpt2Scanner) matchAt(s string, i int) int {
 	r, w := runeAt(s, i)
 	if r == '\'' {
-		if e := contraction(s, i, false); e > 0 {
+		if e := contraction(s, i, caseExact); e > 0 {
 			return e
 		}
 	}
@@ -183,13 +197,17 @@ func (gpt2Scanner) matchAt(s string, i int) int {
 }
 
 // llama3Scanner implements Llama3Pattern (maxDigits 3) and Qwen2Pattern
-// (maxDigits 1).
-type llama3Scanner struct{ maxDigits int }
+// (maxDigits 1). Its zero letterCase is caseExact, which neither pattern
+// uses: set caseFold (Hugging Face's regex) or caseLower (llama.cpp).
+type llama3Scanner struct {
+	maxDigits int
+	contract  letterCase
+}
 
 func (m llama3Scanner) matchAt(s string, i int) int {
 	r, w := runeAt(s, i)
 	if r == '\'' {
-		if e := contraction(s, i, true); e > 0 {
+		if e := contraction(s, i, m.contract); e > 0 {
 			return e
 		}
 	}

@@ -39,6 +39,10 @@ type SentencePieceConfig struct {
 	// AddSpacePrefix prepends '▁' to the text before encoding, as
 	// SentencePiece's add_dummy_prefix does.
 	AddSpacePrefix bool
+	// OmitBOS: the model's tokenizer adds no BOS (GGUF
+	// tokenizer.ggml.add_bos_token false), so Encode(text, true) does not
+	// either.
+	OmitBOS bool
 }
 
 // SentencePiece is a SentencePiece-style BPE tokenizer following llama.cpp's
@@ -63,6 +67,8 @@ type SentencePiece struct {
 	byteToken      [256]int32
 	bos, eos, unk  int32
 	addSpacePrefix bool
+	addBOS         bool
+	eog            []int32 // ids that end generation, ascending
 }
 
 // NewSentencePiece validates c and builds a tokenizer from it. When a piece
@@ -98,6 +104,7 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		eos:            c.EOS,
 		unk:            c.UNK,
 		addSpacePrefix: c.AddSpacePrefix,
+		addBOS:         !c.OmitBOS,
 	}
 	for i := range sp.byteToken {
 		sp.byteToken[i] = -1
@@ -161,6 +168,7 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 			return x < y
 		})
 	}
+	sp.eog = resolveSpecials(noRoles(), sp.eos, specialNameLookup(sp.tokens), nil).eog
 	if sp.unk < 0 {
 		for b, id := range sp.byteToken {
 			if id < 0 {
@@ -213,7 +221,7 @@ func hexDigit(c byte) (byte, bool) {
 // Encode implements Tokenizer.
 func (sp *SentencePiece) Encode(text string, addBOS bool) []int32 {
 	var out []int32
-	if addBOS && sp.bos >= 0 {
+	if addBOS && sp.addBOS && sp.bos >= 0 {
 		out = append(out, sp.bos)
 	}
 	if text == "" {
@@ -424,6 +432,14 @@ func (sp *SentencePiece) BOS() int32 { return sp.bos }
 
 // EOS implements Tokenizer.
 func (sp *SentencePiece) EOS() int32 { return sp.eos }
+
+// AddsBOS reports whether Encode(text, true) prepends BOS.
+func (sp *SentencePiece) AddsBOS() bool { return sp.addBOS && sp.bos >= 0 }
+
+// EndOfGeneration lists the ids that end generation, ascending: EOS and
+// the tokens llama.cpp stops at by their text (</s>, <end_of_turn>, ...).
+// The slice is shared: callers must not modify it.
+func (sp *SentencePiece) EndOfGeneration() []int32 { return sp.eog }
 
 // UNK returns the unknown-token id, or -1 when there is none.
 func (sp *SentencePiece) UNK() int32 { return sp.unk }

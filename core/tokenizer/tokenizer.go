@@ -22,7 +22,10 @@ package tokenizer
 // Implementations are safe for concurrent use once constructed, except
 // that setters such as ByteLevelBPE.SetBOS must not race with encoding.
 type Tokenizer interface {
-	// Encode tokenizes text; addBOS prepends BOS when the vocabulary has one.
+	// Encode tokenizes text, with special and added tokens cut out of it
+	// whole. addBOS asks for the model's beginning of sequence: BOS is
+	// prepended when the vocabulary has one and the model's tokenizer adds
+	// it (AddsBOS), as llama.cpp and transformers do.
 	Encode(text string, addBOS bool) []int32
 	// Decode turns a whole sequence back into text. It skips BOS, EOS and
 	// other control tokens; for SentencePiece vocabularies that add a space
@@ -51,6 +54,30 @@ const (
 	KindSentencePiece = "sentencepiece-bpe"
 	KindByteLevelBPE  = "byte-level-bpe"
 )
+
+// AddsBOS reports whether t.Encode(text, true) starts with BOS: whether
+// the model's own tokenizer adds one (GGUF tokenizer.ggml.add_bos_token,
+// a tokenizer.json template). Text that is encoded piece by piece starts
+// with BOS exactly when this says so.
+func AddsBOS(t Tokenizer) bool {
+	if a, ok := t.(interface{ AddsBOS() bool }); ok {
+		return a.AddsBOS()
+	}
+	return t.BOS() >= 0
+}
+
+// EndOfGeneration lists the ids at which generation stops: EOS and the
+// end-of-turn tokens (<|eot_id|>, <|im_end|>, <end_of_turn>, ...) that
+// llama.cpp stops at. The slice must not be modified.
+func EndOfGeneration(t Tokenizer) []int32 {
+	if e, ok := t.(interface{ EndOfGeneration() []int32 }); ok {
+		return e.EndOfGeneration()
+	}
+	if eos := t.EOS(); eos >= 0 {
+		return []int32{eos}
+	}
+	return nil
+}
 
 // leadingSpaceStripper is implemented by tokenizers whose Decode drops one
 // leading space (SentencePiece with a space prefix), so that StreamDecoder

@@ -1,0 +1,121 @@
+package model_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/formats/gguf"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/tokenizer"
+	"github.com/graft-ml/graft/internal/bpefixture"
+	"github.com/graft-ml/graft/internal/randgguf"
+)
+
+// writeBPEModel writes a tiny random Llama whose vocabulary is the BPE
+// fixture with pre-tokenizer settings p, as llama.cpp's converter writes
+// a "gpt2" tokenizer.
+func writeBPEModel(t *testing.T, v *bpefixture.Vocab, kvs []gguf.KV) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bpe.gguf")
+	shape := randgguf.Shape{Name: "bpe", Dim: 8, FFN: 16, Layers: 1, Heads: 2, KVHeads: 1, Vocab: len(v.Tokens), Ctx: 64, NormEps: 1e-5, RopeTheta: 10000}
+	if err := randgguf.WriteLlama(path, shape, 1, kvs); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestGGUFByteLevelBPEMatchesLlamaCpp loads each pre-tokenizer's GGUF the
+// way graft loads any model file and checks the tokenizer against the ids
+// llama.cpp gave for the same file (internal/bpefixture/llamacpp.json).
+func TestGGUFByteLevelBPEMatchesLlamaCpp(t *testing.T) {
+	v, c, g, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Pres) != len(c.Pres) {
+		t.Fatalf("llamacpp.json is stale: run `go run ./tools/bpegolden golden`")
+	}
+	for i, p := range c.Pres {
+		want := g.Pres[i]
+		t.Run(p.Pre, func(t *testing.T) {
+			path := writeBPEModel(t, v, v.GGUFKVs(p))
+			m, err := model.Load(path, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := m.Tokenizer
+			if tok == nil || tok.Kind() != tokenizer.KindByteLevelBPE || tok.VocabSize() != len(v.Tokens) {
+				t.Fatalf("tokenizer %v", tok)
+			}
+			equal := 0
+			for j, s := range want.Strings {
+				if got := tok.Encode(s, false); slices.Equal(got, want.IDs[j]) {
+					equal++
+				} else {
+					t.Errorf("Encode(%q) = %v, llama.cpp %v", s, got, want.IDs[j])
+				}
+			}
+			t.Logf("%d/%d strings give llama.cpp's ids", equal, len(want.Strings))
+			if got := tokenizer.AddsBOS(tok); got != want.AddBOS {
+				t.Errorf("AddsBOS %v, llama.cpp %v", got, want.AddBOS)
+			}
+			if got := tokenizer.EndOfGeneration(tok); !slices.Equal(got, want.EOG) {
+				t.Errorf("EndOfGeneration %v, llama.cpp %v", got, want.EOG)
+			}
+			info, err := model.Inspect(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ti := info.Tokenizer; ti == nil || ti.Kind != tokenizer.KindByteLevelBPE || ti.AddsBOS != want.AddBOS || !slices.Equal(ti.EndOfGeneration, want.EOG) {
+				t.Errorf("Inspect tokenizer = %+v", info.Tokenizer)
+			}
+		})
+	}
+}
+
+func TestGGUFByteLevelBPERefusals(t *testing.T) {
+	v, c, _, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(kvs []gguf.KV, key string, value any) []gguf.KV {
+		out := slices.Clone(kvs)
+		for i := range out {
+			if out[i].Key == key {
+				if value == nil {
+					return slices.Delete(out, i, i+1)
+				}
+				out[i].Value = value
+			}
+		}
+		return out
+	}
+	base := v.GGUFKVs(c.Pres[0])
+	tests := []struct {
+		name string
+		kvs  []gguf.KV
+		want []string
+	}{
+		{"unknown pre", replace(base, "tokenizer.ggml.pre", "tekken"),
+			[]string{"bpe.gguf", `tokenizer.ggml.pre "tekken" is not supported`, "llama-bpe", "qwen2", "smollm", "gpt-2", "default"}},
+		{"no merges", replace(base, "tokenizer.ggml.merges", nil), []string{"bpe.gguf", "tokenizer.ggml.merges is missing"}},
+		{"unknown model", replace(base, "tokenizer.ggml.model", "t5"), []string{"bpe.gguf", `tokenizer.ggml.model "t5" is not supported (supported: llama, gpt2)`}},
+	}
+	for _, tt := range tests {
+		path := writeBPEModel(t, v, tt.kvs)
+		for _, load := range []func() error{
+			func() error { _, err := model.LoadTokenizer(path); return err },
+			func() error { _, err := model.Inspect(path); return err },
+		} {
+			err := load()
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: err = %v, want it to mention %q", tt.name, err, w)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/graft-ml/graft/internal/bpefixture"
+)
+
+// TestGoldenIsLlamaCppToday asks llama.cpp (node-llama-cpp) again and
+// checks that the committed llamacpp.json is what it says, so the golden
+// ids that graft's tests use without Node stay llama.cpp's. It runs where
+// Node.js is present, as the GGUF LoRA export check does.
+func TestGoldenIsLlamaCppToday(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the llama.cpp check runs where Node.js is present")
+	}
+	dir := filepath.Join("..", "llamacpp")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "node-llama-cpp", "package.json")); err != nil {
+		t.Fatalf("node is present but node-llama-cpp is not installed in tools/llamacpp: run `make llamacpp` (%v)", err)
+	}
+	v, c, want, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := askLlamaCpp(context.Background(), node, dir, t.TempDir(), v, c)
+	if errors.Is(err, errNotInstalled) {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Pres) != len(want.Pres) {
+		t.Fatalf("llama.cpp answered for %d pre-tokenizers, llamacpp.json has %d: run `go run ./tools/bpegolden golden`", len(got.Pres), len(want.Pres))
+	}
+	for i := range got.Pres {
+		if !reflect.DeepEqual(got.Pres[i], want.Pres[i]) {
+			t.Errorf("pre %q: llama.cpp's answer differs from llamacpp.json (run `go run ./tools/bpegolden golden` and review the diff)", got.Pres[i].Pre)
+		}
+	}
+	// The file as the generator would write it, byte for byte.
+	data, err := marshalGolden(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := os.ReadFile(filepath.Join("..", "..", fixtureDir, "llamacpp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != string(committed) {
+		t.Error("llamacpp.json is not formatted as `go run ./tools/bpegolden golden` writes it")
+	}
+}
+
+// TestBuildVocab builds the fixture's vocabulary from a miniature of
+// OpenAI's files and checks the layout: byte tokens, merges in order,
+// then the extra tokens.
+func TestBuildVocab(t *testing.T) {
+	enc := []byte(`{"!": 0, "\"": 1}`)
+	if _, err := buildVocab(enc, []byte("#version: 0.2\n")); err == nil {
+		t.Error("buildVocab accepted an encoder.json without the 256 byte tokens")
+	}
+	if _, err := buildVocab([]byte(`[`), nil); err == nil {
+		t.Error("buildVocab accepted a malformed encoder.json")
+	}
+	v, _, _, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 256 + gpt2Merges
+	if len(v.Merges) != gpt2Merges || len(v.Tokens) != n+len(extraTokens) || v.Merges[0] != "Ġ t" || v.Tokens[256] != "Ġt" {
+		t.Errorf("vocab.json: %d merges, %d tokens, first merge %q, token 256 %q", len(v.Merges), len(v.Tokens), v.Merges[0], v.Tokens[256])
+	}
+	for i, e := range extraTokens {
+		if v.Tokens[n+i] != e.text || v.Types[n+i] != e.typ {
+			t.Errorf("token %d = %q type %d, want %q type %d", n+i, v.Tokens[n+i], v.Types[n+i], e.text, e.typ)
+		}
+	}
+}
