@@ -237,3 +237,32 @@ func TestLoadLlama2CErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSentencePieceBOSAndStops: BOS is added unless the GGUF file says the
+// model's tokenizer adds none; generation stops at EOS and at tokens such
+// as <end_of_turn> that llama.cpp knows by name.
+func TestSentencePieceBOSAndStops(t *testing.T) {
+	c := SentencePieceConfig{
+		Tokens: []string{"<unk>", "<s>", "</s>", "<end_of_turn>", "▁a", "a"},
+		Scores: make([]float32, 6),
+		Types:  []int32{TokenTypeUnknown, TokenTypeControl, TokenTypeControl, TokenTypeControl, TokenTypeNormal, TokenTypeNormal},
+		BOS:    1, EOS: 2, UNK: 0, AddSpacePrefix: true,
+	}
+	sp, err := NewSentencePiece(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.Encode("a", true); !equalIDs(got, []int32{1, 4}) || !AddsBOS(sp) {
+		t.Errorf("Encode = %v, AddsBOS %v; want [1 4], true", got, AddsBOS(sp))
+	}
+	if got := EndOfGeneration(sp); !equalIDs(got, []int32{2, 3}) {
+		t.Errorf("EndOfGeneration = %v, want [2 3]", got)
+	}
+	c.OmitBOS = true
+	if sp, err = NewSentencePiece(c); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.Encode("a", true); !equalIDs(got, []int32{4}) || AddsBOS(sp) {
+		t.Errorf("OmitBOS: Encode = %v, AddsBOS %v; want [4], false", got, AddsBOS(sp))
+	}
+}
