@@ -196,6 +196,31 @@ func TestStackedGradientsMatchFiniteDifferences(t *testing.T) {
 	}
 }
 
+// TestLyCORISGradientsMatchFiniteDifferences runs the same check on LoHa
+// and LoKr adapters, created from adapter_config.json documents with every
+// factor drawn at random (init_weights false), so that no gradient is
+// structurally zero, and a large alpha, so that most sampled gradients are
+// well above the check's absolute tolerance.
+func TestLyCORISGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, c := range []struct {
+		name, config string
+	}{
+		{"LoHa", `{"peft_type": "LOHA", "r": 4, "alpha": 256, "init_weights": false, "target_modules": "all-linear"}`},
+	} {
+		for _, checkpointing := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/checkpointing=%v", c.name, checkpointing), func(t *testing.T) {
+				checkGradients(t, checkpointing, 0, func(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
+					a, err := peft.NewAdapter(m, []byte(c.config), rng)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return a.Params()
+				})
+			})
+		}
+	}
+}
+
 // checkGradients compares LossAndGrad's gradients of the parameters that
 // attach installs with finite differences of BatchLoss.
 func checkGradients(t *testing.T, checkpointing bool, logitChunkRows int, attach func(*testing.T, *model.Model, *rand.Rand) []model.Param) {

@@ -97,6 +97,14 @@ var stepMethods = []stepMethod{
 	{name: "Pfeiffer", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
 		return peft.NewBottleneck(m, peft.BottleneckConfig{Kind: peft.BottleneckPfeiffer}, rng)
 	}},
+	{name: "LoHa", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
+		return peft.NewLoHa(m, peft.DefaultLoHaConfig(), rng)
+	}},
+	{name: "LoHa_dropout", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
+		cfg := peft.DefaultLoHaConfig()
+		cfg.RankDropout, cfg.ModuleDropout = 0.1, 0.1
+		return peft.NewLoHa(m, cfg, rng)
+	}},
 }
 
 // stepTrainer returns a trainer in training mode for method on
