@@ -34,8 +34,35 @@ func OpenAdapterPath(path string) (Source, error) {
 
 // ReadFiles reads an adapter's files from src: adapter_config.json (which
 // must be a JSON object naming its peft_type) and
-// adapter_model.safetensors, as a bundle carries them.
+// adapter_model.safetensors, as a bundle carries them; for a Stack, its
+// manifest and those two files of every part, under "<subfolder>/".
 func ReadFiles(src Source) (Files, error) {
+	man, isStack, err := readStackManifest(src)
+	if err != nil {
+		return nil, err
+	}
+	if !isStack {
+		return readAdapterFiles(src)
+	}
+	manifest, err := src.ReadFile(StackManifestFileName)
+	if err != nil {
+		return nil, fmt.Errorf("adapter stack %s: %w", sourcePath(src, StackManifestFileName), err)
+	}
+	out := Files{StackManifestFileName: manifest}
+	for _, part := range man.Parts {
+		files, err := readAdapterFiles(subSource{src, part.Subfolder})
+		if err != nil {
+			return nil, err
+		}
+		for name, data := range files {
+			out[part.Subfolder+"/"+name] = data
+		}
+	}
+	return out, nil
+}
+
+// readAdapterFiles is ReadFiles for one adapter.
+func readAdapterFiles(src Source) (Files, error) {
 	cfgPath := sourcePath(src, ConfigFileName)
 	cfg, err := src.ReadFile(ConfigFileName)
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/graft-ml/graft/core/atomicfile"
 )
@@ -15,7 +17,8 @@ import (
 // Files holds an adapter's files by name (adapter_config.json,
 // adapter_model.safetensors, ...): what Save writes into a directory, what
 // a msgpack bundle carries, and what the browser exports without a file
-// system.
+// system. A Stack's parts sit one directory down, named
+// "<subfolder>/<file>" with a forward slash.
 type Files map[string][]byte
 
 // Source is where an adapter's files are read from.
@@ -78,17 +81,28 @@ func Save(a Adapter, dir string) error {
 	return nil
 }
 
-// WriteDir writes files into dir with the atomicity Save describes.
+// WriteDir writes files into dir with the atomicity Save describes. A
+// name may hold one directory ("lora/adapter_config.json", a Stack's
+// part), which is created. A directory holds one adapter: writing a stack
+// manifest removes a single adapter's adapter_config.json and
+// adapter_model.safetensors left at the top, and writing those removes a
+// stack manifest left there, so that LoadAdapter reads what was written.
 func WriteDir(dir string, files Files) error {
 	dir = filepath.Clean(dir)
 	names := make([]string, 0, len(files))
 	for n := range files {
-		if n == "" || n != filepath.Base(n) || n == "." || n == ".." {
-			return fmt.Errorf("file name %q is not a plain name", n)
+		if err := checkFileName(n); err != nil {
+			return err
 		}
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	// The manifest goes last, once the parts it lists are complete.
+	sort.Slice(names, func(i, j int) bool {
+		if mi, mj := names[i] == StackManifestFileName, names[j] == StackManifestFileName; mi != mj {
+			return mj
+		}
+		return names[i] < names[j]
+	})
 	st, err := os.Stat(dir)
 	switch {
 	case err == nil && !st.IsDir():
@@ -103,12 +117,42 @@ func WriteDir(dir string, files Files) error {
 	}
 	return atomicfile.WriteDir(dir, func(tmp string) error {
 		for _, n := range names {
-			if err := atomicfile.WriteFile(filepath.Join(tmp, n), files[n], 0o644); err != nil {
+			p := filepath.Join(tmp, filepath.FromSlash(n))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(p, files[n], 0o644); err != nil {
 				return fmt.Errorf("writing %s: %w", n, err)
 			}
 		}
 		return nil
 	})
+}
+
+// checkFileName accepts "name" and "dir/name" with plain components.
+func checkFileName(n string) error {
+	parts := strings.Split(n, "/")
+	if len(parts) > 2 {
+		return fmt.Errorf("file name %q is nested more than one directory deep", n)
+	}
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." || p != filepath.Base(p) || strings.ContainsAny(p, `\:`) {
+			return fmt.Errorf("file name %q is not a plain name", n)
+		}
+	}
+	return nil
+}
+
+// staleMarkers are the top-level files of the other kind of adapter
+// directory than files describes, which WriteDir removes.
+func staleMarkers(files Files) []string {
+	if _, ok := files[StackManifestFileName]; ok {
+		return []string{ConfigFileName, WeightsFileName}
+	}
+	if _, ok := files[ConfigFileName]; ok {
+		return []string{StackManifestFileName}
+	}
+	return nil
 }
 
 // replaceFiles writes and syncs every file under a temporary name in an
@@ -120,8 +164,21 @@ func replaceFiles(dir string, names []string, files Files) error {
 			f.Close() // discards the temporary files of a failed write
 		}
 	}()
+	stale := staleMarkers(files)
+	if slices.Contains(stale, StackManifestFileName) {
+		// Before anything else: a crash part way must not leave the old
+		// stack's manifest beside the new adapter.
+		if err := os.Remove(filepath.Join(dir, StackManifestFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		stale = nil
+	}
 	for _, n := range names {
-		f, err := atomicfile.Create(filepath.Join(dir, n), 0o644)
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		f, err := atomicfile.Create(p, 0o644)
 		if err != nil {
 			return err
 		}
@@ -136,6 +193,13 @@ func replaceFiles(dir string, names []string, files Files) error {
 	for i, f := range pending {
 		if err := f.Commit(); err != nil {
 			return fmt.Errorf("writing %s: %w", names[i], err)
+		}
+	}
+	// After the manifest: a crash before here leaves it beside the old
+	// adapter's files, and the manifest wins.
+	for _, n := range stale {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
 	return nil

@@ -248,7 +248,7 @@ func TestStackedMergeOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr("lora unloaded under merged ia3", lora.Unload(), "Unmerge first")
+	wantErr("lora unloaded under merged ia3", lora.Unload(), "while the IA3 adapter added after it, on the same layer, is merged")
 	if err := mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("v_proj")}, seeded(1)); err == nil ||
 		!strings.Contains(err.Error(), "cannot add to this LoRA adapter while the IA3 adapter") {
 		t.Errorf("a LoRA adapter added beneath a merged IA3 one: %v", err)

@@ -1,7 +1,6 @@
 package peft
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -39,28 +38,24 @@ type Adapter interface {
 var ErrNotMergeable = errors.New("this PEFT method cannot be merged into the base weights")
 
 // LoadAdapter reads adapter_config.json from src and loads the adapter with
-// the method its peft_type names. Warnings list ignored config keys.
+// the method its peft_type names, or, where src holds a stack manifest
+// (StackManifestFileName), every part of the Stack in order. Warnings list
+// ignored config keys.
 func LoadAdapter(m *model.Model, src Source) (Adapter, []string, error) {
-	cfgPath := sourcePath(src, ConfigFileName)
-	data, err := src.ReadFile(ConfigFileName)
+	man, isStack, err := readStackManifest(src)
 	if err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+		return nil, nil, err
 	}
-	var head struct {
-		PeftType string          `json:"peft_type"`
-		Config   json.RawMessage `json:"config"`
+	if isStack {
+		return loadStack(m, src, man)
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
+	peftType, err := adapterPeftType(src)
+	if err != nil {
+		return nil, nil, err
 	}
-	if head.PeftType == "" && len(head.Config) > 0 {
-		// AdapterHub's adapter_config.json has no peft_type; its
-		// bottleneck adapters keep their settings under "config".
-		head.PeftType = PeftTypeBottleneck
-	}
-	meth, ok := methodOfPeftType(head.PeftType)
+	meth, ok := methodOfPeftType(peftType)
 	if !ok || meth.Load == nil {
-		return nil, nil, fmt.Errorf("peft config %s: peft_type %q is not supported (supported: %v)", cfgPath, head.PeftType, PeftTypes())
+		return nil, nil, fmt.Errorf("peft config %s: peft_type %q is not supported (supported: %v)", sourcePath(src, ConfigFileName), peftType, PeftTypes())
 	}
 	return meth.Load(m, src)
 }
@@ -89,7 +84,26 @@ func (a *loraAdapter) Params() []model.Param {
 func (a *loraAdapter) SetTraining(on bool, rng *rand.Rand) error { return a.mg.SetTraining(on, rng) }
 func (a *loraAdapter) Files() (Files, error)                     { return a.mg.Files(a.name) }
 func (a *loraAdapter) Merge() error                              { return a.mg.Merge(a.name) }
-func (a *loraAdapter) Unload() error                             { return a.mg.DeleteAdapter(a.name) }
+
+// Unload unmerges the adapter when it is merged, as Adapter.Unload
+// promises, and deletes it. The manager unmerges all its adapters at
+// once, so the others that were merged are merged again afterwards.
+func (a *loraAdapter) Unload() error {
+	merged := a.mg.Merged()
+	if !slices.Contains(merged, a.name) {
+		return a.mg.DeleteAdapter(a.name)
+	}
+	if err := a.mg.Unmerge(); err != nil {
+		return err
+	}
+	if err := a.mg.DeleteAdapter(a.name); err != nil {
+		return err
+	}
+	if others := slices.DeleteFunc(merged, func(n string) bool { return n == a.name }); len(others) > 0 {
+		return a.mg.Merge(others...)
+	}
+	return nil
+}
 
 // FilesConverted encodes the adapter as the equivalent plain LoRA for the
 // original base weights (see Manager.FilesConverted).

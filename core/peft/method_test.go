@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,44 @@ func TestNewAdapterFromConfigJSON(t *testing.T) {
 		if _, err := NewAdapter(m, []byte(bad), seeded(1)); err == nil {
 			t.Errorf("NewAdapter(%s) succeeded", bad)
 		}
+	}
+}
+
+// TestLoRAAdapterUnloadMerged: Adapter.Unload unmerges a merged LoRA
+// adapter first, and the manager's other merged adapters stay merged.
+func TestLoRAAdapterUnloadMerged(t *testing.T) {
+	m := tinyModel(t, 93)
+	base := logits(t, m, tinyIDs)
+	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2}, 1)
+	if err := mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitRandom}, seeded(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := mg.SetActive("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mg.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := mg.AsAdapter("a")
+	if err := a.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mg.Merged(); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("merged after unloading a: %q, want [b]", got)
+	}
+	onlyB := tinyModel(t, 93)
+	mgB := Attach(onlyB)
+	if err := mgB.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitRandom}, seeded(2)); err != nil {
+		t.Fatal(err)
+	}
+	if d := relDiff(logits(t, m, tinyIDs), logits(t, onlyB, tinyIDs)); d > 1e-5 {
+		t.Errorf("after unloading a the logits differ from b alone by %g", d)
+	}
+	b, _ := mg.AsAdapter("b")
+	if err := b.Unload(); err != nil {
+		t.Fatal(err)
+	}
+	if d := relDiff(logits(t, m, tinyIDs), base); d > 1e-5 {
+		t.Errorf("after unloading both the logits differ from the base by %g", d)
 	}
 }

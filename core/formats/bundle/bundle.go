@@ -97,16 +97,24 @@ func checkNames(files map[string][]byte) ([]string, error) {
 	return names, nil
 }
 
-// checkName accepts plain file names only, so that unpacking a bundle into
-// a directory can never write outside it.
+// checkName accepts plain file names, and plain file names one plain
+// directory down ("lora/adapter_config.json"), so that unpacking a bundle
+// into a directory can never write outside it.
 func checkName(n string) error {
-	switch {
-	case n == "" || n == "." || n == "..":
-		return fmt.Errorf("file name %q is not a plain name", n)
-	case len(n) > MaxNameLen:
+	if len(n) > MaxNameLen {
 		return fmt.Errorf("file name %.40q... is longer than %d bytes", n, MaxNameLen)
-	case strings.ContainsAny(n, "/\\\x00"):
-		return fmt.Errorf("file name %q contains a path separator or NUL", n)
+	}
+	parts := strings.Split(n, "/")
+	if len(parts) > 2 {
+		return fmt.Errorf("file name %q is nested more than one directory deep", n)
+	}
+	for _, p := range parts {
+		switch {
+		case p == "" || p == "." || p == "..":
+			return fmt.Errorf("file name %q is not a plain name (nor one directory down)", n)
+		case strings.ContainsAny(p, "\\\x00"):
+			return fmt.Errorf("file name %q contains a backslash or NUL", n)
+		}
 	}
 	return nil
 }

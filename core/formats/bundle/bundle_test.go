@@ -51,6 +51,8 @@ func sampleFiles() map[string][]byte {
 
 func TestRoundTrip(t *testing.T) {
 	files := sampleFiles()
+	// A stack's part lies one directory down.
+	files["lora/adapter_config.json"] = []byte(`{"peft_type": "LORA"}`)
 	data, err := Encode(files)
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +109,10 @@ func TestEncodeRejects(t *testing.T) {
 		want  string
 	}{
 		{"none", map[string][]byte{}, "no files"},
-		{"slash", map[string][]byte{"../x": {}}, "path separator"},
-		{"backslash", map[string][]byte{`a\b`: {}}, "path separator"},
+		{"parent", map[string][]byte{"../x": {}}, "not a plain name"},
+		{"deep", map[string][]byte{"a/b/c": {}}, "nested more than one directory deep"},
+		{"leading slash", map[string][]byte{"/x": {}}, "not a plain name"},
+		{"backslash", map[string][]byte{`a\b`: {}}, "backslash"},
 		{"dotdot", map[string][]byte{"..": {}}, "not a plain name"},
 		{"empty name", map[string][]byte{"": {}}, "not a plain name"},
 		{"long", map[string][]byte{strings.Repeat("a", MaxNameLen+1): {}}, "longer than"},
@@ -154,7 +158,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"key not string", raw(t, mapHeader(1), 5, 1), "top-level key is an integer"},
 		{"file as string", raw(t, mapHeader(3), "format", FormatName, "version", 1, "files", mapHeader(1), "a", "text"), `file "a" is a string, want bin`},
 		{"file as nil", raw(t, mapHeader(3), "format", FormatName, "version", 1, "files", mapHeader(1), "a", nil), `file "a" is nil`},
-		{"bad name", raw(t, mapHeader(3), "format", FormatName, "version", 1, "files", mapHeader(1), "../etc/passwd", []byte{}), "path separator"},
+		{"bad name", raw(t, mapHeader(3), "format", FormatName, "version", 1, "files", mapHeader(1), "../etc/passwd", []byte{}), "nested more than one directory deep"},
 		{"duplicate file", raw(t, mapHeader(3), "format", FormatName, "version", 1, "files", mapHeader(2), "a", []byte{}, "a", []byte{}), `file "a" appears twice`},
 		{"trailing bytes", append(good(), 0xc0), "1 unexpected bytes"},
 		{"huge map", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "claims 4294967295 entries"},
@@ -205,7 +209,7 @@ func TestWriteFileAndReadFile(t *testing.T) {
 		t.Fatal("read back differs")
 	}
 	// A failed write leaves the old file and no temporary behind.
-	if err := WriteFile(path, map[string][]byte{"a/b": nil}); err == nil || !strings.Contains(err.Error(), path) {
+	if err := WriteFile(path, map[string][]byte{"a/b/c": nil}); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("err = %v, want one naming %s", err, path)
 	}
 	entries, _ := os.ReadDir(dir)

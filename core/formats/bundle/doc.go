@@ -14,8 +14,10 @@
 // The files are the adapter's files exactly as they lie in a Hugging Face
 // PEFT adapter directory: adapter_config.json and adapter_model.safetensors
 // (and whatever else a method saves). Names are plain file names (no path
-// separator, not "." or ".."), at most MaxNameLen bytes, at most MaxFiles of
-// them, sorted when graft writes them.
+// separator, not "." or ".."), or, for the parts of a mixed adapter stack
+// (peft.Stack), one plain directory name, "/" and a plain file name
+// ("lora/adapter_config.json"); at most MaxNameLen bytes, at most MaxFiles
+// of them, sorted when graft writes them.
 //
 // # Why files rather than decoded tensors
 //
