@@ -36,7 +36,8 @@ const (
 //     each epoch; padding is the tokenizer's EOS at weight 0);
 //   - creates the adapter through the method registry from its
 //     adapter_config.json document, initialised from
-//     rand.NewPCG(seed, seed^0x5eed); the trainer's own generator
+//     rand.NewPCG(seed, seed^0x5eed) (a mixed stack's parts in order,
+//     from that one generator); the trainer's own generator
 //     (Config.Seed) orders the data and draws dropout;
 //   - refuses activation checkpointing with dropout when an adapter cannot
 //     replay its dropout masks in the recomputation;
@@ -67,15 +68,11 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	meth, err := s.method()
+	docs, err := s.adapterDocs()
 	if err != nil {
 		return nil, err
 	}
-	doc, err := s.adapterConfig(meth)
-	if err != nil {
-		return nil, err
-	}
-	set := settings(doc)
+	set := joinSettings(docs)
 	if s.SeqLen, err = fitSeqLen(spec.SeqLen, m, set); err != nil {
 		return nil, err
 	}
@@ -97,9 +94,9 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 		evalBatches = EvalBatches(el)
 	}
 
-	a, err := meth.New(m, doc, rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed)))
+	a, err := newAdapter(m, docs, rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed)))
 	if err != nil {
-		return nil, fmt.Errorf("%s adapter: %w", meth.Name, err)
+		return nil, err
 	}
 	res, err := run(ctx, m, s, a, loader, evalBatches, len(trainEx), set, onEvent)
 	if err != nil && res == nil {

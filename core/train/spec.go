@@ -55,8 +55,8 @@ type Spec struct {
 	// Options are adapter_config.json fields applied over the method's
 	// defaults ({"r": 16, "target_modules": ["q_proj", "v_proj"]}).
 	Options map[string]any `json:"options,omitempty" yaml:"options,omitempty"`
-	// Stack lists the adapters of a mixed stack, each with its own
-	// options, instead of Method and Options.
+	// Stack lists the adapters of a mixed stack (peft.Stack), each with
+	// its own options, instead of Method and Options; see stack.go.
 	Stack []AdapterSpec `json:"stack,omitempty" yaml:"stack,omitempty"`
 	// Config is a whole adapter_config.json instead of Options: it is
 	// used as it is, without the method's defaults. Method may be left
@@ -189,6 +189,9 @@ func (s Spec) WithDefaults() Spec {
 		v := DefaultKeepCheckpoints
 		s.KeepCheckpoints = &v
 	}
+	if s.isStack() {
+		return s.stackDefaults()
+	}
 	meth, err := s.method()
 	if err != nil {
 		return s // Validate reports it
@@ -220,10 +223,10 @@ func (s Spec) options(meth peft.Method) map[string]any {
 func (s Spec) isStack() bool { return len(s.Stack) > 0 || strings.Contains(s.Method, "+") }
 
 // method returns the PEFT method the Spec trains: Method, or the
-// peft_type of Config.
+// peft_type of Config. A stack has several (see stackParts).
 func (s Spec) method() (peft.Method, error) {
 	if s.isStack() {
-		return peft.Method{}, invalidf("method %q: mixed stacks are not supported yet", s.stackName())
+		return peft.Method{}, invalidf("method %q is a mixed stack, not one method", s.stackName())
 	}
 	var peftType string
 	if len(s.Config) > 0 {
@@ -309,7 +312,9 @@ func (s Spec) Validate() error {
 	if count(s.Eval != "", len(s.EvalRecords) > 0, len(s.EvalExamples) > 0) > 1 {
 		bad("give one of eval, eval_records and eval_examples")
 	}
-	if meth, err := s.method(); err != nil {
+	if s.isStack() {
+		errs = append(errs, s.checkStack()...)
+	} else if meth, err := s.method(); err != nil {
 		errs = append(errs, err)
 	} else if doc, err := s.adapterConfig(meth); err != nil {
 		errs = append(errs, err)
