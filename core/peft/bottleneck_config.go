@@ -263,7 +263,7 @@ type bnFileConfig struct {
 // computation in ways graft does not support are errors.
 func parseBottleneckConfig(data []byte) (bnFileConfig, []string, error) {
 	var f bnFile
-	unknown, err := decodeConfig(data, &f)
+	warnings, err := decodeConfig(data, &f, false)
 	if err != nil {
 		return bnFileConfig{}, nil, err
 	}
@@ -310,7 +310,7 @@ func parseBottleneckConfig(data []byte) (bnFileConfig, []string, error) {
 	if err != nil {
 		return bnFileConfig{}, nil, fmt.Errorf("config: %w", err)
 	}
-	return bnFileConfig{cfg, f.HiddenSize, f.ModelType}, unknownKeyWarnings(unknown), nil
+	return bnFileConfig{cfg, f.HiddenSize, f.ModelType}, warnings, nil
 }
 
 // bnNewConfig is the flat config document that creates a bottleneck
@@ -325,12 +325,8 @@ type bnNewConfig struct {
 // bottleneck adapter of kind. Unknown keys are errors.
 func parseNewBottleneck(config []byte, kind string) (BottleneckConfig, error) {
 	var doc bnNewConfig
-	unknown, err := decodeConfig(config, &doc)
-	switch {
-	case err != nil:
-	case len(unknown) > 0:
-		err = fmt.Errorf("unknown key %q", unknown[0])
-	case doc.PeftType != "" && doc.PeftType != PeftTypeBottleneck:
+	_, err := decodeConfig(config, &doc, true)
+	if err == nil && doc.PeftType != "" && doc.PeftType != PeftTypeBottleneck {
 		err = fmt.Errorf("peft_type %q is not %q", doc.PeftType, PeftTypeBottleneck)
 	}
 	if err != nil {

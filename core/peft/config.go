@@ -15,6 +15,7 @@ package peft
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -109,7 +110,7 @@ type LoraConfig struct {
 	// supported.
 	Bias string `json:"bias" peft:"empty=none"`
 	// FanInFanOut must be false: Llama-family projections are nn.Linear.
-	FanInFanOut bool `json:"fan_in_fan_out"`
+	FanInFanOut bool `json:"fan_in_fan_out" peft:"force=false" why:"the target layers are nn.Linear; using false, as PEFT does"`
 	// UseDoRA makes the adapter DoRA: a trainable magnitude per output
 	// row rescales the adapted weight (see dora.go); PEFT's default is
 	// false.
@@ -141,23 +142,29 @@ type loraKeys struct {
 	_ struct{} `key:"runtime_config"`
 }
 
-// fanInFanOutWarning is what parsers say when a file asks for
-// fan_in_fan_out, which PEFT itself overrides for nn.Linear.
-const fanInFanOutWarning = "fan_in_fan_out is true but the target layers are nn.Linear; using false, as PEFT does"
-
-// parseConfigJSON decodes data into *cfg (holding the method's defaults)
-// and lists unknown keys and an overridden fan_in_fan_out in warnings.
-func parseConfigJSON(data []byte, cfg any, fanInFanOut *bool) ([]string, error) {
-	unknown, err := decodeConfig(data, cfg)
+// parseConfig decodes data over cfg, which holds the method's defaults.
+func parseConfig[T any](data []byte, cfg T) (T, []string, error) {
+	warnings, err := decodeConfig(data, &cfg, false)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, nil, err
 	}
-	var warnings []string
-	if fanInFanOut != nil && *fanInFanOut {
-		*fanInFanOut = false
-		warnings = append(warnings, fanInFanOutWarning)
+	return cfg, warnings, nil
+}
+
+// withPrefix says what failed before a non-nil error.
+func withPrefix(prefix string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return append(warnings, unknownKeyWarnings(unknown)...), nil
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// EncodeConfig returns the adapter_config.json bytes PEFT would write for
+// a config (LoraConfig, VeraConfig, ...): its JSON indented by two spaces,
+// non-ASCII characters escaped, without a trailing newline.
+func EncodeConfig(c json.Marshaler) ([]byte, error) {
+	return indentConfig(c.MarshalJSON())
 }
 
 // ParseLoraConfig decodes adapter_config.json. Keys graft does not know
@@ -165,12 +172,7 @@ func parseConfigJSON(data []byte, cfg any, fanInFanOut *bool) ([]string, error) 
 // overrides for Llama-family models (fan_in_fan_out, then false). The
 // result is not validated; call Validate.
 func ParseLoraConfig(data []byte) (LoraConfig, []string, error) {
-	var cfg LoraConfig
-	warnings, err := parseConfigJSON(data, &cfg, &cfg.FanInFanOut)
-	if err != nil {
-		return LoraConfig{}, nil, err
-	}
-	return cfg, warnings, nil
+	return parseConfig(data, LoraConfig{})
 }
 
 // MarshalJSON writes the config as PEFT 0.13+ writes adapter_config.json:
@@ -183,19 +185,9 @@ func (c LoraConfig) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
 // ParseLoraConfig to learn which keys were ignored.
-func (c *LoraConfig) UnmarshalJSON(data []byte) error {
-	cfg, _, err := ParseLoraConfig(data)
-	if err != nil {
-		return err
-	}
-	*c = cfg
-	return nil
-}
-
-// EncodeLoraConfig returns the adapter_config.json bytes PEFT would write:
-// the JSON of MarshalJSON indented by two spaces.
-func EncodeLoraConfig(c LoraConfig) ([]byte, error) {
-	return indentConfig(c.MarshalJSON())
+func (c *LoraConfig) UnmarshalJSON(data []byte) (err error) {
+	*c, _, err = ParseLoraConfig(data)
+	return err
 }
 
 // Scaling returns the factor of the update for a module of rank r and
@@ -210,12 +202,7 @@ func (c *LoraConfig) Scaling(r int, alpha float64) float64 {
 // Validate checks the config for values PEFT rejects and for features
 // graft does not implement, so that an adapter never silently computes
 // something other than what PEFT would.
-func (c *LoraConfig) Validate() error {
-	if err := c.validate(); err != nil {
-		return fmt.Errorf("lora config: %w", err)
-	}
-	return nil
-}
+func (c *LoraConfig) Validate() error { return withPrefix("lora config", c.validate()) }
 
 func (c *LoraConfig) validate() error {
 	if err := c.BaseConfig.validate(PeftTypeLoRA); err != nil {

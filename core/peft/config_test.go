@@ -36,7 +36,7 @@ func TestGoldenConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := EncodeLoraConfig(c.cfg)
+		got, err := EncodeConfig(c.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestGoldenConfig(t *testing.T) {
 		if err := back.Validate(); err != nil {
 			t.Fatalf("%s: %v", c.file, err)
 		}
-		again, _ := EncodeLoraConfig(back)
+		again, _ := EncodeConfig(back)
 		if !bytes.Equal(again, want) {
 			t.Errorf("%s: parse and encode changed it:\n%s", c.file, again)
 		}
@@ -106,7 +106,7 @@ func TestConfigKeysSorted(t *testing.T) {
 	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("z", "a"),
 		RankPattern:  Patterns[int]{{"z_proj", 2}, {"a_proj", 3}, {"m", 1}},
 		AlphaPattern: Patterns[float64]{{"zz", 1.5}, {"aa", 2}}}
-	data, err := EncodeLoraConfig(cfg)
+	data, err := EncodeConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package peft
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,42 +13,38 @@ import (
 	"unicode/utf8"
 )
 
-// Every adapter_config.json graft reads or writes is described by a Go
-// struct, and encodeConfig and decodeConfig are the only code that turns
-// one into the other, so that each method's config is a type declaration
-// and a Validate, not a hand-written codec.
+// Every adapter_config.json graft reads or writes is a Go struct, and
+// encodeConfig and decodeConfig are the only code that turns one into the
+// other: a method's config is a type declaration and a Validate.
 //
-// `json:"key"` names a field's key (no tag or "-": not in the file); an
-// embedded struct without a tag adds its keys to the object. `peft:"..."`
-// holds comma-separated options:
+// `json:"key"` names a field's key ("-": none); an embedded struct adds its
+// keys to the object. `peft:"..."` holds comma-separated options:
 //
 //	required  decoding fails when the key is absent or null
 //	default=J an absent or null key decodes as the JSON value J
+//	force=J   a value other than J decodes as J, with a warning (why says
+//	          why)
 //	null      an empty string, list or map is written as null
 //	empty=S   an empty string is written as S
 //	number    a float is written as Python writes an int-or-float field
-//	          (16, 0.5) rather than as a float (16.0)
+//	          (16, 0.5), not as a float (16.0)
 //	scalar    a list is also read from a single element
 //	bare      a one-element list is written as its element
 //
-// A blank field (`_ struct{}`) names with `key:"..."` a key graft keeps
-// no value for, with these options:
+// A blank field (`_ struct{}`) names with `key:"..."` a key graft keeps no
+// value for:
 //
 //	write=J   the encoder writes the key with the JSON value J
-//	allow=J|J the decoder accepts the key only with one of these JSON
-//	          values (compared as values: 0 is 0.0); without allow, any
+//	allow=J|J the decoder accepts only these JSON values (compared as
+//	          values: 0 is 0.0); without allow, any value
 //
-// and `why:"..."` explains a refused value (for a real field: a value of
-// the wrong type).
-//
-// The encoder writes keys sorted at every level and floats as Python's
-// repr does, as json.dumps(sort_keys=True) in PEFT and AdapterHub does. The
-// decoder starts from the values the struct already holds (the method's
-// defaults); an absent or null key leaves its field alone unless the field
-// has a default. A nil pointer to a struct is allocated when its key is
-// present. Keys no field
-// declares are returned to the caller, which warns about them or refuses
-// them as the method's rules say.
+// `why:"..."` explains a refused value (for a real field: a value of the
+// wrong type). The encoder writes keys sorted at every level and floats as
+// Python's repr does, as PEFT's and AdapterHub's json.dumps(sort_keys=True)
+// do. The decoder starts from the values the struct holds (the method's
+// defaults): an absent or null key leaves its field alone unless the field
+// has a default; a nil pointer to a struct is allocated when its key is
+// present. Keys no field declares are warned about, or refused when strict.
 
 // configField is one key of a config struct.
 type configField struct {
@@ -69,8 +66,7 @@ func configFields(t reflect.Type, index []int) []configField {
 		key := sf.Tag.Get("json")
 		if sf.Name == "_" {
 			key = sf.Tag.Get("key")
-		}
-		if sf.Anonymous && key == "" && sf.Type.Kind() == reflect.Struct {
+		} else if sf.Anonymous && key == "" {
 			out = append(out, configFields(sf.Type, idx)...)
 			continue
 		}
@@ -99,31 +95,25 @@ func encodeConfig(v any) ([]byte, error) {
 func encodeObject(v reflect.Value) ([]byte, error) {
 	fields := configFields(v.Type(), nil)
 	slices.SortFunc(fields, func(a, b configField) int { return strings.Compare(a.key, b.key) })
-	var b bytes.Buffer
-	b.WriteByte('{')
+	b := []byte("{")
 	for _, f := range fields {
-		var val []byte
-		switch write, ok := f.opts["write"]; {
-		case f.index != nil:
-			var err error
-			if val, err = encodeValue(v.FieldByIndex(f.index), f); err != nil {
-				return nil, err
-			}
-		case ok:
-			val = []byte(write)
-		default:
-			continue // read, never written
+		val, err := []byte(f.opts["write"]), error(nil)
+		if f.index != nil {
+			val, err = encodeValue(v.FieldByIndex(f.index), f)
 		}
-		if b.Len() > 1 {
-			b.WriteByte(',')
+		if err != nil {
+			return nil, err
+		}
+		if len(val) == 0 {
+			continue // a blank field without write is only read
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
 		key, _ := marshalNoHTML(f.key)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(val)
+		b = append(append(append(b, key...), ':'), val...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 func encodeValue(v reflect.Value, f configField) ([]byte, error) {
@@ -135,34 +125,22 @@ func encodeValue(v reflect.Value, f configField) ([]byte, error) {
 		return []byte("null"), nil
 	case k == reflect.String && v.Len() == 0 && f.has("empty"):
 		return marshalNoHTML(f.opts["empty"])
+	case k == reflect.Float64 && (math.IsNaN(v.Float()) || math.IsInf(v.Float(), 0)):
+		return nil, fmt.Errorf("%s = %g is not a finite number", f.key, v.Float())
+	case k == reflect.Float64 && f.has("number"):
+		return []byte(pyNumber(v.Float())), nil
 	case k == reflect.Float64:
-		x := v.Float()
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, fmt.Errorf("%s = %g is not a finite number", f.key, x)
-		}
-		if f.has("number") {
-			return []byte(pyNumber(x)), nil
-		}
-		return []byte(pyFloat(x)), nil
+		return []byte(pyFloat(v.Float())), nil
 	case k == reflect.Slice && v.Len() == 1 && f.has("bare"):
-		return encodeValue(v.Index(0), configField{key: f.key})
-	case k == reflect.Slice:
-		parts := make([][]byte, v.Len())
-		for i := range parts {
-			var err error
-			if parts[i], err = encodeValue(v.Index(i), configField{key: f.key}); err != nil {
-				return nil, err
-			}
-		}
-		return slices.Concat([]byte("["), bytes.Join(parts, []byte(",")), []byte("]")), nil
+		return marshalNoHTML(v.Index(0).Interface())
+	case k == reflect.Slice && v.Len() == 0:
+		return []byte("[]"), nil
 	case k == reflect.Struct:
 		return encodeObject(v)
-	case k == reflect.Pointer && v.IsNil():
-		return []byte("null"), nil
-	case k == reflect.Pointer:
+	case k == reflect.Pointer && !v.IsNil():
 		return encodeValue(v.Elem(), f)
 	}
-	return marshalNoHTML(v.Interface()) // booleans, integers, strings, maps
+	return marshalNoHTML(v.Interface()) // booleans, integers, strings, lists, maps, nil
 }
 
 // indentConfig indents compact JSON by two spaces and escapes non-ASCII
@@ -179,17 +157,26 @@ func indentConfig(compact []byte, err error) ([]byte, error) {
 	return asciiJSON(out.Bytes()), nil
 }
 
-// decodeConfig decodes the JSON object data into the config struct *dst
-// and returns the keys no field declares, sorted, nested ones dotted
-// ("config.x").
-func decodeConfig(data []byte, dst any) (unknown []string, err error) {
+// decodeConfig decodes the JSON object data into the config struct *dst.
+// Warnings list the values force replaced, then the keys no field declares
+// (sorted, nested ones dotted: "config.x"), which are errors when strict.
+func decodeConfig(data []byte, dst any, strict bool) (warnings []string, err error) {
 	obj, err := jsonObject(data)
 	if err != nil {
 		return nil, err
 	}
-	unknown, err = decodeObject(obj, reflect.ValueOf(dst).Elem(), "")
+	var unknown []string
+	if err := decodeObject(obj, reflect.ValueOf(dst).Elem(), "", &warnings, &unknown); err != nil {
+		return nil, err
+	}
 	slices.Sort(unknown)
-	return unknown, err
+	if strict && len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown key %q", unknown[0])
+	}
+	for _, k := range unknown {
+		warnings = append(warnings, fmt.Sprintf("unknown key %q ignored", k))
+	}
+	return warnings, nil
 }
 
 // jsonObject splits a JSON object into its raw members.
@@ -206,115 +193,79 @@ func jsonObject(data []byte) (map[string]json.RawMessage, error) {
 	return obj, nil
 }
 
-func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string) (unknown []string, err error) {
+func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string, warnings, unknown *[]string) error {
 	known := map[string]bool{}
 	for _, f := range configFields(v.Type(), nil) {
 		known[f.key] = true
 		raw, ok := obj[f.key]
-		switch {
+		null := !ok || string(raw) == "null"
+		switch allow, limited := f.opts["allow"]; {
+		case f.index == nil && ok && limited && !jsonOneOf(raw, allow):
+			return fmt.Errorf("%s = %s is not supported%s", f.key, compactJSON(raw), because(f.why))
 		case f.index == nil:
-			if allow, ok2 := f.opts["allow"]; ok && ok2 && !jsonOneOf(raw, allow) {
-				return nil, fmt.Errorf("%s = %s is not supported%s", f.key, compactJSON(raw), because(f.why))
-			}
 			continue
-		case (!ok || string(raw) == "null") && f.has("required"):
-			return nil, fmt.Errorf("%s is missing", f.key)
-		case !ok || string(raw) == "null":
-			if !f.has("default") {
-				continue
-			}
+		case null && f.has("required"):
+			return fmt.Errorf("%s is missing", f.key)
+		case null && !f.has("default"):
+			continue
+		case null:
 			raw = json.RawMessage(f.opts["default"])
+		case f.has("force") && !jsonOneOf(raw, f.opts["force"]):
+			*warnings = append(*warnings, fmt.Sprintf("%s is %s but %s", f.key, compactJSON(raw), f.why))
+			raw = json.RawMessage(f.opts["force"])
 		}
 		fv := v.FieldByIndex(f.index)
-		if fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct {
-			if fv.IsNil() {
-				fv.Set(reflect.New(fv.Type().Elem()))
-			}
-			fv = fv.Elem()
+		if fv.Kind() == reflect.Pointer && fv.IsNil() {
+			fv.Set(reflect.New(fv.Type().Elem()))
 		}
-		if fv.Kind() == reflect.Struct && !fv.Addr().Type().Implements(unmarshalerType) {
+		if fv = reflect.Indirect(fv); fv.Kind() == reflect.Struct && !fv.Addr().Type().Implements(unmarshalerType) {
 			inner, err := jsonObject(raw)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.key, err)
+			if err == nil {
+				err = decodeObject(inner, fv, path+f.key+".", warnings, unknown)
 			}
-			u, err := decodeObject(inner, fv, path+f.key+".")
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.key, err)
+				return fmt.Errorf("%s: %w", f.key, err)
 			}
-			unknown = append(unknown, u...)
-			continue
-		}
-		if err := decodeValue(raw, fv, f); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.key, err)
+		} else if err := decodeValue(raw, fv, f); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
 		}
 	}
 	for key := range obj {
 		if !known[key] {
-			unknown = append(unknown, path+key)
+			*unknown = append(*unknown, path+key)
 		}
 	}
-	return unknown, nil
+	return nil
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
-// decodeValue decodes one JSON value into v: through v's UnmarshalJSON
-// when it has one, otherwise by v's kind, strictly (an integer field takes
-// 8 or 8.0 but not 8.5 or "8").
+// decodeValue decodes one JSON value into v, strictly (a string field
+// takes no number); an integer field takes 8 or 8.0 but not 8.5.
 func decodeValue(raw json.RawMessage, v reflect.Value, f configField) error {
-	if u, ok := v.Addr().Interface().(json.Unmarshaler); ok {
-		return u.UnmarshalJSON(raw)
+	p := v.Addr().Interface()
+	if _, ok := p.(json.Unmarshaler); ok {
+		return json.Unmarshal(raw, p)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var x any
-	if err := dec.Decode(&x); err != nil {
-		return err
-	}
-	num, isNum := x.(json.Number)
-	switch v.Kind() {
-	case reflect.Bool:
-		if b, ok := x.(bool); ok {
-			v.SetBool(b)
-			return nil
-		}
-	case reflect.String:
-		if s, ok := x.(string); ok {
-			v.SetString(s)
-			return nil
-		}
-	case reflect.Int, reflect.Int64:
-		if n, err := jsonInt(num); isNum && err == nil {
-			if v.Kind() == reflect.Int && (n > math.MaxInt32 || n < math.MinInt32) {
-				return fmt.Errorf("%d is out of range", n)
+	if k := v.Kind(); k == reflect.Int || k == reflect.Int64 {
+		var num json.Number
+		if raw[0] != '"' && json.Unmarshal(raw, &num) == nil {
+			n, err := jsonInt(num)
+			if err == nil && k == reflect.Int && (n > math.MaxInt32 || n < math.MinInt32) {
+				err = fmt.Errorf("%d is out of range", n)
 			}
-			v.SetInt(n)
-			return nil
-		}
-	case reflect.Float64:
-		if n, err := num.Float64(); isNum && err == nil {
-			v.SetFloat(n)
-			return nil
-		}
-	case reflect.Map:
-		return json.Unmarshal(raw, v.Addr().Interface())
-	case reflect.Slice:
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil && f.has("scalar") {
-			items = []json.RawMessage{raw}
-		}
-		if items != nil {
-			s := reflect.MakeSlice(v.Type(), len(items), len(items))
-			for i, item := range items {
-				if decodeValue(item, s.Index(i), configField{}) != nil {
-					items = nil
-					break
-				}
+			if err == nil {
+				v.SetInt(n)
 			}
-			if items != nil {
-				v.Set(s)
-				return nil
-			}
+			return err
+		}
+	} else {
+		list := raw
+		if k == reflect.Slice && f.has("scalar") && raw[0] != '[' {
+			list = slices.Concat([]byte("["), raw, []byte("]"))
+		}
+		if json.Unmarshal(list, p) == nil {
+			return nil
 		}
 	}
 	return fmt.Errorf("%s is not %s%s", compactJSON(raw), kindName(v.Type(), f.has("scalar")), because(f.why))
@@ -335,23 +286,16 @@ func jsonInt(n json.Number) (int64, error) {
 
 // kindName describes what a value of type t must be in JSON.
 func kindName(t reflect.Type, scalar bool) string {
-	names := map[reflect.Kind]string{reflect.Bool: "boolean", reflect.String: "string", reflect.Int: "integer",
-		reflect.Int64: "integer", reflect.Float64: "number", reflect.Map: "object"}
-	if t.Kind() == reflect.Slice {
-		elem := names[t.Elem().Kind()]
-		if scalar {
-			return fmt.Sprintf("%s %s or a list of %ss", article(elem), elem, elem)
-		}
-		return "a list of " + elem + "s"
+	names := map[reflect.Kind][2]string{reflect.Bool: {"a boolean", "booleans"}, reflect.String: {"a string", "strings"},
+		reflect.Int: {"an integer", "integers"}, reflect.Int64: {"an integer", "integers"}, reflect.Float64: {"a number", "numbers"}}
+	if t.Kind() != reflect.Slice {
+		return cmp.Or(names[t.Kind()][0], "an object")
 	}
-	return article(names[t.Kind()]) + " " + names[t.Kind()]
-}
-
-func article(noun string) string {
-	if strings.ContainsRune("aeiou", rune(noun[0])) {
-		return "an"
+	elem := names[t.Elem().Kind()]
+	if scalar {
+		return elem[0] + " or a list of " + elem[1]
 	}
-	return "a"
+	return "a list of " + elem[1]
 }
 
 func because(why string) string {
@@ -379,15 +323,6 @@ func jsonOneOf(raw json.RawMessage, alternatives string) bool {
 		}
 	}
 	return false
-}
-
-// unknownKeyWarnings words the keys decodeConfig did not know.
-func unknownKeyWarnings(keys []string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = fmt.Sprintf("unknown key %q ignored", k)
-	}
-	return out
 }
 
 // compactJSON shortens a raw value for an error message.

@@ -30,6 +30,7 @@ type codecDoc struct {
 	Layers  []int          `json:"layers" peft:"null,scalar"`
 	Pattern []string       `json:"pattern" peft:"null,scalar,bare"`
 	Leave   []int          `json:"leave"`
+	Linear  bool           `json:"linear" peft:"force=false" why:"it is a test"`
 	Extra   map[string]any `json:"extra" peft:"null"`
 	Inner   *codecInner    `json:"inner"`
 	Skipped string         `json:"-"`
@@ -45,7 +46,7 @@ func TestConfigCodecEncode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"alpha":16,"bookkeeping":null,"count":3,"extra":null,"inner":{"fixed":true,"init":"","on":true},"key":1099511627776,` +
-		`"kind":"plain","label":null,"layers":null,"leave":[],"name":"é<&>","pattern":"layers","rate":1e-05}`
+		`"kind":"plain","label":null,"layers":null,"leave":[],"linear":false,"name":"é<&>","pattern":"layers","rate":1e-05}`
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -71,7 +72,7 @@ func TestConfigCodecDecode(t *testing.T) {
 	cases := []struct {
 		name, json string
 		check      func(codecDoc) bool
-		unknown    []string
+		warnings   []string
 		err        string
 	}{
 		{"defaults kept", `{` + good + `, "label": null}`,
@@ -91,7 +92,9 @@ func TestConfigCodecDecode(t *testing.T) {
 		{"blank keys", `{` + good + `, "later": 0.0, "ignored": {"any": 1}, "bookkeeping": 5, "inner": {"on": false, "fixed": true}}`,
 			nil, nil, ""},
 		{"unknown keys", `{` + good + `, "zeta": 1, "alpha_beta": 2, "inner": {"on": true, "new": 1}}`,
-			nil, []string{"alpha_beta", "inner.new", "zeta"}, ""},
+			nil, []string{`unknown key "alpha_beta" ignored`, `unknown key "inner.new" ignored`, `unknown key "zeta" ignored`}, ""},
+		{"forced", `{` + good + `, "linear": true, "zz": 1}`, func(d codecDoc) bool { return !d.Linear },
+			[]string{"linear is true but it is a test", `unknown key "zz" ignored`}, ""},
 		{"missing", `{"inner": {"on": true}}`, nil, nil, "name is missing"},
 		{"null required", `{"name": null}`, nil, nil, "name is missing"},
 		{"nested missing", `{"name": "n", "inner": {}}`, nil, nil, "inner: on is missing"},
@@ -110,7 +113,7 @@ func TestConfigCodecDecode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			doc := codecDoc{Label: "default", Count: 7}
-			unknown, err := decodeConfig([]byte(c.json), &doc)
+			warnings, err := decodeConfig([]byte(c.json), &doc, false)
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want one containing %q", err, c.err)
@@ -123,9 +126,17 @@ func TestConfigCodecDecode(t *testing.T) {
 			if c.check != nil && !c.check(doc) {
 				t.Errorf("decoded %+v", doc)
 			}
-			if !reflect.DeepEqual(unknown, c.unknown) {
-				t.Errorf("unknown %q, want %q", unknown, c.unknown)
+			if !reflect.DeepEqual(warnings, c.warnings) {
+				t.Errorf("warnings %q, want %q", warnings, c.warnings)
 			}
 		})
+	}
+}
+
+func TestConfigCodecStrict(t *testing.T) {
+	var doc codecDoc
+	_, err := decodeConfig([]byte(`{"name": "n", "b": 1, "a": 2}`), &doc, true)
+	if err == nil || err.Error() != `unknown key "a"` {
+		t.Errorf("strict: %v", err)
 	}
 }

@@ -346,7 +346,7 @@ func (ad *ia3Adapter) Files() (Files, error) {
 	}
 	cfg := ad.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := EncodeIA3Config(cfg)
+	cfgJSON, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

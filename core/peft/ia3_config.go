@@ -38,7 +38,7 @@ type IA3Config struct {
 	// PEFT's default: down_proj.
 	FeedforwardModules Modules `json:"feedforward_modules"`
 	// FanInFanOut must be false: Llama-family projections are nn.Linear.
-	FanInFanOut bool `json:"fan_in_fan_out"`
+	FanInFanOut bool `json:"fan_in_fan_out" peft:"force=false" why:"the target layers are nn.Linear; using false, as PEFT does"`
 	// InitIA3Weights (PEFT default true) starts every ia3_l at 1, so the
 	// adapter is a no-op until trained. NewIA3 needs it true; adapters
 	// saved from PEFT with false load like any other.
@@ -51,12 +51,7 @@ func DefaultIA3Config() IA3Config { return IA3Config{InitIA3Weights: true} }
 
 // Validate checks the config for values PEFT rejects and for features
 // graft does not implement.
-func (c *IA3Config) Validate() error {
-	if err := c.validate(); err != nil {
-		return fmt.Errorf("ia3 config: %w", err)
-	}
-	return nil
-}
+func (c *IA3Config) Validate() error { return withPrefix("ia3 config", c.validate()) }
 
 func (c *IA3Config) validate() error {
 	if err := c.BaseConfig.validate(PeftTypeIA3); err != nil {
@@ -106,21 +101,11 @@ func (c IA3Config) MarshalJSON() ([]byte, error) {
 	return encodeConfig(&c)
 }
 
-// EncodeIA3Config returns the adapter_config.json bytes PEFT would write:
-// MarshalJSON indented by two spaces, without a trailing newline.
-func EncodeIA3Config(c IA3Config) ([]byte, error) {
-	return indentConfig(c.MarshalJSON())
-}
-
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
 // ParseIA3Config to learn which keys were ignored.
-func (c *IA3Config) UnmarshalJSON(data []byte) error {
-	cfg, _, err := ParseIA3Config(data)
-	if err != nil {
-		return err
-	}
-	*c = cfg
-	return nil
+func (c *IA3Config) UnmarshalJSON(data []byte) (err error) {
+	*c, _, err = ParseIA3Config(data)
+	return err
 }
 
 // ParseIA3Config decodes an IA³ adapter_config.json. Missing keys take
@@ -128,10 +113,5 @@ func (c *IA3Config) UnmarshalJSON(data []byte) error {
 // fan_in_fan_out true, which PEFT overrides for nn.Linear. The result is
 // not validated; call Validate.
 func ParseIA3Config(data []byte) (IA3Config, []string, error) {
-	cfg := DefaultIA3Config()
-	warnings, err := parseConfigJSON(data, &cfg, &cfg.FanInFanOut)
-	if err != nil {
-		return IA3Config{}, nil, err
-	}
-	return cfg, warnings, nil
+	return parseConfig(data, DefaultIA3Config())
 }

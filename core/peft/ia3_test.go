@@ -148,7 +148,7 @@ func TestIA3Config(t *testing.T) {
 	cfg.ExcludeModules = TargetPattern(`model\.layers\.0\..*`)
 	cfg.BaseModelNameOrPath = "stories260K"
 	cfg.InferenceMode = true
-	got, err := EncodeIA3Config(cfg)
+	got, err := EncodeConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestIA3Config(t *testing.T) {
 	if err := back.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := EncodeIA3Config(back); !bytes.Equal(again, want) {
+	if again, _ := EncodeConfig(back); !bytes.Equal(again, want) {
 		t.Errorf("parse and encode changed it:\n%s", again)
 	}
 

@@ -68,31 +68,18 @@ func (c LoHaConfig) MarshalJSON() ([]byte, error) {
 	return encodeConfig(&c)
 }
 
-// EncodeLoHaConfig returns the adapter_config.json bytes PEFT would write:
-// MarshalJSON indented by two spaces, without a trailing newline.
-func EncodeLoHaConfig(c LoHaConfig) ([]byte, error) { return indentConfig(c.MarshalJSON()) }
-
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
 // ParseLoHaConfig to learn which keys were ignored.
-func (c *LoHaConfig) UnmarshalJSON(data []byte) error {
-	cfg, _, err := ParseLoHaConfig(data)
-	if err != nil {
-		return err
-	}
-	*c = cfg
-	return nil
+func (c *LoHaConfig) UnmarshalJSON(data []byte) (err error) {
+	*c, _, err = ParseLoHaConfig(data)
+	return err
 }
 
 // ParseLoHaConfig decodes a LoHa adapter_config.json. Missing keys take
 // PEFT's defaults; unknown keys are ignored and listed in warnings. The
 // result is not validated; call Validate.
 func ParseLoHaConfig(data []byte) (LoHaConfig, []string, error) {
-	cfg := DefaultLoHaConfig()
-	warnings, err := parseConfigJSON(data, &cfg, nil)
-	if err != nil {
-		return LoHaConfig{}, nil, err
-	}
-	return cfg, warnings, nil
+	return parseConfig(data, DefaultLoHaConfig())
 }
 
 // resolveLoHa validates cfg, fills in PEFT's defaults and plans the
@@ -142,7 +129,7 @@ func newLoHaAdapter(m *model.Model, cfg LoHaConfig) *lycoAdapter {
 		config: func(inferenceMode bool) ([]byte, error) {
 			c := cfg
 			c.InferenceMode = inferenceMode
-			return EncodeLoHaConfig(c)
+			return EncodeConfig(c)
 		},
 	}
 }

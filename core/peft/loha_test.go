@@ -62,7 +62,7 @@ func TestLoHaGoldenConfig(t *testing.T) {
 	cfg.AlphaPattern = Patterns[float64]{{"v_proj", 4}, {"q_proj", 2.5}}
 	cfg.BaseModelNameOrPath = "stories260K"
 	cfg.InferenceMode = true
-	got, err := EncodeLoHaConfig(cfg)
+	got, err := EncodeConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestLoHaGoldenConfig(t *testing.T) {
 	if err := back.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := EncodeLoHaConfig(back); !bytes.Equal(again, want) {
+	if again, _ := EncodeConfig(back); !bytes.Equal(again, want) {
 		t.Errorf("parse and encode changed it:\n%s", again)
 	}
 	// Missing keys take PEFT's defaults; unknown keys are reported.

@@ -65,11 +65,8 @@ func (c PrefixTuningConfig) MarshalJSON() ([]byte, error) {
 // ParsePrefixTuningConfig decodes a prefix-tuning adapter_config.json.
 // Unknown keys are ignored and listed in warnings. The result is checked
 // against a model only when an adapter is made or loaded.
-func ParsePrefixTuningConfig(data []byte) (cfg PrefixTuningConfig, warnings []string, err error) {
-	if warnings, err = parseConfigJSON(data, &cfg, nil); err != nil {
-		return PrefixTuningConfig{}, nil, err
-	}
-	return cfg, warnings, nil
+func ParsePrefixTuningConfig(data []byte) (PrefixTuningConfig, []string, error) {
+	return parseConfig(data, PrefixTuningConfig{})
 }
 
 // prefixTuning is a prefix-tuning adapter: learned keys and values for
@@ -251,7 +248,7 @@ func (p *prefixTuning) Files() (Files, error) {
 	}
 	cfg := p.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := indentConfig(cfg.MarshalJSON())
+	cfgJSON, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -88,11 +88,8 @@ func (c PromptTuningConfig) MarshalJSON() ([]byte, error) {
 // ParsePromptTuningConfig decodes a prompt-tuning adapter_config.json.
 // Unknown keys are ignored and listed in warnings. The result is checked
 // against a model only when an adapter is made or loaded.
-func ParsePromptTuningConfig(data []byte) (cfg PromptTuningConfig, warnings []string, err error) {
-	if warnings, err = parseConfigJSON(data, &cfg, nil); err != nil {
-		return PromptTuningConfig{}, nil, err
-	}
-	return cfg, warnings, nil
+func ParsePromptTuningConfig(data []byte) (PromptTuningConfig, []string, error) {
+	return parseConfig(data, PromptTuningConfig{})
 }
 
 // promptTuning is a prompt-tuning adapter: NumVirtualTokens learned
@@ -223,7 +220,7 @@ func (p *promptTuning) Files() (Files, error) {
 	}
 	cfg := p.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := indentConfig(cfg.MarshalJSON())
+	cfgJSON, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -127,7 +127,7 @@ func (mg *Manager) FilesConverted(name string) (Files, error) {
 // rank r, in the model's row order) and DoRA's magnitude.
 func (mg *Manager) encode(a *adapter, cfg LoraConfig, values func(*loraWeights) (av, bv []float32, r int, err error)) (Files, error) {
 	cfg.InferenceMode = true
-	cfgJSON, err := EncodeLoraConfig(cfg)
+	cfgJSON, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -503,7 +503,7 @@ func (ad *veraAdapter) Files() (Files, error) {
 	}
 	cfg := ad.cfg
 	cfg.InferenceMode = true
-	cfgJSON, err := EncodeVeraConfig(cfg)
+	cfgJSON, err := EncodeConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ type VeraConfig struct {
 	// (PEFT default 0.1).
 	DInitial float64 `json:"d_initial"`
 	// FanInFanOut must be false: Llama-family projections are nn.Linear.
-	FanInFanOut bool `json:"fan_in_fan_out"`
+	FanInFanOut bool `json:"fan_in_fan_out" peft:"force=false" why:"the target layers are nn.Linear; using false, as PEFT does"`
 	// Bias is "none" (empty means "none"); bias training is not supported.
 	Bias string `json:"bias" peft:"empty=none"`
 	// InitWeights (PEFT default true) starts with vera_lambda_b = 0 and
@@ -63,12 +63,7 @@ func DefaultVeraConfig() VeraConfig {
 
 // Validate checks the config for values PEFT rejects and for features
 // graft does not implement.
-func (c *VeraConfig) Validate() error {
-	if err := c.validate(); err != nil {
-		return fmt.Errorf("vera config: %w", err)
-	}
-	return nil
-}
+func (c *VeraConfig) Validate() error { return withPrefix("vera config", c.validate()) }
 
 func (c *VeraConfig) validate() error {
 	if err := c.BaseConfig.validate(PeftTypeVeRA); err != nil {
@@ -124,21 +119,11 @@ func (c VeraConfig) MarshalJSON() ([]byte, error) {
 	return encodeConfig(&c)
 }
 
-// EncodeVeraConfig returns the adapter_config.json bytes PEFT would write:
-// MarshalJSON indented by two spaces, without a trailing newline.
-func EncodeVeraConfig(c VeraConfig) ([]byte, error) {
-	return indentConfig(c.MarshalJSON())
-}
-
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
 // ParseVeraConfig to learn which keys were ignored.
-func (c *VeraConfig) UnmarshalJSON(data []byte) error {
-	cfg, _, err := ParseVeraConfig(data)
-	if err != nil {
-		return err
-	}
-	*c = cfg
-	return nil
+func (c *VeraConfig) UnmarshalJSON(data []byte) (err error) {
+	*c, _, err = ParseVeraConfig(data)
+	return err
 }
 
 // ParseVeraConfig decodes a VeRA adapter_config.json. Missing keys take
@@ -146,12 +131,7 @@ func (c *VeraConfig) UnmarshalJSON(data []byte) error {
 // ignored and listed in warnings, as is fan_in_fan_out true, which PEFT
 // overrides for nn.Linear. The result is not validated; call Validate.
 func ParseVeraConfig(data []byte) (VeraConfig, []string, error) {
-	cfg := DefaultVeraConfig()
-	warnings, err := parseConfigJSON(data, &cfg, &cfg.FanInFanOut)
-	if err != nil {
-		return VeraConfig{}, nil, err
-	}
-	return cfg, warnings, nil
+	return parseConfig(data, DefaultVeraConfig())
 }
 
 // selectLinears returns the linear layers of m that a VeRA or IA³ config

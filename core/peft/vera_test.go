@@ -570,7 +570,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 	cfg.LayersPattern = []string{"layers"}
 	cfg.BaseModelNameOrPath = "stories260K"
 	cfg.InferenceMode = true
-	got, err := EncodeVeraConfig(cfg)
+	got, err := EncodeConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 	if err := back.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := EncodeVeraConfig(back); !bytes.Equal(again, want) {
+	if again, _ := EncodeConfig(back); !bytes.Equal(again, want) {
 		t.Errorf("parse and encode changed it:\n%s", again)
 	}
 	// Missing keys take PEFT's defaults; unknown keys are reported.
