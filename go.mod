@@ -3,6 +3,7 @@ module github.com/graft-ml/graft
 go 1.26
 
 require (
+	github.com/goccy/go-yaml v1.19.2
 	github.com/gogpu/gputypes v0.8.0
 	github.com/gogpu/wgpu v0.34.5
 	github.com/nlpodyssey/spago v1.1.0

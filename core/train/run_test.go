@@ -336,8 +336,15 @@ func TestSpecWithDefaults(t *testing.T) {
 		s.Schedule != ScheduleCosine || *s.MaxGradNorm != 1 || *s.KeepCheckpoints != 2 || s.LR != lora.LR {
 		t.Fatalf("defaults %+v", s)
 	}
-	if s.Options["r"] != 16 || s.Options["base_model_name_or_path"] != "m.gguf" {
-		t.Fatalf("options %v: want r from the spec and the model path", s.Options)
+	if s.Options["r"] != 16 {
+		t.Fatalf("options %v: want r from the spec", s.Options)
+	}
+	doc, err := s.adapterConfig(lora)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set := settings(doc); set["base_model_name_or_path"] != "m.gguf" || set["peft_type"] != "LORA" || set["r"] != 16.0 {
+		t.Fatalf("adapter config %s: want the model path, peft_type and r", doc)
 	}
 	for k, v := range lora.Defaults {
 		if k != "r" && fmt.Sprint(s.Options[k]) != fmt.Sprint(v) {
@@ -379,4 +386,23 @@ func numelOf(params []model.Param) int64 {
 		n += p.Value.Shape().Numel()
 	}
 	return n
+}
+
+func TestParseSpec(t *testing.T) {
+	s, err := ParseSpec([]byte(`{"data": "t.jsonl", "method": "ia3", "options": {"target_modules": ["k_proj"]}, "steps": 5, "max_grad_norm": 0,
+		"config": null, "records": [{"text": "hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Data != "t.jsonl" || s.Method != "ia3" || s.Steps != 5 || s.MaxGradNorm == nil || *s.MaxGradNorm != 0 || *s.Records[0].Text != "hi" {
+		t.Fatalf("spec %+v", s)
+	}
+	for _, bad := range []string{`{"stpes": 5}`, `{"steps": "5"}`, `{"steps": 5} {}`, `{"steps": 5}}`, `[]`} {
+		if _, err := ParseSpec([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := ParseSpec([]byte(`{"stpes": 5}`)); err == nil || !strings.Contains(err.Error(), `unknown field "stpes"`) {
+		t.Errorf("err %v, want one naming the field", err)
+	}
 }

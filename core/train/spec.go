@@ -1,9 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"strings"
 
@@ -162,8 +164,7 @@ func invalidf(format string, a ...any) error { return specError{fmt.Errorf(forma
 // WithDefaults returns the Spec with every zero field that has a default
 // set to it: the constants above, the method's learning rate, and Options
 // as the whole set of adapter settings (the method's Defaults, then
-// Options over them, then Model under the method's base-model key). A
-// whole Config is left as it is. SeqLen is the uncapped default; Run caps
+// Options over them). A whole Config is left as it is. SeqLen is the uncapped default; Run caps
 // it to the model. The receiver is not changed.
 func (s Spec) WithDefaults() Spec {
 	if s.Method == "" && len(s.Config) == 0 && len(s.Stack) == 0 {
@@ -205,17 +206,12 @@ func (s Spec) WithDefaults() Spec {
 	return s
 }
 
-// options returns the method's Defaults with Options over them and Model
-// under the method's base-model key, in a new map.
+// options returns the method's Defaults with Options over them, in a new
+// map.
 func (s Spec) options(meth peft.Method) map[string]any {
-	out := make(map[string]any, len(meth.Defaults)+len(s.Options)+1)
+	out := make(map[string]any, len(meth.Defaults)+len(s.Options))
 	maps.Copy(out, meth.Defaults)
 	maps.Copy(out, s.Options)
-	if key := meth.Flags["model"]; key != "" && s.Model != "" {
-		if _, ok := out[key]; !ok {
-			out[key] = s.Model
-		}
-	}
 	return out
 }
 
@@ -270,7 +266,8 @@ func (s Spec) stackName() string {
 
 // adapterConfig returns the adapter_config.json document that creates the
 // adapter of a Spec with defaults applied: Config as it is, or Options
-// with the method's peft_type.
+// with the method's peft_type and Model under the method's base-model key
+// (unless Options set that key).
 func (s Spec) adapterConfig(meth peft.Method) ([]byte, error) {
 	if len(s.Config) > 0 {
 		if len(s.Options) > 0 {
@@ -286,6 +283,11 @@ func (s Spec) adapterConfig(meth peft.Method) ([]byte, error) {
 		return nil, invalidf("options: peft_type %v is not method %s's %q", pt, meth.Name, meth.PeftType)
 	}
 	doc["peft_type"] = meth.PeftType
+	if key := meth.Flags["model"]; key != "" && s.Model != "" {
+		if _, ok := doc[key]; !ok {
+			doc[key] = s.Model
+		}
+	}
 	js, err := json.Marshal(doc)
 	if err != nil {
 		return nil, invalidf("options: %w", err)
@@ -375,4 +377,20 @@ func count(conds ...bool) int {
 		}
 	}
 	return n
+}
+
+// ParseSpec reads a Spec from JSON, as --config files, the browser and
+// plugins carry it. Unknown keys are errors, so a misspelt setting is
+// never silently left at its default.
+func ParseSpec(js []byte) (Spec, error) {
+	var s Spec
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("training spec: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Spec{}, errors.New("training spec: data after the JSON object")
+	}
+	return s, nil
 }

@@ -8,6 +8,7 @@
 //	graft generate --model M --prompt P [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
 //	graft eval --model M --data F.jsonl [--seq-len N] [--json]
 //	graft train --model M --data F.jsonl --out DIR --steps N [--method lora] [--checkpointing] [--json]
+//	graft train --config run.yaml|run.json [flags] [--print-config]
 //
 // With --json a command prints exactly one JSON object on stdout.
 package main

@@ -24,6 +24,10 @@ type trainFlags struct {
 	spec   train.Spec // the run: flags over the --config file
 	quiet  bool
 	asJSON bool
+	// config is the --config file; printConfig prints the effective Spec
+	// instead of training.
+	config      string
+	printConfig bool
 
 	// observe, when set, sees every training event (tests use it to stop a
 	// run midway).
@@ -37,7 +41,23 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if f.printConfig {
+		return f.print(stdout)
+	}
 	return f.run(ctx, stdout, stderr)
+}
+
+// print writes the effective Spec, defaults filled in: as JSON with
+// --json or a .json --config file, else as YAML.
+func (f *trainFlags) print(stdout io.Writer) error {
+	format := "yaml"
+	if f.config != "" {
+		format, _ = configFormat(f.config) // read already: the extension is known
+	}
+	if f.asJSON {
+		format = "json"
+	}
+	return printSpec(stdout, f.spec.WithDefaults(), format)
 }
 
 // bindSpecFlags defines the flags that set fields of s. graft train binds
@@ -173,7 +193,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	var cl train.Spec // the command line's values
 	bindSpecFlags(fs, &cl)
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
-	fs.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object (progress still goes to stderr)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object (progress still goes to stderr); with --print-config, print JSON")
+	fs.StringVar(&f.config, "config", "", "read the run from a `file` (.yaml, .yml or .json: the keys --print-config prints); flags given override it")
+	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective run, defaults filled in, as YAML (JSON with --json or a .json --config) and exit without training")
 	values := map[string]*methodFlagValue{}
 	for _, mf := range methodFlags {
 		v := &methodFlagValue{isBool: mf.kind == kindBool}
@@ -190,10 +212,16 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 
-	// Replay the spec flags given over the base Spec.
+	// Replay the spec flags given over the --config file's Spec (bound
+	// first: binding sets each field to its flag's default).
 	var spec train.Spec
 	replay := flag.NewFlagSet("train", flag.ContinueOnError)
 	bindSpecFlags(replay, &spec)
+	if f.config != "" {
+		if spec, err = readSpecFile(f.config); err != nil {
+			return nil, usageError{err}
+		}
+	}
 	for name := range set {
 		if replay.Lookup(name) != nil {
 			if err := replay.Set(name, fs.Lookup(name).Value.String()); err != nil {
@@ -360,6 +388,7 @@ func (o optInt) Set(s string) error {
 // check validates the run before the model loads.
 func (f *trainFlags) check() error {
 	switch {
+	case f.printConfig:
 	case f.spec.Model == "":
 		return usagef("--model is required")
 	case f.spec.Out == "":
