@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -167,6 +168,24 @@ func LoadTokenizer(path string) (tokenizer.Tokenizer, error) {
 	tok, err := tokenizer.ParseHFTokenizer(data, name)
 	if err != nil {
 		return nil, err
+	}
+	// transformers takes BOS and EOS from tokenizer_config.json; the
+	// guesses from token names and config.json's ids come after it.
+	cfg, err := readHFTokenizerConfig(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if cfg != nil {
+		for _, st := range []struct {
+			raw json.RawMessage
+			set func(int32)
+		}{{cfg.BOSToken, tok.SetBOS}, {cfg.EOSToken, tok.SetEOS}} {
+			if text, ok := tokenText(st.raw); ok {
+				if id, ok := tok.TokenID(text); ok {
+					st.set(id)
+				}
+			}
+		}
 	}
 	if hc, err := hfconfig.Load(filepath.Join(path, "config.json")); err == nil {
 		if hc.BOSTokenID != nil && tok.BOS() < 0 {

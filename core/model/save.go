@@ -204,14 +204,49 @@ func (m *Model) SaveHF(dir string, opt SaveOptions) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfgJSON, 0o644); err != nil {
 		return err
 	}
+	return m.saveHFTokenizer(dir, opt)
+}
+
+// saveHFTokenizer writes the tokenizer files of an HF directory: copies of
+// the source's where the model came from one, else tokenizer.json and
+// tokenizer_config.json converted from the GGUF vocabulary.
+func (m *Model) saveHFTokenizer(dir string, opt SaveOptions) error {
 	if m.Source == "hf" {
-		tok, err := os.ReadFile(filepath.Join(m.SourcePath, "tokenizer.json"))
-		if err == nil {
-			return atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644)
+		copied := false
+		for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"} {
+			data, err := os.ReadFile(filepath.Join(m.SourcePath, name))
+			if err != nil {
+				continue
+			}
+			if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				return err
+			}
+			copied = copied || name == "tokenizer.json"
+		}
+		if !copied {
+			opt.warn("no tokenizer.json written: %s has none", m.SourcePath)
+		}
+		return nil
+	}
+	if m.Tokenizer == nil {
+		opt.warn("no tokenizer.json written: the model has no tokenizer")
+		return nil
+	}
+	tmpl := ""
+	for _, kv := range m.SourceMetadata {
+		if s, ok := kv.Value.(string); ok && kv.Key == ggufChatTemplateKey {
+			tmpl = s
 		}
 	}
-	opt.warn("no tokenizer.json written: the %s tokenizer is not converted to Hugging Face's format", m.Source)
-	return nil
+	tokJSON, cfgJSON, err := hfTokenizerFiles(m.Tokenizer, tmpl, m.Config.Context)
+	if err != nil {
+		opt.warn("no tokenizer.json written: %v", err)
+		return nil
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), tokJSON, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfgJSON, 0o644)
 }
 
 // SaveGGUF writes the model as a GGUF v3 file in llama.cpp's naming, with
@@ -248,7 +283,7 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 		}
 	}
 	if m.SourceMetadata == nil {
-		opt.warn("no tokenizer metadata written: the %s tokenizer is not converted to GGUF", m.Source)
+		kvs = append(kvs, m.ggufTokenizerMetadata(opt)...)
 	}
 	names := ggufNames{}
 	// GGUF llama/mistral store q/k rows in Meta's interleaved order.
@@ -270,6 +305,28 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 		tensors = append(tensors, t)
 	}
 	return gguf.WriteFile(path, kvs, tensors)
+}
+
+// ggufTokenizerMetadata converts the tokenizer of a model that did not
+// come from GGUF, with the chat template of its tokenizer_config.json.
+func (m *Model) ggufTokenizerMetadata(opt SaveOptions) []gguf.KV {
+	if m.Tokenizer == nil {
+		opt.warn("no tokenizer metadata written: the model has no tokenizer")
+		return nil
+	}
+	tmpl := ""
+	if m.Source == "hf" {
+		cfg, err := readHFTokenizerConfig(m.SourcePath)
+		if err != nil {
+			opt.warn("chat template not carried over: %v", err)
+		}
+		tmpl, _ = cfg.chatTemplate()
+	}
+	kvs, err := ggufTokenizerKVs(m.Tokenizer, tmpl)
+	if err != nil {
+		opt.warn("no tokenizer metadata written: %v", err)
+	}
+	return kvs
 }
 
 // ggufTensorName maps a Hugging Face tensor name to llama.cpp's.

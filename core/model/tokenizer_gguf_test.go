@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -117,5 +118,93 @@ func TestGGUFByteLevelBPERefusals(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestTokenizerRoundTrips: graft writes the tokenizer with the model in
+// either format. GGUF -> Hugging Face directory gives tokenizer.json and
+// tokenizer_config.json (chat template included) that encode as the GGUF
+// did (but for the strings where transformers and llama.cpp differ); that
+// directory -> GGUF gives tokenizer.ggml.* metadata that encodes as
+// llama.cpp did with the original file, on every string.
+func TestTokenizerRoundTrips(t *testing.T) {
+	v, c, g, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tmpl = "{% for m in messages %}{{ m.content }}{% endfor %}"
+	for i, p := range c.Pres {
+		want := g.Pres[i]
+		t.Run(p.Pre, func(t *testing.T) {
+			kvs := append(v.GGUFKVs(p), gguf.KV{Key: "tokenizer.chat_template", Value: tmpl})
+			src, err := model.Load(writeBPEModel(t, v, kvs), cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			opt := model.SaveOptions{Warn: func(s string) { warnings = append(warnings, s) }}
+			hfDir := filepath.Join(t.TempDir(), "hf")
+			if err := src.SaveHF(hfDir, opt); err != nil {
+				t.Fatal(err)
+			}
+			hf, err := model.Load(hfDir, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := os.ReadFile(filepath.Join(hfDir, "tokenizer_config.json"))
+			if err != nil || !strings.Contains(string(cfg), `"chat_template": "{% for m in messages %}`) {
+				t.Errorf("tokenizer_config.json: %v\n%s", err, cfg)
+			}
+			sameTokenizer(t, "hf", hf.Tokenizer, src.Tokenizer, want.Strings, c.HFDivergent)
+
+			ggPath := filepath.Join(t.TempDir(), "back.gguf")
+			if err := hf.SaveGGUF(ggPath, opt); err != nil {
+				t.Fatal(err)
+			}
+			back, err := model.Load(ggPath, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTokenizer(t, "gguf", back.Tokenizer, src.Tokenizer, want.Strings, nil)
+			for j, s := range want.Strings {
+				if got := back.Tokenizer.Encode(s, false); !slices.Equal(got, want.IDs[j]) {
+					t.Errorf("gguf: Encode(%q) = %v, llama.cpp %v", s, got, want.IDs[j])
+				}
+			}
+			f, err := gguf.Open(ggPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if got, _ := f.String("tokenizer.chat_template"); got != tmpl {
+				t.Errorf("tokenizer.chat_template = %q, want %q", got, tmpl)
+			}
+			if pre, _ := f.String("tokenizer.ggml.pre"); pre != p.Pre {
+				t.Errorf("tokenizer.ggml.pre = %q, want %q", pre, p.Pre)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings: %q", warnings)
+			}
+		})
+	}
+}
+
+// sameTokenizer checks that got encodes strs as want does (but skip) and
+// agrees on BOS, EOS, whether BOS is added and where generation stops.
+func sameTokenizer(t *testing.T, name string, got, want tokenizer.Tokenizer, strs, skip []string) {
+	t.Helper()
+	for _, s := range strs {
+		if slices.Contains(skip, s) {
+			continue
+		}
+		if a, b := got.Encode(s, true), want.Encode(s, true); !slices.Equal(a, b) {
+			t.Errorf("%s: Encode(%q) = %v, the source %v", name, s, a, b)
+		}
+	}
+	if got.BOS() != want.BOS() || got.EOS() != want.EOS() || tokenizer.AddsBOS(got) != tokenizer.AddsBOS(want) {
+		t.Errorf("%s: BOS %d EOS %d adds %v, the source %d %d %v", name, got.BOS(), got.EOS(), tokenizer.AddsBOS(got), want.BOS(), want.EOS(), tokenizer.AddsBOS(want))
+	}
+	if a, b := tokenizer.EndOfGeneration(got), tokenizer.EndOfGeneration(want); !slices.Equal(a, b) {
+		t.Errorf("%s: EndOfGeneration %v, the source %v", name, a, b)
 	}
 }

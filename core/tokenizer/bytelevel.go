@@ -24,8 +24,9 @@ type ByteLevelBPE struct {
 	ignoreMerges bool
 	unk          int32 // model.unk_token, -1 when none
 
-	pre   preTokenizer
-	added [256][]addedToken // by first byte, longest first
+	pre     preTokenizer
+	ggmlPre string            // tokenizer.ggml.pre naming pre, "" when llama.cpp has none
+	added   [256][]addedToken // by first byte, longest first
 
 	// specialsLongestFirst selects llama.cpp's way of cutting special
 	// tokens out of text (splitSpecialsLongestFirst over specials) instead

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode"
@@ -21,7 +23,29 @@ type ggmlPre struct {
 	// addBOS is llama.cpp's default where tokenizer.ggml.add_bos_token is
 	// absent.
 	addBOS bool
+	// hf is the tokenizer.json pre_tokenizer that splits text the same
+	// way: the one the models behind these names ship (for "default",
+	// llama.cpp's regexes as Split steps).
+	hf string
 }
+
+// The tokenizer.json pre_tokenizer objects of ggmlPres.
+var (
+	hfGPT2 = `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`
+	// hfSplitThenBytes is a Split by one regex, then the byte-level
+	// spelling without its own regex (Llama 3, Qwen2).
+	hfSplitThenBytes = func(regex string) string {
+		return `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":` + jsonQuote(regex) +
+			`},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
+	}
+	hfDigitsThenGPT2 = `{"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},` + hfGPT2 + `]}`
+	hfDefault        = `{"type":"Sequence","pretokenizers":[` +
+		`{"type":"Split","pattern":{"Regex":` + jsonQuote(`[\p{P}\$\+<=>\^~\|]+`) + `},"behavior":"Isolated","invert":false},` +
+		`{"type":"Split","pattern":{"Regex":` + jsonQuote(GPT2Pattern) + `},"behavior":"Isolated","invert":false},` +
+		`{"type":"Digits","individual_digits":false},` +
+		`{"type":"Split","pattern":{"Regex":"[0-9][0-9][0-9]"},"behavior":"Isolated","invert":false},` +
+		`{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
+)
 
 // The regexes behind the splitters, as llama.cpp writes them:
 //
@@ -53,19 +77,21 @@ var ggmlPres = []ggmlPre{
 			splitPre{m: digitsMatcher{}},
 			splitPre{m: asciiDigitTriples{}},
 		},
+		hf: hfDefault,
 	},
 	{names: []string{"gpt-2", "phi-2", "mpt", "olmo", "jais", "exaone4", "gigachat", "a.x-4.0", "mellum", "trillion", "granite-docling"},
-		split: ggmlGPT2},
+		split: ggmlGPT2, hf: hfGPT2},
 	{
 		// \p{N} then the gpt2 regex: single digits.
 		names: []string{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2"},
 		split: sequencePre{splitPre{m: digitsMatcher{individual: true}}, ggmlGPT2},
+		hf:    hfDigitsThenGPT2,
 	},
 	{names: []string{"llama-bpe", "llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"},
-		split: ggmlLlama3, ignoreMerges: true, addBOS: true},
-	{names: []string{"dbrx", "smaug-bpe"}, split: ggmlLlama3},
+		split: ggmlLlama3, ignoreMerges: true, addBOS: true, hf: hfSplitThenBytes(Llama3Pattern)},
+	{names: []string{"dbrx", "smaug-bpe"}, split: ggmlLlama3, hf: hfSplitThenBytes(Llama3Pattern)},
 	{names: []string{"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open"},
-		split: ggmlQwen2},
+		split: ggmlQwen2, hf: hfSplitThenBytes(Qwen2Pattern)},
 }
 
 // lookupGGMLPre finds the pre-tokenizer for a tokenizer.ggml.pre value;
@@ -134,4 +160,13 @@ func (asciiDigitTriples) matchAt(s string, i int) int {
 		}
 	}
 	return i + 3
+}
+
+// jsonQuote is s as a JSON string, with <, > and & as themselves.
+func jsonQuote(s string) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(buf.String(), "\n")
 }

@@ -72,6 +72,7 @@ func NewGGUFBPE(c GGUFBPEConfig) (*ByteLevelBPE, error) {
 		ignoreMerges:         pre.ignoreMerges,
 		unk:                  -1,
 		pre:                  pre.split,
+		ggmlPre:              pre.names[0],
 		specialsLongestFirst: true,
 		replaceInvalidUTF8:   true,
 		addBOS:               pre.addBOS,

@@ -99,10 +99,10 @@ func nodeView(tok tokenizer.Tokenizer, id int32) int32 {
 	return id
 }
 
-// TestHFAndGGUFAgree: the same vocabulary read from a tokenizer.json
-// (with the pre-tokenizer of the model that uses it) and from GGUF
-// metadata gives the same ids, BOS included, except on the strings where
-// Hugging Face's tokenizers and llama.cpp disagree.
+// TestHFAndGGUFAgree: the same vocabulary read from GGUF metadata and
+// from the tokenizer.json graft writes for it (with the pre-tokenizer of
+// the models that use it) gives the same ids, BOS included, except on the
+// strings where Hugging Face's tokenizers and llama.cpp disagree.
 func TestHFAndGGUFAgree(t *testing.T) {
 	v, c, _ := loadFixture(t)
 	diverged := map[string]bool{} // the strings listed as divergent that do
@@ -112,7 +112,7 @@ func TestHFAndGGUFAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, err := v.TokenizerJSON(p, gg.AddsBOS())
+			js, err := gg.HFTokenizerJSON()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,4 +186,47 @@ func ExampleNewGGUFBPE() {
 	// " tokenization" -> [3256]
 	// "<|eot_id|>" -> [3264]
 	// adds BOS: true stops at: [3259 3261 3264 3265 3267]
+}
+
+// TestGGUFToHFToGGUF: GGUF metadata -> tokenizer.json -> GGUF metadata
+// keeps the vocabulary, and the result still gives llama.cpp's ids on
+// every string; the tokenizer.json names the same llama.cpp pre-tokenizer.
+func TestGGUFToHFToGGUF(t *testing.T) {
+	v, c, g := loadFixture(t)
+	for i, p := range c.Pres {
+		t.Run(p.Pre, func(t *testing.T) {
+			gg, err := tokenizer.NewGGUFBPE(v.GGUFConfig(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := gg.HFTokenizerJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hf, err := tokenizer.ParseHFTokenizer(js, "fixture")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hf.GGMLPre() != p.Pre {
+				t.Errorf("tokenizer.json reads as pre %q, want %q", hf.GGMLPre(), p.Pre)
+			}
+			// tokenizer.json names no BOS or EOS beside a template's; a
+			// Hugging Face directory carries them in tokenizer_config.json
+			// and config.json, which core/model reads.
+			hf.SetBOS(gg.BOS())
+			hf.SetEOS(gg.EOS())
+			back, err := hf.GGUFConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(back.Tokens, v.Tokens) || !slices.Equal(back.Types, v.Types) || !slices.Equal(back.Merges, v.Merges) {
+				t.Errorf("the vocabulary changed on the way: %d tokens, %d merges", len(back.Tokens), len(back.Merges))
+			}
+			again, err := tokenizer.NewGGUFBPE(back)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstLlamaCpp(t, again, c.Strings, g.Pres[i], false)
+		})
+	}
 }

@@ -147,6 +147,7 @@ func parseHF(data []byte) (*ByteLevelBPE, error) {
 		ignoreMerges: m.IgnoreMerges,
 		unk:          -1,
 		pre:          pre,
+		ggmlPre:      ggmlPreOfHF(pre, m.IgnoreMerges),
 		cache:        make(map[string][]int32),
 	}
 	if err := t.buildVocab(m.Vocab, f.AddedTokens); err != nil {

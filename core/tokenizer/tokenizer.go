@@ -4,8 +4,11 @@
 //   - SentencePiece-style BPE with byte fallback, as llama.cpp implements it
 //     for GGUF files whose tokenizer.ggml.model is "llama" (and as llama2.c
 //     stores it in tokenizer.bin), and
-//   - byte-level BPE read from a Hugging Face tokenizer.json (GPT-2,
-//     Llama-3, Qwen2 and relatives).
+//   - byte-level BPE read from a Hugging Face tokenizer.json or from GGUF
+//     metadata whose tokenizer.ggml.model is "gpt2" (GPT-2, Llama 3,
+//     Qwen2 and Qwen3, SmolLM and relatives), the latter with llama.cpp's
+//     pre-tokenizers and special-token rules, so that ids equal llama.cpp's.
+//     Either converts to the other (GGUFConfig, HFTokenizerJSON).
 //
 // Both implement Tokenizer. The package reads no files itself: callers hand
 // it bytes or already-decoded vocabulary arrays, which keeps it free of any

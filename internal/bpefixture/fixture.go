@@ -6,9 +6,9 @@
 // (cases.json); and what llama.cpp makes of them (llamacpp.json, written by
 // `go run ./tools/bpegolden golden`).
 //
-// The same vocabulary is given to graft as GGUF metadata (GGUFKVs) and as a
-// Hugging Face tokenizer.json (TokenizerJSON), so that tests check both
-// paths against llama.cpp and against each other.
+// Tests give the vocabulary to graft as GGUF metadata (GGUFKVs,
+// GGUFConfig), and from there as a Hugging Face tokenizer.json, and check
+// both paths against llama.cpp and against each other.
 package bpefixture
 
 import (
@@ -144,84 +144,4 @@ func (v *Vocab) GGUFConfig(p Pre) tokenizer.GGUFBPEConfig {
 		}
 	}
 	return c
-}
-
-// hfPreTokenizers are the tokenizer.json pre_tokenizer objects of the
-// models whose GGUF pre names these are (for "default", the regexes
-// llama.cpp uses, written as Split steps).
-var hfPreTokenizers = map[string]string{
-	"gpt-2":     `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`,
-	"llama-bpe": `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":` + jsonString(tokenizer.Llama3Pattern) + `},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`,
-	"qwen2":     `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":` + jsonString(tokenizer.Qwen2Pattern) + `},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]}`,
-	"smollm":    `{"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}]}`,
-	"default": `{"type":"Sequence","pretokenizers":[` +
-		`{"type":"Split","pattern":{"Regex":` + jsonString(`[\p{P}\$\+<=>\^~\|]+`) + `},"behavior":"Isolated","invert":false},` +
-		`{"type":"Split","pattern":{"Regex":` + jsonString(tokenizer.GPT2Pattern) + `},"behavior":"Isolated","invert":false},` +
-		`{"type":"Digits","individual_digits":false},` +
-		`{"type":"Split","pattern":{"Regex":"[0-9][0-9][0-9]"},"behavior":"Isolated","invert":false},` +
-		`{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`,
-}
-
-// ignoresMerges are the pre-tokenizers whose models set BPE ignore_merges.
-var ignoresMerges = map[string]bool{"llama-bpe": true}
-
-// TokenizerJSON is v with p's settings as a Hugging Face tokenizer.json:
-// normal tokens in model.vocab, control tokens as special added tokens,
-// user-defined ones as added tokens that are not special, and a
-// TemplateProcessing post-processor that adds BOS where the GGUF file
-// (or llama.cpp's default for its pre-tokenizer) says to.
-func (v *Vocab) TokenizerJSON(p Pre, addBOS bool) ([]byte, error) {
-	pre, ok := hfPreTokenizers[p.Pre]
-	if !ok {
-		return nil, fmt.Errorf("bpefixture: no tokenizer.json pre_tokenizer for %q", p.Pre)
-	}
-	type added struct {
-		ID      int    `json:"id"`
-		Content string `json:"content"`
-		Special bool   `json:"special"`
-	}
-	vocab := map[string]int{}
-	var adds []added
-	for i, t := range v.Tokens {
-		switch v.Types[i] {
-		case tokenizer.TokenTypeControl:
-			adds = append(adds, added{i, t, true})
-		case tokenizer.TokenTypeUserDefined:
-			adds = append(adds, added{i, t, false})
-		default:
-			vocab[t] = i
-		}
-	}
-	post := json.RawMessage(`{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}`)
-	if addBOS && p.BOS != "" {
-		post = json.RawMessage(fmt.Sprintf(`{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":%s,"type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"special_tokens":{%s:{"id":%s,"ids":[%d],"tokens":[%s]}}}`,
-			jsonString(p.BOS), jsonString(p.BOS), jsonString(p.BOS), v.ID(p.BOS), jsonString(p.BOS)))
-	}
-	doc := map[string]any{
-		"version":        "1.0",
-		"added_tokens":   adds,
-		"normalizer":     nil,
-		"pre_tokenizer":  json.RawMessage(pre),
-		"post_processor": post,
-		"decoder":        json.RawMessage(`{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}`),
-		"model": map[string]any{
-			"type": "BPE", "unk_token": nil, "byte_fallback": false,
-			"ignore_merges": ignoresMerges[p.Pre], "vocab": vocab, "merges": v.Merges,
-		},
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("bpefixture tokenizer.json: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func jsonString(s string) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/tokenizer"
 	"github.com/graft-ml/graft/internal/bpefixture"
 	"github.com/graft-ml/graft/internal/randgguf"
@@ -159,7 +160,7 @@ func writeVocab(dir string) error {
 	list("types", len(v.Types), func(i int) string { return fmt.Sprint(v.Types[i]) }, false)
 	list("merges", len(v.Merges), func(i int) string { return jsonText(v.Merges[i]) }, true)
 	buf.WriteString("}\n")
-	return writeFile(filepath.Join(fixtureDir, "vocab.json"), buf.Bytes())
+	return atomicfile.WriteFile(filepath.Join(fixtureDir, "vocab.json"), buf.Bytes(), 0o644)
 }
 
 func writeGolden() error {
@@ -184,12 +185,34 @@ func writeGolden() error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(fixtureDir, "llamacpp.json"), data)
+	return atomicfile.WriteFile(filepath.Join(fixtureDir, "llamacpp.json"), data, 0o644)
 }
 
 // askLlamaCpp writes one GGUF per pre-tokenizer of c into dir and returns
 // llama.cpp's tokenization of c's strings with each.
 func askLlamaCpp(ctx context.Context, node, llamaCppDir, dir string, v *bpefixture.Vocab, c *bpefixture.Cases) (*bpefixture.Golden, error) {
+	var models []string
+	for i, p := range c.Pres {
+		path := filepath.Join(dir, fmt.Sprintf("vocab-%d.gguf", i))
+		if err := writeFixtureModel(path, v, p); err != nil {
+			return nil, err
+		}
+		models = append(models, path)
+	}
+	return llamaCppGolden(ctx, node, llamaCppDir, dir, models, v, c)
+}
+
+// writeFixtureModel writes a tiny random-weight Llama carrying v with p's
+// settings.
+func writeFixtureModel(path string, v *bpefixture.Vocab, p bpefixture.Pre) error {
+	shape := randgguf.Shape{Name: "bpefixture-" + p.Pre, Dim: 8, FFN: 16, Layers: 1, Heads: 2, KVHeads: 1,
+		Vocab: len(v.Tokens), Ctx: 64, NormEps: 1e-5, RopeTheta: 10000}
+	return randgguf.WriteLlama(path, shape, 1, v.GGUFKVs(p))
+}
+
+// llamaCppGolden asks llama.cpp to tokenize c's strings with models, one
+// per pre-tokenizer of c in order.
+func llamaCppGolden(ctx context.Context, node, llamaCppDir, dir string, models []string, v *bpefixture.Vocab, c *bpefixture.Cases) (*bpefixture.Golden, error) {
 	strs := filepath.Join(dir, "strings.json")
 	data, err := json.Marshal(c.Strings)
 	if err != nil {
@@ -197,16 +220,6 @@ func askLlamaCpp(ctx context.Context, node, llamaCppDir, dir string, v *bpefixtu
 	}
 	if err := os.WriteFile(strs, data, 0o644); err != nil {
 		return nil, err
-	}
-	var models []string
-	for i, p := range c.Pres {
-		path := filepath.Join(dir, fmt.Sprintf("vocab-%d.gguf", i))
-		shape := randgguf.Shape{Name: "bpefixture-" + p.Pre, Dim: 8, FFN: 16, Layers: 1, Heads: 2, KVHeads: 1,
-			Vocab: len(v.Tokens), Ctx: 64, NormEps: 1e-5, RopeTheta: 10000}
-		if err := randgguf.WriteLlama(path, shape, 1, v.GGUFKVs(p)); err != nil {
-			return nil, err
-		}
-		models = append(models, path)
 	}
 	outs, err := runTokenize(ctx, node, llamaCppDir, strs, models)
 	if err != nil {
@@ -327,13 +340,4 @@ func jsonText(s string) string {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	return strings.TrimSuffix(buf.String(), "\n")
-}
-
-// writeFile writes through a temporary file and a rename.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/internal/bpefixture"
 )
 
@@ -55,6 +58,67 @@ func TestGoldenIsLlamaCppToday(t *testing.T) {
 	}
 	if string(data) != string(committed) {
 		t.Error("llamacpp.json is not formatted as `go run ./tools/bpegolden golden` writes it")
+	}
+}
+
+// TestLlamaCppReadsGraftsFiles: for every pre-tokenizer, the fixture's GGUF
+// goes through graft twice (GGUF -> Hugging Face directory -> GGUF, as
+// `graft merge` writes them) and llama.cpp tokenizes with the result
+// exactly as with the original file.
+func TestLlamaCppReadsGraftsFiles(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the llama.cpp check runs where Node.js is present")
+	}
+	dir := filepath.Join("..", "llamacpp")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "node-llama-cpp", "package.json")); err != nil {
+		t.Fatalf("node is present but node-llama-cpp is not installed in tools/llamacpp: run `make llamacpp` (%v)", err)
+	}
+	v, c, want, err := bpefixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	var models []string
+	for i, p := range c.Pres {
+		src := filepath.Join(tmp, fmt.Sprintf("src-%d.gguf", i))
+		if err := writeFixtureModel(src, v, p); err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.Load(src, cpu.New())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hfDir := filepath.Join(tmp, fmt.Sprintf("hf-%d", i))
+		opt := model.SaveOptions{Warn: func(s string) { t.Errorf("%s: %s", p.Pre, s) }}
+		if err := m.SaveHF(hfDir, opt); err != nil {
+			t.Fatal(err)
+		}
+		if m, err = model.Load(hfDir, cpu.New()); err != nil {
+			t.Fatal(err)
+		}
+		back := filepath.Join(tmp, fmt.Sprintf("back-%d.gguf", i))
+		if err := m.SaveGGUF(back, opt); err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, back)
+	}
+	got, err := llamaCppGolden(context.Background(), node, dir, tmp, models, v, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range c.Pres {
+		g, w := got.Pres[i], want.Pres[i]
+		if p.EOT != "" {
+			// tokenizer.json has no place for an end-of-turn id, so the
+			// one the original file named is not carried over; llama.cpp
+			// then picks one of the end-of-turn tokens by name, and the
+			// tokens that end generation stay the same.
+			g.EOT = w.EOT
+		}
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("pre %q: llama.cpp reads graft's GGUF otherwise than the original:\n got %+v\nwant %+v", p.Pre, g, w)
+		}
 	}
 }
 
