@@ -190,7 +190,7 @@ func (s Spec) WithDefaults() Spec {
 		v := DefaultKeepCheckpoints
 		s.KeepCheckpoints = &v
 	}
-	if s.isStack() {
+	if s.IsStack() {
 		return s.stackDefaults()
 	}
 	meth, err := s.method()
@@ -215,13 +215,14 @@ func (s Spec) options(meth peft.Method) map[string]any {
 	return out
 }
 
-// isStack reports whether the Spec asks for a mixed stack of methods.
-func (s Spec) isStack() bool { return len(s.Stack) > 0 || strings.Contains(s.Method, "+") }
+// IsStack reports whether the Spec trains a mixed stack: Stack is set, or
+// Method joins several methods with "+".
+func (s Spec) IsStack() bool { return len(s.Stack) > 0 || strings.Contains(s.Method, "+") }
 
 // method returns the PEFT method the Spec trains: Method, or the
-// peft_type of Config. A stack has several (see stackParts).
+// peft_type of Config. A stack has several (see StackParts).
 func (s Spec) method() (peft.Method, error) {
-	if s.isStack() {
+	if s.IsStack() {
 		return peft.Method{}, invalidf("method %q is a mixed stack, not one method", s.stackName())
 	}
 	var peftType string
@@ -314,7 +315,7 @@ func (s Spec) Validate() error {
 	if count(s.Eval != "", len(s.EvalRecords) > 0, len(s.EvalExamples) > 0) > 1 {
 		bad("give one of eval, eval_records and eval_examples")
 	}
-	if s.isStack() {
+	if s.IsStack() {
 		errs = append(errs, s.checkStack()...)
 	} else if meth, err := s.method(); err != nil {
 		errs = append(errs, err)

@@ -24,11 +24,12 @@ import (
 // Options shared among a stack's parts give them to every part.
 var baseConfigKeys = []string{"peft_type", "task_type", "base_model_name_or_path", "revision", "inference_mode"}
 
-// stackParts returns the parts of a mixed stack: Stack as it is, or
+// StackParts returns the parts of a mixed stack: Stack as it is, or
 // Method "a+b" split, each part taking the Options keys its method lists
 // among its Flags or Defaults (and the keys of every PEFT config); a key
-// that no part knows is an error.
-func (s Spec) stackParts() ([]AdapterSpec, error) {
+// that no part knows is an error. Callers that set options per method
+// (the CLI's flags) start from it and set Stack.
+func (s Spec) StackParts() ([]AdapterSpec, error) {
 	if len(s.Stack) > 0 {
 		if s.Method != "" || len(s.Options) > 0 {
 			return nil, invalidf("give stack, or method and options, not both")
@@ -69,6 +70,10 @@ func (s Spec) stackParts() ([]AdapterSpec, error) {
 	return parts, nil
 }
 
+// MethodName names what the Spec trains: Method, or a stack's methods
+// joined by "+".
+func (s Spec) MethodName() string { return s.stackName() }
+
 // partSpec is the single-method Spec of one part of a stack, for the code
 // that builds one adapter's settings.
 func (s Spec) partSpec(p AdapterSpec) Spec {
@@ -79,7 +84,7 @@ func (s Spec) partSpec(p AdapterSpec) Spec {
 // Stack, each with its method's Defaults under its options, and the
 // learning rate. A Spec whose parts do not resolve is left for Validate.
 func (s Spec) stackDefaults() Spec {
-	parts, err := s.stackParts()
+	parts, err := s.StackParts()
 	if err != nil {
 		return s
 	}
@@ -113,7 +118,7 @@ func (s Spec) checkStack() []error {
 	if s.ConvertLoRA {
 		bad("convert_lora does not apply to a mixed stack")
 	}
-	parts, err := s.stackParts()
+	parts, err := s.StackParts()
 	if err != nil {
 		return append(errs, err)
 	}
@@ -160,7 +165,7 @@ type adapterDoc struct {
 // adapterDocs returns the adapters of a Spec with defaults applied: its
 // one adapter, or the parts of its stack in order.
 func (s Spec) adapterDocs() ([]adapterDoc, error) {
-	if !s.isStack() {
+	if !s.IsStack() {
 		meth, err := s.method()
 		if err != nil {
 			return nil, err
@@ -171,7 +176,7 @@ func (s Spec) adapterDocs() ([]adapterDoc, error) {
 		}
 		return []adapterDoc{{meth, doc}}, nil
 	}
-	parts, err := s.stackParts()
+	parts, err := s.StackParts()
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,8 @@ func bindSpecFlags(fs *flag.FlagSet, s *train.Spec) {
 	fs.StringVar(&s.Data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .json; .txt)")
 	fs.StringVar(&s.Eval, "eval", "", "held-out data `file`, evaluated before training, every --eval-every steps and at the end")
 	fs.StringVar(&s.Out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
-	fs.StringVar(&s.Method, "method", "", "PEFT method (default "+train.DefaultMethod+"): "+strings.Join(peft.MethodNames(), ", "))
+	fs.StringVar(&s.Method, "method", "", "PEFT method (default "+train.DefaultMethod+"): "+strings.Join(peft.MethodNames(), ", ")+
+		"; several joined by + train a mixed stack (lora+prefix-tuning, lora+ia3), each method flag applying to the methods that list it")
 	fs.BoolVar(&s.ConvertLoRA, "convert-lora", false, "with --init pissa/olora: save a plain rank-2r LoRA for the original base, as PEFT's path_initial_model_for_weight_conversion does")
 	fs.IntVar(&s.Steps, "steps", 0, "optimizer steps (or use --epochs)")
 	fs.Float64Var(&s.Epochs, "epochs", 0, "passes over the data (or use --steps)")
@@ -255,6 +256,9 @@ func applyMethodFlags(s *train.Spec, values map[string]*methodFlagValue, set map
 	if len(s.Config) > 0 {
 		return usagef("--%s: method flags do not apply to a whole adapter config", given[0].name)
 	}
+	if s.IsStack() {
+		return applyStackFlags(s, given, values, stderr)
+	}
 	name := s.Method
 	if name == "" {
 		name = train.DefaultMethod
@@ -276,20 +280,81 @@ func applyMethodFlags(s *train.Spec, values map[string]*methodFlagValue, set map
 			fmt.Fprintf(stderr, "graft train: --%s does not apply to --method %s (its flags: %s); ignored\n", mf.name, meth.Name, flagList(meth))
 			continue
 		}
-		v, err := mf.kind.parse(values[mf.name].text)
+		v, err := mf.value(values[mf.name].text, key)
 		if err != nil {
-			return usagef("--%s %q: %v", mf.name, values[mf.name].text, err)
-		}
-		if conv := keyValues[key]; conv != nil {
-			v = conv(v)
+			return err
 		}
 		opts[key], keys[key] = v, true
 	}
-	// A prompt's init text implies initialising from text.
+	impliedOptions(opts, keys)
+	s.Options = opts
+	return nil
+}
+
+// value parses the flag's text into the value of config key.
+func (mf methodFlag) value(text, key string) (any, error) {
+	v, err := mf.kind.parse(text)
+	if err != nil {
+		return nil, usagef("--%s %q: %v", mf.name, text, err)
+	}
+	if conv := keyValues[key]; conv != nil {
+		v = conv(v)
+	}
+	return v, nil
+}
+
+// impliedOptions adds the settings that the keys set imply: a prompt's
+// init text implies initialising from text.
+func impliedOptions(opts map[string]any, keys map[string]bool) {
 	if keys["prompt_tuning_init_text"] && !keys["prompt_tuning_init"] {
 		opts["prompt_tuning_init"] = peft.PromptInitText
 	}
-	s.Options = opts
+}
+
+// applyStackFlags is applyMethodFlags for a mixed stack (--method
+// lora+prefix-tuning): each method flag sets its key in every part whose
+// method lists the flag, and one that no part lists is ignored, as for a
+// single method. The Spec's stack is then spelled out in Stack.
+func applyStackFlags(s *train.Spec, given []methodFlag, values map[string]*methodFlagValue, stderr io.Writer) error {
+	parts, err := s.StackParts()
+	if err != nil {
+		return usageError{err}
+	}
+	meths := make([]peft.Method, len(parts))
+	keys := make([]map[string]bool, len(parts))
+	var lists []string
+	for i, p := range parts {
+		if meths[i], err = peft.LookupMethod(p.Method); err != nil {
+			return usageError{err}
+		}
+		parts[i].Options = maps.Clone(p.Options)
+		if parts[i].Options == nil {
+			parts[i].Options = map[string]any{}
+		}
+		keys[i] = map[string]bool{}
+		lists = append(lists, meths[i].Name+": "+flagList(meths[i]))
+	}
+	for _, mf := range given {
+		applied := false
+		for i, meth := range meths {
+			key, ok := meth.Flags[mf.name]
+			if !ok {
+				continue
+			}
+			v, err := mf.value(values[mf.name].text, key)
+			if err != nil {
+				return err
+			}
+			parts[i].Options[key], keys[i][key], applied = v, true, true
+		}
+		if !applied {
+			fmt.Fprintf(stderr, "graft train: --%s applies to no method of --method %s (%s); ignored\n", mf.name, s.MethodName(), strings.Join(lists, "; "))
+		}
+	}
+	for i := range parts {
+		impliedOptions(parts[i].Options, keys[i])
+	}
+	s.Stack, s.Method, s.Options = parts, "", nil
 	return nil
 }
 
@@ -434,7 +499,7 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	s := res.Spec
 	if f.asJSON {
-		out := trainSummary{Method: s.Method, Steps: res.Steps, Loss: res.Loss, TrainableParams: res.TrainableParams,
+		out := trainSummary{Method: s.MethodName(), Steps: res.Steps, Loss: res.Loss, TrainableParams: res.TrainableParams,
 			TotalParams: res.TotalParams, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: s.Out, Checkpointing: s.Checkpointing}
 		if res.Evaluated {
 			out.EvalLoss = &res.EvalLoss
@@ -456,8 +521,15 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 }
 
 // describe summarizes the method and the settings its flags set, for the
-// log.
+// log; a stack's parts joined by " + ".
 func describe(s train.Spec) string {
+	if s.IsStack() && len(s.Config) == 0 {
+		var parts []string
+		for _, p := range s.Stack {
+			parts = append(parts, strings.TrimSpace(describe(train.Spec{Method: p.Method, Options: p.Options})))
+		}
+		return strings.Join(parts, " + ")
+	}
 	meth, err := peft.LookupMethod(s.Method)
 	if err != nil || len(s.Config) > 0 {
 		return s.Method + " (whole adapter config)"

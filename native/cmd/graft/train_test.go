@@ -234,7 +234,7 @@ func TestTrainRejectsBadInput(t *testing.T) {
 		{"no out", []string{"--model", modelPath, "--data", trainData, "--steps", "2"}, 2, "--out is required"},
 		{"bad flag value", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--r", "four", "--out", out}, 2, "--r"},
 		{"seq-len beyond the context", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--seq-len", "4096", "--out", out}, 2, "exceeds the model's context"},
-		{"mixed stack", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "lora+prefix-tuning", "--out", out}, 2, "mixed stacks"},
+		{"method twice in a stack", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "lora+ia3+lora", "--out", out}, 2, "method lora is already in the stack"},
 		{"bad rank", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--r", "0", "--out", out}, 2, "r"},
 		{"unknown method", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--method", "magic", "--out", out}, 2, "magic"},
 		{"bad schedule", []string{"--model", modelPath, "--data", trainData, "--steps", "2", "--schedule", "zigzag", "--out", out}, 2, "zigzag"},
