@@ -24,8 +24,8 @@ import (
 //
 // Saved, a stack is a directory with one subdirectory per part, each a
 // plain adapter directory of its method (PEFT loads any one of them alone:
-// PeftModel.from_pretrained(model, dir, subfolder="lora")), and the
-// manifest StackManifestFileName listing them in order:
+// PeftModel.from_pretrained(model, "dir/lora")), and the manifest
+// StackManifestFileName listing them in order:
 //
 //	{
 //	  "graft_stack_version": 1,
