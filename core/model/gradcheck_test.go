@@ -206,6 +206,7 @@ func TestLyCORISGradientsMatchFiniteDifferences(t *testing.T) {
 		name, config string
 	}{
 		{"LoHa", `{"peft_type": "LOHA", "r": 4, "alpha": 256, "init_weights": false, "target_modules": "all-linear"}`},
+		{"LoKr", `{"peft_type": "LOKR", "r": 4, "alpha": 16, "init_weights": false, "target_modules": "all-linear"}`},
 	} {
 		for _, checkpointing := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/checkpointing=%v", c.name, checkpointing), func(t *testing.T) {

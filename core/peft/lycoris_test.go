@@ -324,6 +324,18 @@ func lycoCheckStack(t *testing.T, config string) {
 	vecGradCheck(t, m, a, lin, func() {})
 
 	both := logits(t, m, tinyIDs)
+	lora, err := mg.AsAdapter("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewStack(lora, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stackFiles, err := st.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Merge(); err == nil || !strings.Contains(err.Error(), "order they were added") {
 		t.Errorf("merging the outer adapter first: %v", err)
 	}
@@ -352,5 +364,16 @@ func lycoCheckStack(t *testing.T, config string) {
 	// which restores it up to rounding.
 	if d := relDiff(logits(t, m, tinyIDs), base); d > 1e-6 {
 		t.Errorf("after unloading both the logits differ from the base by %g", d)
+	}
+	// Saved as a mixed stack, the pair loads back in the same order.
+	back, _, err := LoadAdapter(m, InMemory("stack", stackFiles))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := relDiff(logits(t, m, tinyIDs), both); d > 1e-5 {
+		t.Errorf("the stack loaded back gives logits %g away", d)
+	}
+	if err := back.Unload(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -105,6 +105,15 @@ var stepMethods = []stepMethod{
 		cfg.RankDropout, cfg.ModuleDropout = 0.1, 0.1
 		return peft.NewLoHa(m, cfg, rng)
 	}},
+	{name: "LoKr", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
+		return peft.NewLoKr(m, peft.DefaultLoKrConfig(), rng)
+	}},
+	{name: "LoKr_decomposed_dropout", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
+		cfg := peft.DefaultLoKrConfig()
+		cfg.R, cfg.DecomposeBoth, cfg.TargetModules = 2, true, peft.TargetAllLinear()
+		cfg.RankDropout, cfg.ModuleDropout = 0.1, 0.1
+		return peft.NewLoKr(m, cfg, rng)
+	}},
 }
 
 // stepTrainer returns a trainer in training mode for method on
