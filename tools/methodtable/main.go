@@ -42,6 +42,8 @@ func main() {
 		{"Prefix tuning, 20 tokens", []string{"--method", "prefix-tuning", "--virtual-tokens", "20", "--prefix-projection", "--lr", "5e-3"}},
 		{"Houlsby, rf 16", []string{"--method", "houlsby", "--lr", "1e-2"}},
 		{"Pfeiffer, rf 16", []string{"--method", "pfeiffer", "--lr", "1e-2"}},
+		{"LoHa r=8 (q,v)", []string{"--method", "loha", "--r", "8", "--alpha", "16", "--lr", "3e-2"}},
+		{"LoKr r=8 (q,v)", []string{"--method", "lokr", "--r", "8", "--alpha", "16", "--lr", "5e-2"}},
 	}
 	fmt.Printf("| method | trainable params | %% of model | eval loss before | after | time (%d steps) |\n", *steps)
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: |")
