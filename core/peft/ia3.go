@@ -145,6 +145,13 @@ func buildIA3(m *model.Model, cfg IA3Config, lins []*model.Linear, ff []bool, va
 	return ad, nil
 }
 
+// ReplayForward does nothing: (IA)³ draws no random numbers, so a Forward
+// recomputed under activation checkpointing is the same anyway. Saying so
+// lets it share a model with an adapter whose dropout replays (LoHa).
+func (l *ia3Layer) ReplayForward() {}
+
+var _ model.ForwardReplayer = (*ia3Layer)(nil)
+
 func (l *ia3Layer) adapterKind() string                     { return "IA3" }
 func (l *ia3Layer) mergeState() (anyMerged, allMerged bool) { return l.merged, l.merged }
 

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -155,5 +156,43 @@ func TestSpecStack(t *testing.T) {
 				t.Fatalf("err %v; want an invalid spec mentioning %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestRunStackCheckpointing trains LoHa with rank dropout and (IA)³ on
+// the same layers with activation checkpointing: the recomputed blocks
+// repeat the dropout draws, so the adapter equals the one trained
+// without checkpointing, byte for byte.
+func TestRunStackCheckpointing(t *testing.T) {
+	m := loadRunModel(t)
+	spec := func(out string, checkpointing bool) Spec {
+		s := runSpec(out)
+		s.Method, s.Options, s.Steps, s.EvalEvery, s.Checkpointing = "", nil, 4, 0, checkpointing
+		s.Stack = []AdapterSpec{
+			{Method: "loha", Options: map[string]any{"r": 4, "rank_dropout": 0.2, "target_modules": []string{"v_proj", "down_proj"}}},
+			{Method: "ia3"},
+		}
+		return s
+	}
+	outs := [2]string{t.TempDir(), t.TempDir()}
+	for i, cp := range []bool{false, true} {
+		res, err := Run(context.Background(), m, spec(outs[i], cp), nil)
+		if err != nil {
+			t.Fatalf("checkpointing %v: %v", cp, err)
+		}
+		res.Adapter.Unload()
+	}
+	for _, part := range []string{"loha", "ia3"} {
+		a, err := os.ReadFile(filepath.Join(outs[0], part, peft.WeightsFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(outs[1], part, peft.WeightsFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: the checkpointed run's weights differ", part)
+		}
 	}
 }
