@@ -159,12 +159,22 @@ test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
 	cd examples/browser/test && node --test
 
 # Short coverage-guided runs of every fuzz target (longer: FUZZTIME=5m).
+# The targets are found, never listed by hand: the packages whose tests
+# declare a func Fuzz..., then `go test -list` for their exact names (only
+# those packages are built, not every test binary of ./...).
+# Go minimizes each new interesting input for up to 60s by default, during
+# which that worker runs nothing else: capped here, so that short runs fuzz.
 FUZZTIME ?= 20s
+FUZZMINIMIZETIME ?= 2s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/gguf
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./core/formats/safetensors
-	$(GO) test -run='^$$' -fuzz=FuzzParseHFTokenizer -fuzztime=$(FUZZTIME) ./core/tokenizer
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./core/formats/bundle
+	@pkgs=$$(grep -rl --include='*_test.go' --exclude-dir=node_modules '^func Fuzz' . | xargs -n1 dirname | sort -u); \
+	list=$$($(GO) test -list '^Fuzz' $$pkgs) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ {f[n++] = $$1; next} /^ok/ {for (i = 0; i < n; i++) print $$2, f[i]; n = 0}'); \
+	[ -n "$$targets" ] || { echo "fuzz: no fuzz targets found"; exit 1; }; \
+	echo "$$targets" | while read pkg fn; do \
+		echo "== $$fn ($$pkg)"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZETIME) $$pkg || exit 1; \
+	done
 
 # Regenerates the reference logits with Debian's python3-torch.
 golden:
