@@ -1,6 +1,7 @@
 # graft: `make demo` runs the main job on the bundled model; `make test`
-# runs every test (native, GOOS=js and GOOS=wasip1). Both work on a fresh
-# machine with Go 1.26 and Node.js; missing tools are installed here.
+# runs every test (native, with the race detector, GOOS=js and
+# GOOS=wasip1). Both work on a fresh machine with Go 1.26 and Node.js;
+# missing tools are installed here.
 
 GO        ?= go
 BIN       := bin
@@ -15,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: check-asm test-purego vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
+.PHONY: check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
 
 all: build
 
@@ -42,7 +43,7 @@ demo: build
 	@echo
 	@echo "adapter (Hugging Face PEFT format), metrics.jsonl and loss_curve.svg are in $(DEMO_OUT)"
 
-test: lint check-asm test-native test-purego test-js test-wasip1 test-browser
+test: lint check-asm test-native test-race test-purego test-js test-wasip1 test-browser
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -68,6 +69,19 @@ check-asm:
 # the two must agree bit for bit.
 test-purego:
 	$(GO) test -tags purego -run 'PluginMatchesNative|ExportedAdapterLoadsNatively' ./native/host
+
+# The data-race detector on the packages that run goroutines: the CPU
+# kernels' worker pool, the trainer, and the plugin host's tenants. -short
+# leaves out only two slow tests that test-native runs anyway (50 tenants,
+# the plugin rebuild). -race needs cgo, hence a C compiler.
+RACE_PKGS := ./core/cpu ./core/train ./native/host
+test-race: cgo-cc
+	CGO_ENABLED=1 $(GO) test -race -short -timeout 30m $(RACE_PKGS)
+
+# A C compiler for cgo (the race detector's runtime is linked with it).
+cgo-cc:
+	@if ! command -v "$$($(GO) env CC)" >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y gcc libc6-dev; fi
 
 vulkan:
 	@if [ ! -e $(LAVAPIPE_ICD) ] || ! ldconfig -p | grep -q 'libvulkan.so.1 '; then \
