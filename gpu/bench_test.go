@@ -102,7 +102,7 @@ func BenchmarkLoRATrain(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			mg := peft.Attach(m)
+			mg := peft.AttachLoRA(m)
 			cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
 			if err := mg.AddAdapter("bench", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 				b.Fatal(err)

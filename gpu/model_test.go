@@ -65,7 +65,7 @@ func loraRun(t *testing.T, be backend.Backend, steps int, afterStep func(step in
 	if err != nil {
 		t.Fatal(err)
 	}
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)

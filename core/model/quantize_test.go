@@ -235,7 +235,7 @@ func slicesEqualBits(a, b []float32) bool {
 // output) to every projection.
 func qloraAdapter(t *testing.T, m *model.Model, seed uint64) (*peft.Manager, []model.Param) {
 	t.Helper()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{
 		R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom,
 		TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -482,7 +482,7 @@ func qloraFineTune(t *testing.T, m *model.Model) (before, after float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetModules: peft.TargetAllLinear()}
 	if err := mg.AddAdapter("qlora", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)

@@ -43,9 +43,9 @@ type adapter struct {
 	modules []*loraWeights
 }
 
-// Attach returns a Manager for m with no adapters yet. Hooks are installed
+// AttachLoRA returns a LoRA Manager for m with no adapters yet. Hooks are installed
 // by AddAdapter and Load.
-func Attach(m *model.Model) *Manager {
+func AttachLoRA(m *model.Model) *Manager {
 	return &Manager{m: m, b: m.Backend, adapters: map[string]*adapter{}}
 }
 

@@ -23,7 +23,7 @@ func hooked(m *model.Model) []string {
 func TestManagerLifecycle(t *testing.T) {
 	m := tinyModel(t, 7)
 	base := logits(t, m, tinyIDs)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	qv := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj"), InitLoraWeights: InitRandom}
 	mlp := LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("up_proj", "q_proj"), InitLoraWeights: InitRandom}
 	if err := mg.AddAdapter("qv", qv, seeded(1)); err != nil {
@@ -103,7 +103,7 @@ func TestManagerLifecycle(t *testing.T) {
 
 func TestManagerErrors(t *testing.T) {
 	m := tinyModel(t, 8)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	cfg := LoraConfig{R: 4, LoraAlpha: 8}
 	if err := mg.AddAdapter("a", cfg, seeded(1)); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestManagerErrors(t *testing.T) {
 
 	// DoRA over another adapter's hook is refused (it rescales the plain
 	// projection), and nothing is installed.
-	other := Attach(m)
+	other := AttachLoRA(m)
 	err := other.AddAdapter("c", LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true}, seeded(1))
 	if err == nil || !strings.Contains(err.Error(), "DoRA needs the plain projection") {
 		t.Errorf("DoRA over a foreign hook: err = %v", err)

@@ -36,7 +36,7 @@ func frob2(x []float64) float64 { return dot64(x, x) }
 func combineSetup(t *testing.T) (*model.Model, *Manager) {
 	t.Helper()
 	m := tinyModel(t, 12)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	for _, a := range []struct {
 		name string
 		cfg  LoraConfig

@@ -6,7 +6,7 @@
 //
 // A Manager owns the adapters of one model:
 //
-//	mgr := peft.Attach(m)
+//	mgr := peft.AttachLoRA(m)
 //	err := mgr.AddAdapter("default", peft.LoraConfig{R: 8, LoraAlpha: 16,
 //		TargetModules: peft.TargetNames("q_proj", "v_proj")}, rng)
 //	logits, err := m.Forward(m.NewCache(0), ids, true) // base + adapter

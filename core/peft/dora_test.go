@@ -225,7 +225,7 @@ func TestDoRAGradients(t *testing.T) {
 // on a quantized model whose weights are dequantized for the norm.
 func TestDoRAMagnitudeInit(t *testing.T) {
 	m := loadModel(t, storiesQ8)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetNames("q_proj", "down_proj")}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestDoRASaveLoadRoundTrip(t *testing.T) {
 	for _, path := range []string{storiesGGUF, storiesQ8} {
 		t.Run(path, func(t *testing.T) {
 			m := loadModel(t, path)
-			mg := Attach(m)
+			mg := AttachLoRA(m)
 			cfg := LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "up_proj")}
 			if err := mg.AddAdapter("d", cfg, seeded(3)); err != nil {
 				t.Fatal(err)
@@ -326,7 +326,7 @@ func TestDoRAMerge(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			m := loadModel(t, path)
 			base := logits(t, m, storyIDs)
-			mg := Attach(m)
+			mg := AttachLoRA(m)
 			if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetAllLinear()}, seeded(5)); err != nil {
 				t.Fatal(err)
 			}
@@ -359,7 +359,7 @@ func TestDoRAMerge(t *testing.T) {
 
 func TestDoRATrainingLowersEvalLoss(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetAllLinear()}, seeded(7)); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func storiesModel() *model.Model {
 func ExampleLoraConfig_dora() {
 	m := storiesModel()
 	defer m.Free()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, UseDoRA: true, TargetModules: peft.TargetNames("q_proj")}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
@@ -44,7 +44,7 @@ func ExampleLoraConfig_dora() {
 func ExampleManager_FilesConverted() {
 	m := storiesModel()
 	defer m.Free()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitPiSSA, TargetModules: peft.TargetNames("q_proj", "v_proj")}
 	if err := mg.AddAdapter("pissa", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
@@ -71,7 +71,7 @@ func ExampleManager_FilesConverted() {
 func ExampleManager_AddWeightedAdapter() {
 	m := storiesModel()
 	defer m.Free()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, name := range []string{"french", "poetry"} {
 		cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetModules: peft.TargetNames("q_proj", "v_proj")}
@@ -92,7 +92,7 @@ func ExampleManager_AddWeightedAdapter() {
 func ExampleManager_SetRowAdapters() {
 	m := storiesModel()
 	defer m.Free()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, name := range []string{"a", "b"} {
 		if err := mg.AddAdapter(name, peft.LoraConfig{R: 4, LoraAlpha: 8}, rng); err != nil {

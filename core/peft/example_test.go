@@ -21,7 +21,7 @@ func Example() {
 	}
 	defer m.Free()
 
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: peft.TargetNames("q_proj", "v_proj")}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
@@ -65,7 +65,7 @@ func ExampleManager_Load() {
 		log.Fatal(err)
 	}
 	defer m.Free()
-	mg := peft.Attach(m)
+	mg := peft.AttachLoRA(m)
 	rng := rand.New(rand.NewPCG(3, 4))
 	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetModules: peft.TargetAllLinear(), InitLoraWeights: peft.InitRandom}
 	if err := mg.AddAdapter("chat", cfg, rng); err != nil {

@@ -370,7 +370,7 @@ func ExampleConvertGGUFLoRA() {
 		return
 	}
 	defer m.Free()
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetNames("q_proj", "v_proj")}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		fmt.Println(err)

@@ -129,7 +129,7 @@ var tinyIDs = []int32{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8}
 // given targets.
 func attach(t testing.TB, m *model.Model, cfg LoraConfig, seed uint64) *Manager {
 	t.Helper()
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	if cfg.InitLoraWeights == InitDefault {
 		cfg.InitLoraWeights = InitRandom
 	}

@@ -55,12 +55,13 @@ type ia3Layer struct {
 
 var _ model.LinearHook = (*ia3Layer)(nil)
 
-// NewIA3 attaches a new (IA)³ adapter with every ia3_l at 1 to the layers
-// of m that cfg targets. cfg.InitIA3Weights must be true (PEFT's random
-// alternative is for tests). No targeted layer may already have a hook.
-func NewIA3(m *model.Model, cfg IA3Config) (Adapter, error) {
-	if !cfg.InitIA3Weights {
-		return nil, errors.New("ia3: init_ia3_weights must be true for a new adapter (start from DefaultIA3Config)")
+// NewIA3 attaches a new (IA)³ adapter to the layers of m that cfg
+// targets: every ia3_l at 1, so the adapter starts as a no-op, or with
+// InitIA3Weights false drawn from N(0, 1) with rng, as PEFT's torch.randn
+// (for tests). No targeted layer may already have a hook.
+func NewIA3(m *model.Model, cfg IA3Config, rng *rand.Rand) (Adapter, error) {
+	if !cfg.InitIA3Weights && rng == nil {
+		return nil, errors.New("ia3: init_ia3_weights false draws the vectors at random and needs a random source")
 	}
 	resolved, lins, ff, err := resolveIA3(m, cfg)
 	if err != nil {
@@ -70,6 +71,9 @@ func NewIA3(m *model.Model, cfg IA3Config) (Adapter, error) {
 		v := make([]float32, n)
 		for i := range v {
 			v[i] = 1
+			if !cfg.InitIA3Weights {
+				v[i] = float32(rng.NormFloat64())
+			}
 		}
 		return v
 	})
@@ -381,13 +385,13 @@ func init() {
 		Defaults: map[string]any{"target_modules": []string{"k_proj", "v_proj", "down_proj"}, "feedforward_modules": []string{"down_proj"}},
 		LR:       1e-2,
 		Flags:    map[string]string{"model": "base_model_name_or_path", "target": "target_modules", "feedforward": "feedforward_modules"},
-		New: func(m *model.Model, config []byte, _ *rand.Rand) (Adapter, error) {
+		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
 			cfg, _, err := ParseIA3Config(config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
 			cfg.FanInFanOut = false // as PEFT does for nn.Linear
-			return NewIA3(m, cfg)
+			return NewIA3(m, cfg, rng)
 		},
 		Load: loadIA3,
 	})

@@ -40,8 +40,8 @@ type IA3Config struct {
 	// FanInFanOut must be false: Llama-family projections are nn.Linear.
 	FanInFanOut bool `json:"fan_in_fan_out" peft:"force=false" why:"the target layers are nn.Linear; using false, as PEFT does"`
 	// InitIA3Weights (PEFT default true) starts every ia3_l at 1, so the
-	// adapter is a no-op until trained. NewIA3 needs it true; adapters
-	// saved from PEFT with false load like any other.
+	// adapter is a no-op until trained; false draws them from N(0, 1), as
+	// PEFT does (for tests).
 	InitIA3Weights bool `json:"init_ia3_weights"`
 }
 

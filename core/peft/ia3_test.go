@@ -19,7 +19,7 @@ func newTinyIA3(t *testing.T, m *model.Model, targets, ff []string) Adapter {
 	if ff != nil {
 		cfg.FeedforwardModules = TargetNames(ff...)
 	}
-	a, err := NewIA3(m, cfg)
+	a, err := NewIA3(m, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestIA3Gradients(t *testing.T) {
 func TestIA3Init(t *testing.T) {
 	m := tinyModel(t, 33)
 	base := logits(t, m, tinyIDs)
-	a, err := NewIA3(m, DefaultIA3Config())
+	a, err := NewIA3(m, DefaultIA3Config(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestIA3Init(t *testing.T) {
 		}
 	}
 	// A second adapter on the same layers wraps the first (see layerstack.go).
-	a2, err := NewIA3(m, DefaultIA3Config())
+	a2, err := NewIA3(m, DefaultIA3Config(), nil)
 	if err != nil {
 		t.Fatalf("a second adapter on hooked layers: %v", err)
 	}
@@ -131,8 +131,31 @@ func TestIA3Init(t *testing.T) {
 	if err := a.Unload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewIA3(m, IA3Config{}); err == nil || !strings.Contains(err.Error(), "init_ia3_weights") {
-		t.Errorf("init_ia3_weights false: %v", err)
+	if _, err := NewIA3(m, IA3Config{}, nil); err == nil || !strings.Contains(err.Error(), "init_ia3_weights") {
+		t.Errorf("init_ia3_weights false without a random source: %v", err)
+	}
+	// init_ia3_weights false draws the vectors from N(0, 1), as PEFT's
+	// torch.randn: a seeded draw is repeatable and far from the no-op 1.
+	draw := func() []float32 {
+		a, err := NewIA3(m, IA3Config{}, seeded(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Unload()
+		return read(t, m.Backend, a.Params()[0].Value)
+	}
+	v1, v2 := draw(), draw()
+	var sum, sq float64
+	for i, x := range v1 {
+		if x != v2[i] {
+			t.Fatalf("element %d differs between two draws with one seed", i)
+		}
+		sum += float64(x)
+		sq += float64(x) * float64(x)
+	}
+	n := float64(len(v1))
+	if mean, std := sum/n, math.Sqrt(sq/n-(sum/n)*(sum/n)); math.Abs(mean) > 0.8 || std < 0.4 || std > 1.8 {
+		t.Errorf("%d values: mean %.2f, std %.2f; want about N(0, 1)", len(v1), mean, std)
 	}
 }
 
@@ -389,7 +412,7 @@ func TestIA3TrainingLowersEvalLoss(t *testing.T) {
 		t.Skip("trains for 30 steps")
 	}
 	m := loadModel(t, storiesGGUF)
-	a, err := NewIA3(m, DefaultIA3Config())
+	a, err := NewIA3(m, DefaultIA3Config(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

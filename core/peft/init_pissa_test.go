@@ -39,7 +39,7 @@ func TestPiSSAInitKeepsLogits(t *testing.T) {
 				for _, l := range append(m.Linears(), m.Output) {
 					originals[l] = l.Weight
 				}
-				mg := Attach(m)
+				mg := AttachLoRA(m)
 				if err := mg.AddAdapter("p", LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetModules: c.targets}, seeded(1)); err != nil {
 					t.Fatal(err)
 				}
@@ -97,7 +97,7 @@ func TestPrincipalFactors(t *testing.T) {
 		for _, l := range m.Linears() {
 			weights[l.Name] = hfWeight(t, m, l)
 		}
-		mg := Attach(m)
+		mg := AttachLoRA(m)
 		if err := mg.AddAdapter("p", LoraConfig{R: r, LoraAlpha: alpha, InitLoraWeights: init, TargetModules: TargetNames("q_proj", "up_proj")}, seeded(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func TestPrincipalTrainConvertReload(t *testing.T) {
 		t.Run(string(init), func(t *testing.T) {
 			m := loadModel(t, storiesGGUF)
 			base := logits(t, m, storyIDs)
-			mg := Attach(m)
+			mg := AttachLoRA(m)
 			cfg := LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetModules: TargetAllLinear()}
 			if err := mg.AddAdapter("p", cfg, seeded(2)); err != nil {
 				t.Fatal(err)
@@ -236,7 +236,7 @@ func TestPrincipalDeleteRestores(t *testing.T) {
 	m := tinyModel(t, 4)
 	base := logits(t, m, tinyIDs)
 	orig := m.Layers[0].Q.Weight
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	targets := TargetNames("q_proj", "up_proj")
 	if err := mg.AddAdapter("p1", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitPiSSA, TargetModules: targets}, seeded(1)); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func stackedPair(t *testing.T, iaFirst bool) (*model.Model, *Manager, Adapter) {
 		cfg := DefaultIA3Config()
 		cfg.TargetModules = targets
 		var err error
-		if ia, err = NewIA3(m, cfg); err != nil {
+		if ia, err = NewIA3(m, cfg, nil); err != nil {
 			t.Fatal(err)
 		}
 		rng := seeded(73)
@@ -285,7 +285,7 @@ func TestStackedUnloadInner(t *testing.T) {
 	alone := tinyModel(t, 71)
 	cfg := DefaultIA3Config()
 	cfg.TargetModules = TargetNames("v_proj", "down_proj")
-	ia2, err := NewIA3(alone, cfg)
+	ia2, err := NewIA3(alone, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestStackedDoRAAndPiSSARefused(t *testing.T) {
 	m := tinyModel(t, 81)
 	cfg := DefaultIA3Config()
 	cfg.TargetModules = TargetNames("v_proj")
-	if _, err := NewIA3(m, cfg); err != nil {
+	if _, err := NewIA3(m, cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -327,7 +327,7 @@ func TestStackedDoRAAndPiSSARefused(t *testing.T) {
 		{LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true, TargetModules: TargetNames("v_proj")}, "DoRA needs the plain projection beneath it, but the layer's IA3 adapter was added before it"},
 		{LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitPiSSA, TargetModules: TargetNames("v_proj")}, `init_lora_weights "pissa" changes the base weight, which the layer's IA3 adapter uses too`},
 	} {
-		mg := Attach(m)
+		mg := AttachLoRA(m)
 		err := mg.AddAdapter("x", c.cfg, seeded(2))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want one containing %q", err, c.want)

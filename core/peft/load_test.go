@@ -24,7 +24,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 
 	m2 := loadModel(t, storiesGGUF)
-	mg2 := Attach(m2)
+	mg2 := AttachLoRA(m2)
 	warnings, err := mg2.Load(dir, "loaded")
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +256,7 @@ func TestLoadErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyDir(t, good)
 			c.damage(t, dir)
-			mg := Attach(m)
+			mg := AttachLoRA(m)
 			_, err := mg.Load(dir, "x")
 			if err == nil {
 				t.Fatal("loaded a damaged adapter")
@@ -304,7 +304,7 @@ func TestLoadAccepts(t *testing.T) {
 		c["custom_field"] = 1
 		c["fan_in_fan_out"] = true
 	})
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	warnings, err := mg.Load(dir, "bf16")
 	if err != nil {
 		t.Fatal(err)

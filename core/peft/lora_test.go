@@ -62,7 +62,7 @@ type layerCase struct {
 func newLayerCase(t *testing.T, adapters map[string]LoraConfig, active ...string) *layerCase {
 	t.Helper()
 	m := tinyModel(t, 5)
-	lc := &layerCase{m: m, mg: Attach(m), b: m.Backend, lin: m.Layers[0].Up, rows: 5}
+	lc := &layerCase{m: m, mg: AttachLoRA(m), b: m.Backend, lin: m.Layers[0].Up, rows: 5}
 	for _, name := range active {
 		cfg := adapters[name]
 		cfg.TargetModules = TargetNames("model.layers.0.mlp.up_proj")

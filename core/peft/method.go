@@ -197,5 +197,5 @@ func managerOf(m *model.Model) *Manager {
 			}
 		}
 	}
-	return Attach(m)
+	return AttachLoRA(m)
 }

@@ -11,7 +11,7 @@ import (
 
 func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj"), InitLoraWeights: InitRandom}
 	if err := mg.AddAdapter("a", cfg, seeded(1)); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestLoRAAdapterUnloadMerged(t *testing.T) {
 		t.Errorf("merged after unloading a: %q, want [b]", got)
 	}
 	onlyB := tinyModel(t, 93)
-	mgB := Attach(onlyB)
+	mgB := AttachLoRA(onlyB)
 	if err := mgB.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitRandom}, seeded(2)); err != nil {
 		t.Fatal(err)
 	}

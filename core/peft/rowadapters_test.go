@@ -11,7 +11,7 @@ import (
 func rowSetup(t *testing.T) (*model.Model, *Manager) {
 	t.Helper()
 	m := tinyModel(t, 14)
-	mg := Attach(m)
+	mg := AttachLoRA(m)
 	if err := mg.AddAdapter("a", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitRandom, TargetModules: TargetNames("q_proj", "v_proj")}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestAdapterOnHFOrderModel(t *testing.T) {
 	if err := mgG.Save(dir, "a"); err != nil {
 		t.Fatal(err)
 	}
-	mgH := Attach(hf)
+	mgH := AttachLoRA(hf)
 	if _, err := mgH.Load(dir, "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -305,7 +305,7 @@ func TestStackSaveReplacesKind(t *testing.T) {
 	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2}, 1)
 	lora, _ := mg.AsAdapter("a")
 	cfg := DefaultIA3Config()
-	ia, err := NewIA3(m, cfg)
+	ia, err := NewIA3(m, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestStackBundle(t *testing.T) {
 	m := tinyModel(t, 94)
 	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("v_proj")}, 1)
 	lora, _ := mg.AsAdapter("a")
-	ia, err := NewIA3(m, DefaultIA3Config())
+	ia, err := NewIA3(m, DefaultIA3Config(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func ExampleNewIA3() {
 	}
 	defer m.Free()
 
-	a, err := peft.NewIA3(m, peft.DefaultIA3Config())
+	a, err := peft.NewIA3(m, peft.DefaultIA3Config(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -25,7 +25,7 @@ type stepMethod struct {
 // attachLoRA returns an attach func for a LoRA-family config.
 func attachLoRA(cfg peft.LoraConfig) func(*model.Model, *rand.Rand) (peft.Adapter, error) {
 	return func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		mg := peft.Attach(m)
+		mg := peft.AttachLoRA(m)
 		if err := mg.AddAdapter("default", cfg, rng); err != nil {
 			return nil, err
 		}
@@ -68,7 +68,7 @@ var stepMethods = []stepMethod{
 		return peft.NewVeRA(m, cfg, rng)
 	}},
 	{name: "IA3", attach: func(m *model.Model, _ *rand.Rand) (peft.Adapter, error) {
-		return peft.NewIA3(m, peft.DefaultIA3Config())
+		return peft.NewIA3(m, peft.DefaultIA3Config(), nil)
 	}},
 	{name: "PromptTuning", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
 		var cfg peft.PromptTuningConfig
