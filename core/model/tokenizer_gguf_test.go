@@ -11,17 +11,16 @@ import (
 	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tokenizer"
-	"github.com/graft-ml/graft/internal/bpefixture"
 	"github.com/graft-ml/graft/internal/randgguf"
+	"github.com/graft-ml/graft/internal/tokfixture"
 )
 
-// writeBPEModel writes a tiny random Llama whose vocabulary is the BPE
-// fixture with pre-tokenizer settings p, as llama.cpp's converter writes
-// a "gpt2" tokenizer.
-func writeBPEModel(t *testing.T, v *bpefixture.Vocab, kvs []gguf.KV) string {
+// writeTokenizerModel writes a tiny random Llama with n tokens and the
+// tokenizer metadata kvs.
+func writeTokenizerModel(t *testing.T, n int, kvs []gguf.KV) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "bpe.gguf")
-	shape := randgguf.Shape{Name: "bpe", Dim: 8, FFN: 16, Layers: 1, Heads: 2, KVHeads: 1, Vocab: len(v.Tokens), Ctx: 64, NormEps: 1e-5, RopeTheta: 10000}
+	path := filepath.Join(t.TempDir(), "model.gguf")
+	shape := randgguf.Shape{Name: "bpe", Dim: 8, FFN: 16, Layers: 1, Heads: 2, KVHeads: 1, Vocab: n, Ctx: 64, NormEps: 1e-5, RopeTheta: 10000}
 	if err := randgguf.WriteLlama(path, shape, 1, kvs); err != nil {
 		t.Fatal(err)
 	}
@@ -30,19 +29,20 @@ func writeBPEModel(t *testing.T, v *bpefixture.Vocab, kvs []gguf.KV) string {
 
 // TestGGUFByteLevelBPEMatchesLlamaCpp loads each pre-tokenizer's GGUF the
 // way graft loads any model file and checks the tokenizer against the ids
-// llama.cpp gave for the same file (internal/bpefixture/llamacpp.json).
+// llama.cpp gave for the same file (internal/tokfixture/llamacpp.json).
 func TestGGUFByteLevelBPEMatchesLlamaCpp(t *testing.T) {
-	v, c, g, err := bpefixture.Load()
+	f, err := tokfixture.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	v, c, g := f.BPE, f.Cases, f.Golden
 	if len(g.Pres) != len(c.Pres) {
-		t.Fatalf("llamacpp.json is stale: run `go run ./tools/bpegolden golden`")
+		t.Fatalf("llamacpp.json is stale: run `go run ./tools/tokgolden golden`")
 	}
 	for i, p := range c.Pres {
 		want := g.Pres[i]
 		t.Run(p.Pre, func(t *testing.T) {
-			path := writeBPEModel(t, v, v.GGUFKVs(p))
+			path := writeTokenizerModel(t, len(v.Tokens), v.GGUFKVs(p))
 			m, err := model.Load(path, cpu.New())
 			if err != nil {
 				t.Fatal(err)
@@ -77,11 +77,39 @@ func TestGGUFByteLevelBPEMatchesLlamaCpp(t *testing.T) {
 	}
 }
 
-func TestGGUFByteLevelBPERefusals(t *testing.T) {
-	v, c, _, err := bpefixture.Load()
+// TestGGUFSentencePieceMatchesLlamaCpp loads the SentencePiece fixture
+// from GGUF files (Llama 2's space prefix, Gemma's none) and checks the
+// tokenizer against llama.cpp's ids for the same files.
+func TestGGUFSentencePieceMatchesLlamaCpp(t *testing.T) {
+	f, err := tokfixture.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i, s := range f.Cases.SPM {
+		want := f.Golden.SPM[i]
+		t.Run(s.Name, func(t *testing.T) {
+			tok, err := model.LoadTokenizer(writeTokenizerModel(t, len(f.SPM.Tokens), f.SPM.GGUFKVs(s)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, str := range want.Strings {
+				if got := tok.Encode(str, false); !slices.Equal(got, want.IDs[j]) {
+					t.Errorf("Encode(%q) = %v, llama.cpp %v", str, got, want.IDs[j])
+				}
+			}
+			if tok.BOS() != want.BOS || tok.EOS() != want.EOS || tokenizer.AddsBOS(tok) != want.AddBOS || !slices.Equal(tokenizer.EndOfGeneration(tok), want.EOG) {
+				t.Errorf("BOS %d EOS %d adds %v stops %v; llama.cpp %d %d %v %v", tok.BOS(), tok.EOS(), tokenizer.AddsBOS(tok), tokenizer.EndOfGeneration(tok), want.BOS, want.EOS, want.AddBOS, want.EOG)
+			}
+		})
+	}
+}
+
+func TestGGUFByteLevelBPERefusals(t *testing.T) {
+	f, err := tokfixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, c := f.BPE, f.Cases
 	replace := func(kvs []gguf.KV, key string, value any) []gguf.KV {
 		out := slices.Clone(kvs)
 		for i := range out {
@@ -101,12 +129,12 @@ func TestGGUFByteLevelBPERefusals(t *testing.T) {
 		want []string
 	}{
 		{"unknown pre", replace(base, "tokenizer.ggml.pre", "tekken"),
-			[]string{"bpe.gguf", `tokenizer.ggml.pre "tekken" is not supported`, "llama-bpe", "qwen2", "smollm", "gpt-2", "default"}},
-		{"no merges", replace(base, "tokenizer.ggml.merges", nil), []string{"bpe.gguf", "tokenizer.ggml.merges is missing"}},
-		{"unknown model", replace(base, "tokenizer.ggml.model", "t5"), []string{"bpe.gguf", `tokenizer.ggml.model "t5" is not supported (supported: llama, gpt2)`}},
+			[]string{"model.gguf", `tokenizer.ggml.pre "tekken" is not supported`, "llama-bpe", "qwen2", "smollm", "gpt-2", "default"}},
+		{"no merges", replace(base, "tokenizer.ggml.merges", nil), []string{"model.gguf", "tokenizer.ggml.merges is missing"}},
+		{"unknown model", replace(base, "tokenizer.ggml.model", "t5"), []string{"model.gguf", `tokenizer.ggml.model "t5" is not supported (supported: llama, gpt2)`}},
 	}
 	for _, tt := range tests {
-		path := writeBPEModel(t, v, tt.kvs)
+		path := writeTokenizerModel(t, len(v.Tokens), tt.kvs)
 		for _, load := range []func() error{
 			func() error { _, err := model.LoadTokenizer(path); return err },
 			func() error { _, err := model.Inspect(path); return err },
@@ -128,16 +156,17 @@ func TestGGUFByteLevelBPERefusals(t *testing.T) {
 // directory -> GGUF gives tokenizer.ggml.* metadata that encodes as
 // llama.cpp did with the original file, on every string.
 func TestTokenizerRoundTrips(t *testing.T) {
-	v, c, g, err := bpefixture.Load()
+	f, err := tokfixture.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	v, c, g := f.BPE, f.Cases, f.Golden
 	const tmpl = "{% for m in messages %}{{ m.content }}{% endfor %}"
 	for i, p := range c.Pres {
 		want := g.Pres[i]
 		t.Run(p.Pre, func(t *testing.T) {
 			kvs := append(v.GGUFKVs(p), gguf.KV{Key: "tokenizer.chat_template", Value: tmpl})
-			src, err := model.Load(writeBPEModel(t, v, kvs), cpu.New())
+			src, err := model.Load(writeTokenizerModel(t, len(v.Tokens), kvs), cpu.New())
 			if err != nil {
 				t.Fatal(err)
 			}

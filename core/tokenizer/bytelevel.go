@@ -28,11 +28,10 @@ type ByteLevelBPE struct {
 	ggmlPre string            // tokenizer.ggml.pre naming pre, "" when llama.cpp has none
 	added   [256][]addedToken // by first byte, longest first
 
-	// specialsLongestFirst selects llama.cpp's way of cutting special
-	// tokens out of text (splitSpecialsLongestFirst over specials) instead
-	// of Hugging Face's leftmost-longest match (splitAdded).
-	specialsLongestFirst bool
-	specials             []addedToken // longest first
+	// specials, when set, cuts special tokens out of text as llama.cpp
+	// does, instead of Hugging Face's leftmost-longest match of added
+	// (splitAdded).
+	specials *specialTable
 	// replaceInvalidUTF8: bytes that are not valid UTF-8 become U+FFFD
 	// before pre-tokenization (llama.cpp) instead of passing through.
 	replaceInvalidUTF8 bool
@@ -74,8 +73,8 @@ func (t *ByteLevelBPE) Encode(text string, addBOS bool) []int32 {
 		out = append(out, t.bos)
 	}
 	split := t.splitAdded
-	if t.specialsLongestFirst {
-		split = t.splitSpecialsLongestFirst
+	if t.specials != nil {
+		split = t.specials.split
 	}
 	split(text, func(raw string, addedID int32) {
 		if t.replaceInvalidUTF8 {

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -65,18 +64,18 @@ func NewGGUFBPE(c GGUFBPEConfig) (*ByteLevelBPE, error) {
 		return nil, fmt.Errorf("tokenizer.ggml.token_type has %d entries for %d tokens", len(c.Types), n)
 	}
 	t := &ByteLevelBPE{
-		vocab:                make(map[string]int32, n),
-		tokens:               make([]string, n),
-		tokenBytes:           make([][]byte, n),
-		merges:               make(map[uint64]bpeMerge, len(c.Merges)),
-		ignoreMerges:         pre.ignoreMerges,
-		unk:                  -1,
-		pre:                  pre.split,
-		ggmlPre:              pre.names[0],
-		specialsLongestFirst: true,
-		replaceInvalidUTF8:   true,
-		addBOS:               pre.addBOS,
-		cache:                make(map[string][]int32),
+		vocab:              make(map[string]int32, n),
+		tokens:             make([]string, n),
+		tokenBytes:         make([][]byte, n),
+		merges:             make(map[uint64]bpeMerge, len(c.Merges)),
+		ignoreMerges:       pre.ignoreMerges,
+		unk:                -1,
+		pre:                pre.split,
+		ggmlPre:            pre.names[0],
+		specials:           &specialTable{},
+		replaceInvalidUTF8: true,
+		addBOS:             pre.addBOS,
+		cache:              make(map[string][]int32),
 	}
 	types := make([]int32, n)
 	for i, tok := range c.Tokens {
@@ -128,16 +127,11 @@ func NewGGUFBPE(c GGUFBPEConfig) (*ByteLevelBPE, error) {
 		}
 		// Control and unknown tokens decode to nothing, as llama.cpp's
 		// token_to_piece without special; so do unused and undefined ones.
-		switch types[i] {
-		case TokenTypeControl, TokenTypeUserDefined, TokenTypeUnknown:
-			t.added[tok[0]] = append(t.added[tok[0]], addedToken{content: tok, id: int32(i)})
-			t.specials = append(t.specials, addedToken{content: tok, id: int32(i)})
+		if isSpecialType(types[i]) {
+			t.specials.add(tok, int32(i))
 		}
 	}
-	t.sortAdded()
-	// llama.cpp splits special tokens out of the text longest first (its
-	// sort is not stable; ties go by id here).
-	sort.SliceStable(t.specials, func(a, b int) bool { return len(t.specials[a].content) > len(t.specials[b].content) })
+	t.specials.finish()
 	return t, nil
 }
 
@@ -168,64 +162,6 @@ func (t *ByteLevelBPE) ggmlMerges(merges []string) error {
 		}
 	}
 	return nil
-}
-
-// splitSpecialsLongestFirst is llama.cpp's tokenizer_st_partition: each
-// special token in turn, longest first, is cut out of the text left over
-// by the longer ones, leftmost occurrence first. It calls f as
-// splitAdded does.
-func (t *ByteLevelBPE) splitSpecialsLongestFirst(text string, f func(raw string, specialID int32)) {
-	// Where each special token occurs (overlaps included), found in one
-	// pass with the first-byte index.
-	var hits map[int32][]int
-	for i := 0; i < len(text); i++ {
-		for _, a := range t.added[text[i]] {
-			if strings.HasPrefix(text[i:], a.content) {
-				if hits == nil {
-					hits = map[int32][]int{}
-				}
-				hits[a.id] = append(hits[a.id], i)
-			}
-		}
-	}
-	if hits == nil {
-		f(text, -1)
-		return
-	}
-	// taken[i] is the id of the special token that covers byte i, or -1.
-	taken := make([]int32, len(text))
-	for i := range taken {
-		taken[i] = -1
-	}
-	for _, s := range t.specials {
-		for _, start := range hits[s.id] {
-			end := start + len(s.content)
-			free := true
-			for j := start; j < end; j++ {
-				if taken[j] >= 0 {
-					free = false
-					break
-				}
-			}
-			if free {
-				for j := start; j < end; j++ {
-					taken[j] = s.id
-				}
-			}
-		}
-	}
-	start := 0
-	for i := 0; i < len(text); {
-		id := taken[i]
-		if id < 0 {
-			i++
-			continue
-		}
-		f(text[start:i], id)
-		i += len(t.tokens[id])
-		start = i
-	}
-	f(text[start:], -1)
 }
 
 // validUTF8 replaces each byte that is not part of valid UTF-8 by U+FFFD,

@@ -7,36 +7,43 @@ import (
 	"testing"
 
 	"github.com/graft-ml/graft/core/tokenizer"
-	"github.com/graft-ml/graft/internal/bpefixture"
+	"github.com/graft-ml/graft/internal/tokfixture"
 )
 
-// loadFixture returns the shared vocabulary, cases and llama.cpp's answers,
-// failing when llamacpp.json was recorded for other cases.
-func loadFixture(t *testing.T) (*bpefixture.Vocab, *bpefixture.Cases, *bpefixture.Golden) {
+// loadFixture returns the shared vocabularies, cases and llama.cpp's
+// answers, failing when llamacpp.json was recorded for other cases.
+func loadFixture(t *testing.T) *tokfixture.Fixture {
 	t.Helper()
-	v, c, g, err := bpefixture.Load()
+	f, err := tokfixture.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Pres) != len(c.Pres) {
-		t.Fatalf("llamacpp.json has %d pre-tokenizers, cases.json %d: run `go run ./tools/bpegolden golden`", len(g.Pres), len(c.Pres))
+	c, g := f.Cases, f.Golden
+	if len(g.Pres) != len(c.Pres) || len(g.SPM) != len(c.SPM) {
+		t.Fatalf("llamacpp.json has %d+%d vocabularies, cases.json %d+%d: run `go run ./tools/tokgolden golden`", len(g.Pres), len(g.SPM), len(c.Pres), len(c.SPM))
 	}
 	for i, p := range c.Pres {
 		if g.Pres[i].Pre != p.Pre || !slices.Equal(g.Pres[i].Strings, c.Strings) {
-			t.Fatalf("llamacpp.json is stale for pre %q: run `go run ./tools/bpegolden golden`", p.Pre)
+			t.Fatalf("llamacpp.json is stale for pre %q: run `go run ./tools/tokgolden golden`", p.Pre)
+		}
+	}
+	for i, s := range c.SPM {
+		if g.SPM[i].Pre != s.Name || !slices.Equal(g.SPM[i].Strings, c.Strings) {
+			t.Fatalf("llamacpp.json is stale for %q: run `go run ./tools/tokgolden golden`", s.Name)
 		}
 	}
 	if len(c.Strings) < 30 {
 		t.Fatalf("only %d strings", len(c.Strings))
 	}
-	return v, c, g
+	return f
 }
 
 // TestGGUFBPEMatchesLlamaCpp: for every pre-tokenizer, graft's tokenizer
 // built from the GGUF metadata gives llama.cpp's ids for every string,
 // and the same BOS, EOS, EOT, add-BOS rule and end-of-generation set.
 func TestGGUFBPEMatchesLlamaCpp(t *testing.T) {
-	v, c, g := loadFixture(t)
+	f := loadFixture(t)
+	v, c, g := f.BPE, f.Cases, f.Golden
 	for i, p := range c.Pres {
 		want := g.Pres[i]
 		t.Run(p.Pre, func(t *testing.T) {
@@ -52,7 +59,7 @@ func TestGGUFBPEMatchesLlamaCpp(t *testing.T) {
 // checkAgainstLlamaCpp compares tok with llama.cpp's answers; eot is
 // compared only when the file named it (otherwise llama.cpp picks among
 // the candidates in hash-map order).
-func checkAgainstLlamaCpp(t *testing.T, tok tokenizer.Tokenizer, strs []string, want bpefixture.GoldenPre, eot bool) {
+func checkAgainstLlamaCpp(t *testing.T, tok tokenizer.Tokenizer, strs []string, want tokfixture.GoldenPre, eot bool) {
 	t.Helper()
 	equal := 0
 	for j, s := range strs {
@@ -99,12 +106,30 @@ func nodeView(tok tokenizer.Tokenizer, id int32) int32 {
 	return id
 }
 
+// TestSentencePieceMatchesLlamaCpp: graft's SentencePiece tokenizer, built
+// as from a GGUF "llama" vocabulary, gives llama.cpp's ids for every
+// string, with Llama 2's space prefix and without it (Gemma), and the same
+// BOS, EOS, BOS rule and end-of-generation set.
+func TestSentencePieceMatchesLlamaCpp(t *testing.T) {
+	f := loadFixture(t)
+	for i, s := range f.Cases.SPM {
+		t.Run(s.Name, func(t *testing.T) {
+			tok, err := tokenizer.NewSentencePiece(f.SPM.Config(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstLlamaCpp(t, tok, f.Cases.Strings, f.Golden.SPM[i], false)
+		})
+	}
+}
+
 // TestHFAndGGUFAgree: the same vocabulary read from GGUF metadata and
 // from the tokenizer.json graft writes for it (with the pre-tokenizer of
 // the models that use it) gives the same ids, BOS included, except on the
 // strings where Hugging Face's tokenizers and llama.cpp disagree.
 func TestHFAndGGUFAgree(t *testing.T) {
-	v, c, _ := loadFixture(t)
+	f := loadFixture(t)
+	v, c := f.BPE, f.Cases
 	diverged := map[string]bool{} // the strings listed as divergent that do
 	for _, p := range c.Pres {
 		t.Run(p.Pre, func(t *testing.T) {
@@ -149,7 +174,8 @@ func TestHFAndGGUFAgree(t *testing.T) {
 // TestGGUFBPEDecodeRoundTrip: decoding gives back the text, special
 // tokens aside (they decode to nothing), for every pre-tokenizer.
 func TestGGUFBPEDecodeRoundTrip(t *testing.T) {
-	v, c, _ := loadFixture(t)
+	f := loadFixture(t)
+	v, c := f.BPE, f.Cases
 	for _, p := range c.Pres {
 		tok, err := tokenizer.NewGGUFBPE(v.GGUFConfig(p))
 		if err != nil {
@@ -168,11 +194,11 @@ func TestGGUFBPEDecodeRoundTrip(t *testing.T) {
 }
 
 func ExampleNewGGUFBPE() {
-	v, c, _, err := bpefixture.Load()
+	f, err := tokfixture.Load()
 	if err != nil {
 		panic(err)
 	}
-	tok, err := tokenizer.NewGGUFBPE(v.GGUFConfig(c.Pres[1])) // llama-bpe
+	tok, err := tokenizer.NewGGUFBPE(f.BPE.GGUFConfig(f.Cases.Pres[1])) // llama-bpe
 	if err != nil {
 		panic(err)
 	}
@@ -192,7 +218,8 @@ func ExampleNewGGUFBPE() {
 // keeps the vocabulary, and the result still gives llama.cpp's ids on
 // every string; the tokenizer.json names the same llama.cpp pre-tokenizer.
 func TestGGUFToHFToGGUF(t *testing.T) {
-	v, c, g := loadFixture(t)
+	f := loadFixture(t)
+	v, c, g := f.BPE, f.Cases, f.Golden
 	for i, p := range c.Pres {
 		t.Run(p.Pre, func(t *testing.T) {
 			gg, err := tokenizer.NewGGUFBPE(v.GGUFConfig(p))

@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -49,11 +48,14 @@ type SentencePieceConfig struct {
 // llm_tokenizer_spm: the text, with spaces written as '▁', is split into
 // characters, and the adjacent pair whose concatenation is the
 // highest-scoring vocabulary piece is merged until no pair is in the
-// vocabulary. Characters left over become byte-fallback tokens.
+// vocabulary. Characters left over become byte-fallback tokens. Control,
+// user-defined and unknown tokens are first cut out of the text whole, as
+// llama.cpp does with parse_special, and each stretch of text at the start
+// or after such a token gets the space prefix.
 //
 // Unlike llama.cpp, merges may only produce normal and user-defined
-// pieces, as in SentencePiece itself: text that spells "</s>" never
-// becomes the EOS token.
+// pieces, as in SentencePiece itself: text that spells "</s>" becomes the
+// EOS token only as a whole special token, never through merges.
 type SentencePiece struct {
 	tokens         []string
 	types          []int32
@@ -62,8 +64,7 @@ type SentencePiece struct {
 	mergeable      map[string]int32 // pieces a merge may produce
 	joinableASCII  [utf8.RuneSelf]bool
 	joinable       map[rune]bool // non-ASCII runes of multi-character mergeable pieces
-	userDefined    [256][]string // literal tokens by first byte, longest first
-	userIDs        map[string]int32
+	specials       specialTable  // control, user-defined and unknown tokens, cut out of text whole
 	byteToken      [256]int32
 	bos, eos, unk  int32
 	addSpacePrefix bool
@@ -99,7 +100,6 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		pieceBytes:     make([][]byte, n),
 		mergeable:      make(map[string]int32, n),
 		joinable:       make(map[rune]bool),
-		userIDs:        make(map[string]int32),
 		bos:            c.BOS,
 		eos:            c.EOS,
 		unk:            c.UNK,
@@ -110,12 +110,21 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		sp.byteToken[i] = -1
 	}
 	for i, tok := range c.Tokens {
-		id := int32(i)
-		typ := inferType(c, id)
+		typ := inferType(c, int32(i))
 		if typ < TokenTypeUndefined || typ > TokenTypeByte {
 			return nil, fmt.Errorf("sentencepiece: token %d %q: unknown token type %d", i, tok, typ)
 		}
 		sp.types[i] = typ
+	}
+	// llama.cpp's corrections of token types (end-of-turn tokens typed
+	// normal become control, ...) come before anything uses the types.
+	sp.eog = resolveSpecials(noRoles(), sp.eos, specialNameLookup(sp.tokens), sp.types).eog
+	for i, tok := range c.Tokens {
+		id := int32(i)
+		typ := sp.types[i]
+		if isSpecialType(typ) && tok != "" {
+			sp.specials.add(tok, id)
+		}
 		switch typ {
 		case TokenTypeNormal, TokenTypeUndefined:
 			if _, dup := sp.mergeable[tok]; !dup && tok != "" {
@@ -125,10 +134,6 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		case TokenTypeUserDefined:
 			if _, dup := sp.mergeable[tok]; !dup && tok != "" {
 				sp.mergeable[tok] = id
-			}
-			if _, dup := sp.userIDs[tok]; !dup && tok != "" {
-				sp.userIDs[tok] = id
-				sp.userDefined[tok[0]] = append(sp.userDefined[tok[0]], tok)
 			}
 			sp.pieceBytes[i] = []byte(tok)
 		case TokenTypeByte:
@@ -157,18 +162,7 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 			}
 		}
 	}
-	// Longest first, so that a user-defined token that contains another is
-	// preferred; ties sorted for determinism.
-	for _, bucket := range sp.userDefined {
-		sort.Slice(bucket, func(a, b int) bool {
-			x, y := bucket[a], bucket[b]
-			if len(x) != len(y) {
-				return len(x) > len(y)
-			}
-			return x < y
-		})
-	}
-	sp.eog = resolveSpecials(noRoles(), sp.eos, specialNameLookup(sp.tokens), nil).eog
+	sp.specials.finish()
 	if sp.unk < 0 {
 		for b, id := range sp.byteToken {
 			if id < 0 {
@@ -227,50 +221,23 @@ func (sp *SentencePiece) Encode(text string, addBOS bool) []int32 {
 	if text == "" {
 		return out
 	}
-	first := true
-	sp.splitUserDefined(text, func(raw string, userID int32) {
-		if first && sp.addSpacePrefix {
-			// The space prefix belongs to the start of the text even when
-			// the text starts with a user-defined token, as in SentencePiece.
-			raw = " " + raw
-		}
-		first = false
+	// As llama.cpp does, every stretch of text that starts the text or
+	// follows a special token gets the space prefix.
+	afterSpecial := true
+	sp.specials.split(text, func(raw string, specialID int32) {
 		if raw != "" {
+			if afterSpecial && sp.addSpacePrefix {
+				raw = " " + raw
+			}
+			afterSpecial = false
 			out = sp.encodeRaw(strings.ReplaceAll(raw, " ", spaceMarker), out)
 		}
-		if userID >= 0 {
-			out = append(out, userID)
+		if specialID >= 0 {
+			out = append(out, specialID)
+			afterSpecial = true
 		}
 	})
 	return out
-}
-
-// splitUserDefined calls f for each stretch of text between user-defined
-// tokens, passing the token that ends it (or -1 for the last stretch).
-// At each position the longest user-defined token that matches wins.
-func (sp *SentencePiece) splitUserDefined(text string, f func(raw string, userID int32)) {
-	if len(sp.userIDs) == 0 {
-		f(text, -1)
-		return
-	}
-	start := 0
-	for i := 0; i < len(text); {
-		matched := ""
-		for _, u := range sp.userDefined[text[i]] {
-			if strings.HasPrefix(text[i:], u) {
-				matched = u
-				break
-			}
-		}
-		if matched == "" {
-			i++
-			continue
-		}
-		f(text[start:i], sp.userIDs[matched])
-		i += len(matched)
-		start = i
-	}
-	f(text[start:], -1)
 }
 
 // encodeRaw appends the ids of text, already escaped with '▁', to out.

@@ -92,13 +92,20 @@ func TestLlama2CVocabulary(t *testing.T) {
 	}
 }
 
-// A control token's spelling in the text stays text: it must not merge
-// into the control token itself.
-func TestSentencePieceControlTextIsNotControl(t *testing.T) {
+// A control token spelled out in the text is that token, as llama.cpp
+// (parse_special) and transformers read it; text around it gets the space
+// prefix again. Merges never produce a control token: "</" + "s>" is text.
+func TestSentencePieceControlTextIsControl(t *testing.T) {
 	sp := loadTok512(t)
-	for _, id := range sp.Encode("</s><s>", false) {
+	if got, want := sp.Encode("</s><s>", false), []int32{2, 1}; !equalIDs(got, want) {
+		t.Errorf("Encode(\"</s><s>\") = %v, want %v", got, want)
+	}
+	if got, want := sp.Encode("a</s>a", false), append(append(sp.Encode("a", false), 2), sp.Encode("a", false)...); !equalIDs(got, want) {
+		t.Errorf("Encode(\"a</s>a\") = %v, want %v", got, want)
+	}
+	for _, id := range sp.Encode("</ s>< s>", false) {
 		if sp.TokenType(id) == TokenTypeControl {
-			t.Fatalf("Encode(\"</s><s>\") produced control token %d", id)
+			t.Fatalf("Encode(\"</ s>< s>\") produced control token %d", id)
 		}
 	}
 }
@@ -137,8 +144,10 @@ func TestSentencePieceMergeRules(t *testing.T) {
 		{"ties go leftmost", noPrefix, "aaa", []int32{6, 4}},
 		{"space prefix merges last", sp, "ab", []int32{3, 7}},
 		{"user-defined token is literal", noPrefix, "a<tag>b", []int32{4, 9, 5}},
-		{"prefix before a leading user-defined token", sp, "<tag>a", []int32{3, 9, 4}},
-		{"prefix only at the start", sp, "a<tag>a", []int32{8, 9, 4}},
+		// As in llama.cpp, the space prefix starts every stretch of text
+		// that starts the text or follows a special token.
+		{"prefix after a leading user-defined token", sp, "<tag>a", []int32{9, 8}},
+		{"prefix after every special token", sp, "a<tag>a", []int32{8, 9, 8}},
 		// No byte tokens: unknown characters become UNK, one per byte.
 		{"unknown without byte tokens", noPrefix, "aé", []int32{4, 0, 0}},
 	}
@@ -147,8 +156,9 @@ func TestSentencePieceMergeRules(t *testing.T) {
 			t.Errorf("%s: Encode(%q) = %v, want %v", tt.name, tt.text, got, tt.want)
 		}
 	}
-	if got := sp.Decode(sp.Encode("a<tag>a", true)); got != "a<tag>a" {
-		t.Errorf("user-defined round trip = %q", got)
+	// ... which shows in the decoded text, as with llama.cpp.
+	if got := sp.Decode(sp.Encode("a<tag>a", true)); got != "a<tag> a" {
+		t.Errorf("user-defined round trip = %q, want %q", got, "a<tag> a")
 	}
 	// Inferred types: BOS/EOS control, UNK unknown, the rest normal.
 	inferred := tinyVocab(t, func(c *SentencePieceConfig) { c.Types = nil })

@@ -1,6 +1,10 @@
 package tokenizer
 
-import "slices"
+import (
+	"slices"
+	"sort"
+	"strings"
+)
 
 // GGUF files name few of a vocabulary's special tokens in metadata, so
 // llama.cpp (llama_vocab::impl::load) recognizes the rest by their text:
@@ -177,4 +181,79 @@ func specialNameLookup(tokens []string) func(string) (int32, bool) {
 		}
 	}
 	return func(s string) (int32, bool) { id, ok := found[s]; return id, ok }
+}
+
+// isSpecialType reports whether llama.cpp cuts tokens of type typ out of
+// text before tokenizing the rest (with parse_special, as graft always
+// does): control, user-defined and unknown tokens.
+func isSpecialType(typ int32) bool {
+	return typ == TokenTypeControl || typ == TokenTypeUserDefined || typ == TokenTypeUnknown
+}
+
+// specialTable cuts special tokens out of text as llama.cpp's
+// tokenizer_st_partition does: each special token in turn, longest first,
+// is cut out of the text the longer ones left, leftmost occurrence first.
+// Where special tokens overlap this can differ from a leftmost-longest
+// scan: with "<ab>" and "b><c>", "<ab><c>" is "<a" then "b><c>".
+type specialTable struct {
+	byFirst [256][]addedToken // by first byte, for finding occurrences
+	ordered []addedToken      // longest first; ties by id (llama.cpp's sort is not stable)
+}
+
+func (st *specialTable) add(text string, id int32) {
+	a := addedToken{content: text, id: id}
+	st.byFirst[text[0]] = append(st.byFirst[text[0]], a)
+	st.ordered = append(st.ordered, a)
+}
+
+// finish orders the tokens; call it once after the last add.
+func (st *specialTable) finish() {
+	sort.SliceStable(st.ordered, func(a, b int) bool { return len(st.ordered[a].content) > len(st.ordered[b].content) })
+}
+
+// split calls f for each stretch of text between special tokens, passing
+// the special token that ends it (or -1 for the last stretch).
+func (st *specialTable) split(text string, f func(raw string, specialID int32)) {
+	// Where each special token occurs (overlaps included), found in one
+	// pass with the first-byte index.
+	var hits map[int32][]int
+	for i := 0; i < len(text); i++ {
+		for _, a := range st.byFirst[text[i]] {
+			if strings.HasPrefix(text[i:], a.content) {
+				if hits == nil {
+					hits = map[int32][]int{}
+				}
+				hits[a.id] = append(hits[a.id], i)
+			}
+		}
+	}
+	if hits == nil {
+		f(text, -1)
+		return
+	}
+	// cuts are the special tokens cut out, by where they start; taken
+	// marks the bytes they cover.
+	var cuts []int
+	at := map[int]addedToken{}
+	taken := make([]bool, len(text))
+	for _, s := range st.ordered {
+		for _, start := range hits[s.id] {
+			end := start + len(s.content)
+			if slices.Contains(taken[start:end], true) {
+				continue
+			}
+			for j := start; j < end; j++ {
+				taken[j] = true
+			}
+			cuts = append(cuts, start)
+			at[start] = s
+		}
+	}
+	slices.Sort(cuts)
+	start := 0
+	for _, i := range cuts {
+		f(text[start:i], at[i].id)
+		start = i + len(at[i].content)
+	}
+	f(text[start:], -1)
 }

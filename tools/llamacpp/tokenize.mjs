@@ -1,6 +1,6 @@
 // llama.cpp's tokenization of strings with GGUF models' vocabularies: the
-// oracle graft's tokenizers are checked against (tools/bpegolden,
-// internal/bpefixture).
+// oracle graft's tokenizers are checked against (tools/tokgolden,
+// internal/tokfixture).
 //
 //   node tokenize.mjs --strings S.json --model A.gguf [--model B.gguf ...]
 //
