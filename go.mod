@@ -1,8 +1,9 @@
 module github.com/graft-ml/graft
 
-go 1.26
+go 1.26.0
 
 require (
+	github.com/ardanlabs/jinja v1.8.0
 	github.com/goccy/go-yaml v1.19.2
 	github.com/gogpu/gputypes v0.8.0
 	github.com/gogpu/wgpu v0.34.5
