@@ -16,6 +16,10 @@ export interface LoadOptions {
   backend?: "auto" | Backend;
   /** URL of worker.js; default: beside this module. */
   workerURL?: string | URL;
+  /** "nf4" quantizes the base's projections to NF4 (bitsandbytes' format) on load, as `graft train --quantize nf4` does: LoRA trained on it is QLoRA. */
+  quantize?: "nf4";
+  /** With quantize: also quantize the block scales (bitsandbytes' double quantization). */
+  doubleQuant?: boolean;
   signal?: AbortSignal;
 }
 
@@ -31,8 +35,71 @@ export interface ModelInfo {
   heads: number;
   context: number;
   params: number;
+  /** "nf4" when loaded with quantize. */
+  quantized?: "nf4";
   /** Milliseconds spent choosing the backend and loading the weights. */
   loadMs: number;
+}
+
+/**
+ * A PEFT method's --method name. Any name methods() lists trains; these
+ * are the ones every build has.
+ */
+export type MethodName =
+  | "lora" | "vera" | "ia3" | "prompt-tuning" | "prefix-tuning" | "houlsby" | "pfeiffer"
+  | (string & {});
+
+/** One entry of graft's method registry. */
+export interface MethodInfo {
+  name: MethodName;
+  /** adapter_config.json's peft_type ("LORA"; "BOTTLENECK", AdapterHub's adapters, for houlsby and pfeiffer). */
+  peftType: string;
+  summary: string;
+  /** The recommended learning rate: train's default for the method. */
+  lr: number;
+  /** Whether the adapter can be folded into the base weights. */
+  mergeable: boolean;
+  /** The adapter_config.json fields a new adapter starts from, beneath options. */
+  defaults?: Record<string, unknown>;
+}
+
+/** A training record in any form graft train reads. */
+export type TrainRecord =
+  | { text: string }
+  | { prompt: string; completion: string }
+  | { messages: { role: string; content: string }[] }
+  | { instruction: string; input?: string; output: string };
+
+/**
+ * A whole training run, as `graft train --config run.json` reads it (Go's
+ * train.Spec; its snake_case keys). Zero fields take graft's defaults.
+ */
+export interface TrainSpec {
+  records?: TrainRecord[];
+  eval_records?: TrainRecord[];
+  chat_template?: string;
+  seq_len?: number;
+  batch?: number;
+  pack?: boolean;
+  method?: MethodName;
+  /** adapter_config.json fields over the method's defaults. */
+  options?: Record<string, unknown>;
+  /** A mixed stack: several adapters trained together, instead of method and options. */
+  stack?: { method: MethodName; options?: Record<string, unknown> }[];
+  /** A whole adapter_config.json instead of method and options. */
+  config?: Record<string, unknown>;
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  warmup?: number;
+  schedule?: "cosine" | "linear" | "constant";
+  grad_accum?: number;
+  weight_decay?: number;
+  max_grad_norm?: number;
+  seed?: number;
+  checkpointing?: boolean;
+  eval_every?: number;
+  [key: string]: unknown;
 }
 
 export interface TrainProgress {
@@ -45,27 +112,40 @@ export interface TrainProgress {
   elapsedMs: number;
 }
 
+/**
+ * What to train: a whole spec, or the short fields, which override the
+ * spec's where given. Defaults are graft's, the same as graft train's
+ * (the method's recommended learning rate, targets, virtual tokens).
+ */
 export interface TrainOptions {
-  method: "prompt-tuning" | "ia3";
-  /** Texts in the style to learn. */
-  examples: string[];
-  /** Optimizer steps; default 30. */
+  /** A whole training run. */
+  spec?: TrainSpec;
+  /** Any name methods() lists. */
+  method?: MethodName;
+  /** adapter_config.json fields over the method's defaults, e.g. { r: 4, use_dora: true }. */
+  options?: Record<string, unknown>;
+  /** Texts in the style to learn (spec.records). */
+  examples?: string[];
+  /** Held-out texts, evaluated before and after training (spec.eval_records). */
+  evalExamples?: string[];
+  /** Optimizer steps. */
   steps?: number;
-  /** Peak learning rate; default 0.03 (prompt tuning) or 0.1 (IA³). */
+  /** Peak learning rate; default the method's recommended one. */
   lr?: number;
-  /** Rows per step; default 4. */
+  /** Rows per step. */
   batch?: number;
-  /** Tokens per row; default 64. */
+  /** Tokens per row. */
   seqLen?: number;
   warmup?: number;
-  /** Seed of the adapter's initialization and the data order; default 1. */
+  /** Seed of the adapter's initialization, the data order and dropout. */
   seed?: number;
-  /** Soft prompt length (prompt tuning); default 8. */
+  /** Soft prompt or prefix length (prompt and prefix tuning): options.num_virtual_tokens. */
   numVirtualTokens?: number;
   /** Initialize the soft prompt from this text (prompt tuning). */
   initText?: string;
-  /** IA³ target layers; default PEFT's (k_proj, v_proj, down_proj). */
+  /** Target layers: options.target_modules. */
   targetModules?: string[];
+  /** IA³'s feed-forward layers: options.feedforward_modules. */
   feedforwardModules?: string[];
   /** Aborting stops after the current step and rejects with an AbortError; the adapter trained so far stays attached. */
   signal?: AbortSignal;
@@ -73,15 +153,25 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  peftType: "PROMPT_TUNING" | "IA3";
+  /** The adapter's peft_type: "LORA", "PROMPT_TUNING", "IA3", ... */
+  peftType: string;
   /** Trainable values in the adapter. */
   params: number;
+  /** The base model's values. */
+  totalParams: number;
   steps: number;
+  /** The run's length. */
+  totalSteps: number;
   /** Training loss of every step. */
   losses: number[];
   tokens: number;
   tokensPerSec: number;
   elapsedMs: number;
+  /** Held-out loss before the first and after the last step, with evalExamples. */
+  evalBefore?: number;
+  evalAfter?: number;
+  /** The run as carried out, defaults filled in (without the records). */
+  spec: TrainSpec;
 }
 
 export interface GenerateOptions {
@@ -111,6 +201,8 @@ export declare class Graft {
   static load(opts: LoadOptions): Promise<Graft>;
   readonly info: ModelInfo;
   readonly backend: Backend;
+  /** Every PEFT method train accepts. */
+  methods(): Promise<MethodInfo[]>;
   /** Trains a new adapter (replacing any attached one) on the examples. */
   train(opts: TrainOptions): Promise<TrainResult>;
   generate(prompt: string, opts?: GenerateOptions): Promise<GenerateResult>;

@@ -1,7 +1,8 @@
-// @graft-ml/graft: fine-tune a language model in the page with prompt
-// tuning or IA³. All work runs in a worker (a Web Worker in browsers,
-// worker_threads under Node), so the page never freezes. No runtime
-// dependencies.
+// @graft-ml/graft: fine-tune a language model in the page with any PEFT
+// method graft implements (LoRA, DoRA, QLoRA, VeRA, IA³, prompt and
+// prefix tuning, bottleneck adapters, ...). All work runs in a worker (a
+// Web Worker in browsers, worker_threads under Node), so the page never
+// freezes. No runtime dependencies.
 
 const here = (p) => new URL(p, import.meta.url).href;
 
@@ -72,10 +73,11 @@ export class Graft {
   }
 
   static async load(opts = {}) {
-    const { wasmURL, wasm, modelURL, model, modelName, backend = "auto", workerURL, signal } = opts;
+    const { wasmURL, wasm, modelURL, model, modelName, backend = "auto", workerURL, signal, quantize, doubleQuant } = opts;
     const modelSrc = model ?? modelURL;
     if (modelSrc == null) throw new TypeError("Graft.load: give modelURL (or model bytes)");
     if (!["auto", "webgpu", "cpu"].includes(backend)) throw new TypeError(`Graft.load: backend ${JSON.stringify(backend)}: want "auto", "webgpu" or "cpu"`);
+    if (quantize !== undefined && quantize !== "nf4") throw new TypeError(`Graft.load: quantize ${JSON.stringify(quantize)}: want "nf4" (QLoRA) or none`);
     signal?.throwIfAborted();
     const t = await openWorker(asURL(workerURL) ?? here("./worker.js"));
     const g = new Graft(t, null);
@@ -86,7 +88,7 @@ export class Graft {
     try {
       await g.#call("init", { wasm: bytesOrURL(wasm ?? wasmURL ?? here("./dist/graft.wasm"), "wasmURL"), wasmExecURL: here("./dist/wasm_exec.js") });
       const name = modelName ?? (typeof modelSrc === "string" || modelSrc instanceof URL ? asURL(modelSrc).split("/").pop() : "model.gguf");
-      g.info = await g.#call("load", { model: bytesOrURL(modelSrc, "modelURL"), name, backend });
+      g.info = await g.#call("load", { model: bytesOrURL(modelSrc, "modelURL"), name, backend, options: { quantize, doubleQuant } });
     } catch (e) {
       g.dispose();
       if (signal?.aborted) throw abortError(signal);
@@ -128,10 +130,19 @@ export class Graft {
     });
   }
 
+  /** Every PEFT method train accepts, from graft's method registry. */
+  async methods() {
+    return this.#call("methods", {});
+  }
+
   async train(opts = {}) {
     const { signal, onProgress, ...request } = opts;
-    if (!Array.isArray(request.examples) || request.examples.some((e) => typeof e !== "string")) {
+    const texts = (v) => Array.isArray(v) && v.every((e) => typeof e === "string");
+    if (request.examples !== undefined ? !texts(request.examples) : !request.spec) {
       throw new TypeError("train: examples must be an array of strings");
+    }
+    if (request.evalExamples !== undefined && !texts(request.evalExamples)) {
+      throw new TypeError("train: evalExamples must be an array of strings");
     }
     signal?.throwIfAborted();
     const onAbort = () => this.#call("cancelTrain", {}).catch(() => {});

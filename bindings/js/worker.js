@@ -59,9 +59,12 @@ const ops = {
     await start(args);
     return null;
   },
-  async load({ model, name, backend }) {
+  async load({ model, name, backend, options }) {
     const bytes = await bytesFrom(model, "model");
-    return JSON.parse(await api.load(bytes, name, backend));
+    return JSON.parse(await api.load(bytes, name, backend, JSON.stringify(options || {})));
+  },
+  methods() {
+    return JSON.parse(api.methods());
   },
   async train({ request }, id) {
     const onProgress = (json) => send({ id, progress: JSON.parse(json) });

@@ -42,6 +42,7 @@ func main() {
 	s := &session{}
 	api := map[string]any{
 		"load":          js.FuncOf(s.load),
+		"methods":       js.FuncOf(methods),
 		"train":         js.FuncOf(s.train),
 		"cancelTrain":   js.FuncOf(s.cancelTrain),
 		"generate":      js.FuncOf(s.generate),
@@ -68,7 +69,23 @@ func (s *session) need(f func(e *engine.Engine) (any, error)) (any, error) {
 	return f(s.eng)
 }
 
-// load(modelBytes: Uint8Array, name: string, backend: "auto"|"webgpu"|"cpu") -> Promise<JSON loadInfo>
+// loadOptions are load's optional fourth argument, as JSON.
+type loadOptions struct {
+	// Quantize "nf4" makes the base a QLoRA base (engine.Quantize).
+	Quantize    string `json:"quantize"`
+	DoubleQuant bool   `json:"doubleQuant"`
+}
+
+// methods() -> JSON []engine.MethodInfo: every method train accepts.
+func methods(js.Value, []js.Value) any {
+	v, err := jsonValue(engine.Methods())
+	if err != nil {
+		return js.Null()
+	}
+	return v
+}
+
+// load(modelBytes: Uint8Array, name: string, backend: "auto"|"webgpu"|"cpu", optionsJSON?: string) -> Promise<JSON loadInfo>
 func (s *session) load(_ js.Value, args []js.Value) any {
 	return promise(func() (any, error) {
 		if len(args) < 3 {
@@ -86,6 +103,15 @@ func (s *session) load(_ js.Value, args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
+		var opts loadOptions
+		if len(args) > 3 && args[3].Type() == js.TypeString {
+			if err := jsonArg(args, 3, "load options", &opts); err != nil {
+				return nil, err
+			}
+		}
+		if opts.DoubleQuant && opts.Quantize == "" {
+			return nil, errors.New(`load: doubleQuant needs quantize: "nf4"`)
+		}
 		start := time.Now()
 		b, bname, note, err := chooseBackend(pref)
 		if err != nil {
@@ -94,6 +120,12 @@ func (s *session) load(_ js.Value, args []js.Value) any {
 		e, err := engine.Load(data, name, b, bname)
 		if err != nil {
 			return nil, err
+		}
+		if opts.Quantize != "" {
+			if err := e.Quantize(opts.Quantize, opts.DoubleQuant); err != nil {
+				e.Close()
+				return nil, fmt.Errorf("load %s: %w", name, err)
+			}
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -140,7 +172,7 @@ func (s *session) train(_ js.Value, args []js.Value) any {
 				}
 			})
 			if errors.Is(err, context.Canceled) {
-				return nil, fmt.Errorf("AbortError: training cancelled after step %d of %d", res.Steps, max(req.Steps, len(res.Losses)))
+				return nil, fmt.Errorf("AbortError: training cancelled after step %d of %d", res.Steps, res.TotalSteps)
 			}
 			if err != nil {
 				return nil, err

@@ -64,13 +64,51 @@ test("IA³ trains and changes the generation", async (t) => {
   assert.notEqual((await g.generate(prompt, { maxTokens: 24 })).text, before.text);
 });
 
+test("every registered method trains, exports and imports", async (t) => {
+  const g = await Graft.load({ modelURL, backend: "cpu" });
+  t.after(() => g.dispose());
+  const methods = await g.methods();
+  const names = methods.map((m) => m.name);
+  for (const want of ["houlsby", "ia3", "lora", "pfeiffer", "prefix-tuning", "prompt-tuning", "vera"]) {
+    assert.ok(names.includes(want), `methods() lacks ${want}: ${names}`);
+  }
+  assert.ok(methods.every((m) => m.peftType && m.summary && m.lr > 0), JSON.stringify(methods));
+  const g2 = await Graft.load({ modelURL, backend: "cpu" });
+  t.after(() => g2.dispose());
+  const runs = methods.map((m) => ({ name: m.name, peftType: m.peftType, request: { method: m.name } }));
+  runs.push({ name: "dora", peftType: "LORA", request: { method: "lora", options: { use_dora: true } } });
+  for (const { name, peftType, request } of runs) {
+    const res = await g.train({ ...request, examples, evalExamples: [examples[0]], steps: 2, batch: 2, seqLen: 32 });
+    assert.equal(res.peftType, peftType, name);
+    assert.equal(res.losses.length, 2, name);
+    assert.ok(res.losses.every(Number.isFinite) && res.params > 0 && res.evalBefore > 0 && res.evalAfter > 0, `${name}: ${JSON.stringify(res)}`);
+    assert.equal(res.spec.method, request.method, name);
+    const want = await g.logits(prompt);
+    assert.equal(await g2.importAdapter(await g.exportAdapter("msgpack")), peftType, name);
+    assert.deepEqual(await g2.logits(prompt), want, `${name}: the imported adapter's logits differ`);
+  }
+});
+
+test("QLoRA: LoRA over an NF4 base", async (t) => {
+  const g = await Graft.load({ modelURL, backend: "cpu", quantize: "nf4" });
+  t.after(() => g.dispose());
+  assert.equal(g.info.quantized, "nf4");
+  const base = await Graft.load({ modelURL, backend: "cpu" });
+  t.after(() => base.dispose());
+  assert.notDeepEqual(await g.logits(prompt), await base.logits(prompt), "the NF4 base computes the same logits as the float one");
+  const res = await g.train({ spec: { method: "lora", records: examples.map((text) => ({ text })), steps: 12, batch: 3, seq_len: 32 } });
+  assert.equal(res.peftType, "LORA");
+  assert.ok(res.losses.at(-1) < res.losses[0], `loss did not fall: ${res.losses}`);
+  await assert.rejects(Graft.load({ modelURL, quantize: "q2" }), /quantize "q2"/);
+});
+
 test("an AbortSignal cancels training", async (t) => {
   const g = await Graft.load({ modelURL, backend: "cpu" });
   t.after(() => g.dispose());
   const ac = new AbortController();
   let last = 0;
   await assert.rejects(
-    g.train({ method: "prompt-tuning", examples, steps: 100000, signal: ac.signal, onProgress: (p) => { last = p.step; if (p.step === 3) ac.abort(); } }),
+    g.train({ method: "prompt-tuning", examples, steps: 100000, seqLen: 32, signal: ac.signal, onProgress: (p) => { last = p.step; if (p.step === 3) ac.abort(); } }),
     { name: "AbortError" },
   );
   assert.ok(last >= 3 && last < 100000, `stopped at step ${last}`);
@@ -90,7 +128,8 @@ test("errors reject with clear messages", async (t) => {
 
   const g = await Graft.load({ modelURL, backend: "cpu" });
   t.after(() => g.dispose());
-  await assert.rejects(g.train({ method: "lora", examples }), /method "lora"/);
+  await assert.rejects(g.train({ method: "sorcery", examples }), /method "sorcery"/);
+  await assert.rejects(g.train({ spec: { method: "lora", data: "train.jsonl" } }), /no file system/);
   await assert.rejects(g.train({ method: "ia3", examples: [] }), /no examples/);
   await assert.rejects(g.exportAdapter("peft"), /no adapter/);
   await assert.rejects(g.exportAdapter("zip"), /format "zip"/);

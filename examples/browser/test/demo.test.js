@@ -69,6 +69,18 @@ for (const backend of ["cpu", "webgpu"]) {
       assert.equal(await page.evaluate(() => window.demo.error), null);
       assert.equal(await page.evaluate(() => window.demo.backend), backend);
       const beforeText = await page.evaluate(() => window.demo.before);
+      // The picker lists every method of graft's registry (and DoRA), the
+      // soft prompt chosen.
+      const picker = await page.evaluate(() => ({
+        options: [...document.querySelectorAll("#method option")].map((o) => o.value),
+        chosen: document.querySelector("#method").value,
+        methods: window.demo.methods.map((m) => m.name),
+      }));
+      for (const name of ["houlsby", "ia3", "lora", "pfeiffer", "prefix-tuning", "prompt-tuning", "vera"]) {
+        assert.ok(picker.methods.includes(name), `registry lacks ${name}: ${picker.methods}`);
+      }
+      assert.deepEqual(picker.options, picker.methods.flatMap((n) => (n === "lora" ? [n, "lora+dora"] : [n])));
+      assert.equal(picker.chosen, "prompt-tuning");
 
       await page.fill("#steps", String(steps));
       await page.click("#train");

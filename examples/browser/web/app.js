@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 // window.demo is the page's state, read by the Playwright test.
-const demo = (window.demo = { phase: "loading", losses: [], backend: null, error: null, firstStepMs: null, stepsPerSec: null, before: null, after: null, graft: null, Graft });
+const demo = (window.demo = { phase: "loading", losses: [], methods: [], choices: {}, backend: null, error: null, firstStepMs: null, stepsPerSec: null, before: null, after: null, graft: null, Graft });
 
 function setStatus(text, phase) {
   $("status").textContent = text;
@@ -87,9 +87,12 @@ async function train() {
   $("stop").disabled = false;
   setStatus("Training…", "training");
   drawPlot([], steps);
+  const choice = demo.choices[$("method").value];
   try {
     const res = await g.train({
-      method: $("method").value, examples: examples(), steps, lr, signal: abort.signal,
+      // A line or two per example: 64 tokens hold one, where graft's
+      // default rows of 256 would be mostly padding.
+      ...choice, examples: examples(), steps, lr, seqLen: 64, signal: abort.signal,
       onProgress: (p) => {
         if (demo.firstStepMs === null) demo.firstStepMs = performance.now();
         demo.losses.push(p.loss);
@@ -115,10 +118,32 @@ async function train() {
   demo.phase = "trained";
 }
 
+// fillMethods lists every method graft trains (its method registry) in
+// the picker, DoRA as LoRA's variant beside it; the soft prompt stays the
+// default choice.
+async function fillMethods(g) {
+  const sel = $("method");
+  demo.methods = await g.methods();
+  demo.choices = {};
+  sel.replaceChildren();
+  const add = (value, label, title, choice) => {
+    demo.choices[value] = choice;
+    sel.append(Object.assign(document.createElement("option"), { value, textContent: label, title }));
+  };
+  for (const m of demo.methods) {
+    add(m.name, `${m.name} (lr ${m.lr})`, m.summary, { method: m.name });
+    if (m.name === "lora") add("lora+dora", `lora with DoRA (lr ${m.lr})`, "DoRA: LoRA with a trainable magnitude per output", { method: "lora", options: { use_dora: true } });
+  }
+  sel.value = "prompt-tuning";
+  sel.disabled = false;
+}
+
 async function main() {
   try {
-    const g = await Graft.load({ modelURL: "/models/stories260K/stories260K.gguf", backend: params.get("backend") || "auto" });
+    // ?quantize=nf4 loads an NF4 base: LoRA on it is QLoRA.
+    const g = await Graft.load({ modelURL: "/models/stories260K/stories260K.gguf", backend: params.get("backend") || "auto", quantize: params.get("quantize") || undefined });
     demo.graft = g;
+    await fillMethods(g);
     demo.backend = g.backend;
     $("backend").textContent = g.backend === "webgpu" ? "WebGPU" : "CPU";
     $("backend").title = g.info.backendNote || "";

@@ -20,6 +20,7 @@ type Engine struct {
 	name        string
 	backendName string
 	adapter     peft.Adapter
+	quantized   string // "nf4" after Quantize
 }
 
 // ModelInfo describes the loaded model and the backend it runs on.
@@ -33,6 +34,8 @@ type ModelInfo struct {
 	Heads   int    `json:"heads"`
 	Context int    `json:"context"`
 	Params  int64  `json:"params"`
+	// Quantized is "nf4" for a QLoRA base (see Quantize).
+	Quantized string `json:"quantized,omitempty"`
 }
 
 // ggufMagic starts every GGUF file.
@@ -91,7 +94,7 @@ func (e *Engine) Info() ModelInfo {
 	c := e.m.Config
 	return ModelInfo{
 		Name: e.name, Backend: e.backendName, Arch: c.Arch, Vocab: c.Vocab, Dim: c.Dim,
-		Layers: c.Layers, Heads: c.Heads, Context: c.Context, Params: c.NumParams(),
+		Layers: c.Layers, Heads: c.Heads, Context: c.Context, Params: c.NumParams(), Quantized: e.quantized,
 	}
 }
 

@@ -12,10 +12,11 @@ import (
 	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/formats/bundle"
 	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/train"
 )
 
-// modelPath is stories260K in the shared data, beside the module root.
-var modelPath = filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf")
+// modelPath is the bundled stories260K.
+var modelPath = filepath.Join("..", "..", "..", "models", "stories260K", "stories260K.gguf")
 
 var styleExamples = []string{
 	"The purple robot hummed a song about the moon and the moon hummed back.",
@@ -58,6 +59,7 @@ func TestTrainGenerateExportImport(t *testing.T) {
 	for _, tc := range []struct{ method, peftType string }{
 		{MethodPromptTuning, "PROMPT_TUNING"},
 		{MethodIA3, "IA3"},
+		{"lora", "LORA"},
 	} {
 		t.Run(tc.method, func(t *testing.T) {
 			e := loadEngine(t)
@@ -153,12 +155,15 @@ func TestErrors(t *testing.T) {
 		req  TrainRequest
 		want string
 	}{
-		{"method", TrainRequest{Method: "lora", Examples: styleExamples}, `method "lora"`},
+		{"method", TrainRequest{Method: "sorcery", Examples: styleExamples, Steps: 1}, `method "sorcery" is not supported (supported: houlsby, ia3, `},
 		{"no examples", TrainRequest{Method: MethodIA3}, "no examples"},
 		{"empty example", TrainRequest{Method: MethodIA3, Examples: []string{""}}, "example 0 is empty"},
-		{"steps", TrainRequest{Method: MethodIA3, Examples: styleExamples, Steps: -1}, "steps -1"},
-		{"seqLen", TrainRequest{Method: MethodIA3, Examples: styleExamples, SeqLen: 100000}, "seqLen 100000"},
-		{"lr", TrainRequest{Method: MethodIA3, Examples: styleExamples, LR: -1}, "lr -1"},
+		{"no steps", TrainRequest{Method: MethodIA3, Examples: styleExamples}, "set steps or epochs"},
+		{"steps", TrainRequest{Method: MethodIA3, Examples: styleExamples, Steps: -1}, "steps is -1"},
+		{"seqLen", TrainRequest{Method: MethodIA3, Examples: styleExamples, Steps: 1, SeqLen: 100000}, "seq_len 100000 exceeds the model's context"},
+		{"lr", TrainRequest{Method: MethodIA3, Examples: styleExamples, Steps: 1, LR: -1}, "lr is -1"},
+		{"options", TrainRequest{Method: "lora", Examples: styleExamples, Steps: 1, Options: map[string]any{"r": "eight"}}, "lora"},
+		{"a file", TrainRequest{Spec: &train.Spec{Method: "lora", Data: "train.jsonl", Steps: 1}}, "no file system"},
 	}
 	for _, c := range cases {
 		if _, err := e.Train(context.Background(), c.req, nil); err == nil || !strings.Contains(err.Error(), c.want) {

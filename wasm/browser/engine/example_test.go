@@ -14,7 +14,7 @@ import (
 // A person's examples train a soft prompt, which then exports as a bundle
 // another Engine imports.
 func Example() {
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "shared", "models", "stories260K", "stories260K.gguf"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "models", "stories260K", "stories260K.gguf"))
 	if err != nil {
 		log.Fatal(err)
 	}

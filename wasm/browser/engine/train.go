@@ -2,43 +2,53 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"maps"
+	"math"
 
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 )
 
-// Methods Train understands.
+// Methods the page names most often; any peft.Method name trains (see
+// Methods).
 const (
 	MethodPromptTuning = "prompt-tuning"
 	MethodIA3          = "ia3"
 )
 
-// TrainRequest says what to train on and how. Zero fields take the
-// defaults listed beside them.
+// TrainRequest is the page's training request: a train.Spec, whole (Spec,
+// in graft train --config run.json's form) or in the short camelCase fields
+// below, which override Spec's where set. Defaults are train.Run's and the
+// method's own (peft.Method), the same as graft train's.
 type TrainRequest struct {
-	Method   string   `json:"method"`   // MethodPromptTuning or MethodIA3
-	Examples []string `json:"examples"` // texts in the person's own style
-	Steps    int      `json:"steps"`    // 30
-	// LR is the peak learning rate: 0.03 for prompt tuning, 0.1 for IA³.
-	LR     float64 `json:"lr"`
-	Batch  int     `json:"batch"`  // 4
-	SeqLen int     `json:"seqLen"` // 64, at most the model's context
-	Warmup int     `json:"warmup"` // 0
-	Seed   uint64  `json:"seed"`   // 1
-	// NumVirtualTokens is the soft prompt's length (prompt tuning): 8.
-	NumVirtualTokens int `json:"numVirtualTokens"`
-	// InitText starts the soft prompt from this text's embeddings instead
-	// of random ones (prompt tuning).
-	InitText string `json:"initText"`
-	// TargetModules and FeedforwardModules choose IA³'s layers; empty
-	// means PEFT's defaults for the architecture.
-	TargetModules      []string `json:"targetModules"`
-	FeedforwardModules []string `json:"feedforwardModules"`
+	// Spec is a whole training run; nil starts from the zero Spec.
+	Spec *train.Spec `json:"spec,omitempty"`
+
+	// Method is a peft.Method name ("lora", "prompt-tuning", "houlsby").
+	Method string `json:"method,omitempty"`
+	// Options are adapter_config.json fields over the method's defaults
+	// ({"r": 4, "use_dora": true}).
+	Options map[string]any `json:"options,omitempty"`
+	// Examples are the training texts, in the person's own style;
+	// EvalExamples are held out and evaluated before and after training.
+	Examples     []string `json:"examples,omitempty"`
+	EvalExamples []string `json:"evalExamples,omitempty"`
+
+	Steps  int     `json:"steps,omitempty"`
+	LR     float64 `json:"lr,omitempty"`
+	Batch  int     `json:"batch,omitempty"`
+	SeqLen int     `json:"seqLen,omitempty"`
+	Warmup int     `json:"warmup,omitempty"`
+	Seed   uint64  `json:"seed,omitempty"`
+
+	// Shorthands for Options of prompt tuning, prefix tuning and IA³.
+	NumVirtualTokens   int      `json:"numVirtualTokens,omitempty"`   // num_virtual_tokens
+	InitText           string   `json:"initText,omitempty"`           // prompt_tuning_init "TEXT" with this text
+	TargetModules      []string `json:"targetModules,omitempty"`      // target_modules
+	FeedforwardModules []string `json:"feedforwardModules,omitempty"` // feedforward_modules
 }
 
 // Progress is reported after every optimizer step.
@@ -54,142 +64,115 @@ type Progress struct {
 // TrainResult summarizes a run.
 type TrainResult struct {
 	PeftType     string    `json:"peftType"`
-	Params       int64     `json:"params"` // trainable values
+	Params       int64     `json:"params"`      // trainable values
+	TotalParams  int64     `json:"totalParams"` // the base model's
 	Steps        int       `json:"steps"`
-	Losses       []float64 `json:"losses"` // one per step
+	TotalSteps   int       `json:"totalSteps"` // the run's length; more than Steps when cancelled
+	Losses       []float64 `json:"losses"`     // one per step
 	Tokens       int       `json:"tokens"`
 	TokensPerSec float64   `json:"tokensPerSec"`
 	ElapsedMS    float64   `json:"elapsedMs"`
+	// EvalBefore and EvalAfter are the held-out loss before the first and
+	// after the last step, with eval examples (EvalAfter: of a finished
+	// run).
+	EvalBefore *float64 `json:"evalBefore,omitempty"`
+	EvalAfter  *float64 `json:"evalAfter,omitempty"`
+	// Spec is the run as train.Run carried it out, defaults filled in,
+	// without the records.
+	Spec *train.Spec `json:"spec,omitempty"`
 }
 
-// withDefaults fills zero fields and checks the rest.
-func (r TrainRequest) withDefaults(context int) (TrainRequest, error) {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
+// ToSpec is the train.Spec the request stands for.
+func (r TrainRequest) ToSpec() (train.Spec, error) {
+	var s train.Spec
+	if r.Spec != nil {
+		s = *r.Spec
 	}
-	def(&r.Steps, 30)
-	def(&r.Batch, 4)
-	def(&r.SeqLen, min(64, context-1))
-	def(&r.NumVirtualTokens, 8)
-	if r.Seed == 0 {
-		r.Seed = 1
+	if s.Data != "" || s.Eval != "" || s.Out != "" || s.Resume != "" {
+		return s, errors.New("train: spec: the page has no file system: give records and eval_records, not data, eval, out or resume")
 	}
-	switch r.Method {
-	case MethodPromptTuning:
-		if r.LR == 0 {
-			r.LR = 0.03
-		}
-	case MethodIA3:
-		if r.LR == 0 {
-			r.LR = 0.1
-		}
-	default:
-		return r, fmt.Errorf("train: method %q: want %q or %q", r.Method, MethodPromptTuning, MethodIA3)
-	}
-	switch {
-	case len(r.Examples) == 0:
-		return r, errors.New("train: no examples: give at least one text")
-	case r.Steps < 1 || r.Steps > 100000:
-		return r, fmt.Errorf("train: steps %d: want 1 to 100000", r.Steps)
-	case r.Batch < 1 || r.Batch > 256:
-		return r, fmt.Errorf("train: batch %d: want 1 to 256", r.Batch)
-	case r.SeqLen < 2 || r.SeqLen >= context:
-		return r, fmt.Errorf("train: seqLen %d: want 2 to %d (the model's context less one)", r.SeqLen, context-1)
-	case r.LR <= 0 || r.LR > 10:
-		return r, fmt.Errorf("train: lr %g: want a positive rate up to 10", r.LR)
-	case r.NumVirtualTokens < 1 || r.NumVirtualTokens+r.SeqLen > context:
-		return r, fmt.Errorf("train: numVirtualTokens %d: want 1 to %d (the context less seqLen)", r.NumVirtualTokens, context-r.SeqLen)
+	if r.Method != "" {
+		s.Method = r.Method
 	}
 	for i, ex := range r.Examples {
 		if ex == "" {
-			return r, fmt.Errorf("train: example %d is empty", i)
+			return s, fmt.Errorf("train: example %d is empty", i)
 		}
 	}
-	return r, nil
-}
-
-// adapterConfig writes the adapter_config.json that creates the method.
-func (r TrainRequest) adapterConfig() ([]byte, error) {
-	doc := map[string]any{"task_type": "CAUSAL_LM"}
-	switch r.Method {
-	case MethodPromptTuning:
-		doc["peft_type"] = peft.PeftTypePromptTuning
-		doc["num_virtual_tokens"] = r.NumVirtualTokens
-		doc["prompt_tuning_init"] = "RANDOM"
-		if r.InitText != "" {
-			doc["prompt_tuning_init"] = "TEXT"
-			doc["prompt_tuning_init_text"] = r.InitText
-		}
-	case MethodIA3:
-		doc["peft_type"] = peft.PeftTypeIA3
-		if len(r.TargetModules) > 0 {
-			doc["target_modules"] = r.TargetModules
-		}
-		if len(r.FeedforwardModules) > 0 {
-			doc["feedforward_modules"] = r.FeedforwardModules
-		}
+	if len(r.Examples) > 0 {
+		s.Records = records(r.Examples)
 	}
-	return json.Marshal(doc)
+	if len(r.EvalExamples) > 0 {
+		s.EvalRecords = records(r.EvalExamples)
+	}
+	if len(s.Records) == 0 {
+		return s, errors.New("train: no examples: give at least one text")
+	}
+	setInt(&s.Steps, r.Steps)
+	setInt(&s.Batch, r.Batch)
+	setInt(&s.SeqLen, r.SeqLen)
+	setInt(&s.Warmup, r.Warmup)
+	if r.LR != 0 {
+		s.LR = r.LR
+	}
+	if r.Seed != 0 {
+		s.Seed = r.Seed
+	}
+	opts := maps.Clone(s.Options)
+	set := func(key string, v any) {
+		if opts == nil {
+			opts = map[string]any{}
+		}
+		opts[key] = v
+	}
+	for k, v := range r.Options {
+		set(k, v)
+	}
+	if r.NumVirtualTokens != 0 {
+		set("num_virtual_tokens", r.NumVirtualTokens)
+	}
+	if r.InitText != "" {
+		set("prompt_tuning_init", peft.PromptInitText)
+		set("prompt_tuning_init_text", r.InitText)
+	}
+	if len(r.TargetModules) > 0 {
+		set("target_modules", r.TargetModules)
+	}
+	if len(r.FeedforwardModules) > 0 {
+		set("feedforward_modules", r.FeedforwardModules)
+	}
+	s.Options = opts
+	return s, nil
 }
 
-// Train replaces the attached adapter with a new one of req.Method and
-// trains it on req.Examples, calling onProgress (when not nil) after each
-// step. Cancelling ctx stops after the current step with ctx's error; the
-// adapter trained so far stays attached, and the result covers the steps
-// done.
+// records numbers texts as data records (line numbers name them in errors).
+func records(texts []string) []data.Record {
+	recs := make([]data.Record, len(texts))
+	for i := range texts {
+		recs[i] = data.Record{Line: i + 1, Text: &texts[i]}
+	}
+	return recs
+}
+
+func setInt(dst *int, v int) {
+	if v != 0 {
+		*dst = v
+	}
+}
+
+// Train replaces the attached adapter with a new one and trains it with
+// train.Run, calling onProgress (when not nil) after each step. Cancelling
+// ctx stops after the current step with ctx's error; the adapter trained so
+// far stays attached, and the result covers the steps done.
 func (e *Engine) Train(ctx context.Context, req TrainRequest, onProgress func(Progress)) (TrainResult, error) {
-	req, err := req.withDefaults(e.m.Config.Context)
+	spec, err := req.ToSpec()
 	if err != nil {
 		return TrainResult{}, err
 	}
-	cfgJSON, err := req.adapterConfig()
-	if err != nil {
-		return TrainResult{}, fmt.Errorf("train: %w", err)
-	}
-	tok := e.m.Tokenizer
-	recs := make([]data.Record, len(req.Examples))
-	for i := range req.Examples {
-		recs[i] = data.Record{Line: i + 1, Text: &req.Examples[i]}
-	}
-	opt := data.DefaultOptions()
-	opt.Name, opt.TextSeqLen = "examples", req.SeqLen+1
-	examples, err := data.Tokenize(recs, tok, opt)
-	if err != nil {
-		return TrainResult{}, fmt.Errorf("train: %w", err)
-	}
-	pad := tok.EOS()
-	if pad < 0 {
-		pad = 0
-	}
-	loader, err := data.NewLoader(examples, data.LoaderOptions{Batch: req.Batch, SeqLen: req.SeqLen, Shuffle: true, PadID: pad})
-	if err != nil {
-		return TrainResult{}, fmt.Errorf("train: examples: %w", err)
-	}
-	tc := train.DefaultConfig()
-	tc.Steps, tc.LR, tc.Warmup, tc.Seed = req.Steps, req.LR, req.Warmup, req.Seed
-
 	if err := e.DropAdapter(); err != nil {
 		return TrainResult{}, fmt.Errorf("train: %w", err)
 	}
-	// Seeded as graft train seeds, so the same request there starts from
-	// the same adapter.
-	a, err := peft.NewAdapter(e.m, cfgJSON, rand.New(rand.NewPCG(req.Seed, req.Seed^0x5eed)))
-	if err != nil {
-		return TrainResult{}, fmt.Errorf("train: %w", err)
-	}
-	defer e.m.FreeTrainingState()
-	obj := &train.LM{Model: e.m, Trainable: a.Params(), Mode: a.SetTraining}
-	tr, err := train.New(obj, e.m.Backend, train.LoaderSource(loader), nil, tc)
-	if err != nil {
-		a.Unload()
-		return TrainResult{}, fmt.Errorf("train: %w", err)
-	}
-	res := TrainResult{PeftType: a.PeftType()}
-	for _, p := range a.Params() {
-		res.Params += p.Value.Shape().Numel()
-	}
+	var res TrainResult
 	onEvent := func(ev train.Event) {
 		if ev.Kind != train.EventStep {
 			return
@@ -201,12 +184,30 @@ func (e *Engine) Train(ctx context.Context, req TrainRequest, onProgress func(Pr
 				TokensPerSec: ev.TokensPerSec, ElapsedMS: res.ElapsedMS})
 		}
 	}
-	r, err := tr.Fit(ctx, onEvent)
-	res.Steps, res.Tokens = r.Steps, r.Tokens
-	if err != nil && ctx.Err() == nil {
-		a.Unload()
+	rr, err := train.Run(ctx, e.m, spec, onEvent)
+	if rr == nil || rr.Adapter == nil {
+		if err == nil {
+			err = errors.New("no adapter came back")
+		}
 		return TrainResult{}, fmt.Errorf("train: %w", err)
 	}
-	e.adapter = a
+	if err != nil && ctx.Err() == nil {
+		_ = rr.Adapter.Unload()
+		return TrainResult{}, fmt.Errorf("train: %w", err)
+	}
+	e.adapter = rr.Adapter
+	res.PeftType, res.Params, res.TotalParams = rr.Adapter.PeftType(), rr.TrainableParams, rr.TotalParams
+	res.Steps, res.TotalSteps, res.Tokens = rr.Steps, rr.TotalSteps, rr.Tokens
+	if !math.IsNaN(rr.EvalBefore) {
+		before := rr.EvalBefore
+		res.EvalBefore = &before
+	}
+	if rr.Evaluated && err == nil {
+		after := rr.EvalLoss
+		res.EvalAfter = &after
+	}
+	eff := rr.Spec
+	eff.Records, eff.EvalRecords = nil, nil
+	res.Spec = &eff
 	return res, err
 }
