@@ -123,13 +123,16 @@ $(LLAMACPP)/node_modules/.package-lock.json: $(LLAMACPP)/package.json $(LLAMACPP
 
 # The core runs in browsers: its tests run under Node.js with Go's js/wasm
 # shim. -short skips only the multi-step training runs, which the native
-# tests cover; every kernel, format and gradient check still runs in wasm.
+# tests cover; every kernel, format and gradient check still runs in wasm,
+# and the browser engine trains every PEFT method against native graft
+# (internal/parity/nativeruns, started through Node).
 test-js:
 	PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test -short $(CORE) ./wasm/browser/...
 
-# ... and as a WASI plugin: its tests run under wazero.
+# ... and as a WASI plugin: its tests, and the plugin's own, run under
+# wazero.
 test-wasip1: $(WAZERO)
-	PATH="$(WASM_EXEC):$(GOBIN_DIR):$$PATH" GOWASIRUNTIME=wazero GOOS=wasip1 GOARCH=wasm $(GO) test -short $(CORE)
+	PATH="$(WASM_EXEC):$(GOBIN_DIR):$$PATH" GOWASIRUNTIME=wazero GOOS=wasip1 GOARCH=wasm $(GO) test -short $(CORE) ./wasm/plugin/...
 
 $(WAZERO):
 	$(GO) install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0

@@ -9,16 +9,17 @@ import (
 
 // The plugin's messages, under the names callers of this package use.
 type (
-	Info            = abi.Info
-	ModelInfo       = abi.ModelInfo
-	AdapterInfo     = abi.AdapterInfo
-	GenerateRequest = abi.GenerateArgs
-	GenerateResult  = abi.GenerateResult
-	EvalRequest     = abi.EvalArgs
-	EvalResult      = abi.EvalResult
-	TrainRequest    = abi.TrainArgs
-	TrainResult     = abi.TrainResult
-	Progress        = abi.Progress
+	Info             = abi.Info
+	ModelInfo        = abi.ModelInfo
+	LoadModelRequest = abi.LoadModelArgs
+	AdapterInfo      = abi.AdapterInfo
+	GenerateRequest  = abi.GenerateArgs
+	GenerateResult   = abi.GenerateResult
+	EvalRequest      = abi.EvalArgs
+	EvalResult       = abi.EvalResult
+	TrainRequest     = abi.TrainArgs
+	TrainResult      = abi.TrainResult
+	Progress         = abi.Progress
 )
 
 // Call runs one operation: args (nil for none) is encoded as its
@@ -91,6 +92,14 @@ func (in *Instance) LoadModel(ctx context.Context, name string, gguf []byte) (Mo
 	return mi, err
 }
 
+// LoadModelWith loads a GGUF model as req says: with Quantize "nf4" its
+// decoder projections become NF4, a QLoRA base for training LoRA.
+func (in *Instance) LoadModelWith(ctx context.Context, req LoadModelRequest) (ModelInfo, error) {
+	var mi ModelInfo
+	err := in.Call(ctx, abi.OpLoadModel, &req, &mi)
+	return mi, err
+}
+
 // LoadAdapter loads an adapter from its PEFT files (adapter_config.json,
 // adapter_model.safetensors) under name. Loaded adapters act together.
 func (in *Instance) LoadAdapter(ctx context.Context, name string, files map[string][]byte) (AdapterInfo, error) {
@@ -126,9 +135,9 @@ func (in *Instance) Eval(ctx context.Context, req EvalRequest) (EvalResult, erro
 	return res, err
 }
 
-// Train trains a new adapter (any method peft.NewAdapter knows, from
-// req.Config or req.Method and req.Options) for req.Steps steps and leaves
-// it loaded. onProgress, when not nil, receives progress events during the
+// Train trains a new adapter of any method graft implements (Info's
+// Methods), as train.Run carries out req.Spec or the fields that stand
+// for one (see abi.TrainArgs), and leaves it loaded. onProgress, when not nil, receives progress events during the
 // call, on the calling goroutine, and must return promptly; returning an
 // error stops the run at the next step, and Train then returns the partial
 // result with an error matching ErrStopped.

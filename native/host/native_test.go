@@ -8,6 +8,7 @@ import (
 	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/internal/parity"
 )
 
 var probeTexts = []string{
@@ -109,5 +110,63 @@ func TestExportedAdapterLoadsNatively(t *testing.T) {
 	sum, logits := nativeEval(t, m, probeTexts)
 	if !sameFloat(ev.SumNLL, sum) || !sameFloats(ev.Logits[0], logits[0]) || !sameFloats(ev.Logits[1], logits[1]) {
 		t.Fatalf("with the adapter: loss %v in the plugin, %v natively", ev.SumNLL, sum)
+	}
+}
+
+// TestPluginMatchesNativeEveryMethod trains every registered method (and
+// DoRA, and QLoRA on an NF4 base) for parity.Steps steps inside the
+// plugin, the request carrying a whole train.Spec, and natively with
+// train.Run on the same Spec: every step's loss and the eval losses agree
+// (bit for bit with portable native kernels, -tags purego), and the
+// adapter the plugin exports gives native graft the plugin's logits.
+func TestPluginMatchesNativeEveryMethod(t *testing.T) {
+	ctx := context.Background()
+	h := testHost(t)
+	gguf := readFile(t, modelPath)
+	for _, c := range parity.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			in := newInstance(t, h)
+			if _, err := in.LoadModelWith(ctx, LoadModelRequest{Name: "stories260K.gguf", GGUF: gguf, Quantize: c.Quantize}); err != nil {
+				t.Fatal(err)
+			}
+			spec := c.Spec
+			res, err := in.Train(ctx, TrainRequest{Spec: &spec}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := parity.Trace{Losses: res.Losses, TrainableParams: res.Adapter.Params}
+			if res.EvalBefore != nil && res.EvalAfter != nil {
+				got.EvalBefore, got.EvalAfter = *res.EvalBefore, *res.EvalAfter
+			}
+			m := nativeModel(t)
+			want, err := c.Run(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: max |plugin - native| = %g (native kernels: %s)", c.Name, parity.MaxDiff(got, want), cpu.Kernels())
+			if nativeIsPortable && !parity.Equal(got, want) || !parity.Close(got, want) {
+				t.Fatalf("plugin %+v\nnative %+v", got, want)
+			}
+
+			files, err := in.ExportAdapter(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := in.Eval(ctx, EvalRequest{Texts: probeTexts[:1], Logits: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m2 := nativeModel(t)
+			if err := c.Prepare(m2); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := peft.LoadAdapter(m2, peft.InMemory("exported", files)); err != nil {
+				t.Fatal(err)
+			}
+			sum, logits := nativeEval(t, m2, probeTexts[:1])
+			if !sameFloat(ev.SumNLL, sum) || !sameFloats(ev.Logits[0], logits[0]) {
+				t.Fatalf("with the exported adapter: loss %v in the plugin, %v natively", ev.SumNLL, sum)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,7 +99,14 @@ func TestTrainThroughPlugin(t *testing.T) {
 			if res.Adapter.PeftType != strings.ToUpper(m.name) || res.Steps != req.Steps {
 				t.Errorf("result %+v", res)
 			}
-			if len(events) == 0 || events[len(events)-1].Kind != "done" || events[0].Step != 1 {
+			// start, the baseline eval, steps (with the last one's eval), done.
+			kinds := []string{}
+			for _, e := range events {
+				if len(kinds) == 0 || kinds[len(kinds)-1] != e.Kind {
+					kinds = append(kinds, e.Kind)
+				}
+			}
+			if !slices.Equal(kinds, []string{"start", "eval", "step", "eval", "done"}) || events[2].Step != 1 || events[1].EvalLoss != *res.EvalBefore {
 				t.Errorf("progress events %+v", events)
 			}
 			native := nativeTrain(t, req)

@@ -1,8 +1,14 @@
 package abi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/graft-ml/graft/core/data"
+	"github.com/graft-ml/graft/core/train"
 )
 
 func TestPackUnpack(t *testing.T) {
@@ -42,5 +48,36 @@ func TestDecode(t *testing.T) {
 	var r Request
 	if err := Decode(extra, &r); err != nil || r.Op != OpPing {
 		t.Fatalf("unknown field: %+v, %v", r, err)
+	}
+}
+
+// TestSpecKeys: a train.Spec travels under the keys of its JSON form (graft
+// train --config run.json), so hosts in any language write it as they
+// would write run.json.
+func TestSpecKeys(t *testing.T) {
+	text := "Pip hooted."
+	grad := 0.5
+	in := TrainArgs{Spec: &train.Spec{Method: "houlsby", Options: map[string]any{"reduction_factor": 4},
+		Records: []data.Record{{Text: &text}}, SeqLen: 32, MaxGradNorm: &grad}}
+	b, err := Encode(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := msgpack.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := raw["spec"].(map[string]any)
+	if spec["method"] != "houlsby" || spec["seq_len"] != int8(32) || spec["max_grad_norm"] != 0.5 || len(spec) != 5 {
+		t.Fatalf("spec on the wire: %v", spec)
+	}
+	var out TrainArgs
+	if err := Decode(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	s := out.Spec
+	if s.Method != "houlsby" || s.SeqLen != 32 || *s.MaxGradNorm != 0.5 || len(s.Records) != 1 || *s.Records[0].Text != text ||
+		fmt.Sprint(s.Options["reduction_factor"]) != "4" {
+		t.Fatalf("round trip: %+v", s)
 	}
 }

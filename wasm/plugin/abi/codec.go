@@ -7,13 +7,20 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
+// fallbackTag names a field that has no msgpack tag: types from graft's
+// core that messages carry (train.Spec and its records) are keyed as in
+// their JSON form, the names of graft train --config run.json.
+const fallbackTag = "json"
+
 // Encode marshals v as msgpack.
 func Encode(v any) ([]byte, error) {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetCustomStructTag(fallbackTag)
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("msgpack encode %T: %w", v, err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // Decode unmarshals exactly one msgpack value from data into v. Unknown
@@ -23,6 +30,7 @@ func Encode(v any) ([]byte, error) {
 func Decode(data []byte, v any) error {
 	r := bytes.NewReader(data)
 	dec := msgpack.NewDecoder(r)
+	dec.SetCustomStructTag(fallbackTag)
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("msgpack decode %T: %w", v, err)
 	}

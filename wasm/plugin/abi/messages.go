@@ -1,6 +1,10 @@
 package abi
 
-import "github.com/vmihailenco/msgpack/v5"
+import (
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/graft-ml/graft/core/train"
+)
 
 // Operations a Request names.
 const (
@@ -55,21 +59,33 @@ type Response struct {
 
 // Info describes the plugin and what an instance holds.
 type Info struct {
-	ABIVersion uint32     `msgpack:"abi_version" json:"abi_version"`
-	GoVersion  string     `msgpack:"go_version" json:"go_version"`
-	PeftTypes  []string   `msgpack:"peft_types" json:"peft_types"` // adapters it can load
-	Model      *ModelInfo `msgpack:"model,omitempty" json:"model,omitempty"`
-	Adapters   []string   `msgpack:"adapters" json:"adapters"` // loaded, in load order
-	HeapBytes  uint64     `msgpack:"heap_bytes" json:"heap_bytes"`
+	ABIVersion uint32   `msgpack:"abi_version" json:"abi_version"`
+	GoVersion  string   `msgpack:"go_version" json:"go_version"`
+	PeftTypes  []string `msgpack:"peft_types" json:"peft_types"` // adapters it can load
+	// Methods are the PEFT methods it trains (TrainArgs.Method), the
+	// names of graft's method registry.
+	Methods   []string   `msgpack:"methods" json:"methods"`
+	Model     *ModelInfo `msgpack:"model,omitempty" json:"model,omitempty"`
+	Adapters  []string   `msgpack:"adapters" json:"adapters"` // loaded, in load order
+	HeapBytes uint64     `msgpack:"heap_bytes" json:"heap_bytes"`
 	// MemoryBytes is the size of the guest's linear memory.
 	MemoryBytes uint64 `msgpack:"memory_bytes" json:"memory_bytes"`
 }
+
+// Quantizations of LoadModelArgs.Quantize.
+const QuantizeNF4 = "nf4"
 
 // LoadModelArgs loads a base model, replacing the current one and
 // dropping its adapters.
 type LoadModelArgs struct {
 	Name string `msgpack:"name" json:"name"` // for errors and ModelInfo.Name
 	GGUF []byte `msgpack:"gguf" json:"gguf"` // the whole GGUF file
+	// Quantize QuantizeNF4 quantizes the decoder projections to NF4 on
+	// load (bitsandbytes' format), as graft train --quantize nf4 does, so
+	// that LoRA trained on the model is QLoRA; DoubleQuant also quantizes
+	// the block scales.
+	Quantize    string `msgpack:"quantize,omitempty" json:"quantize,omitempty"`
+	DoubleQuant bool   `msgpack:"double_quant,omitempty" json:"double_quant,omitempty"`
 }
 
 // ModelInfo describes a loaded model.
@@ -86,6 +102,8 @@ type ModelInfo struct {
 	BOS      int32  `msgpack:"bos" json:"bos"` // -1 without a tokenizer
 	EOS      int32  `msgpack:"eos" json:"eos"`
 	HasVocab bool   `msgpack:"has_tokenizer" json:"has_tokenizer"`
+	// Quantized is LoadModelArgs.Quantize.
+	Quantized string `msgpack:"quantized,omitempty" json:"quantized,omitempty"`
 }
 
 // LoadAdapterArgs loads a saved adapter: its PEFT files (adapter_config.json,
@@ -148,41 +166,54 @@ type EvalResult struct {
 	Logits     [][]float32 `msgpack:"logits,omitempty" json:"logits,omitempty"`
 }
 
-// TrainArgs trains a new adapter of any PEFT method graft implements.
-// Config is its adapter_config.json (peft_type chooses the method), or
-// Method plus Options build one: {"peft_type": Method upper-cased, ...Options}.
-// Data and EvalData are JSONL in the formats graft train reads: {"text"},
-// {"prompt","completion"}, {"messages"} or Alpaca records.
+// TrainArgs trains a new adapter of any PEFT method graft implements, as
+// core/train.Run carries out a train.Spec, the same run graft train does.
+// Spec gives the whole run (keys as in graft train --config run.json); the
+// fields after it are the older way to say the same and, where set,
+// override the Spec's: Method is a method name of graft's registry
+// (Info.Methods: "lora", "prompt-tuning", "houlsby"; a peft_type spelling
+// such as "PROMPT_TUNING" or "prompt_tuning" names the same method) with
+// Options over its defaults, or Config a whole adapter_config.json; Data and
+// EvalData are JSONL in the formats graft train reads ({"text"},
+// {"prompt","completion"}, {"messages"} or Alpaca records), which become
+// the Spec's records. Zero fields take Run's defaults and the method's
+// (its recommended learning rate, targets, virtual tokens). The plugin has
+// no file system: the Spec's data, eval, out and resume must be empty.
 type TrainArgs struct {
-	Adapter string         `msgpack:"adapter" json:"adapter"` // name; "default" when empty
+	Adapter string      `msgpack:"adapter" json:"adapter"` // name; "default" when empty
+	Spec    *train.Spec `msgpack:"spec,omitempty" json:"spec,omitempty"`
+
 	Config  []byte         `msgpack:"config,omitempty" json:"config,omitempty"`
 	Method  string         `msgpack:"method,omitempty" json:"method,omitempty"`
 	Options map[string]any `msgpack:"options,omitempty" json:"options,omitempty"`
 
-	Data         []byte `msgpack:"data" json:"data"`
+	Data         []byte `msgpack:"data,omitempty" json:"data,omitempty"`
 	EvalData     []byte `msgpack:"eval_data,omitempty" json:"eval_data,omitempty"`
 	ChatTemplate string `msgpack:"chat_template,omitempty" json:"chat_template,omitempty"`
 
-	Steps       int     `msgpack:"steps" json:"steps"`
-	Batch       int     `msgpack:"batch" json:"batch"`     // default 4
-	SeqLen      int     `msgpack:"seq_len" json:"seq_len"` // default 128
+	Steps       int     `msgpack:"steps,omitempty" json:"steps,omitempty"`
+	Batch       int     `msgpack:"batch,omitempty" json:"batch,omitempty"`
+	SeqLen      int     `msgpack:"seq_len,omitempty" json:"seq_len,omitempty"`
 	Pack        bool    `msgpack:"pack,omitempty" json:"pack,omitempty"`
-	LR          float64 `msgpack:"lr" json:"lr"`
+	LR          float64 `msgpack:"lr,omitempty" json:"lr,omitempty"`
 	Warmup      int     `msgpack:"warmup,omitempty" json:"warmup,omitempty"`
 	Schedule    string  `msgpack:"schedule,omitempty" json:"schedule,omitempty"`
 	GradAccum   int     `msgpack:"grad_accum,omitempty" json:"grad_accum,omitempty"`
 	WeightDecay float64 `msgpack:"weight_decay,omitempty" json:"weight_decay,omitempty"`
 	// MaxGradNorm clips the gradient norm; nil means the default 1, 0 off.
 	MaxGradNorm *float64 `msgpack:"max_grad_norm,omitempty" json:"max_grad_norm,omitempty"`
-	Seed        uint64   `msgpack:"seed" json:"seed"`
+	Seed        uint64   `msgpack:"seed,omitempty" json:"seed,omitempty"`
 	EvalEvery   int      `msgpack:"eval_every,omitempty" json:"eval_every,omitempty"`
 	// ProgressEvery sends a Progress every so many steps (0: every step).
 	ProgressEvery int `msgpack:"progress_every,omitempty" json:"progress_every,omitempty"`
 }
 
-// Progress is one training event sent to the host during OpTrain.
+// Progress is one training event sent to the host during OpTrain: a
+// start before the first step, the eval of the untrained adapter at step 0
+// (with eval data), every step (or every ProgressEvery-th) and its evals,
+// and done.
 type Progress struct {
-	Kind       string  `msgpack:"kind" json:"kind"` // "step", "eval" or "done"
+	Kind       string  `msgpack:"kind" json:"kind"` // "start", "step", "eval" or "done"
 	Step       int     `msgpack:"step" json:"step"`
 	TotalSteps int     `msgpack:"total_steps" json:"total_steps"`
 	Loss       float64 `msgpack:"loss,omitempty" json:"loss,omitempty"`
@@ -195,9 +226,10 @@ type Progress struct {
 // TrainResult summarizes a run. The trained adapter stays loaded and
 // active under Adapter.Name.
 type TrainResult struct {
-	Adapter AdapterInfo `msgpack:"adapter" json:"adapter"`
-	Steps   int         `msgpack:"steps" json:"steps"`
-	Loss    float64     `msgpack:"loss" json:"loss"` // last step's training loss
+	Adapter    AdapterInfo `msgpack:"adapter" json:"adapter"`
+	Steps      int         `msgpack:"steps" json:"steps"`
+	TotalSteps int         `msgpack:"total_steps,omitempty" json:"total_steps,omitempty"` // the run's length
+	Loss       float64     `msgpack:"loss" json:"loss"`                                   // last step's training loss
 	// Losses holds every step's training loss.
 	Losses []float64 `msgpack:"losses" json:"losses"`
 	// EvalBefore and EvalAfter are the eval loss before the first and
@@ -206,6 +238,9 @@ type TrainResult struct {
 	EvalBefore *float64 `msgpack:"eval_before,omitempty" json:"eval_before,omitempty"`
 	EvalAfter  *float64 `msgpack:"eval_after,omitempty" json:"eval_after,omitempty"`
 	Tokens     int      `msgpack:"tokens" json:"tokens"`
+	// Spec is the run as train.Run carried it out, defaults filled in,
+	// without its records.
+	Spec *train.Spec `msgpack:"spec,omitempty" json:"spec,omitempty"`
 }
 
 // ExportArgs asks for a loaded adapter's files; with Bundle, as one

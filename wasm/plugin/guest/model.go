@@ -18,13 +18,25 @@ func (p *Plugin) loadModel(args abi.LoadModelArgs) (abi.ModelInfo, error) {
 	if name == "" {
 		name = "model.gguf"
 	}
+	switch {
+	case args.Quantize != "" && args.Quantize != abi.QuantizeNF4:
+		return abi.ModelInfo{}, errorf(abi.CodeBadRequest, "quantize %q: supported: %s", args.Quantize, abi.QuantizeNF4)
+	case args.DoubleQuant && args.Quantize == "":
+		return abi.ModelInfo{}, errorf(abi.CodeBadRequest, "double_quant needs quantize %q", abi.QuantizeNF4)
+	}
 	m, err := model.LoadGGUFReader(bytes.NewReader(args.GGUF), int64(len(args.GGUF)), name, newBackend())
 	if err != nil {
 		return abi.ModelInfo{}, err
 	}
+	if args.Quantize == abi.QuantizeNF4 {
+		if err := model.QuantizeNF4(m, args.DoubleQuant); err != nil {
+			m.Free()
+			return abi.ModelInfo{}, err
+		}
+	}
 	p.dropModel()
-	p.m, p.modelName = m, name
-	return modelInfo(m, name), nil
+	p.m, p.modelName, p.quantized = m, name, args.Quantize
+	return modelInfo(m, name, p.quantized), nil
 }
 
 // dropModel unloads every adapter and frees the model.
@@ -39,12 +51,12 @@ func (p *Plugin) dropModel() {
 	}
 }
 
-func modelInfo(m *model.Model, name string) abi.ModelInfo {
+func modelInfo(m *model.Model, name, quantized string) abi.ModelInfo {
 	c := m.Config
 	mi := abi.ModelInfo{
 		Name: name, Arch: c.Arch, Vocab: c.Vocab, Dim: c.Dim, Layers: c.Layers,
 		Heads: c.Heads, KVHeads: c.KVHeads, Context: c.Context, Params: c.NumParams(),
-		BOS: -1, EOS: -1,
+		BOS: -1, EOS: -1, Quantized: quantized,
 	}
 	if t := m.Tokenizer; t != nil {
 		mi.HasVocab, mi.BOS, mi.EOS = true, t.BOS(), t.EOS()

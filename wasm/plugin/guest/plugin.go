@@ -24,6 +24,7 @@ import (
 type Plugin struct {
 	m         *model.Model
 	modelName string
+	quantized string         // LoadModelArgs.Quantize of the model
 	adapters  []namedAdapter // in load order
 	// progress sends a msgpack abi.Progress to the host; true asks to stop.
 	progress func(msg []byte) (stop bool)
@@ -172,11 +173,12 @@ func (p *Plugin) info() abi.Info {
 		ABIVersion: abi.Version,
 		GoVersion:  runtime.Version(),
 		PeftTypes:  peft.PeftTypes(),
+		Methods:    peft.MethodNames(),
 		Adapters:   []string{},
 		HeapBytes:  ms.HeapAlloc,
 	}
 	if p.m != nil {
-		mi := modelInfo(p.m, p.modelName)
+		mi := modelInfo(p.m, p.modelName, p.quantized)
 		in.Model = &mi
 	}
 	for _, a := range p.adapters {

@@ -3,33 +3,28 @@ package guest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"math/rand/v2"
+	"maps"
+	"math"
 	"strings"
 
 	"github.com/graft-ml/graft/core/data"
-	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 	"github.com/graft-ml/graft/wasm/plugin/abi"
 )
 
-// Defaults of TrainArgs fields left zero.
-const (
-	defaultAdapter = "default"
-	defaultBatch   = 4
-	defaultSeqLen  = 128
-)
+// defaultAdapter names a trained adapter when TrainArgs.Adapter is empty.
+const defaultAdapter = "default"
 
-// train creates an adapter from its config, trains it and keeps it loaded.
+// train runs args' train.Spec with train.Run and keeps the adapter loaded
+// under args.Adapter. Progress goes to the host; a stop asked for by the
+// host, or its deadline, ends the run after the current step with the
+// result so far.
 func (p *Plugin) train(args abi.TrainArgs) (*abi.TrainResult, error) {
 	m, err := p.needModel()
 	if err != nil {
 		return nil, err
-	}
-	if m.Tokenizer == nil {
-		return nil, errorf(abi.CodeBadRequest, "the model has no tokenizer to encode the training data")
 	}
 	if args.Adapter == "" {
 		args.Adapter = defaultAdapter
@@ -37,91 +32,18 @@ func (p *Plugin) train(args abi.TrainArgs) (*abi.TrainResult, error) {
 	if err := p.checkNewName(args.Adapter); err != nil {
 		return nil, err
 	}
-	cfgJSON, err := adapterConfig(args)
+	spec, err := specOf(args)
 	if err != nil {
 		return nil, err
 	}
-	batch, seqLen := orDefault(args.Batch, defaultBatch), orDefault(args.SeqLen, defaultSeqLen)
-	if batch < 1 || seqLen < 2 {
-		return nil, errorf(abi.CodeBadRequest, "batch %d and seq_len %d must be at least 1 and 2", batch, seqLen)
-	}
-	opt := data.DefaultOptions()
-	opt.ChatTemplate, opt.TextSeqLen = args.ChatTemplate, seqLen+1
-	lopt := data.LoaderOptions{Batch: batch, SeqLen: seqLen, Pack: args.Pack, PadID: padID(m)}
-	trainEx, err := examples(args.Data, "train data", m, opt)
-	if err != nil {
-		return nil, err
-	}
-	lopt.Shuffle = true
-	loader, err := data.NewLoader(trainEx, lopt)
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "train data: %v", err)
-	}
-	lopt.Shuffle = false
-	var evalBatches []data.Batch
-	if len(args.EvalData) > 0 {
-		evalEx, err := examples(args.EvalData, "eval data", m, opt)
-		if err != nil {
-			return nil, err
-		}
-		el, err := data.NewLoader(evalEx, lopt)
-		if err != nil {
-			return nil, errorf(abi.CodeBadRequest, "eval data: %v", err)
-		}
-		evalBatches = train.EvalBatches(el)
-	}
-	tc := train.DefaultConfig()
-	tc.Steps, tc.LR, tc.Warmup, tc.Schedule, tc.Seed = args.Steps, args.LR, args.Warmup, args.Schedule, args.Seed
-	tc.GradAccum, tc.WeightDecay, tc.EvalEvery = max(args.GradAccum, 1), args.WeightDecay, args.EvalEvery
-	if args.MaxGradNorm != nil {
-		tc.MaxGradNorm = *args.MaxGradNorm
-	}
-	if args.Steps <= 0 {
-		return nil, errorf(abi.CodeBadRequest, "steps %d must be at least 1", args.Steps)
-	}
-	if err := tc.Validate(); err != nil {
-		return nil, errorf(abi.CodeBadRequest, "%v", err)
-	}
-
-	// The same seeding as graft train, so a run here and one there start
-	// from the same adapter.
-	a, err := peft.NewAdapter(m, cfgJSON, rand.New(rand.NewPCG(args.Seed, args.Seed^0x5eed)))
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "%v", err)
-	}
-	res, err := p.fit(m, a, loader, evalBatches, tc, args.ProgressEvery)
-	m.FreeTrainingState()
-	if err != nil && res == nil {
-		a.Unload()
-		return nil, err
-	}
-	res.Adapter = p.keep(args.Adapter, a, nil)
-	return res, err
-}
-
-// fit runs the trainer and streams progress to the host. A stop asked for
-// by the host returns the result so far with a stopped error; any other
-// failure returns no result.
-func (p *Plugin) fit(m *model.Model, a peft.Adapter, loader *data.Loader, evalBatches []data.Batch, tc train.Config, every int) (*abi.TrainResult, error) {
-	obj := &train.LM{Model: m, Trainable: a.Params(), Mode: a.SetTraining}
-	tr, err := train.New(obj, m.Backend, train.LoaderSource(loader), evalBatches, tc)
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "%v", err)
-	}
-	res := &abi.TrainResult{}
 	if err := p.checkInterrupted(); err != nil {
 		return nil, err
 	}
-	if len(evalBatches) > 0 {
-		before, err := tr.Evaluate()
-		if err != nil {
-			return nil, err
-		}
-		res.EvalBefore = &before
-	}
+
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	every = max(every, 1)
+	every := max(args.ProgressEvery, 1)
+	res := &abi.TrainResult{}
 	// Losses are recorded before the host is asked anything, so a partial
 	// result lists every step that ran.
 	var interrupted bool
@@ -142,21 +64,151 @@ func (p *Plugin) fit(m *model.Model, a peft.Adapter, loader *data.Loader, evalBa
 			stop()
 		}
 	}
-	r, err := tr.Fit(ctx, onEvent)
-	res.Steps, res.Loss, res.Tokens = r.Steps, r.Loss, r.Tokens
-	if len(evalBatches) > 0 && err == nil { // a stopped run's latest eval may be the one before it
-		after := r.EvalLoss
+	rr, err := train.Run(ctx, m, spec, onEvent)
+	stopped := errors.Is(err, context.Canceled)
+	switch {
+	case err != nil && !stopped:
+		if rr != nil && rr.Adapter != nil {
+			rr.Adapter.Unload()
+		}
+		// Before the first step, Run refused the request (its method,
+		// options, data or hyper-parameters); after it, the run failed.
+		if len(res.Losses) > 0 {
+			return nil, err
+		}
+		return nil, errorf(abi.CodeBadRequest, "%v", err)
+	case rr == nil || rr.Adapter == nil: // stopped before the run began
+		if interrupted {
+			return nil, errInterrupted
+		}
+		return nil, errorf(abi.CodeStopped, "stopped by the host before the first step")
+	}
+	res.Steps, res.TotalSteps, res.Loss, res.Tokens = rr.Steps, rr.TotalSteps, rr.Loss, rr.Tokens
+	if !math.IsNaN(rr.EvalBefore) {
+		before := rr.EvalBefore
+		res.EvalBefore = &before
+	}
+	if rr.Evaluated && !stopped { // a stopped run's latest eval may be the one before it
+		after := rr.EvalLoss
 		res.EvalAfter = &after
 	}
+	eff := rr.Spec
+	eff.Records, eff.EvalRecords = nil, nil
+	res.Spec = &eff
+	res.Adapter = p.keep(args.Adapter, rr.Adapter, nil)
 	switch {
-	case errors.Is(err, context.Canceled) && interrupted:
-		return res, errorf(abi.CodeInterrupted, "interrupted by the host's deadline after step %d of %d", r.Steps, r.TotalSteps)
-	case errors.Is(err, context.Canceled):
-		return res, errorf(abi.CodeStopped, "stopped by the host after step %d of %d", r.Steps, r.TotalSteps)
-	case err != nil:
-		return nil, err
+	case stopped && interrupted:
+		return res, errorf(abi.CodeInterrupted, "interrupted by the host's deadline after step %d of %d", rr.Steps, rr.TotalSteps)
+	case stopped:
+		return res, errorf(abi.CodeStopped, "stopped by the host after step %d of %d", rr.Steps, rr.TotalSteps)
 	}
 	return res, nil
+}
+
+// specOf is the train.Spec that args stand for: args.Spec with the older
+// fields, where set, over it.
+func specOf(args abi.TrainArgs) (train.Spec, error) {
+	var s train.Spec
+	if args.Spec != nil {
+		s = *args.Spec
+	}
+	if s.Data != "" || s.Eval != "" || s.Out != "" || s.Resume != "" {
+		return s, errorf(abi.CodeBadRequest, "spec: the plugin has no file system: give records and eval_records (or data and eval_data), not data, eval, out or resume paths")
+	}
+	switch {
+	case len(args.Config) > 0 && args.Method != "":
+		return s, errorf(abi.CodeBadRequest, "give config or method, not both")
+	case len(args.Config) > 0:
+		s.Config, s.Method, s.Options, s.Stack = args.Config, "", nil, nil
+	case args.Method != "":
+		name, err := methodName(args.Method)
+		if err != nil {
+			return s, err
+		}
+		s.Method, s.Config, s.Stack = name, nil, nil
+	case s.Method == "" && len(s.Config) == 0 && len(s.Stack) == 0:
+		return s, errorf(abi.CodeBadRequest, "give config (an adapter_config.json) or method, or a spec with one")
+	}
+	if len(args.Options) > 0 {
+		opts := maps.Clone(s.Options)
+		if opts == nil {
+			opts = map[string]any{}
+		}
+		maps.Copy(opts, args.Options)
+		s.Options = opts
+	}
+	var err error
+	if len(args.Data) > 0 {
+		if s.Records, err = readRecords(args.Data, "train data"); err != nil {
+			return s, err
+		}
+	}
+	if len(args.EvalData) > 0 {
+		if s.EvalRecords, err = readRecords(args.EvalData, "eval data"); err != nil {
+			return s, err
+		}
+	}
+	if len(s.Records) == 0 {
+		return s, errorf(abi.CodeBadRequest, "train data is empty: give data (JSONL) or spec records")
+	}
+	if args.ChatTemplate != "" {
+		s.ChatTemplate = args.ChatTemplate
+	}
+	setInt(&s.Steps, args.Steps)
+	setInt(&s.Batch, args.Batch)
+	setInt(&s.SeqLen, args.SeqLen)
+	setInt(&s.Warmup, args.Warmup)
+	setInt(&s.GradAccum, args.GradAccum)
+	setInt(&s.EvalEvery, args.EvalEvery)
+	s.Pack = s.Pack || args.Pack
+	if args.LR != 0 {
+		s.LR = args.LR
+	}
+	if args.Schedule != "" {
+		s.Schedule = args.Schedule
+	}
+	if args.WeightDecay != 0 {
+		s.WeightDecay = args.WeightDecay
+	}
+	if args.MaxGradNorm != nil {
+		s.MaxGradNorm = args.MaxGradNorm
+	}
+	if args.Seed != 0 {
+		s.Seed = args.Seed
+	}
+	return s, nil
+}
+
+// methodName returns the registry name of a method, given as the registry
+// spells it ("prompt-tuning") or, as this ABI's first version did, as its
+// peft_type ("PROMPT_TUNING", "prompt_tuning").
+func methodName(method string) (string, error) {
+	if m, err := peft.LookupMethod(method); err == nil {
+		return m.Name, nil
+	}
+	m, err := peft.LookupMethod(strings.ReplaceAll(method, "_", "-"))
+	if err != nil {
+		return "", errorf(abi.CodeBadRequest, "method %q is not supported (supported: %s)", method, strings.Join(peft.MethodNames(), ", "))
+	}
+	return m.Name, nil
+}
+
+// readRecords parses JSONL training records.
+func readRecords(jsonl []byte, name string) ([]data.Record, error) {
+	recs, err := data.ReadJSONL(bytes.NewReader(jsonl), name)
+	if err != nil {
+		return nil, errorf(abi.CodeBadRequest, "%v", err)
+	}
+	if len(recs) == 0 {
+		return nil, errorf(abi.CodeBadRequest, "%s holds no records", name)
+	}
+	return recs, nil
+}
+
+func setInt(dst *int, v int) {
+	if v != 0 {
+		*dst = v
+	}
 }
 
 // send reports progress to the host and returns whether it asked to stop.
@@ -169,66 +221,4 @@ func (p *Plugin) send(pr abi.Progress) bool {
 		return false // a struct of numbers always encodes
 	}
 	return p.progress(msg)
-}
-
-// adapterConfig returns args.Config, or builds adapter_config.json from
-// args.Method and args.Options.
-func adapterConfig(args abi.TrainArgs) ([]byte, error) {
-	switch {
-	case len(args.Config) > 0 && args.Method != "":
-		return nil, errorf(abi.CodeBadRequest, "give config or method, not both")
-	case len(args.Config) > 0:
-		return args.Config, nil
-	case args.Method == "":
-		return nil, errorf(abi.CodeBadRequest, "give config (an adapter_config.json) or method")
-	}
-	doc := map[string]any{}
-	for k, v := range args.Options {
-		doc[k] = v
-	}
-	doc["peft_type"] = strings.ToUpper(strings.ReplaceAll(args.Method, "-", "_"))
-	if _, ok := doc["task_type"]; !ok {
-		doc["task_type"] = "CAUSAL_LM"
-	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "options: %v", err)
-	}
-	return b, nil
-}
-
-// examples reads JSONL records and tokenizes them.
-func examples(jsonl []byte, name string, m *model.Model, opt data.Options) ([]data.Example, error) {
-	if len(jsonl) == 0 {
-		return nil, errorf(abi.CodeBadRequest, "%s is empty", name)
-	}
-	recs, err := data.ReadJSONL(bytes.NewReader(jsonl), name)
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "%v", err)
-	}
-	opt.Name = name
-	ex, err := data.Tokenize(recs, m.Tokenizer, opt)
-	if err != nil {
-		return nil, errorf(abi.CodeBadRequest, "%v", err)
-	}
-	if len(ex) == 0 {
-		return nil, errorf(abi.CodeBadRequest, "%s holds no records", name)
-	}
-	return ex, nil
-}
-
-// padID fills padded rows (weight 0): EOS when there is one, as graft
-// train does.
-func padID(m *model.Model) int32 {
-	if eos := m.Tokenizer.EOS(); eos >= 0 {
-		return eos
-	}
-	return 0
-}
-
-func orDefault(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }

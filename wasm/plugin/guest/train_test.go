@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/train"
 	"github.com/graft-ml/graft/wasm/plugin/abi"
 )
 
@@ -19,18 +21,25 @@ func trainArgs(t testing.TB, method string, options map[string]any) abi.TrainArg
 	}
 }
 
-// methods are the PEFT methods the plugin trains, with the few options
-// each needs.
+// methods are PEFT methods trained through the older TrainArgs fields,
+// named as the ABI's first version named them (the upper-cased peft_type
+// spelling) and as the registry does, with a few options.
+// TestEveryMethodMatchesRun trains every method through a Spec.
 var methods = []struct {
-	method  string
-	options map[string]any
+	method   string
+	options  map[string]any
+	peftType string
 }{
-	{"lora", map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj"}}},
-	{"ia3", nil},
-	{"prompt_tuning", map[string]any{"num_virtual_tokens": 8}},
+	{"lora", map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj"}}, "LORA"},
+	{"ia3", nil, "IA3"},
+	{"prompt_tuning", map[string]any{"num_virtual_tokens": 8}, "PROMPT_TUNING"},
+	{"houlsby", map[string]any{"reduction_factor": 4}, "BOTTLENECK"},
 }
 
 func TestTrainLowersEvalLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("12-step runs of several methods; in -short mode (wasm) TestEveryMethodMatchesRun trains every method")
+	}
 	for _, tc := range methods {
 		t.Run(tc.method, func(t *testing.T) {
 			var events []abi.Progress
@@ -51,8 +60,8 @@ func TestTrainLowersEvalLoss(t *testing.T) {
 			if res.Steps != 12 || len(res.Losses) != 12 || res.Adapter.Name != "default" || res.Adapter.Params == 0 {
 				t.Fatalf("result %+v", res)
 			}
-			if want := strings.ToUpper(tc.method); res.Adapter.PeftType != want {
-				t.Fatalf("peft_type %q, want %q", res.Adapter.PeftType, want)
+			if res.Adapter.PeftType != tc.peftType {
+				t.Fatalf("peft_type %q, want %q", res.Adapter.PeftType, tc.peftType)
 			}
 			steps := 0
 			for _, e := range events {
@@ -85,6 +94,9 @@ func deref(p *float64) float64 {
 // TestExportImportRoundTrip trains an adapter, exports it (as files and as
 // a bundle) and loads it into a fresh plugin: the logits must be the same.
 func TestExportImportRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("12-step runs of several methods; in -short mode (wasm) TestEveryMethodMatchesRun trains every method")
+	}
 	for _, tc := range methods {
 		t.Run(tc.method, func(t *testing.T) {
 			src := loaded(t)
@@ -172,11 +184,13 @@ func TestTrainArguments(t *testing.T) {
 	}{
 		{"no method", func(a *abi.TrainArgs) { a.Method = "" }, abi.CodeBadRequest, "give config"},
 		{"config and method", func(a *abi.TrainArgs) { a.Config = []byte(`{"peft_type":"LORA","r":4}`) }, abi.CodeBadRequest, "not both"},
-		{"unknown method", func(a *abi.TrainArgs) { a.Method = "sorcery" }, abi.CodeBadRequest, `"SORCERY" is not supported`},
+		{"unknown method", func(a *abi.TrainArgs) { a.Method = "sorcery" }, abi.CodeBadRequest, `method "sorcery" is not supported (supported: houlsby, ia3, `},
 		{"no data", func(a *abi.TrainArgs) { a.Data = nil }, abi.CodeBadRequest, "train data is empty"},
 		{"bad jsonl", func(a *abi.TrainArgs) { a.Data = []byte("{\"text\": 1}\n") }, abi.CodeBadRequest, "train data:1"},
-		{"no steps", func(a *abi.TrainArgs) { a.Steps = 0 }, abi.CodeBadRequest, "steps 0"},
-		{"no lr", func(a *abi.TrainArgs) { a.LR = 0 }, abi.CodeBadRequest, "lr"},
+		{"no steps", func(a *abi.TrainArgs) { a.Steps = 0 }, abi.CodeBadRequest, "steps"},
+		{"bad lr", func(a *abi.TrainArgs) { a.LR = -1 }, abi.CodeBadRequest, "lr"},
+		{"spec with a path", func(a *abi.TrainArgs) { a.Spec = &train.Spec{Out: "/tmp/x"} }, abi.CodeBadRequest, "no file system"},
+		{"bad options", func(a *abi.TrainArgs) { a.Options = map[string]any{"r": "eight"} }, abi.CodeBadRequest, "r"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := good
@@ -194,10 +208,16 @@ func TestTrainArguments(t *testing.T) {
 	if code != abi.CodeExists || !strings.Contains(msg, `"default" is already loaded`) {
 		t.Fatalf("second run under the same name: %s: %q", code, msg)
 	}
+	// With no lr the method's recommended one trains.
+	good.Adapter, good.LR = "default-lr", 0
+	var res abi.TrainResult
+	mustCall(t, p, abi.OpTrain, &good, &res)
+	if meth, _ := peft.LookupMethod("lora"); meth.LR > 0 && res.Spec.LR != meth.LR {
+		t.Fatalf("lr %v, want lora's %v", res.Spec.LR, meth.LR)
+	}
 	// A full adapter_config.json works as well as method and options.
 	good.Adapter, good.Method, good.Options = "from-config", "", nil
 	good.Config = []byte(`{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}`)
-	var res abi.TrainResult
 	mustCall(t, p, abi.OpTrain, &good, &res)
 	if res.Adapter.Name != "from-config" || res.Adapter.PeftType != "LORA" {
 		t.Fatalf("result %+v", res.Adapter)
@@ -221,12 +241,25 @@ func TestInterruptedAtSafePoints(t *testing.T) {
 	if code, _ := call(t, p, abi.OpEval, &abi.EvalArgs{Texts: []string{"a", "b", "c"}}, nil); code != abi.CodeInterrupted {
 		t.Fatalf("eval: %s", code)
 	}
-	calls, after = 0, 3 // before the first eval, then two steps
+	// The deadline passes during step 3: the host learns of it at the
+	// next safe point, the end of that step.
+	step := 0
+	p.progress = func(msg []byte) bool {
+		var e abi.Progress
+		if err := abi.Decode(msg, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == "step" {
+			step = e.Step
+		}
+		return false
+	}
+	p.interrupted = func() bool { return step >= 2 }
 	var res abi.TrainResult
 	code, msg := call(t, p, abi.OpTrain, ptr(trainArgs(t, methods[0].method, methods[0].options)), &res)
 	if code != abi.CodeInterrupted || !strings.Contains(msg, "after step 3 of 12") || res.Steps != 3 || len(res.Losses) != 3 || res.EvalAfter != nil {
 		t.Fatalf("train: %s: %q, result %+v", code, msg, res)
 	}
-	p.interrupted = nil
+	p.interrupted, p.progress = nil, nil
 	mustCall(t, p, abi.OpGenerate, &abi.GenerateArgs{Prompt: "Once", MaxTokens: 3}, nil)
 }
