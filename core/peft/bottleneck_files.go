@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -161,20 +160,6 @@ var bnSuffixes = []string{"adapter_down.0.weight", "adapter_down.0.bias", "adapt
 // readBottleneckTensors checks the weights file against what cfg implies
 // for m and returns every tensor's values by name.
 func readBottleneckTensors(src Source, m *model.Model, cfg BottleneckConfig) (map[string][]float32, error) {
-	path := sourcePath(src, BottleneckWeightsFileName)
-	data, err := src.ReadFile(BottleneckWeightsFileName)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, perr := src.ReadFile(bnTorchWeightsFileName); perr == nil {
-				return nil, fmt.Errorf("bottleneck adapter %s: only %s (a PyTorch pickle) is present; graft reads %s (save with use_safetensors=True)", src.Name(), bnTorchWeightsFileName, BottleneckWeightsFileName)
-			}
-		}
-		return nil, fmt.Errorf("bottleneck adapter %s: %w", src.Name(), err)
-	}
-	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
-	if err != nil {
-		return nil, err
-	}
 	dim := m.Config.Dim
 	width := bottleneckWidth(dim, cfg.ReductionFactor)
 	shapes := map[string]tensor.Shape{
@@ -188,46 +173,11 @@ func readBottleneckTensors(src Source, m *model.Model, cfg BottleneckConfig) (ma
 			expected[s.tensorName(suffix)] = shapes[suffix]
 		}
 	}
-	for _, ti := range f.Tensors {
-		if _, ok := expected[ti.Name]; !ok {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: %s", path, ti.Name, explainBottleneckTensor(m, cfg, ti.Name))
-		}
-	}
-	var missing []string
-	for n := range expected {
-		if _, ok := f.Tensor(n); !ok {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, fmt.Errorf("safetensors %s: tensor %q is missing (%d of the %d tensors the config implies are absent)", path, missing[0], len(missing), len(expected))
-	}
-	out := make(map[string][]float32, len(expected))
-	for _, ti := range f.Tensors {
-		switch ti.DType {
-		case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
-		default:
-			return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; a bottleneck adapter weight must be F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
-		}
-		if want := expected[ti.Name]; !ti.Shape.Equal(want) {
-			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v (hidden size %d, reduction_factor %g: bottleneck width %d)",
-				path, ti.Name, ti.Shape, want, dim, cfg.ReductionFactor, width)
-		}
-		t, err := f.ReadTensor(ti.Name)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
-		}
-		if i := firstNonFinite(vals); i >= 0 {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
-		}
-		out[ti.Name] = vals
-	}
-	return out, nil
+	return readTensorsIn(src, BottleneckWeightsFileName, expected,
+		func(name string) string { return explainBottleneckTensor(m, cfg, name) },
+		func(string) string {
+			return fmt.Sprintf("hidden size %d, reduction_factor %g: bottleneck width %d", dim, cfg.ReductionFactor, width)
+		})
 }
 
 // explainBottleneckTensor says why a tensor the config does not imply is

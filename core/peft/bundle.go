@@ -2,9 +2,7 @@ package peft
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -77,14 +75,9 @@ func readAdapterFiles(src Source) (Files, error) {
 	if head.PeftType == "" {
 		return nil, fmt.Errorf("peft config %s: peft_type is missing", cfgPath)
 	}
-	weights, err := src.ReadFile(WeightsFileName)
+	weights, err := readWeightsFile(src, WeightsFileName)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, berr := src.ReadFile("adapter_model.bin"); berr == nil {
-				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", src.Name())
-			}
-		}
-		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+		return nil, err
 	}
 	return Files{ConfigFileName: cfg, WeightsFileName: weights}, nil
 }

@@ -212,9 +212,9 @@ type loraPair struct {
 // in model order.
 func readLoRAPairs(src Source) ([]loraPair, error) {
 	path := sourcePath(src, WeightsFileName)
-	data, err := src.ReadFile(WeightsFileName)
+	data, err := readWeightsFile(src, WeightsFileName)
 	if err != nil {
-		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+		return nil, err
 	}
 	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
 	if err != nil {
@@ -226,24 +226,12 @@ func readLoRAPairs(src Source) ([]loraPair, error) {
 		if err != nil {
 			return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
 		}
-		switch ti.DType {
-		case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
-		default:
-			return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; a LoRA weight must be F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
-		}
 		if len(ti.Shape) != 2 || ti.Shape[0] <= 0 || ti.Shape[1] <= 0 {
 			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want 2-D", path, ti.Name, ti.Shape)
 		}
-		t, err := f.ReadTensor(ti.Name)
+		vals, err := readFloatTensor(f, ti, path)
 		if err != nil {
 			return nil, err
-		}
-		vals, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("safetensors %s: %w", path, err)
-		}
-		if i := firstNonFinite(vals); i >= 0 {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
 		}
 		p := byModule[module]
 		if p == nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/graft-ml/graft/core/atomicfile"
+	"github.com/graft-ml/graft/core/formats/safetensors"
+	"github.com/graft-ml/graft/core/tensor"
 )
 
 // Files holds an adapter's files by name (adapter_config.json,
@@ -227,4 +229,102 @@ func prefixWarnings(path string, warnings []string) []string {
 		warnings[i] = path + ": " + w
 	}
 	return warnings
+}
+
+// pickles names, for each weights file, the PyTorch pickle a directory may
+// hold instead, which graft does not read, and how to save safetensors.
+var pickles = map[string][2]string{
+	WeightsFileName:           {"adapter_model.bin", "save with safe_serialization=True"},
+	BottleneckWeightsFileName: {bnTorchWeightsFileName, "save with use_safetensors=True"},
+}
+
+// readWeightsFile reads an adapter's weights file (WeightsFileName or
+// BottleneckWeightsFileName) from src.
+func readWeightsFile(src Source, name string) ([]byte, error) {
+	data, err := src.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if p := pickles[name]; p[0] != "" {
+			if _, perr := src.ReadFile(p[0]); perr == nil {
+				return nil, fmt.Errorf("peft adapter %s: only %s (a PyTorch pickle) is present; graft reads %s (%s)", src.Name(), p[0], name, p[1])
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	}
+	return data, nil
+}
+
+// readExactTensors reads adapter_model.safetensors from src; see
+// readTensorsIn.
+func readExactTensors(src Source, expected map[string]tensor.Shape, explain func(name string) string) (map[string][]float32, error) {
+	return readTensorsIn(src, WeightsFileName, expected, explain, nil)
+}
+
+// readTensorsIn reads the weights file name from src. It must hold exactly
+// the expected tensors, each with its shape, a float dtype (converted to
+// F32) and finite values; explain says why an unexpected name is refused,
+// hint (nil: nothing) what the expected shape of a tensor follows from.
+// Errors name the file and the tensor.
+func readTensorsIn(src Source, name string, expected map[string]tensor.Shape, explain, hint func(name string) string) (map[string][]float32, error) {
+	data, err := readWeightsFile(src, name)
+	if err != nil {
+		return nil, err
+	}
+	path := sourcePath(src, name)
+	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
+	if err != nil {
+		return nil, err
+	}
+	for _, ti := range f.Tensors {
+		if _, ok := expected[ti.Name]; !ok {
+			return nil, fmt.Errorf("safetensors %s: tensor %q: %s", path, ti.Name, explain(ti.Name))
+		}
+	}
+	var missing []string
+	for n := range expected {
+		if _, ok := f.Tensor(n); !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("safetensors %s: tensor %q is missing (%d of the %d tensors the config implies are absent)", path, missing[0], len(missing), len(expected))
+	}
+	out := make(map[string][]float32, len(expected))
+	for _, ti := range f.Tensors {
+		if want := expected[ti.Name]; !ti.Shape.Equal(want) {
+			why := ""
+			if hint != nil {
+				why = " (" + hint(ti.Name) + ")"
+			}
+			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v%s", path, ti.Name, ti.Shape, want, why)
+		}
+		if out[ti.Name], err = readFloatTensor(f, ti, path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readFloatTensor reads a tensor of a float dtype as F32 values, refusing
+// non-finite ones.
+func readFloatTensor(f *safetensors.File, ti safetensors.TensorInfo, path string) ([]float32, error) {
+	switch ti.DType {
+	case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
+	default:
+		return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; want F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
+	}
+	t, err := f.ReadTensor(ti.Name)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := t.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
+	}
+	if i := firstNonFinite(vals); i >= 0 {
+		return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
+	}
+	return vals, nil
 }

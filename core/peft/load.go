@@ -1,16 +1,12 @@
 package peft
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 
-	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -133,90 +129,39 @@ func (mg *Manager) LoadFrom(src Source, name string) (warnings []string, err err
 // returns each module's A, B and (with DoRA) magnitude values, rows of B
 // and of the magnitude in the model's order.
 func readAdapterTensors(src Source, mg *Manager, targets []target, dora bool) (map[string][3][]float32, error) {
-	path := sourcePath(src, WeightsFileName)
-	data, err := src.ReadFile(WeightsFileName)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, berr := src.ReadFile("adapter_model.bin"); berr == nil {
-				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", src.Name())
-			}
-		}
-		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
+	type want struct {
+		t     *target
+		which int // 0: lora_A, 1: lora_B, 2: lora_magnitude_vector
 	}
-	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
+	wants := map[string]want{}
+	expected := map[string]tensor.Shape{}
+	for i := range targets {
+		t := &targets[i]
+		wants[tensorName(t.lin.Name, "lora_A")] = want{t, 0}
+		expected[tensorName(t.lin.Name, "lora_A")] = tensor.Shape{t.r, t.lin.In}
+		wants[tensorName(t.lin.Name, "lora_B")] = want{t, 1}
+		expected[tensorName(t.lin.Name, "lora_B")] = tensor.Shape{t.lin.Out, t.r}
+		if dora {
+			wants[magnitudeName(t.lin.Name)] = want{t, 2}
+			expected[magnitudeName(t.lin.Name)] = tensor.Shape{t.lin.Out}
+		}
+	}
+	vals, err := readExactTensors(src, expected, func(name string) string { return explainExtra(mg, name) })
 	if err != nil {
 		return nil, err
 	}
-
-	type want struct {
-		module string
-		which  int // 0: lora_A, 1: lora_B, 2: lora_magnitude_vector
-		shape  tensor.Shape
-	}
-	expected := map[string]want{}
-	for _, t := range targets {
-		expected[tensorName(t.lin.Name, "lora_A")] = want{t.lin.Name, 0, tensor.Shape{t.r, t.lin.In}}
-		expected[tensorName(t.lin.Name, "lora_B")] = want{t.lin.Name, 1, tensor.Shape{t.lin.Out, t.r}}
-		if dora {
-			expected[magnitudeName(t.lin.Name)] = want{t.lin.Name, 2, tensor.Shape{t.lin.Out}}
-		}
-	}
-	for _, ti := range f.Tensors {
-		if _, ok := expected[ti.Name]; !ok {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: %s", path, ti.Name, explainExtra(mg, ti.Name))
-		}
-	}
-	var missing []string
-	for n := range expected {
-		if _, ok := f.Tensor(n); !ok {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return nil, fmt.Errorf("safetensors %s: tensor %q is missing (%d of %d tensors the config implies are absent)", path, missing[0], len(missing), len(expected))
-	}
-	byModule := map[string]*target{}
-	for i := range targets {
-		byModule[targets[i].lin.Name] = &targets[i]
-	}
 	out := map[string][3][]float32{}
-	for _, ti := range f.Tensors {
-		w := expected[ti.Name]
-		switch ti.DType {
-		case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
-		default:
-			return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; a LoRA weight must be F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
-		}
-		if !ti.Shape.Equal(w.shape) {
-			t := byModule[w.module]
-			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v (module %s: in %d, out %d, r %d)",
-				path, ti.Name, ti.Shape, w.shape, w.module, t.lin.In, t.lin.Out, t.r)
-		}
-		t, err := f.ReadTensor(ti.Name)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("safetensors %s: %w", path, err)
-		}
-		if i := firstNonFinite(vals); i >= 0 {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
-		}
-		tg := byModule[w.module]
-		if w.which > 0 && tg.lin.RoPEPermuted > 0 {
-			cols := tg.r
-			if w.which == 2 {
-				cols = 1
-			}
-			if vals, err = permuteRoPERows(vals, tg.lin.Out, cols, tg.lin.RoPEPermuted, false); err != nil {
-				return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
+	for name, v := range vals {
+		w := wants[name]
+		if lin := w.t.lin; w.which > 0 && lin.RoPEPermuted > 0 {
+			cols := map[bool]int{true: 1, false: w.t.r}[w.which == 2]
+			if v, err = permuteRoPERows(v, lin.Out, cols, lin.RoPEPermuted, false); err != nil {
+				return nil, fmt.Errorf("safetensors %s: tensor %q: %w", sourcePath(src, WeightsFileName), name, err)
 			}
 		}
-		pair := out[w.module]
-		pair[w.which] = vals
-		out[w.module] = pair
+		group := out[w.t.lin.Name]
+		group[w.which] = v
+		out[w.t.lin.Name] = group
 	}
 	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/model"
@@ -90,49 +89,12 @@ func (c *PromptLearningConfig) resolve(m *model.Model, peftType string, tokenDim
 // adapter_model.safetensors, which must be the file's only tensor, of a
 // float dtype, the given shape and finite.
 func readPromptEmbeddings(src Source, shape tensor.Shape, what string) ([]float32, error) {
-	path := sourcePath(src, WeightsFileName)
-	data, err := src.ReadFile(WeightsFileName)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, berr := src.ReadFile("adapter_model.bin"); berr == nil {
-				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", src.Name())
-			}
-		}
-		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
-	}
-	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
-	if err != nil {
-		return nil, err
-	}
-	for _, ti := range f.Tensors {
-		if ti.Name != promptEmbeddingsKey {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: a prompt-learning adapter holds only %q", path, ti.Name, promptEmbeddingsKey)
-		}
-	}
-	ti, ok := f.Tensor(promptEmbeddingsKey)
-	if !ok {
-		return nil, fmt.Errorf("safetensors %s: tensor %q is missing", path, promptEmbeddingsKey)
-	}
-	switch ti.DType {
-	case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
-	default:
-		return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; want F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
-	}
-	if !ti.Shape.Equal(shape) {
-		return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v (%s)", path, ti.Name, ti.Shape, shape, what)
-	}
-	t, err := f.ReadTensor(ti.Name)
-	if err != nil {
-		return nil, err
-	}
-	vals, err := t.Float32s()
-	if err != nil {
-		return nil, fmt.Errorf("safetensors %s: %w", path, err)
-	}
-	if i := firstNonFinite(vals); i >= 0 {
-		return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
-	}
-	return vals, nil
+	vals, err := readTensorsIn(src, WeightsFileName, map[string]tensor.Shape{promptEmbeddingsKey: shape},
+		func(string) string {
+			return fmt.Sprintf("a prompt-learning adapter holds only %q", promptEmbeddingsKey)
+		},
+		func(string) string { return what })
+	return vals[promptEmbeddingsKey], err
 }
 
 // promptFiles encodes a prompt-learning adapter: its config JSON and the

@@ -5,10 +5,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strings"
 
 	"github.com/graft-ml/graft/core/backend"
@@ -560,66 +558,6 @@ func encodeAdapterFiles(cfgJSON []byte, tensors []namedValues) (Files, error) {
 		return nil, err
 	}
 	return Files{ConfigFileName: cfgJSON, WeightsFileName: weights.Bytes()}, nil
-}
-
-// readExactTensors reads adapter_model.safetensors from src. It must hold
-// exactly the expected tensors, each with its shape, a float dtype and
-// finite values; explain says why an unexpected name is refused. Errors
-// name the file and the tensor.
-func readExactTensors(src Source, expected map[string]tensor.Shape, explain func(name string) string) (map[string][]float32, error) {
-	path := sourcePath(src, WeightsFileName)
-	data, err := src.ReadFile(WeightsFileName)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, berr := src.ReadFile("adapter_model.bin"); berr == nil {
-				return nil, fmt.Errorf("peft adapter %s: only adapter_model.bin (a PyTorch pickle) is present; graft reads adapters in safetensors (save with safe_serialization=True)", src.Name())
-			}
-		}
-		return nil, fmt.Errorf("peft adapter %s: %w", src.Name(), err)
-	}
-	f, err := safetensors.Parse(readerAt(data), int64(len(data)), path)
-	if err != nil {
-		return nil, err
-	}
-	for _, ti := range f.Tensors {
-		if _, ok := expected[ti.Name]; !ok {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: %s", path, ti.Name, explain(ti.Name))
-		}
-	}
-	var missing []string
-	for n := range expected {
-		if _, ok := f.Tensor(n); !ok {
-			missing = append(missing, n)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, fmt.Errorf("safetensors %s: tensor %q is missing (%d of %d tensors the config implies are absent)", path, missing[0], len(missing), len(expected))
-	}
-	out := make(map[string][]float32, len(expected))
-	for _, ti := range f.Tensors {
-		switch ti.DType {
-		case tensor.F32, tensor.F16, tensor.BF16, tensor.F64:
-		default:
-			return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; want F32, F16, BF16 or F64", path, ti.Name, ti.DTypeName)
-		}
-		if want := expected[ti.Name]; !ti.Shape.Equal(want) {
-			return nil, fmt.Errorf("safetensors %s: tensor %q has shape %v, want %v", path, ti.Name, ti.Shape, want)
-		}
-		t, err := f.ReadTensor(ti.Name)
-		if err != nil {
-			return nil, err
-		}
-		vals, err := t.Float32s()
-		if err != nil {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: %w", path, ti.Name, err)
-		}
-		if i := firstNonFinite(vals); i >= 0 {
-			return nil, fmt.Errorf("safetensors %s: tensor %q: element %d is %g", path, ti.Name, i, vals[i])
-		}
-		out[ti.Name] = vals
-	}
-	return out, nil
 }
 
 // explainVectorTensor says why a tensor name a VeRA or IA³ config does not
