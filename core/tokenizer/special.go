@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"slices"
 	"sort"
-	"strings"
 )
 
 // GGUF files name few of a vocabulary's special tokens in metadata, so
@@ -196,14 +195,27 @@ func isSpecialType(typ int32) bool {
 // Where special tokens overlap this can differ from a leftmost-longest
 // scan: with "<ab>" and "b><c>", "<ab><c>" is "<a" then "b><c>".
 type specialTable struct {
-	byFirst [256][]addedToken // by first byte, for finding occurrences
-	ordered []addedToken      // longest first; ties by id (llama.cpp's sort is not stable)
+	ids map[string]int32
+	// lengths[b] lists the lengths of the special tokens that start with
+	// byte b, so that finding the tokens at a position costs a few map
+	// lookups even where thousands of tokens start alike (Gemma's
+	// "<unused...>").
+	lengths [256][]int
+	ordered []addedToken // longest first; ties by id (llama.cpp's sort is not stable)
 }
 
 func (st *specialTable) add(text string, id int32) {
-	a := addedToken{content: text, id: id}
-	st.byFirst[text[0]] = append(st.byFirst[text[0]], a)
-	st.ordered = append(st.ordered, a)
+	if st.ids == nil {
+		st.ids = map[string]int32{}
+	}
+	if _, dup := st.ids[text]; dup {
+		return
+	}
+	st.ids[text] = id
+	if !slices.Contains(st.lengths[text[0]], len(text)) {
+		st.lengths[text[0]] = append(st.lengths[text[0]], len(text))
+	}
+	st.ordered = append(st.ordered, addedToken{content: text, id: id})
 }
 
 // finish orders the tokens; call it once after the last add.
@@ -214,16 +226,18 @@ func (st *specialTable) finish() {
 // split calls f for each stretch of text between special tokens, passing
 // the special token that ends it (or -1 for the last stretch).
 func (st *specialTable) split(text string, f func(raw string, specialID int32)) {
-	// Where each special token occurs (overlaps included), found in one
-	// pass with the first-byte index.
+	// Where each special token occurs (overlaps included).
 	var hits map[int32][]int
 	for i := 0; i < len(text); i++ {
-		for _, a := range st.byFirst[text[i]] {
-			if strings.HasPrefix(text[i:], a.content) {
+		for _, n := range st.lengths[text[i]] {
+			if i+n > len(text) {
+				continue
+			}
+			if id, ok := st.ids[text[i:i+n]]; ok {
 				if hits == nil {
 					hits = map[int32][]int{}
 				}
-				hits[a.id] = append(hits[a.id], i)
+				hits[id] = append(hits[id], i)
 			}
 		}
 	}
