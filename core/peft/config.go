@@ -222,15 +222,6 @@ func (c *LoraConfig) validate() error {
 	if !c.InitLoraWeights.known() {
 		return fmt.Errorf("init_lora_weights %q is not an initialisation PEFT knows", string(c.InitLoraWeights))
 	}
-	if err := c.TargetModules.validate("target_modules"); err != nil {
-		return err
-	}
-	if err := c.ExcludeModules.validate("exclude_modules"); err != nil {
-		return err
-	}
-	if c.ExcludeModules.Pattern == AllLinear {
-		return fmt.Errorf("exclude_modules cannot be %q", AllLinear)
-	}
 	if c.TargetModules.Pattern != "" && c.TargetModules.Pattern != AllLinear {
 		if len(c.LayersToTransform) > 0 {
 			return fmt.Errorf("layers_to_transform cannot be used when target_modules is a regular expression")
@@ -239,17 +230,16 @@ func (c *LoraConfig) validate() error {
 			return fmt.Errorf("layers_pattern cannot be used when target_modules is a regular expression")
 		}
 	}
-	for _, n := range c.LayersToTransform {
-		if n < 0 {
-			return fmt.Errorf("layers_to_transform has negative index %d", n)
-		}
+	if err := validatePatterns(c.RankPattern, c.AlphaPattern); err != nil {
+		return err
 	}
-	for _, p := range c.LayersPattern {
-		if _, err := layersPatternRegexp(p); err != nil {
-			return err
-		}
-	}
-	for _, e := range c.RankPattern {
+	return validateSelection(c.TargetModules, c.ExcludeModules, c.LayersToTransform, c.LayersPattern)
+}
+
+// validatePatterns checks rank_pattern and alpha_pattern: keys that
+// compile and ranks and alphas that are positive.
+func validatePatterns(rank Patterns[int], alpha Patterns[float64]) error {
+	for _, e := range rank {
 		if _, err := patternKeyRegexp(e.Key); err != nil {
 			return fmt.Errorf("rank_pattern: %w", err)
 		}
@@ -257,7 +247,7 @@ func (c *LoraConfig) validate() error {
 			return fmt.Errorf("rank_pattern %q: rank %d must be positive", e.Key, e.Value)
 		}
 	}
-	for _, e := range c.AlphaPattern {
+	for _, e := range alpha {
 		if _, err := patternKeyRegexp(e.Key); err != nil {
 			return fmt.Errorf("alpha_pattern: %w", err)
 		}

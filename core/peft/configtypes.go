@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -66,13 +67,13 @@ func (m *Modules) UnmarshalJSON(data []byte) error {
 		for i, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return fmt.Errorf("element %d is %s, want a string", i, jsonKind(e))
+				return fmt.Errorf("element %d is %v, want a string", i, e)
 			}
 			m.Names = append(m.Names, s)
 		}
 		return nil
 	}
-	return fmt.Errorf("got %s; want a string, a list of strings or null", jsonKind(v))
+	return fmt.Errorf("%s is not a string, a list of strings or null", compactJSON(data))
 }
 
 // LoraInit is PEFT's init_lora_weights.
@@ -151,7 +152,7 @@ func (i *LoraInit) UnmarshalJSON(data []byte) error {
 		*i = LoraInit(v)
 		return nil
 	}
-	return fmt.Errorf("got %s; want true, false or a method name", jsonKind(v))
+	return fmt.Errorf("%s is not true, false or a method name", compactJSON(data))
 }
 
 // Pattern is one entry of rank_pattern or alpha_pattern.
@@ -217,69 +218,23 @@ func (p Patterns[T]) MarshalJSON() ([]byte, error) {
 // Python's json module does.
 func (p *Patterns[T]) UnmarshalJSON(data []byte) error {
 	*p = nil
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+	var values map[string]float64
+	if err := json.Unmarshal(data, &values); err != nil {
+		return fmt.Errorf("%s is not an object of numbers", compactJSON(data))
 	}
-	if tok == nil {
-		return nil
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("got %v; want an object", tok)
-	}
+	dec := json.NewDecoder(bytes.NewReader(data)) // for the keys' order
+	dec.Token()                                   // the opening brace
 	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return err
+		tok, _ := dec.Token()
+		var value json.RawMessage
+		dec.Decode(&value)
+		key, v := tok.(string), values[tok.(string)]
+		if _, isInt := any(T(0)).(int); isInt && (v != math.Trunc(v) || math.Abs(v) > 1<<31) {
+			return fmt.Errorf("key %q: %s is not an integer", key, value)
 		}
-		key := kt.(string) // object keys are always strings
-		vt, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		num, ok := vt.(json.Number)
-		if !ok {
-			return fmt.Errorf("key %q: got %v; want a number", key, vt)
-		}
-		f, err := num.Float64()
-		if err != nil {
-			return fmt.Errorf("key %q: %w", key, err)
-		}
-		var v T
-		switch any(v).(type) {
-		case int:
-			if f != math.Trunc(f) || math.Abs(f) > 1<<31 {
-				return fmt.Errorf("key %q: %s is not an integer", key, num)
-			}
-		}
-		v = T(f)
-		if i := slices.IndexFunc(*p, func(e Pattern[T]) bool { return e.Key == key }); i >= 0 {
-			(*p)[i].Value = v
-		} else {
-			*p = append(*p, Pattern[T]{key, v})
+		if !slices.ContainsFunc(*p, func(e Pattern[T]) bool { return e.Key == key }) {
+			*p = append(*p, Pattern[T]{key, T(v)})
 		}
 	}
-	_, err = dec.Token() // the closing brace
-	return err
-}
-
-// jsonKind names the JSON type of a decoded value for an error message.
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case float64, json.Number:
-		return "a number"
-	case string:
-		return "a string"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
+	return nil
 }

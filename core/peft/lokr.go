@@ -82,7 +82,7 @@ func (i *LoKrInit) UnmarshalJSON(data []byte) error {
 		*i = LoKrInit(v)
 		return nil
 	}
-	return fmt.Errorf("got %s; want true, false or \"lycoris\"", jsonKind(v))
+	return fmt.Errorf("%s is not true, false or \"lycoris\"", compactJSON(data))
 }
 
 // LoKrConfig is PEFT's LoKrConfig: its JSON form is the adapter_config.json

@@ -62,21 +62,8 @@ func (c *LycorisConfig) validate(want string) error {
 	case len(c.LayersPattern) > 0 && len(c.LayersToTransform) == 0:
 		return errors.New("layers_pattern needs layers_to_transform, as in PEFT")
 	}
-	for _, e := range c.RankPattern {
-		if _, err := patternKeyRegexp(e.Key); err != nil {
-			return fmt.Errorf("rank_pattern: %w", err)
-		}
-		if e.Value <= 0 {
-			return fmt.Errorf("rank_pattern %q: rank %d must be positive", e.Key, e.Value)
-		}
-	}
-	for _, e := range c.AlphaPattern {
-		if _, err := patternKeyRegexp(e.Key); err != nil {
-			return fmt.Errorf("alpha_pattern: %w", err)
-		}
-		if !(e.Value > 0) || math.IsInf(e.Value, 0) {
-			return fmt.Errorf("alpha_pattern %q: alpha %g must be positive and finite", e.Key, e.Value)
-		}
+	if err := validatePatterns(c.RankPattern, c.AlphaPattern); err != nil {
+		return err
 	}
 	return validateSelection(c.TargetModules, c.ExcludeModules, c.LayersToTransform, c.LayersPattern)
 }
