@@ -10,6 +10,14 @@ import (
 
 // Chat templates for Options.ChatTemplate and ChatPrompt.
 const (
+	// ChatAuto, the default (as is ""), uses the model's own template
+	// (Options.ModelChatTemplate) when it has one, and otherwise ChatML
+	// when the vocabulary has an <|im_start|> token and ChatSimple when
+	// not.
+	ChatAuto = "auto"
+	// ChatModel uses the model's own template and is an error when the
+	// model has none.
+	ChatModel = "model"
 	// ChatML renders "<|im_start|>role\ncontent<|im_end|>\n" per message
 	// (Qwen, many fine-tunes). The markers are single tokens when the
 	// vocabulary has them and plain text otherwise. Assistant content and
@@ -41,26 +49,85 @@ type chatTemplate struct {
 	// render lays out msgs; with generation it ends with the assistant
 	// header, ready for the model to continue.
 	render func(msgs []Message, generation bool) ([]segment, error)
+	// jinja, when set, is the model's own template, which encodes by
+	// itself instead of through render.
+	jinja *jinjaChat
 }
 
-// resolveTemplate picks a template by name ("" for the vocabulary's
-// default) and binds it to tok's special tokens.
-func resolveTemplate(tok tokenizer.Tokenizer, name string) (*chatTemplate, error) {
-	if name == "" {
+// example renders and encodes a conversation for training.
+func (t *chatTemplate) example(tok tokenizer.Tokenizer, msgs []Message) (Example, error) {
+	if t.jinja != nil {
+		return t.jinja.example(msgs)
+	}
+	segs, err := t.render(msgs, false)
+	if err != nil {
+		return Example{}, err
+	}
+	return encodeSegments(tok, segs), nil
+}
+
+// prompt renders and encodes a conversation for generation.
+func (t *chatTemplate) prompt(tok tokenizer.Tokenizer, msgs []Message) ([]int32, error) {
+	if t.jinja != nil {
+		return t.jinja.prompt(msgs)
+	}
+	segs, err := t.render(msgs, true)
+	if err != nil {
+		return nil, err
+	}
+	return encodeSegments(tok, segs).IDs, nil
+}
+
+// checkTemplateName refuses a name no template has.
+func checkTemplateName(name string) error {
+	switch name {
+	case "", ChatAuto, ChatModel, ChatML, ChatLlama2, ChatSimple:
+		return nil
+	}
+	return fmt.Errorf("unknown chat template %q (want %s, %s, %s, %s or %s)", name, ChatAuto, ChatModel, ChatML, ChatLlama2, ChatSimple)
+}
+
+// resolveTemplate picks the template opt names and binds it to tok's
+// special tokens. The model's own template is compiled here, so a dataset
+// without "messages" never needs it.
+func resolveTemplate(tok tokenizer.Tokenizer, opt Options) (*chatTemplate, error) {
+	name := opt.ChatTemplate
+	if err := checkTemplateName(name); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "", ChatAuto:
+		if opt.ModelChatTemplate != "" {
+			name = ChatModel
+			break
+		}
 		name = ChatSimple
 		if specialToken(tok, "<|im_start|>") >= 0 {
 			name = ChatML
 		}
+	case ChatModel:
+		if opt.ModelChatTemplate == "" {
+			return nil, errors.New(`chat template "model": the model has no chat template (GGUF tokenizer.chat_template, or chat_template in a Hugging Face tokenizer_config.json or chat_template.jinja)`)
+		}
 	}
 	switch name {
+	case ChatModel:
+		source := opt.ModelChatTemplateSource
+		if source == "" {
+			source = "the model"
+		}
+		j, err := newJinjaChat(tok, source, opt.ModelChatTemplate, opt.ChatTemplateVars)
+		if err != nil {
+			return nil, err
+		}
+		return &chatTemplate{name: ChatModel, jinja: j}, nil
 	case ChatML:
 		return chatMLTemplate(tok), nil
 	case ChatLlama2:
 		return llama2Template(tok), nil
-	case ChatSimple:
+	default:
 		return simpleTemplate(), nil
 	}
-	return nil, fmt.Errorf("unknown chat template %q (want %s, %s or %s)", name, ChatML, ChatLlama2, ChatSimple)
 }
 
 // marker is a special token as one id when the vocabulary has it, and as
@@ -169,22 +236,45 @@ func checkMessages(msgs []Message) error {
 // ChatPrompt renders a conversation for generation: every message, then
 // the assistant header, so the model's continuation is the next answer.
 // It tokenizes exactly as Tokenize does for training, so a fine-tuned
-// model sees the same token boundaries at inference. template is as
-// Options.ChatTemplate.
-func ChatPrompt(msgs []Message, tok tokenizer.Tokenizer, template string) ([]int32, error) {
+// model sees the same token boundaries at inference. The template is
+// opt's (ChatTemplate, ModelChatTemplate, ChatTemplateVars); the other
+// options do not apply.
+func ChatPrompt(msgs []Message, tok tokenizer.Tokenizer, opt Options) ([]int32, error) {
 	if tok == nil {
 		return nil, errors.New("chat prompt: nil tokenizer")
 	}
 	if err := checkMessages(msgs); err != nil {
 		return nil, fmt.Errorf("chat prompt: %w", err)
 	}
-	t, err := resolveTemplate(tok, template)
+	t, err := resolveTemplate(tok, opt)
 	if err != nil {
 		return nil, fmt.Errorf("chat prompt: %w", err)
 	}
-	segs, err := t.render(msgs, true)
+	ids, err := t.prompt(tok, msgs)
 	if err != nil {
 		return nil, fmt.Errorf("chat prompt: %w", err)
 	}
-	return encodeSegments(tok, segs).IDs, nil
+	return ids, nil
+}
+
+// ChatTemplateName says which template opt picks for tok: "model" (with
+// the template's source), chatml, llama2 or simple. It is for messages
+// to the user; an invalid choice gives the error Tokenize would.
+func ChatTemplateName(tok tokenizer.Tokenizer, opt Options) (string, error) {
+	if err := checkTemplateName(opt.ChatTemplate); err != nil {
+		return "", err
+	}
+	switch {
+	case opt.ChatTemplate == ChatModel || (opt.ChatTemplate == "" || opt.ChatTemplate == ChatAuto) && opt.ModelChatTemplate != "":
+		if opt.ModelChatTemplateSource != "" {
+			return "the model's own (" + opt.ModelChatTemplateSource + ")", nil
+		}
+		return "the model's own", nil
+	case opt.ChatTemplate == "" || opt.ChatTemplate == ChatAuto:
+		if specialToken(tok, "<|im_start|>") >= 0 {
+			return ChatML, nil
+		}
+		return ChatSimple, nil
+	}
+	return opt.ChatTemplate, nil
 }

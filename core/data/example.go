@@ -34,10 +34,20 @@ type Options struct {
 	// records end each assistant turn with their template's own marker
 	// instead.
 	AppendEOS bool
-	// ChatTemplate renders "messages" records: ChatML, ChatLlama2 or
-	// ChatSimple. Empty picks ChatML when the vocabulary has an
-	// <|im_start|> token and ChatSimple otherwise.
+	// ChatTemplate renders "messages" records: ChatAuto (or empty: the
+	// model's own template when ModelChatTemplate is set, else ChatML
+	// when the vocabulary has an <|im_start|> token and ChatSimple
+	// otherwise), ChatModel, ChatML, ChatLlama2 or ChatSimple.
 	ChatTemplate string
+	// ModelChatTemplate is the model's own Jinja chat template
+	// (model.Model.ChatTemplate) and ModelChatTemplateSource where it came
+	// from, for errors. With the model's template only assistant turns
+	// are targets: each answer and its end-of-turn token.
+	ModelChatTemplate, ModelChatTemplateSource string
+	// ChatTemplateVars are extra variables for the model's template, as
+	// apply_chat_template's keyword arguments (enable_thinking,
+	// date_string, ...); see chattemplate.Options.Vars.
+	ChatTemplateVars map[string]any
 	// Name is the dataset's name in errors ("data.jsonl:17: ..."); Load
 	// sets it to the path when empty.
 	Name string

@@ -33,8 +33,9 @@ const (
 //   - {"text"}: every token after BOS is a target (and EOS, with
 //     opt.AppendEOS).
 //   - {"prompt","completion"}: only the completion's tokens (and EOS).
-//   - {"messages"}: rendered with opt.ChatTemplate; only assistant turns,
-//     their content and end-of-turn marker, are targets.
+//   - {"messages"}: rendered with opt.ChatTemplate (by default the
+//     model's own, opt.ModelChatTemplate); only assistant turns, their
+//     content and end-of-turn marker, are targets.
 //   - {"instruction","input","output"}: the Alpaca prompt, with only the
 //     output (and EOS) as targets. "input" may be missing or empty.
 //
@@ -44,17 +45,32 @@ func Tokenize(recs []Record, tok tokenizer.Tokenizer, opt Options) ([]Example, e
 	if tok == nil {
 		return nil, errors.New("data: nil tokenizer")
 	}
-	chat, err := resolveTemplate(tok, opt.ChatTemplate)
-	if err != nil {
+	if err := checkTemplateName(opt.ChatTemplate); err != nil {
 		return nil, fmt.Errorf("%s: %w", nameOr(opt.Name), err)
 	}
+	var chat *chatTemplate // resolved at the first "messages" record
 	out := make([]Example, 0, len(recs))
 	for i, rec := range recs {
-		segs, err := render(rec, tok, opt, chat)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where(opt.Name, rec, i), err)
+		var ex Example
+		if shape, err := recordShape(rec); err == nil && shape == shapeChat {
+			if chat == nil {
+				if chat, err = resolveTemplate(tok, opt); err != nil {
+					return nil, fmt.Errorf("%s: %w", nameOr(opt.Name), err)
+				}
+			}
+			if err := checkMessages(rec.Messages); err != nil {
+				return nil, fmt.Errorf("%s: %w", where(opt.Name, rec, i), err)
+			}
+			if ex, err = chat.example(tok, rec.Messages); err != nil {
+				return nil, fmt.Errorf("%s: %w", where(opt.Name, rec, i), err)
+			}
+		} else {
+			segs, err := render(rec, tok, opt)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", where(opt.Name, rec, i), err)
+			}
+			ex = encodeSegments(tok, segs)
 		}
-		ex := encodeSegments(tok, segs)
 		if ex.LossTokens() == 0 {
 			return nil, fmt.Errorf("%s: nothing to train on: the %s record has no target tokens", where(opt.Name, rec, i), shapeOf(rec))
 		}
@@ -70,8 +86,9 @@ func nameOr(name string) string {
 	return name
 }
 
-// render checks a record's shape and lays it out as segments.
-func render(rec Record, tok tokenizer.Tokenizer, opt Options, chat *chatTemplate) ([]segment, error) {
+// render checks a record's shape and lays it out as segments; chat
+// records are Tokenize's.
+func render(rec Record, tok tokenizer.Tokenizer, opt Options) ([]segment, error) {
 	shape, err := recordShape(rec)
 	if err != nil {
 		return nil, err
@@ -95,12 +112,8 @@ func render(rec Record, tok tokenizer.Tokenizer, opt Options, chat *chatTemplate
 			prompt = fmt.Sprintf(alpacaPromptNoInput, *rec.Instruction)
 		}
 		return eos([]segment{textSeg(prompt, false), textSeg(*rec.Output, true)}), nil
-	default: // shapeChat
-		if err := checkMessages(rec.Messages); err != nil {
-			return nil, err
-		}
-		return chat.render(rec.Messages, false)
 	}
+	return nil, fmt.Errorf("%s record rendered as plain segments", shape)
 }
 
 // shapeOf names a record's shape for messages, or "unknown".

@@ -194,7 +194,7 @@ func TestChatPromptMatchesTraining(t *testing.T) {
 					t.Fatal(err)
 				}
 				train := exs[0]
-				prompt, err := ChatPrompt(msgs[:4], tok, tmpl)
+				prompt, err := ChatPrompt(msgs[:4], tok, Options{ChatTemplate: tmpl})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -217,13 +217,13 @@ func TestChatPromptMatchesTraining(t *testing.T) {
 
 func TestChatPromptErrors(t *testing.T) {
 	tok := newByteTok()
-	if _, err := ChatPrompt(nil, tok, ChatSimple); err == nil || !strings.Contains(err.Error(), "empty") {
+	if _, err := ChatPrompt(nil, tok, Options{ChatTemplate: ChatSimple}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("empty: %v", err)
 	}
-	if _, err := ChatPrompt([]Message{{"user", "a"}, {"assistant", "b"}}, tok, ChatLlama2); err == nil || !strings.Contains(err.Error(), "end with a user message") {
+	if _, err := ChatPrompt([]Message{{"user", "a"}, {"assistant", "b"}}, tok, Options{ChatTemplate: ChatLlama2}); err == nil || !strings.Contains(err.Error(), "end with a user message") {
 		t.Errorf("llama2 ending with assistant: %v", err)
 	}
-	if _, err := ChatPrompt([]Message{{"human", "a"}}, tok, ""); err == nil || !strings.Contains(err.Error(), "unknown role") {
+	if _, err := ChatPrompt([]Message{{"human", "a"}}, tok, Options{}); err == nil || !strings.Contains(err.Error(), "unknown role") {
 		t.Errorf("bad role: %v", err)
 	}
 }

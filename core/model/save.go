@@ -213,7 +213,7 @@ func (m *Model) SaveHF(dir string, opt SaveOptions) error {
 func (m *Model) saveHFTokenizer(dir string, opt SaveOptions) error {
 	if m.Source == "hf" {
 		copied := false
-		for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"} {
+		for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", hfChatTemplateFile} {
 			data, err := os.ReadFile(filepath.Join(m.SourcePath, name))
 			if err != nil {
 				continue
@@ -316,11 +316,10 @@ func (m *Model) ggufTokenizerMetadata(opt SaveOptions) []gguf.KV {
 	}
 	tmpl := ""
 	if m.Source == "hf" {
-		cfg, err := readHFTokenizerConfig(m.SourcePath)
-		if err != nil {
+		var err error
+		if tmpl, _, err = m.ChatTemplate(); err != nil {
 			opt.warn("chat template not carried over: %v", err)
 		}
-		tmpl, _ = cfg.chatTemplate()
 	}
 	kvs, err := ggufTokenizerKVs(m.Tokenizer, tmpl)
 	if err != nil {
