@@ -73,9 +73,9 @@ type Options struct {
 	BOSToken, EOSToken string
 	// Vars are further variables, as the keyword arguments of
 	// transformers' apply_chat_template: tools, documents,
-	// enable_thinking, date_string, ... Values are Go values (bool,
-	// string, int, float64, []any, map[string]any) or json.RawMessage,
-	// which keeps the key order of its objects for tojson.
+	// enable_thinking, date_string, ... Values are anything
+	// encoding/json encodes; a json.RawMessage keeps the key order of
+	// its objects for tojson.
 	Vars map[string]any
 }
 
@@ -104,15 +104,20 @@ func (opt Options) values(msgs []Message) (map[string]jinja.Value, error) {
 	}
 	data := make(map[string]jinja.Value, len(opt.Vars)+4)
 	for k, v := range opt.Vars {
-		if raw, ok := v.(json.RawMessage); ok {
-			val, err := valueFromJSON(raw)
-			if err != nil {
+		// Every value goes through JSON, so that any Go value (YAML's
+		// uint64s, structs) arrives as the JSON types Jinja knows.
+		raw, ok := v.(json.RawMessage)
+		if !ok {
+			var err error
+			if raw, err = json.Marshal(v); err != nil {
 				return nil, fmt.Errorf("variable %s: %w", k, err)
 			}
-			data[k] = val
-			continue
 		}
-		data[k] = jinja.FromGoValue(v)
+		val, err := valueFromJSON(raw)
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %w", k, err)
+		}
+		data[k] = val
 	}
 	data["messages"] = jinja.NewList(list)
 	data["add_generation_prompt"] = jinja.NewBool(opt.AddGenerationPrompt)

@@ -326,7 +326,7 @@ func TestVarsJSONKeepsKeyOrder(t *testing.T) {
 	got, err := tmpl.Render(nil, Options{Vars: map[string]any{
 		"tools": json.RawMessage(`[{"z": 1, "a": [true, null, "é"], "m": {"y": 2.5, "b": "x"}}]`),
 		"flag":  false,
-		"n":     json.RawMessage(`41`),
+		"n":     uint64(41),
 	}})
 	if err != nil {
 		t.Fatal(err)

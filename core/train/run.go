@@ -217,6 +217,10 @@ func fitSeqLen(asked int, m *model.Model, set map[string]any) (int, error) {
 func (s Spec) tokenize(m *model.Model) (trainEx, evalEx []data.Example, err error) {
 	opt := data.DefaultOptions()
 	opt.ChatTemplate, opt.TextSeqLen = s.ChatTemplate, s.SeqLen+1
+	opt.ChatTemplateVars = s.ChatTemplateVars
+	if opt.ModelChatTemplate, opt.ModelChatTemplateSource, err = m.ChatTemplate(); err != nil {
+		return nil, nil, err
+	}
 	load := func(path string, recs []data.Record, exs []data.Example, name string) ([]data.Example, error) {
 		if exs != nil {
 			return exs, nil

@@ -40,9 +40,17 @@ type Spec struct {
 	Eval         string         `json:"eval,omitempty" yaml:"eval,omitempty"`
 	EvalRecords  []data.Record  `json:"eval_records,omitempty" yaml:"eval_records,omitempty"`
 	EvalExamples []data.Example `json:"-" yaml:"-"`
-	// ChatTemplate renders {"messages"} records (empty: chosen from the
-	// vocabulary).
+	// ChatTemplate renders {"messages"} records: "auto" (or empty) uses
+	// the model's own template when it has one (GGUF
+	// tokenizer.chat_template, tokenizer_config.json chat_template) and
+	// otherwise chatml or simple by the vocabulary; "model" insists on the
+	// model's own; "chatml", "llama2" and "simple" are graft's built-ins.
+	// Only assistant turns are trained on.
 	ChatTemplate string `json:"chat_template,omitempty" yaml:"chat_template,omitempty"`
+	// ChatTemplateVars are extra variables for the model's template, as
+	// apply_chat_template's keyword arguments: {"enable_thinking": false}
+	// for Qwen3, {"date_string": "26 Jul 2024"} for Llama 3.x.
+	ChatTemplateVars map[string]any `json:"chat_template_vars,omitempty" yaml:"chat_template_vars,omitempty"`
 	// SeqLen is the tokens per sequence (default 256, at most the model's
 	// context less the method's virtual tokens).
 	SeqLen int `json:"seq_len,omitempty" yaml:"seq_len,omitempty"`

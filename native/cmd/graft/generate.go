@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/tokenizer"
 )
 
@@ -14,12 +14,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	mf := addModelFlags(fs)
 	mf.addAdapterFlag(fs)
 	prompt := fs.String("prompt", "", "prompt text (BOS is prepended)")
-	maxTokens := fs.Int("max-tokens", 128, "new tokens at most")
-	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
-	topK := fs.Int("top-k", 40, "sample from the K most likely tokens; 0 disables")
-	topP := fs.Float64("top-p", 0.95, "sample from the smallest set with this total probability; 1 disables")
-	seed := fs.Uint64("seed", 0, "random seed")
-	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past the end-of-sequence token")
+	chat := fs.Bool("chat", false, "send --prompt as a user message through the chat template and print only the answer (see graft chat)")
+	system := fs.String("system", "", "with --chat: a system message")
+	cf := addChatFlags(fs)
+	sf := addSamplingFlags(fs, 128)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -28,12 +26,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
-	if *maxTokens < 0 {
-		return usagef("--max-tokens %d must be >= 0", *maxTokens)
+	if !*chat && (*system != "" || cf.template != "" || len(cf.vars) > 0) {
+		return usagef("--system, --chat-template and --chat-template-var need --chat")
 	}
-	sampling := model.Sampling{Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Seed: *seed}
-	if err := sampling.Validate(); err != nil {
-		return usageError{err}
+	opt, err := sf.options()
+	if err != nil {
+		return err
 	}
 	m, err := mf.load()
 	if err != nil {
@@ -43,15 +41,31 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if m.Tokenizer == nil {
 		return fmt.Errorf("%s has no tokenizer", mf.path)
 	}
-	ids := m.Tokenizer.Encode(*prompt, true)
+	var ids []int32
+	if *chat {
+		var msgs []data.Message
+		if *system != "" {
+			msgs = append(msgs, data.Message{Role: data.RoleSystem, Content: *system})
+		}
+		msgs = append(msgs, data.Message{Role: data.RoleUser, Content: *prompt})
+		dopt, err := cf.dataOptions(m)
+		if err != nil {
+			return err
+		}
+		if ids, err = data.ChatPrompt(msgs, m.Tokenizer, dopt); err != nil {
+			return err
+		}
+	} else {
+		ids = m.Tokenizer.Encode(*prompt, true)
+	}
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt encodes to no tokens and the tokenizer has no BOS token")
 	}
-	opt := model.GenerateOptions{Sampling: sampling, MaxTokens: *maxTokens, StopAtEOS: !*ignoreEOS}
-	if *maxTokens == 0 {
-		opt.MaxTokens = -1 // nothing to generate
-	}
 	if !*asJSON {
+		if *chat {
+			_, err := streamReply(m, ids, opt, stdout)
+			return err
+		}
 		// The prompt goes through the same decoder so that the first new
 		// token's leading space is kept after it.
 		stream := tokenizer.NewStreamDecoder(m.Tokenizer)

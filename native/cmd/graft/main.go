@@ -5,7 +5,8 @@
 //
 //	graft inspect PATH [--json]
 //	graft tokenize --model M --text T [--json]
-//	graft generate --model M --prompt P [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
+//	graft generate --model M --prompt P [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
+//	graft chat --model M [--adapter A] [--system S] [--message U [--assistant A --message U ...]] [--json]
 //	graft eval --model M --data F.jsonl [--seq-len N] [--json]
 //	graft train --model M --data F.jsonl --out DIR --steps N [--method lora] [--checkpointing] [--json]
 //	graft train --config run.yaml|run.json [flags] [--print-config]
@@ -31,6 +32,7 @@ func commands() []command {
 		{"inspect", "show a model's architecture, tensors and tokenizer", runInspect},
 		{"tokenize", "print the token ids of a text", runTokenize},
 		{"generate", "continue a prompt", runGenerate},
+		{"chat", "chat with a model through its chat template (interactive, or --message)", runChat},
 		{"eval", "score a JSONL dataset: loss and perplexity", runEval},
 		{"export", "export an adapter as a GGUF LoRA for llama.cpp or a msgpack bundle", runExport},
 		{"merge", "merge adapters into the base and save it as GGUF or Hugging Face safetensors", runMerge},

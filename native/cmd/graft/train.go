@@ -87,7 +87,8 @@ func bindSpecFlags(fs *flag.FlagSet, s *train.Spec) {
 	fs.IntVar(&s.EvalEvery, "eval-every", 0, "evaluate every N steps (0: only at the end)")
 	fs.Var(optInt{&s.KeepCheckpoints}, "keep-checkpoints", fmt.Sprintf("newest checkpoints to keep; 0 keeps all (default %d)", train.DefaultKeepCheckpoints))
 	fs.StringVar(&s.Resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
-	fs.StringVar(&s.ChatTemplate, "chat-template", "", "template for {\"messages\"} records: chatml, llama2, simple")
+	fs.StringVar(&s.ChatTemplate, "chat-template", "", chatTemplateHelp)
+	fs.Var(templateVars{&s.ChatTemplateVars}, "chat-template-var", chatTemplateVarHelp)
 }
 
 // methodFlag is a flag that sets one adapter setting of the methods that
