@@ -24,7 +24,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	adapter := fs.String("adapter", "", "adapter `path`: a PEFT adapter directory or a .msgpack bundle")
 	format := fs.String("format", "", "output format: gguf-lora (llama.cpp's LoRA adapter) or msgpack (graft's one-file bundle); default: from --out's extension")
 	out := fs.String("out", "", "output `file`")
-	base := fs.String("model", "", "base model `path` (.gguf or Hugging Face directory), needed for gguf-lora: its architecture, head counts and tensor shapes")
+	base := fs.String("model", "", "base model, needed for gguf-lora (its architecture, head counts and tensor shapes): "+modelHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -91,6 +91,10 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 // exportGGUFLoRA converts the adapter for the base at basePath and writes
 // it; it returns the number of tensors written.
 func exportGGUFLoRA(src peft.Source, basePath, out string, stderr io.Writer) (int, error) {
+	basePath, err := resolveModel(basePath)
+	if err != nil {
+		return 0, err
+	}
 	base, err := ggufBase(basePath)
 	if err != nil {
 		return 0, err

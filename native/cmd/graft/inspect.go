@@ -19,9 +19,13 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want exactly one PATH (a .gguf file or a Hugging Face directory), got %d arguments", len(pos))
+		return usagef("want exactly one PATH (a .gguf file, a Hugging Face directory, or a model name graft models lists), got %d arguments", len(pos))
 	}
-	info, err := model.Inspect(pos[0])
+	path, err := resolveModel(pos[0])
+	if err != nil {
+		return err
+	}
+	info, err := model.Inspect(path)
 	if err != nil {
 		return err
 	}

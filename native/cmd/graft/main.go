@@ -3,6 +3,7 @@
 //
 // Usage:
 //
+//	graft models [--json]
 //	graft inspect PATH [--json]
 //	graft tokenize --model M --text T [--json]
 //	graft generate --model M --prompt P [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
@@ -11,7 +12,9 @@
 //	graft train --model M --data F.jsonl --out DIR --steps N [--method lora] [--checkpointing] [--json]
 //	graft train --config run.yaml|run.json [flags] [--print-config]
 //
-// With --json a command prints exactly one JSON object on stdout.
+// With --json a command prints exactly one JSON object on stdout. --model
+// (and inspect's PATH) also takes a Hugging Face repo id already in the
+// local cache or an Ollama model already pulled: see graft models.
 package main
 
 import (
@@ -29,6 +32,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"models", "list the models in the local Hugging Face cache and Ollama store", runModels},
 		{"inspect", "show a model's architecture, tensors and tokenizer", runInspect},
 		{"tokenize", "print the token ids of a text", runTokenize},
 		{"generate", "continue a prompt", runGenerate},

@@ -3,10 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"github.com/graft-ml/graft/core/model"
-	"github.com/graft-ml/graft/core/peft"
 	"os"
 	"strings"
+
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/modelpath"
+	"github.com/graft-ml/graft/core/peft"
 )
 
 // modelFlags are the flags every command that loads a model shares.
@@ -26,11 +28,27 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	mf := &modelFlags{}
-	fs.StringVar(&mf.path, "model", "", "model `path`: a .gguf file or a Hugging Face directory")
+	fs.StringVar(&mf.path, "model", "", "the model: "+modelHelp)
 	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
 	fs.StringVar(&mf.quantize, "quantize", "", "quantize the frozen projections on load: nf4 (QLoRA)")
 	fs.BoolVar(&mf.doubleQuant, "double-quant", false, "with --quantize nf4: also quantize the block scales (bitsandbytes' double quantization)")
 	return mf
+}
+
+const modelHelp = "a .gguf file or Hugging Face `dir`, a Hugging Face repo id in the local cache (ORG/NAME, ORG/NAME:QUANT for a GGUF repo), or an Ollama model pulled locally (llama3.2, qwen2.5:0.5b); see graft models"
+
+// resolveModel finds the model --model names (see modelpath.Resolve),
+// saying on stderr which file a name from a store led to. It never uses
+// the network.
+func resolveModel(name string) (string, error) {
+	r, err := modelpath.Resolve(name)
+	if err != nil {
+		return "", err
+	}
+	if r.Store != "path" {
+		fmt.Fprintf(os.Stderr, "graft: %s: %s\n", name, r.Path)
+	}
+	return r.Path, nil
 }
 
 // addAdapterFlag lets a command apply PEFT adapters on top of the model.
@@ -54,7 +72,11 @@ func (mf *modelFlags) load() (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.Load(mf.path, be)
+	path, err := resolveModel(mf.path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(path, be)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 
 func runTokenize(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	modelPath := fs.String("model", "", "model `path` (.gguf or Hugging Face directory)")
+	modelPath := fs.String("model", "", "the model: "+modelHelp)
 	text := fs.String("text", "", "text to tokenize")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parseFlags(fs, args, stderr)
@@ -23,7 +23,11 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	if *modelPath == "" {
 		return usagef("--model is required")
 	}
-	tok, err := model.LoadTokenizer(*modelPath)
+	path, err := resolveModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	tok, err := model.LoadTokenizer(path)
 	if err != nil {
 		return err
 	}
