@@ -125,20 +125,24 @@ func (c Case) Run(ctx context.Context, m *model.Model) (Trace, error) {
 	return tr, nil
 }
 
-// MaxDiff is the largest |a[i] - b[i]| over the losses and eval losses of
-// two traces; +Inf when they differ in length.
-func MaxDiff(a, b Trace) float64 {
+// MaxDiff is the largest |a - b| of the two traces' step losses, and of
+// their eval losses (before and after); +Inf when they differ in length or
+// a difference is NaN.
+func MaxDiff(a, b Trace) (loss, eval float64) {
 	if len(a.Losses) != len(b.Losses) {
-		return math.Inf(1)
+		return math.Inf(1), math.Inf(1)
 	}
-	d := math.Max(math.Abs(a.EvalBefore-b.EvalBefore), math.Abs(a.EvalAfter-b.EvalAfter))
 	for i := range a.Losses {
-		d = math.Max(d, math.Abs(a.Losses[i]-b.Losses[i]))
+		loss = math.Max(loss, math.Abs(a.Losses[i]-b.Losses[i]))
 	}
-	if math.IsNaN(d) {
-		return math.Inf(1)
+	eval = math.Max(math.Abs(a.EvalBefore-b.EvalBefore), math.Abs(a.EvalAfter-b.EvalAfter))
+	notNaN := func(d float64) float64 {
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		return d
 	}
-	return d
+	return notNaN(loss), notNaN(eval)
 }
 
 // Close reports whether two traces agree to float32 rounding, as runs with

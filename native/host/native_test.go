@@ -143,7 +143,8 @@ func TestPluginMatchesNativeEveryMethod(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: max |plugin - native| = %g (native kernels: %s)", c.Name, parity.MaxDiff(got, want), cpu.Kernels())
+			dLoss, dEval := parity.MaxDiff(got, want)
+			t.Logf("%s: max |plugin - native|: %g over the step losses, %g over the eval losses (native kernels: %s)", c.Name, dLoss, dEval, cpu.Kernels())
 			if nativeIsPortable && !parity.Equal(got, want) || !parity.Close(got, want) {
 				t.Fatalf("plugin %+v\nnative %+v", got, want)
 			}
