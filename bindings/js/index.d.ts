@@ -75,9 +75,14 @@ export type TrainRecord =
  * train.Spec; its snake_case keys). Zero fields take graft's defaults.
  */
 export interface TrainSpec {
+  /** The base model's name, recorded in the adapter's config (base_model_name_or_path). */
+  model?: string;
   records?: TrainRecord[];
   eval_records?: TrainRecord[];
+  /** Renders {messages} records; default: the model's own chat template. */
   chat_template?: string;
+  /** Variables for the chat template (say, { enable_thinking: false }). */
+  chat_template_vars?: Record<string, unknown>;
   seq_len?: number;
   batch?: number;
   pack?: boolean;
@@ -88,6 +93,9 @@ export interface TrainSpec {
   stack?: { method: MethodName; options?: Record<string, unknown> }[];
   /** A whole adapter_config.json instead of method and options. */
   config?: Record<string, unknown>;
+  /** Export a PiSSA/OLoRA adapter as the equivalent plain LoRA for the original base. */
+  convert_lora?: boolean;
+  /** The run's length: steps, or epochs over the records. One of them is required. */
   steps?: number;
   epochs?: number;
   lr?: number;
@@ -128,7 +136,7 @@ export interface TrainOptions {
   examples?: string[];
   /** Held-out texts, evaluated before and after training (spec.eval_records). */
   evalExamples?: string[];
-  /** Optimizer steps. */
+  /** Optimizer steps (or spec.epochs): required, graft has no default length. */
   steps?: number;
   /** Peak learning rate; default the method's recommended one. */
   lr?: number;
