@@ -94,6 +94,16 @@ func TestTenantsTrainTheirOwnAdapters(t *testing.T) {
 		t.Fatalf("bundle holds %d files without adapter_model.safetensors", len(files))
 	}
 
+	// A whole training run as spec, as graft train --config run.json reads
+	// it: bob trains Houlsby adapters on two stories.
+	res = post("/tenants/bob/train", map[string]any{"spec": map[string]any{
+		"method": "houlsby", "records": []map[string]string{{"text": "Pip the owl hooted."}, {"text": "Pip flew home."}},
+		"steps": 2, "seq_len": 32,
+	}}, http.StatusOK)
+	if ad, _ := res["adapter"].(map[string]any); ad["peft_type"] != "BOTTLENECK" || res["steps"] != float64(2) {
+		t.Fatalf("train with a spec: %v", res)
+	}
+
 	// Errors come back as JSON with a fitting status.
 	post("/tenants/bad!id/generate", prompt, http.StatusBadRequest)
 	post("/tenants/alice/generate", map[string]any{"temperature": -1}, http.StatusBadRequest)
