@@ -103,7 +103,7 @@ func BenchmarkLoRATrain(b *testing.B) {
 				b.Fatal(err)
 			}
 			mg := peft.AttachLoRA(m)
-			cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
+			cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}
 			if err := mg.AddAdapter("bench", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 				b.Fatal(err)
 			}

@@ -66,7 +66,7 @@ func loraRun(t *testing.T, be backend.Backend, steps int, afterStep func(step in
 		t.Fatal(err)
 	}
 	mg := peft.AttachLoRA(m)
-	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
+	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}

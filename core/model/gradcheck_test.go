@@ -141,7 +141,7 @@ func attachLoRA(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
 	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{
 		R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom, // B != 0, so dA != 0 too
-		TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+		TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")},
 	}
 	if err := mg.AddAdapter("check", cfg, rng); err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestStackedGradientsMatchFiniteDifferences(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			checkGradients(t, true, 0, func(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
 				ia := func() []model.Param {
-					a, err := peft.NewIA3(m, peft.DefaultIA3Config(), nil)
+					a, err := peft.NewIA3(m, peft.DefaultConfig[peft.IA3Config](), nil)
 					if err != nil {
 						t.Fatal(err)
 					}

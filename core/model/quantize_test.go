@@ -238,7 +238,7 @@ func qloraAdapter(t *testing.T, m *model.Model, seed uint64) (*peft.Manager, []m
 	mg := peft.AttachLoRA(m)
 	cfg := peft.LoraConfig{
 		R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom,
-		TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+		TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")},
 	}
 	if err := mg.AddAdapter("qlora", cfg, rand.New(rand.NewPCG(seed, 1))); err != nil {
 		t.Fatal(err)
@@ -483,7 +483,7 @@ func qloraFineTune(t *testing.T, m *model.Model) (before, after float64) {
 		t.Fatal(err)
 	}
 	mg := peft.AttachLoRA(m)
-	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetModules: peft.TargetAllLinear()}
+	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetAllLinear()}}
 	if err := mg.AddAdapter("qlora", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ type adapterCase struct {
 func loraCase(name string, targets ...string) adapterCase {
 	return adapterCase{name, func(t *testing.T, m *model.Model, rng *rand.Rand) []model.Param {
 		mg := peft.AttachLoRA(m)
-		cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom, TargetModules: peft.TargetNames(targets...)}
+		cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames(targets...)}}
 		if err := mg.AddAdapter("default", cfg, rng); err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func BenchmarkLoRALossAndGrad(b *testing.B) {
 			defer m.Free()
 			m.Checkpointing = checkpointing
 			rng := rand.New(rand.NewPCG(1, 2))
-			cfg := peft.LoraConfig{R: 16, LoraAlpha: 32, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
+			cfg := peft.LoraConfig{R: 16, LoraAlpha: 32, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}
 			if err := peft.AttachLoRA(m).AddAdapter("default", cfg, rng); err != nil {
 				b.Fatal(err)
 			}

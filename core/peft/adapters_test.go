@@ -24,8 +24,8 @@ func TestManagerLifecycle(t *testing.T) {
 	m := tinyModel(t, 7)
 	base := logits(t, m, tinyIDs)
 	mg := AttachLoRA(m)
-	qv := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj"), InitLoraWeights: InitRandom}
-	mlp := LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("up_proj", "q_proj"), InitLoraWeights: InitRandom}
+	qv := LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}, InitLoraWeights: InitRandom}
+	mlp := LoraConfig{R: 2, LoraAlpha: 2, TargetConfig: TargetConfig{TargetModules: TargetNames("up_proj", "q_proj")}, InitLoraWeights: InitRandom}
 	if err := mg.AddAdapter("qv", qv, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +118,8 @@ func TestManagerErrors(t *testing.T) {
 		{"bad name", mg.AddAdapter("x.y", cfg, seeded(1)), "adapter name"},
 		{"invalid config", mg.AddAdapter("b", LoraConfig{R: 0, LoraAlpha: 1}, seeded(1)), "r = 0"},
 		{"loftq", mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 1, InitLoraWeights: "loftq"}, seeded(1)), "init_lora_weights"},
-		{"pissa rank too high", mg.AddAdapter("b", LoraConfig{R: 17, LoraAlpha: 1, InitLoraWeights: "pissa", TargetModules: TargetNames("q_proj")}, seeded(1)), "r = 17"},
-		{"no match", mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 1, TargetModules: TargetNames("c_attn")}, seeded(1)), "matched none"},
+		{"pissa rank too high", mg.AddAdapter("b", LoraConfig{R: 17, LoraAlpha: 1, InitLoraWeights: "pissa", TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj")}}, seeded(1)), "r = 17"},
+		{"no match", mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 1, TargetConfig: TargetConfig{TargetModules: TargetNames("c_attn")}}, seeded(1)), "matched none"},
 		{"unknown active", mg.SetActive("nope"), `no adapter "nope"`},
 		{"no active", mg.SetActive(), "at least one"},
 		{"twice active", mg.SetActive("a", "a"), "twice"},
@@ -152,7 +152,7 @@ func TestManagerErrors(t *testing.T) {
 
 func TestParams(t *testing.T) {
 	m := tinyModel(t, 9)
-	mg := attach(t, m, LoraConfig{R: 3, LoraAlpha: 6, TargetModules: TargetNames("k_proj", "down_proj")}, 1)
+	mg := attach(t, m, LoraConfig{R: 3, LoraAlpha: 6, TargetConfig: TargetConfig{TargetModules: TargetNames("k_proj", "down_proj")}}, 1)
 	params, err := mg.Params("a")
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func TestParams(t *testing.T) {
 func TestUnload(t *testing.T) {
 	m := tinyModel(t, 10)
 	base := logits(t, m, tinyIDs)
-	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 4, TargetModules: TargetAllLinear()}, 3)
+	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 4, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, 3)
 	if err := mg.Merge(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // logits as the adapter they were saved from.
 func TestBundleLoadsLikeDirectory(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
-	mg := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj")}, 3)
+	mg := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}, 3)
 	want := logits(t, m, storyIDs)
 	tmp := t.TempDir()
 	dir, bundlePath := filepath.Join(tmp, "adapter"), filepath.Join(tmp, "adapter.msgpack")

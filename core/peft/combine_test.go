@@ -41,9 +41,9 @@ func combineSetup(t *testing.T) (*model.Model, *Manager) {
 		name string
 		cfg  LoraConfig
 	}{
-		{"x", LoraConfig{R: 2, LoraAlpha: 4, TargetModules: TargetNames("q_proj", "v_proj")}},
-		{"y", LoraConfig{R: 2, LoraAlpha: 3, TargetModules: TargetNames("v_proj", "up_proj")}},
-		{"z", LoraConfig{R: 3, LoraAlpha: 6, TargetModules: TargetNames("q_proj")}},
+		{"x", LoraConfig{R: 2, LoraAlpha: 4, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}},
+		{"y", LoraConfig{R: 2, LoraAlpha: 3, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj", "up_proj")}}},
+		{"z", LoraConfig{R: 3, LoraAlpha: 6, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj")}}},
 	} {
 		a.cfg.InitLoraWeights = InitRandom
 		if err := mg.AddAdapter(a.name, a.cfg, seeded(uint64(a.name[0]))); err != nil {
@@ -197,10 +197,10 @@ func TestCombineSVD(t *testing.T) {
 
 func TestCombineErrors(t *testing.T) {
 	m, mg := combineSetup(t)
-	if err := mg.AddAdapter("d", LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true, TargetModules: TargetNames("q_proj")}, seeded(1)); err != nil {
+	if err := mg.AddAdapter("d", LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj")}}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.AddAdapter("p", LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetPattern(`.*\.k_proj`)}, seeded(1)); err != nil {
+	if err := mg.AddAdapter("p", LoraConfig{R: 2, LoraAlpha: 2, TargetConfig: TargetConfig{TargetModules: TargetPattern(`.*\.k_proj`)}}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

@@ -19,16 +19,17 @@ func TestGoldenConfig(t *testing.T) {
 		cfg  LoraConfig
 	}{
 		{"testdata/adapter_config.golden.json", LoraConfig{
-			R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: TargetNames("v_proj", "q_proj"),
+			R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj", "q_proj")},
 			BaseConfig: BaseConfig{BaseModelNameOrPath: "stories260K", InferenceMode: true},
 		}},
 		{"testdata/adapter_config_patterns.golden.json", LoraConfig{
-			R: 8, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj", "o_proj"),
-			ExcludeModules:    TargetPattern(`model\.layers\.1\.self_attn\.q_proj`),
-			LayersToTransform: []int{0, 1}, LayersPattern: []string{"layers"},
-			RankPattern:  Patterns[int]{{"v_proj", 4}, {"q_proj", 16}},
-			AlphaPattern: Patterns[float64]{{"layers.0.self_attn.q_proj", 32.5}},
-			UseRSLoRA:    true, InitLoraWeights: InitGaussian, BaseConfig: BaseConfig{Revision: "main"},
+			R: 8, LoraAlpha: 8,
+			TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj", "o_proj"),
+				ExcludeModules:    TargetPattern(`model\.layers\.1\.self_attn\.q_proj`),
+				LayersToTransform: []int{0, 1}, LayersPattern: []string{"layers"}},
+			PatternConfig: PatternConfig{RankPattern: Patterns[int]{{"v_proj", 4}, {"q_proj", 16}},
+				AlphaPattern: Patterns[float64]{{"layers.0.self_attn.q_proj", 32.5}}},
+			UseRSLoRA: true, InitLoraWeights: InitGaussian, BaseConfig: BaseConfig{Revision: "main"},
 		}},
 	}
 	for _, c := range cases {
@@ -43,7 +44,7 @@ func TestGoldenConfig(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: got\n%s\nwant\n%s", c.file, got, want)
 		}
-		back, warnings, err := ParseLoraConfig(want)
+		back, warnings, err := ParseConfig[LoraConfig](want)
 		if err != nil || len(warnings) > 0 {
 			t.Fatalf("%s: parse: %v %q", c.file, err, warnings)
 		}
@@ -103,9 +104,9 @@ func unsortedObjects(data []byte) (bad [][]string) {
 }
 
 func TestConfigKeysSorted(t *testing.T) {
-	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("z", "a"),
-		RankPattern:  Patterns[int]{{"z_proj", 2}, {"a_proj", 3}, {"m", 1}},
-		AlphaPattern: Patterns[float64]{{"zz", 1.5}, {"aa", 2}}}
+	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("z", "a")},
+		PatternConfig: PatternConfig{RankPattern: Patterns[int]{{"z_proj", 2}, {"a_proj", 3}, {"m", 1}}, AlphaPattern: Patterns[float64]{{"zz", 1.5}, {"aa", 2}}},
+	}
 	data, err := EncodeConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func TestParseConfigForms(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, warnings, err := ParseLoraConfig([]byte(c.json))
+			cfg, warnings, err := ParseConfig[LoraConfig]([]byte(c.json))
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want one containing %q", err, c.err)
@@ -199,7 +200,7 @@ func TestParseConfigForms(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetNames("q_proj")}
+	good := LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj")}}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}

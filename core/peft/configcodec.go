@@ -14,22 +14,39 @@ import (
 )
 
 // Every adapter_config.json graft reads or writes is a Go struct, and
-// encodeConfig and decodeConfig are the only code that turns one into the
-// other: a method's config is a type declaration and a Validate.
+// encodeConfig, decodeConfig and checkConfig are the only code that turns
+// one into the other and checks it: a method's config is a type
+// declaration, with its rules in tags where they are as simple as a range.
 //
 // `json:"key"` names a field's key ("-": none); an embedded struct adds its
 // keys to the object. `peft:"..."` holds comma-separated options:
 //
 //	required  decoding fails when the key is absent or null
-//	default=J an absent or null key decodes as the JSON value J
+//	default=J an absent or null key decodes as the JSON value J, and
+//	          DefaultConfig starts from J
 //	force=J   a value other than J decodes as J, with a warning (why says
-//	          why)
+//	          why), and is refused by checkConfig
 //	null      an empty string, list or map is written as null
-//	empty=S   an empty string is written as S
+//	empty=S   an empty string is written (and checked) as S
 //	number    a float is written as Python writes an int-or-float field
 //	          (16, 0.5), not as a float (16.0)
 //	scalar    a list is also read from a single element
 //	bare      a one-element list is written as its element
+//
+// checkConfig refuses values these options rule out, with PEFT-like
+// messages ("r = 0 must be positive"):
+//
+//	positive  an integer above 0, or a finite float above 0
+//	prob      a probability of dropping, in [0, 1)
+//	finite    a float that is neither NaN nor infinite
+//	oneof=S|S a string among these (why says why not others)
+//	must=J    exactly the JSON value J (why says why)
+//	unset     the zero value: a PEFT option graft does not implement
+//
+// On an embedded struct, type=T makes T the config's peft_type (written
+// when PeftType is empty, and the only one checkConfig accepts), and
+// without=K|K leaves the struct's keys K out of a config whose PEFT class
+// lacks them (their fields must stay zero).
 //
 // A blank field (`_ struct{}`) names with `key:"..."` a key graft keeps no
 // value for:
@@ -52,6 +69,7 @@ type configField struct {
 	index []int // the field's index path; nil for a blank field
 	opts  map[string]string
 	why   string
+	off   bool // left out by an embedding's without
 }
 
 func (f configField) has(opt string) bool { _, ok := f.opts[opt]; return ok }
@@ -63,28 +81,39 @@ func configFields(t reflect.Type, index []int) []configField {
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		idx := append(slices.Clip(index), i)
-		key := sf.Tag.Get("json")
+		key, opts := sf.Tag.Get("json"), tagOptions(sf.Tag.Get("peft"))
 		if sf.Name == "_" {
 			key = sf.Tag.Get("key")
 		} else if sf.Anonymous && key == "" {
-			out = append(out, configFields(sf.Type, idx)...)
+			for _, f := range configFields(sf.Type, idx) {
+				f.off = f.off || slices.Contains(strings.Split(opts["without"], "|"), f.key)
+				if f.key == "peft_type" && opts["type"] != "" {
+					f.opts["empty"], f.opts["type"] = opts["type"], opts["type"]
+				}
+				out = append(out, f)
+			}
 			continue
 		}
 		if key == "" || key == "-" {
 			continue
 		}
-		f := configField{key: key, opts: map[string]string{}, why: sf.Tag.Get("why")}
+		f := configField{key: key, opts: opts, why: sf.Tag.Get("why")}
 		if sf.Name != "_" {
 			f.index = idx
-		}
-		for _, o := range strings.Split(sf.Tag.Get("peft"), ",") {
-			if k, v, _ := strings.Cut(o, "="); k != "" {
-				f.opts[k] = v
-			}
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+func tagOptions(tag string) map[string]string {
+	opts := map[string]string{}
+	for _, o := range strings.Split(tag, ",") {
+		if k, v, _ := strings.Cut(o, "="); k != "" {
+			opts[k] = v
+		}
+	}
+	return opts
 }
 
 // encodeConfig writes the config struct *v (or v) as compact JSON.
@@ -97,6 +126,9 @@ func encodeObject(v reflect.Value) ([]byte, error) {
 	slices.SortFunc(fields, func(a, b configField) int { return strings.Compare(a.key, b.key) })
 	b := []byte("{")
 	for _, f := range fields {
+		if f.off {
+			continue
+		}
 		val, err := []byte(f.opts["write"]), error(nil)
 		if f.index != nil {
 			val, err = encodeValue(v.FieldByIndex(f.index), f)
@@ -179,6 +211,130 @@ func decodeConfig(data []byte, dst any, strict bool) (warnings []string, err err
 	return warnings, nil
 }
 
+// DefaultConfig returns a config of type T (VeraConfig, LoHaConfig, ...)
+// holding PEFT's defaults, those of its fields' default options.
+func DefaultConfig[T any]() T {
+	var cfg T
+	v := reflect.ValueOf(&cfg).Elem()
+	for _, f := range configFields(v.Type(), nil) {
+		if def, ok := f.opts["default"]; ok && f.index != nil {
+			if err := decodeValue(json.RawMessage(def), v.FieldByIndex(f.index), f); err != nil {
+				panic(fmt.Sprintf("peft: %s default: %v", f.key, err)) // a tag of this package
+			}
+		}
+	}
+	return cfg
+}
+
+// ParseConfig decodes an adapter_config.json into a config of type T
+// (LoraConfig, VeraConfig, ...). Absent keys take PEFT's defaults; keys T
+// does not know are ignored and listed in warnings, as are settings PEFT
+// itself overrides for Llama-family models (fan_in_fan_out, then false).
+// The result is not validated; call Validate.
+func ParseConfig[T any](data []byte) (T, []string, error) {
+	cfg := DefaultConfig[T]()
+	warnings, err := decodeConfig(data, &cfg, false)
+	if err != nil {
+		var zero T
+		return zero, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// validateConfig is checkConfig with the config's name before an error
+// ("lora config: r = 0 must be positive").
+func validateConfig(c any) error {
+	err := checkConfig(c)
+	if err == nil {
+		return nil
+	}
+	for _, f := range configFields(reflect.TypeOf(c).Elem(), nil) {
+		if t := f.opts["type"]; t != "" {
+			return fmt.Errorf("%s config: %w", strings.ToLower(t), err)
+		}
+	}
+	return err
+}
+
+// checkConfig checks the config struct *c against its fields' options,
+// then with the validate method of each embedded struct that has one (a
+// part such as TargetConfig) and the config's own check method, for the
+// rules that relate fields.
+func checkConfig(c any) error {
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range configFields(v.Type(), nil) {
+		if f.index == nil {
+			continue
+		}
+		if err := f.check(v.FieldByIndex(f.index)); err != nil {
+			return err
+		}
+	}
+	if err := checkParts(v); err != nil {
+		return err
+	}
+	if c, ok := c.(interface{ check() error }); ok {
+		return c.check()
+	}
+	return nil
+}
+
+func checkParts(v reflect.Value) error {
+	for i := range v.NumField() {
+		if sf := v.Type().Field(i); !sf.Anonymous || !sf.IsExported() || sf.Type.Kind() != reflect.Struct {
+			continue
+		}
+		part := v.Field(i).Addr().Interface()
+		if p, ok := part.(interface{ validate() error }); ok {
+			if err := p.validate(); err != nil {
+				return err
+			}
+		} else if err := checkParts(v.Field(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check refuses a value that the field's options rule out.
+func (f configField) check(v reflect.Value) error {
+	var x float64
+	var s string
+	switch v.Kind() {
+	case reflect.Float64:
+		x = v.Float()
+	case reflect.String:
+		s = cmp.Or(v.String(), f.opts["empty"])
+	}
+	alts := strings.Split(f.opts["oneof"], "|")
+	switch {
+	case f.off && !v.IsZero():
+		return fmt.Errorf("%s is not an option of this method's PEFT config", f.key)
+	case f.has("type") && s != f.opts["type"]:
+		return fmt.Errorf("peft_type is %q, want %q", v.String(), f.opts["type"])
+	case f.has("positive") && v.Kind() == reflect.Int && v.Int() <= 0:
+		return fmt.Errorf("%s = %d must be positive", f.key, v.Int())
+	case f.has("positive") && v.Kind() == reflect.Float64 && !(x > 0 && !math.IsInf(x, 1)):
+		return fmt.Errorf("%s = %g must be positive and finite", f.key, x)
+	case f.has("prob") && !(x >= 0 && x < 1):
+		return fmt.Errorf("%s = %g must be in [0, 1)", f.key, x)
+	case f.has("finite") && (math.IsNaN(x) || math.IsInf(x, 0)):
+		return fmt.Errorf("%s = %g must be finite", f.key, x)
+	case f.has("oneof") && !slices.Contains(alts, s):
+		quoted := strings.ReplaceAll(`"`+strings.Join(alts, `", "`)+`"`, `""`, "null")
+		return fmt.Errorf("%s %q is not one of %s%s", f.key, s, quoted, because(f.why))
+	case f.has("unset") && !v.IsZero():
+		val, _ := marshalNoHTML(v.Interface())
+		return fmt.Errorf("%s %s is not supported", f.key, val)
+	}
+	if want := cmp.Or(f.opts["force"], f.opts["must"]); want != "" {
+		if got, err := encodeValue(v, f); err != nil || !jsonOneOf(got, want) {
+			return fmt.Errorf("%s must be %s: %s", f.key, want, f.why)
+		}
+	}
+	return nil
+}
+
 // jsonObject splits a JSON object into its raw members.
 func jsonObject(data []byte) (map[string]json.RawMessage, error) {
 	if !json.Valid(data) {
@@ -196,6 +352,9 @@ func jsonObject(data []byte) (map[string]json.RawMessage, error) {
 func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string, warnings, unknown *[]string) error {
 	known := map[string]bool{}
 	for _, f := range configFields(v.Type(), nil) {
+		if f.off {
+			continue
+		}
 		known[f.key] = true
 		raw, ok := obj[f.key]
 		null := !ok || string(raw) == "null"
@@ -211,7 +370,7 @@ func decodeObject(obj map[string]json.RawMessage, v reflect.Value, path string, 
 		case null:
 			raw = json.RawMessage(f.opts["default"])
 		case f.has("force") && !jsonOneOf(raw, f.opts["force"]):
-			*warnings = append(*warnings, fmt.Sprintf("%s is %s but %s", f.key, compactJSON(raw), f.why))
+			*warnings = append(*warnings, fmt.Sprintf("%s is %s but %s; using %s, as PEFT does", f.key, compactJSON(raw), f.why, f.opts["force"]))
 			raw = json.RawMessage(f.opts["force"])
 		}
 		fv := v.FieldByIndex(f.index)

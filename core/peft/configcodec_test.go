@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -94,7 +95,7 @@ func TestConfigCodecDecode(t *testing.T) {
 		{"unknown keys", `{` + good + `, "zeta": 1, "alpha_beta": 2, "inner": {"on": true, "new": 1}}`,
 			nil, []string{`unknown key "alpha_beta" ignored`, `unknown key "inner.new" ignored`, `unknown key "zeta" ignored`}, ""},
 		{"forced", `{` + good + `, "linear": true, "zz": 1}`, func(d codecDoc) bool { return !d.Linear },
-			[]string{"linear is true but it is a test", `unknown key "zz" ignored`}, ""},
+			[]string{"linear is true but it is a test; using false, as PEFT does", `unknown key "zz" ignored`}, ""},
 		{"missing", `{"inner": {"on": true}}`, nil, nil, "name is missing"},
 		{"null required", `{"name": null}`, nil, nil, "name is missing"},
 		{"nested missing", `{"name": "n", "inner": {}}`, nil, nil, "inner: on is missing"},
@@ -138,5 +139,87 @@ func TestConfigCodecStrict(t *testing.T) {
 	_, err := decodeConfig([]byte(`{"name": "n", "b": 1, "a": 2}`), &doc, true)
 	if err == nil || err.Error() != `unknown key "a"` {
 		t.Errorf("strict: %v", err)
+	}
+}
+
+// checkBase and checkDoc exercise the options checkConfig reads.
+type checkBase struct {
+	PeftType string `json:"peft_type" peft:"required"`
+	Extra    []int  `json:"extra" peft:"unset"`
+}
+
+type CheckPart struct {
+	Kept int `json:"kept"`
+	Left int `json:"left"`
+}
+
+func (p *CheckPart) validate() error {
+	if p.Kept < 0 {
+		return errors.New("kept is negative")
+	}
+	return nil
+}
+
+type checkDoc struct {
+	checkBase `peft:"type=TEST"`
+	CheckPart `peft:"without=left"`
+	R         int     `json:"r" peft:"default=4,positive"`
+	Alpha     float64 `json:"alpha" peft:"default=8,positive"`
+	Drop      float64 `json:"drop" peft:"prob"`
+	Init      float64 `json:"init" peft:"finite"`
+	Mode      string  `json:"mode" peft:"empty=a,oneof=a|b" why:"c is not built"`
+	Opt       string  `json:"opt" peft:"null,oneof=|on"`
+	Linear    bool    `json:"linear" peft:"force=false" why:"it is a test"`
+	Saved     bool    `json:"saved" peft:"default=true,must=true" why:"it must be"`
+}
+
+func (d *checkDoc) check() error {
+	if d.Mode == "b" && d.R > 4 {
+		return errors.New("mode b takes r up to 4")
+	}
+	return nil
+}
+
+func TestConfigCheck(t *testing.T) {
+	def := DefaultConfig[checkDoc]()
+	if def.R != 4 || def.Alpha != 8 || !def.Saved || def.Drop != 0 {
+		t.Fatalf("defaults %+v", def)
+	}
+	if err := validateConfig(&def); err != nil {
+		t.Fatal(err)
+	}
+	data, err := encodeConfig(&def)
+	if err != nil || !strings.Contains(string(data), `"peft_type":"TEST"`) || strings.Contains(string(data), "left") {
+		t.Errorf("encoded %s (%v)", data, err)
+	}
+	doc, warnings, err := ParseConfig[checkDoc]([]byte(`{"peft_type": "TEST", "left": 1, "r": 2}`))
+	if err != nil || doc.R != 2 || doc.Alpha != 8 || !reflect.DeepEqual(warnings, []string{`unknown key "left" ignored`}) {
+		t.Errorf("parsed %+v, %q, %v", doc, warnings, err)
+	}
+	for _, c := range []struct {
+		edit func(*checkDoc)
+		want string
+	}{
+		{func(d *checkDoc) { d.PeftType = "LORA" }, `test config: peft_type is "LORA", want "TEST"`},
+		{func(d *checkDoc) { d.Extra = []int{1} }, "test config: extra [1] is not supported"},
+		{func(d *checkDoc) { d.Left = 1 }, "left is not an option of this method's PEFT config"},
+		{func(d *checkDoc) { d.Kept = -1 }, "test config: kept is negative"},
+		{func(d *checkDoc) { d.R = 0 }, "r = 0 must be positive"},
+		{func(d *checkDoc) { d.Alpha = math.Inf(1) }, "alpha = +Inf must be positive and finite"},
+		{func(d *checkDoc) { d.Alpha = math.NaN() }, "alpha = NaN must be positive and finite"},
+		{func(d *checkDoc) { d.Drop = 1 }, "drop = 1 must be in [0, 1)"},
+		{func(d *checkDoc) { d.Drop = -0.5 }, "drop = -0.5 must be in [0, 1)"},
+		{func(d *checkDoc) { d.Init = math.NaN() }, "init = NaN must be finite"},
+		{func(d *checkDoc) { d.Mode = "c" }, `mode "c" is not one of "a", "b": c is not built`},
+		{func(d *checkDoc) { d.Opt = "off" }, `opt "off" is not one of null, "on"`},
+		{func(d *checkDoc) { d.Linear = true }, "linear must be false: it is a test"},
+		{func(d *checkDoc) { d.Saved = false }, "saved must be true: it must be"},
+		{func(d *checkDoc) { d.Mode, d.R = "b", 5 }, "test config: mode b takes r up to 4"},
+	} {
+		d := def
+		c.edit(&d)
+		if err := validateConfig(&d); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one containing %q", err, c.want)
+		}
 	}
 }

@@ -226,7 +226,7 @@ func TestDoRAGradients(t *testing.T) {
 func TestDoRAMagnitudeInit(t *testing.T) {
 	m := loadModel(t, storiesQ8)
 	mg := AttachLoRA(m)
-	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetNames("q_proj", "down_proj")}, seeded(1)); err != nil {
+	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "down_proj")}}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
 	quantized := 0
@@ -283,7 +283,7 @@ func TestDoRASaveLoadRoundTrip(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			m := loadModel(t, path)
 			mg := AttachLoRA(m)
-			cfg := LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "up_proj")}
+			cfg := LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "up_proj")}}
 			if err := mg.AddAdapter("d", cfg, seeded(3)); err != nil {
 				t.Fatal(err)
 			}
@@ -327,7 +327,7 @@ func TestDoRAMerge(t *testing.T) {
 			m := loadModel(t, path)
 			base := logits(t, m, storyIDs)
 			mg := AttachLoRA(m)
-			if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetAllLinear()}, seeded(5)); err != nil {
+			if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, seeded(5)); err != nil {
 				t.Fatal(err)
 			}
 			perturbDoRA(t, mg, "d", 6)
@@ -360,7 +360,7 @@ func TestDoRAMerge(t *testing.T) {
 func TestDoRATrainingLowersEvalLoss(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
 	mg := AttachLoRA(m)
-	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetModules: TargetAllLinear()}, seeded(7)); err != nil {
+	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, seeded(7)); err != nil {
 		t.Fatal(err)
 	}
 	before, after := trainEval(t, m, mg, "d", 3e-3, 40)

@@ -24,7 +24,7 @@ func ExampleLoraConfig_dora() {
 	m := storiesModel()
 	defer m.Free()
 	mg := peft.AttachLoRA(m)
-	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, UseDoRA: true, TargetModules: peft.TargetNames("q_proj")}
+	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, UseDoRA: true, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj")}}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func ExampleManager_FilesConverted() {
 	m := storiesModel()
 	defer m.Free()
 	mg := peft.AttachLoRA(m)
-	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitPiSSA, TargetModules: peft.TargetNames("q_proj", "v_proj")}
+	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitPiSSA, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "v_proj")}}
 	if err := mg.AddAdapter("pissa", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func ExampleManager_FilesConverted() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	conv, _, err := peft.ParseLoraConfig(files[peft.ConfigFileName])
+	conv, _, err := peft.ParseConfig[peft.LoraConfig](files[peft.ConfigFileName])
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func ExampleManager_AddWeightedAdapter() {
 	mg := peft.AttachLoRA(m)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, name := range []string{"french", "poetry"} {
-		cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetModules: peft.TargetNames("q_proj", "v_proj")}
+		cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "v_proj")}}
 		if err := mg.AddAdapter(name, cfg, rng); err != nil {
 			log.Fatal(err)
 		}

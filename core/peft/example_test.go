@@ -22,7 +22,7 @@ func Example() {
 	defer m.Free()
 
 	mg := peft.AttachLoRA(m)
-	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetModules: peft.TargetNames("q_proj", "v_proj")}
+	cfg := peft.LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "v_proj")}}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func ExampleManager_Load() {
 	defer m.Free()
 	mg := peft.AttachLoRA(m)
 	rng := rand.New(rand.NewPCG(3, 4))
-	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetModules: peft.TargetAllLinear(), InitLoraWeights: peft.InitRandom}
+	cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetAllLinear()}, InitLoraWeights: peft.InitRandom}
 	if err := mg.AddAdapter("chat", cfg, rng); err != nil {
 		log.Fatal(err)
 	}
@@ -101,8 +101,8 @@ func ExampleManager_Load() {
 
 // Read an adapter_config.json written by PEFT; keys graft does not know
 // come back as warnings.
-func ExampleParseLoraConfig() {
-	cfg, warnings, err := peft.ParseLoraConfig([]byte(`{
+func ExampleParseConfig() {
+	cfg, warnings, err := peft.ParseConfig[peft.LoraConfig]([]byte(`{
 		"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 16, "lora_alpha": 32,
 		"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], "use_rslora": true,
 		"my_tool_version": "1.2"}`))

@@ -142,11 +142,11 @@ func TestGGUFLoRAMatchesAdapter(t *testing.T) {
 		name string
 		cfg  LoraConfig
 	}{
-		{"plain", LoraConfig{R: 4, LoraAlpha: 8, TargetModules: all}},
-		{"odd alpha", LoraConfig{R: 3, LoraAlpha: 5, TargetModules: TargetNames("q_proj", "k_proj")}},
-		{"rslora and patterns", LoraConfig{R: 4, LoraAlpha: 6, UseRSLoRA: true, TargetModules: all,
-			RankPattern:  Patterns[int]{{"k_proj", 2}, {"lm_head", 5}},
-			AlphaPattern: Patterns[float64]{{`layers\.1\.self_attn\.q_proj`, 3}, {"down_proj", 10}}}},
+		{"plain", LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: all}}},
+		{"odd alpha", LoraConfig{R: 3, LoraAlpha: 5, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "k_proj")}}},
+		{"rslora and patterns", LoraConfig{R: 4, LoraAlpha: 6, UseRSLoRA: true, TargetConfig: TargetConfig{TargetModules: all},
+			PatternConfig: PatternConfig{RankPattern: Patterns[int]{{"k_proj", 2}, {"lm_head", 5}}, AlphaPattern: Patterns[float64]{{`layers\.1\.self_attn\.q_proj`, 3}, {"down_proj", 10}}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files, want := loraFiles(t, tc.cfg)
@@ -179,7 +179,7 @@ func TestGGUFLoRAMatchesAdapter(t *testing.T) {
 // copied unchanged (B permuted only on q/k) and named as llama.cpp names
 // them.
 func TestGGUFLoRAPlainIsExact(t *testing.T) {
-	files, _ := loraFiles(t, LoraConfig{R: 2, LoraAlpha: 5, TargetModules: TargetNames("v_proj", "q_proj")})
+	files, _ := loraFiles(t, LoraConfig{R: 2, LoraAlpha: 5, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj", "q_proj")}})
 	exp, err := ConvertGGUFLoRA(InMemory("mem", files), storiesBase(t))
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func rewriteWeights(t *testing.T, files Files, edit func([]*tensor.Tensor) []*te
 }
 
 func TestGGUFLoRARejects(t *testing.T) {
-	files, _ := loraFiles(t, LoraConfig{R: 2, LoraAlpha: 4, TargetModules: TargetNames("q_proj", "lm_head")})
+	files, _ := loraFiles(t, LoraConfig{R: 2, LoraAlpha: 4, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "lm_head")}})
 	good := storiesBase(t)
 	withConfig := func(from, to string) Files {
 		out := Files{WeightsFileName: files[WeightsFileName]}
@@ -371,7 +371,7 @@ func ExampleConvertGGUFLoRA() {
 	}
 	defer m.Free()
 	mg := AttachLoRA(m)
-	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetNames("q_proj", "v_proj")}
+	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}
 	if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
 		fmt.Println(err)
 		return

@@ -87,21 +87,18 @@ func resolveIA3(m *model.Model, cfg IA3Config) (IA3Config, []*model.Linear, []bo
 	}
 	cfg.PeftType = PeftTypeIA3
 	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
-	if cfg.TargetModules.IsZero() {
-		def := ia3DefaultTargets
-		if m.Config.Arch == "qwen2" {
-			def = ia3DefaultTargetsQwen2
-		}
-		cfg.TargetModules = TargetNames(def...)
-	}
 	if cfg.FeedforwardModules.IsZero() {
 		cfg.FeedforwardModules = TargetNames(ia3DefaultFeedforward...)
 	}
-	target, lins, err := selectLinears(m, cfg.TargetModules, cfg.ExcludeModules, nil, nil)
+	def := ia3DefaultTargets
+	if m.Config.Arch == "qwen2" {
+		def = ia3DefaultTargetsQwen2
+	}
+	targets, lins, err := cfg.selectLinears(m, def)
 	if err != nil {
 		return cfg, nil, nil, fmt.Errorf("ia3: %w", err)
 	}
-	cfg.TargetModules = target
+	cfg.TargetConfig = targets
 	ff := make([]bool, len(lins))
 	for i, l := range lins {
 		if ff[i], err = cfg.isFeedforward(l.Name); err != nil {
@@ -386,11 +383,10 @@ func init() {
 		LR:       1e-2,
 		Flags:    map[string]string{"model": "base_model_name_or_path", "target": "target_modules", "feedforward": "feedforward_modules"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseIA3Config(config)
+			cfg, _, err := ParseConfig[IA3Config](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
-			cfg.FanInFanOut = false // as PEFT does for nn.Linear
 			return NewIA3(m, cfg, rng)
 		},
 		Load: loadIA3,
@@ -403,11 +399,10 @@ func loadIA3(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseIA3Config(data)
+	cfg, warnings, err := ParseConfig[IA3Config](data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
-	cfg.FanInFanOut = false // ParseIA3Config warned: PEFT overrides it for nn.Linear
 	resolved, lins, ff, err := resolveIA3(m, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)

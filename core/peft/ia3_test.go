@@ -12,7 +12,7 @@ import (
 
 func newTinyIA3(t *testing.T, m *model.Model, targets, ff []string) Adapter {
 	t.Helper()
-	cfg := DefaultIA3Config()
+	cfg := DefaultConfig[IA3Config]()
 	if targets != nil {
 		cfg.TargetModules = TargetNames(targets...)
 	}
@@ -105,7 +105,7 @@ func TestIA3Gradients(t *testing.T) {
 func TestIA3Init(t *testing.T) {
 	m := tinyModel(t, 33)
 	base := logits(t, m, tinyIDs)
-	a, err := NewIA3(m, DefaultIA3Config(), nil)
+	a, err := NewIA3(m, DefaultConfig[IA3Config](), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestIA3Init(t *testing.T) {
 		}
 	}
 	// A second adapter on the same layers wraps the first (see layerstack.go).
-	a2, err := NewIA3(m, DefaultIA3Config(), nil)
+	a2, err := NewIA3(m, DefaultConfig[IA3Config](), nil)
 	if err != nil {
 		t.Fatalf("a second adapter on hooked layers: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestIA3Config(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultIA3Config()
+	cfg := DefaultConfig[IA3Config]()
 	cfg.TargetModules = TargetNames("v_proj", "k_proj", "down_proj")
 	cfg.FeedforwardModules = TargetNames("down_proj")
 	cfg.ExcludeModules = TargetPattern(`model\.layers\.0\..*`)
@@ -178,7 +178,7 @@ func TestIA3Config(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	back, warnings, err := ParseIA3Config(want)
+	back, warnings, err := ParseConfig[IA3Config](want)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("parse: %v %q", err, warnings)
 	}
@@ -202,7 +202,7 @@ func TestIA3Config(t *testing.T) {
 		{"feedforward regexp", func(c *IA3Config) { c.FeedforwardModules = TargetPattern(`[`) }, "feedforward_modules"},
 		{"task", func(c *IA3Config) { c.TaskType = "SEQ_CLS" }, "task_type"},
 	} {
-		cfg := DefaultIA3Config()
+		cfg := DefaultConfig[IA3Config]()
 		c.edit(&cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", c.name, err)
@@ -412,7 +412,7 @@ func TestIA3TrainingLowersEvalLoss(t *testing.T) {
 		t.Skip("trains for 30 steps")
 	}
 	m := loadModel(t, storiesGGUF)
-	a, err := NewIA3(m, DefaultIA3Config(), nil)
+	a, err := NewIA3(m, DefaultConfig[IA3Config](), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

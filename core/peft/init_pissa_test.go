@@ -40,7 +40,7 @@ func TestPiSSAInitKeepsLogits(t *testing.T) {
 					originals[l] = l.Weight
 				}
 				mg := AttachLoRA(m)
-				if err := mg.AddAdapter("p", LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetModules: c.targets}, seeded(1)); err != nil {
+				if err := mg.AddAdapter("p", LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetConfig: TargetConfig{TargetModules: c.targets}}, seeded(1)); err != nil {
 					t.Fatal(err)
 				}
 				for _, h := range mg.layers {
@@ -98,7 +98,7 @@ func TestPrincipalFactors(t *testing.T) {
 			weights[l.Name] = hfWeight(t, m, l)
 		}
 		mg := AttachLoRA(m)
-		if err := mg.AddAdapter("p", LoraConfig{R: r, LoraAlpha: alpha, InitLoraWeights: init, TargetModules: TargetNames("q_proj", "up_proj")}, seeded(1)); err != nil {
+		if err := mg.AddAdapter("p", LoraConfig{R: r, LoraAlpha: alpha, InitLoraWeights: init, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "up_proj")}}, seeded(1)); err != nil {
 			t.Fatal(err)
 		}
 		s := alpha / r
@@ -172,7 +172,7 @@ func TestPrincipalTrainConvertReload(t *testing.T) {
 			m := loadModel(t, storiesGGUF)
 			base := logits(t, m, storyIDs)
 			mg := AttachLoRA(m)
-			cfg := LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetModules: TargetAllLinear()}
+			cfg := LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: init, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}
 			if err := mg.AddAdapter("p", cfg, seeded(2)); err != nil {
 				t.Fatal(err)
 			}
@@ -238,10 +238,10 @@ func TestPrincipalDeleteRestores(t *testing.T) {
 	orig := m.Layers[0].Q.Weight
 	mg := AttachLoRA(m)
 	targets := TargetNames("q_proj", "up_proj")
-	if err := mg.AddAdapter("p1", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitPiSSA, TargetModules: targets}, seeded(1)); err != nil {
+	if err := mg.AddAdapter("p1", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitPiSSA, TargetConfig: TargetConfig{TargetModules: targets}}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.AddAdapter("p2", LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitOLoRA, TargetModules: targets}, seeded(2)); err != nil {
+	if err := mg.AddAdapter("p2", LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitOLoRA, TargetConfig: TargetConfig{TargetModules: targets}}, seeded(2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := mg.SetActive("p1", "p2"); err != nil {

@@ -18,11 +18,11 @@ func stackedPair(t *testing.T, iaFirst bool) (*model.Model, *Manager, Adapter) {
 	targets := TargetNames("v_proj", "down_proj")
 	var mg *Manager
 	addLoRA := func() {
-		mg = attach(t, m, LoraConfig{R: 3, LoraAlpha: 6, TargetModules: targets}, 72)
+		mg = attach(t, m, LoraConfig{R: 3, LoraAlpha: 6, TargetConfig: TargetConfig{TargetModules: targets}}, 72)
 	}
 	var ia Adapter
 	addIA3 := func() {
-		cfg := DefaultIA3Config()
+		cfg := DefaultConfig[IA3Config]()
 		cfg.TargetModules = targets
 		var err error
 		if ia, err = NewIA3(m, cfg, nil); err != nil {
@@ -249,7 +249,7 @@ func TestStackedMergeOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantErr("lora unloaded under merged ia3", lora.Unload(), "while the IA3 adapter added after it, on the same layer, is merged")
-	if err := mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("v_proj")}, seeded(1)); err == nil ||
+	if err := mg.AddAdapter("b", LoraConfig{R: 2, LoraAlpha: 2, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj")}}, seeded(1)); err == nil ||
 		!strings.Contains(err.Error(), "cannot add to this LoRA adapter while the IA3 adapter") {
 		t.Errorf("a LoRA adapter added beneath a merged IA3 one: %v", err)
 	}
@@ -283,7 +283,7 @@ func TestStackedUnloadInner(t *testing.T) {
 		t.Fatal(err)
 	}
 	alone := tinyModel(t, 71)
-	cfg := DefaultIA3Config()
+	cfg := DefaultConfig[IA3Config]()
 	cfg.TargetModules = TargetNames("v_proj", "down_proj")
 	ia2, err := NewIA3(alone, cfg, nil)
 	if err != nil {
@@ -303,7 +303,7 @@ func TestStackedUnloadInner(t *testing.T) {
 		t.Fatal(err)
 	}
 	loraOnly := tinyModel(t, 71)
-	mg3 := attach(t, loraOnly, LoraConfig{R: 3, LoraAlpha: 6, TargetModules: TargetNames("v_proj", "down_proj")}, 72)
+	mg3 := attach(t, loraOnly, LoraConfig{R: 3, LoraAlpha: 6, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj", "down_proj")}}, 72)
 	if d := relDiff(logits(t, m2, tinyIDs), logits(t, loraOnly, tinyIDs)); d != 0 {
 		t.Errorf("LoRA left alone differs from LoRA attached alone by %g", d)
 	}
@@ -315,7 +315,7 @@ func TestStackedUnloadInner(t *testing.T) {
 // installed.
 func TestStackedDoRAAndPiSSARefused(t *testing.T) {
 	m := tinyModel(t, 81)
-	cfg := DefaultIA3Config()
+	cfg := DefaultConfig[IA3Config]()
 	cfg.TargetModules = TargetNames("v_proj")
 	if _, err := NewIA3(m, cfg, nil); err != nil {
 		t.Fatal(err)
@@ -324,8 +324,8 @@ func TestStackedDoRAAndPiSSARefused(t *testing.T) {
 		cfg  LoraConfig
 		want string
 	}{
-		{LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true, TargetModules: TargetNames("v_proj")}, "DoRA needs the plain projection beneath it, but the layer's IA3 adapter was added before it"},
-		{LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitPiSSA, TargetModules: TargetNames("v_proj")}, `init_lora_weights "pissa" changes the base weight, which the layer's IA3 adapter uses too`},
+		{LoraConfig{R: 2, LoraAlpha: 2, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj")}}, "DoRA needs the plain projection beneath it, but the layer's IA3 adapter was added before it"},
+		{LoraConfig{R: 2, LoraAlpha: 2, InitLoraWeights: InitPiSSA, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj")}}, `init_lora_weights "pissa" changes the base weight, which the layer's IA3 adapter uses too`},
 	} {
 		mg := AttachLoRA(m)
 		err := mg.AddAdapter("x", c.cfg, seeded(2))

@@ -26,7 +26,7 @@ func ReadLoraConfig(path string) (LoraConfig, []string, error) {
 
 // parseConfigFile parses and validates adapter_config.json read from path.
 func parseConfigFile(data []byte, path string) (LoraConfig, []string, error) {
-	cfg, warnings, err := ParseLoraConfig(data)
+	cfg, warnings, err := ParseConfig[LoraConfig](data)
 	if err != nil {
 		return LoraConfig{}, nil, fmt.Errorf("peft config %s: %w", path, err)
 	}

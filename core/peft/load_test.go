@@ -15,8 +15,8 @@ import (
 
 func TestSaveLoadRoundTrip(t *testing.T) {
 	m1 := loadModel(t, storiesGGUF)
-	mg1 := attach(t, m1, LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetAllLinear(),
-		RankPattern: Patterns[int]{{"down_proj", 2}}, UseRSLoRA: true}, 4)
+	mg1 := attach(t, m1, LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()},
+		PatternConfig: PatternConfig{RankPattern: Patterns[int]{{"down_proj", 2}}}, UseRSLoRA: true}, 4)
 	want := logits(t, m1, storyIDs)
 	dir := filepath.Join(t.TempDir(), "adapter")
 	if err := mg1.Save(dir, "a"); err != nil {
@@ -148,7 +148,7 @@ func find(ts []*tensor.Tensor, suffix string) *tensor.Tensor {
 func TestLoadErrors(t *testing.T) {
 	m := tinyModel(t, 40)
 	good := filepath.Join(t.TempDir(), "good")
-	src := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj")}, 1)
+	src := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}, 1)
 	if err := src.Save(good, "a"); err != nil {
 		t.Fatal(err)
 	}

@@ -36,50 +36,29 @@ const PeftTypeLoHa = "LOHA"
 var lohaFactors = []string{"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"}
 
 // LoHaConfig is PEFT's LoHaConfig: its JSON form is the adapter_config.json
-// PEFT writes. Start from DefaultLoHaConfig: the zero values of R, Alpha
-// and InitWeights are not PEFT's defaults.
+// PEFT writes. Start from DefaultConfig[LoHaConfig]: the zero values of R,
+// Alpha and InitWeights are not PEFT's defaults.
 type LoHaConfig struct {
-	LycorisConfig
+	LycorisConfig `peft:"type=LOHA"`
 	// InitWeights (PEFT default true) draws w1_a, w1_b and w2_a from
 	// Kaiming-uniform and sets w2_b = 0, so the adapter starts as a no-op;
 	// false draws w2_b too (for tests).
-	InitWeights bool `json:"init_weights"`
-}
-
-// DefaultLoHaConfig returns PEFT's defaults: r 8, alpha 8, no dropout,
-// init_weights true and the default targets q_proj and v_proj.
-func DefaultLoHaConfig() LoHaConfig {
-	return LoHaConfig{LycorisConfig: defaultLycorisConfig(), InitWeights: true}
+	InitWeights bool `json:"init_weights" peft:"default=true"`
 }
 
 // Validate checks the config for values PEFT rejects and for features
 // graft does not implement.
-func (c *LoHaConfig) Validate() error {
-	if err := c.LycorisConfig.validate(PeftTypeLoHa); err != nil {
-		return fmt.Errorf("loha config: %w", err)
-	}
-	return nil
-}
+func (c *LoHaConfig) Validate() error { return validateConfig(c) }
 
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PEFT's LoHaConfig with keys sorted.
-func (c LoHaConfig) MarshalJSON() ([]byte, error) {
-	c.PeftType = cmp.Or(c.PeftType, PeftTypeLoHa)
-	return encodeConfig(&c)
-}
+func (c LoHaConfig) MarshalJSON() ([]byte, error) { return encodeConfig(&c) }
 
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
-// ParseLoHaConfig to learn which keys were ignored.
+// ParseConfig to learn which keys were ignored.
 func (c *LoHaConfig) UnmarshalJSON(data []byte) (err error) {
-	*c, _, err = ParseLoHaConfig(data)
+	*c, _, err = ParseConfig[LoHaConfig](data)
 	return err
-}
-
-// ParseLoHaConfig decodes a LoHa adapter_config.json. Missing keys take
-// PEFT's defaults; unknown keys are ignored and listed in warnings. The
-// result is not validated; call Validate.
-func ParseLoHaConfig(data []byte) (LoHaConfig, []string, error) {
-	return parseConfig(data, DefaultLoHaConfig())
 }
 
 // resolveLoHa validates cfg, fills in PEFT's defaults and plans the
@@ -90,17 +69,14 @@ func resolveLoHa(m *model.Model, cfg LoHaConfig) (LoHaConfig, []lycoPlan, error)
 	}
 	cfg.PeftType = PeftTypeLoHa
 	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
-	if cfg.TargetModules.IsZero() {
-		cfg.TargetModules = TargetNames(defaultTargets...) // PEFT's LoHa mapping is LoRA's
-	}
-	target, lins, err := selectLinears(m, cfg.TargetModules, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern)
+	targets, lins, err := cfg.selectLinears(m, defaultTargets) // PEFT's LoHa mapping is LoRA's
 	if err != nil {
 		return cfg, nil, fmt.Errorf("loha: %w", err)
 	}
-	cfg.TargetModules = target
+	cfg.TargetConfig = targets
 	plans := make([]lycoPlan, len(lins))
 	for i, lin := range lins {
-		r, alpha, err := cfg.rankAlpha(lin.Name)
+		r, alpha, err := cfg.rankAlpha(lin.Name, cfg.R, cfg.Alpha)
 		if err != nil {
 			return cfg, nil, fmt.Errorf("loha: %w", err)
 		}
@@ -163,7 +139,7 @@ func loadLoHa(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseLoHaConfig(data)
+	cfg, warnings, err := ParseConfig[LoHaConfig](data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
@@ -312,14 +288,14 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "alpha",
 			"dropout": "rank_dropout", "target": "target_modules"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseLoHaConfig(config)
+			cfg, _, err := ParseConfig[LoHaConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
 			return NewLoHa(m, cfg, rng)
 		},
 		Validate: func(config []byte) error {
-			cfg, _, err := ParseLoHaConfig(config)
+			cfg, _, err := ParseConfig[LoHaConfig](config)
 			if err == nil {
 				err = cfg.Validate()
 			}

@@ -21,7 +21,7 @@ func TestLoHaMatchesPEFTGolden(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			worst := checkLycoGolden(t, c, func(lin *model.Linear) lycoPlan { return lohaPlan(lin, c.R, c.Alpha) },
 				func(m *model.Model) (*lycoAdapter, func(*lycoLayer) (deltaMethod, error)) {
-					ad := newLoHaAdapter(m, DefaultLoHaConfig())
+					ad := newLoHaAdapter(m, DefaultConfig[LoHaConfig]())
 					return ad, ad.newLoHaDelta
 				})
 			t.Logf("max |graft - PEFT| %.3g", worst)
@@ -53,7 +53,7 @@ func TestLoHaGoldenConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultLoHaConfig()
+	cfg := DefaultConfig[LoHaConfig]()
 	cfg.Alpha = 16
 	cfg.RankDropout = 0.05
 	cfg.TargetModules = TargetNames("v_proj", "q_proj")
@@ -69,7 +69,7 @@ func TestLoHaGoldenConfig(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	back, warnings, err := ParseLoHaConfig(want)
+	back, warnings, err := ParseConfig[LoHaConfig](want)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("parse: %v %q", err, warnings)
 	}
@@ -80,7 +80,7 @@ func TestLoHaGoldenConfig(t *testing.T) {
 		t.Errorf("parse and encode changed it:\n%s", again)
 	}
 	// Missing keys take PEFT's defaults; unknown keys are reported.
-	min, warnings, err := ParseLoHaConfig([]byte(`{"peft_type": "LOHA", "peft_version": "0.17.0", "shiny": 1}`))
+	min, warnings, err := ParseConfig[LoHaConfig]([]byte(`{"peft_type": "LOHA", "peft_version": "0.17.0", "shiny": 1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestLoHaConfigErrors(t *testing.T) {
 		{"r type", `{"peft_type": "LOHA", "r": 2.5}`, "r"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, _, err := ParseLoHaConfig([]byte(c.config))
+			cfg, _, err := ParseConfig[LoHaConfig]([]byte(c.config))
 			if err == nil {
 				err = cfg.Validate()
 			}

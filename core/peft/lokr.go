@@ -86,17 +86,17 @@ func (i *LoKrInit) UnmarshalJSON(data []byte) error {
 }
 
 // LoKrConfig is PEFT's LoKrConfig: its JSON form is the adapter_config.json
-// PEFT writes. Start from DefaultLoKrConfig: the zero values of R, Alpha
-// and DecomposeFactor are not PEFT's defaults.
+// PEFT writes. Start from DefaultConfig[LoKrConfig]: the zero values of R,
+// Alpha and DecomposeFactor are not PEFT's defaults.
 type LoKrConfig struct {
-	LycorisConfig
+	LycorisConfig `peft:"type=LOKR"`
 	// DecomposeBoth also makes w1 a rank-r product when r is below half
 	// its larger side (PEFT default false: only w2 may be).
 	DecomposeBoth bool `json:"decompose_both"`
 	// DecomposeFactor is where factorization() splits the layer sizes: a
 	// factor that divides them is used as is, -1 (PEFT's default) splits
 	// near the square root.
-	DecomposeFactor int `json:"decompose_factor"`
+	DecomposeFactor int `json:"decompose_factor" peft:"default=-1"`
 	// RankDropoutScale rescales the rows rank dropout keeps by out/kept
 	// (PEFT default false).
 	RankDropoutScale bool `json:"rank_dropout_scale"`
@@ -104,46 +104,27 @@ type LoKrConfig struct {
 	InitWeights LoKrInit `json:"init_weights"`
 }
 
-// DefaultLoKrConfig returns PEFT's defaults: r 8, alpha 8, no dropout,
-// decompose_factor -1, init_weights true and the default targets q_proj
-// and v_proj.
-func DefaultLoKrConfig() LoKrConfig {
-	return LoKrConfig{LycorisConfig: defaultLycorisConfig(), DecomposeFactor: -1}
-}
-
 // Validate checks the config for values PEFT rejects and for features
 // graft does not implement.
-func (c *LoKrConfig) Validate() error {
-	if err := c.LycorisConfig.validate(PeftTypeLoKr); err != nil {
-		return fmt.Errorf("lokr config: %w", err)
-	}
+func (c *LoKrConfig) Validate() error { return validateConfig(c) }
+
+func (c *LoKrConfig) check() error {
 	switch c.InitWeights {
 	case LoKrInitDefault, "true", LoKrInitLycoris, LoKrInitRandom:
-	default:
-		return fmt.Errorf("lokr config: init_weights %q is not true, false or \"lycoris\"", string(c.InitWeights))
+		return nil
 	}
-	return nil
+	return fmt.Errorf("init_weights %q is not true, false or \"lycoris\"", string(c.InitWeights))
 }
 
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PEFT's LoKrConfig with keys sorted.
-func (c LoKrConfig) MarshalJSON() ([]byte, error) {
-	c.PeftType = cmp.Or(c.PeftType, PeftTypeLoKr)
-	return encodeConfig(&c)
-}
+func (c LoKrConfig) MarshalJSON() ([]byte, error) { return encodeConfig(&c) }
 
 // UnmarshalJSON reads an adapter_config.json, ignoring unknown keys; use
-// ParseLoKrConfig to learn which keys were ignored.
+// ParseConfig to learn which keys were ignored.
 func (c *LoKrConfig) UnmarshalJSON(data []byte) (err error) {
-	*c, _, err = ParseLoKrConfig(data)
+	*c, _, err = ParseConfig[LoKrConfig](data)
 	return err
-}
-
-// ParseLoKrConfig decodes a LoKr adapter_config.json. Missing keys take
-// PEFT's defaults; unknown keys are ignored and listed in warnings. The
-// result is not validated; call Validate.
-func ParseLoKrConfig(data []byte) (LoKrConfig, []string, error) {
-	return parseConfig(data, DefaultLoKrConfig())
 }
 
 // factorization is PEFT's (and LyCORIS's) split of dimension into two
@@ -209,17 +190,14 @@ func resolveLoKr(m *model.Model, cfg LoKrConfig) (LoKrConfig, []lycoPlan, error)
 	}
 	cfg.PeftType = PeftTypeLoKr
 	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
-	if cfg.TargetModules.IsZero() {
-		cfg.TargetModules = TargetNames(defaultTargets...) // PEFT's LoKr mapping is LoRA's
-	}
-	target, lins, err := selectLinears(m, cfg.TargetModules, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern)
+	targets, lins, err := cfg.selectLinears(m, defaultTargets) // PEFT's LoKr mapping is LoRA's
 	if err != nil {
 		return cfg, nil, fmt.Errorf("lokr: %w", err)
 	}
-	cfg.TargetModules = target
+	cfg.TargetConfig = targets
 	plans := make([]lycoPlan, len(lins))
 	for i, lin := range lins {
-		r, alpha, err := cfg.rankAlpha(lin.Name)
+		r, alpha, err := cfg.rankAlpha(lin.Name, cfg.R, cfg.Alpha)
 		if err != nil {
 			return cfg, nil, fmt.Errorf("lokr: %w", err)
 		}
@@ -277,7 +255,7 @@ func loadLoKr(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseLoKrConfig(data)
+	cfg, warnings, err := ParseConfig[LoKrConfig](data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
@@ -541,14 +519,14 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "alpha",
 			"dropout": "rank_dropout", "target": "target_modules"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseLoKrConfig(config)
+			cfg, _, err := ParseConfig[LoKrConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
 			return NewLoKr(m, cfg, rng)
 		},
 		Validate: func(config []byte) error {
-			cfg, _, err := ParseLoKrConfig(config)
+			cfg, _, err := ParseConfig[LoKrConfig](config)
 			if err == nil {
 				err = cfg.Validate()
 			}

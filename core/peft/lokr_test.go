@@ -22,7 +22,7 @@ func TestLoKrMatchesPEFTGolden(t *testing.T) {
 			worst := checkLycoGolden(t, c, func(lin *model.Linear) lycoPlan {
 				return lokrPlan(lin, c.R, c.Alpha, c.DecomposeBoth, c.DecomposeFactor)
 			}, func(m *model.Model) (*lycoAdapter, func(*lycoLayer) (deltaMethod, error)) {
-				ad := newLoKrAdapter(m, DefaultLoKrConfig())
+				ad := newLoKrAdapter(m, DefaultConfig[LoKrConfig]())
 				return ad, ad.newLoKrDelta
 			})
 			t.Logf("max |graft - PEFT| %.3g", worst)
@@ -51,7 +51,7 @@ func TestLoKrGoldenConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultLoKrConfig()
+	cfg := DefaultConfig[LoKrConfig]()
 	cfg.R = 4
 	cfg.Alpha = 8
 	cfg.ModuleDropout = 0.1
@@ -70,7 +70,7 @@ func TestLoKrGoldenConfig(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	back, warnings, err := ParseLoKrConfig(want)
+	back, warnings, err := ParseConfig[LoKrConfig](want)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("parse: %v %q", err, warnings)
 	}
@@ -82,7 +82,7 @@ func TestLoKrGoldenConfig(t *testing.T) {
 	}
 	// Missing keys take PEFT's defaults; init_weights is a boolean or
 	// "lycoris".
-	min, warnings, err := ParseLoKrConfig([]byte(`{"peft_type": "LOKR", "init_weights": false, "shiny": 1}`))
+	min, warnings, err := ParseConfig[LoKrConfig]([]byte(`{"peft_type": "LOKR", "init_weights": false, "shiny": 1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestLoKrConfigErrors(t *testing.T) {
 		{"modules to save", `{"peft_type": "LOKR", "modules_to_save": ["lm_head"]}`, "modules_to_save"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, _, err := ParseLoKrConfig([]byte(c.config))
+			cfg, _, err := ParseConfig[LoKrConfig]([]byte(c.config))
 			if err == nil {
 				err = cfg.Validate()
 			}

@@ -291,7 +291,7 @@ func lycoCheckStack(t *testing.T, config string) {
 	m := tinyModel(t, 35)
 	b := m.Backend
 	base := logits(t, m, tinyIDs)
-	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 4, TargetModules: TargetNames("q_proj", "v_proj")}, 36)
+	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 4, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}, 36)
 	lin := m.Layers[0].Q
 	const rows = 3
 	xv := randVals(seeded(37), rows*lin.In, 1)

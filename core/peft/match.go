@@ -24,7 +24,7 @@ type moduleMatcher struct {
 	layerRes            []*regexp.Regexp
 }
 
-func newMatcher(cfg *LoraConfig) (*moduleMatcher, error) {
+func newMatcher(cfg *TargetConfig) (*moduleMatcher, error) {
 	mm := &moduleMatcher{target: cfg.TargetModules, exclude: cfg.ExcludeModules, layers: cfg.LayersToTransform}
 	var err error
 	if p := mm.target.Pattern; p != "" {
@@ -141,50 +141,18 @@ func resolveTargets(m *model.Model, cfg LoraConfig) (LoraConfig, []target, error
 	if cfg.InitLoraWeights == "true" {
 		cfg.InitLoraWeights = InitDefault
 	}
-	switch {
-	case cfg.TargetModules.IsZero():
-		cfg.TargetModules = TargetNames(defaultTargets...)
-	case cfg.TargetModules.Pattern == AllLinear:
-		var names []string
-		for _, l := range m.Linears() {
-			short := l.Name[strings.LastIndexByte(l.Name, '.')+1:]
-			if !slices.Contains(names, short) {
-				names = append(names, short)
-			}
-		}
-		slices.Sort(names)
-		cfg.TargetModules = TargetNames(names...)
-	}
-	mm, err := newMatcher(&cfg)
+	sel, lins, err := cfg.selectLinears(m, defaultTargets)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("lora config: %w", err)
 	}
-	cands := candidates(m)
-	if len(cands) == 0 {
-		return cfg, nil, fmt.Errorf("lora: the model has no linear layers")
-	}
-	var targets []target
-	for _, lin := range cands {
-		if !mm.matches(lin.Name) {
-			continue
+	cfg.TargetConfig = sel
+	targets := make([]target, len(lins))
+	for i, lin := range lins {
+		r, alpha, err := cfg.rankAlpha(lin.Name, cfg.R, cfg.LoraAlpha)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("lora config: %w", err)
 		}
-		t := target{lin: lin, r: cfg.R, alpha: cfg.LoraAlpha}
-		if r, ok, err := cfg.RankPattern.Lookup(lin.Name); err != nil {
-			return cfg, nil, fmt.Errorf("lora config: rank_pattern: %w", err)
-		} else if ok {
-			t.r = r
-		}
-		if a, ok, err := cfg.AlphaPattern.Lookup(lin.Name); err != nil {
-			return cfg, nil, fmt.Errorf("lora config: alpha_pattern: %w", err)
-		} else if ok {
-			t.alpha = a
-		}
-		t.scaling = cfg.Scaling(t.r, t.alpha)
-		targets = append(targets, t)
-	}
-	if len(targets) == 0 {
-		desc, _ := cfg.TargetModules.MarshalJSON()
-		return cfg, nil, fmt.Errorf("lora config: target_modules %s matched none of the model's linear layers (e.g. %q)", desc, cands[0].Name)
+		targets[i] = target{lin: lin, r: r, alpha: alpha, scaling: cfg.Scaling(r, alpha)}
 	}
 	return cfg, targets, nil
 }

@@ -37,35 +37,35 @@ func TestSelectModules(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{"list", LoraConfig{TargetModules: TargetNames("q_proj", "v_proj")}, names(both, "q_proj", "v_proj"), ""},
+		{"list", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}, names(both, "q_proj", "v_proj"), ""},
 		{"default is q and v", LoraConfig{}, names(both, "q_proj", "v_proj"), ""},
-		{"dotted suffix", LoraConfig{TargetModules: TargetNames("self_attn.o_proj")}, names(both, "o_proj"), ""},
-		{"suffix needs a dot", LoraConfig{TargetModules: TargetNames("proj")}, nil, "matched none"},
-		{"exact name", LoraConfig{TargetModules: TargetNames("model.layers.1.mlp.up_proj")}, names([]int{1}, "up_proj"), ""},
-		{"regex full match", LoraConfig{TargetModules: TargetPattern(`.*\.(q|k)_proj`)}, names(both, "q_proj", "k_proj"), ""},
-		{"regex is not a search", LoraConfig{TargetModules: TargetPattern(`q_proj`)}, nil, "matched none"},
-		{"regex layer", LoraConfig{TargetModules: TargetPattern(`model\.layers\.1\..*`)}, names([]int{1}, allSeven...), ""},
-		{"all-linear", LoraConfig{TargetModules: TargetAllLinear()}, names(both, allSeven...), ""},
-		{"lm_head by name", LoraConfig{TargetModules: TargetNames("lm_head")}, []string{"lm_head"}, ""},
-		{"lm_head by regex", LoraConfig{TargetModules: TargetPattern(`lm_head|.*down_proj`)},
+		{"dotted suffix", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("self_attn.o_proj")}}, names(both, "o_proj"), ""},
+		{"suffix needs a dot", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("proj")}}, nil, "matched none"},
+		{"exact name", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("model.layers.1.mlp.up_proj")}}, names([]int{1}, "up_proj"), ""},
+		{"regex full match", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetPattern(`.*\.(q|k)_proj`)}}, names(both, "q_proj", "k_proj"), ""},
+		{"regex is not a search", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetPattern(`q_proj`)}}, nil, "matched none"},
+		{"regex layer", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetPattern(`model\.layers\.1\..*`)}}, names([]int{1}, allSeven...), ""},
+		{"all-linear", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, names(both, allSeven...), ""},
+		{"lm_head by name", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("lm_head")}}, []string{"lm_head"}, ""},
+		{"lm_head by regex", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetPattern(`lm_head|.*down_proj`)}},
 			append(names(both, "down_proj"), "lm_head"), ""},
-		{"exclude list", LoraConfig{TargetModules: TargetNames("q_proj"), ExcludeModules: TargetNames("model.layers.0.self_attn.q_proj")},
+		{"exclude list", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj"), ExcludeModules: TargetNames("model.layers.0.self_attn.q_proj")}},
 			names([]int{1}, "q_proj"), ""},
-		{"exclude suffix", LoraConfig{TargetModules: TargetAllLinear(), ExcludeModules: TargetNames("mlp.down_proj", "up_proj")},
+		{"exclude suffix", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetAllLinear(), ExcludeModules: TargetNames("mlp.down_proj", "up_proj")}},
 			names(both, "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"), ""},
-		{"exclude regex", LoraConfig{TargetModules: TargetAllLinear(), ExcludeModules: TargetPattern(`.*\.mlp\..*`)},
+		{"exclude regex", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetAllLinear(), ExcludeModules: TargetPattern(`.*\.mlp\..*`)}},
 			names(both, "q_proj", "k_proj", "v_proj", "o_proj"), ""},
-		{"exclude wins over exact", LoraConfig{TargetModules: TargetNames("lm_head"), ExcludeModules: TargetNames("lm_head")}, nil, "matched none"},
-		{"layers int", LoraConfig{TargetModules: TargetNames("q_proj"), LayersToTransform: []int{1}}, names([]int{1}, "q_proj"), ""},
-		{"layers with pattern", LoraConfig{TargetModules: TargetNames("v_proj"), LayersToTransform: []int{0}, LayersPattern: []string{"layers"}},
+		{"exclude wins over exact", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("lm_head"), ExcludeModules: TargetNames("lm_head")}}, nil, "matched none"},
+		{"layers int", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj"), LayersToTransform: []int{1}}}, names([]int{1}, "q_proj"), ""},
+		{"layers with pattern", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj"), LayersToTransform: []int{0}, LayersPattern: []string{"layers"}}},
 			names([]int{0}, "v_proj"), ""},
-		{"layers with a wrong pattern", LoraConfig{TargetModules: TargetNames("v_proj"), LayersToTransform: []int{0}, LayersPattern: []string{"h"}},
+		{"layers with a wrong pattern", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj"), LayersToTransform: []int{0}, LayersPattern: []string{"h"}}},
 			nil, "matched none"},
-		{"layers and all-linear", LoraConfig{TargetModules: TargetAllLinear(), LayersToTransform: []int{0}}, names([]int{0}, allSeven...), ""},
+		{"layers and all-linear", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetAllLinear(), LayersToTransform: []int{0}}}, names([]int{0}, allSeven...), ""},
 		// PEFT checks exact membership before layers_to_transform.
-		{"exact name skips the layer check", LoraConfig{TargetModules: TargetNames("model.layers.1.self_attn.k_proj"), LayersToTransform: []int{0}},
+		{"exact name skips the layer check", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("model.layers.1.self_attn.k_proj"), LayersToTransform: []int{0}}},
 			names([]int{1}, "k_proj"), ""},
-		{"lm_head has no layer index", LoraConfig{TargetModules: TargetNames("lm_head", "q_proj"), LayersToTransform: []int{1}},
+		{"lm_head has no layer index", LoraConfig{TargetConfig: TargetConfig{TargetModules: TargetNames("lm_head", "q_proj"), LayersToTransform: []int{1}}},
 			[]string{"model.layers.1.self_attn.q_proj", "lm_head"}, ""},
 	}
 	for _, c := range cases {
@@ -123,9 +123,9 @@ func TestPatternLookup(t *testing.T) {
 
 func TestRankAndAlphaPatterns(t *testing.T) {
 	m := tinyModel(t, 2)
-	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetNames("q_proj", "v_proj"),
-		RankPattern:  Patterns[int]{{"model.layers.1.self_attn.q_proj", 2}},
-		AlphaPattern: Patterns[float64]{{"v_proj", 4}}}
+	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")},
+		PatternConfig: PatternConfig{RankPattern: Patterns[int]{{"model.layers.1.self_attn.q_proj", 2}}, AlphaPattern: Patterns[float64]{{"v_proj", 4}}},
+	}
 	for _, rs := range []bool{false, true} {
 		cfg.UseRSLoRA = rs
 		_, targets, err := resolveTargets(m, cfg)

@@ -60,7 +60,7 @@ func checkMerge(t *testing.T, m *model.Model, ids []int32, cfg LoraConfig, exact
 // TestMergeStories260K merges LoRA on q, k, v, o into the real F32 model.
 func TestMergeStories260K(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
-	checkMerge(t, m, storyIDs, LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}, false)
+	checkMerge(t, m, storyIDs, LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}, false)
 }
 
 // TestMergeQuantized merges into Q8_0 weights, which become F32 copies
@@ -74,7 +74,7 @@ func TestMergeQuantized(t *testing.T) {
 	orig := q.Weight
 	// down_proj stays F32 in this file (rows of 172 are not whole Q8_0
 	// blocks), and F32 weights are merged in place, so leave it out.
-	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetModules: TargetAllLinear(), ExcludeModules: TargetNames("down_proj")}
+	cfg := LoraConfig{R: 8, LoraAlpha: 16, TargetConfig: TargetConfig{TargetModules: TargetAllLinear(), ExcludeModules: TargetNames("down_proj")}}
 	checkMerge(t, m, storyIDs, cfg, true)
 	if q.Weight != orig {
 		t.Error("Unmerge did not restore the original quantized buffer")
@@ -86,7 +86,7 @@ func TestMergeQuantized(t *testing.T) {
 func TestMergeTiedHead(t *testing.T) {
 	m := tinyModel(t, 12)
 	embed := read(t, m.Backend, m.Embed)
-	checkMerge(t, m, tinyIDs, LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("lm_head", "o_proj")}, false)
+	checkMerge(t, m, tinyIDs, LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("lm_head", "o_proj")}}, false)
 	if got := read(t, m.Backend, m.Embed); !slices.Equal(got, embed) {
 		t.Error("merging into the tied output head changed the token embedding")
 	}
@@ -101,10 +101,10 @@ func TestMergeAndUnload(t *testing.T) {
 		f32   []string // layers that must be F32 afterwards
 	}{
 		{"stories260K q8_0", func(t *testing.T) *model.Model { return loadModel(t, storiesQ8) }, storyIDs,
-			LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "down_proj")},
+			LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "down_proj")}},
 			[]string{"model.layers.0.self_attn.q_proj", "model.layers.4.self_attn.q_proj", "model.layers.0.mlp.down_proj"}},
 		{"tied head", func(t *testing.T) *model.Model { return tinyModel(t, 13) }, tinyIDs,
-			LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("lm_head", "v_proj")},
+			LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("lm_head", "v_proj")}},
 			[]string{"lm_head", "model.layers.1.self_attn.v_proj"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestMergeAndUnload(t *testing.T) {
 func TestWithDisabledMerged(t *testing.T) {
 	m := tinyModel(t, 14)
 	base := logits(t, m, tinyIDs)
-	mg := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetAllLinear()}, 6)
+	mg := attach(t, m, LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, 6)
 	if err := mg.Merge(); err != nil {
 		t.Fatal(err)
 	}

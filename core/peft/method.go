@@ -141,7 +141,7 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout",
 			"target": "target_modules", "rslora": "use_rslora", "init": "init_lora_weights", "dora": "use_dora"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseLoraConfig(config)
+			cfg, _, err := ParseConfig[LoraConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
@@ -153,7 +153,7 @@ func init() {
 			return &loraAdapter{mg, name}, nil
 		},
 		Validate: func(config []byte) error {
-			cfg, _, err := ParseLoraConfig(config)
+			cfg, _, err := ParseConfig[LoraConfig](config)
 			if err == nil {
 				err = cfg.Validate()
 			}

@@ -12,7 +12,7 @@ import (
 func TestLoadAdapterDispatchesOnPeftType(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
 	mg := AttachLoRA(m)
-	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "v_proj"), InitLoraWeights: InitRandom}
+	cfg := LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}, InitLoraWeights: InitRandom}
 	if err := mg.AddAdapter("a", cfg, seeded(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ const PrefixInitZero = "zero"
 // model. TokenDim is the key/value width, as PEFT records it for
 // grouped-query models.
 type PrefixTuningConfig struct {
-	PromptLearningConfig
+	PromptLearningConfig `peft:"type=PREFIX_TUNING"`
 	// PrefixProjection trains the prefix through an MLP (Embedding
 	// [n, token_dim], Linear to EncoderHiddenSize, Tanh, Linear to
 	// num_layers·2·token_dim) instead of directly; only its output is
@@ -29,44 +29,28 @@ type PrefixTuningConfig struct {
 	PrefixProjection bool `json:"prefix_projection"`
 	// EncoderHiddenSize is the MLP's hidden width; 0 means TokenDim, as
 	// PEFT fills it.
-	EncoderHiddenSize int `json:"encoder_hidden_size"`
+	EncoderHiddenSize int `json:"encoder_hidden_size" peft:"positive"`
 	// InitWeights is "" (random: N(0, 1) prefixes, or torch's default
 	// init of the MLP) or PrefixInitZero (the prefix, or the MLP's output
 	// layer, starts at zero).
-	InitWeights string `json:"init_weights" peft:"null"`
+	InitWeights string `json:"init_weights" peft:"null,oneof=|zero"`
 }
 
 // resolve fills defaults and checks c against the model.
 func (c *PrefixTuningConfig) resolve(m *model.Model) error {
-	if err := c.PromptLearningConfig.resolve(m, PeftTypePrefixTuning, m.Config.KVDim(), m.Config.KVHeads); err != nil {
+	if err := c.PromptLearningConfig.resolve(m, m.Config.KVDim(), m.Config.KVHeads); err != nil {
 		return err
 	}
-	if c.EncoderHiddenSize == 0 {
-		c.EncoderHiddenSize = c.TokenDim
-	}
-	switch {
-	case c.EncoderHiddenSize < 0:
-		return fmt.Errorf("encoder_hidden_size is %d; it must be positive", c.EncoderHiddenSize)
-	case c.InitWeights != "" && c.InitWeights != PrefixInitZero:
-		return fmt.Errorf("init_weights %q is not supported (want null or %q)", c.InitWeights, PrefixInitZero)
-	}
-	return nil
+	c.EncoderHiddenSize = cmp.Or(c.EncoderHiddenSize, c.TokenDim)
+	return checkConfig(c)
 }
 
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PrefixTuningConfig, keys sorted (compact; the saved file is
 // indented).
 func (c PrefixTuningConfig) MarshalJSON() ([]byte, error) {
-	c.PeftType = cmp.Or(c.PeftType, PeftTypePrefixTuning)
 	c.EncoderHiddenSize = cmp.Or(c.EncoderHiddenSize, c.TokenDim) // PEFT fills it so
 	return encodeConfig(&c)
-}
-
-// ParsePrefixTuningConfig decodes a prefix-tuning adapter_config.json.
-// Unknown keys are ignored and listed in warnings. The result is checked
-// against a model only when an adapter is made or loaded.
-func ParsePrefixTuningConfig(data []byte) (PrefixTuningConfig, []string, error) {
-	return parseConfig(data, PrefixTuningConfig{})
 }
 
 // prefixTuning is a prefix-tuning adapter: learned keys and values for
@@ -341,7 +325,7 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
 			"prefix-projection": "prefix_projection", "encoder-hidden": "encoder_hidden_size"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParsePrefixTuningConfig(config)
+			cfg, _, err := ParseConfig[PrefixTuningConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
@@ -357,7 +341,7 @@ func loadPrefixTuning(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParsePrefixTuningConfig(data)
+	cfg, warnings, err := ParseConfig[PrefixTuningConfig](data)
 	if err == nil {
 		err = cfg.resolve(m)
 	}

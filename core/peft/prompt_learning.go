@@ -2,6 +2,7 @@ package peft
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -46,28 +47,12 @@ type PromptLearningConfig struct {
 
 // resolve fills the model-derived fields of c and checks them against the
 // model: tokenDim and heads are what the method expects there.
-func (c *PromptLearningConfig) resolve(m *model.Model, peftType string, tokenDim, heads int) error {
+func (c *PromptLearningConfig) resolve(m *model.Model, tokenDim, heads int) error {
 	mc := m.Config
-	if c.PeftType == "" {
-		c.PeftType = peftType
-	}
-	if c.TaskType == "" {
-		c.TaskType = TaskCausalLM
-	}
-	if c.NumTransformerSubmodules == 0 {
-		c.NumTransformerSubmodules = 1
-	}
-	fill := func(field *int, want int) {
-		if *field == 0 {
-			*field = want
-		}
-	}
-	fill(&c.TokenDim, tokenDim)
-	fill(&c.NumAttentionHeads, heads)
-	fill(&c.NumLayers, mc.Layers)
-	if err := c.BaseConfig.validate(peftType); err != nil {
-		return err
-	}
+	c.NumTransformerSubmodules = cmp.Or(c.NumTransformerSubmodules, 1)
+	c.TokenDim = cmp.Or(c.TokenDim, tokenDim)
+	c.NumAttentionHeads = cmp.Or(c.NumAttentionHeads, heads)
+	c.NumLayers = cmp.Or(c.NumLayers, mc.Layers)
 	switch {
 	case c.NumVirtualTokens <= 0:
 		return fmt.Errorf("num_virtual_tokens is %d; it must be at least 1", c.NumVirtualTokens)

@@ -232,7 +232,7 @@ func TestAsciiJSON(t *testing.T) {
 }
 
 func TestPromptConfigsParse(t *testing.T) {
-	pt, warnings, err := ParsePromptTuningConfig([]byte(`{"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM",
+	pt, warnings, err := ParseConfig[PromptTuningConfig]([]byte(`{"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM",
 		"num_virtual_tokens": 20, "token_dim": 64, "num_transformer_submodules": 1, "num_attention_heads": 8,
 		"num_layers": 5, "prompt_tuning_init": "TEXT", "prompt_tuning_init_text": "Tell a story",
 		"tokenizer_name_or_path": "stories", "tokenizer_kwargs": null, "peft_version": "0.17.0",
@@ -250,7 +250,7 @@ func TestPromptConfigsParse(t *testing.T) {
 	if !slices.Equal(warnings, []string{`unknown key "mystery" ignored`}) {
 		t.Errorf("warnings %q", warnings)
 	}
-	px, _, err := ParsePrefixTuningConfig([]byte(`{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4,
+	px, _, err := ParseConfig[PrefixTuningConfig]([]byte(`{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4,
 		"prefix_projection": true, "encoder_hidden_size": 16, "init_weights": "zero"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestPromptConfigsParse(t *testing.T) {
 		{`{"peft_type": "PREFIX_TUNING",`, "invalid JSON"},
 		{`[1]`, "not a JSON object"},
 	} {
-		if _, _, err := ParsePrefixTuningConfig([]byte(bad.json)); err == nil || !strings.Contains(err.Error(), bad.want) {
+		if _, _, err := ParseConfig[PrefixTuningConfig]([]byte(bad.json)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", bad.json, err, bad.want)
 		}
 	}

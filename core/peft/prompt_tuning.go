@@ -30,10 +30,10 @@ const (
 // zero value of every other field is PEFT's default or filled from the
 // model.
 type PromptTuningConfig struct {
-	PromptLearningConfig
+	PromptLearningConfig `peft:"type=PROMPT_TUNING"`
 	// PromptTuningInit is PromptInitRandom (empty means it),
 	// PromptInitText or PromptInitSampleVocab.
-	PromptTuningInit string `json:"prompt_tuning_init" peft:"empty=RANDOM"`
+	PromptTuningInit string `json:"prompt_tuning_init" peft:"empty=RANDOM,oneof=RANDOM|TEXT|SAMPLE_VOCAB"`
 	// PromptTuningInitText is the text of PromptInitText. It is tokenized
 	// with the model's tokenizer with BOS, as a Hugging Face Llama
 	// tokenizer's __call__ does.
@@ -49,30 +49,21 @@ type PromptTuningConfig struct {
 
 // resolve fills defaults and checks c against the model.
 func (c *PromptTuningConfig) resolve(m *model.Model) error {
-	if err := c.PromptLearningConfig.resolve(m, PeftTypePromptTuning, m.Config.Dim, m.Config.Heads); err != nil {
+	if err := c.PromptLearningConfig.resolve(m, m.Config.Dim, m.Config.Heads); err != nil {
 		return err
 	}
-	if c.PromptTuningInit == "" {
-		c.PromptTuningInit = PromptInitRandom
+	if err := checkConfig(c); err != nil {
+		return err
 	}
-	switch c.PromptTuningInit {
-	case PromptInitRandom, PromptInitSampleVocab:
-		if len(c.TokenizerKwargs) > 0 {
-			return fmt.Errorf("tokenizer_kwargs are only valid with prompt_tuning_init %q", PromptInitText)
-		}
-	case PromptInitText:
-		if c.PromptTuningInitText == "" {
-			return fmt.Errorf("prompt_tuning_init %q needs a prompt_tuning_init_text", PromptInitText)
-		}
-		if c.TokenizerNameOrPath == "" {
-			// PEFT refuses a TEXT config without one, even when loading.
-			c.TokenizerNameOrPath = c.BaseModelNameOrPath
-			if c.TokenizerNameOrPath == "" {
-				c.TokenizerNameOrPath = m.SourcePath
-			}
-		}
-	default:
-		return fmt.Errorf("prompt_tuning_init %q is not one of %q, %q, %q", c.PromptTuningInit, PromptInitRandom, PromptInitText, PromptInitSampleVocab)
+	c.PromptTuningInit = cmp.Or(c.PromptTuningInit, PromptInitRandom)
+	switch {
+	case c.PromptTuningInit != PromptInitText && len(c.TokenizerKwargs) > 0:
+		return fmt.Errorf("tokenizer_kwargs are only valid with prompt_tuning_init %q", PromptInitText)
+	case c.PromptTuningInit == PromptInitText && c.PromptTuningInitText == "":
+		return fmt.Errorf("prompt_tuning_init %q needs a prompt_tuning_init_text", PromptInitText)
+	case c.PromptTuningInit == PromptInitText:
+		// PEFT refuses a TEXT config without a tokenizer, even when loading.
+		c.TokenizerNameOrPath = cmp.Or(c.TokenizerNameOrPath, c.BaseModelNameOrPath, m.SourcePath)
 	}
 	return nil
 }
@@ -80,17 +71,7 @@ func (c *PromptTuningConfig) resolve(m *model.Model) error {
 // MarshalJSON writes the config as PEFT writes adapter_config.json: every
 // field of PromptTuningConfig, keys sorted (compact; the saved file is
 // indented).
-func (c PromptTuningConfig) MarshalJSON() ([]byte, error) {
-	c.PeftType = cmp.Or(c.PeftType, PeftTypePromptTuning)
-	return encodeConfig(&c)
-}
-
-// ParsePromptTuningConfig decodes a prompt-tuning adapter_config.json.
-// Unknown keys are ignored and listed in warnings. The result is checked
-// against a model only when an adapter is made or loaded.
-func ParsePromptTuningConfig(data []byte) (PromptTuningConfig, []string, error) {
-	return parseConfig(data, PromptTuningConfig{})
-}
+func (c PromptTuningConfig) MarshalJSON() ([]byte, error) { return encodeConfig(&c) }
 
 // promptTuning is a prompt-tuning adapter: NumVirtualTokens learned
 // embeddings [n, Dim] that the model prepends to every sequence through
@@ -261,7 +242,7 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
 			"prompt-init": "prompt_tuning_init", "init-text": "prompt_tuning_init_text"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParsePromptTuningConfig(config)
+			cfg, _, err := ParseConfig[PromptTuningConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
@@ -277,7 +258,7 @@ func loadPromptTuning(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParsePromptTuningConfig(data)
+	cfg, warnings, err := ParseConfig[PromptTuningConfig](data)
 	if err == nil {
 		err = cfg.resolve(m)
 	}

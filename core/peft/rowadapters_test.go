@@ -12,10 +12,10 @@ func rowSetup(t *testing.T) (*model.Model, *Manager) {
 	t.Helper()
 	m := tinyModel(t, 14)
 	mg := AttachLoRA(m)
-	if err := mg.AddAdapter("a", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitRandom, TargetModules: TargetNames("q_proj", "v_proj")}, seeded(1)); err != nil {
+	if err := mg.AddAdapter("a", LoraConfig{R: 2, LoraAlpha: 4, InitLoraWeights: InitRandom, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "v_proj")}}, seeded(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.AddAdapter("b", LoraConfig{R: 3, LoraAlpha: 3, InitLoraWeights: InitRandom, TargetModules: TargetAllLinear()}, seeded(2)); err != nil {
+	if err := mg.AddAdapter("b", LoraConfig{R: 3, LoraAlpha: 3, InitLoraWeights: InitRandom, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, seeded(2)); err != nil {
 		t.Fatal(err)
 	}
 	return m, mg

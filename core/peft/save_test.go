@@ -35,7 +35,7 @@ func dirNames(t *testing.T, dir string) []string {
 func TestSaveFormat(t *testing.T) {
 	m := loadModel(t, storiesGGUF)
 	mg := attach(t, m, LoraConfig{R: 8, LoraAlpha: 16, LoraDropout: 0.05,
-		TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}, 1)
+		TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}, 1)
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "adapter")
 	if err := mg.Save(dir, "a"); err != nil {
@@ -164,7 +164,7 @@ func TestAdapterOnHFOrderModel(t *testing.T) {
 	if d := relDiff(logits(t, hf, storyIDs), logits(t, gg, storyIDs)); d > 1e-5 {
 		t.Fatalf("the HF-order base model differs from the GGUF one by %g", d)
 	}
-	mgG := attach(t, gg, LoraConfig{R: 4, LoraAlpha: 8, TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}, 9)
+	mgG := attach(t, gg, LoraConfig{R: 4, LoraAlpha: 8, TargetConfig: TargetConfig{TargetModules: TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}, 9)
 	want := logits(t, gg, storyIDs)
 	dir := filepath.Join(t.TempDir(), "from-gguf")
 	if err := mgG.Save(dir, "a"); err != nil {

@@ -304,7 +304,7 @@ func TestStackSaveReplacesKind(t *testing.T) {
 	m := tinyModel(t, 92)
 	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2}, 1)
 	lora, _ := mg.AsAdapter("a")
-	cfg := DefaultIA3Config()
+	cfg := DefaultConfig[IA3Config]()
 	ia, err := NewIA3(m, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -347,9 +347,9 @@ func TestStackSaveReplacesKind(t *testing.T) {
 // its directory gives its Files, and the bundle loads as the same stack.
 func TestStackBundle(t *testing.T) {
 	m := tinyModel(t, 94)
-	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2, TargetModules: TargetNames("v_proj")}, 1)
+	mg := attach(t, m, LoraConfig{R: 2, LoraAlpha: 2, TargetConfig: TargetConfig{TargetModules: TargetNames("v_proj")}}, 1)
 	lora, _ := mg.AsAdapter("a")
-	ia, err := NewIA3(m, DefaultIA3Config(), nil)
+	ia, err := NewIA3(m, DefaultConfig[IA3Config](), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,14 +140,12 @@ func resolveVeRA(m *model.Model, cfg VeraConfig) (VeraConfig, []*model.Linear, i
 	cfg.PeftType = PeftTypeVeRA
 	cfg.TaskType = cmp.Or(cfg.TaskType, TaskCausalLM)
 	cfg.Bias = cmp.Or(cfg.Bias, BiasNone)
-	if cfg.TargetModules.IsZero() {
-		cfg.TargetModules = TargetNames(defaultTargets...) // PEFT's VeRA mapping equals LoRA's for Llama
-	}
-	target, lins, err := selectLinears(m, cfg.TargetModules, Modules{}, cfg.LayersToTransform, cfg.LayersPattern)
+	// PEFT's VeRA mapping equals LoRA's for Llama.
+	targets, lins, err := cfg.selectLinears(m, defaultTargets)
 	if err != nil {
 		return cfg, nil, 0, 0, fmt.Errorf("vera: %w", err)
 	}
-	cfg.TargetModules = target
+	cfg.TargetConfig = targets
 	var maxIn, maxOut int
 	for _, l := range lins {
 		maxIn, maxOut = max(maxIn, l.In), max(maxOut, l.Out)
@@ -589,11 +587,10 @@ func init() {
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "dropout": "vera_dropout", "target": "target_modules",
 			"d-initial": "d_initial", "projection-seed": "projection_prng_key"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseVeraConfig(config)
+			cfg, _, err := ParseConfig[VeraConfig](config)
 			if err != nil {
 				return nil, fmt.Errorf("peft config: %w", err)
 			}
-			cfg.FanInFanOut = false // as PEFT does for nn.Linear
 			return NewVeRA(m, cfg, rng)
 		},
 		Load: loadVeRA,
@@ -606,11 +603,10 @@ func loadVeRA(m *model.Model, src Source) (Adapter, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseVeraConfig(data)
+	cfg, warnings, err := ParseConfig[VeraConfig](data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
-	cfg.FanInFanOut = false // ParseVeraConfig warned: PEFT overrides it for nn.Linear
 	resolved, lins, maxIn, maxOut, err := resolveVeRA(m, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)

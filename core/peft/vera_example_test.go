@@ -21,7 +21,7 @@ func ExampleNewVeRA() {
 	}
 	defer m.Free()
 
-	cfg := peft.DefaultVeraConfig() // r 256, d_initial 0.1, save_projection true
+	cfg := peft.DefaultConfig[peft.VeraConfig]() // r 256, d_initial 0.1, save_projection true
 	cfg.R = 32
 	cfg.TargetModules = peft.TargetNames("q_proj", "v_proj")
 	a, err := peft.NewVeRA(m, cfg, rand.New(rand.NewPCG(1, 2)))
@@ -60,7 +60,7 @@ func ExampleNewIA3() {
 	}
 	defer m.Free()
 
-	a, err := peft.NewIA3(m, peft.DefaultIA3Config(), nil)
+	a, err := peft.NewIA3(m, peft.DefaultConfig[peft.IA3Config](), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -375,7 +375,7 @@ func vecSetConfigKey(t *testing.T, f Files, key, value string) {
 
 func TestVeraForwardMatchesReference(t *testing.T) {
 	m := tinyModel(t, 21)
-	cfg := DefaultVeraConfig()
+	cfg := DefaultConfig[VeraConfig]()
 	cfg.R = 6
 	cfg.TargetModules = TargetNames("up_proj", "down_proj")
 	a, err := NewVeRA(m, cfg, nil)
@@ -429,7 +429,7 @@ func TestVeraForwardMatchesReference(t *testing.T) {
 func TestVeraInit(t *testing.T) {
 	m := tinyModel(t, 22)
 	base := logits(t, m, tinyIDs)
-	cfg := DefaultVeraConfig()
+	cfg := DefaultConfig[VeraConfig]()
 	cfg.R = 64
 	cfg.TargetModules = TargetNames("q_proj", "v_proj", "up_proj")
 	cfg.ProjectionPRNGKey = 42
@@ -529,7 +529,7 @@ func TestVeraGradients(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := tinyModel(t, 23)
-			cfg := DefaultVeraConfig()
+			cfg := DefaultConfig[VeraConfig]()
 			cfg.R = 5
 			cfg.VeraDropout = c.dropout
 			cfg.TargetModules = TargetNames("q_proj", "up_proj", "down_proj")
@@ -561,7 +561,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultVeraConfig()
+	cfg := DefaultConfig[VeraConfig]()
 	cfg.R = 16
 	cfg.TargetModules = TargetNames("v_proj", "q_proj")
 	cfg.ProjectionPRNGKey = 7
@@ -577,7 +577,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	back, warnings, err := ParseVeraConfig(want)
+	back, warnings, err := ParseConfig[VeraConfig](want)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("parse: %v %q", err, warnings)
 	}
@@ -588,7 +588,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 		t.Errorf("parse and encode changed it:\n%s", again)
 	}
 	// Missing keys take PEFT's defaults; unknown keys are reported.
-	min, warnings, err := ParseVeraConfig([]byte(`{"peft_type": "VERA", "peft_version": "0.17.0", "shiny": 1, "fan_in_fan_out": true}`))
+	min, warnings, err := ParseConfig[VeraConfig]([]byte(`{"peft_type": "VERA", "peft_version": "0.17.0", "shiny": 1, "fan_in_fan_out": true}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +601,7 @@ func TestVeraGoldenConfig(t *testing.T) {
 }
 
 func TestVeraConfigErrors(t *testing.T) {
-	ok := DefaultVeraConfig()
+	ok := DefaultConfig[VeraConfig]()
 	for _, c := range []struct {
 		name string
 		edit func(*VeraConfig)
@@ -645,7 +645,7 @@ func TestVeraConfigErrors(t *testing.T) {
 
 func newStoriesVeRA(t *testing.T, m *model.Model, targets ...string) Adapter {
 	t.Helper()
-	cfg := DefaultVeraConfig()
+	cfg := DefaultConfig[VeraConfig]()
 	cfg.R = 16
 	cfg.TargetModules = TargetNames(targets...)
 	a, err := NewVeRA(m, cfg, nil)
@@ -802,7 +802,7 @@ func TestVeraTrainingLowersEvalLoss(t *testing.T) {
 		t.Skip("trains for 30 steps")
 	}
 	m := loadModel(t, storiesGGUF)
-	cfg := DefaultVeraConfig()
+	cfg := DefaultConfig[VeraConfig]()
 	cfg.R = 32
 	cfg.TargetModules = TargetNames("q_proj", "v_proj", "o_proj", "down_proj")
 	a, err := NewVeRA(m, cfg, nil)

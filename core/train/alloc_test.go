@@ -36,7 +36,7 @@ func attachLoRA(cfg peft.LoraConfig) func(*model.Model, *rand.Rand) (peft.Adapte
 // qkvo is LoRA r=16 on q,k,v,o, the reference workload; the other
 // LoRA-family rows vary one setting of it.
 func qkvo(edit func(*peft.LoraConfig)) peft.LoraConfig {
-	cfg := peft.LoraConfig{R: 16, LoraAlpha: 32, TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}
+	cfg := peft.LoraConfig{R: 16, LoraAlpha: 32, TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj")}}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -60,15 +60,15 @@ var stepMethods = []stepMethod{
 	{name: "OLoRA", attach: attachLoRA(qkvo(func(c *peft.LoraConfig) { c.InitLoraWeights = peft.InitOLoRA }))},
 	{name: "QLoRA", nf4: true, attach: attachLoRA(qkvo(nil))},
 	{name: "VeRA", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		return peft.NewVeRA(m, peft.DefaultVeraConfig(), rng)
+		return peft.NewVeRA(m, peft.DefaultConfig[peft.VeraConfig](), rng)
 	}},
 	{name: "VeRA_dropout", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		cfg := peft.DefaultVeraConfig()
+		cfg := peft.DefaultConfig[peft.VeraConfig]()
 		cfg.VeraDropout = 0.1
 		return peft.NewVeRA(m, cfg, rng)
 	}},
 	{name: "IA3", attach: func(m *model.Model, _ *rand.Rand) (peft.Adapter, error) {
-		return peft.NewIA3(m, peft.DefaultIA3Config(), nil)
+		return peft.NewIA3(m, peft.DefaultConfig[peft.IA3Config](), nil)
 	}},
 	{name: "PromptTuning", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
 		var cfg peft.PromptTuningConfig
@@ -98,18 +98,18 @@ var stepMethods = []stepMethod{
 		return peft.NewBottleneck(m, peft.BottleneckConfig{Kind: peft.BottleneckPfeiffer}, rng)
 	}},
 	{name: "LoHa", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		return peft.NewLoHa(m, peft.DefaultLoHaConfig(), rng)
+		return peft.NewLoHa(m, peft.DefaultConfig[peft.LoHaConfig](), rng)
 	}},
 	{name: "LoHa_dropout", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		cfg := peft.DefaultLoHaConfig()
+		cfg := peft.DefaultConfig[peft.LoHaConfig]()
 		cfg.RankDropout, cfg.ModuleDropout = 0.1, 0.1
 		return peft.NewLoHa(m, cfg, rng)
 	}},
 	{name: "LoKr", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		return peft.NewLoKr(m, peft.DefaultLoKrConfig(), rng)
+		return peft.NewLoKr(m, peft.DefaultConfig[peft.LoKrConfig](), rng)
 	}},
 	{name: "LoKr_decomposed_dropout", attach: func(m *model.Model, rng *rand.Rand) (peft.Adapter, error) {
-		cfg := peft.DefaultLoKrConfig()
+		cfg := peft.DefaultConfig[peft.LoKrConfig]()
 		cfg.R, cfg.DecomposeBoth, cfg.TargetModules = 2, true, peft.TargetAllLinear()
 		cfg.RankDropout, cfg.ModuleDropout = 0.1, 0.1
 		return peft.NewLoKr(m, cfg, rng)
