@@ -128,7 +128,7 @@ export interface TrainProgress {
 export interface TrainOptions {
   /** A whole training run. */
   spec?: TrainSpec;
-  /** Any name methods() lists. */
+  /** Any name methods() lists, or several joined by "+" for a mixed stack trained together ("lora+prefix-tuning"). */
   method?: MethodName;
   /** adapter_config.json fields over the method's defaults, e.g. { r: 4, use_dora: true }. */
   options?: Record<string, unknown>;
@@ -161,7 +161,7 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  /** The adapter's peft_type: "LORA", "PROMPT_TUNING", "IA3", ... */
+  /** The adapter's peft_type: "LORA", "PROMPT_TUNING", "IA3", ...; "MIXED" for a stack. */
   peftType: string;
   /** Trainable values in the adapter. */
   params: number;

@@ -70,16 +70,22 @@ func spec(method string, options map[string]any) train.Spec {
 	}
 }
 
-// Cases lists every registered method, then DoRA (LoRA with use_dora) and
-// QLoRA (LoRA on an NF4 base).
+// Cases lists every registered method, then DoRA (LoRA with use_dora),
+// QLoRA (LoRA on an NF4 base) and the mixed stacks of the seed article's
+// combinations, LoRA with prefix tuning and LoRA with (IA)³ (the latter as
+// Spec.Stack, with options of its own).
 func Cases() []Case {
 	var out []Case
 	for _, m := range peft.Methods() {
 		out = append(out, Case{Name: m.Name, Spec: spec(m.Name, nil)})
 	}
+	ia3Stack := spec("", nil)
+	ia3Stack.Stack = []train.AdapterSpec{{Method: "lora", Options: map[string]any{"r": 4}}, {Method: "ia3"}}
 	return append(out,
 		Case{Name: "lora+dora", Spec: spec("lora", map[string]any{"use_dora": true})},
 		Case{Name: "lora@nf4", Quantize: QuantizeNF4, Spec: spec("lora", nil)},
+		Case{Name: "lora+prefix-tuning", Spec: spec("lora+prefix-tuning", nil)},
+		Case{Name: "stack[lora,ia3]", Spec: ia3Stack},
 	)
 }
 

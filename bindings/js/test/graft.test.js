@@ -77,12 +77,16 @@ test("every registered method trains, exports and imports", async (t) => {
   t.after(() => g2.dispose());
   const runs = methods.map((m) => ({ name: m.name, peftType: m.peftType, request: { method: m.name } }));
   runs.push({ name: "dora", peftType: "LORA", request: { method: "lora", options: { use_dora: true } } });
+  runs.push({ name: "lora+prefix-tuning", peftType: "MIXED", request: { method: "lora+prefix-tuning" } });
   for (const { name, peftType, request } of runs) {
     const res = await g.train({ ...request, examples, evalExamples: [examples[0]], steps: 2, batch: 2, seqLen: 32 });
     assert.equal(res.peftType, peftType, name);
     assert.equal(res.losses.length, 2, name);
     assert.ok(res.losses.every(Number.isFinite) && res.params > 0 && res.evalBefore > 0 && res.evalAfter > 0, `${name}: ${JSON.stringify(res)}`);
-    assert.equal(res.spec.method, request.method, name);
+    // The effective spec: a stack's parts resolved, each with its options.
+    const ran = res.spec.stack ? res.spec.stack.map((p) => p.method).join("+") : res.spec.method;
+    assert.equal(ran, request.method, name);
+    assert.ok(res.spec.lr > 0, name);
     const want = await g.logits(prompt);
     assert.equal(await g2.importAdapter(await g.exportAdapter("msgpack")), peftType, name);
     assert.deepEqual(await g2.logits(prompt), want, `${name}: the imported adapter's logits differ`);

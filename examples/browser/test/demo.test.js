@@ -69,8 +69,8 @@ for (const backend of ["cpu", "webgpu"]) {
       assert.equal(await page.evaluate(() => window.demo.error), null);
       assert.equal(await page.evaluate(() => window.demo.backend), backend);
       const beforeText = await page.evaluate(() => window.demo.before);
-      // The picker lists every method of graft's registry (and DoRA), the
-      // soft prompt chosen.
+      // The picker lists every method of graft's registry (and DoRA, and a
+      // mixed stack), the soft prompt chosen.
       const picker = await page.evaluate(() => ({
         options: [...document.querySelectorAll("#method option")].map((o) => o.value),
         chosen: document.querySelector("#method").value,
@@ -79,7 +79,7 @@ for (const backend of ["cpu", "webgpu"]) {
       for (const name of ["houlsby", "ia3", "lora", "pfeiffer", "prefix-tuning", "prompt-tuning", "vera"]) {
         assert.ok(picker.methods.includes(name), `registry lacks ${name}: ${picker.methods}`);
       }
-      assert.deepEqual(picker.options, picker.methods.flatMap((n) => (n === "lora" ? [n, "lora+dora"] : [n])));
+      assert.deepEqual(picker.options, [...picker.methods.flatMap((n) => (n === "lora" ? [n, "lora+dora"] : [n])), "lora+prefix-tuning"]);
       assert.equal(picker.chosen, "prompt-tuning");
 
       await page.fill("#steps", String(steps));

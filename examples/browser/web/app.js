@@ -119,8 +119,8 @@ async function train() {
 }
 
 // fillMethods lists every method graft trains (its method registry) in
-// the picker, DoRA as LoRA's variant beside it; the soft prompt stays the
-// default choice.
+// the picker, DoRA as LoRA's variant beside it and a mixed stack after
+// them; the soft prompt stays the default choice.
 async function fillMethods(g) {
   const sel = $("method");
   demo.methods = await g.methods();
@@ -134,6 +134,8 @@ async function fillMethods(g) {
     add(m.name, `${m.name} (lr ${m.lr})`, m.summary, { method: m.name });
     if (m.name === "lora") add("lora+dora", `lora with DoRA (lr ${m.lr})`, "DoRA: LoRA with a trainable magnitude per output", { method: "lora", options: { use_dora: true } });
   }
+  // A mixed stack, trained together: LoRA with prefix tuning.
+  add("lora+prefix-tuning", "lora + prefix-tuning (a mixed stack)", "LoRA and prefix tuning on the model at once, trained together", { method: "lora+prefix-tuning" });
   sel.value = "prompt-tuning";
   sel.disabled = false;
 }

@@ -50,11 +50,14 @@ func (e *Engine) ImportBundle(data []byte, name string) (string, error) {
 }
 
 // ImportFiles replaces the attached adapter with the one in PEFT files
-// (adapter_config.json and adapter_model.safetensors). On failure the
+// (adapter_config.json and adapter_model.safetensors, or a mixed stack's
+// graft_stack.json and its parts' files one directory down). On failure the
 // adapter attached before stays. It returns the adapter's peft_type.
 func (e *Engine) ImportFiles(files peft.Files, name string) (string, error) {
-	if _, ok := files[peft.ConfigFileName]; !ok {
-		return "", fmt.Errorf("import %s: no %s among the files", name, peft.ConfigFileName)
+	_, single := files[peft.ConfigFileName]
+	_, stack := files[peft.StackManifestFileName]
+	if !single && !stack {
+		return "", fmt.Errorf("import %s: no %s (or a stack's %s) among the files", name, peft.ConfigFileName, peft.StackManifestFileName)
 	}
 	var previous peft.Files
 	if e.adapter != nil {

@@ -27,7 +27,8 @@ type TrainRequest struct {
 	// Spec is a whole training run; nil starts from the zero Spec.
 	Spec *train.Spec `json:"spec,omitempty"`
 
-	// Method is a peft.Method name ("lora", "prompt-tuning", "houlsby").
+	// Method is a peft.Method name ("lora", "prompt-tuning", "houlsby"),
+	// or several joined by "+", a mixed stack ("lora+prefix-tuning").
 	Method string `json:"method,omitempty"`
 	// Options are adapter_config.json fields over the method's defaults
 	// ({"r": 4, "use_dora": true}).

@@ -172,7 +172,8 @@ type EvalResult struct {
 // fields after it are the older way to say the same and, where set,
 // override the Spec's: Method is a method name of graft's registry
 // (Info.Methods: "lora", "prompt-tuning", "houlsby"; a peft_type spelling
-// such as "PROMPT_TUNING" or "prompt_tuning" names the same method) with
+// such as "PROMPT_TUNING" or "prompt_tuning" names the same method; several
+// joined by "+" train a mixed stack, saved with graft_stack.json) with
 // Options over its defaults, or Config a whole adapter_config.json; Data and
 // EvalData are JSONL in the formats graft train reads ({"text"},
 // {"prompt","completion"}, {"messages"} or Alpaca records), which become

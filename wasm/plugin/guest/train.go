@@ -181,16 +181,21 @@ func specOf(args abi.TrainArgs) (train.Spec, error) {
 
 // methodName returns the registry name of a method, given as the registry
 // spells it ("prompt-tuning") or, as this ABI's first version did, as its
-// peft_type ("PROMPT_TUNING", "prompt_tuning").
+// peft_type ("PROMPT_TUNING", "prompt_tuning"); each part of a mixed stack
+// ("lora+prefix-tuning") likewise.
 func methodName(method string) (string, error) {
-	if m, err := peft.LookupMethod(method); err == nil {
-		return m.Name, nil
+	parts := strings.Split(method, "+")
+	for i, part := range parts {
+		m, err := peft.LookupMethod(part)
+		if err != nil {
+			if m, err = peft.LookupMethod(strings.ReplaceAll(part, "_", "-")); err != nil {
+				return "", errorf(abi.CodeBadRequest, "method %q is not supported (supported: %s, or several joined by +)",
+					part, strings.Join(peft.MethodNames(), ", "))
+			}
+		}
+		parts[i] = m.Name
 	}
-	m, err := peft.LookupMethod(strings.ReplaceAll(method, "_", "-"))
-	if err != nil {
-		return "", errorf(abi.CodeBadRequest, "method %q is not supported (supported: %s)", method, strings.Join(peft.MethodNames(), ", "))
-	}
-	return m.Name, nil
+	return strings.Join(parts, "+"), nil
 }
 
 // readRecords parses JSONL training records.
