@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -64,7 +65,7 @@ type BottleneckConfig struct {
 	// ReductionFactor divides the hidden size to give the bottleneck
 	// width, floor(Dim/ReductionFactor) and at least 1 (default 16, as
 	// in both AdapterHub presets). A factor below 1 widens instead.
-	ReductionFactor float64 `json:"reduction_factor"`
+	ReductionFactor float64 `json:"reduction_factor" peft:"number,positive" why:"a per-layer mapping is not supported; use one number"`
 	// NonLinearity is the activation between the projections: "swish"
 	// (= "silu"), "relu", "gelu" (exact), "gelu_new" (tanh approximation),
 	// "tanh", "sigmoid" or "linear" (= "identity"). The default is the
@@ -72,13 +73,13 @@ type BottleneckConfig struct {
 	NonLinearity string `json:"non_linearity"`
 	// InitWeights is BottleneckInitMAM (default), BottleneckInitBERT or
 	// BottleneckInitHoulsby.
-	InitWeights string `json:"init_weights"`
+	InitWeights string `json:"init_weights" peft:"empty=mam_adapter,oneof=mam_adapter|bert|houlsby"`
 	// Dropout is applied to the adapter branch's output while training,
 	// in [0, 1) (AdapterHub's dropout; default 0).
 	Dropout float64 `json:"dropout"`
 	// Scaling multiplies the adapter branch (AdapterHub's scaling; 0 means
 	// the default 1). Its "learned" and "channel" modes are not supported.
-	Scaling float64 `json:"scaling"`
+	Scaling float64 `json:"scaling" peft:"default=1,finite" why:"only a constant number is supported (not \"learned\" or \"channel\")"`
 	// LeaveOut lists decoder layers (from 0) that get no adapter.
 	LeaveOut []int `json:"leave_out"`
 	// ModelName is recorded as adapter_config.json's model_name, the
@@ -107,11 +108,11 @@ func (c BottleneckConfig) resolved() (BottleneckConfig, error) {
 	if strings.ContainsAny(c.Name, ".\x00") || strings.TrimSpace(c.Name) != c.Name {
 		return c, fmt.Errorf("bottleneck adapter name %q: a name may not contain dots or surrounding spaces (it becomes part of tensor names)", c.Name)
 	}
-	if c.ReductionFactor == 0 {
-		c.ReductionFactor = 16
-	}
-	if !(c.ReductionFactor > 0) || math.IsInf(c.ReductionFactor, 0) {
-		return c, fmt.Errorf("reduction_factor %g must be a positive number", c.ReductionFactor)
+	c.ReductionFactor = cmp.Or(c.ReductionFactor, 16)
+	c.InitWeights = cmp.Or(c.InitWeights, BottleneckInitMAM)
+	c.Scaling = cmp.Or(c.Scaling, 1)
+	if err := checkConfig(&c); err != nil {
+		return c, err
 	}
 	if c.NonLinearity == "" {
 		c.NonLinearity = "swish"
@@ -124,21 +125,8 @@ func (c BottleneckConfig) resolved() (BottleneckConfig, error) {
 		return c, err
 	}
 	c.NonLinearity = act.name
-	switch c.InitWeights {
-	case "":
-		c.InitWeights = BottleneckInitMAM
-	case BottleneckInitMAM, BottleneckInitBERT, BottleneckInitHoulsby:
-	default:
-		return c, fmt.Errorf("init_weights %q is not %q, %q or %q", c.InitWeights, BottleneckInitMAM, BottleneckInitBERT, BottleneckInitHoulsby)
-	}
 	if !(c.Dropout >= 0 && c.Dropout < 1) {
 		return c, fmt.Errorf("dropout %g must be in [0, 1)", c.Dropout)
-	}
-	if c.Scaling == 0 {
-		c.Scaling = 1
-	}
-	if math.IsNaN(c.Scaling) || math.IsInf(c.Scaling, 0) {
-		return c, fmt.Errorf("scaling %g must be finite", c.Scaling)
 	}
 	c.LeaveOut = slices.Clone(c.LeaveOut)
 	slices.Sort(c.LeaveOut)
@@ -182,14 +170,9 @@ type bnFile struct {
 // features that are off, cross attention, which decoder-only models lack).
 // Files holds every option.
 type bnOptions struct {
-	MHAdapter       bool    `json:"mh_adapter" peft:"required"`
-	OutputAdapter   bool    `json:"output_adapter" peft:"required"`
-	ReductionFactor float64 `json:"reduction_factor" peft:"required,number" why:"a per-layer mapping is not supported; use one number"`
-	NonLinearity    string  `json:"non_linearity" peft:"required"`
-	InitWeights     string  `json:"init_weights" peft:"default=\"bert\""` // AdapterHub's default
-	Dropout         float64 `json:"dropout"`
-	Scaling         float64 `json:"scaling" peft:"default=1" why:"only a constant number is supported (not \"learned\" or \"channel\")"`
-	LeaveOut        []int   `json:"leave_out"`
+	MHAdapter        bool `json:"mh_adapter" peft:"required"`
+	OutputAdapter    bool `json:"output_adapter" peft:"required"`
+	BottleneckConfig `peft:"without=name|model_name"`
 
 	_ struct{} `key:"original_ln_before" peft:"write=false,allow=false" why:"it feeds the sublayer output plus the residual stream into the adapter, and graft's block hook sees the sublayer output only"`
 	_ struct{} `key:"original_ln_after" peft:"write=true,allow=true" why:"without it the block's residual connection is dropped"`
@@ -225,8 +208,7 @@ type bnOptions struct {
 // BnConfig field, plus peft_type.
 func encodeBottleneckConfig(c BottleneckConfig, mc model.Config) ([]byte, error) {
 	mh, out := c.sites()
-	opts := bnOptions{MHAdapter: mh, OutputAdapter: out, ReductionFactor: c.ReductionFactor, NonLinearity: c.NonLinearity,
-		InitWeights: c.InitWeights, Dropout: c.Dropout, Scaling: c.Scaling, LeaveOut: c.LeaveOut}
+	opts := bnOptions{MHAdapter: mh, OutputAdapter: out, BottleneckConfig: c}
 	f := bnFile{Config: &opts, HiddenSize: mc.Dim, ModelClass: hfCausalLMClass(mc.Arch), ModelName: c.ModelName,
 		ModelType: mc.Arch, Name: c.Name, PeftType: PeftTypeBottleneck, Version: bnFormatVersion}
 	data, err := indentConfig(encodeConfig(&f))
@@ -281,33 +263,35 @@ func parseBottleneckConfig(data []byte) (bnFileConfig, []string, error) {
 		err = fmt.Errorf("mh_adapter without output_adapter is not supported (graft's kinds are Houlsby: both, and Pfeiffer: output_adapter only)")
 	case !o.OutputAdapter:
 		err = fmt.Errorf("mh_adapter and output_adapter are both false: the adapter adapts nothing")
+	case o.ReductionFactor == 0:
+		err = fmt.Errorf("reduction_factor is missing")
 	case !(o.ReductionFactor > 0):
 		err = fmt.Errorf("reduction_factor %g is not a positive number", o.ReductionFactor)
 	case o.NonLinearity == "":
-		err = fmt.Errorf("non_linearity is empty")
+		err = fmt.Errorf("non_linearity is missing")
 	case o.Scaling == 0:
 		err = fmt.Errorf("scaling 0 switches the adapter off")
 	}
 	if err != nil {
 		return bnFileConfig{}, nil, err
 	}
-	kind := BottleneckPfeiffer
+	cfg := o.BottleneckConfig
+	cfg.Kind, cfg.Name, cfg.ModelName = BottleneckPfeiffer, f.Name, f.ModelName
 	if o.MHAdapter {
-		kind = BottleneckHoulsby
+		cfg.Kind = BottleneckHoulsby
 	}
+	cfg.InitWeights = cmp.Or(cfg.InitWeights, BottleneckInitBERT) // AdapterHub's default
 	if f.Version == "" {
 		// Files from before AdapterHub's adapters v1 name activations the
 		// old way; AdapterHub renames them on load (ACTIVATION_RENAME).
-		switch strings.ToLower(o.NonLinearity) {
+		switch strings.ToLower(cfg.NonLinearity) {
 		case "gelu":
-			o.NonLinearity = "gelu_new"
+			cfg.NonLinearity = "gelu_new"
 		case "gelu_orig":
-			o.NonLinearity = "gelu"
+			cfg.NonLinearity = "gelu"
 		}
 	}
-	cfg, err := BottleneckConfig{Kind: kind, Name: f.Name, ReductionFactor: o.ReductionFactor, NonLinearity: o.NonLinearity,
-		InitWeights: o.InitWeights, Dropout: o.Dropout, Scaling: o.Scaling, LeaveOut: o.LeaveOut, ModelName: f.ModelName}.resolved()
-	if err != nil {
+	if cfg, err = cfg.resolved(); err != nil {
 		return bnFileConfig{}, nil, fmt.Errorf("config: %w", err)
 	}
 	return bnFileConfig{cfg, f.HiddenSize, f.ModelType}, warnings, nil

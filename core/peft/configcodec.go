@@ -241,15 +241,12 @@ func ParseConfig[T any](data []byte) (T, []string, error) {
 	return cfg, warnings, nil
 }
 
-// validateConfig is checkConfig with the config's name before an error
-// ("lora config: r = 0 must be positive").
+// validateConfig is checkConfig with the config's peft_type before an
+// error: "lora config: r = 0 must be positive".
 func validateConfig(c any) error {
 	err := checkConfig(c)
-	if err == nil {
-		return nil
-	}
 	for _, f := range configFields(reflect.TypeOf(c).Elem(), nil) {
-		if t := f.opts["type"]; t != "" {
+		if t := f.opts["type"]; t != "" && err != nil {
 			return fmt.Errorf("%s config: %w", strings.ToLower(t), err)
 		}
 	}
@@ -257,9 +254,9 @@ func validateConfig(c any) error {
 }
 
 // checkConfig checks the config struct *c against its fields' options,
-// then with the validate method of each embedded struct that has one (a
-// part such as TargetConfig) and the config's own check method, for the
-// rules that relate fields.
+// then with the validate method of each embedded part that has one (such
+// as TargetConfig) and the config's own check method, for the rules that
+// relate fields.
 func checkConfig(c any) error {
 	v := reflect.ValueOf(c).Elem()
 	for _, f := range configFields(v.Type(), nil) {

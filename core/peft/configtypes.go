@@ -55,25 +55,22 @@ func (m *Modules) UnmarshalJSON(data []byte) error {
 	}
 	switch v := v.(type) {
 	case nil:
-		return nil
 	case string:
-		if v == "" {
+		if m.Pattern = v; v == "" {
 			return fmt.Errorf("empty string; want a regular expression, a list of names or null")
 		}
-		m.Pattern = v
-		return nil
 	case []any:
-		m.Names = make([]string, 0, len(v))
+		m.Names = make([]string, len(v))
 		for i, e := range v {
-			s, ok := e.(string)
-			if !ok {
+			var ok bool
+			if m.Names[i], ok = e.(string); !ok {
 				return fmt.Errorf("element %d is %v, want a string", i, e)
 			}
-			m.Names = append(m.Names, s)
 		}
-		return nil
+	default:
+		return fmt.Errorf("%s is not a string, a list of strings or null", compactJSON(data))
 	}
-	return fmt.Errorf("%s is not a string, a list of strings or null", compactJSON(data))
+	return nil
 }
 
 // LoraInit is PEFT's init_lora_weights.
@@ -143,16 +140,13 @@ func (i *LoraInit) UnmarshalJSON(data []byte) error {
 	}
 	switch v := v.(type) {
 	case bool:
-		*i = InitDefault
-		if !v {
-			*i = InitRandom
-		}
-		return nil
+		*i = map[bool]LoraInit{true: InitDefault, false: InitRandom}[v]
 	case string:
 		*i = LoraInit(v)
-		return nil
+	default:
+		return fmt.Errorf("%s is not true, false or a method name", compactJSON(data))
 	}
-	return fmt.Errorf("%s is not true, false or a method name", compactJSON(data))
+	return nil
 }
 
 // Pattern is one entry of rank_pattern or alpha_pattern.
@@ -168,19 +162,17 @@ type Patterns[T int | float64] []Pattern[T]
 
 // Lookup returns the value of the first key matching module name the way
 // PEFT's get_pattern_key does: re.match(rf"(.*\.)?({key})$", name).
-func (p Patterns[T]) Lookup(name string) (T, bool, error) {
+func (p Patterns[T]) Lookup(name string) (value T, found bool, err error) {
 	for _, e := range p {
 		re, err := patternKeyRegexp(e.Key)
 		if err != nil {
-			var zero T
-			return zero, false, err
+			return value, false, err
 		}
 		if re.MatchString(name) {
 			return e.Value, true, nil
 		}
 	}
-	var zero T
-	return zero, false, nil
+	return value, false, nil
 }
 
 func patternKeyRegexp(key string) (*regexp.Regexp, error) {
@@ -193,24 +185,15 @@ func patternKeyRegexp(key string) (*regexp.Regexp, error) {
 
 // MarshalJSON writes an object with sorted keys.
 func (p Patterns[T]) MarshalJSON() ([]byte, error) {
-	sorted := slices.Clone(p)
-	slices.SortStableFunc(sorted, func(a, b Pattern[T]) int { return strings.Compare(a.Key, b.Key) })
-	var sb strings.Builder
-	sb.WriteByte('{')
-	for i, e := range sorted {
+	b := []byte("{")
+	for i, e := range slices.SortedStableFunc(slices.Values(p), func(a, b Pattern[T]) int { return strings.Compare(a.Key, b.Key) }) {
 		if i > 0 {
-			sb.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, err := marshalNoHTML(e.Key)
-		if err != nil {
-			return nil, err
-		}
-		sb.Write(k)
-		sb.WriteByte(':')
-		sb.WriteString(pyNumber(float64(e.Value)))
+		key, _ := marshalNoHTML(e.Key) // a string always encodes
+		b = append(append(append(b, key...), ':'), pyNumber(float64(e.Value))...)
 	}
-	sb.WriteByte('}')
-	return []byte(sb.String()), nil
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads an object keeping its key order; null is empty. A key

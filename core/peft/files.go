@@ -223,6 +223,19 @@ func readConfigFile(src Source) (data []byte, path string, err error) {
 	return data, path, nil
 }
 
+// readConfig reads src's adapter_config.json into a config of type T (see
+// ParseConfig); errors name the file.
+func readConfig[T any](src Source) (cfg T, path string, warnings []string, err error) {
+	data, path, err := readConfigFile(src)
+	if err != nil {
+		return cfg, path, nil, err
+	}
+	if cfg, warnings, err = ParseConfig[T](data); err != nil {
+		err = fmt.Errorf("peft config %s: %w", path, err)
+	}
+	return cfg, path, warnings, err
+}
+
 // prefixWarnings prefixes each warning with the config file's path.
 func prefixWarnings(path string, warnings []string) []string {
 	for i, w := range warnings {

@@ -382,26 +382,16 @@ func init() {
 		Defaults: map[string]any{"target_modules": []string{"k_proj", "v_proj", "down_proj"}, "feedforward_modules": []string{"down_proj"}},
 		LR:       1e-2,
 		Flags:    map[string]string{"model": "base_model_name_or_path", "target": "target_modules", "feedforward": "feedforward_modules"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[IA3Config](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewIA3(m, cfg, rng)
-		},
-		Load: loadIA3,
+		New:      newFromConfig(NewIA3),
+		Load:     loadIA3,
 	})
 }
 
 // loadIA3 reads an (IA)³ adapter directory.
 func loadIA3(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[IA3Config](src)
 	if err != nil {
 		return nil, nil, err
-	}
-	cfg, warnings, err := ParseConfig[IA3Config](data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	resolved, lins, ff, err := resolveIA3(m, cfg)
 	if err != nil {

@@ -135,13 +135,9 @@ func NewLoHa(m *model.Model, cfg LoHaConfig, rng *rand.Rand) (Adapter, error) {
 
 // loadLoHa reads a LoHa adapter directory.
 func loadLoHa(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[LoHaConfig](src)
 	if err != nil {
 		return nil, nil, err
-	}
-	cfg, warnings, err := ParseConfig[LoHaConfig](data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	resolved, plans, err := resolveLoHa(m, cfg)
 	if err != nil {
@@ -287,20 +283,8 @@ func init() {
 		LR:       3e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "alpha",
 			"dropout": "rank_dropout", "target": "target_modules"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[LoHaConfig](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewLoHa(m, cfg, rng)
-		},
-		Validate: func(config []byte) error {
-			cfg, _, err := ParseConfig[LoHaConfig](config)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			return err
-		},
-		Load: loadLoHa,
+		New:      newFromConfig(NewLoHa),
+		Validate: validateConfigDoc[LoHaConfig],
+		Load:     loadLoHa,
 	})
 }

@@ -251,13 +251,9 @@ func NewLoKr(m *model.Model, cfg LoKrConfig, rng *rand.Rand) (Adapter, error) {
 
 // loadLoKr reads a LoKr adapter directory.
 func loadLoKr(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[LoKrConfig](src)
 	if err != nil {
 		return nil, nil, err
-	}
-	cfg, warnings, err := ParseConfig[LoKrConfig](data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	resolved, plans, err := resolveLoKr(m, cfg)
 	if err != nil {
@@ -518,20 +514,8 @@ func init() {
 		LR:       5e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "alpha",
 			"dropout": "rank_dropout", "target": "target_modules"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[LoKrConfig](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewLoKr(m, cfg, rng)
-		},
-		Validate: func(config []byte) error {
-			cfg, _, err := ParseConfig[LoKrConfig](config)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			return err
-		},
-		Load: loadLoKr,
+		New:      newFromConfig(NewLoKr),
+		Validate: validateConfigDoc[LoKrConfig],
+		Load:     loadLoKr,
 	})
 }

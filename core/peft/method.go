@@ -152,13 +152,7 @@ func init() {
 			}
 			return &loraAdapter{mg, name}, nil
 		},
-		Validate: func(config []byte) error {
-			cfg, _, err := ParseConfig[LoraConfig](config)
-			if err == nil {
-				err = cfg.Validate()
-			}
-			return err
-		},
+		Validate: validateConfigDoc[LoraConfig],
 		Load: func(m *model.Model, src Source) (Adapter, []string, error) {
 			mg := managerOf(m)
 			name := freeName(mg)

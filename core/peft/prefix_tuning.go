@@ -324,28 +324,18 @@ func init() {
 		LR:       5e-3,
 		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
 			"prefix-projection": "prefix_projection", "encoder-hidden": "encoder_hidden_size"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[PrefixTuningConfig](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewPrefixTuning(m, cfg, rng)
-		},
+		New:  newFromConfig(NewPrefixTuning),
 		Load: loadPrefixTuning,
 	})
 }
 
 // loadPrefixTuning reads a prefix-tuning adapter directory.
 func loadPrefixTuning(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[PrefixTuningConfig](src)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseConfig[PrefixTuningConfig](data)
-	if err == nil {
-		err = cfg.resolve(m)
-	}
-	if err != nil {
+	if err := cfg.resolve(m); err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	// The file holds the prefix itself even when it was trained through

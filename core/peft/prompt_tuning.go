@@ -241,28 +241,18 @@ func init() {
 		LR:       1e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
 			"prompt-init": "prompt_tuning_init", "init-text": "prompt_tuning_init_text"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[PromptTuningConfig](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewPromptTuning(m, cfg, rng)
-		},
+		New:  newFromConfig(NewPromptTuning),
 		Load: loadPromptTuning,
 	})
 }
 
 // loadPromptTuning reads a prompt-tuning adapter directory.
 func loadPromptTuning(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[PromptTuningConfig](src)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, warnings, err := ParseConfig[PromptTuningConfig](data)
-	if err == nil {
-		err = cfg.resolve(m)
-	}
-	if err != nil {
+	if err := cfg.resolve(m); err != nil {
 		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	shape := tensor.Shape{cfg.NumVirtualTokens, cfg.TokenDim}

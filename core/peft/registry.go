@@ -52,6 +52,31 @@ type Method struct {
 	Load func(m *model.Model, src Source) (a Adapter, warnings []string, err error)
 }
 
+// newFromConfig makes a Method.New from a method's constructor: the config
+// document is parsed into T first (see ParseConfig).
+func newFromConfig[T any](create func(*model.Model, T, *rand.Rand) (Adapter, error)) func(*model.Model, []byte, *rand.Rand) (Adapter, error) {
+	return func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
+		cfg, _, err := ParseConfig[T](config)
+		if err != nil {
+			return nil, fmt.Errorf("peft config: %w", err)
+		}
+		return create(m, cfg, rng)
+	}
+}
+
+// validateConfigDoc is a Method.Validate for a config type with a
+// Validate method.
+func validateConfigDoc[T any, P interface {
+	*T
+	Validate() error
+}](config []byte) error {
+	cfg, _, err := ParseConfig[T](config)
+	if err != nil {
+		return err
+	}
+	return P(&cfg).Validate()
+}
+
 var registry struct {
 	sync.Mutex
 	methods []Method

@@ -586,26 +586,16 @@ func init() {
 		LR:       1e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "dropout": "vera_dropout", "target": "target_modules",
 			"d-initial": "d_initial", "projection-seed": "projection_prng_key"},
-		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {
-			cfg, _, err := ParseConfig[VeraConfig](config)
-			if err != nil {
-				return nil, fmt.Errorf("peft config: %w", err)
-			}
-			return NewVeRA(m, cfg, rng)
-		},
+		New:  newFromConfig(NewVeRA),
 		Load: loadVeRA,
 	})
 }
 
 // loadVeRA reads a VeRA adapter directory saved with its projections.
 func loadVeRA(m *model.Model, src Source) (Adapter, []string, error) {
-	data, cfgPath, err := readConfigFile(src)
+	cfg, cfgPath, warnings, err := readConfig[VeraConfig](src)
 	if err != nil {
 		return nil, nil, err
-	}
-	cfg, warnings, err := ParseConfig[VeraConfig](data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("peft config %s: %w", cfgPath, err)
 	}
 	resolved, lins, maxIn, maxOut, err := resolveVeRA(m, cfg)
 	if err != nil {
