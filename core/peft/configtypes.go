@@ -122,29 +122,40 @@ func (i LoraInit) performedOnLoad() bool {
 }
 
 // MarshalJSON writes true, false or the method's name.
-func (i LoraInit) MarshalJSON() ([]byte, error) {
+func (i LoraInit) MarshalJSON() ([]byte, error) { return marshalInit(i) }
+
+// UnmarshalJSON reads a boolean or a string.
+func (i *LoraInit) UnmarshalJSON(data []byte) error {
+	return unmarshalInit(data, i, "true, false or a method name")
+}
+
+// marshalInit writes one of PEFT's init settings that are a boolean or a
+// method's name (LoraInit, LoKrInit): "" and "true" are JSON true, "false"
+// is false.
+func marshalInit[S ~string](i S) ([]byte, error) {
 	switch i {
-	case InitDefault, "true":
+	case "", "true":
 		return []byte("true"), nil
-	case InitRandom:
+	case "false":
 		return []byte("false"), nil
 	}
 	return marshalNoHTML(string(i))
 }
 
-// UnmarshalJSON reads a boolean or a string.
-func (i *LoraInit) UnmarshalJSON(data []byte) error {
+// unmarshalInit reads a boolean (true as "", false as "false") or a
+// method's name into *i; want says what else would do.
+func unmarshalInit[S ~string](data []byte, i *S, want string) error {
 	var v any
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
 	switch v := v.(type) {
 	case bool:
-		*i = map[bool]LoraInit{true: InitDefault, false: InitRandom}[v]
+		*i = map[bool]S{true: "", false: "false"}[v]
 	case string:
-		*i = LoraInit(v)
+		*i = S(v)
 	default:
-		return fmt.Errorf("%s is not true, false or a method name", compactJSON(data))
+		return fmt.Errorf("%s is not %s", compactJSON(data), want)
 	}
 	return nil
 }

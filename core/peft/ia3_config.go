@@ -49,9 +49,6 @@ func (c *IA3Config) check() error {
 	if err := c.FeedforwardModules.validate("feedforward_modules"); err != nil {
 		return err
 	}
-	if c.FeedforwardModules.Pattern == AllLinear {
-		return fmt.Errorf("feedforward_modules cannot be %q", AllLinear)
-	}
 	// PEFT checks the subset only when both are lists.
 	if c.FeedforwardModules.Names != nil && c.TargetModules.Names != nil {
 		for _, n := range c.FeedforwardModules.Names {

@@ -2,7 +2,6 @@ package peft
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,34 +54,11 @@ const (
 )
 
 // MarshalJSON writes true, false or "lycoris".
-func (i LoKrInit) MarshalJSON() ([]byte, error) {
-	switch i {
-	case LoKrInitDefault, "true":
-		return []byte("true"), nil
-	case LoKrInitRandom:
-		return []byte("false"), nil
-	}
-	return marshalNoHTML(string(i))
-}
+func (i LoKrInit) MarshalJSON() ([]byte, error) { return marshalInit(i) }
 
 // UnmarshalJSON reads a boolean or a string.
 func (i *LoKrInit) UnmarshalJSON(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case bool:
-		*i = LoKrInitDefault
-		if !v {
-			*i = LoKrInitRandom
-		}
-		return nil
-	case string:
-		*i = LoKrInit(v)
-		return nil
-	}
-	return fmt.Errorf("%s is not true, false or \"lycoris\"", compactJSON(data))
+	return unmarshalInit(data, i, `true, false or "lycoris"`)
 }
 
 // LoKrConfig is PEFT's LoKrConfig: its JSON form is the adapter_config.json

@@ -41,8 +41,6 @@ func (c *TargetConfig) validate() error {
 	}
 	regex := c.TargetModules.Pattern != "" && c.TargetModules.Pattern != AllLinear
 	switch {
-	case c.ExcludeModules.Pattern == AllLinear:
-		return fmt.Errorf("exclude_modules cannot be %q", AllLinear)
 	case regex && len(c.LayersToTransform) > 0:
 		return fmt.Errorf("layers_to_transform cannot be used when target_modules is a regular expression")
 	case regex && len(c.LayersPattern) > 0:
@@ -103,17 +101,20 @@ func (c TargetConfig) selectLinears(m *model.Model, defaults []string) (TargetCo
 	return c, out, nil
 }
 
+// validate checks the selector of a config field: only target_modules
+// may be "all-linear".
 func (m Modules) validate(field string) error {
-	if m.Pattern != "" && m.Names != nil {
+	switch {
+	case m.Pattern != "" && m.Names != nil:
 		return fmt.Errorf("%s has both a pattern and names", field)
-	}
-	if m.Pattern != "" && m.Pattern != AllLinear {
+	case m.Pattern == AllLinear && field != "target_modules":
+		return fmt.Errorf("%s cannot be %q", field, AllLinear)
+	case slices.Contains(m.Names, ""):
+		return fmt.Errorf("%s has an empty name", field)
+	case m.Pattern != "" && m.Pattern != AllLinear:
 		if _, err := fullMatchRegexp(m.Pattern); err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
-	}
-	if slices.Contains(m.Names, "") {
-		return fmt.Errorf("%s has an empty name", field)
 	}
 	return nil
 }
