@@ -245,8 +245,11 @@ func ParseConfig[T any](data []byte) (T, []string, error) {
 // error: "lora config: r = 0 must be positive".
 func validateConfig(c any) error {
 	err := checkConfig(c)
+	if err == nil {
+		return nil
+	}
 	for _, f := range configFields(reflect.TypeOf(c).Elem(), nil) {
-		if t := f.opts["type"]; t != "" && err != nil {
+		if t := f.opts["type"]; t != "" {
 			return fmt.Errorf("%s config: %w", strings.ToLower(t), err)
 		}
 	}
@@ -276,6 +279,8 @@ func checkConfig(c any) error {
 	return nil
 }
 
+// checkParts calls validate on the embedded structs of v that have it,
+// and looks inside those that do not.
 func checkParts(v reflect.Value) error {
 	for i := range v.NumField() {
 		if sf := v.Type().Field(i); !sf.Anonymous || !sf.IsExported() || sf.Type.Kind() != reflect.Struct {

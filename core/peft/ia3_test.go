@@ -201,6 +201,8 @@ func TestIA3Config(t *testing.T) {
 		{"modules_to_save", func(c *IA3Config) { c.ModulesToSave = []string{"lm_head"} }, "modules_to_save"},
 		{"feedforward regexp", func(c *IA3Config) { c.FeedforwardModules = TargetPattern(`[`) }, "feedforward_modules"},
 		{"task", func(c *IA3Config) { c.TaskType = "SEQ_CLS" }, "task_type"},
+		{"no layers in IA3Config", func(c *IA3Config) { c.LayersToTransform = []int{0} }, "ia3 config: layers_to_transform is not an option"},
+		{"feedforward all-linear", func(c *IA3Config) { c.FeedforwardModules = TargetAllLinear() }, `feedforward_modules cannot be "all-linear"`},
 	} {
 		cfg := DefaultConfig[IA3Config]()
 		c.edit(&cfg)

@@ -617,6 +617,7 @@ func TestVeraConfigErrors(t *testing.T) {
 		{"layers_pattern alone", func(c *VeraConfig) { c.LayersPattern = []string{"layers"} }, "layers_to_transform"},
 		{"peft_type", func(c *VeraConfig) { c.PeftType = "LORA" }, "peft_type"},
 		{"regexp", func(c *VeraConfig) { c.TargetModules = TargetPattern(`(`) }, "target_modules"},
+		{"no exclude_modules in VeraConfig", func(c *VeraConfig) { c.ExcludeModules = TargetNames("q_proj") }, "vera config: exclude_modules is not an option"},
 	} {
 		cfg := ok
 		c.edit(&cfg)
