@@ -95,7 +95,7 @@ func init() {
 			}[kind],
 			Defaults: map[string]any{"reduction_factor": 16, "non_linearity": map[string]string{
 				BottleneckHoulsby: "swish", BottleneckPfeiffer: "relu"}[kind]},
-			LR: 1e-2,
+			LR: 3e-2,
 			Flags: map[string]string{"model": "model_name", "reduction-factor": "reduction_factor",
 				"non-linearity": "non_linearity", "dropout": "dropout"},
 			New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {

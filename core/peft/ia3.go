@@ -380,7 +380,7 @@ func init() {
 		Name: "ia3", PeftType: PeftTypeIA3, Mergeable: true,
 		Summary:  "(IA)³: trainable vectors rescaling keys, values and feed-forward activations",
 		Defaults: map[string]any{"target_modules": []string{"k_proj", "v_proj", "down_proj"}, "feedforward_modules": []string{"down_proj"}},
-		LR:       1e-2,
+		LR:       1e-1,
 		Flags:    map[string]string{"model": "base_model_name_or_path", "target": "target_modules", "feedforward": "feedforward_modules"},
 		New:      newFromConfig(NewIA3),
 		Load:     loadIA3,

@@ -137,7 +137,7 @@ func init() {
 		Name: "lora", PeftType: PeftTypeLoRA, Mergeable: true,
 		Summary:  "LoRA: a trainable low-rank update B·A beside each target projection (also rsLoRA, DoRA, PiSSA, OLoRA)",
 		Defaults: map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "v_proj"}},
-		LR:       5e-3,
+		LR:       1e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "alpha": "lora_alpha", "dropout": "lora_dropout",
 			"target": "target_modules", "rslora": "use_rslora", "init": "init_lora_weights", "dora": "use_dora"},
 		New: func(m *model.Model, config []byte, rng *rand.Rand) (Adapter, error) {

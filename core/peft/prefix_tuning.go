@@ -319,9 +319,12 @@ func (p *prefixTuning) free() {
 func init() {
 	Register(Method{
 		Name: "prefix-tuning", PeftType: PeftTypePrefixTuning,
-		Summary:  "prefix tuning: trainable key/value prefixes for every layer's attention",
-		Defaults: map[string]any{"num_virtual_tokens": 20},
-		LR:       5e-3,
+		Summary: "prefix tuning: trainable key/value prefixes for every layer's attention",
+		// The MLP reparameterisation: from a random prefix without it the
+		// model starts far worse than with no adapter (held-out loss 7.2
+		// against 2.4 on stories260K) and 100 steps do not recover it.
+		Defaults: map[string]any{"num_virtual_tokens": 20, "prefix_projection": true},
+		LR:       3e-2,
 		Flags: map[string]string{"model": "base_model_name_or_path", "virtual-tokens": "num_virtual_tokens",
 			"prefix-projection": "prefix_projection", "encoder-hidden": "encoder_hidden_size"},
 		New:  newFromConfig(NewPrefixTuning),

@@ -583,7 +583,7 @@ func init() {
 		Name: "vera", PeftType: PeftTypeVeRA, Mergeable: true,
 		Summary:  "VeRA: frozen shared random projections scaled by trainable vectors",
 		Defaults: map[string]any{"r": 256, "target_modules": []string{"q_proj", "v_proj"}, "d_initial": 0.1},
-		LR:       1e-2,
+		LR:       1e-1,
 		Flags: map[string]string{"model": "base_model_name_or_path", "r": "r", "dropout": "vera_dropout", "target": "target_modules",
 			"d-initial": "d_initial", "projection-seed": "projection_prng_key"},
 		New:  newFromConfig(NewVeRA),
