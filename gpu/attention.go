@@ -15,9 +15,9 @@ func checkAttention(op string, p backend.Attention, q, k, v *buffer) (stride int
 	if stride == 0 {
 		stride = p.SeqK
 	}
-	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || stride < p.SeqK ||
+	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || stride < p.SeqK || p.Window < 0 ||
 		p.Heads <= 0 || p.KVHeads <= 0 || p.Heads%p.KVHeads != 0 || p.HeadDim <= 0 {
-		panic(fmt.Sprintf("gpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads)", op, p))
+		panic(fmt.Sprintf("gpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads, Window >= 0)", op, p))
 	}
 	if p.HeadDim > maxHeadDim {
 		panic(fmt.Sprintf("gpu: %s: HeadDim %d is over the kernel's %d", op, p.HeadDim, maxHeadDim))
@@ -40,7 +40,8 @@ func attnArgs(batch int, p backend.Attention, stride int) args {
 	return args{}.u(batch, p.SeqQ, p.SeqK, stride, p.Heads, p.KVHeads, p.HeadDim).f(p.Scale)
 }
 
-// Attention computes causal softmax(q k^T * Scale) v: one workgroup per
+// Attention computes causal softmax(q k^T * Scale) v, over the last
+// p.Window keys of each row when it is set: one workgroup per
 // (batch, head, query row) streams the visible keys in chunks with an
 // online softmax. dst must not overlap q, k or v.
 func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
@@ -53,7 +54,7 @@ func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	}
 	qu, ku := p.SeqQ*p.Heads*p.HeadDim, stride*p.KVHeads*p.HeadDim
 	for _, s := range spans(op, p.Batch, operand{"dst", d, qu}, operand{"q", qb, qu}, operand{"k", kb, ku}, operand{"v", vb, ku}) {
-		a := attnArgs(s.n, p, stride).u(s.offs...)
+		a := attnArgs(s.n, p, stride).u(s.offs...).u(p.Window)
 		g.run(kAttention, s.n*p.Heads*p.SeqQ, a, s.bufs...)
 	}
 }
@@ -86,10 +87,10 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 		}
 		sb := stats.parts[0].buf
 		base := attnArgs(s.n, p, stride).u(s.offs[:4]...)
-		aq := base.u(bit(dqb != nil), s.offs[4])
+		aq := base.u(bit(dqb != nil), s.offs[4], p.Window)
 		g.run(kAttnBackQ, units, aq, s.bufs[4], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		if dkb != nil || dvb != nil {
-			akv := base.u(bit(dkb != nil), s.offs[5], bit(dvb != nil), s.offs[6])
+			akv := base.u(bit(dkb != nil), s.offs[5], bit(dvb != nil), s.offs[6], p.Window)
 			g.run(kAttnBackKV, s.n*p.KVHeads*p.SeqK, akv, s.bufs[5], s.bufs[6], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		}
 		g.release(stats)

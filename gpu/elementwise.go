@@ -119,6 +119,35 @@ func (g *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
 	}
 }
 
+// GELUTanhMul sets dst = gelu(gate) * up with GELU's tanh form; dst may be
+// gate or up.
+func (g *Backend) GELUTanhMul(dst, gate, up backend.Buffer) {
+	const op = "GELUTanhMul"
+	d, gb, u := g.f32(dst, op, "dst"), g.f32(gate, op, "gate"), g.f32(up, op, "up")
+	checkSize(op, "gate", gb, d.n)
+	checkSize(op, "up", u, d.n)
+	for _, s := range spans(op, d.n, operand{"dst", d, 1}, operand{"gate", gb, 1}, operand{"up", u, 1}) {
+		g.run(kGELUMul, groupsFor(s.n, 256), args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2]), s.bufs[0], s.bufs[1], s.bufs[2])
+	}
+}
+
+// GELUTanhMulBackward sets dgate = dy * up * gelu'(gate) and dup = dy *
+// gelu(gate), overwriting them; either may be nil.
+func (g *Backend) GELUTanhMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
+	const op = "GELUTanhMulBackward"
+	dyb, gb, u := g.f32(dy, op, "dy"), g.f32(gate, op, "gate"), g.f32(up, op, "up")
+	checkSize(op, "gate", gb, dyb.n)
+	checkSize(op, "up", u, dyb.n)
+	dg, du := g.opt(dgate, op, "dgate"), g.opt(dup, op, "dup")
+	checkOpt(op, "dgate", dg, dyb.n)
+	checkOpt(op, "dup", du, dyb.n)
+	ops := []operand{{"dy", dyb, 1}, {"gate", gb, 1}, {"up", u, 1}, {"dgate", dg, 1}, {"dup", du, 1}}
+	for _, s := range spans(op, dyb.n, ops...) {
+		a := args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], bit(dg != nil), s.offs[3], bit(du != nil), s.offs[4])
+		g.run(kGELUMulBack, groupsFor(s.n, 256), a, s.bufs...)
+	}
+}
+
 // checkOpt checks the size of an optional operand.
 func checkOpt(op, name string, b *buffer, n int) {
 	if b != nil {

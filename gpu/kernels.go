@@ -107,6 +107,8 @@ var (
 	kAxpby       = kernel{name: "axpby", buffers: 2}
 	kSiLUMul     = kernel{name: "silumul", buffers: 3}
 	kSiLUMulBack = kernel{name: "silumul_back", buffers: 5}
+	kGELUMul     = kernel{name: "gelumul", buffers: 3}
+	kGELUMulBack = kernel{name: "gelumul_back", buffers: 5}
 	kEmbedding   = kernel{name: "embedding", buffers: 2}
 	kEmbedBack   = kernel{name: "embedding_back", buffers: 2}
 	kRMSNorm     = kernel{name: "rmsnorm", buffers: 3}

@@ -161,8 +161,10 @@ func (g *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 		panic(fmt.Sprintf("gpu: %s: HeadDim %d does not divide the %d columns of x %v", op, hd, cols, xb.shape))
 	case d < 0 || d > hd || d%2 != 0:
 		panic(fmt.Sprintf("gpu: %s: Dims %d must be even and at most HeadDim %d", op, r.Dims, hd))
-	case !(r.Theta > 0):
+	case r.Freqs == nil && !(r.Theta > 0):
 		panic(fmt.Sprintf("gpu: %s: Theta %v must be positive", op, r.Theta))
+	case r.Freqs != nil && len(r.Freqs) != d/2:
+		panic(fmt.Sprintf("gpu: %s: %d Freqs for %d rotated pairs", op, len(r.Freqs), d/2))
 	case len(pos) != rows:
 		panic(fmt.Sprintf("gpu: %s: %d positions for %d rows", op, len(pos), rows))
 	case r.Style != backend.RoPEInterleaved && r.Style != backend.RoPEHalf:
@@ -172,6 +174,9 @@ func (g *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 	a := args{}.u(rows, cols, xb.off, hd, half, int(r.Style)).f(sign)
 	for i := range half {
 		f := math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+		if r.Freqs != nil {
+			f = r.Freqs[i]
+		}
 		a = a.f(float32(f / (2 * math.Pi)))
 	}
 	for _, s := range spans(op, rows, operand{"x", xb, cols}) {

@@ -44,6 +44,11 @@ type RoPE struct {
 	Theta   float32 // base, usually 10000
 	// Dims is how many leading dimensions of each head rotate (0: all).
 	Dims int
+	// Freqs, when set, are the angular frequencies (radians per position)
+	// of the Dims/2 rotated pairs, in place of Theta^(-2i/Dims): the
+	// scaled variants (linear, Llama 3, YaRN) are tables the model computes
+	// once, so that forward and backward rotate by the same angles.
+	Freqs []float64
 }
 
 // Attention describes a causal multi-head attention with grouped-query
@@ -55,11 +60,14 @@ type RoPE struct {
 // SeqK-SeqQ+i and attends to key rows 0..SeqK-SeqQ+i. With a KV cache, the
 // new keys are written into the cache first and SeqK counts them.
 // dst is [Batch*SeqQ, Heads*HeadDim]. Query head h reads key/value head
-// h / (Heads/KVHeads).
+// h / (Heads/KVHeads). With Window > 0 (sliding-window attention) query
+// row i attends only to the Window key rows ending at its own:
+// max(0, SeqK-SeqQ+i-Window+1)..SeqK-SeqQ+i.
 type Attention struct {
 	Batch, SeqQ, SeqK, KVStride int
 	Heads, KVHeads, HeadDim     int
 	Scale                       float32 // usually 1/sqrt(HeadDim)
+	Window                      int     // 0: every earlier key
 }
 
 // MatMul flags select the orientation of the operands of a matrix product.
@@ -144,6 +152,13 @@ type Backend interface {
 	SiLUMul(dst, gate, up Buffer)
 	// SiLUMulBackward sets dgate and dup (overwriting) from dy.
 	SiLUMulBackward(dgate, dup, dy, gate, up Buffer)
+	// GELUTanhMul sets dst = gelu(gate) * up with GELU's tanh form,
+	// 0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³))) (PyTorch's
+	// approximate="tanh", Gemma's gated FFN); dst may be gate or up.
+	GELUTanhMul(dst, gate, up Buffer)
+	// GELUTanhMulBackward sets dgate and dup (overwriting) from dy; either
+	// may be nil.
+	GELUTanhMulBackward(dgate, dup, dy, gate, up Buffer)
 
 	// Softmax sets each row of dst to softmax of that row of x, scaled by
 	// 1/temperature first (temperature 0 means 1).

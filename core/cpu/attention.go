@@ -24,9 +24,9 @@ func checkAttention(op string, p backend.Attention, q, k, v *buffer) attnShape {
 	if s.stride == 0 {
 		s.stride = p.SeqK
 	}
-	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || s.stride < p.SeqK ||
+	if p.Batch < 0 || p.SeqQ < 0 || p.SeqK < p.SeqQ || s.stride < p.SeqK || p.Window < 0 ||
 		p.Heads <= 0 || p.KVHeads <= 0 || p.Heads%p.KVHeads != 0 || p.HeadDim <= 0 {
-		panic(fmt.Sprintf("cpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads)", op, p))
+		panic(fmt.Sprintf("cpu: %s: invalid parameters %+v (want 0 <= SeqQ <= SeqK <= KVStride, KVHeads dividing Heads, Window >= 0)", op, p))
 	}
 	s.group = p.Heads / p.KVHeads
 	s.qCols, s.kCols = p.Heads*p.HeadDim, p.KVHeads*p.HeadDim
@@ -52,13 +52,23 @@ func (s *attnShape) kRow(x []float32, b, j, kvh int) []float32 {
 	return x[o : o+s.HeadDim]
 }
 
-// scores fills sc[j] = scale * q.k_j for the keys query i may see and
-// returns their maximum.
-func (s *attnShape) scores(sc, q, ks []float32, b, i, h int) float32 {
+// keys returns the key rows [lo, hi) query row i sees: those up to its
+// own position, the last Window of them with a sliding window.
+func (s *attnShape) keys(i int) (lo, hi int) {
+	hi = s.SeqK - s.SeqQ + i + 1
+	if s.Window > 0 {
+		lo = max(0, hi-s.Window)
+	}
+	return lo, hi
+}
+
+// scores fills sc[j] = scale * q.k_{lo+j} for the keys query i may see,
+// from key row lo on, and returns their maximum.
+func (s *attnShape) scores(sc, q, ks []float32, b, lo, h int) float32 {
 	kvh := h / s.group
 	mx := float32(math.Inf(-1))
 	for j := range sc {
-		v := s.Scale * dot(q, s.kRow(ks, b, j, kvh))
+		v := s.Scale * dot(q, s.kRow(ks, b, lo+j, kvh))
 		sc[j] = v
 		mx = max(mx, v)
 	}
@@ -103,13 +113,14 @@ func (t *attentionTask) run(lo, hi int) {
 		bh, i := u/s.SeqQ, u%s.SeqQ
 		b, h := bh/s.Heads, bh%s.Heads
 		kvh := h / s.group
-		sc := (*sp)[:s.SeqK-s.SeqQ+i+1]
-		mx := s.scores(sc, s.qRow(t.q, b, i, h), t.k, b, i, h)
+		lo, hi := s.keys(i)
+		sc := (*sp)[:hi-lo]
+		mx := s.scores(sc, s.qRow(t.q, b, i, h), t.k, b, lo, h)
 		inv := 1 / expShift(sc, mx)
 		o := s.qRow(t.out, b, i, h)
 		clear(o)
 		for j, w := range sc {
-			axpy(o, s.kRow(t.v, b, j, kvh), w*inv)
+			axpy(o, s.kRow(t.v, b, lo+j, kvh), w*inv)
 		}
 	}
 }
@@ -188,11 +199,12 @@ func (t *attnBackTask) queryRows(lo, hi int) {
 		bh, i := u/s.SeqQ, u%s.SeqQ
 		b, h := bh/s.Heads, bh%s.Heads
 		kvh := h / s.group
-		seen := s.SeqK - s.SeqQ + i + 1
+		lo, hi := s.keys(i)
+		seen := hi - lo
 		sc, dp := (*sp)[:seen], (*sp)[s.SeqK:s.SeqK+seen]
 		acc := (*sp)[2*s.SeqK : 2*s.SeqK+s.HeadDim]
 		qi, gi := s.qRow(t.q, b, i, h), s.qRow(t.dy, b, i, h)
-		mx := s.scores(sc, qi, t.k, b, i, h)
+		mx := s.scores(sc, qi, t.k, b, lo, h)
 		var sum float64
 		for _, x := range sc {
 			sum += math.Exp(float64(x - mx))
@@ -203,7 +215,7 @@ func (t *attnBackTask) queryRows(lo, hi int) {
 		for j, x := range sc {
 			pj := math.Exp(float64(x) - l)
 			sc[j] = float32(pj)
-			dp[j] = dot(gi, s.kRow(t.v, b, j, kvh))
+			dp[j] = dot(gi, s.kRow(t.v, b, lo+j, kvh))
 			dd += pj * float64(dp[j])
 		}
 		t.lse[u], t.delta[u] = l, dd
@@ -212,7 +224,7 @@ func (t *attnBackTask) queryRows(lo, hi int) {
 		}
 		clear(acc)
 		for j, pj := range sc {
-			axpy(acc, s.kRow(t.k, b, j, kvh), pj*(dp[j]-float32(dd)))
+			axpy(acc, s.kRow(t.k, b, lo+j, kvh), pj*(dp[j]-float32(dd)))
 		}
 		axpy(s.qRow(t.dq, b, i, h), acc, s.Scale)
 	}
@@ -233,7 +245,13 @@ func (t *attnBackTask) keyRows(lo, hi int) {
 		clear(dkAcc)
 		clear(dvAcc)
 		for h := kvh * s.group; h < (kvh+1)*s.group; h++ {
-			for i := max(0, j-offset); i < s.SeqQ; i++ {
+			// Query rows from the key's own position on see it, within a
+			// window only the next Window of them.
+			last := s.SeqQ
+			if s.Window > 0 {
+				last = min(last, j-offset+s.Window)
+			}
+			for i := max(0, j-offset); i < last; i++ {
 				qi, gi := s.qRow(t.q, b, i, h), s.qRow(t.dy, b, i, h)
 				r := (b*s.Heads+h)*s.SeqQ + i
 				pij := float32(math.Exp(float64(s.Scale*dot(qi, kj)) - t.lse[r]))

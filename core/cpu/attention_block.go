@@ -69,28 +69,32 @@ func (t *attnBlockTask) run(lo, hi int) {
 	}
 }
 
-// views returns the block's query rows [i0, i1), the keys it sees (kend)
-// and the strided views of q, k and v for head h of batch row b.
-func (t *attnBlockTask) views(b, h, blk int) (i0, m, kend int, q, k, v strided) {
+// views returns the block's query rows [i0, i0+m), the keys it sees
+// [kbeg, kend) and the strided views of q, and of k and v from row kbeg,
+// for head h of batch row b.
+func (t *attnBlockTask) views(b, h, blk int) (i0, m, kbeg, kend int, q, k, v strided) {
 	s := &t.s
 	i0 = blk * attnBlockRows
 	m = min(attnBlockRows, s.SeqQ-i0)
-	kend = s.SeqK - s.SeqQ + i0 + m
+	kbeg, _ = s.keys(i0)
+	_, kend = s.keys(i0 + m - 1)
 	kvh := h / s.group
 	q = strided{data: t.q, ld: s.qCols}.at(b*s.SeqQ+i0, h*s.HeadDim)
-	k = strided{data: t.k, ld: s.kCols}.at(b*s.stride, kvh*s.HeadDim)
-	v = strided{data: t.v, ld: s.kCols}.at(b*s.stride, kvh*s.HeadDim)
+	k = strided{data: t.k, ld: s.kCols}.at(b*s.stride+kbeg, kvh*s.HeadDim)
+	v = strided{data: t.v, ld: s.kCols}.at(b*s.stride+kbeg, kvh*s.HeadDim)
 	return
 }
 
-// probabilities sets p [m, kend] to the block's causal attention
-// probabilities: row r sees keys [0, SeqK-SeqQ+i0+r]; the rest are zero.
-func (t *attnBlockTask) probabilities(p []float32, i0, m, kend int, q, k strided, gs []float32) {
+// probabilities sets p [m, n] (n = kend-kbeg) to the block's attention
+// probabilities: row r sees keys s.keys(i0+r) of [kbeg, kend); the rest
+// are zero.
+func (t *attnBlockTask) probabilities(p []float32, i0, m, kbeg, n int, q, k strided, gs []float32) {
 	s := &t.s
-	smallGemm(t.kern, strided{data: p, ld: kend}, q, false, k, true, m, kend, s.HeadDim, s.Scale, false, gs)
+	smallGemm(t.kern, strided{data: p, ld: n}, q, false, k, true, m, n, s.HeadDim, s.Scale, false, gs)
 	for r := range m {
-		row := p[r*kend : (r+1)*kend]
-		seen := row[:s.SeqK-s.SeqQ+i0+r+1]
+		row := p[r*n : (r+1)*n]
+		lo, hi := s.keys(i0 + r)
+		seen := row[lo-kbeg : hi-kbeg]
 		mx := float32(math.Inf(-1))
 		for _, x := range seen {
 			mx = max(mx, x)
@@ -99,17 +103,19 @@ func (t *attnBlockTask) probabilities(p []float32, i0, m, kend int, q, k strided
 		for j := range seen {
 			seen[j] *= inv
 		}
-		clear(row[len(seen):])
+		clear(row[:lo-kbeg])
+		clear(row[hi-kbeg:])
 	}
 }
 
 func (t *attnBlockTask) forwardBlock(b, h, blk int, p, gs []float32) {
 	s := &t.s
-	i0, m, kend, q, k, v := t.views(b, h, blk)
-	p = p[:m*kend]
-	t.probabilities(p, i0, m, kend, q, k, gs)
+	i0, m, kbeg, kend, q, k, v := t.views(b, h, blk)
+	n := kend - kbeg
+	p = p[:m*n]
+	t.probabilities(p, i0, m, kbeg, n, q, k, gs)
 	out := strided{data: t.out, ld: s.qCols}.at(b*s.SeqQ+i0, h*s.HeadDim)
-	smallGemm(t.kern, out, strided{data: p, ld: kend}, false, v, false, m, s.HeadDim, kend, 1, false, gs)
+	smallGemm(t.kern, out, strided{data: p, ld: n}, false, v, false, m, s.HeadDim, n, 1, false, gs)
 }
 
 // backwardBlock adds one block's contribution to dq (its own rows) and to
@@ -118,35 +124,38 @@ func (t *attnBlockTask) forwardBlock(b, h, blk int, p, gs []float32) {
 // dq += Scale dS k, dk += Scale dS^T q, dv += P^T dy.
 func (t *attnBlockTask) backwardBlock(b, h, blk int, p, dp, gs []float32) {
 	s := &t.s
-	i0, m, kend, q, k, v := t.views(b, h, blk)
-	p, dp = p[:m*kend], dp[:m*kend]
-	t.probabilities(p, i0, m, kend, q, k, gs)
+	i0, m, kbeg, kend, q, k, v := t.views(b, h, blk)
+	n := kend - kbeg
+	p, dp = p[:m*n], dp[:m*n]
+	t.probabilities(p, i0, m, kbeg, n, q, k, gs)
 	dy := strided{data: t.dy, ld: s.qCols}.at(b*s.SeqQ+i0, h*s.HeadDim)
-	smallGemm(t.kern, strided{data: dp, ld: kend}, dy, false, v, true, m, kend, s.HeadDim, 1, false, gs)
+	smallGemm(t.kern, strided{data: dp, ld: n}, dy, false, v, true, m, n, s.HeadDim, 1, false, gs)
 	for r := range m {
-		pr, dr := p[r*kend:(r+1)*kend], dp[r*kend:(r+1)*kend]
-		seen := s.SeqK - s.SeqQ + i0 + r + 1
+		pr, dr := p[r*n:(r+1)*n], dp[r*n:(r+1)*n]
+		lo, hi := s.keys(i0 + r)
+		lo, hi = lo-kbeg, hi-kbeg
 		var d float64
-		for j, x := range pr[:seen] {
-			d += float64(x) * float64(dr[j])
+		for j := lo; j < hi; j++ {
+			d += float64(pr[j]) * float64(dr[j])
 		}
-		for j, x := range pr[:seen] {
-			dr[j] = x * (dr[j] - float32(d))
+		for j := lo; j < hi; j++ {
+			dr[j] = pr[j] * (dr[j] - float32(d))
 		}
-		clear(dr[seen:])
+		clear(dr[:lo])
+		clear(dr[hi:])
 	}
-	ds, pm := strided{data: dp, ld: kend}, strided{data: p, ld: kend}
+	ds, pm := strided{data: dp, ld: n}, strided{data: p, ld: n}
 	if t.dq != nil {
 		dq := strided{data: t.dq, ld: s.qCols}.at(b*s.SeqQ+i0, h*s.HeadDim)
-		smallGemm(t.kern, dq, ds, false, k, false, m, s.HeadDim, kend, s.Scale, true, gs)
+		smallGemm(t.kern, dq, ds, false, k, false, m, s.HeadDim, n, s.Scale, true, gs)
 	}
 	kvh := h / s.group
 	if t.dk != nil {
-		dk := strided{data: t.dk, ld: s.kCols}.at(b*s.stride, kvh*s.HeadDim)
-		smallGemm(t.kern, dk, ds, true, q, false, kend, s.HeadDim, m, s.Scale, true, gs)
+		dk := strided{data: t.dk, ld: s.kCols}.at(b*s.stride+kbeg, kvh*s.HeadDim)
+		smallGemm(t.kern, dk, ds, true, q, false, n, s.HeadDim, m, s.Scale, true, gs)
 	}
 	if t.dv != nil {
-		dv := strided{data: t.dv, ld: s.kCols}.at(b*s.stride, kvh*s.HeadDim)
-		smallGemm(t.kern, dv, pm, true, dy, false, kend, s.HeadDim, m, 1, true, gs)
+		dv := strided{data: t.dv, ld: s.kCols}.at(b*s.stride+kbeg, kvh*s.HeadDim)
+		smallGemm(t.kern, dv, pm, true, dy, false, n, s.HeadDim, m, 1, true, gs)
 	}
 }

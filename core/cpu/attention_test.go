@@ -23,10 +23,14 @@ func refAttention(q, k, v []float64, p backend.Attention) []float64 {
 			for i := range p.SeqQ {
 				qi := q[(b*p.SeqQ+i)*qc+h*hd:][:hd]
 				last := p.SeqK - p.SeqQ + i
-				sc := make([]float64, last+1)
+				first := 0
+				if p.Window > 0 {
+					first = max(0, last-p.Window+1)
+				}
+				sc := make([]float64, last+1-first)
 				mx := math.Inf(-1)
 				for j := range sc {
-					kj := k[(b*stride+j)*kc+kvh*hd:][:hd]
+					kj := k[(b*stride+first+j)*kc+kvh*hd:][:hd]
 					for d := range hd {
 						sc[j] += qi[d] * kj[d]
 					}
@@ -40,7 +44,7 @@ func refAttention(q, k, v []float64, p backend.Attention) []float64 {
 				}
 				o := out[(b*p.SeqQ+i)*qc+h*hd:][:hd]
 				for j := range sc {
-					vj := v[(b*stride+j)*kc+kvh*hd:][:hd]
+					vj := v[(b*stride+first+j)*kc+kvh*hd:][:hd]
 					for d := range hd {
 						o[d] += sc[j] / sum * vj[d]
 					}
@@ -49,6 +53,12 @@ func refAttention(q, k, v []float64, p backend.Attention) []float64 {
 		}
 	}
 	return out
+}
+
+// windowed returns p with a sliding window of w keys.
+func windowed(p backend.Attention, w int) backend.Attention {
+	p.Window = w
+	return p
 }
 
 func attnCase(batch, seqQ, seqK, stride, heads, kvHeads, hd int) backend.Attention {
@@ -63,10 +73,20 @@ var attnCases = []backend.Attention{
 	attnCase(1, 1, 9, 12, 8, 4, 8),  // generation with a KV cache: one new row, stride beyond SeqK
 	attnCase(2, 3, 10, 16, 4, 1, 5), // a chunk of new rows after a cached prefix, multi-query, odd head size
 	attnCase(3, 4, 6, 0, 3, 3, 7),
+	// Sliding windows: narrower than the sequence, over a KV cache, one
+	// key wide, and wider than every row's reach (no effect).
+	windowed(attnCase(2, 7, 7, 0, 4, 2, 8), 3),
+	windowed(attnCase(2, 3, 10, 16, 4, 1, 5), 4),
+	windowed(attnCase(1, 5, 5, 0, 2, 1, 4), 1),
+	windowed(attnCase(1, 5, 5, 0, 2, 2, 4), 9),
+	// Blocked kernels (16 rows up), whose blocks see a band of keys.
+	windowed(attnCase(1, 70, 70, 0, 2, 1, 8), 20),
+	windowed(attnCase(2, 33, 40, 48, 4, 2, 8), 5),
+	attnCase(1, 20, 24, 0, 2, 1, 8),
 }
 
 func attnName(p backend.Attention) string {
-	return fmt.Sprintf("B%d/Q%d/K%d/S%d/H%d/KV%d/D%d", p.Batch, p.SeqQ, p.SeqK, p.KVStride, p.Heads, p.KVHeads, p.HeadDim)
+	return fmt.Sprintf("B%d/Q%d/K%d/S%d/H%d/KV%d/D%d/W%d", p.Batch, p.SeqQ, p.SeqK, p.KVStride, p.Heads, p.KVHeads, p.HeadDim, p.Window)
 }
 
 // attnInputs returns random q, k, v for p (k and v with KVStride rows per

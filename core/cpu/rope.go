@@ -41,19 +41,23 @@ func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 		panic(fmt.Sprintf("cpu: %s: HeadDim %d does not divide the %d columns of x %v", op, hd, cols, xb.shape))
 	case d < 0 || d > hd || d%2 != 0:
 		panic(fmt.Sprintf("cpu: %s: Dims %d must be even and at most HeadDim %d", op, r.Dims, hd))
-	case !(r.Theta > 0):
+	case r.Freqs == nil && !(r.Theta > 0):
 		panic(fmt.Sprintf("cpu: %s: Theta %v must be positive", op, r.Theta))
+	case r.Freqs != nil && len(r.Freqs) != d/2:
+		panic(fmt.Sprintf("cpu: %s: %d Freqs for %d rotated pairs", op, len(r.Freqs), d/2))
 	case len(pos) != rows:
 		panic(fmt.Sprintf("cpu: %s: %d positions for %d rows", op, len(pos), rows))
 	case r.Style != backend.RoPEInterleaved && r.Style != backend.RoPEHalf:
 		panic(fmt.Sprintf("cpu: %s: unknown RoPE style %d", op, r.Style))
 	}
-	half := d / 2
-	fp := getScratch64(half)
-	defer putScratch64(fp)
-	freq := *fp
-	for i := range freq {
-		freq[i] = math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+	freq := r.Freqs
+	if freq == nil {
+		fp := getScratch64(d / 2)
+		defer putScratch64(fp)
+		freq = *fp
+		for i := range freq {
+			freq[i] = math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+		}
 	}
 	runTask(c, &c.tasks.rope, rows, elemGrain/max(cols, 1)+1,
 		ropeTask{x: xb.data(), pos: pos, freq: freq, cols: cols, headDim: hd, dims: d, halfStyle: r.Style == backend.RoPEHalf, sign: sign})

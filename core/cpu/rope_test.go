@@ -9,7 +9,7 @@ import (
 )
 
 // refRoPE rotates a copy of x in float64: pair i of each head, (2i, 2i+1)
-// or (i, i+d/2), turns by pos * theta^(-2i/d).
+// or (i, i+d/2), turns by pos * theta^(-2i/d), or by pos * Freqs[i].
 func refRoPE(x []float64, pos []int32, cols int, p backend.RoPE) []float64 {
 	out := append([]float64(nil), x...)
 	d := p.Dims
@@ -24,7 +24,11 @@ func refRoPE(x []float64, pos []int32, cols int, p backend.RoPE) []float64 {
 				if p.Style == backend.RoPEHalf {
 					a, b = base+i, base+i+d/2
 				}
-				ang := float64(pos[r]) * math.Pow(float64(p.Theta), -2*float64(i)/float64(d))
+				f := math.Pow(float64(p.Theta), -2*float64(i)/float64(d))
+				if p.Freqs != nil {
+					f = p.Freqs[i]
+				}
+				ang := float64(pos[r]) * f
 				c, s := math.Cos(ang), math.Sin(ang)
 				out[a], out[b] = x[a]*c-x[b]*s, x[a]*s+x[b]*c
 			}
@@ -43,6 +47,9 @@ var ropeCases = []struct {
 	{5, 24, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 6, Theta: 500000}},
 	{4, 32, backend.RoPE{Style: backend.RoPEInterleaved, HeadDim: 16, Theta: 10000, Dims: 8}},
 	{4, 32, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 16, Theta: 10000, Dims: 8}},
+	// A frequency table (scaled RoPE) replaces Theta.
+	{3, 16, backend.RoPE{Style: backend.RoPEInterleaved, HeadDim: 8, Freqs: []float64{1, 0.3, 0.01, 1e-4}}},
+	{3, 16, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 8, Dims: 4, Freqs: []float64{0.7, 2e-3}}},
 }
 
 func ropePositions(rows int) []int32 {
@@ -136,5 +143,6 @@ func TestApplyRoPERejectsBadParameters(t *testing.T) {
 	mustPanic(t, "does not divide", func() { c.ApplyRoPE(x, pos, backend.RoPE{HeadDim: 5, Theta: 1e4}) })
 	mustPanic(t, "must be even", func() { c.ApplyRoPE(x, pos, backend.RoPE{HeadDim: 6, Dims: 3, Theta: 1e4}) })
 	mustPanic(t, "positive", func() { c.ApplyRoPE(x, pos, backend.RoPE{HeadDim: 6}) })
+	mustPanic(t, "3 Freqs for 2 rotated pairs", func() { c.ApplyRoPE(x, pos, backend.RoPE{HeadDim: 6, Dims: 4, Freqs: []float64{1, 2, 3}}) })
 	mustPanic(t, "2 rows", func() { c.ApplyRoPE(x, pos[:1], backend.RoPE{HeadDim: 6, Theta: 1e4}) })
 }

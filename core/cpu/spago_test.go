@@ -286,7 +286,11 @@ func ropeMatrix(cols int, pos int32, r backend.RoPE) []float64 {
 	}
 	for h := 0; h < cols; h += r.HeadDim {
 		for i := range d / 2 {
-			ang := float64(pos) * math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+			f := math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
+			if r.Freqs != nil {
+				f = r.Freqs[i]
+			}
+			ang := float64(pos) * f
 			s, co := math.Sincos(ang)
 			lo, hi := h+2*i, h+2*i+1
 			if r.Style == backend.RoPEHalf {
@@ -308,6 +312,7 @@ func TestSpagoRoPEBackward(t *testing.T) {
 		{5, 12, backend.RoPE{Style: backend.RoPEInterleaved, HeadDim: 6, Theta: 10000}},
 		{5, 12, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 6, Theta: 10000}},
 		{4, 16, backend.RoPE{Style: backend.RoPEInterleaved, HeadDim: 8, Theta: 500000, Dims: 4}},
+		{4, 16, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 8, Freqs: []float64{1.1, 0.2, 3e-3, 1e-5}}},
 		{4, 16, backend.RoPE{Style: backend.RoPEHalf, HeadDim: 8, Theta: 10000, Dims: 6}},
 	}
 	for _, threads := range threadCounts {
@@ -359,6 +364,11 @@ func sgAttention(p backend.Attention, Q, K, V mat.Tensor, dy []float32, want []f
 		for j := p.SeqK - p.SeqQ + i + 1; j < p.SeqK; j++ {
 			mask[i*p.SeqK+j] = -1e9
 		}
+		if p.Window > 0 { // and a sliding window sees only its last Window keys
+			for j := 0; j <= p.SeqK-p.SeqQ+i-p.Window; j++ {
+				mask[i*p.SeqK+j] = -1e9
+			}
+		}
 	}
 	M := sgConst(mask, p.SeqQ, p.SeqK)
 	var losses []mat.Tensor
@@ -389,10 +399,12 @@ func sgAttention(p backend.Attention, Q, K, V mat.Tensor, dy []float32, want []f
 
 func TestSpagoAttentionBackward(t *testing.T) {
 	cases := []backend.Attention{
-		attnCase(2, 5, 5, 0, 4, 2, 8), // training shape, grouped-query
-		attnCase(2, 4, 4, 0, 3, 1, 5), // multi-query
-		attnCase(1, 6, 6, 0, 2, 2, 6), // multi-head
-		attnCase(1, 3, 7, 9, 6, 2, 4), // a KV cache with spare rows
+		attnCase(2, 5, 5, 0, 4, 2, 8),                // training shape, grouped-query
+		attnCase(2, 4, 4, 0, 3, 1, 5),                // multi-query
+		attnCase(1, 6, 6, 0, 2, 2, 6),                // multi-head
+		attnCase(1, 3, 7, 9, 6, 2, 4),                // a KV cache with spare rows
+		windowed(attnCase(2, 6, 6, 0, 4, 2, 8), 2),   // sliding window
+		windowed(attnCase(1, 20, 22, 0, 2, 1, 4), 6), // sliding window, blocked kernels
 	}
 	cases[1].Scale = 0.7
 	for _, threads := range threadCounts {

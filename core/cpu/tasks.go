@@ -50,6 +50,8 @@ type taskSlots struct {
 	broadcast     taskSlot[broadcastTask]
 	silu          taskSlot[siluTask]
 	siluBack      taskSlot[siluBackTask]
+	gelu          taskSlot[geluTask]
+	geluBack      taskSlot[geluBackTask]
 	embedding     taskSlot[embeddingTask]
 	embeddingBack taskSlot[embeddingBackTask]
 	rmsNorm       taskSlot[rmsNormTask]

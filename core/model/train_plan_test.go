@@ -73,6 +73,8 @@ func (p *planBackend) AttentionBackward(_, _, _, _, _, _, _ backend.Buffer, _ ba
 }
 func (p *planBackend) SiLUMul(_, _, _ backend.Buffer)                       {}
 func (p *planBackend) SiLUMulBackward(_, _, _, _, _ backend.Buffer)         {}
+func (p *planBackend) GELUTanhMul(_, _, _ backend.Buffer)                   {}
+func (p *planBackend) GELUTanhMulBackward(_, _, _, _, _ backend.Buffer)     {}
 func (p *planBackend) Softmax(_, _ backend.Buffer, _ float32)               {}
 func (p *planBackend) SumSquares(...backend.Buffer) float64                 { return 0 }
 func (p *planBackend) AdamWStep(_, _, _, _ backend.Buffer, _ backend.AdamW) {}

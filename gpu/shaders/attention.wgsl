@@ -2,7 +2,8 @@
 // row). Keys are visited in chunks of 256: the threads score a chunk into
 // workgroup memory, then each thread folds the chunk into its four output
 // dimensions with an online softmax (running maximum m and sum l).
-// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, doff, qoff, koff, voff
+// A sliding window (W > 0) starts the keys at the row's last W.
+// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, doff, qoff, koff, voff, W
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<storage, read_write> q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> k: array<f32>;
@@ -37,10 +38,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     let seen = SeqK - SeqQ + i + 1u;
+    let W = argu(12u);
+    var lo = 0u;
+    if (W > 0u && seen > W) {
+        lo = seen - W;
+    }
     var m = -3.0e38;
     var l = 0.0;
     var acc: array<f32, 4>;
-    for (var c0 = 0u; c0 < seen; c0 += CH) {
+    for (var c0 = lo; c0 < seen; c0 += CH) {
         let cn = min(CH, seen - c0);
         for (var jj = t; jj < cn; jj += WG) {
             let ko = kbase + (c0 + jj) * kCols;

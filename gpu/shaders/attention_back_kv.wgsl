@@ -2,7 +2,8 @@
 // (batch, key/value head, key row j): over every query row of every head
 // sharing this key head that sees key j, rebuild P from the saved
 // log-sum-exp and add dv += P dy and dk += scale * P (dP - D) q.
-// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdk, dkoff, hasdv, dvoff
+// A sliding window (W > 0) limits the query rows to the W that end at j.
+// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdk, dkoff, hasdv, dvoff, W
 @group(0) @binding(1) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dv: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dy: array<f32>;
@@ -45,7 +46,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (j > offset) {
         i0 = j - offset;
     }
-    let cnt = SeqQ - i0;
+    // Rows i0.. see key j; with a window only those with i < j - offset + W.
+    var i1 = SeqQ;
+    let W = argu(16u);
+    if (W > 0u) {
+        if (j + W > offset) {
+            i1 = min(SeqQ, j + W - offset);
+        } else {
+            i1 = 0u;
+        }
+    }
+    var cnt = 0u;
+    if (i1 > i0) {
+        cnt = i1 - i0;
+    }
     let group = H / KVH;
     let total = group * cnt;
     var dka: array<f32, 4>;

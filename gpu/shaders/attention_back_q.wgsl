@@ -2,7 +2,8 @@
 // (batch, head, query row): the row's log-sum-exp, D = sum_j P_j dP_j with
 // dP_j = dy . v_j, saved in stats for the second pass, and when dq is
 // present dq += scale * sum_j P_j (dP_j - D) k_j.
-// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdq, dqoff
+// A sliding window (W > 0) limits the row to its last W keys.
+// args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdq, dqoff, W
 @group(0) @binding(1) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> q: array<f32>;
@@ -42,10 +43,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     let seen = SeqK - SeqQ + i + 1u;
+    let W = argu(14u);
+    var lo = 0u;
+    if (W > 0u && seen > W) {
+        lo = seen - W;
+    }
     // log-sum-exp of the scores
     var m = -3.0e38;
     var l = 0.0;
-    for (var c0 = 0u; c0 < seen; c0 += CH) {
+    for (var c0 = lo; c0 < seen; c0 += CH) {
         let cn = min(CH, seen - c0);
         for (var jj = t; jj < cn; jj += WG) {
             let ko = kbase + (c0 + jj) * kCols;
@@ -70,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let lse = m + log(l);
     // D = sum_j P_j dP_j
     var part = 0.0;
-    for (var j = t; j < seen; j += WG) {
+    for (var j = lo + t; j < seen; j += WG) {
         let ko = kbase + j * kCols;
         let vo = vbase + j * kCols;
         var s = 0.0;
@@ -98,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     var acc: array<f32, 4>;
-    for (var c0 = 0u; c0 < seen; c0 += CH) {
+    for (var c0 = lo; c0 < seen; c0 += CH) {
         let cn = min(CH, seen - c0);
         for (var jj = t; jj < cn; jj += WG) {
             let ko = kbase + (c0 + jj) * kCols;

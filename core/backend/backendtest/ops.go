@@ -62,6 +62,24 @@ var elementwiseCases = []testCase{
 		h.do(func(be backend.Backend, x side) float64 { be.SiLUMul(x(dst), x(g), x(u)); return 0 })
 		h.close("dst", dst, defaultTol)
 	}},
+	{"GELUTanhMul", func(h *harness) {
+		g, u, dst := h.rand(3, 7, 13), h.rand(1, 7, 13), h.zeros(7, 13)
+		h.do(func(be backend.Backend, x side) float64 { be.GELUTanhMul(x(dst), x(g), x(u)); return 0 })
+		h.close("dst", dst, defaultTol)
+	}},
+	{"GELUTanhMulBackward", func(h *harness) {
+		g, u, dy := h.rand(3, 7, 13), h.rand(1, 7, 13), h.rand(1, 7, 13)
+		dg, du := h.rand(1, 7, 13), h.rand(1, 7, 13) // overwritten
+		dg2 := h.rand(1, 7, 13)
+		h.do(func(be backend.Backend, x side) float64 {
+			be.GELUTanhMulBackward(x(dg), x(du), x(dy), x(g), x(u))
+			be.GELUTanhMulBackward(x(dg2), nil, x(dy), x(g), x(u))
+			return 0
+		})
+		h.close("dgate", dg, defaultTol)
+		h.close("dup", du, defaultTol)
+		h.close("dgate alone", dg2, defaultTol)
+	}},
 	{"SiLUMulBackward", func(h *harness) {
 		g, u, dy := h.rand(2, 7, 13), h.rand(1, 7, 13), h.rand(1, 7, 13)
 		dg, du := h.rand(1, 7, 13), h.rand(1, 7, 13) // overwritten
@@ -134,6 +152,8 @@ var ropeVariants = []backend.RoPE{
 	{Style: backend.RoPEHalf, HeadDim: 8, Theta: 10000},
 	{Style: backend.RoPEInterleaved, HeadDim: 16, Theta: 500000, Dims: 8},
 	{Style: backend.RoPEHalf, HeadDim: 16, Theta: 10000, Dims: 4},
+	{Style: backend.RoPEInterleaved, HeadDim: 8, Freqs: []float64{1, 0.3, 0.01, 1e-4}}, // a scaled RoPE's table
+	{Style: backend.RoPEHalf, HeadDim: 16, Dims: 8, Freqs: []float64{0.9, 0.05, 1e-3, 2e-5}},
 }
 
 var attentionShapes = []backend.Attention{
@@ -141,10 +161,13 @@ var attentionShapes = []backend.Attention{
 	{Batch: 2, SeqQ: 7, SeqK: 7, Heads: 8, KVHeads: 4, HeadDim: 16},              // GQA
 	{Batch: 1, SeqQ: 1, SeqK: 9, KVStride: 12, Heads: 8, KVHeads: 4, HeadDim: 8}, // generation from a KV cache
 	{Batch: 2, SeqQ: 3, SeqK: 10, KVStride: 16, Heads: 4, KVHeads: 1, HeadDim: 5},
+	{Batch: 2, SeqQ: 7, SeqK: 7, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 3},                // sliding window
+	{Batch: 1, SeqQ: 2, SeqK: 11, KVStride: 12, Heads: 2, KVHeads: 1, HeadDim: 8, Window: 4}, // sliding window over a KV cache
+	{Batch: 1, SeqQ: 20, SeqK: 20, Heads: 2, KVHeads: 2, HeadDim: 8, Window: 6},              // the CPU's blocked kernels
 }
 
 func attentionName(p backend.Attention) string {
-	return fmt.Sprintf("B%d/Q%d/K%d/S%d/H%d/KV%d/D%d", p.Batch, p.SeqQ, p.SeqK, p.KVStride, p.Heads, p.KVHeads, p.HeadDim)
+	return fmt.Sprintf("B%d/Q%d/K%d/S%d/H%d/KV%d/D%d/W%d", p.Batch, p.SeqQ, p.SeqK, p.KVStride, p.Heads, p.KVHeads, p.HeadDim, p.Window)
 }
 
 // attentionInputs returns q, k and v pairs for p.
