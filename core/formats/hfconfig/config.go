@@ -1,12 +1,14 @@
 // Package hfconfig reads and writes the config.json of Hugging Face
 // Llama-style decoder checkpoints: LlamaForCausalLM (which also covers
-// TinyLlama and SmolLM), MistralForCausalLM and Qwen2ForCausalLM.
+// TinyLlama, SmolLM and Llama 3.x), MistralForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM and Gemma3ForCausalLM (model_type gemma3_text, the
+// text-only Gemma 3).
 //
 // Defaults follow transformers' per-model config classes (LlamaConfig,
-// MistralConfig, Qwen2Config) rather than PretrainedConfig. In particular
-// tie_word_embeddings defaults to false for all three, even though
-// PretrainedConfig's own default is true, because each of these classes
-// passes tie_word_embeddings=False to it.
+// MistralConfig, Qwen2Config, Qwen3Config, Gemma3TextConfig) rather than
+// PretrainedConfig. In particular tie_word_embeddings defaults to false for
+// all but Gemma 3, even though PretrainedConfig's own default is true,
+// because each of these classes passes its own default to it.
 //
 // The architecture-defining sizes (hidden_size, intermediate_size,
 // num_hidden_layers, num_attention_heads, vocab_size) are required:
@@ -24,16 +26,20 @@ import (
 
 // Model types graft supports, as written in config.json's model_type.
 const (
-	Llama   = "llama"
-	Mistral = "mistral"
-	Qwen2   = "qwen2"
+	Llama      = "llama"
+	Mistral    = "mistral"
+	Qwen2      = "qwen2"
+	Qwen3      = "qwen3"
+	Gemma3Text = "gemma3_text"
 )
 
 // architectureOf maps each supported model_type to its causal-LM class.
 var architectureOf = map[string]string{
-	Llama:   "LlamaForCausalLM",
-	Mistral: "MistralForCausalLM",
-	Qwen2:   "Qwen2ForCausalLM",
+	Llama:      "LlamaForCausalLM",
+	Mistral:    "MistralForCausalLM",
+	Qwen2:      "Qwen2ForCausalLM",
+	Qwen3:      "Qwen3ForCausalLM",
+	Gemma3Text: "Gemma3ForCausalLM",
 }
 
 // maxConfigSize bounds what Load reads; real config.json files are a few
@@ -45,7 +51,7 @@ const maxConfigSize = 16 << 20
 // every field is meaningful after a successful Parse.
 type Config struct {
 	Architectures []string // e.g. ["LlamaForCausalLM"]
-	ModelType     string   // "llama", "mistral" or "qwen2"
+	ModelType     string   // "llama", "mistral", "qwen2", "qwen3" or "gemma3_text"
 
 	HiddenSize        int
 	IntermediateSize  int
@@ -64,7 +70,23 @@ type Config struct {
 	BOSTokenID            *int  // nil when null
 	EOSTokenID            []int // eos_token_id as a list, whether the file holds an int or a list
 
-	HiddenAct string // "silu" (or its alias "swish")
+	// HiddenAct is hidden_act ("silu" or its alias "swish"), or Gemma's
+	// hidden_activation ("gelu_pytorch_tanh").
+	HiddenAct string
+
+	// Gemma 3's attention: logits are scaled by QueryPreAttnScalar^-1/2;
+	// LayerTypes (or, in older files, every SlidingWindowPattern-th layer
+	// being global) says which layers attend over the last SlidingWindow
+	// positions only, with RoPE of base RopeLocalTheta (rope_local_base_freq).
+	QueryPreAttnScalar   float64
+	RopeLocalTheta       float64
+	SlidingWindowPattern int
+	LayerTypes           []string // "sliding_attention" or "full_attention" per layer; nil when absent
+	// FinalLogitSoftcapping and AttnLogitSoftcapping are Gemma 2's tanh
+	// caps; Gemma 3 has none and graft applies none, so Validate refuses
+	// them when set.
+	FinalLogitSoftcapping *float64
+	AttnLogitSoftcapping  *float64
 
 	// AttentionBias reports biases on the q, k and v projections: always
 	// true for qwen2, always false for mistral, attention_bias for llama,
@@ -76,9 +98,10 @@ type Config struct {
 
 	TorchDType string // torch_dtype, e.g. "bfloat16"; informational
 
-	// SlidingWindow is parsed and kept for Marshal but graft attends over
-	// the whole context. transformers defaults it to 4096 for mistral and
-	// qwen2 (where use_sliding_window must also be set).
+	// SlidingWindow is Gemma 3's local attention span. For mistral, qwen2
+	// and qwen3 it is parsed and kept for Marshal but graft attends over
+	// the whole context, as llama.cpp does. transformers defaults it to
+	// 4096 (qwen2 and qwen3 also need use_sliding_window).
 	SlidingWindow *int
 
 	// Extra holds every other top-level key verbatim (initializer_range,
@@ -87,7 +110,8 @@ type Config struct {
 	// changed something.
 	Extra map[string]json.RawMessage
 
-	name string // file name for error messages
+	name       string // file name for error messages
+	patternKey string // the key SlidingWindowPattern was read from, written back
 }
 
 // RopeScaling is config.json's rope_scaling object. graft parses it so the
@@ -101,6 +125,13 @@ type RopeScaling struct {
 	LowFreqFactor                 float64 // llama3
 	HighFreqFactor                float64 // llama3
 	OriginalMaxPositionEmbeddings int     // llama3, yarn
+	// YaRN's optional parameters; 0 (or nil) when absent.
+	AttentionFactor float64
+	BetaFast        float64
+	BetaSlow        float64
+	Mscale          float64
+	MscaleAllDim    float64
+	Truncate        *bool
 	// Extra holds any other keys verbatim.
 	Extra map[string]json.RawMessage
 }
@@ -120,9 +151,23 @@ func (c *Config) QueryDim() int { return c.NumAttentionHeads * c.HeadDim }
 // KVDim is the output width of k_proj and v_proj.
 func (c *Config) KVDim() int { return c.NumKeyValueHeads * c.HeadDim }
 
-// OutputProjBias reports whether o_proj has a bias: only llama's
+// OutputProjBias reports whether o_proj has a bias: llama's and qwen3's
 // attention_bias adds one; Qwen2's q/k/v biases do not extend to o_proj.
-func (c *Config) OutputProjBias() bool { return c.ModelType == Llama && c.AttentionBias }
+func (c *Config) OutputProjBias() bool {
+	return (c.ModelType == Llama || c.ModelType == Qwen3) && c.AttentionBias
+}
+
+// IsSliding reports whether layer i attends over the sliding window only
+// (Gemma 3's local layers).
+func (c *Config) IsSliding(i int) bool {
+	if c.ModelType != Gemma3Text || c.SlidingWindow == nil {
+		return false
+	}
+	if c.LayerTypes != nil {
+		return i < len(c.LayerTypes) && c.LayerTypes[i] == "sliding_attention"
+	}
+	return c.SlidingWindowPattern <= 0 || (i+1)%c.SlidingWindowPattern != 0
+}
 
 // Load reads and parses the config.json at path.
 func Load(path string) (*Config, error) {

@@ -36,6 +36,8 @@ var realistic = map[string]want{
 	"qwen2-0.5b.json":            {Qwen2, "Qwen2ForCausalLM", 896, 4864, 24, 14, 2, 64, 1e-6, 1e6, true, 131072, 151936, p(151643), []int{151643}, true, "bfloat16", p(131072), "", 896, 128},
 	"mistral-7b-v0.1.json":       {Mistral, "MistralForCausalLM", 4096, 14336, 32, 32, 8, 128, 1e-5, 10000, false, 32768, 32000, p(1), []int{2}, false, "bfloat16", p(4096), "", 4096, 1024},
 	"llama-3.2-1b-instruct.json": {Llama, "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 64, 1e-5, 500000, true, 131072, 128256, p(128000), []int{128001, 128008, 128009}, false, "bfloat16", nil, "llama3", 2048, 512},
+	"qwen3-0.6b.json":            {Qwen3, "Qwen3ForCausalLM", 1024, 3072, 28, 16, 8, 128, 1e-6, 1e6, true, 40960, 151936, p(151643), []int{151645}, false, "bfloat16", nil, "", 2048, 1024},
+	"gemma-3-270m.json":          {Gemma3Text, "Gemma3ForCausalLM", 640, 2048, 18, 4, 1, 256, 1e-6, 1e6, true, 32768, 262144, p(2), []int{1}, false, "bfloat16", p(512), "", 1024, 256},
 }
 
 func check(t *testing.T, c *Config, w want) {
@@ -99,6 +101,8 @@ func TestMarshalMatchesTransformers(t *testing.T) {
 		"qwen2-0.5b.json":            {`"head_dim": 64`, `"rope_scaling": null`},
 		"mistral-7b-v0.1.json":       {`"head_dim": 128`, `"rope_scaling": null`},
 		"llama-3.2-1b-instruct.json": nil,
+		"qwen3-0.6b.json":            nil,
+		"gemma-3-270m.json":          {`"tie_word_embeddings": true`},
 	}
 	for file, extra := range added {
 		t.Run(file, func(t *testing.T) {
@@ -383,5 +387,72 @@ func TestPyFloat(t *testing.T) {
 		if err != nil || string(got) != c.want {
 			t.Errorf("pyFloat(%v) = %s, %v; want %s", c.v, got, err, c.want)
 		}
+	}
+}
+
+func TestGemma3Layers(t *testing.T) {
+	c, err := Load("testdata/gemma-3-270m.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HiddenAct != "gelu_pytorch_tanh" || c.QueryPreAttnScalar != 256 || c.RopeLocalTheta != 10000 || c.SlidingWindowPattern != 6 {
+		t.Errorf("gemma3 fields: act %q, query_pre_attn_scalar %v, local theta %v, pattern %d", c.HiddenAct, c.QueryPreAttnScalar, c.RopeLocalTheta, c.SlidingWindowPattern)
+	}
+	for i := range c.NumHiddenLayers {
+		if want := (i+1)%6 != 0; c.IsSliding(i) != want {
+			t.Errorf("layer %d sliding = %v, want %v", i, c.IsSliding(i), want)
+		}
+	}
+	// Without layer_types the pattern decides, as in older files.
+	c.LayerTypes = nil
+	c.SlidingWindowPattern = 3
+	if c.IsSliding(2) || !c.IsSliding(3) {
+		t.Error("pattern 3: layer 2 should be global and layer 3 local")
+	}
+	// transformers 5 nests the local base in rope_parameters.
+	v5 := `{"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+		"vocab_size": 100, "head_dim": 32, "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+		"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}}`
+	c, err = Parse([]byte(v5), "v5.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RopeTheta != 1e6 || c.RopeLocalTheta != 1e4 || c.RopeScaling == nil || c.RopeScaling.Kind() != "linear" || c.RopeScaling.Factor != 8 {
+		t.Errorf("rope_parameters: theta %v, local %v, scaling %+v", c.RopeTheta, c.RopeLocalTheta, c.RopeScaling)
+	}
+	for _, bad := range []struct{ json, want string }{
+		{`"final_logit_softcapping": 30.0`, "final_logit_softcapping"},
+		{`"hidden_activation": "gelu"`, "hidden_activation"},
+		{`"layer_types": ["full_attention"]`, "layer_types has 1"},
+		{`"layer_types": ["full_attention", "chunked"]`, "layer_types[1]"},
+	} {
+		cfg := `{"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 100, ` + bad.json + `}`
+		if _, err := Parse([]byte(cfg), "bad.json"); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: error %v, want one naming %s", bad.json, err, bad.want)
+		}
+	}
+}
+
+func TestYaRNRopeScaling(t *testing.T) {
+	cfg := `{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "vocab_size": 100,
+		"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768, "beta_fast": 16.0, "attention_factor": 1.2}}`
+	c, err := Parse([]byte(cfg), "yarn.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &RopeScaling{Type: "yarn", Factor: 4, OriginalMaxPositionEmbeddings: 32768, BetaFast: 16, AttentionFactor: 1.2}
+	if !reflect.DeepEqual(c.RopeScaling, want) {
+		t.Fatalf("rope_scaling = %+v, want %+v", c.RopeScaling, want)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again.RopeScaling, want) {
+		t.Errorf("after Marshal rope_scaling = %+v, want %+v", again.RopeScaling, want)
 	}
 }

@@ -67,6 +67,11 @@ type defaults struct {
 	bos, eos      *int
 	maxPositions  int
 	slidingWindow *int
+	headDim       int     // 0: hidden_size / num_attention_heads
+	kvHeads       int     // 0: num_attention_heads
+	tie           bool    // tie_word_embeddings
+	ropeTheta     float64 // 0: 10000
+	act           string  // "" : silu
 }
 
 func intPtr(v int) *int { return &v }
@@ -75,6 +80,9 @@ var modelDefaults = map[string]defaults{
 	Llama:   {bos: intPtr(1), eos: intPtr(2), maxPositions: 2048},
 	Mistral: {bos: intPtr(1), eos: intPtr(2), maxPositions: 4096 * 32, slidingWindow: intPtr(4096)},
 	Qwen2:   {maxPositions: 32768, slidingWindow: intPtr(4096)},
+	Qwen3:   {maxPositions: 32768, slidingWindow: intPtr(4096), headDim: 128},
+	Gemma3Text: {bos: intPtr(2), eos: intPtr(1), maxPositions: 131072, slidingWindow: intPtr(4096), headDim: 256, kvHeads: 4,
+		tie: true, ropeTheta: 1e6, act: "gelu_pytorch_tanh"},
 }
 
 func decode(data []byte) (*Config, error) {
@@ -107,10 +115,20 @@ func decode(data []byte) (*Config, error) {
 	}
 
 	c.NumKeyValueHeads = c.NumAttentionHeads
+	if def.kvHeads > 0 {
+		c.NumKeyValueHeads = def.kvHeads
+	}
 	c.MaxPositionEmbeddings = def.maxPositions
 	c.RMSNormEps = 1e-6
 	c.RopeTheta = 10000
+	if def.ropeTheta > 0 {
+		c.RopeTheta = def.ropeTheta
+	}
 	c.HiddenAct = "silu"
+	if def.act != "" {
+		c.HiddenAct = def.act
+	}
+	c.TieWordEmbeddings = def.tie
 	var headDimGiven bool
 	var err error
 	for _, opt := range []struct {
@@ -143,6 +161,14 @@ func decode(data []byte) (*Config, error) {
 	}
 	if c.TorchDType == "" {
 		c.TorchDType = dtype
+	}
+	if c.ModelType == Gemma3Text {
+		if err := c.decodeGemma3(f); err != nil {
+			return nil, err
+		}
+	}
+	if !headDimGiven && def.headDim > 0 {
+		c.HeadDim, headDimGiven = def.headDim, true
 	}
 	if !headDimGiven {
 		if c.NumAttentionHeads <= 0 {
@@ -181,6 +207,44 @@ func decode(data []byte) (*Config, error) {
 	}
 	c.Extra = f.compacted()
 	return c, nil
+}
+
+// decodeGemma3 reads what Gemma3TextConfig adds: hidden_activation, the
+// attention scale, the local layers and the logit caps.
+func (c *Config) decodeGemma3(f fields) error {
+	var act string
+	if _, err := f.get("hidden_activation", &act); err != nil {
+		return err
+	}
+	if act != "" {
+		c.HiddenAct = act
+	}
+	c.QueryPreAttnScalar, c.RopeLocalTheta, c.SlidingWindowPattern = 256, 10000, 6
+	for _, opt := range []struct {
+		key string
+		dst any
+	}{
+		{"query_pre_attn_scalar", &c.QueryPreAttnScalar},
+		{"rope_local_base_freq", &c.RopeLocalTheta},
+		{"layer_types", &c.LayerTypes},
+		{"final_logit_softcapping", &c.FinalLogitSoftcapping},
+		{"attn_logit_softcapping", &c.AttnLogitSoftcapping},
+	} {
+		if _, err := f.get(opt.key, opt.dst); err != nil {
+			return err
+		}
+	}
+	// transformers 4.5x keeps the pattern as _sliding_window_pattern
+	// beside layer_types; older files name it sliding_window_pattern.
+	c.patternKey = "sliding_window_pattern"
+	for _, key := range []string{"sliding_window_pattern", "_sliding_window_pattern"} {
+		if ok, err := f.get(key, &c.SlidingWindowPattern); err != nil {
+			return err
+		} else if ok {
+			c.patternKey = key
+		}
+	}
+	return nil
 }
 
 // decodeIdentity reads model_type and architectures, inferring either from
@@ -253,7 +317,8 @@ func decodeEOS(f fields, def *int) ([]int, error) {
 }
 
 // decodeRope reads rope_theta and rope_scaling. transformers 5 nests both
-// in rope_parameters; when that is all a file has, it is used instead.
+// in rope_parameters, per attention type for Gemma 3 (full_attention,
+// sliding_attention); when that is all a file has, it is used instead.
 func (c *Config) decodeRope(f fields) error {
 	thetaGiven, err := f.get("rope_theta", &c.RopeTheta)
 	if err != nil {
@@ -269,7 +334,26 @@ func (c *Config) decodeRope(f fields) error {
 	if !ok || isNull(params) {
 		return nil
 	}
-	rs, err := decodeRopeScaling(params)
+	var byType map[string]json.RawMessage
+	if err := json.Unmarshal(params, &byType); err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	full, nested := byType["full_attention"]
+	if !nested {
+		full = params
+	}
+	if sliding, ok := byType["sliding_attention"]; ok {
+		local, err := decodeRopeScaling(sliding)
+		if err != nil {
+			return fmt.Errorf("rope_parameters: sliding_attention: %w", err)
+		}
+		if theta, ok := local.Extra["rope_theta"]; ok {
+			if err := json.Unmarshal(theta, &c.RopeLocalTheta); err != nil {
+				return fmt.Errorf("rope_parameters: sliding_attention: rope_theta: %w", err)
+			}
+		}
+	}
+	rs, err := decodeRopeScaling(full)
 	if err != nil {
 		return fmt.Errorf("rope_parameters: %w", err)
 	}
@@ -280,6 +364,9 @@ func (c *Config) decodeRope(f fields) error {
 				return fmt.Errorf("rope_parameters: rope_theta: %w", err)
 			}
 		}
+	}
+	if nested {
+		delete(rs.Extra, "sliding_attention")
 	}
 	if len(rs.Extra) == 0 {
 		rs.Extra = nil
@@ -306,6 +393,12 @@ func decodeRopeScaling(raw json.RawMessage) (*RopeScaling, error) {
 		{"low_freq_factor", &r.LowFreqFactor},
 		{"high_freq_factor", &r.HighFreqFactor},
 		{"original_max_position_embeddings", &r.OriginalMaxPositionEmbeddings},
+		{"attention_factor", &r.AttentionFactor},
+		{"beta_fast", &r.BetaFast},
+		{"beta_slow", &r.BetaSlow},
+		{"mscale", &r.Mscale},
+		{"mscale_all_dim", &r.MscaleAllDim},
+		{"truncate", &r.Truncate},
 	} {
 		if _, err := f.get(fld.key, fld.dst); err != nil {
 			return nil, err

@@ -44,7 +44,27 @@ func (c *Config) Marshal() ([]byte, error) {
 	default:
 		out["eos_token_id"] = c.EOSTokenID
 	}
-	out["hidden_act"] = c.HiddenAct
+	if c.ModelType == Gemma3Text {
+		out["hidden_activation"] = c.HiddenAct
+		out["query_pre_attn_scalar"] = pyNumber(c.QueryPreAttnScalar)
+		out["rope_local_base_freq"] = pyFloat(c.RopeLocalTheta)
+		key := c.patternKey
+		if key == "" {
+			key = "sliding_window_pattern"
+		}
+		out[key] = c.SlidingWindowPattern
+		if c.LayerTypes != nil {
+			out["layer_types"] = c.LayerTypes
+		}
+		out["final_logit_softcapping"] = c.FinalLogitSoftcapping
+		out["attn_logit_softcapping"] = c.AttnLogitSoftcapping
+		out["attention_bias"] = c.AttentionBias
+	} else {
+		out["hidden_act"] = c.HiddenAct
+	}
+	if c.ModelType == Qwen3 {
+		out["attention_bias"] = c.AttentionBias
+	}
 	if c.ModelType == Llama {
 		// Only LlamaConfig has these; Qwen2 and Mistral fix their biases.
 		out["attention_bias"] = c.AttentionBias
@@ -94,6 +114,15 @@ func (r *RopeScaling) toJSON() map[string]any {
 	if r.OriginalMaxPositionEmbeddings != 0 {
 		out["original_max_position_embeddings"] = r.OriginalMaxPositionEmbeddings
 	}
+	for key, v := range map[string]float64{"attention_factor": r.AttentionFactor, "beta_fast": r.BetaFast, "beta_slow": r.BetaSlow,
+		"mscale": r.Mscale, "mscale_all_dim": r.MscaleAllDim} {
+		if v != 0 {
+			out[key] = pyFloat(v)
+		}
+	}
+	if r.Truncate != nil {
+		out["truncate"] = *r.Truncate
+	}
 	return out
 }
 
@@ -118,4 +147,13 @@ func (f pyFloat) MarshalJSON() ([]byte, error) {
 		s += ".0"
 	}
 	return []byte(s), nil
+}
+
+// pyNumber is a float that configs usually hold as an int (Gemma's
+// query_pre_attn_scalar): written as an int when it is whole.
+func pyNumber(v float64) any {
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		return int64(v)
+	}
+	return pyFloat(v)
 }

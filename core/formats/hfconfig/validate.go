@@ -84,9 +84,13 @@ func (c *Config) validate() error {
 	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
 		return fmt.Errorf("rope_theta is %v, want a positive number", c.RopeTheta)
 	}
-	// transformers maps both names to torch.nn.SiLU.
-	if c.HiddenAct != "silu" && c.HiddenAct != "swish" {
-		return fmt.Errorf("unsupported hidden_act %q (graft's MLP uses silu)", c.HiddenAct)
+	if c.ModelType == Gemma3Text {
+		if err := c.validateGemma3(); err != nil {
+			return err
+		}
+	} else if c.HiddenAct != "silu" && c.HiddenAct != "swish" {
+		// transformers maps both names to torch.nn.SiLU.
+		return fmt.Errorf("unsupported hidden_act %q (graft's %s MLP uses silu)", c.HiddenAct, c.ModelType)
 	}
 	switch {
 	case c.ModelType == Qwen2 && !c.AttentionBias:
@@ -113,6 +117,34 @@ func (c *Config) validate() error {
 func (c *Config) checkTokenID(key string, id int) error {
 	if id < 0 || id >= c.VocabSize {
 		return fmt.Errorf("%s %d is outside the vocabulary of %d", key, id, c.VocabSize)
+	}
+	return nil
+}
+
+// validateGemma3 checks what Gemma3TextConfig adds.
+func (c *Config) validateGemma3() error {
+	switch {
+	case c.HiddenAct != "gelu_pytorch_tanh":
+		return fmt.Errorf("unsupported hidden_activation %q (graft's gemma3_text MLP uses gelu_pytorch_tanh)", c.HiddenAct)
+	case c.AttentionBias:
+		return fmt.Errorf("attention_bias true is not supported for gemma3_text")
+	case c.FinalLogitSoftcapping != nil:
+		return fmt.Errorf("final_logit_softcapping %v is not supported (Gemma 3 has none)", *c.FinalLogitSoftcapping)
+	case c.AttnLogitSoftcapping != nil:
+		return fmt.Errorf("attn_logit_softcapping %v is not supported (Gemma 3 has none)", *c.AttnLogitSoftcapping)
+	case !(c.QueryPreAttnScalar > 0) || math.IsInf(c.QueryPreAttnScalar, 0):
+		return fmt.Errorf("query_pre_attn_scalar is %v, want a positive number", c.QueryPreAttnScalar)
+	case !(c.RopeLocalTheta > 0) || math.IsInf(c.RopeLocalTheta, 0):
+		return fmt.Errorf("rope_local_base_freq is %v, want a positive number", c.RopeLocalTheta)
+	case c.SlidingWindow != nil && *c.SlidingWindow <= 0:
+		return fmt.Errorf("sliding_window is %d, want a positive number", *c.SlidingWindow)
+	case c.LayerTypes != nil && len(c.LayerTypes) != c.NumHiddenLayers:
+		return fmt.Errorf("layer_types has %d entries for %d layers", len(c.LayerTypes), c.NumHiddenLayers)
+	}
+	for i, lt := range c.LayerTypes {
+		if lt != "sliding_attention" && lt != "full_attention" {
+			return fmt.Errorf("layer_types[%d] is %q (supported: sliding_attention, full_attention)", i, lt)
+		}
 	}
 	return nil
 }
