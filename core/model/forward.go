@@ -67,11 +67,14 @@ type scratch struct {
 	gate, up, act, down   backend.Buffer
 	logits                backend.Buffer
 	logitRows             int
+	// qn, kn hold q and k after their per-head norms (QKNorm) and post a
+	// sublayer's output after its post-norm (PostNorms); nil otherwise.
+	qn, kn, post backend.Buffer
 }
 
 func (m *Model) newScratch(rows, logitRows int) *scratch {
 	b, c := m.Backend, m.Config
-	return &scratch{
+	s := &scratch{
 		rows: rows,
 		x:    b.Zeros(rows, c.Dim), h: b.Zeros(rows, c.Dim),
 		q: b.Zeros(rows, c.QDim()), k: b.Zeros(rows, c.KVDim()), v: b.Zeros(rows, c.KVDim()),
@@ -80,11 +83,20 @@ func (m *Model) newScratch(rows, logitRows int) *scratch {
 		down:   b.Zeros(rows, c.Dim),
 		logits: b.Zeros(logitRows, c.Vocab), logitRows: logitRows,
 	}
+	if c.QKNorm {
+		s.qn, s.kn = b.Zeros(rows, c.QDim()), b.Zeros(rows, c.KVDim())
+	}
+	if c.PostNorms {
+		s.post = b.Zeros(rows, c.Dim)
+	}
+	return s
 }
 
 func (s *scratch) free(b backend.Backend) {
-	for _, buf := range []backend.Buffer{s.x, s.h, s.q, s.k, s.v, s.att, s.o, s.gate, s.up, s.act, s.down, s.logits} {
-		b.Free(buf)
+	for _, buf := range []backend.Buffer{s.x, s.h, s.q, s.k, s.v, s.att, s.o, s.gate, s.up, s.act, s.down, s.logits, s.qn, s.kn, s.post} {
+		if buf != nil {
+			b.Free(buf)
+		}
 	}
 }
 
@@ -137,31 +149,38 @@ func (m *Model) forward(c *Cache, ids []int32, allLogits bool) (*scratch, error)
 	if virtual > 0 {
 		m.Prompt.Forward(b, b.View(s.x, 0, virtual, cfg.Dim))
 	}
-	b.Embedding(b.View(s.x, virtual*cfg.Dim, len(ids), cfg.Dim), m.Embed, ids)
-	rope := m.rope()
-	attn := m.attention(1, T, c.Len+T, c.Capacity)
+	tokens := b.View(s.x, virtual*cfg.Dim, len(ids), cfg.Dim)
+	b.Embedding(tokens, m.Embed, ids)
+	m.scaleEmbedding(tokens)
 	kvDim := cfg.KVDim()
 	for li := range m.Layers {
 		l := &m.Layers[li]
+		rope := m.rope(li)
 		b.RMSNorm(s.h, s.x, l.AttnNorm, cfg.NormEps)
 		l.Q.Forward(b, s.q, s.h)
 		l.K.Forward(b, s.k, s.h)
 		l.V.Forward(b, s.v, s.h)
-		b.ApplyRoPE(s.q, pos, rope)
-		b.ApplyRoPE(s.k, pos, rope)
-		b.Copy(b.View(c.K[li], c.Len*kvDim, T, kvDim), s.k)
+		q, k := s.q, s.k
+		if cfg.QKNorm {
+			m.headNorm(s.qn, q, l.QNorm)
+			m.headNorm(s.kn, k, l.KNorm)
+			q, k = s.qn, s.kn
+		}
+		b.ApplyRoPE(q, pos, rope)
+		b.ApplyRoPE(k, pos, rope)
+		b.Copy(b.View(c.K[li], c.Len*kvDim, T, kvDim), k)
 		b.Copy(b.View(c.V[li], c.Len*kvDim, T, kvDim), s.v)
-		b.Attention(s.att, s.q, c.K[li], c.V[li], attn)
+		b.Attention(s.att, q, c.K[li], c.V[li], m.attention(li, 1, T, c.Len+T, c.Capacity))
 		l.O.Forward(b, s.o, s.att)
 		// s.h is free until the next norm: it holds a hook's output.
-		b.Add(s.x, s.x, applyBlock(b, l.AttnOut, s.h, s.o))
+		b.Add(s.x, s.x, applyBlock(b, l.AttnOut, s.h, m.postNorm(s.post, s.o, l.PostAttnNorm)))
 
 		b.RMSNorm(s.h, s.x, l.FFNNorm, cfg.NormEps)
 		l.Gate.Forward(b, s.gate, s.h)
 		l.Up.Forward(b, s.up, s.h)
-		b.SiLUMul(s.act, s.gate, s.up)
+		m.gatedAct(s.act, s.gate, s.up)
 		l.Down.Forward(b, s.down, s.act)
-		b.Add(s.x, s.x, applyBlock(b, l.FFNOut, s.h, s.down))
+		b.Add(s.x, s.x, applyBlock(b, l.FFNOut, s.h, m.postNorm(s.post, s.down, l.PostFFNNorm)))
 	}
 	first := T - logitRows
 	last := b.View(s.x, first*cfg.Dim, logitRows, cfg.Dim)
@@ -181,4 +200,49 @@ func applyBlock(b backend.Backend, hook BlockHook, dst, x backend.Buffer) backen
 	}
 	hook.Forward(b, dst, x)
 	return dst
+}
+
+// scaleEmbedding multiplies token embeddings by the model's EmbedScale
+// (Gemma's √Dim), in place.
+func (m *Model) scaleEmbedding(x backend.Buffer) {
+	if s := m.Config.EmbedScale; s != 0 && s != 1 {
+		m.Backend.Scale(x, x, s)
+	}
+}
+
+// headNorm sets dst to x with each head RMS-normalized by w [HeadDim]: the
+// q_norm and k_norm of Qwen3 and Gemma 3. A row of heads is viewed as
+// that many rows of one head.
+func (m *Model) headNorm(dst, x, w backend.Buffer) {
+	b, c := m.Backend, m.Config
+	heads := int(x.Shape().Numel()) / c.HeadDim
+	b.RMSNorm(b.View(dst, 0, heads, c.HeadDim), b.View(x, 0, heads, c.HeadDim), w, c.NormEps)
+}
+
+// postNorm returns a sublayer's output x after the post-norm w, computed
+// into dst, or x itself when the model has no post-norms.
+func (m *Model) postNorm(dst, x, w backend.Buffer) backend.Buffer {
+	if w == nil {
+		return x
+	}
+	m.Backend.RMSNorm(dst, x, w, m.Config.NormEps)
+	return dst
+}
+
+// gatedAct sets dst = act(gate) * up with the model's FFN activation.
+func (m *Model) gatedAct(dst, gate, up backend.Buffer) {
+	if m.Config.Act == ActGELUTanh {
+		m.Backend.GELUTanhMul(dst, gate, up)
+		return
+	}
+	m.Backend.SiLUMul(dst, gate, up)
+}
+
+// gatedActBackward is gatedAct's backward.
+func (m *Model) gatedActBackward(dgate, dup, dy, gate, up backend.Buffer) {
+	if m.Config.Act == ActGELUTanh {
+		m.Backend.GELUTanhMulBackward(dgate, dup, dy, gate, up)
+		return
+	}
+	m.Backend.SiLUMulBackward(dgate, dup, dy, gate, up)
 }

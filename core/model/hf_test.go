@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/graft-ml/graft/core/formats/gguf"
@@ -178,19 +179,27 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func TestRopeScalingIsRefused(t *testing.T) {
+func TestRopeScalingFromHF(t *testing.T) {
 	for _, tt := range []struct {
 		scaling *hfconfig.RopeScaling
-		ok      bool
+		want    string // Type, or "error"
 	}{
-		{nil, true},
-		{&hfconfig.RopeScaling{RopeType: "default"}, true},
-		{&hfconfig.RopeScaling{RopeType: "llama3", Factor: 8}, false},
-		{&hfconfig.RopeScaling{Type: "linear", Factor: 2}, false},
+		{nil, ""},
+		{&hfconfig.RopeScaling{RopeType: "default"}, ""},
+		{&hfconfig.RopeScaling{RopeType: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}, RopeLlama3},
+		{&hfconfig.RopeScaling{Type: "linear", Factor: 2}, RopeLinear},
+		{&hfconfig.RopeScaling{Type: "yarn", Factor: 4, OriginalMaxPositionEmbeddings: 32768}, RopeYaRN},
+		{&hfconfig.RopeScaling{RopeType: "dynamic", Factor: 2}, "error"},
+		{&hfconfig.RopeScaling{RopeType: "longrope"}, "error"},
 	} {
-		err := checkRopeScaling(&hfconfig.Config{RopeScaling: tt.scaling})
-		if (err == nil) != tt.ok {
-			t.Errorf("rope_scaling %+v: error %v", tt.scaling, err)
+		s, err := ropeScalingFromHF(tt.scaling)
+		switch {
+		case tt.want == "error":
+			if err == nil || !strings.Contains(err.Error(), tt.scaling.Kind()) || !strings.Contains(err.Error(), "yarn") {
+				t.Errorf("rope_scaling %+v: error %v, want one naming it and the supported types", tt.scaling, err)
+			}
+		case err != nil || s.Type != tt.want:
+			t.Errorf("rope_scaling %+v: %+v, %v; want type %q", tt.scaling, s, err, tt.want)
 		}
 	}
 }

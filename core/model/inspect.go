@@ -114,7 +114,11 @@ func inspectHF(dir string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &Info{Path: dir, Format: "hf", Architecture: hc.ModelType, Config: ConfigFromHF(hc), DTypes: map[string]int{}}
+	cfg, err := ConfigFromHF(hc)
+	if err != nil {
+		return nil, fmt.Errorf("hf %s: %w", dir, err)
+	}
+	info := &Info{Path: dir, Format: "hf", Architecture: hc.ModelType, Config: cfg, DTypes: map[string]int{}}
 	info.Params = info.Config.NumParams()
 	set, err := safetensors.OpenDir(dir)
 	if err != nil {

@@ -177,8 +177,13 @@ func (l *Linear) BaseInputGrad(b backend.Backend, dst, dy backend.Buffer) {
 // Layer holds one decoder block's weights.
 type Layer struct {
 	AttnNorm, FFNNorm backend.Buffer // [Dim]
-	Q, K, V, O        *Linear
-	Gate, Up, Down    *Linear
+	// QNorm and KNorm [HeadDim] normalize each head of q and k before RoPE
+	// (Qwen3, Gemma 3); PostAttnNorm and PostFFNNorm [Dim] normalize the
+	// sublayers' outputs (Gemma 3). nil where the architecture has none.
+	QNorm, KNorm              backend.Buffer
+	PostAttnNorm, PostFFNNorm backend.Buffer
+	Q, K, V, O                *Linear
+	Gate, Up, Down            *Linear
 	// AttnOut and FFNOut, when set, transform the attention and
 	// feed-forward outputs before the residual add (bottleneck adapters).
 	AttnOut, FFNOut BlockHook

@@ -37,12 +37,37 @@ type loader struct {
 	b      backend.Backend
 	where  string // file or directory, for errors
 	dtypes map[string]int
-	// rename maps the name used in the file to a friendlier one for errors;
-	// tensors are looked up by file name.
 	loaded []backend.Buffer
+	// normShift is added to every RMSNorm weight: Gemma's Hugging Face
+	// checkpoints store w for a norm that multiplies by 1+w, which graft
+	// (like llama.cpp's GGUF) holds as 1+w.
+	normShift float32
+}
+
+// norm loads an RMSNorm weight of n elements, shifted by ld.normShift.
+func (ld *loader) norm(name string, n int) (backend.Buffer, error) {
+	if ld.normShift == 0 {
+		return ld.load(name, n)
+	}
+	return ld.loadWith(name, func(t *tensor.Tensor) (*tensor.Tensor, error) {
+		vals, err := t.Float32s()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ld.where, err)
+		}
+		for i := range vals {
+			vals[i] += ld.normShift
+		}
+		return tensor.FromFloat32(name, t.Shape, vals)
+	}, n)
 }
 
 func (ld *loader) load(name string, shape ...int) (backend.Buffer, error) {
+	return ld.loadWith(name, nil, shape...)
+}
+
+// loadWith loads a tensor, passing it through edit (when not nil) after the
+// shape check.
+func (ld *loader) loadWith(name string, edit func(*tensor.Tensor) (*tensor.Tensor, error), shape ...int) (backend.Buffer, error) {
 	t, err := ld.src.ReadTensor(name)
 	if err != nil {
 		return nil, err
@@ -57,6 +82,11 @@ func (ld *loader) load(name string, shape ...int) (backend.Buffer, error) {
 	t.Shape = want
 	if !t.DType.Float() {
 		return nil, fmt.Errorf("%s: tensor %q has non-float dtype %v", ld.where, name, t.DType)
+	}
+	if edit != nil {
+		if t, err = edit(t); err != nil {
+			return nil, err
+		}
 	}
 	if t.DType == tensor.F64 {
 		vals, err := t.Float32s()
@@ -104,7 +134,8 @@ func squeeze(s tensor.Shape) tensor.Shape {
 	return out
 }
 
-// hfName returns the Hugging Face module name of a decoder projection.
+// hfName returns the Hugging Face module name of a decoder projection (or
+// of a q/k norm, which sits in self_attn too).
 func hfName(layer int, module string) string {
 	block := "self_attn"
 	if strings.HasSuffix(module, "gate_proj") || strings.HasSuffix(module, "up_proj") || strings.HasSuffix(module, "down_proj") {

@@ -2,8 +2,10 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/hfconfig"
@@ -18,11 +20,8 @@ func LoadHF(dir string, b backend.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := ConfigFromHF(hc)
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("hf %s: %w", dir, err)
-	}
-	if err := checkRopeScaling(hc); err != nil {
+	cfg, err := ConfigFromHF(hc)
+	if err != nil {
 		return nil, fmt.Errorf("hf %s: %w", dir, err)
 	}
 	set, err := safetensors.OpenDir(dir)
@@ -41,6 +40,9 @@ func LoadHF(dir string, b backend.Backend) (*Model, error) {
 		return nil, fmt.Errorf("hf %s: lm_head.weight is missing and tie_word_embeddings is false", dir)
 	}
 	ld := &loader{src: set, b: b, where: "hf " + dir}
+	if hc.ModelType == hfconfig.Gemma3Text {
+		ld.normShift = 1 // Gemma3RMSNorm multiplies by 1 + weight
+	}
 	if err := m.loadWeights(ld, has, hfNames{}); err != nil {
 		ld.abort()
 		return nil, err
@@ -49,23 +51,10 @@ func LoadHF(dir string, b backend.Backend) (*Model, error) {
 	return m, nil
 }
 
-// checkRopeScaling refuses RoPE scaling schemes graft does not apply, so
-// that such a model fails to load rather than computing wrong positions.
-func checkRopeScaling(hc *hfconfig.Config) error {
-	if hc.RopeScaling == nil {
-		return nil
-	}
-	switch kind := hc.RopeScaling.Kind(); kind {
-	case "", "default":
-		return nil
-	default:
-		return fmt.Errorf("rope_scaling %q is not supported by graft yet (only unscaled RoPE)", kind)
-	}
-}
-
-// ConfigFromHF converts a Hugging Face config to graft's.
-func ConfigFromHF(hc *hfconfig.Config) Config {
-	return Config{
+// ConfigFromHF converts a Hugging Face config to graft's, refusing what
+// graft cannot compute (RoPE scaling types, layer patterns) by name.
+func ConfigFromHF(hc *hfconfig.Config) (Config, error) {
+	c := Config{
 		Arch:       hc.ModelType,
 		Dim:        hc.HiddenSize,
 		FFN:        hc.IntermediateSize,
@@ -82,6 +71,78 @@ func ConfigFromHF(hc *hfconfig.Config) Config {
 		AttnBias:   hc.AttentionBias,
 		OutBias:    hc.OutputProjBias(),
 	}
+	switch hc.ModelType {
+	case hfconfig.Qwen3:
+		c.QKNorm = true
+	case hfconfig.Gemma3Text:
+		c.Arch = "gemma3"
+		c.QKNorm, c.PostNorms, c.Act = true, true, ActGELUTanh
+		// Gemma3TextScaledWordEmbedding multiplies by √hidden_size.
+		c.EmbedScale = float32(math.Sqrt(float64(c.Dim)))
+		c.AttnScale = float32(1 / math.Sqrt(hc.QueryPreAttnScalar))
+		if hc.SlidingWindow != nil {
+			c.SlidingWindow, c.RopeThetaLocal = *hc.SlidingWindow, float32(hc.RopeLocalTheta)
+			pattern, err := slidingPattern(hc)
+			if err != nil {
+				return c, err
+			}
+			c.SlidingPattern = pattern
+		}
+	}
+	var err error
+	if c.RopeScaling, err = ropeScalingFromHF(hc.RopeScaling); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// slidingPattern returns the period P of Gemma's layer pattern (P-1 local
+// layers, then a global one), which is how graft, like llama.cpp, holds
+// it.
+func slidingPattern(hc *hfconfig.Config) (int, error) {
+	p := hc.SlidingWindowPattern
+	if hc.LayerTypes != nil {
+		p = 0
+		for i, t := range hc.LayerTypes {
+			if t == "full_attention" {
+				p = i + 1
+				break
+			}
+		}
+		if p == 0 {
+			p = hc.NumHiddenLayers + 1 // all local: no layer reaches the period
+		}
+	}
+	for i := range hc.NumHiddenLayers {
+		cfg := Config{SlidingWindow: 1, SlidingPattern: p}
+		if cfg.IsLocal(i) != hc.IsSliding(i) {
+			return 0, fmt.Errorf("layer_types %v is not a repeating pattern of local layers then one global layer, which graft (like llama.cpp) needs", hc.LayerTypes)
+		}
+	}
+	return p, nil
+}
+
+// ropeScalingFromHF converts config.json's rope_scaling.
+func ropeScalingFromHF(r *hfconfig.RopeScaling) (RopeScaling, error) {
+	var s RopeScaling
+	if r == nil {
+		return s, nil
+	}
+	switch kind := r.Kind(); kind {
+	case "", "default":
+	case RopeLinear:
+		s = RopeScaling{Type: RopeLinear, Factor: r.Factor}
+	case RopeLlama3:
+		s = RopeScaling{Type: RopeLlama3, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor, HighFreqFactor: r.HighFreqFactor,
+			OrigContext: r.OriginalMaxPositionEmbeddings}
+	case RopeYaRN:
+		s = RopeScaling{Type: RopeYaRN, Factor: r.Factor, OrigContext: r.OriginalMaxPositionEmbeddings,
+			BetaFast: r.BetaFast, BetaSlow: r.BetaSlow, AttnFactor: r.AttentionFactor, Mscale: r.Mscale, MscaleAllDim: r.MscaleAllDim,
+			NoTruncate: r.Truncate != nil && !*r.Truncate}
+	default:
+		return s, fmt.Errorf("rope_scaling %q is not supported (supported: %s)", kind, strings.Join(supportedRopeScaling, ", "))
+	}
+	return s, nil
 }
 
 // hfNames is the Hugging Face transformers layout.
@@ -92,7 +153,7 @@ func (hfNames) outNorm() string { return "model.norm.weight" }
 func (hfNames) output() string  { return "lm_head.weight" }
 func (hfNames) layer(i int, part string) string {
 	switch part {
-	case "input_layernorm.weight", "post_attention_layernorm.weight":
+	case "input_layernorm.weight", "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight":
 		return fmt.Sprintf("model.layers.%d.%s", i, part)
 	}
 	return hfName(i, part[:len(part)-len(filepath.Ext(part))]) + filepath.Ext(part)

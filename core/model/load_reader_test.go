@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func TestLoadGGUFReaderMatchesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fromBytes.Free()
-	if fromBytes.Config != fromFile.Config {
+	if !reflect.DeepEqual(fromBytes.Config, fromFile.Config) {
 		t.Fatalf("config %+v, want %+v", fromBytes.Config, fromFile.Config)
 	}
 	if fromBytes.SourcePath != "stories260K.gguf" || fromBytes.Tokenizer == nil {

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/gguf"
@@ -46,7 +45,9 @@ type Model struct {
 	// depend on it beyond float rounding.
 	LogitChunkRows int
 
-	train *trainPass // activation workspace reused across training steps
+	train   *trainPass  // activation workspace reused across training steps
+	ropes   []layerRoPE // per layer, computed on first use (ropeLayers)
+	ropeKey ropeKey     // what ropes were computed from
 }
 
 // Linears returns every projection of the decoder blocks in order (not the
@@ -88,8 +89,9 @@ func (m *Model) Free() {
 		free(m.Output.Weight)
 	}
 	for _, l := range m.Layers {
-		free(l.AttnNorm)
-		free(l.FFNNorm)
+		for _, n := range m.layerNorms(&l) {
+			free(*n.dst)
+		}
 		for _, lin := range l.Linears() {
 			free(lin.Weight)
 			free(lin.Bias)
@@ -98,20 +100,20 @@ func (m *Model) Free() {
 	m.Layers = nil
 }
 
-// attention returns the attention parameters for a pass of batch x seqQ
-// query rows against seqK keys per sequence with the given row stride.
-func (m *Model) attention(batch, seqQ, seqK, stride int) backend.Attention {
-	c := m.Config
+// attention returns layer li's attention parameters for a pass of batch x
+// seqQ query rows against seqK keys per sequence with the given row
+// stride.
+func (m *Model) attention(li, batch, seqQ, seqK, stride int) backend.Attention {
+	c, l := m.Config, m.ropeLayers()[li]
 	return backend.Attention{
 		Batch: batch, SeqQ: seqQ, SeqK: seqK, KVStride: stride,
 		Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
-		Scale: float32(1 / math.Sqrt(float64(c.HeadDim))),
+		Scale: l.scale, Window: l.window,
 	}
 }
 
-func (m *Model) rope() backend.RoPE {
-	return backend.RoPE{Style: m.Config.RoPE, HeadDim: m.Config.HeadDim, Theta: m.Config.RopeTheta}
-}
+// rope returns layer li's rotary embedding.
+func (m *Model) rope(li int) backend.RoPE { return m.ropeLayers()[li].rope }
 
 // checkIDs rejects token ids outside the vocabulary.
 func (m *Model) checkIDs(ids []int32) error {

@@ -9,7 +9,6 @@ import (
 	"github.com/graft-ml/graft/core/atomicfile"
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/gguf"
-	"github.com/graft-ml/graft/core/formats/hfconfig"
 	"github.com/graft-ml/graft/core/formats/safetensors"
 	"github.com/graft-ml/graft/core/tensor"
 )
@@ -38,6 +37,7 @@ type weightOut struct {
 	shape  tensor.Shape
 	dtype  tensor.DType // target type before format restrictions
 	linear *Linear      // nil for embeddings and norms
+	norm   bool         // an RMSNorm weight (Gemma's HF files store it less 1)
 }
 
 // weightsOut lists the model's weights in Hugging Face naming.
@@ -55,7 +55,7 @@ func (m *Model) weightsOut(opt SaveOptions) []weightOut {
 	}
 	out := []weightOut{
 		{hf: "model.embed_tokens.weight", buf: m.Embed, shape: tensor.Shape{c.Vocab, c.Dim}, dtype: embDT},
-		{hf: "model.norm.weight", buf: m.OutNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32},
+		{hf: "model.norm.weight", buf: m.OutNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32, norm: true},
 	}
 	if !c.TiedOutput {
 		out = append(out, weightOut{hf: "lm_head.weight", buf: m.Output.Weight, shape: tensor.Shape{c.Vocab, c.Dim}, dtype: pick(m.Output), linear: m.Output})
@@ -63,9 +63,13 @@ func (m *Model) weightsOut(opt SaveOptions) []weightOut {
 	for i := range m.Layers {
 		l := &m.Layers[i]
 		prefix := fmt.Sprintf("model.layers.%d.", i)
-		out = append(out,
-			weightOut{hf: prefix + "input_layernorm.weight", buf: l.AttnNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32},
-			weightOut{hf: prefix + "post_attention_layernorm.weight", buf: l.FFNNorm, shape: tensor.Shape{c.Dim}, dtype: tensor.F32})
+		for _, n := range m.layerNorms(l) {
+			name := prefix + n.part
+			if n.part == "q_norm.weight" || n.part == "k_norm.weight" {
+				name = prefix + "self_attn." + n.part
+			}
+			out = append(out, weightOut{hf: name, buf: *n.dst, shape: tensor.Shape{n.size}, dtype: tensor.F32, norm: true})
+		}
 		for _, lin := range l.Linears() {
 			out = append(out, weightOut{hf: lin.Name + ".weight", buf: lin.Weight, shape: tensor.Shape{lin.Out, lin.In}, dtype: pick(lin), linear: lin})
 			if lin.Bias != nil {
@@ -77,11 +81,15 @@ func (m *Model) weightsOut(opt SaveOptions) []weightOut {
 }
 
 // hostTensor reads w from the backend and encodes it as dt under name,
-// permuting q/k rows between RoPE layouts when toHF or toMeta asks.
-func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute func([]float32) ([]float32, error)) (*tensor.Tensor, error) {
+// permuting q/k rows between RoPE layouts when toHF or toMeta asks and
+// adding shift to every value.
+func (m *Model) hostTensor(w weightOut, name string, dt tensor.DType, permute func([]float32) ([]float32, error), shift float32) (*tensor.Tensor, error) {
 	vals := make([]float32, w.shape.Numel())
 	if err := m.Backend.Read(w.buf, 0, vals); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", w.hf, err)
+	}
+	for i := range vals {
+		vals[i] += shift
 	}
 	if permute != nil {
 		var err error
@@ -150,28 +158,9 @@ func (m *Model) warnRequantized(w weightOut, dt tensor.DType, opt SaveOptions) {
 // copied when the model came from a Hugging Face directory. ggml
 // quantized types, which safetensors cannot hold, are written as F32.
 func (m *Model) SaveHF(dir string, opt SaveOptions) error {
-	c := m.Config
-	hc := &hfconfig.Config{
-		Architectures: []string{"LlamaForCausalLM"}, ModelType: hfconfig.Llama,
-		HiddenSize: c.Dim, IntermediateSize: c.FFN, NumHiddenLayers: c.Layers,
-		NumAttentionHeads: c.Heads, NumKeyValueHeads: c.KVHeads, HeadDim: c.HeadDim,
-		RMSNormEps: float64(c.NormEps), RopeTheta: float64(c.RopeTheta),
-		TieWordEmbeddings: c.TiedOutput, MaxPositionEmbeddings: c.Context, VocabSize: c.Vocab,
-		HiddenAct: "silu", AttentionBias: c.OutBias, TorchDType: "float32",
-	}
-	switch c.Arch {
-	case "qwen2":
-		hc.Architectures, hc.ModelType = []string{"Qwen2ForCausalLM"}, hfconfig.Qwen2
-	case "mistral":
-		hc.Architectures, hc.ModelType = []string{"MistralForCausalLM"}, hfconfig.Mistral
-	}
-	if m.Tokenizer != nil {
-		if bos := int(m.Tokenizer.BOS()); bos >= 0 {
-			hc.BOSTokenID = &bos
-		}
-		if eos := int(m.Tokenizer.EOS()); eos >= 0 {
-			hc.EOSTokenID = []int{eos}
-		}
+	hc, err := m.hfConfig()
+	if err != nil {
+		return fmt.Errorf("hf %s: config: %w", dir, err)
 	}
 	cfgJSON, err := hc.Marshal()
 	if err != nil {
@@ -189,7 +178,11 @@ func (m *Model) SaveHF(dir string, opt SaveOptions) error {
 			heads := lin.RoPEPermuted
 			permute = func(v []float32) ([]float32, error) { return PermuteRoPERows(v, lin.Out, len(v)/lin.Out, heads, true) }
 		}
-		t, err := m.hostTensor(w, w.hf, dt, permute)
+		var shift float32
+		if w.norm && m.Config.Arch == "gemma3" {
+			shift = -1 // Gemma3RMSNorm multiplies by 1 + weight
+		}
+		t, err := m.hostTensor(w, w.hf, dt, permute, shift)
 		if err != nil {
 			return fmt.Errorf("hf %s: %w", dir, err)
 		}
@@ -276,6 +269,13 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 	for _, kv := range kvs {
 		set[kv.Key] = true
 	}
+	archKVs, err := m.ggufArchKVs(arch)
+	if err != nil {
+		return fmt.Errorf("gguf %s: %w", path, err)
+	}
+	for _, kv := range archKVs {
+		set[kv.Key] = true
+	}
 	for _, kv := range m.SourceMetadata {
 		// Sizes and types come from the model as it is now.
 		if !set[kv.Key] && kv.Key != "general.file_type" && kv.Key != gguf.KeyAlignment {
@@ -285,7 +285,8 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 	if m.SourceMetadata == nil {
 		kvs = append(kvs, m.ggufTokenizerMetadata(opt)...)
 	}
-	names := ggufNames{}
+	kvs = append(kvs, archKVs...)
+	names := ggufNames{postNorms: c.PostNorms}
 	// GGUF llama/mistral store q/k rows in Meta's interleaved order.
 	metaOrder := c.RoPE == backend.RoPEInterleaved || arch == "llama" || arch == "mistral"
 	var tensors []*tensor.Tensor
@@ -298,7 +299,14 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 			}
 		}
 		m.warnRequantized(w, w.dtype, opt)
-		t, err := m.hostTensor(w, name, w.dtype, permute)
+		t, err := m.hostTensor(w, name, w.dtype, permute, 0)
+		if err != nil {
+			return fmt.Errorf("gguf %s: %w", path, err)
+		}
+		tensors = append(tensors, t)
+	}
+	if ff := m.ropeFreqFactors(); ff != nil {
+		t, err := tensor.FromFloat32("rope_freqs.weight", tensor.Shape{len(ff)}, ff)
 		if err != nil {
 			return fmt.Errorf("gguf %s: %w", path, err)
 		}

@@ -11,6 +11,12 @@ import (
 // (the block's input lives in trainPass.xIn).
 type layerActs struct {
 	h1, q, k, v, att, o, xMid, h2, gate, up, act, down backend.Buffer
+	// With QKNorm, qRaw and kRaw are the projections' outputs and q, k
+	// their per-head norms (then rotated); qRawH, kRawH, qH, kH view them
+	// as one head per row. With PostNorms, oN and downN are the sublayer
+	// outputs after their post-norms. nil where unused.
+	qRaw, kRaw, qRawH, kRawH, qH, kH backend.Buffer
+	oN, downN                        backend.Buffer
 	// kAll, vAll hold each sequence's prefix keys/values followed by its
 	// tokens' when a PrefixHook is set; nil otherwise.
 	kAll, vAll backend.Buffer
@@ -45,6 +51,11 @@ type trainPass struct {
 	// gradient scratch
 	dx, dh, dq, dk, dv, datt, dact, dgate, dup, dhook, hookOut backend.Buffer
 	dkAll, dvAll, dpk, dpv, dEmb                               backend.Buffer
+	// QKNorm: the gradients of the projections' outputs and head views of
+	// them and of dq, dk. PostNorms: dpost, the gradient of a sublayer's
+	// output before its post-norm. nil where unused.
+	dqRaw, dkRaw, dqRawH, dkRawH, dqH, dkH backend.Buffer
+	dpost                                  backend.Buffer
 	// pk, pv hold every layer's prefix keys/values [Layers*prefix, KVDim],
 	// so a recomputed block reuses them instead of asking the PrefixHook
 	// again (a projection hook restarts its pass at layer 0).
@@ -93,6 +104,14 @@ func (m *Model) newTrainPass(B, T, virtual, prefix int, checkpointing bool, chun
 			att: z(R, c.QDim()), o: z(R, c.Dim), xMid: z(R, c.Dim), h2: z(R, c.Dim),
 			gate: z(R, c.FFN), up: z(R, c.FFN), act: z(R, c.FFN), down: z(R, c.Dim),
 		}
+		if c.QKNorm {
+			a.qRaw, a.kRaw = z(R, c.QDim()), z(R, kvDim)
+			a.qRawH, a.kRawH = b.View(a.qRaw, 0, R*c.Heads, c.HeadDim), b.View(a.kRaw, 0, R*c.KVHeads, c.HeadDim)
+			a.qH, a.kH = b.View(a.q, 0, R*c.Heads, c.HeadDim), b.View(a.k, 0, R*c.KVHeads, c.HeadDim)
+		}
+		if c.PostNorms {
+			a.oN, a.downN = z(R, c.Dim), z(R, c.Dim)
+		}
 		if prefix > 0 {
 			a.kAll, a.vAll = z(B*keys, kvDim), z(B*keys, kvDim)
 			a.kPre, a.vPre = seqViews(b, a.kAll, B, keys, 0, prefix, kvDim), seqViews(b, a.vAll, B, keys, 0, prefix, kvDim)
@@ -107,6 +126,14 @@ func (m *Model) newTrainPass(B, T, virtual, prefix int, checkpointing bool, chun
 	p.chunks = m.headChunks(p)
 	p.dq, p.dk, p.dv, p.datt = z(R, c.QDim()), z(R, kvDim), z(R, kvDim), z(R, c.QDim())
 	p.dact, p.dgate, p.dup = z(R, c.FFN), z(R, c.FFN), z(R, c.FFN)
+	if c.QKNorm {
+		p.dqRaw, p.dkRaw = z(R, c.QDim()), z(R, kvDim)
+		p.dqRawH, p.dkRawH = b.View(p.dqRaw, 0, R*c.Heads, c.HeadDim), b.View(p.dkRaw, 0, R*c.KVHeads, c.HeadDim)
+		p.dqH, p.dkH = b.View(p.dq, 0, R*c.Heads, c.HeadDim), b.View(p.dk, 0, R*c.KVHeads, c.HeadDim)
+	}
+	if c.PostNorms {
+		p.dpost = z(R, c.Dim)
+	}
 	if prefix > 0 {
 		p.dkAll, p.dvAll = z(B*keys, kvDim), z(B*keys, kvDim)
 		p.dpk, p.dpv = z(prefix, kvDim), z(prefix, kvDim)
@@ -129,10 +156,11 @@ func (m *Model) newTrainPass(B, T, virtual, prefix int, checkpointing bool, chun
 // buffers lists the buffers the workspace owns (views excluded).
 func (p *trainPass) buffers() []backend.Buffer {
 	out := []backend.Buffer{p.xOut, p.hF, p.logits, p.dlogits, p.dx, p.dh, p.dq, p.dk, p.dv, p.datt, p.dact, p.dgate, p.dup, p.dhook, p.hookOut,
-		p.dkAll, p.dvAll, p.pk, p.pv, p.dpk, p.dpv, p.dEmb}
+		p.dkAll, p.dvAll, p.pk, p.pv, p.dpk, p.dpv, p.dEmb, p.dqRaw, p.dkRaw, p.dpost}
 	out = append(out, p.xIn...)
 	for _, l := range p.layers {
-		out = append(out, l.h1, l.q, l.k, l.v, l.att, l.o, l.xMid, l.h2, l.gate, l.up, l.act, l.down, l.kAll, l.vAll)
+		out = append(out, l.h1, l.q, l.k, l.v, l.att, l.o, l.xMid, l.h2, l.gate, l.up, l.act, l.down, l.kAll, l.vAll,
+			l.qRaw, l.kRaw, l.oN, l.downN)
 	}
 	return out
 }
@@ -248,10 +276,14 @@ func (m *Model) trainForward(tb TokenBatch) *trainPass {
 	}
 	if p.virtual == 0 {
 		b.Embedding(p.xIn[0], m.Embed, tb.IDs)
+		m.scaleEmbedding(p.xIn[0])
 	} else {
+		// Virtual tokens are embeddings already: only the real tokens'
+		// are scaled, as PEFT's inputs_embeds are.
 		for s := 0; s < tb.B; s++ {
 			m.Prompt.Forward(b, p.xVirt[s])
 			b.Embedding(p.xTok[s], m.Embed, tb.IDs[s*tb.T:(s+1)*tb.T])
+			m.scaleEmbedding(p.xTok[s])
 		}
 	}
 	for li := range m.Layers {

@@ -41,11 +41,18 @@ func (m *Model) replayHooks(li int) {
 func (m *Model) blockForward(p *trainPass, li int, next backend.Buffer) {
 	b, c := m.Backend, m.Config
 	l, a, xIn := &m.Layers[li], p.acts(li), p.xIn[li]
-	rope := m.rope()
+	rope := m.rope(li)
 	keys := p.prefix + p.rows
 	b.RMSNorm(a.h1, xIn, l.AttnNorm, c.NormEps)
-	l.Q.Forward(b, a.q, a.h1)
-	l.K.Forward(b, a.k, a.h1)
+	if c.QKNorm {
+		l.Q.Forward(b, a.qRaw, a.h1)
+		l.K.Forward(b, a.kRaw, a.h1)
+		b.RMSNorm(a.qH, a.qRawH, l.QNorm, c.NormEps)
+		b.RMSNorm(a.kH, a.kRawH, l.KNorm, c.NormEps)
+	} else {
+		l.Q.Forward(b, a.q, a.h1)
+		l.K.Forward(b, a.k, a.h1)
+	}
 	l.V.Forward(b, a.v, a.h1)
 	b.ApplyRoPE(a.q, p.pos, rope)
 	b.ApplyRoPE(a.k, p.pos, rope)
@@ -60,19 +67,31 @@ func (m *Model) blockForward(p *trainPass, li int, next backend.Buffer) {
 		}
 		k, v = a.kAll, a.vAll
 	}
-	b.Attention(a.att, a.q, k, v, m.attention(p.B, p.rows, keys, keys))
+	b.Attention(a.att, a.q, k, v, m.attention(li, p.B, p.rows, keys, keys))
 	l.O.Forward(b, a.o, a.att)
-	b.Add(a.xMid, xIn, applyBlock(b, l.AttnOut, p.hookOut, a.o))
+	b.Add(a.xMid, xIn, applyBlock(b, l.AttnOut, p.hookOut, m.postNorm(a.oN, a.o, l.PostAttnNorm)))
 
 	b.RMSNorm(a.h2, a.xMid, l.FFNNorm, c.NormEps)
 	l.Gate.Forward(b, a.gate, a.h2)
 	l.Up.Forward(b, a.up, a.h2)
-	b.SiLUMul(a.act, a.gate, a.up)
+	m.gatedAct(a.act, a.gate, a.up)
 	l.Down.Forward(b, a.down, a.act)
-	out := applyBlock(b, l.FFNOut, p.hookOut, a.down)
+	out := applyBlock(b, l.FFNOut, p.hookOut, m.postNorm(a.downN, a.down, l.PostFFNNorm))
 	if next != nil {
 		b.Add(next, a.xMid, out)
 	}
+}
+
+// postNormGrad takes dy, the gradient of a sublayer's output after its
+// post-norm w (computed from x), to the gradient of x, in p.dpost; without
+// a post-norm it is dy itself.
+func (m *Model) postNormGrad(p *trainPass, dy, x, w backend.Buffer) backend.Buffer {
+	if w == nil {
+		return dy
+	}
+	zero(m.Backend, p.dpost)
+	m.Backend.RMSNormBackward(p.dpost, nil, dy, x, w, m.Config.NormEps)
+	return p.dpost
 }
 
 // blockBackward takes p.dx, the gradient of block li's output, to the
@@ -82,22 +101,24 @@ func (m *Model) blockForward(p *trainPass, li int, next backend.Buffer) {
 func (m *Model) blockBackward(p *trainPass, li int) {
 	b, c := m.Backend, m.Config
 	l, a, xIn := &m.Layers[li], p.acts(li), p.xIn[li]
-	rope := m.rope()
+	rope := m.rope(li)
 	keys := p.prefix + p.rows
-	attn := m.attention(p.B, p.rows, keys, keys)
+	attn := m.attention(li, p.B, p.rows, keys, keys)
 
-	// x_out = x_mid + ffnOut(down(silu(gate(h2)) * up(h2))), h2 = norm(x_mid)
-	dDown := hookGrad(b, l.FFNOut, p.dhook, p.dx, a.down)
+	// x_out = x_mid + ffnOut(post(down(act(gate(h2)) * up(h2)))), h2 = norm(x_mid)
+	dDown := hookGrad(b, l.FFNOut, p.dhook, p.dx, postOut(a.downN, a.down))
+	dDown = m.postNormGrad(p, dDown, a.down, l.PostFFNNorm)
 	zero(b, p.dact)
 	l.Down.Backward(b, p.dact, dDown, a.act)
-	b.SiLUMulBackward(p.dgate, p.dup, p.dact, a.gate, a.up)
+	m.gatedActBackward(p.dgate, p.dup, p.dact, a.gate, a.up)
 	zero(b, p.dh)
 	l.Gate.Backward(b, p.dh, p.dgate, a.h2)
 	l.Up.Backward(b, p.dh, p.dup, a.h2)
 	b.RMSNormBackward(p.dx, nil, p.dh, a.xMid, l.FFNNorm, c.NormEps)
 
-	// x_mid = x_in + attnOut(o(attention(rope(q(h1)), rope(k(h1)), v(h1)))), h1 = norm(x_in)
-	dO := hookGrad(b, l.AttnOut, p.dhook, p.dx, a.o)
+	// x_mid = x_in + attnOut(post(o(attention(rope(qn(q(h1))), rope(kn(k(h1))), v(h1))))), h1 = norm(x_in)
+	dO := hookGrad(b, l.AttnOut, p.dhook, p.dx, postOut(a.oN, a.o))
+	dO = m.postNormGrad(p, dO, a.o, l.PostAttnNorm)
 	zero(b, p.datt)
 	l.O.Backward(b, p.datt, dO, a.att)
 	zero(b, p.dq)
@@ -121,16 +142,33 @@ func (m *Model) blockBackward(p *trainPass, li int) {
 	}
 	b.ApplyRoPEBackward(p.dq, p.pos, rope)
 	b.ApplyRoPEBackward(p.dk, p.pos, rope)
+	dq, dk := p.dq, p.dk
+	if c.QKNorm {
+		zero(b, p.dqRaw)
+		zero(b, p.dkRaw)
+		b.RMSNormBackward(p.dqRawH, nil, p.dqH, a.qRawH, l.QNorm, c.NormEps)
+		b.RMSNormBackward(p.dkRawH, nil, p.dkH, a.kRawH, l.KNorm, c.NormEps)
+		dq, dk = p.dqRaw, p.dkRaw
+	}
 	needInput := li > 0 || p.virtual > 0
 	var dh backend.Buffer
 	if needInput {
 		dh = p.dh
 		zero(b, dh)
 	}
-	l.Q.Backward(b, dh, p.dq, a.h1)
-	l.K.Backward(b, dh, p.dk, a.h1)
+	l.Q.Backward(b, dh, dq, a.h1)
+	l.K.Backward(b, dh, dk, a.h1)
 	l.V.Backward(b, dh, p.dv, a.h1)
 	if needInput {
 		b.RMSNormBackward(p.dx, nil, p.dh, xIn, l.AttnNorm, c.NormEps)
 	}
+}
+
+// postOut is a sublayer's output as its block hook saw it: after the
+// post-norm when there is one.
+func postOut(normed, raw backend.Buffer) backend.Buffer {
+	if normed != nil {
+		return normed
+	}
+	return raw
 }

@@ -6,6 +6,12 @@ import "testing"
 var planConfig = Config{Arch: "llama", Dim: 16, FFN: 40, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 4, Vocab: 50,
 	Context: 64, NormEps: 1e-5, RopeTheta: 10000}
 
+// gemmaPlanConfig is planConfig with every Gemma 3 feature: q/k norms,
+// post-norms, GELU, embedding scale, local layers and scaled global RoPE.
+var gemmaPlanConfig = Config{Arch: "gemma3", Dim: 16, FFN: 40, Layers: 3, Heads: 4, KVHeads: 2, HeadDim: 6, Vocab: 50,
+	Context: 64, NormEps: 1e-6, RopeTheta: 1e6, QKNorm: true, PostNorms: true, EmbedScale: 4, Act: ActGELUTanh, AttnScale: 0.3,
+	SlidingWindow: 4, SlidingPattern: 2, RopeThetaLocal: 1e4, RopeScaling: RopeScaling{Type: RopeLinear, Factor: 8}}
+
 // smolLM135M is SmolLM-135M's shape.
 var smolLM135M = Config{Arch: "llama", Dim: 576, FFN: 1536, Layers: 30, Heads: 9, KVHeads: 3, HeadDim: 64, Vocab: 49152,
 	Context: 2048, NormEps: 1e-5, RopeTheta: 10000, TiedOutput: true}
@@ -21,15 +27,18 @@ func TestTrainingStepDoesNotAllocate(t *testing.T) {
 		name          string
 		checkpointing bool
 		hooks         bool
+		cfg           Config
 	}{
-		{"plain", false, false},
-		{"checkpointing", true, false},
-		{"hooks", false, true},
-		{"hooks+checkpointing", true, true},
+		{"plain", false, false, planConfig},
+		{"checkpointing", true, false, planConfig},
+		{"hooks", false, true, planConfig},
+		{"hooks+checkpointing", true, true, planConfig},
+		{"gemma3", false, false, gemmaPlanConfig},
+		{"gemma3/hooks+checkpointing", true, true, gemmaPlanConfig},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pb := &planBackend{}
-			m := planModel(planConfig, pb)
+			m := planModel(c.cfg, pb)
 			m.Checkpointing, m.LogitChunkRows = c.checkpointing, 7
 			if c.hooks {
 				hookAll(m)

@@ -92,12 +92,15 @@ func planModel(c Config, b backend.Backend) *Model {
 	m := &Model{Config: c, Backend: b, Embed: b.Zeros(c.Vocab, c.Dim), OutNorm: b.Zeros(c.Dim)}
 	m.Output = lin("lm_head", c.Dim, c.Vocab)
 	for range c.Layers {
-		m.Layers = append(m.Layers, Layer{
-			AttnNorm: b.Zeros(c.Dim), FFNNorm: b.Zeros(c.Dim),
+		l := Layer{
 			Q: lin("q_proj", c.Dim, c.QDim()), K: lin("k_proj", c.Dim, c.KVDim()), V: lin("v_proj", c.Dim, c.KVDim()),
 			O:    lin("o_proj", c.QDim(), c.Dim),
 			Gate: lin("gate_proj", c.Dim, c.FFN), Up: lin("up_proj", c.Dim, c.FFN), Down: lin("down_proj", c.FFN, c.Dim),
-		})
+		}
+		for _, n := range m.layerNorms(&l) {
+			*n.dst = b.Zeros(n.size)
+		}
+		m.Layers = append(m.Layers, l)
 	}
 	return m
 }

@@ -22,7 +22,7 @@ func (m *Model) loadWeights(ld *loader, has func(string) bool, names tensorNames
 	if m.Embed, err = ld.load(names.embed(), c.Vocab, c.Dim); err != nil {
 		return err
 	}
-	if m.OutNorm, err = ld.load(names.outNorm(), c.Dim); err != nil {
+	if m.OutNorm, err = ld.norm(names.outNorm(), c.Dim); err != nil {
 		return err
 	}
 	m.Output = &Linear{Name: "lm_head", In: c.Dim, Out: c.Vocab, Weight: m.Embed}
@@ -35,11 +35,10 @@ func (m *Model) loadWeights(ld *loader, has func(string) bool, names tensorNames
 	m.Layers = make([]Layer, c.Layers)
 	for i := range m.Layers {
 		l := &m.Layers[i]
-		if l.AttnNorm, err = ld.load(names.layer(i, "input_layernorm.weight"), c.Dim); err != nil {
-			return err
-		}
-		if l.FFNNorm, err = ld.load(names.layer(i, "post_attention_layernorm.weight"), c.Dim); err != nil {
-			return err
+		for _, n := range m.layerNorms(l) {
+			if *n.dst, err = ld.norm(names.layer(i, n.part), n.size); err != nil {
+				return err
+			}
 		}
 		linear := func(module string, out, in int, bias bool, ropeHeads int) (*Linear, error) {
 			lin := &Linear{Name: hfName(i, module), In: in, Out: out}
@@ -81,4 +80,33 @@ func (m *Model) loadWeights(ld *loader, has func(string) bool, names tensorNames
 		}
 	}
 	return nil
+}
+
+// layerNorm is one RMSNorm weight of a decoder block: where it goes, its
+// Hugging Face name after model.layers.N. and its size.
+type layerNorm struct {
+	dst  *backend.Buffer
+	part string
+	size int
+}
+
+// layerNorms lists the norms of block l that the architecture has. With
+// post-norms (Gemma) post_attention_layernorm is the attention's post-norm
+// and pre_feedforward_layernorm the FFN's input norm; otherwise (Llama)
+// post_attention_layernorm is the FFN's input norm.
+func (m *Model) layerNorms(l *Layer) []layerNorm {
+	c := m.Config
+	out := []layerNorm{{&l.AttnNorm, "input_layernorm.weight", c.Dim}}
+	if c.PostNorms {
+		out = append(out,
+			layerNorm{&l.PostAttnNorm, "post_attention_layernorm.weight", c.Dim},
+			layerNorm{&l.FFNNorm, "pre_feedforward_layernorm.weight", c.Dim},
+			layerNorm{&l.PostFFNNorm, "post_feedforward_layernorm.weight", c.Dim})
+	} else {
+		out = append(out, layerNorm{&l.FFNNorm, "post_attention_layernorm.weight", c.Dim})
+	}
+	if c.QKNorm {
+		out = append(out, layerNorm{&l.QNorm, "q_norm.weight", c.HeadDim}, layerNorm{&l.KNorm, "k_norm.weight", c.HeadDim})
+	}
+	return out
 }
