@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
+	"github.com/graft-ml/graft/internal/randgguf"
 )
 
 // Paths relative to this package.
@@ -133,5 +135,81 @@ func TestTrainingStepReadBacks(t *testing.T) {
 			t.Errorf("step %d ran only %d dispatches: is it running on the gpu?", i+1, d)
 		}
 		t.Logf("step %d: %d dispatches, %d read-backs", i+1, d, r)
+	}
+}
+
+// TestFamiliesMatchCPU runs each model family (internal/randgguf: Llama 3
+// RoPE scaling, Qwen2 biases, Qwen3 q/k norms and YaRN, Gemma 3's norms,
+// GELU and sliding windows) on the GPU and the CPU: the logits of a
+// 32-token pass agree to 1e-3 of the largest, and one LoRA step's loss
+// and gradient norm to 1e-3 relative.
+func TestFamiliesMatchCPU(t *testing.T) {
+	g := testBackend(t)
+	const vocab = 300
+	ids := make([]int32, 32)
+	for i := range ids {
+		ids[i] = int32((i*37 + 11) % vocab)
+	}
+	for _, f := range randgguf.Families {
+		t.Run(string(f), func(t *testing.T) {
+			rm, err := randgguf.NewFamily(f, vocab, 3, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := rm.WriteGGUF(path); err != nil {
+				t.Fatal(err)
+			}
+			run := func(be backend.Backend) ([]float32, float64, float64) {
+				m, err := model.Load(path, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Free()
+				cache := m.NewCache(len(ids))
+				defer m.FreeCache(cache)
+				logits, err := m.Forward(cache, ids, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mg := peft.AttachLoRA(m)
+				cfg := peft.LoraConfig{R: 4, LoraAlpha: 8, InitLoraWeights: peft.InitRandom,
+					TargetConfig: peft.TargetConfig{TargetModules: peft.TargetNames("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")}}
+				if err := mg.AddAdapter("default", cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
+					t.Fatal(err)
+				}
+				tb := model.TokenBatch{B: 1, T: len(ids) - 1, IDs: ids[:len(ids)-1], Targets: ids[1:]}
+				loss, err := m.LossAndGrad(tb, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				params, err := mg.Params("default")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var grads []backend.Buffer
+				for _, p := range params {
+					grads = append(grads, p.Grad)
+				}
+				return logits, loss, math.Sqrt(be.SumSquares(grads...))
+			}
+			want, wantLoss, wantNorm := run(cpu.New())
+			got, gotLoss, gotNorm := run(g)
+			var worst, scale float64
+			for i := range want {
+				worst = max(worst, math.Abs(float64(got[i]-want[i])))
+				scale = max(scale, math.Abs(float64(want[i])))
+			}
+			t.Logf("max |gpu - cpu| logit %.3g of %.3g; loss %.6g vs %.6g; gradient norm %.6g vs %.6g", worst, scale, gotLoss, wantLoss, gotNorm, wantNorm)
+			if worst > 1e-3*scale {
+				t.Errorf("logits differ by %.3g, over 1e-3 of %.3g", worst, scale)
+			}
+			if math.Abs(gotLoss-wantLoss) > 1e-3*math.Abs(wantLoss) {
+				t.Errorf("training loss %.6g on the GPU, %.6g on the CPU", gotLoss, wantLoss)
+			}
+			if math.Abs(gotNorm-wantNorm) > 1e-3*wantNorm {
+				t.Errorf("LoRA gradient norm %.6g on the GPU, %.6g on the CPU", gotNorm, wantNorm)
+			}
+		})
 	}
 }

@@ -1,0 +1,237 @@
+package randgguf_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/formats/gguf"
+	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/internal/randgguf"
+	"github.com/graft-ml/graft/internal/tokfixture"
+)
+
+// llamaCppDir holds tools/llamacpp; `make llamacpp` installs
+// node-llama-cpp there.
+const llamaCppDir = "../../tools/llamacpp"
+
+// familyTokenizer is the tokenizer each family's real GGUF files carry:
+// byte-level BPE with the family's pre-tokenizer, SentencePiece with
+// Gemma's settings for Gemma 3; the test vocabularies of tokfixture.
+func familyTokenizer(t *testing.T, fx *tokfixture.Fixture, f randgguf.Family) (kvs []gguf.KV, vocab int) {
+	t.Helper()
+	if f == randgguf.Gemma3 {
+		for _, s := range fx.Cases.SPM {
+			if s.Name == "gemma-spm" {
+				return fx.SPM.GGUFKVs(s), len(fx.SPM.Tokens)
+			}
+		}
+		t.Fatal("tokfixture has no gemma-spm settings")
+	}
+	pre := map[randgguf.Family]string{randgguf.Llama3: "llama-bpe", randgguf.SmolLM2: "smollm", randgguf.Qwen2: "qwen2", randgguf.Qwen3: "qwen2"}[f]
+	for _, p := range fx.Cases.Pres {
+		if p.Pre == pre {
+			return fx.BPE.GGUFKVs(p), len(fx.BPE.Tokens)
+		}
+	}
+	t.Fatalf("tokfixture has no pre-tokenizer %q", pre)
+	return nil, 0
+}
+
+const (
+	oracleTokens = 32 // the sequence whose log-probabilities are compared
+	oracleGreedy = 20 // greedy tokens generated after it
+)
+
+// TestFamiliesMatchLlamaCpp is the acceptance check of the architectures:
+// for every family, a random-weight GGUF written with llama.cpp's
+// converter's keys and tensor names (randgguf.NewFamily) is run by
+// llama.cpp (node-llama-cpp's prebuilt CPU build, F32 KV cache) and by
+// graft on the same 32 tokens. The next-token log-probabilities must agree
+// to 1e-3 relative, and the 20 greedy tokens that follow must be the same.
+//
+// The norm: each position's log-probabilities are centred on their mean
+// (which removes the softmax's per-position constant: centred
+// log-probabilities are centred logits), and the error is the L2 norm of
+// graft's minus llama.cpp's over all 32 x vocab values divided by the L2
+// norm of llama.cpp's. The largest single difference is logged beside it.
+func TestFamiliesMatchLlamaCpp(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the llama.cpp check runs where Node.js is present")
+	}
+	if _, err := os.Stat(filepath.Join(llamaCppDir, "node_modules", "node-llama-cpp", "package.json")); err != nil {
+		t.Fatalf("node is present but node-llama-cpp is not installed in tools/llamacpp: run `make llamacpp` (%v)", err)
+	}
+	fx, err := tokfixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range randgguf.Families {
+		t.Run(string(f), func(t *testing.T) {
+			kvs, V := familyTokenizer(t, fx, f)
+			r := rand.New(rand.NewPCG(5, 6))
+			ids := make([]int32, oracleTokens)
+			for i := range ids {
+				ids[i] = int32(r.IntN(V))
+			}
+			m, err := randgguf.NewFamily(f, V, 17, kvs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), string(f)+".gguf")
+			if err := m.WriteGGUF(path); err != nil {
+				t.Fatal(err)
+			}
+			want := runForward(t, node, path, ids, oracleGreedy)
+			if want.Vocab != V || len(want.LogProbs) != len(ids) {
+				t.Fatalf("llama.cpp returned vocab %d and %d positions, want %d and %d", want.Vocab, len(want.LogProbs), V, len(ids))
+			}
+			gm, err := model.LoadGGUF(path, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gm.Free()
+			got, greedy := graftForward(t, gm, ids, oracleGreedy)
+
+			var num, den, worst float64
+			for p := range ids {
+				if len(want.LogProbs[p]) != V {
+					t.Fatalf("position %d: llama.cpp gave %d values, want %d", p, len(want.LogProbs[p]), V)
+				}
+				lw := make([]float64, V)
+				for v, x := range want.LogProbs[p] {
+					if x == nil {
+						t.Fatalf("llama.cpp gave probability 0 at position %d, token %d: the model's logits are too spread to compare", p, v)
+					}
+					lw[v] = *x
+				}
+				gw, gg := centred(lw), centred(got[p*V:(p+1)*V])
+				for v := range V {
+					d := gg[v] - gw[v]
+					num, den = num+d*d, den+gw[v]*gw[v]
+					worst = max(worst, math.Abs(d))
+				}
+			}
+			rel := math.Sqrt(num / den)
+			t.Logf("centred log-probs: relative L2 error %.3g (RMS of llama.cpp's %.3g), max |diff| %.3g; greedy graft %v, llama.cpp %v",
+				rel, math.Sqrt(den/float64(len(ids)*V)), worst, greedy, want.Greedy)
+			if rel > 1e-3 {
+				t.Errorf("graft's log-probabilities differ from llama.cpp's by %.3g relative (L2 of centred values), over 1e-3", rel)
+			}
+			if len(want.Greedy) != len(greedy) {
+				t.Fatalf("llama.cpp generated %d tokens, graft %d", len(want.Greedy), len(greedy))
+			}
+			for i := range greedy {
+				if greedy[i] != want.Greedy[i] {
+					t.Errorf("greedy token %d: graft %d, llama.cpp %d", i, greedy[i], want.Greedy[i])
+					break
+				}
+			}
+		})
+	}
+}
+
+// centred returns x less its mean, in float64.
+func centred[T float32 | float64](x []T) []float64 {
+	var mean float64
+	for _, v := range x {
+		mean += float64(v)
+	}
+	mean /= float64(len(x))
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v) - mean
+	}
+	return out
+}
+
+// graftForward returns graft's log-probabilities at every position of ids
+// ([len(ids) * Vocab]) and n greedy tokens generated after them.
+func graftForward(t *testing.T, m *model.Model, ids []int32, n int) ([]float64, []int32) {
+	t.Helper()
+	V := m.Config.Vocab
+	cache := m.NewCache(len(ids) + n)
+	defer m.FreeCache(cache)
+	logits, err := m.Forward(cache, ids, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logp := make([]float64, len(logits))
+	for p := range ids {
+		row := logits[p*V : (p+1)*V]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = max(mx, float64(v))
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v) - mx)
+		}
+		lse := mx + math.Log(sum)
+		for v, x := range row {
+			logp[p*V+v] = float64(x) - lse
+		}
+	}
+	var greedy []int32
+	last := logits[(len(ids)-1)*V:]
+	for range n {
+		best := 0
+		for v, x := range last {
+			if x > last[best] {
+				best = v
+			}
+		}
+		greedy = append(greedy, int32(best))
+		if last, err = m.Forward(cache, []int32{int32(best)}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return logp, greedy
+}
+
+type forwardResult struct {
+	Vocab    int          `json:"vocab"`
+	LogProbs [][]*float64 `json:"logprobs"`
+	Greedy   []int32      `json:"greedy"`
+}
+
+// runForward runs tools/llamacpp/forward.mjs on the model at path.
+func runForward(t *testing.T, node, path string, ids []int32, n int) forwardResult {
+	t.Helper()
+	toks := make([]string, len(ids))
+	for i, id := range ids {
+		toks[i] = strconv.Itoa(int(id))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "forward.mjs", "--model", abs, "--tokens", strings.Join(toks, ","), "--generate", strconv.Itoa(n))
+	cmd.Dir = llamaCppDir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 3 {
+			t.Fatalf("node-llama-cpp does not load: run `make llamacpp`\n%s", stderr.String())
+		}
+		t.Fatalf("node forward.mjs: %v\n%s", err, stderr.String())
+	}
+	var res forwardResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("node forward.mjs printed no JSON: %v\n%.500s\n%s", err, stdout.String(), stderr.String())
+	}
+	return res
+}
