@@ -35,7 +35,7 @@ type GGUFBase struct {
 
 // ropePermuted says, for each architecture graft exports to, whether its
 // GGUF q/k rows are permuted into Meta's interleaved RoPE order.
-var ropePermuted = map[string]bool{"llama": true, "mistral": true, "qwen2": false}
+var ropePermuted = map[string]bool{"llama": true, "mistral": true, "qwen2": false, "qwen3": false, "gemma3": false}
 
 // GGUFBaseOf describes model m as the GGUF base an adapter trained on it
 // will run on. For a model loaded from Hugging Face files it describes the
@@ -114,7 +114,7 @@ func (a *GGUFAdapter) WriteFile(path string) error { return gguf.WriteFile(path,
 func ConvertGGUFLoRA(src Source, base GGUFBase) (*GGUFAdapter, error) {
 	permute, ok := ropePermuted[base.Architecture]
 	if !ok {
-		return nil, fmt.Errorf("gguf lora: base architecture %q is not one graft exports to (llama, mistral, qwen2)", base.Architecture)
+		return nil, fmt.Errorf("gguf lora: base architecture %q is not one graft exports to (llama, mistral, qwen2, qwen3, gemma3)", base.Architecture)
 	}
 	cfg, warnings, err := readExportConfig(src)
 	if err != nil {
