@@ -169,6 +169,9 @@ func LoadTokenizer(path string) (tokenizer.Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
+	if tokenizer.IsHFSentencePiece(data) {
+		return hfSentencePiece(path, name, data)
+	}
 	tok, err := tokenizer.ParseHFTokenizer(data, name)
 	if err != nil {
 		return nil, err

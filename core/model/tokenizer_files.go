@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/graft-ml/graft/core/formats/gguf"
+	"github.com/graft-ml/graft/core/formats/hfconfig"
 	"github.com/graft-ml/graft/core/tokenizer"
 )
 
 // A model's tokenizer travels with it when graft writes the model in the
 // other format: a GGUF "gpt2" vocabulary becomes a tokenizer.json and a
 // tokenizer_config.json, and a tokenizer.json whose pre-tokenizer llama.cpp
-// implements becomes tokenizer.ggml.* metadata. The chat template goes
+// implements becomes tokenizer.ggml.* metadata; a GGUF "llama"
+// (SentencePiece) vocabulary becomes the byte_fallback BPE tokenizer.json
+// that transformers writes for Llama 2 and Gemma, and back. The chat template goes
 // along (GGUF tokenizer.chat_template, tokenizer_config.json chat_template).
 
 // ggufChatTemplateKey is where GGUF files keep the chat template.
@@ -94,11 +98,11 @@ func (c *hfTokenizerConfig) chatTemplate() (string, bool) {
 // hfTokenizerFiles returns tokenizer.json and tokenizer_config.json for tok,
 // or an error saying why tok has no tokenizer.json form.
 func hfTokenizerFiles(tok tokenizer.Tokenizer, chatTemplate string, context int) (tokJSON, cfgJSON []byte, err error) {
-	bpe, ok := tok.(*tokenizer.ByteLevelBPE)
+	conv, ok := tok.(interface{ HFTokenizerJSON() ([]byte, error) })
 	if !ok {
 		return nil, nil, fmt.Errorf("the %s tokenizer is not converted to Hugging Face's format", tok.Kind())
 	}
-	if tokJSON, err = bpe.HFTokenizerJSON(); err != nil {
+	if tokJSON, err = conv.HFTokenizerJSON(); err != nil {
 		return nil, nil, err
 	}
 	adds, no := tokenizer.AddsBOS(tok), false
@@ -126,6 +130,9 @@ func hfTokenizerFiles(tok tokenizer.Tokenizer, chatTemplate string, context int)
 // ggufTokenizerKVs returns the tokenizer.ggml.* metadata for tok, or an
 // error saying why it has none.
 func ggufTokenizerKVs(tok tokenizer.Tokenizer, chatTemplate string) ([]gguf.KV, error) {
+	if sp, ok := tok.(*tokenizer.SentencePiece); ok {
+		return ggufSentencePieceKVs(sp, chatTemplate), nil
+	}
 	bpe, ok := tok.(*tokenizer.ByteLevelBPE)
 	if !ok {
 		return nil, fmt.Errorf("the %s tokenizer is not converted to GGUF", tok.Kind())
@@ -154,4 +161,89 @@ func ggufTokenizerKVs(tok tokenizer.Tokenizer, chatTemplate string) ([]gguf.KV, 
 		kvs = append(kvs, gguf.KV{Key: ggufChatTemplateKey, Value: chatTemplate})
 	}
 	return kvs, nil
+}
+
+// hfSentencePiece reads a SentencePiece-style tokenizer.json (Llama 2,
+// Mistral, Gemma) from dir, with BOS, EOS and add_bos_token as
+// tokenizer_config.json (then config.json) sets them, as transformers
+// does.
+func hfSentencePiece(dir, name string, data []byte) (tokenizer.Tokenizer, error) {
+	sp, err := tokenizer.ParseHFSentencePiece(data, name)
+	if err != nil {
+		return nil, err
+	}
+	c := sp.GGUFSentencePieceConfig()
+	c.Types = slices.Clone(c.Types)
+	lookup := func(text string) (int32, bool) {
+		for i, t := range c.Tokens {
+			if t == text {
+				return int32(i), true
+			}
+		}
+		return -1, false
+	}
+	cfg, err := readHFTokenizerConfig(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if cfg != nil {
+		if text, ok := tokenText(cfg.BOSToken); ok {
+			if id, ok := lookup(text); ok {
+				c.BOS = id
+			}
+		}
+		if text, ok := tokenText(cfg.EOSToken); ok {
+			if id, ok := lookup(text); ok {
+				c.EOS = id
+			}
+		}
+		if cfg.AddBOSToken != nil {
+			c.OmitBOS = !*cfg.AddBOSToken
+		}
+	}
+	if hc, err := hfconfig.Load(filepath.Join(dir, "config.json")); err == nil {
+		n := int64(len(c.Tokens))
+		if hc.BOSTokenID != nil && c.BOS < 0 && *hc.BOSTokenID >= 0 && int64(*hc.BOSTokenID) < n {
+			c.BOS = int32(*hc.BOSTokenID)
+		}
+		if len(hc.EOSTokenID) > 0 && c.EOS < 0 && hc.EOSTokenID[0] >= 0 && int64(hc.EOSTokenID[0]) < n {
+			c.EOS = int32(hc.EOSTokenID[0])
+		}
+	}
+	tok, err := tokenizer.NewSentencePiece(c)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.json %s: %w", name, err)
+	}
+	return tok, nil
+}
+
+// ggufSentencePieceKVs is sp as llama.cpp's converter writes a
+// SentencePiece vocabulary: model "llama", pre "default", scores and
+// token types, the special ids and the BOS and space-prefix rules.
+func ggufSentencePieceKVs(sp *tokenizer.SentencePiece, chatTemplate string) []gguf.KV {
+	c := sp.GGUFSentencePieceConfig()
+	kvs := []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: "llama"},
+		{Key: "tokenizer.ggml.pre", Value: "default"},
+		{Key: "tokenizer.ggml.tokens", Value: c.Tokens},
+		{Key: "tokenizer.ggml.scores", Value: c.Scores},
+		{Key: "tokenizer.ggml.token_type", Value: c.Types},
+	}
+	for _, id := range []struct {
+		key string
+		id  int32
+	}{{"bos", c.BOS}, {"eos", c.EOS}, {"unknown", c.UNK}} {
+		if id.id >= 0 {
+			kvs = append(kvs, gguf.KV{Key: "tokenizer.ggml." + id.key + "_token_id", Value: uint32(id.id)})
+		}
+	}
+	kvs = append(kvs,
+		gguf.KV{Key: "tokenizer.ggml.add_bos_token", Value: !c.OmitBOS},
+		gguf.KV{Key: "tokenizer.ggml.add_eos_token", Value: false},
+		gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Value: c.AddSpacePrefix},
+	)
+	if chatTemplate != "" {
+		kvs = append(kvs, gguf.KV{Key: ggufChatTemplateKey, Value: chatTemplate})
+	}
+	return kvs
 }

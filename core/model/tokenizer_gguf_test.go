@@ -237,3 +237,82 @@ func sameTokenizer(t *testing.T, name string, got, want tokenizer.Tokenizer, str
 		t.Errorf("%s: EndOfGeneration %v, the source %v", name, a, b)
 	}
 }
+
+// TestSentencePieceTokenizerRoundTrips: a GGUF "llama" (SentencePiece)
+// vocabulary, with Llama 2's space prefix and with Gemma's none, becomes
+// a SentencePiece-style tokenizer.json in a Hugging Face directory that
+// encodes as llama.cpp does, and that directory becomes a GGUF whose
+// tokenizer.ggml.* keys hold the original tokens, scores and types.
+func TestSentencePieceTokenizerRoundTrips(t *testing.T) {
+	f, err := tokfixture.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tmpl = "{% for m in messages %}{{ m.content }}{% endfor %}"
+	for i, s := range f.Cases.SPM {
+		want := f.Golden.SPM[i]
+		t.Run(s.Name, func(t *testing.T) {
+			kvs := append(f.SPM.GGUFKVs(s), gguf.KV{Key: "tokenizer.chat_template", Value: tmpl})
+			src, err := model.Load(writeTokenizerModel(t, len(f.SPM.Tokens), kvs), cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			opt := model.SaveOptions{Warn: func(s string) { warnings = append(warnings, s) }}
+			hfDir := filepath.Join(t.TempDir(), "hf")
+			if err := src.SaveHF(hfDir, opt); err != nil {
+				t.Fatal(err)
+			}
+			hf, err := model.Load(hfDir, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hf.Tokenizer.Kind() != tokenizer.KindSentencePiece {
+				t.Fatalf("tokenizer.json read as %s", hf.Tokenizer.Kind())
+			}
+			cfg, err := os.ReadFile(filepath.Join(hfDir, "tokenizer_config.json"))
+			if err != nil || !strings.Contains(string(cfg), `"chat_template": "{% for m in messages %}`) {
+				t.Errorf("tokenizer_config.json: %v\n%s", err, cfg)
+			}
+			sameTokenizer(t, "hf", hf.Tokenizer, src.Tokenizer, want.Strings, nil)
+			for j, str := range want.Strings {
+				if got := hf.Tokenizer.Encode(str, false); !slices.Equal(got, want.IDs[j]) {
+					t.Errorf("hf: Encode(%q) = %v, llama.cpp %v", str, got, want.IDs[j])
+				}
+			}
+
+			ggPath := filepath.Join(t.TempDir(), "back.gguf")
+			if err := hf.SaveGGUF(ggPath, opt); err != nil {
+				t.Fatal(err)
+			}
+			back, err := model.Load(ggPath, cpu.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTokenizer(t, "gguf", back.Tokenizer, src.Tokenizer, want.Strings, nil)
+			g, err := gguf.Open(ggPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			tokens, _ := g.Strings("tokenizer.ggml.tokens")
+			scores, _ := g.Float32s("tokenizer.ggml.scores")
+			types, _ := g.Int32s("tokenizer.ggml.token_type")
+			if !slices.Equal(tokens, f.SPM.Tokens) || !slices.Equal(scores, f.SPM.Scores) || !slices.Equal(types, f.SPM.Types) {
+				t.Error("tokenizer.ggml.tokens/scores/token_type differ from the source's")
+			}
+			if m, _ := g.String("tokenizer.ggml.model"); m != "llama" {
+				t.Errorf("tokenizer.ggml.model = %q", m)
+			}
+			if sp, ok := g.Bool("tokenizer.ggml.add_space_prefix"); !ok || sp != s.AddSpacePrefix {
+				t.Errorf("tokenizer.ggml.add_space_prefix = %v (present %v), want %v", sp, ok, s.AddSpacePrefix)
+			}
+			if got, _ := g.String("tokenizer.chat_template"); got != tmpl {
+				t.Errorf("tokenizer.chat_template = %q, want %q", got, tmpl)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings: %q", warnings)
+			}
+		})
+	}
+}

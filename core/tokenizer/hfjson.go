@@ -121,7 +121,7 @@ func parseHF(data []byte) (*ByteLevelBPE, error) {
 	case m.Vocab == nil:
 		return nil, errors.New("model has no vocab")
 	case m.ByteFallback:
-		return nil, errors.New("BPE byte_fallback is not supported: this is a SentencePiece-style vocabulary")
+		return nil, errors.New("BPE byte_fallback: this is a SentencePiece-style vocabulary, which ParseHFSentencePiece reads")
 	case m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "":
 		return nil, errors.New("BPE continuing_subword_prefix is not supported")
 	case m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "":

@@ -10,12 +10,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/peft"
+	"github.com/graft-ml/graft/core/tokenizer"
 	"github.com/graft-ml/graft/core/train"
 )
 
@@ -281,8 +284,12 @@ func TestMergeMatchesAdapter(t *testing.T) {
 	}
 	ggufOut, hfOut := filepath.Join(dir, "merged.gguf"), filepath.Join(dir, "merged-hf")
 	for _, out := range []string{ggufOut, hfOut} {
-		if _, stderr, code := graft(t, "merge", "--model", modelPath, "--adapter", adapter, "--out", out); code != 0 {
+		_, stderr, code := graft(t, "merge", "--model", modelPath, "--adapter", adapter, "--out", out)
+		if code != 0 {
 			t.Fatalf("merge to %s: exit %d: %s", out, code, stderr)
+		}
+		if strings.Contains(stderr, "tokenizer") {
+			t.Errorf("merge to %s warns about the tokenizer: %s", out, stderr)
 		}
 	}
 	logits := func(path string, adapters ...string) []float32 {
@@ -317,6 +324,54 @@ func TestMergeMatchesAdapter(t *testing.T) {
 	defer m.Free()
 	if m.Tokenizer == nil || m.Tokenizer.VocabSize() != 512 {
 		t.Fatal("merged GGUF lost its tokenizer")
+	}
+	checkMergedSentencePiece(t, m, hfOut, adapter)
+}
+
+// checkMergedSentencePiece: the Hugging Face directory graft merge wrote
+// from stories260K's GGUF holds a SentencePiece-style tokenizer.json that
+// encodes as the GGUF vocabulary does, and merging from that directory
+// back to GGUF writes the original tokens, scores and token types.
+func checkMergedSentencePiece(t *testing.T, src *model.Model, hfOut, adapter string) {
+	t.Helper()
+	hf, err := model.Load(hfOut, cpu.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Free()
+	if hf.Tokenizer == nil || hf.Tokenizer.Kind() != tokenizer.KindSentencePiece {
+		t.Fatalf("%s: tokenizer %v, want a SentencePiece one from tokenizer.json", hfOut, hf.Tokenizer)
+	}
+	for _, s := range []string{"Once upon a time, there was a little girl.", "  Lily said \"hi!\"\n\nThe end", "über 42 ☃", ""} {
+		if a, b := hf.Tokenizer.Encode(s, true), src.Tokenizer.Encode(s, true); !slices.Equal(a, b) {
+			t.Errorf("Encode(%q): HF dir %v, GGUF %v", s, a, b)
+		}
+	}
+	back := filepath.Join(t.TempDir(), "back.gguf")
+	if _, stderr, code := graft(t, "merge", "--model", hfOut, "--adapter", adapter, "--out", back); code != 0 || strings.Contains(stderr, "tokenizer") {
+		t.Fatalf("merge %s to GGUF: exit %d: %s", hfOut, code, stderr)
+	}
+	want, err := gguf.Open(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	got, err := gguf.Open(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	wt, _ := want.Strings("tokenizer.ggml.tokens")
+	gt, _ := got.Strings("tokenizer.ggml.tokens")
+	ws, _ := want.Float32s("tokenizer.ggml.scores")
+	gs, _ := got.Float32s("tokenizer.ggml.scores")
+	wy, _ := want.Int32s("tokenizer.ggml.token_type")
+	gy, _ := got.Int32s("tokenizer.ggml.token_type")
+	if len(wt) != 512 || !slices.Equal(gt, wt) || !slices.Equal(gs, ws) || !slices.Equal(gy, wy) {
+		t.Errorf("%s: tokenizer.ggml.tokens/scores/token_type differ from %s's", back, modelPath)
+	}
+	if m, _ := got.String("tokenizer.ggml.model"); m != "llama" {
+		t.Errorf("%s: tokenizer.ggml.model = %q, want llama", back, m)
 	}
 }
 
