@@ -61,9 +61,9 @@ type spSteps struct {
 // file's path) appears in error messages.
 //
 // Supported: normalizer none, Prepend("▁"), Replace(" " → "▁") or a
-// Sequence of them; pre-tokenizer none or Metaspace (replacement "▁",
+// Sequence of them; pre-tokenizer none, Metaspace (replacement "▁",
 // prepend_scheme first/always/never or the older add_prefix_space, split
-// false); decoder none, Replace("▁" → " "), ByteFallback, Fuse, Strip,
+// false) or, after a Replace normalizer, Gemma's no-op Split at " "; decoder none, Replace("▁" → " "), ByteFallback, Fuse, Strip,
 // Metaspace or a Sequence of them. Anything else is refused by name.
 //
 // Scores: llama.cpp merges by score, Hugging Face by merge rank. A piece
@@ -347,6 +347,13 @@ func (s *spSteps) preTokenizer(raw json.RawMessage, depth int) error {
 			}
 		}
 		return nil
+	case "Split":
+		// Gemma's files split at " " after a normalizer that has already
+		// written every space as '▁': nothing is left to split.
+		if c.Pattern.String == nil || *c.Pattern.String != " " || !s.replace {
+			return fmt.Errorf("Split is supported only at \" \" after a normalizer that writes spaces as '▁' (a no-op), not at %q", deref(c.Pattern.String))
+		}
+		return nil
 	case "Metaspace":
 		if c.Replacement != nil && *c.Replacement != spaceMarker {
 			return fmt.Errorf("Metaspace replacement %q is not supported (only %q)", *c.Replacement, spaceMarker)
@@ -374,7 +381,7 @@ func (s *spSteps) preTokenizer(raw json.RawMessage, depth int) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("type %q is not supported (supported: Metaspace, Sequence)", c.Type)
+	return fmt.Errorf("type %q is not supported (supported: Metaspace, Split at \" \" after Replace, Sequence)", c.Type)
 }
 
 // checkSPDecoder accepts the decoders that undo SentencePiece's encoding;

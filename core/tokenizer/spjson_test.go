@@ -120,6 +120,35 @@ func TestParseHFSentencePieceForms(t *testing.T) {
 			}
 		})
 	}
+	// Gemma's form: Replace normalizer, no-op Split at " ", no prefix.
+	gemmaSettings := f.Cases.SPM[1]
+	if gemmaSettings.AddSpacePrefix {
+		t.Fatalf("second SPM case %q has a space prefix", gemmaSettings.Name)
+	}
+	gemmaRef, err := tokenizer.NewSentencePiece(f.SPM.Config(gemmaSettings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gemmaJSON, err := gemmaRef.HFTokenizerJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gd map[string]any
+	if err := json.Unmarshal(gemmaJSON, &gd); err != nil {
+		t.Fatal(err)
+	}
+	gd["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"String": " "}, "behavior": "MergedWithPrevious", "invert": false}
+	gemmaJSON, _ = json.Marshal(gd)
+	gemma, err := tokenizer.ParseHFSentencePiece(gemmaJSON, "gemma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.Cases.Strings {
+		if a, b := gemma.Encode(s, true), gemmaRef.Encode(s, true); !slices.Equal(a, b) {
+			t.Errorf("Gemma form: Encode(%q) = %v, GGUF path %v", s, a, b)
+		}
+	}
+
 	// Metaspace never: no space prefix, as Gemma's settings.
 	tok, err := tokenizer.ParseHFSentencePiece(edit(metaspace("never")), "never")
 	if err != nil {
@@ -137,6 +166,9 @@ func TestParseHFSentencePieceForms(t *testing.T) {
 		{"split metaspace", "split true", func(d map[string]any) {
 			metaspace("first")(d)
 			d["pre_tokenizer"].(map[string]any)["split"] = true
+		}},
+		{"Split at a regex", "Split", func(d map[string]any) {
+			d["pre_tokenizer"] = map[string]any{"type": "Split", "pattern": map[string]any{"Regex": "\\s+"}, "behavior": "Isolated"}
 		}},
 		{"ByteLevel pre-tokenizer", `"ByteLevel"`, func(d map[string]any) { d["pre_tokenizer"] = map[string]any{"type": "ByteLevel"} }},
 		{"unknown decoder", `"WordPiece"`, func(d map[string]any) { d["decoder"] = map[string]any{"type": "WordPiece"} }},
