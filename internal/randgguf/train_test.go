@@ -9,16 +9,18 @@ import (
 	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
 	"github.com/graft-ml/graft/internal/randgguf"
 )
 
-// TestFamiliesTrain trains LoRA (on the family's projection names, all
-// seven) and (IA)³ for 20 steps through train.Run on every family, and
-// prompt and prefix tuning on Gemma 3 (whose virtual tokens skip the
-// embedding scale and meet the sliding window), and checks that the loss falls: the mean of the last five steps is below the
-// mean of the first five. The data are eight fixed 33-token sequences, so
-// an adapter can learn them.
+// TestFamiliesTrain trains LoRA on all seven of the family's projections,
+// then every registered PEFT method with its own defaults and learning
+// rate, for 20 steps through train.Run on every family (on Gemma 3 the
+// virtual tokens of prompt and prefix tuning skip the embedding scale and
+// meet the sliding window), and checks that the loss falls: the mean of the
+// last five steps is below the mean of the first five. The data are eight
+// fixed 33-token sequences, so an adapter can learn them.
 func TestFamiliesTrain(t *testing.T) {
 	const vocab = 300
 	var examples []data.Example
@@ -34,16 +36,23 @@ func TestFamiliesTrain(t *testing.T) {
 		type method struct {
 			name    string
 			options map[string]any
+			lr      float64 // 0: the method's own
 		}
+		// LoRA on every projection, then every registered method with its
+		// own defaults and learning rate, so a method added to the registry
+		// is trained on every family too.
 		methods := []method{
-			{"lora", map[string]any{"r": 8, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}},
-			{"ia3", nil},
+			{"lora", map[string]any{"r": 8, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}, 1e-2},
 		}
-		if f == randgguf.Gemma3 {
-			methods = append(methods, method{"prompt-tuning", nil}, method{"prefix-tuning", nil})
+		for _, m := range peft.Methods() {
+			methods = append(methods, method{m.Name, nil, 0})
 		}
 		for _, method := range methods {
-			t.Run(fmt.Sprintf("%s/%s", f, method.name), func(t *testing.T) {
+			name := method.name
+			if method.options != nil {
+				name += "-all-linear"
+			}
+			t.Run(fmt.Sprintf("%s/%s", f, name), func(t *testing.T) {
 				rm, err := randgguf.NewFamily(f, vocab, 9, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -60,7 +69,7 @@ func TestFamiliesTrain(t *testing.T) {
 				var losses []float64
 				res, err := train.Run(context.Background(), m, train.Spec{
 					Examples: examples, Method: method.name, Options: method.options,
-					Steps: 20, Batch: 4, SeqLen: 32, LR: 1e-2, Schedule: "constant", Seed: 1,
+					Steps: 20, Batch: 4, SeqLen: 32, LR: method.lr, Schedule: "constant", Seed: 1,
 				}, func(e train.Event) {
 					if e.Kind == "step" {
 						losses = append(losses, e.Loss)
