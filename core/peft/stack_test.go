@@ -192,7 +192,10 @@ func TestStackTrainSaveLoad(t *testing.T) {
 			if err := ls.Unload(); err != nil {
 				t.Fatal(err)
 			}
-			assertBare(t, fresh, base, 1e-6)
+			// Merging and unmerging each round the base weights in
+			// float32, by more with the portable kernels (wasm) than with
+			// the SIMD ones.
+			assertBare(t, fresh, base, 1e-5)
 			if err := ls.Unload(); err == nil {
 				t.Error("a second Unload succeeded")
 			}
@@ -258,7 +261,9 @@ func TestStackBadManifests(t *testing.T) {
 				t.Fatal("loaded")
 			}
 			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
+				// Case-blind: the OS's wording differs ("No such file"
+				// under GOOS=js and wasip1).
+				if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(w)) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
