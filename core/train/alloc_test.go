@@ -203,6 +203,12 @@ func BenchmarkStep(b *testing.B) {
 func TestStepAllocations(t *testing.T) {
 	for _, method := range stepMethods {
 		t.Run(method.name, func(t *testing.T) {
+			if raceEnabled {
+				// The race detector's bookkeeping allocates now and then
+				// (it made a LoRA checkpointing step count 1); make
+				// test-native counts without it.
+				t.Skip("allocation counts are not meaningful under -race")
+			}
 			tr := stepTrainer(t, method)
 			step := func() {
 				if _, err := tr.runStep(); err != nil {
