@@ -11,9 +11,9 @@ import (
 	"github.com/graft-ml/graft/core/tokenizer"
 )
 
-// stories260K's tokenizer, from the project's shared data.
+// stories260K's tokenizer, in llama2.c's format (bundled beside the model).
 func loadTokenizer() tokenizer.Tokenizer {
-	raw, err := os.ReadFile("../../../shared/models/stories260K/tok512.bin")
+	raw, err := os.ReadFile("../../models/stories260K/tok512.bin")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/graft-ml/graft/core/tokenizer"
 )
 
-const gpt2Dir = "../../../shared/tokenizers/gpt2/"
+const gpt2Dir = "../../testdata/gpt2/"
 
 // hfPermute reorders the rows of a q/k projection from Meta's interleaved
 // RoPE layout to Hugging Face's rotate-half layout, as transformers'

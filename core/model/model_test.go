@@ -12,7 +12,7 @@ import (
 
 const (
 	bundledModel = "../../models/stories260K/stories260K.gguf"
-	sharedModels = "../../../shared/models/stories260K/"
+	modelsDir    = "../../models/stories260K/"
 	storyStart   = "Once upon a time, there was a little girl named Lily."
 )
 
@@ -101,12 +101,12 @@ func TestGGUFVersionsAndQuantization(t *testing.T) {
 	ref := loadModel(t, bundledModel)
 	want := ref.Tokenizer.Decode(greedy(t, ref, 64))
 
-	v1 := loadModel(t, sharedModels+"stories260K-v1.gguf")
+	v1 := loadModel(t, modelsDir+"stories260K-v1.gguf")
 	if got := v1.Tokenizer.Decode(greedy(t, v1, 64)); got != want {
 		t.Errorf("v1 file greedy text = %q, want %q", got, want)
 	}
 
-	q8 := loadModel(t, sharedModels+"stories260K-q8_0-v2.gguf")
+	q8 := loadModel(t, modelsDir+"stories260K-q8_0-v2.gguf")
 	if q8.WeightDTypes["Q8_0"] == 0 {
 		t.Fatalf("q8_0 file loaded weights %v, want some Q8_0", q8.WeightDTypes)
 	}

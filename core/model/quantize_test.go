@@ -25,7 +25,7 @@ import (
 
 const (
 	qloraF32Model = "../../models/stories260K/stories260K.gguf"
-	qloraQ8Model  = "../../../shared/models/stories260K/stories260K-q8_0-v2.gguf"
+	qloraQ8Model  = "../../models/stories260K/stories260K-q8_0-v2.gguf"
 	qloraTrain    = "../../examples/lora/data/train.jsonl"
 	qloraEval     = "../../examples/lora/data/eval.jsonl"
 )

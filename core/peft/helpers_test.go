@@ -14,7 +14,7 @@ import (
 
 const (
 	storiesGGUF = "../../models/stories260K/stories260K.gguf"
-	storiesQ8   = "../../../shared/models/stories260K/stories260K-q8_0-v2.gguf"
+	storiesQ8   = "../../models/stories260K/stories260K-q8_0-v2.gguf"
 )
 
 // storyIDs is a fixed token sequence for comparing logits.

@@ -9,7 +9,7 @@ import (
 )
 
 func ExampleLoadLlama2C() {
-	data, err := os.ReadFile("../../../shared/models/stories260K/tok512.bin")
+	data, err := os.ReadFile("../../models/stories260K/tok512.bin")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -50,11 +50,11 @@ func ExampleNewSentencePiece() {
 }
 
 func ExampleBuildGPT2TokenizerJSON() {
-	enc, err := os.ReadFile("../../../shared/tokenizers/gpt2/encoder.json")
+	enc, err := os.ReadFile("../../testdata/gpt2/encoder.json")
 	if err != nil {
 		log.Fatal(err)
 	}
-	merges, err := os.ReadFile("../../../shared/tokenizers/gpt2/vocab.bpe")
+	merges, err := os.ReadFile("../../testdata/gpt2/vocab.bpe")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func ExampleParseHFTokenizer() {
 }
 
 func ExampleStreamDecoder() {
-	data, err := os.ReadFile("../../../shared/models/stories260K/tok512.bin")
+	data, err := os.ReadFile("../../models/stories260K/tok512.bin")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -7,24 +7,25 @@ import (
 	"testing"
 )
 
-// sharedPath locates a file under the project's shared data folder, which
-// sits beside the module root (three levels above this package).
-func sharedPath(parts ...string) string {
-	return filepath.Join(append([]string{"..", "..", "..", "shared"}, parts...)...)
+// repoPath is a file the module ships for tests, given by its path from
+// the module root (two levels above this package): the bundled stories260K
+// under models/, the GPT-2 vocabulary and long texts under testdata/.
+func repoPath(parts ...string) string {
+	return filepath.Join(append([]string{"..", ".."}, parts...)...)
 }
 
-func readShared(t testing.TB, parts ...string) []byte {
+func readRepo(t testing.TB, parts ...string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(sharedPath(parts...))
+	data, err := os.ReadFile(repoPath(parts...))
 	if err != nil {
-		t.Fatalf("shared test data missing: %v", err)
+		t.Fatalf("test data missing: %v", err)
 	}
 	return data
 }
 
 func loadTok512(t testing.TB) *SentencePiece {
 	t.Helper()
-	sp, err := LoadLlama2C(readShared(t, "models", "stories260K", "tok512.bin"), 512)
+	sp, err := LoadLlama2C(readRepo(t, "models", "stories260K", "tok512.bin"), 512)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +43,8 @@ var gpt2Once struct {
 func gpt2JSON(t testing.TB) []byte {
 	t.Helper()
 	gpt2Once.Do(func() {
-		enc, err1 := os.ReadFile(sharedPath("tokenizers", "gpt2", "encoder.json"))
-		bpe, err2 := os.ReadFile(sharedPath("tokenizers", "gpt2", "vocab.bpe"))
+		enc, err1 := os.ReadFile(repoPath("testdata", "gpt2", "encoder.json"))
+		bpe, err2 := os.ReadFile(repoPath("testdata", "gpt2", "vocab.bpe"))
 		if err1 != nil || err2 != nil {
 			gpt2Once.err = err1
 			if err1 == nil {

@@ -105,7 +105,7 @@ func TestEncodeSpeed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow in -short mode")
 	}
-	text := string(readShared(t, "datasets", "tinyshakespeare.txt"))[:1<<20]
+	text := string(readRepo(t, "testdata", "tinyshakespeare.txt"))[:1<<20]
 	limit := time.Second
 	if raceEnabled || isWasm {
 		limit = 10 * time.Second // instrumented or interpreted builds are slower
@@ -135,7 +135,7 @@ func TestEncodeSpeed(t *testing.T) {
 }
 
 func BenchmarkGPT2Encode(b *testing.B) {
-	text := string(readShared(b, "datasets", "tinyshakespeare.txt"))
+	text := string(readRepo(b, "testdata", "tinyshakespeare.txt"))
 	tok := loadGPT2(b)
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {

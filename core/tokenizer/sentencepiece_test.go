@@ -219,7 +219,7 @@ func TestNewSentencePieceErrors(t *testing.T) {
 }
 
 func TestLoadLlama2CErrors(t *testing.T) {
-	good := readShared(t, "models", "stories260K", "tok512.bin")
+	good := readRepo(t, "models", "stories260K", "tok512.bin")
 	oneToken := func(n int32) []byte {
 		b := binary.LittleEndian.AppendUint32(nil, 8)
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(0))

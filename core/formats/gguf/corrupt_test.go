@@ -26,8 +26,8 @@ func smallFile(t testing.TB) []byte {
 // TestTruncated parses every prefix of a header (and of its data section)
 // and expects an error naming the file, never a panic or success.
 func TestTruncated(t *testing.T) {
-	real3 := readShared(t, "stories260K.gguf")
-	real1 := readShared(t, "stories260K-v1.gguf")
+	real3 := readStories(t, "stories260K.gguf")
+	real1 := readStories(t, "stories260K-v1.gguf")
 	for _, tc := range []struct {
 		name string
 		data []byte

@@ -10,7 +10,7 @@ import (
 )
 
 func ExampleOpen() {
-	f, err := gguf.Open("../../../../shared/models/stories260K/stories260K.gguf")
+	f, err := gguf.Open("../../../models/stories260K/stories260K.gguf")
 	if err != nil {
 		log.Fatal(err)
 	}

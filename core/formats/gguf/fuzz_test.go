@@ -12,7 +12,7 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add(smallFile(f))
 	for _, name := range []string{"stories260K-v1.gguf", "stories260K-q8_0-v2.gguf"} {
-		b := readShared(f, name)
+		b := readStories(f, name)
 		f.Add(b[:2048])
 	}
 	f.Add(newRaw(1, 1, 1).str("k").u32(uint32(typeString)).str("v").tensorInfo("t", 8, 0, 64).padTo(32, 68).b)

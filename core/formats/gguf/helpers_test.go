@@ -8,36 +8,19 @@ import (
 	"testing"
 )
 
-// sharedPath locates a file under the project's shared data folder, which
-// sits beside the module root. Tests fail, never skip, when it is missing.
-func sharedPath(t testing.TB, rel string) string {
+// storiesPath is a file of the bundled stories260K: the v3 file and its
+// v1 and Q8_0 v2 encodings, in the module's models/ folder.
+func storiesPath(t testing.TB, file string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", rel)
+	p := filepath.Join("..", "..", "..", "models", "stories260K", file)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test data missing: %v", err)
+		t.Fatalf("bundled test model missing: %v", err)
 	}
 	return p
 }
 
-func storiesPath(t testing.TB, file string) string {
-	return sharedPath(t, filepath.Join("models", "stories260K", file))
-}
-
-func readShared(t testing.TB, file string) []byte {
+// readStories reads a file of the bundled stories260K.
+func readStories(t testing.TB, file string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(storiesPath(t, file))
 	if err != nil {

@@ -243,7 +243,7 @@ func TestRewriteStories(t *testing.T) {
 	if err := Write(&buf, f.KVs, tensors, 0); err != nil {
 		t.Fatal(err)
 	}
-	orig := readShared(t, "stories260K.gguf")
+	orig := readStories(t, "stories260K.gguf")
 	if !bytes.Equal(buf.Bytes(), orig) {
 		t.Errorf("rewriting stories260K.gguf changed it (%d bytes, was %d)", buf.Len(), len(orig))
 	}

@@ -45,7 +45,7 @@ func TestSplitsAreDisjointAndSized(t *testing.T) {
 // Every story is 3 to 6 sentences and at most 256 of stories260K's
 // tokens (half its context); the whole files load through core/data as the demo loads them.
 func TestStoriesFitTheDemoModel(t *testing.T) {
-	raw, err := os.ReadFile("../../../../../shared/models/stories260K/tok512.bin")
+	raw, err := os.ReadFile("../../../../models/stories260K/tok512.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
