@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
@@ -26,7 +28,7 @@ type samplingFlags struct {
 	ignoreEOS   bool
 }
 
-func addSamplingFlags(fs *flag.FlagSet, maxTokens int) *samplingFlags {
+func addSamplingFlags(fs *pflag.FlagSet, maxTokens int) *samplingFlags {
 	f := &samplingFlags{}
 	fs.IntVar(&f.maxTokens, "max-tokens", maxTokens, "new tokens at most")
 	fs.Float64Var(&f.temperature, "temperature", 0.8, "sampling temperature; 0 is greedy")
@@ -40,7 +42,7 @@ func addSamplingFlags(fs *flag.FlagSet, maxTokens int) *samplingFlags {
 // options checks the flags and returns the generation options.
 func (f *samplingFlags) options() (model.GenerateOptions, error) {
 	if f.maxTokens < 0 {
-		return model.GenerateOptions{}, usagef("--max-tokens %d must be >= 0", f.maxTokens)
+		return model.GenerateOptions{}, usagef("--max-tokens must be ≥ 0, got %d", f.maxTokens)
 	}
 	sampling := model.Sampling{Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP), Seed: f.seed}
 	if err := sampling.Validate(); err != nil {
@@ -59,7 +61,7 @@ type chatFlags struct {
 	vars     map[string]any
 }
 
-func addChatFlags(fs *flag.FlagSet) *chatFlags {
+func addChatFlags(fs *pflag.FlagSet) *chatFlags {
 	f := &chatFlags{}
 	fs.StringVar(&f.template, "chat-template", "", chatTemplateHelp)
 	fs.Var(templateVars{&f.vars}, "chat-template-var", chatTemplateVarHelp)
@@ -82,13 +84,23 @@ type messageList struct {
 }
 
 func (l messageList) String() string { return "" }
+func (l messageList) Type() string   { return "text" }
 func (l messageList) Set(v string) error {
 	*l.msgs = append(*l.msgs, data.Message{Role: l.role, Content: v})
 	return nil
 }
 
-func runChat(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+func chatCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "chat",
+		Short: "chat with a model through its chat template (interactive, or --message)",
+		Long: "Chat with a model through its chat template: interactively, one message per line of stdin,\n" +
+			"or answering the conversation given as --system, --message and --assistant flags.",
+		Example: `  graft chat --model Qwen/Qwen2.5-0.5B-Instruct --adapter out/qa
+  graft chat --model llama3.2 --system "Be brief." --message "Why is the sky blue?" --json`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
 	mf := addModelFlags(fs)
 	mf.addAdapterFlag(fs)
 	cf := addChatFlags(fs)
@@ -98,13 +110,13 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 	fs.Var(messageList{&msgs, data.RoleUser}, "message", "user message `text`; repeat, with --assistant between, for a conversation; none: chat interactively, one message per line of stdin")
 	fs.Var(messageList{&msgs, data.RoleAssistant}, "assistant", "an earlier answer `text`, in order between --message flags")
 	asJSON := fs.Bool("json", false, "with --message: print one JSON object (the reply, its ids, the template and the prompt)")
-	pos, err := parseFlags(fs, args, stderr)
-	if err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runChat(mf, cf, sf, msgs, *asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
-	}
+	return cmd
+}
+
+func runChat(mf *modelFlags, cf *chatFlags, sf *samplingFlags, msgs []data.Message, asJSON bool, stdout, stderr io.Writer) error {
 	gen, err := sf.options()
 	if err != nil {
 		return err
@@ -115,7 +127,7 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 			interactive = false
 		}
 	}
-	if interactive && *asJSON {
+	if interactive && asJSON {
 		return usagef("--json needs the conversation as --message flags")
 	}
 	if !interactive && msgs[len(msgs)-1].Role != data.RoleUser {
@@ -143,7 +155,7 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		var out []int32
-		if !*asJSON {
+		if !asJSON {
 			out, err = streamReply(m, prompt, gen, stdout)
 			return err
 		}

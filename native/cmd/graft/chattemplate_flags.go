@@ -25,6 +25,8 @@ func (v templateVars) String() string {
 	return string(b)
 }
 
+func (v templateVars) Type() string { return "key=value" }
+
 func (v templateVars) Set(s string) error {
 	if *v.m == nil {
 		*v.m = map[string]any{}

@@ -1,39 +1,49 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/graft-ml/graft/core/data"
 	"github.com/graft-ml/graft/core/model"
 )
 
-func runEval(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+func evalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "score a JSONL dataset: loss and perplexity",
+		Long: "Score a JSONL dataset, one {\"text\": ...} per line: the mean next-token loss over every\n" +
+			"sequence, each truncated to --seq-len tokens (the model's context by default), and the perplexity.",
+		Example: `  graft eval --model models/stories260K/stories260K.gguf --data examples/lora/data/eval.jsonl
+  graft eval --model M --adapter out/pip --data held_out.jsonl --seq-len 256 --json`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
 	mf := addModelFlags(fs)
 	mf.addAdapterFlag(fs)
 	dataPath := fs.String("data", "", "JSONL `file`, one {\"text\": ...} per line")
 	seqLen := fs.Int("seq-len", 0, "truncate each sequence to this many tokens (default: the model's context)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	pos, err := parseFlags(fs, args, stderr)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *dataPath == "" {
+			return usagef("--data is required")
+		}
+		if *seqLen < 0 || *seqLen == 1 {
+			return usagef("--seq-len must be ≥ 2 (or 0: the model's context), got %d", *seqLen)
+		}
+		return runEval(mf, *dataPath, *seqLen, *asJSON, cmd.OutOrStdout())
+	}
+	return cmd
+}
+
+func runEval(mf *modelFlags, dataPath string, seqLen int, asJSON bool, stdout io.Writer) error {
+	recs, err := data.ReadJSONLFile(dataPath)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
-	}
-	if *dataPath == "" {
-		return usagef("--data is required")
-	}
-	if *seqLen < 0 || *seqLen == 1 {
-		return usagef("--seq-len %d must be at least 2", *seqLen)
-	}
-	recs, err := data.ReadJSONLFile(*dataPath)
-	if err != nil {
-		return err
-	}
-	texts, err := data.Texts(recs, *dataPath)
+	texts, err := data.Texts(recs, dataPath)
 	if err != nil {
 		return err
 	}
@@ -46,8 +56,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s has no tokenizer", mf.path)
 	}
 	limit := m.Config.Context
-	if *seqLen > 0 && *seqLen < limit {
-		limit = *seqLen
+	if seqLen > 0 && seqLen < limit {
+		limit = seqLen
 	}
 	var total model.LossStats
 	for i, text := range texts {
@@ -57,14 +67,14 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		s, err := m.SequenceLoss(ids)
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", *dataPath, recs[i].Line, err)
+			return fmt.Errorf("%s:%d: %w", dataPath, recs[i].Line, err)
 		}
 		total.Add(s)
 	}
 	if total.Tokens == 0 {
-		return fmt.Errorf("%s: no sequence has two or more tokens to score", *dataPath)
+		return fmt.Errorf("%s: no sequence has two or more tokens to score", dataPath)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, struct {
 			Loss       float64 `json:"loss"`
 			Tokens     int     `json:"tokens"`

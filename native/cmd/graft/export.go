@@ -1,11 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/formats/gguf"
@@ -19,73 +20,81 @@ const (
 	formatMsgpack  = "msgpack"
 )
 
-func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+func exportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "export an adapter as a GGUF LoRA for llama.cpp or a msgpack bundle",
+		Long: "Export an adapter: as a GGUF LoRA adapter that llama.cpp loads (--lora), for the base model\n" +
+			"--model names, or as graft's one-file msgpack bundle.",
+		Example: `  graft export --adapter out/pip --format gguf-lora --model models/stories260K/stories260K.gguf --out pip-lora.gguf
+  graft export --adapter out/pip --out pip.msgpack`,
+	}
+	fs := cmd.Flags()
 	adapter := fs.String("adapter", "", "adapter `path`: a PEFT adapter directory or a .msgpack bundle")
 	format := fs.String("format", "", "output format: gguf-lora (llama.cpp's LoRA adapter) or msgpack (graft's one-file bundle); default: from --out's extension")
 	out := fs.String("out", "", "output `file`")
 	base := fs.String("model", "", "base model, needed for gguf-lora (its architecture, head counts and tensor shapes): "+modelHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	pos, err := parseFlags(fs, args, stderr)
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(pos) > 0:
-		return usagef("unexpected arguments %q", pos)
-	case *adapter == "":
-		return usagef("--adapter is required")
-	case *out == "":
-		return usagef("--out is required")
-	}
-	if *format == "" {
-		switch lower := strings.ToLower(*out); {
-		case strings.HasSuffix(lower, ".gguf"):
-			*format = formatGGUFLoRA
-		case strings.HasSuffix(lower, ".msgpack"):
-			*format = formatMsgpack
-		default:
-			return usagef("--format is required when --out ends in neither .gguf nor .msgpack")
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+		switch {
+		case len(pos) > 0:
+			return usagef("unexpected arguments %q", pos)
+		case *adapter == "":
+			return usagef("--adapter is required")
+		case *out == "":
+			return usagef("--out is required")
 		}
-	}
-	src, err := peft.OpenAdapterPath(*adapter)
-	if err != nil {
-		return err
-	}
-	var tensors int
-	switch *format {
-	case formatGGUFLoRA:
-		if *base == "" {
-			return usagef("--model is required for %s: the export needs the base's architecture and head counts (llama.cpp's q/k rows are permuted per head)", formatGGUFLoRA)
+		if *format == "" {
+			switch lower := strings.ToLower(*out); {
+			case strings.HasSuffix(lower, ".gguf"):
+				*format = formatGGUFLoRA
+			case strings.HasSuffix(lower, ".msgpack"):
+				*format = formatMsgpack
+			default:
+				return usagef("--format is required when --out ends in neither .gguf nor .msgpack")
+			}
 		}
-		if tensors, err = exportGGUFLoRA(src, *base, *out, stderr); err != nil {
-			return err
-		}
-	case formatMsgpack:
-		files, err := peft.ReadFiles(src)
+		src, err := peft.OpenAdapterPath(*adapter)
 		if err != nil {
 			return err
 		}
-		if err := peft.WriteBundle(*out, files); err != nil {
+		var tensors int
+		switch *format {
+		case formatGGUFLoRA:
+			if *base == "" {
+				return usagef("--model is required for %s: the export needs the base's architecture and head counts (llama.cpp's q/k rows are permuted per head)", formatGGUFLoRA)
+			}
+			if tensors, err = exportGGUFLoRA(src, *base, *out, stderr); err != nil {
+				return err
+			}
+		case formatMsgpack:
+			files, err := peft.ReadFiles(src)
+			if err != nil {
+				return err
+			}
+			if err := peft.WriteBundle(*out, files); err != nil {
+				return err
+			}
+		default:
+			return usagef("--format %q: want %s or %s", *format, formatGGUFLoRA, formatMsgpack)
+		}
+		st, err := os.Stat(*out)
+		if err != nil {
 			return err
 		}
-	default:
-		return usagef("--format %q: want %s or %s", *format, formatGGUFLoRA, formatMsgpack)
+		if *asJSON {
+			return writeJSON(stdout, struct {
+				Out     string `json:"out"`
+				Format  string `json:"format"`
+				Bytes   int64  `json:"bytes"`
+				Tensors int    `json:"tensors,omitempty"`
+			}{*out, *format, st.Size(), tensors})
+		}
+		fmt.Fprintf(stdout, "exported %s to %s (%s, %d bytes)\n", *adapter, *out, *format, st.Size())
+		return nil
 	}
-	st, err := os.Stat(*out)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(stdout, struct {
-			Out     string `json:"out"`
-			Format  string `json:"format"`
-			Bytes   int64  `json:"bytes"`
-			Tensors int    `json:"tensors,omitempty"`
-		}{*out, *format, st.Size(), tensors})
-	}
-	fmt.Fprintf(stdout, "exported %s to %s (%s, %d bytes)\n", *adapter, *out, *format, st.Size())
-	return nil
+	return cmd
 }
 
 // exportGGUFLoRA converts the adapter for the base at basePath and writes

@@ -19,13 +19,12 @@ import (
 	"github.com/graft-ml/graft/core/peft"
 )
 
-// exportCmd runs graft export (calling runExport directly, so the test
-// does not depend on the command table) and returns stdout, stderr and
-// the status run would give.
-func exportCmd(t *testing.T, args ...string) (string, string, error) {
+// runExport runs graft export and returns stdout, stderr and the error
+// that decides graft's exit status.
+func runExport(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runExport(args, &out, &errOut)
+	_, _, err := execute(append([]string{"export"}, args...), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -74,7 +73,7 @@ var exportIDs = []int32{1, 403, 407, 261, 378, 29, 11, 85, 269, 343, 260, 378, 2
 func TestExportMsgpackRoundTrips(t *testing.T) {
 	adapter := trainedAdapter(t)
 	out := filepath.Join(t.TempDir(), "adapter.msgpack")
-	stdout, stderr, err := exportCmd(t, "--adapter", adapter, "--out", out, "--json")
+	stdout, stderr, err := runExport(t, "--adapter", adapter, "--out", out, "--json")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -91,7 +90,7 @@ func TestExportMsgpackRoundTrips(t *testing.T) {
 	}
 	// A bundle exports again, to GGUF as well as to msgpack.
 	for _, again := range []string{"again.msgpack", "again.gguf"} {
-		if _, stderr, err := exportCmd(t, "--adapter", out, "--model", modelPath, "--out", filepath.Join(t.TempDir(), again)); err != nil {
+		if _, stderr, err := runExport(t, "--adapter", out, "--model", modelPath, "--out", filepath.Join(t.TempDir(), again)); err != nil {
 			t.Fatalf("%s: %v: %s", again, err, stderr)
 		}
 	}
@@ -100,7 +99,7 @@ func TestExportMsgpackRoundTrips(t *testing.T) {
 func TestExportGGUFLoRAFile(t *testing.T) {
 	adapter := trainedAdapter(t)
 	out := filepath.Join(t.TempDir(), "adapter.gguf")
-	stdout, stderr, err := exportCmd(t, "--adapter", adapter, "--format", "gguf-lora", "--model", modelPath, "--out", out)
+	stdout, stderr, err := runExport(t, "--adapter", adapter, "--format", "gguf-lora", "--model", modelPath, "--out", out)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
@@ -142,7 +141,7 @@ func TestExportRejectsBadInput(t *testing.T) {
 		{"gguf as adapter", []string{"--adapter", modelPath, "--out", filepath.Join(tmp, "x.msgpack")}, false, "llama.cpp's export format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := exportCmd(t, tc.args...)
+			_, _, err := runExport(t, tc.args...)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -177,7 +176,7 @@ func TestExportGGUFLoRARunsInLlamaCpp(t *testing.T) {
 	}
 	adapter := trainedAdapter(t)
 	out := filepath.Join(t.TempDir(), "adapter.gguf")
-	if _, stderr, err := exportCmd(t, "--adapter", adapter, "--model", modelPath, "--out", out); err != nil {
+	if _, stderr, err := runExport(t, "--adapter", adapter, "--model", modelPath, "--out", out); err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
 	llama := runLlamaCpp(t, node, out, exportIDs)

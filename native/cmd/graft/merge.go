@@ -1,84 +1,92 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
-func runMerge(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+func mergeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "merge",
+		Short: "merge adapters into the base and save it as GGUF or Hugging Face safetensors",
+		Long: "Merge adapters into the base model's weights and save the result: a .gguf file, or a\n" +
+			"directory of Hugging Face safetensors with config.json and the tokenizer.",
+		Example: `  graft merge --model models/stories260K/stories260K.gguf --adapter out/pip --out out/pip-merged.gguf
+  graft merge --model M --adapter out/a --adapter out/b --out merged/ --dtype bf16`,
+	}
+	fs := cmd.Flags()
 	mf := addModelFlags(fs)
 	mf.addAdapterFlag(fs)
 	out := fs.String("out", "", "output `path`: a .gguf file, or a directory for Hugging Face safetensors")
 	dtype := fs.String("dtype", "keep", "projection weights' type: keep (the base's, re-quantizing merged weights), f32, f16, bf16")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	pos, err := parseFlags(fs, args, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
-	}
-	if *out == "" {
-		return usagef("--out is required")
-	}
-	if len(mf.adapters) == 0 {
-		return usagef("--adapter is required")
-	}
-	opt := model.SaveOptions{Warn: func(msg string) { fmt.Fprintf(stderr, "graft merge: warning: %s\n", msg) }}
-	switch strings.ToLower(*dtype) {
-	case "keep":
-	case "f32":
-		opt.DType = tensor.F32
-	case "f16":
-		opt.DType = tensor.F16
-	case "bf16":
-		opt.DType = tensor.BF16
-	default:
-		return usagef("--dtype %q: want keep, f32, f16 or bf16", *dtype)
-	}
-	if len(mf.adapters) > 1 {
-		// Merging several adapters adds each one's update in turn.
-		fmt.Fprintf(stderr, "graft merge: merging %d adapters\n", len(mf.adapters))
-	}
-	adapters := mf.adapters
-	mf.adapters = nil // load the plain base, then merge the adapters into it
-	m, err := mf.load()
-	if err != nil {
-		return err
-	}
-	defer m.Free()
-	mf.adapters = adapters
-	loaded, err := mf.applyAdapters(m)
-	if err != nil {
-		return err
-	}
-	for i, a := range loaded {
-		if err := a.Merge(); err != nil {
-			return fmt.Errorf("%s: %w", adapters[i], err)
+	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
+		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+		if len(pos) > 0 {
+			return usagef("unexpected arguments %q", pos)
 		}
+		if *out == "" {
+			return usagef("--out is required")
+		}
+		if len(mf.adapters) == 0 {
+			return usagef("--adapter is required")
+		}
+		opt := model.SaveOptions{Warn: func(msg string) { fmt.Fprintf(stderr, "graft merge: warning: %s\n", msg) }}
+		switch strings.ToLower(*dtype) {
+		case "keep":
+		case "f32":
+			opt.DType = tensor.F32
+		case "f16":
+			opt.DType = tensor.F16
+		case "bf16":
+			opt.DType = tensor.BF16
+		default:
+			return usagef("--dtype %q: want keep, f32, f16 or bf16", *dtype)
+		}
+		if len(mf.adapters) > 1 {
+			// Merging several adapters adds each one's update in turn.
+			fmt.Fprintf(stderr, "graft merge: merging %d adapters\n", len(mf.adapters))
+		}
+		adapters := mf.adapters
+		mf.adapters = nil // load the plain base, then merge the adapters into it
+		m, err := mf.load()
+		if err != nil {
+			return err
+		}
+		defer m.Free()
+		mf.adapters = adapters
+		loaded, err := mf.applyAdapters(m)
+		if err != nil {
+			return err
+		}
+		for i, a := range loaded {
+			if err := a.Merge(); err != nil {
+				return fmt.Errorf("%s: %w", adapters[i], err)
+			}
+		}
+		format := "hf"
+		if strings.HasSuffix(strings.ToLower(*out), ".gguf") {
+			format = "gguf"
+			err = m.SaveGGUF(*out, opt)
+		} else {
+			err = m.SaveHF(*out, opt)
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, struct {
+				Out    string `json:"out"`
+				Format string `json:"format"`
+			}{*out, format})
+		}
+		fmt.Fprintf(stdout, "merged %d adapter(s) into %s (%s)\n", len(adapters), *out, format)
+		return nil
 	}
-	format := "hf"
-	if strings.HasSuffix(strings.ToLower(*out), ".gguf") {
-		format = "gguf"
-		err = m.SaveGGUF(*out, opt)
-	} else {
-		err = m.SaveHF(*out, opt)
-	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(stdout, struct {
-			Out    string `json:"out"`
-			Format string `json:"format"`
-		}{*out, format})
-	}
-	fmt.Fprintf(stdout, "merged %d adapter(s) into %s (%s)\n", len(adapters), *out, format)
-	return nil
+	return cmd
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/graft-ml/graft/core/model"
 	"github.com/graft-ml/graft/core/modelpath"
@@ -25,8 +26,9 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+func (l *stringList) Type() string       { return "string" }
 
-func addModelFlags(fs *flag.FlagSet) *modelFlags {
+func addModelFlags(fs *pflag.FlagSet) *modelFlags {
 	mf := &modelFlags{}
 	fs.StringVar(&mf.path, "model", "", "the model: "+modelHelp)
 	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
@@ -52,7 +54,7 @@ func resolveModel(name string) (string, error) {
 }
 
 // addAdapterFlag lets a command apply PEFT adapters on top of the model.
-func (mf *modelFlags) addAdapterFlag(fs *flag.FlagSet) {
+func (mf *modelFlags) addAdapterFlag(fs *pflag.FlagSet) {
 	fs.Var(&mf.adapters, "adapter", "adapter to apply: a PEFT `dir` or a .msgpack bundle (repeat to combine several)")
 }
 

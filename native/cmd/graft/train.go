@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -14,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/core/train"
@@ -34,17 +36,44 @@ type trainFlags struct {
 	observe func(train.Event)
 }
 
-func runTrain(args []string, stdout, stderr io.Writer) error {
-	f, err := parseTrainFlags(args, stderr)
-	if err != nil {
-		return err
+func trainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: fmt.Sprintf("fine-tune an adapter with any of graft's %d PEFT methods and save it in PEFT's format", len(peft.Methods())),
+		Long: "Fine-tune an adapter on a dataset and save it in Hugging Face PEFT's format (bottleneck\n" +
+			"adapters in AdapterHub's), with metrics.jsonl, loss_curve.svg and optional checkpoints in --out.\n" +
+			"The run is the flags, or a --config file (the keys --print-config prints) that flags override.\n" +
+			"Every setting left out takes the method's default.",
+		Example: `  # LoRA r=8 on the attention projections of the bundled model, evaluated every 50 steps
+  graft train --model models/stories260K/stories260K.gguf --data examples/lora/data/train.jsonl \
+    --eval examples/lora/data/eval.jsonl --r 8 --alpha 16 --target q_proj,k_proj,v_proj,o_proj \
+    --steps 200 --batch 4 --seq-len 128 --pack --lr 5e-3 --eval-every 50 --out out/pip
+
+  # prefix tuning for two epochs, checkpoints every 100 steps (continue later with --resume out/prefix)
+  graft train --model M --data train.jsonl --method prefix-tuning --virtual-tokens 20 --epochs 2 \
+    --save-every 100 --out out/prefix
+
+  # a run declared in a file, one setting overridden; --print-config shows it without training
+  graft train --config run.yaml --steps 50 --print-config`,
+		Args: noArgs,
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if f.printConfig {
-		return f.print(stdout)
+	p := bindTrainFlags(cmd.Flags())
+	setGroupNote(cmd, groupMethod, methodTable())
+	setGroupOrder(cmd, groupModel, groupData, groupMethod, groupOptim, groupEval, groupOutput, groupConfig)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+		f, err := p.parsed(stderr)
+		if err != nil {
+			return err
+		}
+		if f.printConfig {
+			return f.print(stdout)
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+		defer stop()
+		return f.run(ctx, stdout, stderr)
 	}
-	return f.run(ctx, stdout, stderr)
+	return cmd
 }
 
 // print writes the effective Spec, defaults filled in: as JSON with
@@ -63,7 +92,7 @@ func (f *trainFlags) print(stdout io.Writer) error {
 // bindSpecFlags defines the flags that set fields of s. graft train binds
 // them twice: once to read the command line, once over the --config file's
 // Spec to replay the flags given (see parseTrainFlags).
-func bindSpecFlags(fs *flag.FlagSet, s *train.Spec) {
+func bindSpecFlags(fs *pflag.FlagSet, s *train.Spec) {
 	fs.StringVar(&s.Data, "data", "", "training data `file` (.jsonl: text, prompt/completion, messages or Alpaca records; .json; .txt)")
 	fs.StringVar(&s.Eval, "eval", "", "held-out data `file`, evaluated before training, every --eval-every steps and at the end")
 	fs.StringVar(&s.Out, "out", "", "output `dir`: adapter, checkpoints, metrics.jsonl, loss_curve.svg")
@@ -89,6 +118,40 @@ func bindSpecFlags(fs *flag.FlagSet, s *train.Spec) {
 	fs.StringVar(&s.Resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
 	fs.StringVar(&s.ChatTemplate, "chat-template", "", chatTemplateHelp)
 	fs.Var(templateVars{&s.ChatTemplateVars}, "chat-template-var", chatTemplateVarHelp)
+	setGroup(fs, groupData, "data", "chat-template", "chat-template-var", "seq-len", "pack")
+	setGroup(fs, groupMethod, "method", "convert-lora")
+	setGroup(fs, groupOptim, "steps", "epochs", "batch", "grad-accum", "lr", "warmup", "schedule", "weight-decay", "max-grad-norm", "seed", "checkpointing")
+	setGroup(fs, groupEval, "eval", "eval-every", "save-every", "keep-checkpoints", "resume")
+	setGroup(fs, groupOutput, "out")
+}
+
+// The headings of graft train's help.
+const (
+	groupModel  = "Model"
+	groupData   = "Data"
+	groupMethod = "Method and per-method flags (each method flag applies to the methods listed after it, with their defaults)"
+	groupOptim  = "Optimisation"
+	groupEval   = "Evaluation and checkpoints"
+	groupOutput = "Output"
+	groupConfig = "Run file"
+)
+
+// trainBounds are the ranges of graft train's numeric flags. --steps 0
+// (--epochs 0) is allowed beside --epochs (--steps), to replace a
+// --config file's length of the other kind.
+func trainBounds(fs *pflag.FlagSet) []bound {
+	steps, epochs := atLeast("steps", 1), positive("epochs")
+	if fs.Changed("epochs") {
+		steps = atLeast("steps", 0)
+	}
+	if fs.Changed("steps") {
+		epochs = atLeast("epochs", 0)
+	}
+	return []bound{steps, epochs, positive("lr"), atLeast("batch", 1), atLeast("seq-len", 2),
+		atLeast("grad-accum", 1), atLeast("warmup", 0), atLeast("weight-decay", 0), atLeast("max-grad-norm", 0),
+		atLeast("save-every", 0), atLeast("eval-every", 0), atLeast("keep-checkpoints", 0),
+		atLeast("r", 1), atLeast("virtual-tokens", 1), probability("dropout"), positive("reduction-factor"),
+		atLeast("encoder-hidden", 0)}
 }
 
 // methodFlag is a flag that sets one adapter setting of the methods that
@@ -127,6 +190,19 @@ var methodFlags = []methodFlag{
 	{"projection-seed", kindInt, "projection_prng_key for the shared random projections"},
 	{"reduction-factor", kindFloat, "hidden size divided by the bottleneck width"},
 	{"non-linearity", kindString, "activation: swish, relu, gelu, gelu_new, tanh, sigmoid, linear"},
+}
+
+// String names the kind in help: int, float, string.
+func (k flagKind) String() string {
+	switch k {
+	case kindInt:
+		return "int"
+	case kindFloat:
+		return "float"
+	case kindBool:
+		return "bool"
+	}
+	return "string"
 }
 
 // parse reads the flag's text as its kind.
@@ -183,43 +259,84 @@ func modulesValue(v any) any {
 type methodFlagValue struct {
 	text   string
 	isBool bool
+	kind   string // the value's type, for help
 }
 
 func (v *methodFlagValue) String() string     { return v.text }
 func (v *methodFlagValue) Set(s string) error { v.text = s; return nil }
-func (v *methodFlagValue) IsBoolFlag() bool   { return v.isBool }
+func (v *methodFlagValue) Type() string {
+	if v.isBool {
+		return "bool"
+	}
+	return v.kind
+}
 
-func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	f := &trainFlags{model: addModelFlags(fs)}
-	var cl train.Spec // the command line's values
+// trainParser is graft train's flag set, bound: what the command line
+// gives, before the --config file and the method are applied.
+type trainParser struct {
+	fs     *pflag.FlagSet
+	f      *trainFlags
+	values map[string]*methodFlagValue // the method flags' texts
+}
+
+// bindTrainFlags defines graft train's flags on fs.
+func bindTrainFlags(fs *pflag.FlagSet) *trainParser {
+	p := &trainParser{fs: fs, f: &trainFlags{model: addModelFlags(fs)}, values: map[string]*methodFlagValue{}}
+	setGroup(fs, groupModel, "model", "device", "quantize", "double-quant")
+	var cl train.Spec // the command line's values; parsed reads them back by flag name
 	bindSpecFlags(fs, &cl)
+	for _, mf := range methodFlags {
+		v := &methodFlagValue{isBool: mf.kind == kindBool, kind: mf.kind.String()}
+		p.values[mf.name] = v
+		fs.Var(v, mf.name, mf.usage+methodFlagDefaults(mf.name))
+		if v.isBool {
+			fs.Lookup(mf.name).NoOptDefVal = "true"
+		}
+		setGroup(fs, groupMethod, mf.name)
+	}
+	f := p.f
 	fs.BoolVar(&f.quiet, "quiet", false, "print only the summary")
 	fs.BoolVar(&f.asJSON, "json", false, "print the summary as one JSON object (progress still goes to stderr); with --print-config, print JSON")
+	setGroup(fs, groupOutput, "quiet", "json")
 	fs.StringVar(&f.config, "config", "", "read the run from a `file` (.yaml, .yml or .json: the keys --print-config prints); flags given override it")
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective run, defaults filled in, as YAML (JSON with --json or a .json --config) and exit without training")
-	values := map[string]*methodFlagValue{}
-	for _, mf := range methodFlags {
-		v := &methodFlagValue{isBool: mf.kind == kindBool}
-		values[mf.name] = v
-		fs.Var(v, mf.name, mf.usage+methodFlagDefaults(mf.name))
+	setGroup(fs, groupConfig, "config", "print-config")
+	return p
+}
+
+// parseTrainFlags reads a graft train command line (tests use it to hold
+// the run before it starts).
+func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
+	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	p := bindTrainFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{err}
 	}
-	pos, err := parseFlags(fs, args, stderr)
-	if err != nil {
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected arguments %q", fs.Args())
+	}
+	return p.parsed(stderr)
+}
+
+// parsed turns the flags parsed into the run: the --config file's Spec
+// with the flags given over it, and the method flags set as the method's
+// config keys.
+func (p *trainParser) parsed(stderr io.Writer) (*trainFlags, error) {
+	fs, f := p.fs, p.f
+	if err := checkBounds(fs, trainBounds(fs)...); err != nil {
 		return nil, err
 	}
-	if len(pos) > 0 {
-		return nil, usagef("unexpected arguments %q", pos)
-	}
 	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	fs.Visit(func(fl *pflag.Flag) { set[fl.Name] = true })
 
 	// Replay the spec flags given over the --config file's Spec (bound
 	// first: binding sets each field to its flag's default).
 	var spec train.Spec
-	replay := flag.NewFlagSet("train", flag.ContinueOnError)
+	replay := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	bindSpecFlags(replay, &spec)
 	if f.config != "" {
+		var err error
 		if spec, err = readSpecFile(f.config); err != nil {
 			return nil, usageError{err}
 		}
@@ -235,7 +352,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 		spec.Model = f.model.path
 	}
 	f.model.path = spec.Model
-	if err := applyMethodFlags(&spec, values, set, stderr); err != nil {
+	if err := applyMethodFlags(&spec, p.values, set, stderr); err != nil {
 		return nil, err
 	}
 	f.spec = spec
@@ -371,6 +488,22 @@ func flagList(meth peft.Method) string {
 	return strings.Join(names, ", ")
 }
 
+// methodTable lists the registered methods for graft train's help: each
+// one's summary, recommended learning rate and method flags.
+func methodTable() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  --method NAME (default %s; NAME+NAME+... trains a mixed stack):\n", train.DefaultMethod)
+	for _, meth := range peft.Methods() {
+		fmt.Fprintf(&b, "    %-15s %s\n", meth.Name, wrap(meth.Summary, helpWidth-20, strings.Repeat(" ", 20)))
+		flags := flagList(meth)
+		if flags == "" {
+			flags = "none"
+		}
+		fmt.Fprintf(&b, "    %-15s %s\n", "", wrap(fmt.Sprintf("lr %g; flags: %s", meth.LR, flags), helpWidth-20, strings.Repeat(" ", 20)))
+	}
+	return b.String()
+}
+
 // methodFlagDefaults says which methods a method flag applies to, with
 // each one's default, for the flag's help.
 func methodFlagDefaults(name string) string {
@@ -423,6 +556,8 @@ func (o optFloat) String() string {
 	return strconv.FormatFloat(**o.p, 'g', -1, 64)
 }
 
+func (o optFloat) Type() string { return "float" }
+
 func (o optFloat) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
@@ -440,6 +575,8 @@ func (o optInt) String() string {
 	}
 	return strconv.Itoa(**o.p)
 }
+
+func (o optInt) Type() string { return "int" }
 
 func (o optInt) Set(s string) error {
 	v, err := strconv.ParseInt(s, 0, strconv.IntSize)
