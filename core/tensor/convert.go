@@ -89,9 +89,10 @@ func PutFloat32s(dst []byte, values []float32) {
 }
 
 // Encode converts float32 values to the storage of a scalar float type or a
-// quantized type (F32, F16, BF16, Q8_0, Q4_0, NF4). len(src) must be a
-// whole number of blocks; dst must have exactly the size dt requires. NF4
-// is encoded without double quantization (QuantizeNF4 offers both).
+// quantized type (F32, F16, BF16, NF4 and every ggml type of QuantTypes,
+// with ggml's reference quantizers). len(src) must be a whole number of
+// blocks; dst must have exactly the size dt requires. NF4 is encoded
+// without double quantization (QuantizeNF4 offers both).
 func Encode(dt DType, src []float32, dst []byte) error {
 	want, err := dt.Bytes(int64(len(src)))
 	if err != nil {
@@ -115,6 +116,22 @@ func Encode(dt DType, src []float32, dst []byte) error {
 		quantizeQ8_0(src, dst)
 	case Q4_0:
 		quantizeQ4_0(src, dst)
+	case Q4_1:
+		quantizeQ4_1(src, dst)
+	case Q5_0:
+		quantizeQ5_0(src, dst)
+	case Q5_1:
+		quantizeQ5_1(src, dst)
+	case Q2_K:
+		quantizeQ2_K(src, dst)
+	case Q3_K:
+		quantizeQ3_K(src, dst)
+	case Q4_K:
+		quantizeQ4_K(src, dst)
+	case Q5_K:
+		quantizeQ5_K(src, dst)
+	case Q6_K:
+		quantizeQ6_K(src, dst)
 	case NF4:
 		encodeNF4(src, dst)
 	default:
@@ -161,6 +178,22 @@ func Decode(dt DType, src []byte, dst []float32) error {
 		dequantizeQ8_0(src, dst)
 	case Q4_0:
 		dequantizeQ4_0(src, dst)
+	case Q4_1:
+		dequantizeQ4_1(src, dst)
+	case Q5_0:
+		dequantizeQ5_0(src, dst)
+	case Q5_1:
+		dequantizeQ5_1(src, dst)
+	case Q2_K:
+		dequantizeQ2_K(src, dst)
+	case Q3_K:
+		dequantizeQ3_K(src, dst)
+	case Q4_K:
+		dequantizeQ4_K(src, dst)
+	case Q5_K:
+		dequantizeQ5_K(src, dst)
+	case Q6_K:
+		dequantizeQ6_K(src, dst)
 	default:
 		return fmt.Errorf("decode: unsupported dtype %v", dt)
 	}

@@ -10,8 +10,11 @@ import "fmt"
 // DType is the element type of a tensor as stored in a file or a buffer.
 type DType uint8
 
-// The element types graft understands. Block-quantized types (Q8_0, Q4_0,
-// NF4) pack a fixed number of elements into a block with a shared scale.
+// The element types graft understands. Block-quantized types (ggml's
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32, its K-quants Q2_K to Q6_K
+// in super-blocks of 256, and bitsandbytes' NF4) pack a fixed number of
+// elements into a block with shared scales. The numbering is graft's own
+// (new types are appended); GGUF's type ids live in core/formats/gguf.
 const (
 	Invalid DType = iota
 	F32
@@ -30,6 +33,14 @@ const (
 	U16
 	U32
 	U64
+	Q4_1
+	Q5_0
+	Q5_1
+	Q2_K
+	Q3_K
+	Q4_K
+	Q5_K
+	Q6_K
 )
 
 type dtypeInfo struct {
@@ -56,6 +67,14 @@ var dtypeInfos = [...]dtypeInfo{
 	U16:     {"U16", 1, 2},
 	U32:     {"U32", 1, 4},
 	U64:     {"U64", 1, 8},
+	Q4_1:    {"Q4_1", 32, 20},
+	Q5_0:    {"Q5_0", 32, 22},
+	Q5_1:    {"Q5_1", 32, 24},
+	Q2_K:    {"Q2_K", qkK, 84},
+	Q3_K:    {"Q3_K", qkK, 110},
+	Q4_K:    {"Q4_K", qkK, 144},
+	Q5_K:    {"Q5_K", qkK, 176},
+	Q6_K:    {"Q6_K", qkK, 210},
 }
 
 func (d DType) info() dtypeInfo {
@@ -77,17 +96,21 @@ func (d DType) String() string {
 func (d DType) Valid() bool { return d != Invalid && int(d) < len(dtypeInfos) }
 
 // Quantized reports whether d is a block-quantized type.
-func (d DType) Quantized() bool { return d == Q8_0 || d == Q4_0 || d == NF4 }
-
-// Float reports whether d holds floating-point values that graft can
-// convert to float32 (directly or by dequantization).
-func (d DType) Float() bool {
+func (d DType) Quantized() bool {
 	switch d {
-	case F32, F16, BF16, Q8_0, Q4_0, NF4, F64:
+	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, NF4:
 		return true
 	}
 	return false
 }
+
+// Float reports whether d holds floating-point values that graft can
+// convert to float32 (directly or by dequantization).
+func (d DType) Float() bool { return d == F32 || d == F16 || d == BF16 || d == F64 || d.Quantized() }
+
+// QuantTypes lists ggml's block-quantized types that graft reads, writes
+// and computes on, in ggml's order of type ids.
+func QuantTypes() []DType { return []DType{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} }
 
 // BlockElems is the number of elements in one block (1 for scalar types).
 func (d DType) BlockElems() int { return d.info().blockElems }

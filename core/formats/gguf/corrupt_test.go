@@ -100,6 +100,8 @@ func TestCorruptHeaders(t *testing.T) {
 		{"too many dims", newRaw(3, 1, 0).tensorInfo("t", 0, 0, 1, 1, 1, 1, 1).padTo(32, 4).b, "5 dimensions"},
 		{"unknown ggml type", newRaw(3, 1, 0).tensorInfo("t", 4, 0, 32).padTo(32, 64).b, "unknown ggml type 4"},
 		{"partial block", newRaw(3, 1, 0).tensorInfo("t", 8, 0, 33).padTo(32, 68).b, "whole number"},
+		{"partial K-quant super-block", newRaw(3, 1, 0).tensorInfo("blk.0.attn_q.weight", 12, 0, 128).padTo(32, 144).b, `"blk.0.attn_q.weight": 128 elements are not a whole number of 256-element Q4_K blocks`},
+		{"truncated Q6_K block", newRaw(3, 1, 0).tensorInfo("blk.0.ffn_down.weight", 14, 0, 256).padTo(32, 209).b, `"blk.0.ffn_down.weight" (Q6_K): 210 bytes`},
 		{"dimension overflow", newRaw(3, 1, 0).tensorInfo("t", 0, 0, 1<<40, 1<<40).b, "too many elements"},
 		{"dimension too large", newRaw(3, 1, 0).tensorInfo("t", 0, 0, 1<<63).b, "too large"},
 		{"size overflow", newRaw(3, 1, 0).tensorInfo("t", 0, 0, 1<<31, 1<<31).b, "overflow"},

@@ -236,7 +236,7 @@ func (f *File) placeTensors() error {
 		}
 		abs := f.DataOffset + ti.Offset
 		if abs < f.DataOffset || abs > f.Size || ti.Size > f.Size-abs {
-			return fmt.Errorf("tensor %q: %d bytes at data offset %d (file offset %d) extend past the end of the %d-byte file", ti.Name, ti.Size, ti.Offset, abs, f.Size)
+			return fmt.Errorf("tensor %q (%s): %d bytes at data offset %d (file offset %d) extend past the end of the %d-byte file", ti.Name, GGMLTypeName(ti.GGMLType), ti.Size, ti.Offset, abs, f.Size)
 		}
 		ti.Offset = abs
 	}

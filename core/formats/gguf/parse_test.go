@@ -219,22 +219,22 @@ func TestStoriesQ8MatchesF32(t *testing.T) {
 }
 
 func TestReadTensorErrors(t *testing.T) {
-	// One Q4_K tensor (256 elements, 144 bytes) that graft cannot decode.
-	r := newRaw(3, 1, 0).tensorInfo("k", 12, 0, 256).padTo(32, 144)
-	f, err := parseBytes(r.b, "q4k.gguf")
+	// One IQ2_XS tensor (256 elements, 74 bytes) that graft cannot decode.
+	r := newRaw(3, 1, 0).tensorInfo("k", 17, 0, 256).padTo(32, 74)
+	f, err := parseBytes(r.b, "iq2.gguf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ti, _ := f.Tensor("k")
-	if ti.DType != tensor.Invalid || GGMLTypeName(ti.GGMLType) != "Q4_K" || ti.Size != 144 {
+	if ti.DType != tensor.Invalid || GGMLTypeName(ti.GGMLType) != "IQ2_XS" || ti.Size != 74 {
 		t.Fatalf("tensor info %+v", ti)
 	}
 	_, err = f.ReadTensor("k")
-	if err == nil || !strings.Contains(err.Error(), "q4k.gguf") || !strings.Contains(err.Error(), "Q4_K") {
-		t.Errorf("ReadTensor of Q4_K: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "iq2.gguf") || !strings.Contains(err.Error(), "IQ2_XS") || !strings.Contains(err.Error(), `"k"`) {
+		t.Errorf("ReadTensor of IQ2_XS: %v", err)
 	}
 	_, err = f.ReadTensor("missing")
-	if err == nil || !strings.Contains(err.Error(), "q4k.gguf") || !strings.Contains(err.Error(), `"missing"`) {
+	if err == nil || !strings.Contains(err.Error(), "iq2.gguf") || !strings.Contains(err.Error(), `"missing"`) {
 		t.Errorf("ReadTensor of a missing tensor: %v", err)
 	}
 
@@ -274,7 +274,7 @@ func TestGGMLTypeName(t *testing.T) {
 			t.Errorf("GGMLTypeName(%d) = %q, want %q", id, got, want)
 		}
 	}
-	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+	for _, dt := range append([]tensor.DType{tensor.F32, tensor.F16, tensor.BF16}, tensor.QuantTypes()...) {
 		id, ok := GGMLType(dt)
 		if !ok || GGMLTypeName(id) != dt.String() {
 			t.Errorf("GGMLType(%v) = %d (%s), %v", dt, id, GGMLTypeName(id), ok)

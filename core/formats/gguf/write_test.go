@@ -51,18 +51,18 @@ func allTypesKVs() []KV {
 
 func testTensors(t testing.TB) []*tensor.Tensor {
 	t.Helper()
-	values := make([]float32, 2*64)
+	values := make([]float32, 2*256) // two rows of one K-quant super-block
 	for i := range values {
 		values[i] = float32(math.Sin(float64(i)))
 	}
 	var out []*tensor.Tensor
-	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
+	for _, dt := range append([]tensor.DType{tensor.F32, tensor.F16, tensor.BF16}, tensor.QuantTypes()...) {
 		n, _ := dt.Bytes(int64(len(values)))
 		data := make([]byte, n)
 		if err := tensor.Encode(dt, values, data); err != nil {
 			t.Fatal(err)
 		}
-		tt, err := tensor.New("w."+dt.String(), dt, tensor.Shape{2, 64}, data)
+		tt, err := tensor.New("w."+dt.String(), dt, tensor.Shape{2, 256}, data)
 		if err != nil {
 			t.Fatal(err)
 		}
