@@ -111,7 +111,8 @@ func (c *Backend) Zeros(shape ...int) backend.Buffer {
 
 // Load copies a host tensor into a new buffer. F32 stays F32 and F64 is
 // converted to F32. Every other floating-point dtype that tensor.Decode
-// understands (F16, BF16, Q8_0, Q4_0) is kept as raw bytes and dequantized
+// understands (F16, BF16 and ggml's block types: Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, the K-quants Q2_K to Q6_K) is kept as raw bytes and dequantized
 // row by row where an operation reads it; NF4 is kept as its codes and
 // block scales (see loadNF4) and dequantized the same way.
 func (c *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {
@@ -220,6 +221,9 @@ func (b *buffer) decode(start int, dst []float32) {
 		return
 	}
 	be, bb := b.dtype.BlockElems(), b.dtype.BlockBytes()
+	if start%be != 0 {
+		panic(fmt.Sprintf("cpu: decode %v elements [%d, %d): the range starts inside a %d-element block", b.dtype, start, start+len(dst), be))
+	}
 	src := b.st.raw[start/be*bb:]
 	if decodeFast != nil && decodeFast(b.dtype, src, dst) {
 		return

@@ -9,12 +9,13 @@ import (
 
 // Tile sizes of the two matrix-product kernels. ntRows rows of b are
 // dequantized together and reused against ntARows rows of a; nnCols is a
-// multiple of every block size so column tiles start on block boundaries.
+// multiple of every block size (256, the K-quants' super-block, the
+// largest) so column tiles start on block boundaries.
 const (
 	minParallelFlops = 1 << 17 // below this a chunk of work is not worth a goroutine
 	ntRows           = 8
 	ntARows          = 64
-	nnCols           = 128
+	nnCols           = 256
 	nnARows          = 32
 	nnPanel          = 64
 )
