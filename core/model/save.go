@@ -10,6 +10,7 @@ import (
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/formats/safetensors"
+	"github.com/graft-ml/graft/core/quantmix"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -19,6 +20,11 @@ type SaveOptions struct {
 	// each one's source type (re-quantizing merged weights), F32, F16 or
 	// BF16 convert all of them. Norms are always F32.
 	DType tensor.DType
+	// Quantize, for GGUF, picks each tensor's type as llama.cpp's quantize
+	// tool does for that preset (Q4_K_M, Q8_0, ...: see core/quantmix) and
+	// records it as general.file_type; it overrides DType. Zero writes the
+	// types DType says.
+	Quantize quantmix.FileType
 	// Warn receives messages about lossy choices (re-quantization, a
 	// tokenizer that could not be carried over); nil discards them.
 	Warn func(string)
@@ -278,9 +284,13 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 	}
 	for _, kv := range m.SourceMetadata {
 		// Sizes and types come from the model as it is now.
-		if !set[kv.Key] && kv.Key != "general.file_type" && kv.Key != gguf.KeyAlignment {
+		if !set[kv.Key] && kv.Key != "general.file_type" && kv.Key != "general.quantization_version" && kv.Key != gguf.KeyAlignment {
 			kvs = append(kvs, kv)
 		}
+	}
+	if opt.Quantize != 0 {
+		kvs = append(kvs, gguf.KV{Key: "general.quantization_version", Value: uint32(ggmlQuantizationVersion)},
+			gguf.KV{Key: "general.file_type", Value: uint32(opt.Quantize)})
 	}
 	if m.SourceMetadata == nil {
 		kvs = append(kvs, m.ggufTokenizerMetadata(opt)...)
@@ -289,16 +299,30 @@ func (m *Model) SaveGGUF(path string, opt SaveOptions) error {
 	names := ggufNames{postNorms: c.PostNorms}
 	// GGUF llama/mistral store q/k rows in Meta's interleaved order.
 	metaOrder := c.RoPE == backend.RoPEInterleaved || arch == "llama" || arch == "mistral"
+	ws := m.weightsOut(opt)
+	wnames := make([]string, len(ws))
+	for i, w := range ws {
+		wnames[i] = ggufTensorName(names, w.hf)
+	}
+	qtypes, err := m.quantizedTypes(ws, wnames, opt)
+	if err != nil {
+		return fmt.Errorf("gguf %s: %w", path, err)
+	}
 	var tensors []*tensor.Tensor
-	for _, w := range m.weightsOut(opt) {
-		name := ggufTensorName(names, w.hf)
+	for i, w := range ws {
+		name := wnames[i]
+		if qtypes != nil {
+			w.dtype = qtypes[i]
+		}
 		var permute func([]float32) ([]float32, error)
 		if lin := w.linear; lin != nil && metaOrder && lin.RoPEPermuted == 0 {
 			if heads := m.ropeHeads(lin); heads > 0 {
 				permute = func(v []float32) ([]float32, error) { return PermuteRoPERows(v, lin.Out, len(v)/lin.Out, heads, false) }
 			}
 		}
-		m.warnRequantized(w, w.dtype, opt)
+		if opt.Quantize == 0 {
+			m.warnRequantized(w, w.dtype, opt)
+		}
 		t, err := m.hostTensor(w, name, w.dtype, permute, 0)
 		if err != nil {
 			return fmt.Errorf("gguf %s: %w", path, err)

@@ -102,29 +102,9 @@ func TestFamiliesMatchLlamaCpp(t *testing.T) {
 			}
 			defer gm.Free()
 			got, greedy := graftForward(t, gm, ids, oracleGreedy)
-
-			var num, den, worst float64
-			for p := range ids {
-				if len(want.LogProbs[p]) != V {
-					t.Fatalf("position %d: llama.cpp gave %d values, want %d", p, len(want.LogProbs[p]), V)
-				}
-				lw := make([]float64, V)
-				for v, x := range want.LogProbs[p] {
-					if x == nil {
-						t.Fatalf("llama.cpp gave probability 0 at position %d, token %d: the model's logits are too spread to compare", p, v)
-					}
-					lw[v] = *x
-				}
-				gw, gg := centred(lw), centred(got[p*V:(p+1)*V])
-				for v := range V {
-					d := gg[v] - gw[v]
-					num, den = num+d*d, den+gw[v]*gw[v]
-					worst = max(worst, math.Abs(d))
-				}
-			}
-			rel := math.Sqrt(num / den)
+			rel, rms, worst := compareLogProbs(t, want, got, V, len(ids))
 			t.Logf("centred log-probs: relative L2 error %.3g (RMS of llama.cpp's %.3g), max |diff| %.3g; greedy graft %v, llama.cpp %v",
-				rel, math.Sqrt(den/float64(len(ids)*V)), worst, greedy, want.Greedy)
+				rel, rms, worst, greedy, want.Greedy)
 			if rel > 1e-3 {
 				t.Errorf("graft's log-probabilities differ from llama.cpp's by %.3g relative (L2 of centred values), over 1e-3", rel)
 			}
@@ -139,6 +119,33 @@ func TestFamiliesMatchLlamaCpp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compareLogProbs measures graft's log-probabilities (n positions x V)
+// against llama.cpp's: the relative L2 error of the centred values, the
+// RMS of llama.cpp's centred values and the largest single difference.
+func compareLogProbs(t *testing.T, want forwardResult, got []float64, V, n int) (rel, rms, worst float64) {
+	t.Helper()
+	var num, den float64
+	for p := range n {
+		if len(want.LogProbs[p]) != V {
+			t.Fatalf("position %d: llama.cpp gave %d values, want %d", p, len(want.LogProbs[p]), V)
+		}
+		lw := make([]float64, V)
+		for v, x := range want.LogProbs[p] {
+			if x == nil {
+				t.Fatalf("llama.cpp gave probability 0 at position %d, token %d: the model's logits are too spread to compare", p, v)
+			}
+			lw[v] = *x
+		}
+		gw, gg := centred(lw), centred(got[p*V:(p+1)*V])
+		for v := range V {
+			d := gg[v] - gw[v]
+			num, den = num+d*d, den+gw[v]*gw[v]
+			worst = max(worst, math.Abs(d))
+		}
+	}
+	return math.Sqrt(num / den), math.Sqrt(den / float64(n*V)), worst
 }
 
 // centred returns x less its mean, in float64.

@@ -85,6 +85,13 @@ func GGMLTypeName(t uint32) string {
 	return fmt.Sprintf("GGMLType(%d)", t)
 }
 
+// DTypeOfGGML returns graft's dtype for a ggml type id, and false for the
+// ggml types graft cannot decode or encode.
+func DTypeOfGGML(t uint32) (tensor.DType, bool) {
+	dt, ok := ggmlToDType[t]
+	return dt, ok
+}
+
 // GGMLType returns the ggml type id that stores dt, and false when GGUF has
 // no equivalent of dt (NF4, U8, Bool).
 func GGMLType(dt tensor.DType) (uint32, bool) {

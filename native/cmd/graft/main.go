@@ -11,6 +11,7 @@
 //	graft eval --model M --data F.jsonl [--seq-len N] [--json]
 //	graft train --model M --data F.jsonl --out DIR --steps N [--method lora|ia3|prefix-tuning|...] [--checkpointing] [--json]
 //	graft train --config run.yaml|run.json [flags] [--print-config]
+//	graft quantize --type q4_k_m|q5_k_m|q6_k|q8_0|q4_0 IN OUT.gguf [--overwrite]
 //	graft version [--json]
 //	graft help COMMAND
 //	graft completion bash|zsh|fish|powershell
@@ -46,6 +47,7 @@ func commands() []*cobra.Command {
 		evalCmd(),
 		exportCmd(),
 		mergeCmd(),
+		quantizeCmd(),
 		trainCmd(),
 		versionCmd(),
 	}

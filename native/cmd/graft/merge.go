@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/quantmix"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -17,7 +18,8 @@ func mergeCmd() *cobra.Command {
 		Long: "Merge adapters into the base model's weights and save the result: a .gguf file, or a\n" +
 			"directory of Hugging Face safetensors with config.json and the tokenizer.",
 		Example: `  graft merge --model models/stories260K/stories260K.gguf --adapter out/pip --out out/pip-merged.gguf
-  graft merge --model M --adapter out/a --adapter out/b --out merged/ --dtype bf16`,
+  graft merge --model M --adapter out/a --adapter out/b --out merged/ --dtype bf16
+  graft merge --model M --adapter out/a --quantize q4_k_m --out merged-q4_k_m.gguf`,
 	}
 	fs := cmd.Flags()
 	mf := addModelFlags(fs)
@@ -25,6 +27,7 @@ func mergeCmd() *cobra.Command {
 	out := fs.String("out", "", "output `path`: a .gguf file, or a directory for Hugging Face safetensors")
 	dtype := fs.String("dtype", "keep", "projection weights' type: keep (the base's, re-quantizing merged weights), f32, f16, bf16")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	fs.Lookup("quantize").Usage = "with a .gguf --out: write the merged model quantized, " + quantizeTypesHelp + "; nf4: quantize the base on load (QLoRA)"
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		if len(pos) > 0 {
@@ -47,6 +50,16 @@ func mergeCmd() *cobra.Command {
 			opt.DType = tensor.BF16
 		default:
 			return usagef("--dtype %q: want keep, f32, f16 or bf16", *dtype)
+		}
+		if mf.quantize != "" && mf.quantize != "nf4" {
+			ft, err := quantmix.ParseFileType(mf.quantize)
+			if err != nil {
+				return usageError{err}
+			}
+			if !strings.HasSuffix(strings.ToLower(*out), ".gguf") {
+				return usagef("--quantize %s writes GGUF: name --out .gguf", mf.quantize)
+			}
+			opt.Quantize, mf.quantize = ft, "" // the output's types, not the loaded base's
 		}
 		if len(mf.adapters) > 1 {
 			// Merging several adapters adds each one's update in turn.
@@ -79,11 +92,19 @@ func mergeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		quantized := ""
+		if opt.Quantize != 0 {
+			quantized = opt.Quantize.String()
+		}
 		if *asJSON {
 			return writeJSON(stdout, struct {
-				Out    string `json:"out"`
-				Format string `json:"format"`
-			}{*out, format})
+				Out      string `json:"out"`
+				Format   string `json:"format"`
+				Quantize string `json:"quantize,omitempty"`
+			}{*out, format, quantized})
+		}
+		if quantized != "" {
+			format += " " + quantized
 		}
 		fmt.Fprintf(stdout, "merged %d adapter(s) into %s (%s)\n", len(adapters), *out, format)
 		return nil
