@@ -16,12 +16,18 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin
+.PHONY: check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
 
 all: build
 
 build:
 	$(GO) build -o $(GRAFT) ./native/cmd/graft
+
+# install puts graft in $(go env GOBIN), else $(go env GOPATH)/bin. The
+# module is not published, so go install ...@latest cannot fetch it; this
+# installs the clone it runs in (graft version names its commit).
+install:
+	$(GO) install ./native/cmd/graft
 
 # The demo fine-tunes the bundled stories260K with LoRA on stories about a
 # character it has never met (examples/lora/data) and shows a generation
