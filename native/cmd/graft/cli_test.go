@@ -35,7 +35,10 @@ func TestHelpCommandIsCommandHelp(t *testing.T) {
 		if !strings.Contains(root, "\n  "+name+" ") {
 			t.Errorf("graft --help does not list %s:\n%s", name, root)
 		}
-		if name == "help" {
+	}
+	for _, c := range rootCmd(io.Discard, io.Discard).Commands() {
+		name := c.Name()
+		if name == "help" || c.Hidden {
 			continue
 		}
 		viaHelp, _, code1 := graft(t, "help", name)
@@ -204,6 +207,7 @@ func TestSingleDashLongFlags(t *testing.T) {
 		{[]string{"generate", "-prompt=-x", "--", "-json"}, []string{"generate", "--prompt=-x", "--", "-json"}},
 		{[]string{"train", "--lr", "-1e-3", "-5"}, []string{"train", "--lr", "-1e-3", "-5"}},
 		{[]string{"-version"}, []string{"--version"}},
+		{[]string{"train", "-r", "4", "-r=8", "-h", "-x"}, []string{"train", "--r", "4", "--r=8", "-h", "-x"}},
 	} {
 		if got := longFlagArgs(root, tt.in); !slices.Equal(got, tt.want) {
 			t.Errorf("longFlagArgs(%q) = %q, want %q", tt.in, got, tt.want)

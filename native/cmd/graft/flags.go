@@ -35,8 +35,12 @@ func longFlagArgs(root *cobra.Command, args []string) []string {
 		}
 		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
 		if a[1] != '-' {
-			// -h stays a shorthand; -5 and -.5 are not flags.
-			if len(name) < 2 || !isLetter(name[0]) {
+			// -5 and -.5 are not flags; -h stays a shorthand, but -r is
+			// the long flag --r.
+			switch {
+			case name == "" || !isLetter(name[0]):
+				continue
+			case len(name) == 1 && (fs.Lookup(name) == nil || fs.ShorthandLookup(name) != nil):
 				continue
 			}
 			out[i] = "-" + a
