@@ -77,12 +77,32 @@ func familyShape(f Family, vocab int) (Shape, int) {
 // spread the logits over a few nats, so that the families' differences
 // show in them.
 func NewFamily(f Family, vocab int, seed uint64, tokenizerKVs []gguf.KV) (*Model, error) {
+	return NewFamilySized(f, vocab, seed, tokenizerKVs, 0, 0)
+}
+
+// NewFamilySized is NewFamily with a hidden size dim and an FFN width ffn
+// in place of the family's small defaults (zero keeps a default), e.g.
+// 256 and 512 so that every projection's rows are whole K-quant
+// super-blocks. The llama families' head size follows dim.
+func NewFamilySized(f Family, vocab int, seed uint64, tokenizerKVs []gguf.KV, dim, ffn int) (*Model, error) {
 	switch f {
 	case Llama3, SmolLM2, Qwen2, Qwen3, Gemma3:
 	default:
 		return nil, fmt.Errorf("randgguf: unknown family %q (known: %v)", f, Families)
 	}
 	s, hd := familyShape(f, vocab)
+	if dim > 0 {
+		if dim%s.Heads != 0 {
+			return nil, fmt.Errorf("randgguf: hidden size %d does not split into %d heads", dim, s.Heads)
+		}
+		if hd == s.HeadDim() {
+			hd = dim / s.Heads
+		}
+		s.Dim = dim
+	}
+	if ffn > 0 {
+		s.FFN = ffn
+	}
 	r := rand.New(rand.NewPCG(seed, seed^0x2545f4914f6cdd1d))
 	m := &Model{Family: f}
 	q, kv := s.Heads*hd, s.KVHeads*hd
