@@ -15,13 +15,17 @@ import (
 // output head stay as they are, as bitsandbytes leaves lm_head alone by
 // default. Biases stay F32.
 //
-// Weights are converted one at a time: read from the backend (dequantized
-// if they were already quantized, e.g. Q8_0 or Q4_0 from a GGUF file),
-// quantized on the host, uploaded, and the old buffer freed, so the extra
-// memory at any moment is one weight in float32 plus its NF4 form. A
-// weight that is already NF4 is left alone. Linear.SourceDType keeps the
-// file's type, which saving writes. Call it before attaching adapters: a
-// merged adapter's F32 copy would be quantized with the base.
+// Only float weights (F32, F16, BF16) are converted. A projection that is
+// already block-quantized, by a GGUF file's ggml type (Q4_K, Q8_0, ...) or
+// as NF4, is left as it is: training runs directly on it, since every
+// backend computes on those weights without dequantizing them whole, and
+// re-quantizing would only lose precision (QuantizedLinears tells callers
+// which types stayed). Weights are converted one at a time: read from the
+// backend, quantized on the host, uploaded, and the old buffer freed, so
+// the extra memory at any moment is one weight in float32 plus its NF4
+// form. Linear.SourceDType keeps the file's type, which saving writes.
+// Call it before attaching adapters: a merged adapter's F32 copy would be
+// quantized with the base.
 //
 // On error the model stays usable: the weights converted so far are NF4,
 // the rest keep their old type, and WeightDTypes counts them as they are.
@@ -29,7 +33,7 @@ func QuantizeNF4(m *Model, doubleQuant bool) error {
 	b := m.Backend
 	for _, lin := range m.Linears() {
 		old := lin.Weight
-		if old.DType() == tensor.NF4 {
+		if old.DType().Quantized() {
 			continue
 		}
 		shape := tensor.Shape{lin.Out, lin.In}
@@ -62,4 +66,17 @@ func QuantizeNF4(m *Model, doubleQuant bool) error {
 		m.WeightDTypes[tensor.NF4.String()]++
 	}
 	return nil
+}
+
+// QuantizedLinears counts the decoder projections (the weights QuantizeNF4
+// would convert) whose weights are already block-quantized, by type name:
+// {"Q4_K": 12, "Q6_K": 2} for a Q4_K_M file. It is empty for a float base.
+func QuantizedLinears(m *Model) map[string]int {
+	out := map[string]int{}
+	for _, lin := range m.Linears() {
+		if dt := lin.Weight.DType(); dt.Quantized() && dt != tensor.NF4 {
+			out[dt.String()]++
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ package model_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -537,4 +538,67 @@ func TestQuantizeNF4Errors(t *testing.T) {
 	if _, err := m.Generate([]int32{m.Tokenizer.BOS()}, model.GenerateOptions{MaxTokens: 5}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestQuantizeNF4KeepsQuantizedBase: on a base whose projections are
+// already block-quantized (the Q8_0 GGUF file, with some projections
+// re-encoded as Q4_0) QuantizeNF4 leaves them bit for bit as they are,
+// converts only the float ones, and QuantizedLinears names what stayed.
+func TestQuantizeNF4KeepsQuantizedBase(t *testing.T) {
+	m := qloraLoad(t, qloraQ8Model)
+	// The file's ffn_down rows (172) split Q8_0 blocks, so those load as
+	// F32; every other projection is Q8_0.
+	if got := model.QuantizedLinears(m); got["Q8_0"] != len(m.Linears())-len(m.Layers) {
+		t.Fatalf("QuantizedLinears of the Q8_0 file = %v, want %d Q8_0", got, len(m.Linears())-len(m.Layers))
+	}
+	m.Layers[0].Q.Weight = qloraQ4_0Weight(t, m, m.Layers[0].Q)
+	want := map[string]int{}
+	before := map[*model.Linear][]float32{}
+	kinds := map[*model.Linear]tensor.DType{}
+	for _, l := range m.Linears() {
+		before[l], kinds[l] = qloraRead(t, m.Backend, l.Weight), l.Weight.DType()
+		if kinds[l].Quantized() {
+			want[kinds[l].String()]++
+		}
+	}
+	if err := model.QuantizeNF4(m, false); err != nil {
+		t.Fatal(err)
+	}
+	nf4 := 0
+	for _, l := range m.Linears() {
+		switch {
+		case !kinds[l].Quantized():
+			if l.Weight.DType() != tensor.NF4 {
+				t.Errorf("%s: %v after QuantizeNF4, want NF4", l.Name, l.Weight.DType())
+			}
+			nf4++
+		case l.Weight.DType() != kinds[l]:
+			t.Errorf("%s: %v after QuantizeNF4, want %v as loaded", l.Name, l.Weight.DType(), kinds[l])
+		case !slicesEqualBits(qloraRead(t, m.Backend, l.Weight), before[l]):
+			t.Errorf("%s: QuantizeNF4 changed an already quantized weight", l.Name)
+		}
+	}
+	if got := model.QuantizedLinears(m); !maps.Equal(got, want) || want["Q4_0"] != 1 || nf4 == 0 {
+		t.Errorf("QuantizedLinears after QuantizeNF4 = %v, want %v (and %d NF4)", got, want, nf4)
+	}
+}
+
+// qloraQ4_0Weight returns l's weight re-encoded as Q4_0, loaded.
+func qloraQ4_0Weight(t *testing.T, m *model.Model, l *model.Linear) backend.Buffer {
+	t.Helper()
+	vals := qloraRead(t, m.Backend, l.Weight)
+	data := make([]byte, len(vals)/32*18)
+	if err := tensor.Encode(tensor.Q4_0, vals, data); err != nil {
+		t.Fatal(err)
+	}
+	tt, err := tensor.New(l.Name, tensor.Q4_0, tensor.Shape{l.Out, l.In}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := m.Backend.Load(tt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Backend.Free(l.Weight)
+	return buf
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -32,7 +34,7 @@ func addModelFlags(fs *pflag.FlagSet) *modelFlags {
 	mf := &modelFlags{}
 	fs.StringVar(&mf.path, "model", "", "the model: "+modelHelp)
 	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
-	fs.StringVar(&mf.quantize, "quantize", "", "quantize the frozen projections on load: nf4 (QLoRA)")
+	fs.StringVar(&mf.quantize, "quantize", "", "quantize the frozen F32/F16/BF16 projections on load: nf4 (QLoRA); already quantized ones (Q4_K, Q8_0, ...) are trained on as stored")
 	fs.BoolVar(&mf.doubleQuant, "double-quant", false, "with --quantize nf4: also quantize the block scales (bitsandbytes' double quantization)")
 	return mf
 }
@@ -87,6 +89,9 @@ func (mf *modelFlags) load() (*model.Model, error) {
 			m.Free()
 			return nil, err
 		}
+		if note := keptQuantizedNote(m); note != "" {
+			fmt.Fprintf(os.Stderr, "graft: %s\n", note)
+		}
 	}
 	if _, err := mf.applyAdapters(m); err != nil {
 		m.Free()
@@ -114,4 +119,27 @@ func (mf *modelFlags) applyAdapters(m *model.Model) ([]peft.Adapter, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// keptQuantizedNote says that --quantize nf4 left a base's already
+// quantized projections (a Q4_K_M or Q8_0 GGUF) as they are, and that
+// training runs on them directly; "" when every projection was a float
+// type and is NF4 now.
+func keptQuantizedNote(m *model.Model) string {
+	counts := model.QuantizedLinears(m)
+	if len(counts) == 0 {
+		return ""
+	}
+	total, kept := len(m.Linears()), 0
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%d of %d projections are %s", counts[name], total, name))
+		kept += counts[name]
+	}
+	rest := ""
+	if kept < total {
+		rest = fmt.Sprintf("; the other %d are NF4 now", total-kept)
+	}
+	return fmt.Sprintf("--quantize nf4: %s already; graft trains on them as stored rather than rounding them again to NF4 "+
+		"(QLoRA's 4-bit type applies to F32, F16 and BF16 weights)%s", strings.Join(parts, ", "), rest)
 }
