@@ -41,8 +41,15 @@ func addSamplingFlags(fs *pflag.FlagSet, maxTokens int) *samplingFlags {
 
 // options checks the flags and returns the generation options.
 func (f *samplingFlags) options() (model.GenerateOptions, error) {
-	if f.maxTokens < 0 {
+	switch {
+	case f.maxTokens < 0:
 		return model.GenerateOptions{}, usagef("--max-tokens must be ≥ 0, got %d", f.maxTokens)
+	case f.temperature < 0:
+		return model.GenerateOptions{}, usagef("--temperature must be ≥ 0, got %g", f.temperature)
+	case f.topK < 0:
+		return model.GenerateOptions{}, usagef("--top-k must be ≥ 0, got %d", f.topK)
+	case f.topP < 0 || f.topP > 1:
+		return model.GenerateOptions{}, usagef("--top-p must be in [0, 1], got %g", f.topP)
 	}
 	sampling := model.Sampling{Temperature: float32(f.temperature), TopK: f.topK, TopP: float32(f.topP), Seed: f.seed}
 	if err := sampling.Validate(); err != nil {

@@ -168,11 +168,30 @@ func TestOutOfRangeValues(t *testing.T) {
 		{[]string{"train", "--warmup", "-3"}, "--warmup must be ≥ 0, got -3"},
 		{[]string{"eval", "--data", "x.jsonl", "--seq-len", "1"}, "--seq-len must be ≥ 2"},
 		{[]string{"generate", "--model", modelPath, "--max-tokens", "-1"}, "--max-tokens must be ≥ 0, got -1"},
+		{[]string{"generate", "--model", modelPath, "--temperature", "-0.5"}, "--temperature must be ≥ 0, got -0.5"},
+		{[]string{"chat", "--model", modelPath, "--message", "hi", "--top-k", "-1"}, "--top-k must be ≥ 0, got -1"},
+		{[]string{"generate", "--model", modelPath, "--top-p", "1.5"}, "--top-p must be in [0, 1], got 1.5"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := graft(t, tt.args...)
 		if code != 2 || !strings.Contains(stderr, tt.want) {
 			t.Errorf("graft %q: exit %d, stderr %q; want exit 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--steps", "ten"}, `--steps "ten": want an integer`},
+		{[]string{"train", "--lr", "fast"}, `--lr "fast": want a number`},
+		{[]string{"train", "--seed", "-1"}, `--seed "-1": want an integer ≥ 0`},
+		{[]string{"train", "--json=maybe"}, `--json "maybe": want true or false`},
+		{[]string{"train", "--batch", "99999999999999999999"}, `--batch "99999999999999999999": out of range`},
+		{[]string{"train", "--chat-template-var", "novalue"}, `want key=value`},
+	} {
+		_, stderr, code := graft(t, tt.args...)
+		if code != 2 || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("graft %q: exit %d, stderr %q; want exit 2 and one line with %q", tt.args, code, stderr, tt.want)
 		}
 	}
 	// --steps 0 beside --epochs replaces a --config file's length.

@@ -57,6 +57,13 @@ func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 // flagError makes cobra's flag errors one line, an unknown flag with the
 // nearest flags the command has.
 func flagError(cmd *cobra.Command, err error) error {
+	var iv *pflag.InvalidValueError
+	if errors.As(err, &iv) {
+		if want := valueWanted(iv.GetFlag(), errors.Unwrap(err)); want != "" {
+			return usagef("--%s %q: %s", iv.GetFlag().Name, iv.GetValue(), want)
+		}
+		return usagef("--%s: %v", iv.GetFlag().Name, errors.Unwrap(err))
+	}
 	var ne *pflag.NotExistError
 	if !errors.As(err, &ne) || ne.GetSpecifiedName() == "" {
 		return usageError{err}
@@ -66,6 +73,26 @@ func flagError(cmd *cobra.Command, err error) error {
 		return usagef("unknown flag --%s; did you mean --%s?", name, strings.Join(s, " or --"))
 	}
 	return usagef("unknown flag --%s (see %s --help)", name, cmd.CommandPath())
+}
+
+// valueWanted says what a flag's value must be, from its type; "" for
+// values whose own errors say it (chat template variables).
+func valueWanted(f *pflag.Flag, cause error) string {
+	var ne *strconv.NumError
+	outOfRange := errors.As(cause, &ne) && errors.Is(ne.Err, strconv.ErrRange)
+	switch t := f.Value.Type(); {
+	case outOfRange:
+		return "out of range for " + t
+	case t == "int" || t == "int64":
+		return "want an integer"
+	case t == "uint" || t == "uint64":
+		return "want an integer ≥ 0"
+	case t == "float" || t == "float64":
+		return "want a number"
+	case t == "bool":
+		return "want true or false"
+	}
+	return ""
 }
 
 // nearestFlags returns the flag names of fs closest to name by edit
