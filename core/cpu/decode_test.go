@@ -16,8 +16,12 @@ func TestDecodeFast(t *testing.T) {
 		t.Skip("this build has no vector decoders (portable kernels)")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
-		for _, n := range []int{32, 64, 96, 1024} {
+	for _, dt := range []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
+		sizes := []int{32, 64, 96, 1024}
+		if dt.BlockElems() == 256 {
+			sizes = []int{256, 512, 2048}
+		}
+		for _, n := range sizes {
 			vals := make([]float32, n)
 			for i := range vals {
 				vals[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(9)-4)))
@@ -33,7 +37,8 @@ func TestDecodeFast(t *testing.T) {
 			if err := tensor.Encode(dt, vals, src); err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range []int{n, n - 32, 32} {
+			be := dt.BlockElems()
+			for _, m := range []int{n, n - max(32, be), max(32, be)} {
 				if m == 0 {
 					continue
 				}
@@ -55,5 +60,48 @@ func TestDecodeFast(t *testing.T) {
 	}
 	if decodeFast(tensor.Q8_0, make([]byte, 33), make([]float32, 32)) {
 		t.Error("a short Q8_0 block was decoded")
+	}
+}
+
+// TestDecodeFastKQuantBytes feeds the K-quant vector decoders random
+// blocks, so every bit of the packed 6-bit scales and mins and negative
+// Q6_K scales are reached, not only what the quantizer writes; the f16
+// super-block scales are kept finite.
+func TestDecodeFastKQuantBytes(t *testing.T) {
+	if decodeFast == nil {
+		t.Skip("this build has no vector decoders (portable kernels)")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	finite := func(b []byte) { b[1] &= 0x3b } // clear an exponent bit: never 0x1f
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q6_K} {
+		const blocks = 64
+		src := make([]byte, blocks*dt.BlockBytes())
+		for i := range src {
+			src[i] = byte(r.Uint32())
+		}
+		for b := range blocks {
+			blk := src[b*dt.BlockBytes():]
+			if dt == tensor.Q4_K {
+				finite(blk[0:])
+				finite(blk[2:])
+			} else {
+				finite(blk[208:])
+			}
+		}
+		want, got := make([]float32, blocks*256), make([]float32, blocks*256)
+		if err := tensor.Decode(dt, src, want); err != nil {
+			t.Fatal(err)
+		}
+		if !decodeFast(dt, src, got) {
+			t.Fatalf("%v: not decoded", dt)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%v: [%d] (block %d) = %v, portable %v", dt, i, i/256, got[i], want[i])
+			}
+		}
+		if decodeFast(dt, src[:dt.BlockBytes()-1], got[:256]) {
+			t.Errorf("%v: a short block was decoded", dt)
+		}
 	}
 }

@@ -1075,6 +1075,864 @@ q4_done:
 	VZEROUPPER
 	RET
 
+DATA kquantconsts<>+0(SB)/4, $0x0000000f
+DATA kquantconsts<>+4(SB)/4, $0x0000000f
+DATA kquantconsts<>+8(SB)/4, $0x0000000f
+DATA kquantconsts<>+12(SB)/4, $0x0000000f
+DATA kquantconsts<>+16(SB)/4, $0x0000000f
+DATA kquantconsts<>+20(SB)/4, $0x0000000f
+DATA kquantconsts<>+24(SB)/4, $0x0000000f
+DATA kquantconsts<>+28(SB)/4, $0x0000000f
+DATA kquantconsts<>+32(SB)/4, $0x00000003
+DATA kquantconsts<>+36(SB)/4, $0x00000003
+DATA kquantconsts<>+40(SB)/4, $0x00000003
+DATA kquantconsts<>+44(SB)/4, $0x00000003
+DATA kquantconsts<>+48(SB)/4, $0x00000003
+DATA kquantconsts<>+52(SB)/4, $0x00000003
+DATA kquantconsts<>+56(SB)/4, $0x00000003
+DATA kquantconsts<>+60(SB)/4, $0x00000003
+DATA kquantconsts<>+64(SB)/4, $0x00000020
+DATA kquantconsts<>+68(SB)/4, $0x00000020
+DATA kquantconsts<>+72(SB)/4, $0x00000020
+DATA kquantconsts<>+76(SB)/4, $0x00000020
+DATA kquantconsts<>+80(SB)/4, $0x00000020
+DATA kquantconsts<>+84(SB)/4, $0x00000020
+DATA kquantconsts<>+88(SB)/4, $0x00000020
+DATA kquantconsts<>+92(SB)/4, $0x00000020
+GLOBL kquantconsts<>(SB), RODATA|NOPTR, $96
+
+// func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q4kDecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ    blocks+0(FP), AX
+	MOVQ    dst+8(FP), CX
+	MOVQ    src+16(FP), DX
+	VMOVUPS kquantconsts<>+0(SB), Y0
+
+q4k_loop:
+	TESTQ        AX, AX
+	JZ           q4k_done
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y1
+	VPBROADCASTW 2(DX), X2
+	VCVTPH2PS    X2, Y2
+	MOVBLZX      4(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      8(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, (CX)
+	VPMOVZXBD    24(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 32(CX)
+	VPMOVZXBD    32(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 64(CX)
+	VPMOVZXBD    40(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 96(CX)
+	MOVBLZX      5(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      9(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 128(CX)
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 160(CX)
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 192(CX)
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 224(CX)
+	MOVBLZX      6(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      10(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 256(CX)
+	VPMOVZXBD    56(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 288(CX)
+	VPMOVZXBD    64(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 320(CX)
+	VPMOVZXBD    72(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 352(CX)
+	MOVBLZX      7(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      11(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 384(CX)
+	VPMOVZXBD    56(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 416(CX)
+	VPMOVZXBD    64(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 448(CX)
+	VPMOVZXBD    72(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 480(CX)
+	MOVBLZX      12(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      4(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      12(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      8(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 512(CX)
+	VPMOVZXBD    88(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 544(CX)
+	VPMOVZXBD    96(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 576(CX)
+	VPMOVZXBD    104(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 608(CX)
+	MOVBLZX      13(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      5(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      13(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      9(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 640(CX)
+	VPMOVZXBD    88(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 672(CX)
+	VPMOVZXBD    96(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 704(CX)
+	VPMOVZXBD    104(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 736(CX)
+	MOVBLZX      14(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      6(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      14(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      10(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    112(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 768(CX)
+	VPMOVZXBD    120(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 800(CX)
+	VPMOVZXBD    128(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 832(CX)
+	VPMOVZXBD    136(DX), Y5
+	VPAND        Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 864(CX)
+	MOVBLZX      15(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      7(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      15(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      11(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   BX, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   SI, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    112(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 896(CX)
+	VPMOVZXBD    120(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 928(CX)
+	VPMOVZXBD    128(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 960(CX)
+	VPMOVZXBD    136(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y3, Y5, Y5
+	VSUBPS       Y4, Y5, Y5
+	VMOVUPS      Y5, 992(CX)
+	ADDQ         $0x00000090, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q4k_loop
+
+q4k_done:
+	VZEROUPPER
+	RET
+
+// func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q6kDecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ    blocks+0(FP), AX
+	MOVQ    dst+8(FP), CX
+	MOVQ    src+16(FP), DX
+	VMOVUPS kquantconsts<>+0(SB), Y0
+	VMOVUPS kquantconsts<>+32(SB), Y1
+	VMOVUPS kquantconsts<>+64(SB), Y2
+
+q6k_loop:
+	TESTQ        AX, AX
+	JZ           q6k_done
+	VPBROADCASTW 208(DX), X3
+	VCVTPH2PS    X3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPMOVZXBD    32(DX), Y5
+	VPMOVZXBD    128(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      192(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, (CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      194(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 128(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      196(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 256(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      198(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 384(CX)
+	VPMOVZXBD    8(DX), Y4
+	VPMOVZXBD    40(DX), Y5
+	VPMOVZXBD    136(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      192(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 32(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      194(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 160(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      196(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 288(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      198(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 416(CX)
+	VPMOVZXBD    16(DX), Y4
+	VPMOVZXBD    48(DX), Y5
+	VPMOVZXBD    144(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      193(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 64(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      195(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 192(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      197(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 320(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      199(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 448(CX)
+	VPMOVZXBD    24(DX), Y4
+	VPMOVZXBD    56(DX), Y5
+	VPMOVZXBD    152(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      193(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 96(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      195(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 224(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      197(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 352(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      199(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 480(CX)
+	VPMOVZXBD    64(DX), Y4
+	VPMOVZXBD    96(DX), Y5
+	VPMOVZXBD    160(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      200(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 512(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      202(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 640(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      204(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 768(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      206(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 896(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPMOVZXBD    104(DX), Y5
+	VPMOVZXBD    168(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      200(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 544(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      202(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 672(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      204(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 800(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      206(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 928(CX)
+	VPMOVZXBD    80(DX), Y4
+	VPMOVZXBD    112(DX), Y5
+	VPMOVZXBD    176(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      201(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 576(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      203(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 704(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      205(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 832(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      207(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 960(CX)
+	VPMOVZXBD    88(DX), Y4
+	VPMOVZXBD    120(DX), Y5
+	VPMOVZXBD    184(DX), Y6
+	VPAND        Y0, Y4, Y8
+	VPAND        Y1, Y6, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      201(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 608(CX)
+	VPAND        Y0, Y5, Y8
+	VPSRLD       $0x02, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      203(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 736(CX)
+	VPSRLD       $0x04, Y4, Y8
+	VPSRLD       $0x04, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      205(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 864(CX)
+	VPSRLD       $0x04, Y5, Y8
+	VPSRLD       $0x06, Y6, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y8, Y8
+	VPSUBD       Y2, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	MOVBLSX      207(DX), BX
+	VXORPS       X7, X7, X7
+	VCVTSI2SSL   BX, X7, X7
+	VMULSS       X3, X7, X7
+	VBROADCASTSS X7, Y7
+	VMULPS       Y7, Y8, Y8
+	VMOVUPS      Y8, 992(CX)
+	ADDQ         $0x000000d2, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q6k_loop
+
+q6k_done:
+	VZEROUPPER
+	RET
+
 // func transpose8AVX2(chunks int, src *float32, ld int, dst *float32, ldd int)
 // Requires: AVX
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40

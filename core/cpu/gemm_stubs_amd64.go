@@ -64,6 +64,16 @@ func q8DecodeAVX2(blocks int, dst *float32, src *byte)
 //go:noescape
 func q4DecodeAVX2(blocks int, dst *float32, src *byte)
 
+// q4kDecodeAVX2 dequantizes Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles) to float32.
+//
+//go:noescape
+func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q6kDecodeAVX2 dequantizes Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d) to float32.
+//
+//go:noescape
+func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
+
 // transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].
 //
 //go:noescape

@@ -71,6 +71,7 @@ func main() {
 	expKernel()
 	sigmoidKernel()
 	decodeKernels()
+	kDecodeKernels()
 	transposeKernel()
 	Generate()
 }
@@ -602,6 +603,162 @@ func decodeKernels() {
 	DECQ(n)
 	JMP(LabelRef("q4_loop"))
 	Label("q4_done")
+	VZEROUPPER()
+	RET()
+}
+
+// kDecodeKernels emits q4kDecodeAVX2 and q6kDecodeAVX2, the decoders of
+// the two types of Q4_K_M files, with the arithmetic of core/tensor's
+// portable decoders (and ggml's dequantize_row_q4_K / _q6_K) lane for
+// lane: each sub-block's factors are one float32 product of the f16
+// super-block scale and the small integer scale, computed in a scalar
+// register and broadcast; each value is one product (and, for Q4_K, one
+// subtraction), never fused, so the results are bit for bit the portable
+// ones.
+func kDecodeKernels() {
+	kc := GLOBL("kquantconsts", attr.RODATA|attr.NOPTR)
+	for i, v := range []uint32{0x0f, 3, 32} { // nibble mask, 2-bit mask, Q6_K's offset
+		for l := range 8 {
+			DATA(32*i+4*l, U32(v))
+		}
+	}
+
+	// scaledBroadcast sets y to the float32 product of scale's low lane
+	// and the integer in r, in every lane.
+	scaledBroadcast := func(r reg.GPVirtual, scale reg.VecVirtual, y reg.VecVirtual) {
+		x := y.AsX()
+		VXORPS(x, x, x)
+		VCVTSI2SSL(r, x, x)
+		VMULSS(scale.AsX(), x, x)
+		VBROADCASTSS(x, y)
+	}
+
+	// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
+	// bytes of nibbles; sub-block j of 32 values is the low (j even) or
+	// high (j odd) nibbles of bytes 32*(j/2)..+32, value d*sc_j*q - dmin*m_j.
+	TEXT("q4kDecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("q4kDecodeAVX2 dequantizes Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles) to float32.")
+	n := Load(Param("blocks"), GP64())
+	pd := Load(Param("dst"), GP64())
+	ps := Load(Param("src"), GP64())
+	mask := YMM()
+	VMOVUPS(kc.Offset(0), mask)
+	d, dmin, dj, mj, q := YMM(), YMM(), YMM(), YMM(), YMM()
+	half := XMM()
+	sc, m, t := GP32(), GP32(), GP32()
+	Label("q4k_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("q4k_done"))
+	VPBROADCASTW(Mem{Base: ps}, half)
+	VCVTPH2PS(half, d)
+	VPBROADCASTW(Mem{Base: ps, Disp: 2}, half)
+	VCVTPH2PS(half, dmin)
+	for j := range 8 {
+		// get_scale_min_k4 on the bytes at 4..15.
+		if j < 4 {
+			MOVBLZX(Mem{Base: ps, Disp: 4 + j}, sc)
+			ANDL(U32(63), sc)
+			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, m)
+			ANDL(U32(63), m)
+		} else {
+			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, sc)
+			ANDL(U32(0x0f), sc)
+			MOVBLZX(Mem{Base: ps, Disp: j}, t)
+			SHRL(U8(6), t)
+			SHLL(U8(4), t)
+			ORL(t, sc)
+			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, m)
+			SHRL(U8(4), m)
+			MOVBLZX(Mem{Base: ps, Disp: 4 + j}, t)
+			SHRL(U8(6), t)
+			SHLL(U8(4), t)
+			ORL(t, m)
+		}
+		scaledBroadcast(sc, d, dj)
+		scaledBroadcast(m, dmin, mj)
+		for g := range 4 {
+			VPMOVZXBD(Mem{Base: ps, Disp: 16 + 32*(j/2) + 8*g}, q)
+			if j%2 == 0 {
+				VPAND(mask, q, q)
+			} else {
+				VPSRLD(Imm(4), q, q)
+			}
+			VCVTDQ2PS(q, q)
+			VMULPS(dj, q, q)
+			VSUBPS(mj, q, q)
+			VMOVUPS(q, Mem{Base: pd, Disp: 4 * (32*j + 8*g)})
+		}
+	}
+	ADDQ(U32(144), ps)
+	ADDQ(U32(1024), pd)
+	DECQ(n)
+	JMP(LabelRef("q4k_loop"))
+	Label("q4k_done")
+	VZEROUPPER()
+	RET()
+
+	// Q6_K: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16
+	// int8 scales, f16 d. In each half of 128 values, value l+32p takes
+	// its low nibble from byte l (p even) or l+32 (p odd), low or high
+	// nibble as p < 2 or not, its high bits from pair p of qh byte l;
+	// value = d*sc*(q-32), sc the scale of its 16 values.
+	TEXT("q6kDecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
+	Pragma("noescape")
+	Doc("q6kDecodeAVX2 dequantizes Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d) to float32.")
+	n = Load(Param("blocks"), GP64())
+	pd = Load(Param("dst"), GP64())
+	ps = Load(Param("src"), GP64())
+	mask4, mask2, off := YMM(), YMM(), YMM()
+	VMOVUPS(kc.Offset(0), mask4)
+	VMOVUPS(kc.Offset(32), mask2)
+	VMOVUPS(kc.Offset(64), off)
+	d = YMM()
+	lo, hi, h, tt, v, sv := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
+	half = XMM()
+	s := GP32()
+	Label("q6k_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("q6k_done"))
+	VPBROADCASTW(Mem{Base: ps, Disp: 208}, half)
+	VCVTPH2PS(half, d)
+	for nh := range 2 {
+		for l0 := 0; l0 < 32; l0 += 8 {
+			VPMOVZXBD(Mem{Base: ps, Disp: 64*nh + l0}, lo)
+			VPMOVZXBD(Mem{Base: ps, Disp: 64*nh + 32 + l0}, hi)
+			VPMOVZXBD(Mem{Base: ps, Disp: 128 + 32*nh + l0}, h)
+			for p := range 4 {
+				src := lo
+				if p%2 == 1 {
+					src = hi
+				}
+				if p < 2 {
+					VPAND(mask4, src, v)
+				} else {
+					VPSRLD(Imm(4), src, v)
+				}
+				if p == 0 {
+					VPAND(mask2, h, tt)
+				} else {
+					VPSRLD(Imm(uint64(2*p)), h, tt)
+					VPAND(mask2, tt, tt)
+				}
+				VPSLLD(Imm(4), tt, tt)
+				VPOR(tt, v, v)
+				VPSUBD(off, v, v)
+				VCVTDQ2PS(v, v)
+				MOVBLSX(Mem{Base: ps, Disp: 192 + 8*nh + l0/16 + 2*p}, s)
+				scaledBroadcast(s, d, sv)
+				VMULPS(sv, v, v)
+				VMOVUPS(v, Mem{Base: pd, Disp: 4 * (128*nh + 32*p + l0)})
+			}
+		}
+	}
+	ADDQ(U32(210), ps)
+	ADDQ(U32(1024), pd)
+	DECQ(n)
+	JMP(LabelRef("q6k_loop"))
+	Label("q6k_done")
 	VZEROUPPER()
 	RET()
 }
