@@ -143,6 +143,11 @@ func rootCmd(stdout, stderr io.Writer) *cobra.Command {
 	// misspelt command is told from these.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" { // cobra's, worded as graft's others are
+			c.Short = "print a shell completion script: bash, zsh, fish or powershell"
+		}
+	}
 	return root
 }
 
