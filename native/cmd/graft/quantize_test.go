@@ -70,6 +70,24 @@ func TestQuantizeCommand(t *testing.T) {
 		}
 	}
 
+	// Q4_K_M on rows of 64 and 128: llama.cpp's fallbacks, with a warning.
+	km := filepath.Join(t.TempDir(), "km.gguf")
+	_, stderr, err := runQuantize("--type", "q4_k_m", src, km)
+	if err != nil || !strings.Contains(stderr, "as llama.cpp falls back") {
+		t.Fatalf("q4_k_m: %v, stderr %q", err, stderr)
+	}
+	if f, err = gguf.Open(km); err != nil {
+		t.Fatal(err)
+	}
+	// Two layers: n/8 = 0 and 7n/8 = 1, so only layer 1 gets more bits.
+	for name, want := range map[string]string{"blk.0.attn_q.weight": "Q5_0", "blk.0.ffn_down.weight": "Q5_0", "blk.1.ffn_down.weight": "Q8_0", "output.weight": "Q8_0", "blk.0.attn_norm.weight": "F32"} {
+		ti, _ := f.Tensor(name)
+		if got := gguf.GGMLTypeName(ti.GGMLType); got != want {
+			t.Errorf("q4_k_m %s: %s, want %s", name, got, want)
+		}
+	}
+	f.Close()
+
 	// An existing OUT is kept unless --overwrite.
 	_, _, err = runQuantize("--type", "q8_0", src, out)
 	if err == nil || !strings.Contains(err.Error(), "--overwrite") {
