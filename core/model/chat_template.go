@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/graft-ml/graft/core/formats/gguf"
 )
 
 // hfChatTemplateFile is where transformers (since 4.47) saves a chat
@@ -47,6 +49,28 @@ func hfChatTemplate(dir string) (text, source string, err error) {
 	}
 	if s, ok := cfg.chatTemplate(); ok {
 		return s, fmt.Sprintf("%s: chat_template", filepath.Join(dir, "tokenizer_config.json")), nil
+	}
+	return "", "", nil
+}
+
+// ChatTemplateAt returns the chat template of the model at path (a GGUF
+// file or a Hugging Face directory) as ChatTemplate does, reading only
+// the GGUF header or the tokenizer files, not the weights.
+func ChatTemplateAt(path string) (text, source string, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", "", err
+	}
+	if st.IsDir() {
+		return hfChatTemplate(path)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	if s, ok := f.String(ggufChatTemplateKey); ok && s != "" {
+		return s, path + ": " + ggufChatTemplateKey, nil
 	}
 	return "", "", nil
 }

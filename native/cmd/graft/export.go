@@ -23,17 +23,20 @@ const (
 func exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "export an adapter as a GGUF LoRA for llama.cpp or a msgpack bundle",
+		Short: "export an adapter as a GGUF LoRA for llama.cpp, an Ollama model directory or a msgpack bundle",
 		Long: "Export an adapter: as a GGUF LoRA adapter that llama.cpp loads (--lora), for the base model\n" +
-			"--model names, or as graft's one-file msgpack bundle.",
+			"--model names; as a directory for Ollama (the GGUF LoRA and a Modelfile with FROM the base,\n" +
+			"ADAPTER, TEMPLATE from the base's chat template and its stop markers: then\n" +
+			"ollama create NAME -f DIR/Modelfile); or as graft's one-file msgpack bundle.",
 		Example: `  graft export --adapter out/pip --format gguf-lora --model models/stories260K/stories260K.gguf --out pip-lora.gguf
+  graft export --adapter out/chat --format ollama --model Qwen/Qwen2.5-0.5B-Instruct --out out/chat-ollama
   graft export --adapter out/pip --out pip.msgpack`,
 	}
 	fs := cmd.Flags()
 	adapter := fs.String("adapter", "", "adapter `path`: a PEFT adapter directory or a .msgpack bundle")
-	format := fs.String("format", "", "output format: gguf-lora (llama.cpp's LoRA adapter) or msgpack (graft's one-file bundle); default: from --out's extension")
-	out := fs.String("out", "", "output `file`")
-	base := fs.String("model", "", "base model, needed for gguf-lora (its architecture, head counts and tensor shapes): "+modelHelp)
+	format := fs.String("format", "", "output format: gguf-lora (llama.cpp's LoRA adapter), ollama (a directory with the GGUF LoRA and a Modelfile) or msgpack (graft's one-file bundle); default: from --out's extension")
+	out := fs.String("out", "", "output `file` (a directory for ollama)")
+	base := fs.String("model", "", "base model, needed for gguf-lora and ollama (its architecture, head counts and tensor shapes; ollama's FROM): "+modelHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -55,6 +58,9 @@ func exportCmd() *cobra.Command {
 				return usagef("--format is required when --out ends in neither .gguf nor .msgpack")
 			}
 		}
+		if *format == formatOllama && *base == "" {
+			return usagef("--model is required for %s: the Modelfile's FROM and the LoRA's shapes come from the base", formatOllama)
+		}
 		src, err := peft.OpenAdapterPath(*adapter)
 		if err != nil {
 			return err
@@ -68,6 +74,20 @@ func exportCmd() *cobra.Command {
 			if tensors, err = exportGGUFLoRA(src, *base, *out, stderr); err != nil {
 				return err
 			}
+		case formatOllama:
+			res, err := exportOllama(src, *base, *out, stderr)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(stdout, res)
+			}
+			fmt.Fprintf(stdout, "exported %s to %s (GGUF LoRA, %d tensors) and %s (FROM %s", *adapter, res.Adapter, res.Tensors, res.Modelfile, res.From)
+			if res.Template != "" {
+				fmt.Fprintf(stdout, ", TEMPLATE for %s", res.Template)
+			}
+			fmt.Fprintf(stdout, ")\nrun: ollama create NAME -f %s && ollama run NAME\n", res.Modelfile)
+			return nil
 		case formatMsgpack:
 			files, err := peft.ReadFiles(src)
 			if err != nil {
@@ -77,7 +97,7 @@ func exportCmd() *cobra.Command {
 				return err
 			}
 		default:
-			return usagef("--format %q: want %s or %s", *format, formatGGUFLoRA, formatMsgpack)
+			return usagef("--format %q: want %s, %s or %s", *format, formatGGUFLoRA, formatOllama, formatMsgpack)
 		}
 		st, err := os.Stat(*out)
 		if err != nil {
