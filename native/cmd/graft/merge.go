@@ -72,6 +72,13 @@ func mergeCmd() *cobra.Command {
 			return err
 		}
 		defer m.Free()
+		if opt.Quantize != 0 {
+			// The preset re-rounds every weight, the base's untouched
+			// ones included: say so when they were quantized already.
+			if err := checkRequantize(m, true, stderr); err != nil {
+				return err
+			}
+		}
 		mf.adapters = adapters
 		loaded, err := mf.applyAdapters(m)
 		if err != nil {

@@ -107,6 +107,29 @@ func TestQuantizeCommand(t *testing.T) {
 		t.Errorf("--allow-requantize: %v, stderr %q", err, stderr)
 	}
 
+	// A Hugging Face directory quantizes as its GGUF twin does.
+	rm, err := randgguf.NewFamily(randgguf.Llama3, 256, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hf := filepath.Join(t.TempDir(), "hf")
+	if err := rm.WriteHF(hf); err != nil {
+		t.Fatal(err)
+	}
+	fromHF := filepath.Join(t.TempDir(), "hf-q4_0.gguf")
+	if _, stderr, err := runQuantize("--type", "q4_0", hf, fromHF); err != nil {
+		t.Fatalf("quantize an HF directory: %v\n%s", err, stderr)
+	}
+	if f, err = gguf.Open(fromHF); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"blk.0.attn_q.weight": "Q4_0", "output.weight": "Q8_0", "token_embd.weight": "Q4_0", "output_norm.weight": "F32"} {
+		if ti, ok := f.Tensor(name); !ok || gguf.GGMLTypeName(ti.GGMLType) != want {
+			t.Errorf("from HF: %s: %v, want %s", name, ti, want)
+		}
+	}
+	f.Close()
+
 	for _, tc := range []struct {
 		args []string
 		want string
