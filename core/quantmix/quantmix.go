@@ -298,11 +298,19 @@ type state struct {
 	nFFNDown, iFFNDn int
 }
 
-// is70B is llama.cpp's LLM_TYPE_70B test as its quantizer infers it: a
-// llama with 80 blocks and grouped-query attention, whose attn_v is eight
-// times smaller than attn_q and so gets more bits.
+// is70B is llama.cpp's LLM_TYPE_70B for the architectures graft writes,
+// as its model loader sets it from the block count: a llama with 80 blocks
+// and grouped-query attention (with as many kv heads as heads it is the
+// 65B), a qwen2 with 80 blocks (Qwen2-72B). Their attn_v is eight times
+// smaller than attn_q, so llama.cpp gives it more bits.
 func (s *state) is70B() bool {
-	return s.m.Arch == "llama" && s.m.Layers == 80 && s.m.Heads != s.m.KVHeads
+	switch s.m.Arch {
+	case "llama":
+		return s.m.Layers == 80 && s.m.Heads != s.m.KVHeads
+	case "qwen2":
+		return s.m.Layers == 80
+	}
+	return false
 }
 
 // pick is llama_tensor_get_type_impl for the presets graft writes.

@@ -255,6 +255,22 @@ func TestPlanFallbacks(t *testing.T) {
 		if g := got["blk.12.attn_v.weight"].Type; g != Q6_K {
 			t.Errorf("blk.12.attn_v: %s, want Q6_K", TypeName(g))
 		}
+		for _, m := range []Model{
+			{Arch: "qwen2", Layers: 80, Heads: 64, KVHeads: 8}, // Qwen2-72B: llama.cpp's loader calls it 70B too
+		} {
+			if g := planMap(t, Q4KM, m, ts)["blk.13.attn_v.weight"].Type; g != Q5_K {
+				t.Errorf("%+v: blk.13.attn_v %s, want Q5_K", m, TypeName(g))
+			}
+		}
+		for _, m := range []Model{
+			{Arch: "llama", Layers: 80, Heads: 64, KVHeads: 64}, // the 65B
+			{Arch: "gemma3", Layers: 80, Heads: 64, KVHeads: 8},
+			{Arch: "llama", Layers: 79, Heads: 64, KVHeads: 8},
+		} {
+			if g := planMap(t, Q4KM, m, ts)["blk.13.attn_v.weight"].Type; g != Q4_K {
+				t.Errorf("%+v: blk.13.attn_v %s, want Q4_K", m, TypeName(g))
+			}
+		}
 	})
 }
 
