@@ -132,6 +132,10 @@ func Encode(dt DType, src []float32, dst []byte) error {
 		quantizeQ5_K(src, dst)
 	case Q6_K:
 		quantizeQ6_K(src, dst)
+	case IQ4_NL:
+		quantizeIQ4_NL(src, dst)
+	case IQ4_XS:
+		quantizeIQ4_XS(src, dst)
 	case NF4:
 		encodeNF4(src, dst)
 	default:
@@ -194,6 +198,10 @@ func Decode(dt DType, src []byte, dst []float32) error {
 		dequantizeQ5_K(src, dst)
 	case Q6_K:
 		dequantizeQ6_K(src, dst)
+	case IQ4_NL:
+		dequantizeIQ4_NL(src, dst)
+	case IQ4_XS:
+		dequantizeIQ4_XS(src, dst)
 	default:
 		return fmt.Errorf("decode: unsupported dtype %v", dt)
 	}

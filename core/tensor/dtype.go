@@ -11,8 +11,8 @@ import "fmt"
 type DType uint8
 
 // The element types graft understands. Block-quantized types (ggml's
-// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 in blocks of 32, its K-quants Q2_K to Q6_K
-// in super-blocks of 256, and bitsandbytes' NF4) pack a fixed number of
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL in blocks of 32, its K-quants
+// Q2_K to Q6_K and IQ4_XS in super-blocks of 256, and bitsandbytes' NF4) pack a fixed number of
 // elements into a block with shared scales. The numbering is graft's own
 // (new types are appended); GGUF's type ids live in core/formats/gguf.
 const (
@@ -41,6 +41,8 @@ const (
 	Q4_K
 	Q5_K
 	Q6_K
+	IQ4_NL
+	IQ4_XS
 )
 
 type dtypeInfo struct {
@@ -75,6 +77,8 @@ var dtypeInfos = [...]dtypeInfo{
 	Q4_K:    {"Q4_K", qkK, 144},
 	Q5_K:    {"Q5_K", qkK, 176},
 	Q6_K:    {"Q6_K", qkK, 210},
+	IQ4_NL:  {"IQ4_NL", 32, 18},
+	IQ4_XS:  {"IQ4_XS", qkK, 136},
 }
 
 func (d DType) info() dtypeInfo {
@@ -98,7 +102,7 @@ func (d DType) Valid() bool { return d != Invalid && int(d) < len(dtypeInfos) }
 // Quantized reports whether d is a block-quantized type.
 func (d DType) Quantized() bool {
 	switch d {
-	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, NF4:
+	case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, NF4:
 		return true
 	}
 	return false
@@ -110,7 +114,9 @@ func (d DType) Float() bool { return d == F32 || d == F16 || d == BF16 || d == F
 
 // QuantTypes lists ggml's block-quantized types that graft reads, writes
 // and computes on, in ggml's order of type ids.
-func QuantTypes() []DType { return []DType{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} }
+func QuantTypes() []DType {
+	return []DType{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS}
+}
 
 // BlockElems is the number of elements in one block (1 for scalar types).
 func (d DType) BlockElems() int { return d.info().blockElems }

@@ -88,6 +88,7 @@ func TestGGMLQuantErrorBound(t *testing.T) {
 	bound := map[DType]float64{
 		Q4_0: 0.12, Q4_1: 0.12, Q5_0: 0.06, Q5_1: 0.06, Q8_0: 0.006,
 		Q2_K: 0.4, Q3_K: 0.22, Q4_K: 0.11, Q5_K: 0.055, Q6_K: 0.03,
+		IQ4_NL: 0.1, IQ4_XS: 0.1,
 	}
 	for _, dt := range QuantTypes() {
 		back := decode(t, dt, encode(t, dt, x), len(x))
@@ -112,6 +113,7 @@ func TestGGMLQuantSizes(t *testing.T) {
 	}{
 		{Q4_1, 32, 20}, {Q5_0, 32, 22}, {Q5_1, 32, 24},
 		{Q2_K, 256, 84}, {Q3_K, 256, 110}, {Q4_K, 256, 144}, {Q5_K, 256, 176}, {Q6_K, 256, 210},
+		{IQ4_NL, 32, 18}, {IQ4_XS, 256, 136},
 	} {
 		if c.dt.BlockElems() != c.elems || c.dt.BlockBytes() != c.bytes {
 			t.Errorf("%v: block %d elements in %d bytes, want %d in %d", c.dt, c.dt.BlockElems(), c.dt.BlockBytes(), c.elems, c.bytes)
@@ -129,7 +131,7 @@ func TestGGMLQuantSizes(t *testing.T) {
 // super-blocks, or storage cut short, is an error that names the type and
 // the tensor, never a panic.
 func TestKQuantBadInput(t *testing.T) {
-	for _, dt := range []DType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
+	for _, dt := range []DType{Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS} {
 		be, bb := dt.BlockElems(), dt.BlockBytes()
 		if err := Encode(dt, make([]float32, be+16), make([]byte, 2*bb)); err == nil || !strings.Contains(err.Error(), dt.String()) {
 			t.Errorf("%v: Encode of a partial block: %v", dt, err)

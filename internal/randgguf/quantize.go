@@ -13,6 +13,7 @@ import (
 var fileTypes = map[tensor.DType]uint32{
 	tensor.Q4_0: 2, tensor.Q4_1: 3, tensor.Q8_0: 7, tensor.Q5_0: 8, tensor.Q5_1: 9,
 	tensor.Q2_K: 10, tensor.Q3_K: 11, tensor.Q4_K: 14, tensor.Q5_K: 16, tensor.Q6_K: 18,
+	tensor.IQ4_NL: 25, tensor.IQ4_XS: 30,
 }
 
 // Quantize re-encodes every matrix of the GGUF form (token_embd, the

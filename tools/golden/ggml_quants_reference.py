@@ -4,8 +4,10 @@
 A NumPy transcription of ggml's reference quantizers and dequantizers
 (ggml/src/ggml-quants.c in llama.cpp: quantize_row_{q4_0,q4_1,q5_0,q5_1,
 q8_0,q2_K,q3_K,q4_K,q5_K,q6_K}_ref with nearest_int, make_qx_quants
-(rmse_type 1, no importance weights), make_q3_quants and make_qkx2_quants,
-and the matching dequantize_row_* functions), written as plain scalar code
+(rmse_type 1, no importance weights), make_q3_quants and make_qkx2_quants;
+quantize_iq4_nl and quantize_iq4_xs without importance weights, i.e.
+quantize_row_iq4_nl_impl with ntry 7 and best_index_int8; and the matching
+dequantize_row_* functions), written as plain scalar code
 so that each C expression maps to one line here.
 
 Every value is a numpy float32 and every operation is a float32 operation
@@ -793,6 +795,151 @@ def dq6_K(q, n):
     return y
 
 
+# ---------------------------------------------------------------- IQ4_NL, IQ4_XS
+
+KVALUES_IQ4NL = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+
+def best_index_int8(val, x):
+    x2 = x + x
+    idx = 0
+    step = len(val) >> 1
+    while step > 0:
+        j = idx + step
+        if x2 >= F(val[j - 1] + val[j]):
+            idx = j
+        step >>= 1
+    return idx
+
+
+def iq4_block(xb, L):
+    """quantize_row_iq4_nl_impl's per-block fit, ntry = 7, no quant_weights."""
+    values = KVALUES_IQ4NL
+    amax, mx = F(0), F(0)
+    for v in xb:
+        ax = fabsf(v)
+        if ax > amax:
+            amax, mx = ax, v
+    if amax < GROUP_MAX_EPS:
+        for j in range(32):
+            L[j] = 0
+        return F(0)
+    d = -mx / F(values[0])
+    idv = F(1) / d
+    sumqx, sumq2 = F(0), F(0)
+    for j in range(32):
+        al = idv * xb[j]
+        l = best_index_int8(values, al)
+        L[j] = l
+        q = F(values[l])
+        w = xb[j] * xb[j]
+        sumqx = sumqx + w * q * xb[j]
+        sumq2 = sumq2 + w * q * q
+    d = sumqx / sumq2 if sumq2 > 0 else F(0)
+    best = d * sumqx
+    for itry in range(-7, 8):
+        idv = F(itry + values[0]) / mx
+        sumqx, sumq2 = F(0), F(0)
+        for j in range(32):
+            al = idv * xb[j]
+            l = best_index_int8(values, al)
+            q = F(values[l])
+            w = xb[j] * xb[j]
+            sumqx = sumqx + w * q * xb[j]
+            sumq2 = sumq2 + w * q * q
+        if sumq2 > 0 and sumqx * sumqx > best * sumq2:
+            d = sumqx / sumq2
+            best = d * sumqx
+    return d
+
+
+def pack_iq4(L):
+    q = bytearray(len(L) // 2)
+    for i in range(len(L) // 32):
+        for j in range(16):
+            q[16 * i + j] = L[32 * i + j] | (L[32 * i + 16 + j] << 4)
+    return q
+
+
+def iq4_nl(x):
+    out = bytearray()
+    for b in range(0, len(x), QK):
+        xb = x[b:b + QK]
+        L = [0] * 32
+        d = iq4_block(xb, L)
+        idv = F(1) / d if d != 0 else F(0)
+        L = [best_index_int8(KVALUES_IQ4NL, idv * v) for v in xb]
+        blk = bytearray(18)
+        put16(blk, 0, f16_bits(d))
+        blk[2:] = pack_iq4(L)
+        out += blk
+    return bytes(out)
+
+
+def diq4_nl(q, n):
+    y = []
+    for b in range(n // QK):
+        blk = q[b * 18:(b + 1) * 18]
+        d = f16_val(get16(blk, 0))
+        y += [d * F(KVALUES_IQ4NL[blk[2 + j] & 0xF]) for j in range(16)]
+        y += [d * F(KVALUES_IQ4NL[blk[2 + j] >> 4]) for j in range(16)]
+    return y
+
+
+def iq4_xs(x):
+    out = bytearray()
+    for b in range(0, len(x), QK_K):
+        xb = x[b:b + QK_K]
+        L = [0] * QK_K
+        scales = [F(0)] * 8
+        max_scale, amax_scale = F(0), F(0)
+        for ib in range(8):
+            Lb = [0] * 32
+            scales[ib] = iq4_block(xb[32 * ib:32 * ib + 32], Lb)
+            a = fabsf(scales[ib])
+            if a > amax_scale:
+                amax_scale, max_scale = a, scales[ib]
+        d = -max_scale / F(32)
+        idv = F(1) / d if d != 0 else F(0)
+        sl = bytearray(4)
+        sh = 0
+        for ib in range(8):
+            l = nearest_int(idv * scales[ib])
+            l = C_MAX(-32, C_MIN(31, l))
+            dl = d * F(l)
+            idl = F(1) / dl if dl != 0 else F(0)
+            for j in range(32):
+                L[32 * ib + j] = best_index_int8(KVALUES_IQ4NL, idl * xb[32 * ib + j])
+            l += 32
+            if ib % 2 == 0:
+                sl[ib // 2] = l & 0xF
+            else:
+                sl[ib // 2] |= (l & 0xF) << 4
+            sh |= (l >> 4) << (2 * ib)
+        blk = bytearray(136)
+        put16(blk, 0, f16_bits(d))
+        put16(blk, 2, sh)
+        blk[4:8] = sl
+        blk[8:] = pack_iq4(L)
+        out += blk
+    return bytes(out)
+
+
+def diq4_xs(q, n):
+    y = []
+    for b in range(n // QK_K):
+        blk = q[b * 136:(b + 1) * 136]
+        d = f16_val(get16(blk, 0))
+        sh = get16(blk, 2)
+        for ib in range(8):
+            ls = ((blk[4 + ib // 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)
+            dl = d * F(ls - 32)
+            qq = blk[8 + 16 * ib:8 + 16 * ib + 16]
+            y += [dl * F(KVALUES_IQ4NL[v & 0xF]) for v in qq]
+            y += [dl * F(KVALUES_IQ4NL[v >> 4]) for v in qq]
+    return y
+
+
 TYPES = {
     "Q4_0": (q4_0, dq4_0),
     "Q4_1": (q4_1, dq4_1),
@@ -804,6 +951,8 @@ TYPES = {
     "Q4_K": (q4_K, dq4_K),
     "Q5_K": (q5_K, dq5_K),
     "Q6_K": (q6_K, dq6_K),
+    "IQ4_NL": (iq4_nl, diq4_nl),
+    "IQ4_XS": (iq4_xs, diq4_xs),
 }
 
 
@@ -811,7 +960,7 @@ def inputs():
     """Super-blocks of 256 that reach the branches of the algorithms."""
     rng = np.random.default_rng(20261207)
     cases = {}
-    cases["normal"] = (rng.standard_normal(1024) * 0.05).astype(np.float32)
+    cases["normal"] = (rng.standard_normal(512) * 0.05).astype(np.float32)
     special = []
     b = rng.uniform(-1, 1, 256).astype(np.float32)
     b[0:32] = 0                      # an all-zero sub-block

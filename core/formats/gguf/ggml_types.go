@@ -67,6 +67,8 @@ var ggmlToDType = map[uint32]tensor.DType{
 	12: tensor.Q4_K,
 	13: tensor.Q5_K,
 	14: tensor.Q6_K,
+	20: tensor.IQ4_NL,
+	23: tensor.IQ4_XS,
 	24: tensor.I8,
 	25: tensor.I16,
 	26: tensor.I32,
