@@ -58,6 +58,9 @@ func parse(r io.ReaderAt, size int64, name string) (*File, error) {
 		return nil, err
 	}
 	if string(magic) != Magic {
+		if legacy, ok := legacyFormats[string(magic)]; ok {
+			return nil, legacy
+		}
 		return nil, fmt.Errorf("not a GGUF file: magic %q, want %q", magic, Magic)
 	}
 	version, err := c.u32("version")
