@@ -193,3 +193,29 @@ func sync(f *os.File) error {
 	}
 	return nil
 }
+
+// CheckAbsent returns an error wrapping fs.ErrExist when path names a file
+// or a non-empty directory. Writing replaces what is there without a
+// word (rename does), so a caller that must not replace a user's file
+// asks first, before any work; an empty directory counts as absent, as it
+// holds nothing to lose.
+func CheckAbsent(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s is a directory holding %d entries: %w", path, len(entries), fs.ErrExist)
+	}
+	return fmt.Errorf("%s: %w", path, fs.ErrExist)
+}

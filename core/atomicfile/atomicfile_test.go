@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -281,5 +282,34 @@ func TestWriteDirOverFile(t *testing.T) {
 	}
 	if got := entries(t, parent); !slices.Equal(got, []string{"out"}) {
 		t.Errorf("parent holds %q", got)
+	}
+}
+
+func TestCheckAbsent(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "model.gguf")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path   string
+		exists bool
+	}{
+		{filepath.Join(dir, "new.gguf"), false},
+		{empty, false},
+		{file, true},
+		{dir, true}, // holds model.gguf and empty
+	} {
+		err := CheckAbsent(c.path)
+		if got := errors.Is(err, fs.ErrExist); got != c.exists || (err != nil && !c.exists) {
+			t.Errorf("CheckAbsent(%s) = %v, want exists %v", c.path, err, c.exists)
+		}
+		if c.exists && !strings.Contains(err.Error(), c.path) {
+			t.Errorf("error %q does not name %s", err, c.path)
+		}
 	}
 }

@@ -38,6 +38,7 @@ func exportCmd() *cobra.Command {
 	out := fs.String("out", "", "output `file` (a directory for ollama)")
 	base := fs.String("model", "", "base model, needed for gguf-lora and ollama (its architecture, head counts and tensor shapes; ollama's FROM): "+modelHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	overwrite := addOverwriteFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		switch {
@@ -60,6 +61,9 @@ func exportCmd() *cobra.Command {
 		}
 		if *format == formatOllama && *base == "" {
 			return usagef("--model is required for %s: the Modelfile's FROM and the LoRA's shapes come from the base", formatOllama)
+		}
+		if err := checkOutput(*out, *overwrite); err != nil {
+			return err
 		}
 		src, err := peft.OpenAdapterPath(*adapter)
 		if err != nil {

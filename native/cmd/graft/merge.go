@@ -28,6 +28,7 @@ func mergeCmd() *cobra.Command {
 	dtype := fs.String("dtype", "keep", "projection weights' type: keep (the base's, re-quantizing merged weights), f32, f16, bf16")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fs.Lookup("quantize").Usage = "with a .gguf --out: write the merged model quantized, " + quantizeTypesHelp + "; nf4: quantize the base on load (QLoRA)"
+	overwrite := addOverwriteFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, pos []string) error {
 		stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 		if len(pos) > 0 {
@@ -38,6 +39,9 @@ func mergeCmd() *cobra.Command {
 		}
 		if len(mf.adapters) == 0 {
 			return usagef("--adapter is required")
+		}
+		if err := checkOutput(*out, *overwrite); err != nil {
+			return err
 		}
 		opt := model.SaveOptions{Warn: func(msg string) { fmt.Fprintf(stderr, "graft merge: warning: %s\n", msg) }}
 		switch strings.ToLower(*dtype) {
