@@ -55,6 +55,13 @@ type Options struct {
 	// plain-text file (see ReadText); pass the trainer's sequence length
 	// plus one. Zero keeps each paragraph whole.
 	TextSeqLen int
+	// AllowInvalidUTF8 lets Load read a file with bytes that are not
+	// UTF-8: each is read as U+FFFD, as encoding/json does, and Warn is
+	// told which lines hold them. Without it such a file is an error
+	// naming the first such line.
+	AllowInvalidUTF8 bool
+	// Warn, when set, hears what Load lets pass but reports.
+	Warn func(string)
 }
 
 // DefaultOptions returns the options for training: EOS appended, chat
