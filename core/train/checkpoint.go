@@ -206,18 +206,25 @@ func listCheckpoints(dir string) ([]int, error) {
 	}
 	var steps []int
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), checkpointPrefix)
-		if !ok || !e.IsDir() {
-			continue
+		if n, ok := checkpointStep(e.Name()); ok && e.IsDir() {
+			steps = append(steps, n)
 		}
-		n, err := strconv.Atoi(rest)
-		if err != nil || n < 0 || strconv.Itoa(n) != rest {
-			continue
-		}
-		steps = append(steps, n)
 	}
 	slices.Sort(steps)
 	return steps, nil
+}
+
+// checkpointStep reads the step of a checkpoint-<step> name.
+func checkpointStep(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, checkpointPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 0 || strconv.Itoa(n) != rest {
+		return 0, false
+	}
+	return n, true
 }
 
 // LatestCheckpoint returns the path of the checkpoint with the highest step

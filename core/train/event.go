@@ -15,6 +15,9 @@ const (
 	EventEval       = "eval"       // an evaluation finished
 	EventCheckpoint = "checkpoint" // a checkpoint was written to Path
 	EventDone       = "done"       // the run finished
+	// EventWarning is something Run lets pass but reports (Message): data
+	// read with AllowInvalidUTF8, a resume with Force.
+	EventWarning = "warning"
 )
 
 // Event reports progress to Fit's callback. Fields that do not apply to a
@@ -45,6 +48,12 @@ type Event struct {
 	// events).
 	TrainableParams, TotalParams int64
 	Examples                     int
+	// SeqLen and Pack are how Run cut the data into rows (start events;
+	// the eval losses are measured under them, see Evaluate).
+	SeqLen int
+	Pack   bool
+	// Message is a warning's text.
+	Message string
 }
 
 // jsonFloat encodes non-finite values as the strings "NaN", "+Inf" and
@@ -120,4 +129,47 @@ func MetricsWriter(w io.Writer) (onEvent func(Event), errFn func() error) {
 		}
 	}
 	return onEvent, func() error { return first }
+}
+
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		switch s {
+		case "NaN":
+			*f = jsonFloat(math.NaN())
+		case "+Inf":
+			*f = jsonFloat(math.Inf(1))
+		case "-Inf":
+			*f = jsonFloat(math.Inf(-1))
+		default:
+			return fmt.Errorf("%q is not a number", s)
+		}
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*f = jsonFloat(v)
+	return nil
+}
+
+// parseMetricsLine reads one metrics.jsonl line back into the Event it
+// was written from (its times and rates aside).
+func parseMetricsLine(line []byte) (Event, error) {
+	var l metricsLine
+	if err := json.Unmarshal(line, &l); err != nil {
+		return Event{}, err
+	}
+	if l.Kind == "" {
+		return Event{}, fmt.Errorf("no kind")
+	}
+	val := func(p *jsonFloat) float64 {
+		if p == nil {
+			return 0
+		}
+		return float64(*p)
+	}
+	return Event{Kind: l.Kind, Step: l.Step, TotalSteps: l.TotalSteps, Epoch: float64(l.Epoch), Loss: val(l.Loss),
+		EvalLoss: val(l.EvalLoss), LR: val(l.LR), GradNorm: val(l.GradNorm), Tokens: l.Tokens, Path: l.Path}, nil
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/graft-ml/graft/core/atomicfile"
@@ -73,10 +75,20 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 		return nil, err
 	}
 	set := joinSettings(docs)
+	// Everything that can refuse the run is checked before anything is
+	// written: the sequence length, the output directory, the data.
 	if s.SeqLen, err = fitSeqLen(spec.SeqLen, m, set); err != nil {
 		return nil, err
 	}
-	trainEx, evalEx, err := s.tokenize(m)
+	if err := checkOut(s); err != nil {
+		return nil, err
+	}
+	warn := func(msg string) {
+		if onEvent != nil {
+			onEvent(Event{Kind: EventWarning, Message: msg})
+		}
+	}
+	trainEx, evalEx, err := s.tokenize(m, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -87,18 +99,16 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 	}
 	var evalBatches []data.Batch
 	if evalEx != nil {
-		el, err := data.NewLoader(evalEx, data.LoaderOptions{Batch: s.Batch, SeqLen: s.SeqLen, Pack: s.Pack, PadID: pad})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.evalName(), err)
+		if evalBatches, err = s.evalBatches(evalEx, pad); err != nil {
+			return nil, err
 		}
-		evalBatches = EvalBatches(el)
 	}
 
 	a, err := newAdapter(m, docs, rand.New(rand.NewPCG(s.Seed, s.Seed^0x5eed)))
 	if err != nil {
 		return nil, err
 	}
-	res, err := run(ctx, m, s, a, loader, evalBatches, len(trainEx), set, onEvent)
+	res, err := run(ctx, m, s, a, loader, evalBatches, trainEx, docs, set, warn, onEvent)
 	if err != nil && res == nil {
 		a.Unload()
 	}
@@ -108,7 +118,8 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 // run trains the attached adapter a; Run removes it when run returns no
 // result.
 func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *data.Loader, evalBatches []data.Batch,
-	examples int, set map[string]any, onEvent func(Event)) (*RunResult, error) {
+	trainEx []data.Example, docs []adapterDoc, set map[string]any, warn func(string), onEvent func(Event)) (*RunResult, error) {
+	examples := len(trainEx)
 	saved := a
 	if s.ConvertLoRA {
 		var err error
@@ -131,12 +142,25 @@ func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *da
 		return nil, err
 	}
 	defer tr.Free()
+	record, err := newRunRecord(s, docs, tr.TotalSteps(), trainEx)
+	if err != nil {
+		return nil, err
+	}
 	// Each checkpoint also holds the adapter in its method's format, so a
-	// checkpoint directory loads as an adapter directly.
-	tr.OnSave = func(dir string) error { return peft.Save(saved, dir) }
+	// checkpoint directory loads as an adapter directly, and the run's
+	// record, so a resume can tell whether it continues the same run.
+	tr.OnSave = func(dir string) error {
+		if err := peft.Save(saved, dir); err != nil {
+			return err
+		}
+		return record.write(dir)
+	}
 	var resumed string
 	if s.Resume != "" {
 		if resumed, err = resolveCheckpoint(s.Resume); err != nil {
+			return nil, err
+		}
+		if err := record.checkResume(resumed, s.Force, s.trainConfig(), tr.TotalSteps(), warn); err != nil {
 			return nil, err
 		}
 		if err := tr.Resume(resumed); err != nil {
@@ -148,7 +172,12 @@ func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *da
 	for _, p := range params {
 		res.TrainableParams += p.Value.Shape().Numel()
 	}
-	out, err := openOutput(s.Out, s.Resume != "")
+	if s.Overwrite && s.Resume == "" {
+		if err := clearOut(s.Out); err != nil {
+			return nil, err
+		}
+	}
+	out, err := openOutput(s.Out, resumed != "", tr.Step())
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +189,8 @@ func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *da
 		}
 	}
 	emit(Event{Kind: EventStart, Step: tr.Step(), TotalSteps: tr.TotalSteps(), Path: resumed,
-		TrainableParams: res.TrainableParams, TotalParams: res.TotalParams, Examples: examples})
+		TrainableParams: res.TrainableParams, TotalParams: res.TotalParams, Examples: examples,
+		SeqLen: s.SeqLen, Pack: s.Pack})
 
 	// The held-out loss before any training is the baseline the curve and
 	// the summary compare against.
@@ -183,6 +213,9 @@ func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *da
 	}
 	if s.Out != "" {
 		if err := peft.Save(saved, s.Out); err != nil {
+			return nil, err
+		}
+		if err := record.write(s.Out); err != nil {
 			return nil, err
 		}
 	}
@@ -214,10 +247,11 @@ func fitSeqLen(asked int, m *model.Model, set map[string]any) (int, error) {
 
 // tokenize reads the training and eval data into examples; eval is nil
 // without eval data.
-func (s Spec) tokenize(m *model.Model) (trainEx, evalEx []data.Example, err error) {
+func (s Spec) tokenize(m *model.Model, warn func(string)) (trainEx, evalEx []data.Example, err error) {
 	opt := data.DefaultOptions()
 	opt.ChatTemplate, opt.TextSeqLen = s.ChatTemplate, s.SeqLen+1
 	opt.ChatTemplateVars = s.ChatTemplateVars
+	opt.AllowInvalidUTF8, opt.Warn = s.AllowInvalidUTF8, warn
 	if opt.ModelChatTemplate, opt.ModelChatTemplateSource, err = m.ChatTemplate(); err != nil {
 		return nil, nil, err
 	}
@@ -326,31 +360,140 @@ func resolveCheckpoint(dir string) (string, error) {
 	return latest, nil
 }
 
+// checkOut refuses an Out directory that holds another run (its adapter,
+// checkpoints, metrics or run record) unless the Spec resumes from a
+// checkpoint in it or sets Overwrite: a new run would replace that
+// adapter, and a later resume could pick up the other run's checkpoints.
+func checkOut(s Spec) error {
+	if s.Out == "" {
+		return nil
+	}
+	st, err := os.Stat(s.Out)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("out %s is a file, not a directory", s.Out)
+	}
+	found, err := runFiles(s.Out)
+	if err != nil || len(found) == 0 || s.Overwrite {
+		return err
+	}
+	if s.Resume != "" {
+		ckpt, err := resolveCheckpoint(s.Resume)
+		if err != nil {
+			return err
+		}
+		if filepath.Clean(filepath.Dir(ckpt)) == filepath.Clean(s.Out) || filepath.Clean(ckpt) == filepath.Clean(s.Out) {
+			return nil
+		}
+	}
+	return fmt.Errorf("out %s holds %w (%s): continue it (resume, --resume %s), replace it (overwrite, --overwrite) or choose another directory",
+		s.Out, ErrOtherRun, strings.Join(found, ", "), s.Out)
+}
+
+// runFiles lists the files of a run that dir holds, by name.
+func runFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, e := range entries {
+		if isRunFile(e) {
+			found = append(found, e.Name())
+		}
+	}
+	return found, nil
+}
+
+// isRunFile reports whether a directory entry is one of the files a run
+// leaves in its Out directory.
+func isRunFile(e fs.DirEntry) bool {
+	switch name := e.Name(); {
+	case e.IsDir():
+		_, ok := checkpointStep(name)
+		return ok
+	default:
+		return slices.Contains([]string{peft.ConfigFileName, peft.WeightsFileName, peft.BottleneckWeightsFileName, peft.StackManifestFileName, MetricsFile, RunFile}, name)
+	}
+}
+
+// clearOut removes another run's checkpoints and adapter files from dir
+// (Spec.Overwrite), so the new run's files are never mixed with them.
+// metrics.jsonl and loss_curve.svg are rewritten by the new run anyway.
+func clearOut(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if isRunFile(e) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("overwrite %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}
+
 // output writes metrics.jsonl and loss_curve.svg into a run's Out
 // directory; with no directory it does nothing.
 type output struct {
-	dir     string
-	file    *os.File
-	write   func(Event)
-	errFn   func() error
-	events  []Event
-	written bool
+	dir    string
+	file   *os.File
+	write  func(Event)
+	errFn  func() error
+	events []Event
+	// seen holds the kind and step of every event in the file, so that
+	// a resumed run does not log again what the file has.
+	seen map[eventKey]bool
 }
 
-func openOutput(dir string, resumed bool) (*output, error) {
-	o := &output{dir: dir}
+type eventKey struct {
+	kind string
+	step int
+}
+
+// openOutput starts metrics.jsonl in dir. A resumed run keeps the lines
+// of the steps up to the checkpoint it resumed at (step) and drops the
+// rest, which a later run wrote or the resumed one repeats, so that each
+// step is logged once.
+func openOutput(dir string, resumed bool, step int) (*output, error) {
+	o := &output{dir: dir, seen: map[eventKey]bool{}}
 	if dir == "" {
 		return o, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	// metrics.jsonl is appended to on resume, so the file covers the run.
+	path := filepath.Join(dir, MetricsFile)
+	if resumed {
+		kept, events, err := keptMetrics(path, step)
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(path, kept, 0o644); err != nil {
+			return nil, err
+		}
+		o.events = events
+		for _, e := range events {
+			o.seen[eventKey{e.Kind, e.Step}] = true
+		}
+	}
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if resumed {
-		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+		flags = os.O_WRONLY | os.O_APPEND
 	}
-	f, err := os.OpenFile(filepath.Join(dir, MetricsFile), flags, 0o644)
+	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -359,10 +502,43 @@ func openOutput(dir string, resumed bool) (*output, error) {
 	return o, nil
 }
 
+// keptMetrics reads the metrics.jsonl lines a run resumed at step keeps:
+// the events of earlier steps, and of that step those logged before its
+// checkpoint was written (the step, its eval and the checkpoint); "done"
+// lines go, the resumed run ends with its own. A missing file keeps
+// nothing; a line that does not parse is kept as it is.
+func keptMetrics(path string, step int) ([]byte, []Event, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var kept []byte
+	var events []Event
+	for line := range bytes.Lines(raw) {
+		e, err := parseMetricsLine(line)
+		if err == nil {
+			if e.Step > step || e.Kind == EventDone {
+				continue
+			}
+			events = append(events, e)
+		}
+		kept = append(kept, line...)
+	}
+	return kept, events, nil
+}
+
 func (o *output) event(e Event) {
-	if o.file == nil || e.Kind == EventStart {
+	if o.file == nil || e.Kind == EventStart || e.Kind == EventWarning {
 		return
 	}
+	key := eventKey{e.Kind, e.Step}
+	if o.seen[key] {
+		return
+	}
+	o.seen[key] = true
 	o.write(e)
 	o.events = append(o.events, e)
 }

@@ -58,6 +58,10 @@ type Spec struct {
 	Batch int `json:"batch,omitempty" yaml:"batch,omitempty"`
 	// Pack packs examples into full rows instead of padding each.
 	Pack bool `json:"pack,omitempty" yaml:"pack,omitempty"`
+	// AllowInvalidUTF8 reads data files with bytes that are not UTF-8,
+	// replacing them with U+FFFD and warning with their file and line;
+	// without it such a file is an error.
+	AllowInvalidUTF8 bool `json:"allow_invalid_utf8,omitempty" yaml:"allow_invalid_utf8,omitempty"`
 
 	// Method is the peft.Method name ("lora", "prefix-tuning"; default
 	// "lora"); "a+b" trains a mixed stack of several methods at once.
@@ -110,8 +114,19 @@ type Spec struct {
 	// KeepCheckpoints keeps the newest so many checkpoints (nil: 2; 0 all).
 	KeepCheckpoints *int `json:"keep_checkpoints,omitempty" yaml:"keep_checkpoints,omitempty"`
 	// Resume continues from a checkpoint directory (or an Out directory:
-	// its newest checkpoint).
+	// its newest checkpoint). Each checkpoint records the run's settings
+	// and a fingerprint of its training data (RunFile); Run refuses to
+	// resume with other ones, listing the differences, unless Force.
 	Resume string `json:"resume,omitempty" yaml:"resume,omitempty"`
+	// Force resumes even when the settings or the data differ from the
+	// checkpoint's; Run then warns with each difference.
+	Force bool `json:"force,omitempty" yaml:"force,omitempty"`
+	// Overwrite lets a run that does not resume write into an Out
+	// directory that holds another run (an adapter, checkpoints,
+	// metrics.jsonl); its checkpoints and adapter files are removed
+	// first, so that nothing of the two runs mixes. Without it Run
+	// refuses such a directory.
+	Overwrite bool `json:"overwrite,omitempty" yaml:"overwrite,omitempty"`
 }
 
 // AdapterSpec is one adapter of a mixed stack.

@@ -98,10 +98,11 @@ func TestEval(t *testing.T) {
 	if res.Tokens < 10 || !(res.Loss > 0 && res.Loss < 3) || math.Abs(res.Perplexity-math.Exp(res.Loss)) > 1e-9*res.Perplexity {
 		t.Fatalf("eval = %+v", res)
 	}
-	// Truncation to --seq-len 4 scores 3 positions per line.
+	// --seq-len 4, as graft train's rows: each line is one row of 4
+	// positions (its first 5 tokens), all 4 scored.
 	graftJSON(t, &res, "eval", "--model", modelPath, "--data", data, "--seq-len", "4")
-	if res.Tokens != 6 {
-		t.Fatalf("--seq-len 4 scored %d tokens, want 6", res.Tokens)
+	if res.Tokens != 8 {
+		t.Fatalf("--seq-len 4 scored %d tokens, want 8", res.Tokens)
 	}
 }
 

@@ -118,11 +118,21 @@ func bindSpecFlags(fs *pflag.FlagSet, s *train.Spec) {
 	fs.StringVar(&s.Resume, "resume", "", "continue from a checkpoint `dir` (or an --out dir: its newest checkpoint)")
 	fs.StringVar(&s.ChatTemplate, "chat-template", "", chatTemplateHelp)
 	fs.Var(templateVars{&s.ChatTemplateVars}, "chat-template-var", chatTemplateVarHelp)
-	setGroup(fs, groupData, "data", "chat-template", "chat-template-var", "seq-len", "pack")
+	bindSafetyFlags(fs, s)
+	setGroup(fs, groupData, "data", "chat-template", "chat-template-var", "seq-len", "pack", "allow-invalid-utf8")
 	setGroup(fs, groupMethod, "method", "convert-lora")
 	setGroup(fs, groupOptim, "steps", "epochs", "batch", "grad-accum", "lr", "warmup", "schedule", "weight-decay", "max-grad-norm", "seed", "checkpointing")
-	setGroup(fs, groupEval, "eval", "eval-every", "save-every", "keep-checkpoints", "resume")
-	setGroup(fs, groupOutput, "out")
+	setGroup(fs, groupEval, "eval", "eval-every", "save-every", "keep-checkpoints", "resume", "force")
+	setGroup(fs, groupOutput, "out", "overwrite")
+}
+
+// bindSafetyFlags defines the flags that let a run do what graft refuses
+// by default: replace another run, resume with other settings, read data
+// that is not UTF-8.
+func bindSafetyFlags(fs *pflag.FlagSet, s *train.Spec) {
+	fs.BoolVar(&s.Overwrite, "overwrite", false, "train into an --out dir that holds another run, removing its adapter and checkpoints first")
+	fs.BoolVar(&s.Force, "force", false, "with --resume: continue even when the checkpoint's settings or data differ from this run's (each difference is printed)")
+	fs.BoolVar(&s.AllowInvalidUTF8, "allow-invalid-utf8", false, "read data files with bytes that are not UTF-8 as U+FFFD, with a warning naming the lines (default: an error)")
 }
 
 // The headings of graft train's help.
@@ -611,15 +621,20 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	defer m.Free()
 	effective := f.spec.WithDefaults()
 	progress := newProgress(stderr, f.quiet)
+	var rows string // how the data was cut into rows, which the eval losses depend on
 	onEvent := func(e train.Event) {
 		switch e.Kind {
+		case train.EventWarning:
+			progress.clear()
+			fmt.Fprintf(stderr, "graft train: warning: %s\n", e.Message)
 		case train.EventStart:
 			if e.Path != "" {
 				fmt.Fprintf(stderr, "resumed from %s at step %d of %d\n", e.Path, e.Step, e.TotalSteps)
 			}
-			fmt.Fprintf(stderr, "%s: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s\n",
+			rows = train.RowSettings(e.SeqLen, e.Pack)
+			fmt.Fprintf(stderr, "%s: %d trainable parameters (%.3f%% of %d); %d examples, %d steps on %s; %s\n",
 				describe(effective), e.TrainableParams, 100*float64(e.TrainableParams)/float64(e.TotalParams), e.TotalParams,
-				e.Examples, e.TotalSteps, m.Backend.Name())
+				e.Examples, e.TotalSteps, m.Backend.Name(), rows)
 		default:
 			progress.event(e)
 		}
@@ -638,7 +653,8 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	s := res.Spec
 	if f.asJSON {
 		out := trainSummary{Method: s.MethodName(), Steps: res.Steps, Loss: res.Loss, TrainableParams: res.TrainableParams,
-			TotalParams: res.TotalParams, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: s.Out, Checkpointing: s.Checkpointing}
+			TotalParams: res.TotalParams, ElapsedS: res.Elapsed.Seconds(), Tokens: res.Tokens, Out: s.Out, Checkpointing: s.Checkpointing,
+			SeqLen: s.SeqLen, Pack: s.Pack}
 		if res.Evaluated {
 			out.EvalLoss = &res.EvalLoss
 		}
@@ -653,6 +669,7 @@ func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 		if before := res.EvalBefore; !math.IsNaN(before) {
 			summary += fmt.Sprintf(" (from %.4f, %+.1f%%)", before, 100*(res.EvalLoss-before)/before)
 		}
+		summary += " [" + rows + "]"
 	}
 	fmt.Fprintf(stdout, "%s; adapter saved to %s\n", summary, s.Out)
 	return nil
@@ -695,4 +712,8 @@ type trainSummary struct {
 	ElapsedS        float64  `json:"elapsed_s"`
 	Out             string   `json:"out"`
 	Checkpointing   bool     `json:"checkpointing,omitempty"`
+	// SeqLen and Pack are how the data was cut into rows; the eval
+	// losses are measured under them (as graft eval --seq-len --pack).
+	SeqLen int  `json:"seq_len"`
+	Pack   bool `json:"pack"`
 }
