@@ -66,3 +66,49 @@ func TestLoadErrorsNamePath(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestLoadInvalidUTF8(t *testing.T) {
+	tests := []struct{ name, content, where string }{
+		{"d.jsonl", "{\"text\":\"ok\"}\n{\"text\":\"caf\xe9\"}\n", ":2:13: invalid UTF-8 (byte 0xe9)"},
+		{"d.json", "[{\"text\":\"ok\"},\n {\"text\":\"caf\xe9\"}]\n", ":2:14: invalid UTF-8 (byte 0xe9)"},
+		{"d.txt", "ok\n\ncaf\xe9\n", ":3:4: invalid UTF-8 (byte 0xe9)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.name, tt.content)
+			_, err := Load(path, newByteTok(), DefaultOptions())
+			if err == nil || !strings.Contains(err.Error(), path+tt.where) || !strings.Contains(err.Error(), "allow_invalid_utf8") {
+				t.Fatalf("err %v, want %q and how to allow it", err, path+tt.where)
+			}
+			var warnings []string
+			opt := DefaultOptions()
+			opt.AllowInvalidUTF8, opt.Warn = true, func(s string) { warnings = append(warnings, s) }
+			got, err := Load(path, newByteTok(), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0], path+tt.where) || !strings.Contains(warnings[0], "U+FFFD") {
+				t.Fatalf("warnings %q", warnings)
+			}
+			// The byte reads as U+FFFD in every format, as encoding/json
+			// reads it.
+			want, err := Load(writeFile(t, tt.name, strings.ReplaceAll(tt.content, "\xe9", "\uFFFD")), newByteTok(), DefaultOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+	// Many bad lines: the warning lists a few and counts the rest.
+	path := writeFile(t, "many.txt", strings.Repeat("\xff\n", 8))
+	var warning string
+	opt := Options{AllowInvalidUTF8: true, Warn: func(s string) { warning = s }}
+	if _, err := Load(path, newByteTok(), opt); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(warning, "invalid UTF-8") != maxInvalidLines || !strings.Contains(warning, "and 3 more lines") {
+		t.Fatalf("warning %q", warning)
+	}
+}

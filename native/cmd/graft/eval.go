@@ -49,6 +49,7 @@ func evalCmd() *cobra.Command {
 }
 
 func runEval(mf *modelFlags, spec train.Spec, asJSON bool, stdout, stderr io.Writer) error {
+	mf.stderr = stderr
 	m, err := mf.load()
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ func mergeCmd() *cobra.Command {
 		}
 		adapters := mf.adapters
 		mf.adapters = nil // load the plain base, then merge the adapters into it
+		mf.stderr = stderr
 		m, err := mf.load()
 		if err != nil {
 			return err

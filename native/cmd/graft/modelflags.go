@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -16,6 +17,9 @@ import (
 
 // modelFlags are the flags every command that loads a model shares.
 type modelFlags struct {
+	// stderr hears what loading says (nil: os.Stderr); commands set it to
+	// their own.
+	stderr      io.Writer
 	path        string
 	device      string
 	adapters    stringList
@@ -60,6 +64,14 @@ func (mf *modelFlags) addAdapterFlag(fs *pflag.FlagSet) {
 	fs.Var(&mf.adapters, "adapter", "adapter to apply: a PEFT `dir` or a .msgpack bundle (repeat to combine several)")
 }
 
+// errw is where loading reports.
+func (mf *modelFlags) errw() io.Writer {
+	if mf.stderr != nil {
+		return mf.stderr
+	}
+	return os.Stderr
+}
+
 func (mf *modelFlags) load() (*model.Model, error) {
 	if mf.path == "" {
 		return nil, usagef("--model is required")
@@ -90,7 +102,7 @@ func (mf *modelFlags) load() (*model.Model, error) {
 			return nil, err
 		}
 		if note := keptQuantizedNote(m); note != "" {
-			fmt.Fprintf(os.Stderr, "graft: %s\n", note)
+			fmt.Fprintf(mf.errw(), "graft: %s\n", note)
 		}
 	}
 	if _, err := mf.applyAdapters(m); err != nil {
@@ -114,7 +126,7 @@ func (mf *modelFlags) applyAdapters(m *model.Model) ([]peft.Adapter, error) {
 			return nil, err
 		}
 		for _, w := range warnings {
-			fmt.Fprintf(os.Stderr, "graft: %s: %s\n", dir, w)
+			fmt.Fprintf(mf.errw(), "graft: %s: %s\n", dir, w)
 		}
 		out = append(out, a)
 	}

@@ -614,6 +614,7 @@ func (f *trainFlags) check() error {
 }
 
 func (f *trainFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
+	f.model.stderr = stderr
 	m, err := f.model.load()
 	if err != nil {
 		return err
