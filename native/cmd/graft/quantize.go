@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -53,7 +51,7 @@ func quantizeCmd() *cobra.Command {
 		if !strings.HasSuffix(strings.ToLower(out), ".gguf") {
 			return usagef("OUT %q: quantized models are written as GGUF; name it .gguf", out)
 		}
-		if err := refuseExisting(out, *overwrite); err != nil {
+		if err := checkOutput(out, *overwrite); err != nil {
 			return err
 		}
 		mf := &modelFlags{path: in, device: *device}
@@ -72,20 +70,6 @@ func quantizeCmd() *cobra.Command {
 		return reportQuantized(stdout, out, ft, *asJSON)
 	}
 	return cmd
-}
-
-// refuseExisting fails when path exists and the user did not ask to
-// replace it: a quantized model is expensive to remake and easy to clobber.
-func refuseExisting(path string, overwrite bool) error {
-	if overwrite {
-		return nil
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("%s exists; pass --overwrite to replace it", path)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // checkRequantize refuses, unless allowed, a base whose projections are
