@@ -42,7 +42,7 @@ demo: build
 	@$(GRAFT) train --model $(MODEL) --data examples/lora/data/train.jsonl --eval examples/lora/data/eval.jsonl \
 		--method lora --r 8 --alpha 16 --target q_proj,k_proj,v_proj,o_proj \
 		--steps 200 --batch 4 --seq-len 128 --pack --lr 5e-3 --warmup 10 --eval-every 50 --seed 1 \
-		--out $(DEMO_OUT)
+		--out $(DEMO_OUT) --overwrite
 	@echo
 	@echo "== after: the same prompt with the adapter ($(DEMO_OUT)) =="
 	@$(GRAFT) generate --model $(MODEL) --adapter $(DEMO_OUT) --prompt "$(DEMO_PROMPT)" --max-tokens 60 --temperature 0

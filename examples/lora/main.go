@@ -45,7 +45,9 @@ func run(modelPath, dataDir, out string, steps int) error {
 		Options: map[string]any{"r": 8, "lora_alpha": 16, "target_modules": []string{"q_proj", "k_proj", "v_proj", "o_proj"}},
 		SeqLen:  128, Batch: 4, Pack: true,
 		Steps: steps, LR: 5e-3, Warmup: min(10, steps/2), EvalEvery: 50, Seed: 1,
-		Out: out,
+		// Overwrite: a second run replaces this example's earlier output
+		// (without it, Run refuses an out directory that holds another run).
+		Out: out, Overwrite: true,
 	}
 	res, err := train.Run(context.Background(), m, spec, func(e train.Event) {
 		if e.Kind == train.EventEval {
