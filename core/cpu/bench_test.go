@@ -71,7 +71,7 @@ func BenchmarkMatMulF32(b *testing.B) {
 func BenchmarkMatVec(b *testing.B) {
 	const n, k = 4096, 4096
 	c := cpu.New()
-	for _, dt := range []tensor.DType{tensor.F32, tensor.Q8_0, tensor.Q4_0, tensor.F16, tensor.Q4_K, tensor.Q6_K} {
+	for _, dt := range []tensor.DType{tensor.F32, tensor.Q8_0, tensor.Q4_0, tensor.F16, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		b.Run(dt.String(), func(b *testing.B) {
 			x, w, dst := randomBuffer(b, c, tensor.F32, 1, k), randomBuffer(b, c, dt, n, k), c.Zeros(1, n)
 			bytes, _ := dt.Bytes(n * k)

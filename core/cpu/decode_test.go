@@ -16,7 +16,7 @@ func TestDecodeFast(t *testing.T) {
 		t.Skip("this build has no vector decoders (portable kernels)")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
+	for _, dt := range []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		sizes := []int{32, 64, 96, 1024}
 		if dt.BlockElems() == 256 {
 			sizes = []int{256, 512, 2048}
@@ -73,7 +73,7 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	finite := func(b []byte) { b[1] &= 0x3b } // clear an exponent bit: never 0x1f
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q6_K} {
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		const blocks = 64
 		src := make([]byte, blocks*dt.BlockBytes())
 		for i := range src {
@@ -81,7 +81,7 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 		}
 		for b := range blocks {
 			blk := src[b*dt.BlockBytes():]
-			if dt == tensor.Q4_K {
+			if dt != tensor.Q6_K {
 				finite(blk[0:])
 				finite(blk[2:])
 			} else {

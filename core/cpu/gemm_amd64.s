@@ -1099,7 +1099,15 @@ DATA kquantconsts<>+80(SB)/4, $0x00000020
 DATA kquantconsts<>+84(SB)/4, $0x00000020
 DATA kquantconsts<>+88(SB)/4, $0x00000020
 DATA kquantconsts<>+92(SB)/4, $0x00000020
-GLOBL kquantconsts<>(SB), RODATA|NOPTR, $96
+DATA kquantconsts<>+96(SB)/4, $0x00000001
+DATA kquantconsts<>+100(SB)/4, $0x00000001
+DATA kquantconsts<>+104(SB)/4, $0x00000001
+DATA kquantconsts<>+108(SB)/4, $0x00000001
+DATA kquantconsts<>+112(SB)/4, $0x00000001
+DATA kquantconsts<>+116(SB)/4, $0x00000001
+DATA kquantconsts<>+120(SB)/4, $0x00000001
+DATA kquantconsts<>+124(SB)/4, $0x00000001
+GLOBL kquantconsts<>(SB), RODATA|NOPTR, $128
 
 // func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
 // Requires: AVX, AVX2, F16C
@@ -1109,9 +1117,9 @@ TEXT ·q4kDecodeAVX2(SB), NOSPLIT, $0-24
 	MOVQ    src+16(FP), DX
 	VMOVUPS kquantconsts<>+0(SB), Y0
 
-q4k_loop:
+q4kDecodeAVX2_loop:
 	TESTQ        AX, AX
-	JZ           q4k_done
+	JZ           q4kDecodeAVX2_done
 	VPBROADCASTW (DX), X2
 	VCVTPH2PS    X2, Y1
 	VPBROADCASTW 2(DX), X2
@@ -1439,9 +1447,510 @@ q4k_loop:
 	ADDQ         $0x00000090, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX
-	JMP          q4k_loop
+	JMP          q4kDecodeAVX2_loop
 
-q4k_done:
+q4kDecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q5kDecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q5kDecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ    blocks+0(FP), AX
+	MOVQ    dst+8(FP), CX
+	MOVQ    src+16(FP), DX
+	VMOVUPS kquantconsts<>+0(SB), Y0
+	VMOVUPS kquantconsts<>+96(SB), Y1
+
+q5kDecodeAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5kDecodeAVX2_done
+	VPBROADCASTW (DX), X3
+	VCVTPH2PS    X3, Y2
+	VPBROADCASTW 2(DX), X3
+	VCVTPH2PS    X3, Y3
+	MOVBLZX      4(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      8(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, (CX)
+	VPMOVZXBD    56(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 32(CX)
+	VPMOVZXBD    64(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 64(CX)
+	VPMOVZXBD    72(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 96(CX)
+	MOVBLZX      5(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      9(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x01, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 128(CX)
+	VPMOVZXBD    56(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x01, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 160(CX)
+	VPMOVZXBD    64(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x01, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 192(CX)
+	VPMOVZXBD    72(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x01, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 224(CX)
+	MOVBLZX      6(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      10(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    80(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x02, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 256(CX)
+	VPMOVZXBD    88(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x02, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 288(CX)
+	VPMOVZXBD    96(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x02, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 320(CX)
+	VPMOVZXBD    104(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x02, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 352(CX)
+	MOVBLZX      7(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      11(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    80(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x03, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 384(CX)
+	VPMOVZXBD    88(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x03, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 416(CX)
+	VPMOVZXBD    96(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x03, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 448(CX)
+	VPMOVZXBD    104(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x03, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 480(CX)
+	MOVBLZX      12(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      4(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      12(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      8(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    112(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 512(CX)
+	VPMOVZXBD    120(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 544(CX)
+	VPMOVZXBD    128(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 576(CX)
+	VPMOVZXBD    136(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 608(CX)
+	MOVBLZX      13(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      5(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      13(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      9(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    112(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x05, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 640(CX)
+	VPMOVZXBD    120(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x05, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 672(CX)
+	VPMOVZXBD    128(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x05, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 704(CX)
+	VPMOVZXBD    136(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x05, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 736(CX)
+	MOVBLZX      14(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      6(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      14(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      10(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    144(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x06, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 768(CX)
+	VPMOVZXBD    152(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x06, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 800(CX)
+	VPMOVZXBD    160(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x06, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 832(CX)
+	VPMOVZXBD    168(DX), Y6
+	VPAND        Y0, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x06, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 864(CX)
+	MOVBLZX      15(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      7(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      15(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      11(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    144(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    16(DX), Y7
+	VPSRLD       $0x07, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 896(CX)
+	VPMOVZXBD    152(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    24(DX), Y7
+	VPSRLD       $0x07, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 928(CX)
+	VPMOVZXBD    160(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    32(DX), Y7
+	VPSRLD       $0x07, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 960(CX)
+	VPMOVZXBD    168(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPMOVZXBD    40(DX), Y7
+	VPSRLD       $0x07, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VMOVUPS      Y6, 992(CX)
+	ADDQ         $0x000000b0, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q5kDecodeAVX2_loop
+
+q5kDecodeAVX2_done:
 	VZEROUPPER
 	RET
 

@@ -69,6 +69,11 @@ func q4DecodeAVX2(blocks int, dst *float32, src *byte)
 //go:noescape
 func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
 
+// q5kDecodeAVX2 dequantizes Q5_K super-blocks (176 bytes: half d and dmin, 6-bit scales and mins, 256 high bits and nibbles) to float32.
+//
+//go:noescape
+func q5kDecodeAVX2(blocks int, dst *float32, src *byte)
+
 // q6kDecodeAVX2 dequantizes Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d) to float32.
 //
 //go:noescape

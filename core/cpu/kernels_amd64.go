@@ -94,7 +94,7 @@ func sigmoidsAVX(dst, x []float32) {
 	}
 }
 
-// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K weights with the AVX2/F16C
+// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights with the AVX2/F16C
 // decoders, bit for bit as tensor.Decode does; it reports false for other
 // dtypes, or a range it does not take whole, which tensor.Decode then
 // handles (and checks).
@@ -132,14 +132,17 @@ func decodeAVX(dt tensor.DType, src []byte, dst []float32) bool {
 			q4DecodeAVX2(blocks, &dst[0], &src[0])
 		}
 		return true
-	case tensor.Q4_K, tensor.Q6_K:
+	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
 		blocks := n / 256
 		if n%256 != 0 || len(src) < blocks*dt.BlockBytes() {
 			return false
 		}
-		if dt == tensor.Q4_K {
+		switch dt {
+		case tensor.Q4_K:
 			q4kDecodeAVX2(blocks, &dst[0], &src[0])
-		} else {
+		case tensor.Q5_K:
+			q5kDecodeAVX2(blocks, &dst[0], &src[0])
+		default:
 			q6kDecodeAVX2(blocks, &dst[0], &src[0])
 		}
 		return true

@@ -607,8 +607,8 @@ func decodeKernels() {
 	RET()
 }
 
-// kDecodeKernels emits q4kDecodeAVX2 and q6kDecodeAVX2, the decoders of
-// the two types of Q4_K_M files, with the arithmetic of core/tensor's
+// kDecodeKernels emits q4kDecodeAVX2, q5kDecodeAVX2 and q6kDecodeAVX2,
+// the decoders of the types of Q4_K_M and Q5_K_M files, with the arithmetic of core/tensor's
 // portable decoders (and ggml's dequantize_row_q4_K / _q6_K) lane for
 // lane: each sub-block's factors are one float32 product of the f16
 // super-block scale and the small integer scale, computed in a scalar
@@ -617,7 +617,7 @@ func decodeKernels() {
 // ones.
 func kDecodeKernels() {
 	kc := GLOBL("kquantconsts", attr.RODATA|attr.NOPTR)
-	for i, v := range []uint32{0x0f, 3, 32} { // nibble mask, 2-bit mask, Q6_K's offset
+	for i, v := range []uint32{0x0f, 3, 32, 1} { // nibble mask, 2-bit mask, Q6_K's offset, Q5_K's high bit
 		for l := range 8 {
 			DATA(32*i+4*l, U32(v))
 		}
@@ -633,70 +633,97 @@ func kDecodeKernels() {
 		VBROADCASTSS(x, y)
 	}
 
-	// Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins, 128
-	// bytes of nibbles; sub-block j of 32 values is the low (j even) or
-	// high (j odd) nibbles of bytes 32*(j/2)..+32, value d*sc_j*q - dmin*m_j.
-	TEXT("q4kDecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
-	Pragma("noescape")
-	Doc("q4kDecodeAVX2 dequantizes Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles) to float32.")
-	n := Load(Param("blocks"), GP64())
-	pd := Load(Param("dst"), GP64())
-	ps := Load(Param("src"), GP64())
-	mask := YMM()
-	VMOVUPS(kc.Offset(0), mask)
-	d, dmin, dj, mj, q := YMM(), YMM(), YMM(), YMM(), YMM()
-	half := XMM()
-	sc, m, t := GP32(), GP32(), GP32()
-	Label("q4k_loop")
-	TESTQ(n, n)
-	JZ(LabelRef("q4k_done"))
-	VPBROADCASTW(Mem{Base: ps}, half)
-	VCVTPH2PS(half, d)
-	VPBROADCASTW(Mem{Base: ps, Disp: 2}, half)
-	VCVTPH2PS(half, dmin)
-	for j := range 8 {
-		// get_scale_min_k4 on the bytes at 4..15.
+	// scaleMinK4 loads get_scale_min_k4(j) of the 12 scale bytes at
+	// ps+4 into sc and m (t is scratch).
+	scaleMinK4 := func(ps reg.Register, j int, sc, m, t reg.GPVirtual) {
 		if j < 4 {
 			MOVBLZX(Mem{Base: ps, Disp: 4 + j}, sc)
 			ANDL(U32(63), sc)
 			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, m)
 			ANDL(U32(63), m)
-		} else {
-			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, sc)
-			ANDL(U32(0x0f), sc)
-			MOVBLZX(Mem{Base: ps, Disp: j}, t)
-			SHRL(U8(6), t)
-			SHLL(U8(4), t)
-			ORL(t, sc)
-			MOVBLZX(Mem{Base: ps, Disp: 8 + j}, m)
-			SHRL(U8(4), m)
-			MOVBLZX(Mem{Base: ps, Disp: 4 + j}, t)
-			SHRL(U8(6), t)
-			SHLL(U8(4), t)
-			ORL(t, m)
+			return
 		}
-		scaledBroadcast(sc, d, dj)
-		scaledBroadcast(m, dmin, mj)
-		for g := range 4 {
-			VPMOVZXBD(Mem{Base: ps, Disp: 16 + 32*(j/2) + 8*g}, q)
-			if j%2 == 0 {
-				VPAND(mask, q, q)
-			} else {
-				VPSRLD(Imm(4), q, q)
-			}
-			VCVTDQ2PS(q, q)
-			VMULPS(dj, q, q)
-			VSUBPS(mj, q, q)
-			VMOVUPS(q, Mem{Base: pd, Disp: 4 * (32*j + 8*g)})
-		}
+		MOVBLZX(Mem{Base: ps, Disp: 8 + j}, sc)
+		ANDL(U32(0x0f), sc)
+		MOVBLZX(Mem{Base: ps, Disp: j}, t)
+		SHRL(U8(6), t)
+		SHLL(U8(4), t)
+		ORL(t, sc)
+		MOVBLZX(Mem{Base: ps, Disp: 8 + j}, m)
+		SHRL(U8(4), m)
+		MOVBLZX(Mem{Base: ps, Disp: 4 + j}, t)
+		SHRL(U8(6), t)
+		SHLL(U8(4), t)
+		ORL(t, m)
 	}
-	ADDQ(U32(144), ps)
-	ADDQ(U32(1024), pd)
-	DECQ(n)
-	JMP(LabelRef("q4k_loop"))
-	Label("q4k_done")
-	VZEROUPPER()
-	RET()
+
+	// Q4_K and Q5_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins,
+	// (Q5_K: 32 bytes of high bits,) 128 bytes of nibbles; sub-block j of
+	// 32 values is the low (j even) or high (j odd) nibbles of bytes
+	// 32*(j/2)..+32 (plus 16 times bit j of qh byte l for Q5_K), value
+	// d*sc_j*q - dmin*m_j.
+	for _, five := range []bool{false, true} {
+		name, size, qs := "q4kDecodeAVX2", 144, 16
+		doc := "q4kDecodeAVX2 dequantizes Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles) to float32."
+		if five {
+			name, size, qs = "q5kDecodeAVX2", 176, 48
+			doc = "q5kDecodeAVX2 dequantizes Q5_K super-blocks (176 bytes: half d and dmin, 6-bit scales and mins, 256 high bits and nibbles) to float32."
+		}
+		TEXT(name, NOSPLIT, "func(blocks int, dst *float32, src *byte)")
+		Pragma("noescape")
+		Doc(doc)
+		n := Load(Param("blocks"), GP64())
+		pd := Load(Param("dst"), GP64())
+		ps := Load(Param("src"), GP64())
+		mask, one := YMM(), YMM()
+		VMOVUPS(kc.Offset(0), mask)
+		if five {
+			VMOVUPS(kc.Offset(96), one)
+		}
+		d, dmin, dj, mj, q, hb := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
+		half := XMM()
+		sc, m, t := GP32(), GP32(), GP32()
+		Label(name + "_loop")
+		TESTQ(n, n)
+		JZ(LabelRef(name + "_done"))
+		VPBROADCASTW(Mem{Base: ps}, half)
+		VCVTPH2PS(half, d)
+		VPBROADCASTW(Mem{Base: ps, Disp: 2}, half)
+		VCVTPH2PS(half, dmin)
+		for j := range 8 {
+			scaleMinK4(ps, j, sc, m, t)
+			scaledBroadcast(sc, d, dj)
+			scaledBroadcast(m, dmin, mj)
+			for g := range 4 {
+				VPMOVZXBD(Mem{Base: ps, Disp: qs + 32*(j/2) + 8*g}, q)
+				if j%2 == 0 {
+					VPAND(mask, q, q)
+				} else {
+					VPSRLD(Imm(4), q, q)
+				}
+				if five {
+					VPMOVZXBD(Mem{Base: ps, Disp: 16 + 8*g}, hb)
+					if j > 0 {
+						VPSRLD(Imm(uint64(j)), hb, hb)
+					}
+					VPAND(one, hb, hb)
+					VPSLLD(Imm(4), hb, hb)
+					VPOR(hb, q, q)
+				}
+				VCVTDQ2PS(q, q)
+				VMULPS(dj, q, q)
+				VSUBPS(mj, q, q)
+				VMOVUPS(q, Mem{Base: pd, Disp: 4 * (32*j + 8*g)})
+			}
+		}
+		ADDQ(U32(uint32(size)), ps)
+		ADDQ(U32(1024), pd)
+		DECQ(n)
+		JMP(LabelRef(name + "_loop"))
+		Label(name + "_done")
+		VZEROUPPER()
+		RET()
+	}
 
 	// Q6_K: 128 bytes of low nibbles, 64 bytes of high 2-bit pairs, 16
 	// int8 scales, f16 d. In each half of 128 values, value l+32p takes
@@ -706,16 +733,16 @@ func kDecodeKernels() {
 	TEXT("q6kDecodeAVX2", NOSPLIT, "func(blocks int, dst *float32, src *byte)")
 	Pragma("noescape")
 	Doc("q6kDecodeAVX2 dequantizes Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d) to float32.")
-	n = Load(Param("blocks"), GP64())
-	pd = Load(Param("dst"), GP64())
-	ps = Load(Param("src"), GP64())
+	n := Load(Param("blocks"), GP64())
+	pd := Load(Param("dst"), GP64())
+	ps := Load(Param("src"), GP64())
 	mask4, mask2, off := YMM(), YMM(), YMM()
 	VMOVUPS(kc.Offset(0), mask4)
 	VMOVUPS(kc.Offset(32), mask2)
 	VMOVUPS(kc.Offset(64), off)
-	d = YMM()
+	d := YMM()
 	lo, hi, h, tt, v, sv := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
-	half = XMM()
+	half := XMM()
 	s := GP32()
 	Label("q6k_loop")
 	TESTQ(n, n)
