@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -422,7 +423,8 @@ func isRunFile(e fs.DirEntry) bool {
 }
 
 // clearOut removes another run's checkpoints and adapter files from dir
-// (Spec.Overwrite), so the new run's files are never mixed with them.
+// (Spec.Overwrite), a mixed stack's part folders included, so the new
+// run's files are never mixed with them.
 // metrics.jsonl and loss_curve.svg are rewritten by the new run anyway.
 func clearOut(dir string) error {
 	if dir == "" {
@@ -435,14 +437,46 @@ func clearOut(dir string) error {
 	if err != nil {
 		return err
 	}
+	remove := stackParts(dir)
 	for _, e := range entries {
 		if isRunFile(e) {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("overwrite %s: %w", dir, err)
-			}
+			remove = append(remove, e.Name())
+		}
+	}
+	for _, name := range remove {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("overwrite %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// stackParts lists the part folders of a mixed stack saved in dir (its
+// graft_stack.json's subfolders that hold an adapter config), which go
+// with the manifest.
+func stackParts(dir string) []string {
+	raw, err := os.ReadFile(filepath.Join(dir, peft.StackManifestFileName))
+	if err != nil {
+		return nil
+	}
+	var man struct {
+		Parts []struct {
+			Subfolder string `json:"subfolder"`
+		} `json:"parts"`
+	}
+	if json.Unmarshal(raw, &man) != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range man.Parts {
+		if !filepath.IsLocal(p.Subfolder) || p.Subfolder == "." {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, p.Subfolder, peft.ConfigFileName)); err == nil {
+			out = append(out, p.Subfolder)
+		}
+	}
+	return out
 }
 
 // output writes metrics.jsonl and loss_curve.svg into a run's Out

@@ -83,6 +83,23 @@ func TestRunRefusesAnotherRunsOut(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, RunFile)); err != nil {
 		t.Fatalf("the run's record: %v", err)
 	}
+	// A mixed stack's parts go with its manifest.
+	stack := t.TempDir()
+	ss := shortSpec(stack)
+	ss.Method, ss.Options, ss.SaveEvery = "lora+prefix-tuning", nil, 0
+	mustRun(t, m, ss)
+	parts := stackParts(stack)
+	if len(parts) != 2 {
+		t.Fatalf("stack parts %v", parts)
+	}
+	s = shortSpec(stack)
+	s.Overwrite, s.SaveEvery, s.Steps = true, 0, 1
+	mustRun(t, m, s)
+	for _, p := range parts {
+		if _, err := os.Stat(filepath.Join(stack, p)); err == nil {
+			t.Errorf("Overwrite left the stack's part %s", p)
+		}
+	}
 	// Out as a file is refused.
 	file := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(file, nil, 0o644)
