@@ -30,6 +30,18 @@ var quantizeOracleTypes = []quantmix.FileType{quantmix.Q4KM, quantmix.Q5KM, quan
 // the remaining difference is not the weights.
 const activationRoundingBound = 3.5e-2
 
+// strictOracle lists the files held to 1e-3 once graft rounds its
+// activations as llama.cpp does (llamaCppActivations): measured 3.5e-7 for
+// Qwen 3's Q6_K and Q4_0 files and 1.6e-4 for its Q8_0 file. The others
+// are not: llama.cpp's Q4_K and Q5_K CPU kernels (repacked ones) round
+// activations in a way the emulation does not reproduce (1-2% left), and
+// where llama.cpp's float path differs slightly upstream (Gemma 3's GELU
+// table, llama 3's RoPE factors: ~1e-5) a few activations round to the
+// next step, which the 8-bit steps magnify to ~1e-2.
+var strictOracle = map[randgguf.Family]map[quantmix.FileType]bool{
+	randgguf.Qwen3: {quantmix.MostlyQ6K: true, quantmix.MostlyQ80: true, quantmix.MostlyQ40: true},
+}
+
 // TestQuantizedRunsInLlamaCpp quantizes a random model (256-wide, for the
 // K-quants' super-blocks) of three families (llama 3 with an output head;
 // Qwen 3, tied, whose attention output falls back from K-quants; Gemma 3)
@@ -41,7 +53,9 @@ const activationRoundingBound = 3.5e-2
 // values, as TestFamiliesMatchLlamaCpp measures) are within
 // activationRoundingBound of graft's on the same file and closer to them
 // than to graft's unquantized model: llama.cpp computes with the weights
-// graft wrote (Q4_K_M: 0.014-0.028 against 0.10-0.26 unquantized).
+// graft wrote (Q4_K_M: 0.014-0.028 against 0.10-0.26 unquantized). The
+// files of strictOracle must moreover agree within 1e-3 when graft rounds
+// its activations as llama.cpp's kernels do.
 func TestQuantizedRunsInLlamaCpp(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -91,12 +105,18 @@ func TestQuantizedRunsInLlamaCpp(t *testing.T) {
 				}
 				defer qm.Free()
 				got, _ := graftForward(t, qm, ids, 0)
+				roundActivationsLikeLlamaCpp(t, qm)
+				emulated, _ := graftForward(t, qm, ids, 0)
 				want := runForward(t, node, out, ids, 0)
 				rel, rms, worst := compareLogProbs(t, want, got, V, len(ids))
 				relF32, _, _ := compareLogProbs(t, want, unquantized, V, len(ids))
-				t.Logf("%s %s: centred log-probs relative L2 error %.3g (RMS %.3g), max |diff| %.3g; llama.cpp vs graft's unquantized model %.3g", f, ft, rel, rms, worst, relF32)
+				relEm, _, worstEm := compareLogProbs(t, want, emulated, V, len(ids))
+				t.Logf("%s %s: centred log-probs relative L2 error %.3g (RMS %.3g), max |diff| %.3g; with llama.cpp's activation rounding %.3g (max |diff| %.3g); llama.cpp vs graft's unquantized model %.3g", f, ft, rel, rms, worst, relEm, worstEm, relF32)
 				if rel > activationRoundingBound {
 					t.Errorf("llama.cpp's log-probabilities on graft's %s file differ from graft's by %.3g relative, over %.3g", ft, rel, activationRoundingBound)
+				}
+				if strictOracle[f][ft] && relEm > 1e-3 {
+					t.Errorf("with llama.cpp's activation rounding emulated, graft's log-probabilities on the %s file differ from llama.cpp's by %.3g relative, over 1e-3", ft, relEm)
 				}
 				if rel >= relF32 {
 					t.Errorf("llama.cpp's log-probabilities are no closer to graft's on the %s file (%.3g) than to graft's unquantized model (%.3g): llama.cpp does not read the weights graft wrote", ft, rel, relF32)
