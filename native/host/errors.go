@@ -12,7 +12,8 @@ var (
 	// or a crash ended it; Instance.Err says which.
 	ErrClosed = errors.New("instance is closed")
 	// ErrMemoryLimit reports a guest that needed more memory than
-	// Options.MemoryLimitMB allows, or a request larger than that cap.
+	// Options.MemoryLimitMB allows, a request larger than that cap, or (from
+	// New) a cap below the memory the plugin starts with.
 	ErrMemoryLimit = errors.New("plugin memory limit reached")
 	// ErrCrashed reports a guest that trapped, exited or broke the ABI.
 	ErrCrashed = errors.New("plugin crashed")

@@ -18,7 +18,9 @@ import (
 // Options configures a Host. The zero value is usable.
 type Options struct {
 	// MemoryLimitMB caps each instance's linear memory in MiB; 0 means
-	// 4096, all that wasm32 can address.
+	// 4096, all that wasm32 can address. A cap below the memory the plugin
+	// starts with (about 5 MiB for the embedded one) makes New fail with
+	// ErrMemoryLimit; a useful one leaves room for the model and training.
 	MemoryLimitMB int
 	// Timeout bounds every call (and instantiation) that the context does
 	// not bound sooner; 0 leaves calls to the context alone.
@@ -88,6 +90,9 @@ func New(ctx context.Context, opt Options) (*Host, error) {
 	}
 	if opt.Plugin == nil {
 		opt.Plugin = pluginWasm
+	}
+	if err := checkInitialMemory(opt.Plugin, opt.MemoryLimitMB); err != nil {
+		return nil, err
 	}
 	cache := memoryCache()
 	if opt.CacheDir != "" {
