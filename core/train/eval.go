@@ -76,7 +76,7 @@ func Evaluate(m *model.Model, spec Spec, warn func(string)) (*EvalResult, error)
 		virtual["num_virtual_tokens"] = float64(n)
 	}
 	var err error
-	if s.SeqLen, err = fitSeqLen(s.SeqLen, m, virtual); err != nil {
+	if s.SeqLen, err = fitSeqLen(s.SeqLen, m.Config.Context, virtual); err != nil {
 		return nil, err
 	}
 	_, evalEx, err := s.tokenize(m, warn)

@@ -78,7 +78,7 @@ func Run(ctx context.Context, m *model.Model, spec Spec, onEvent func(Event)) (*
 	set := joinSettings(docs)
 	// Everything that can refuse the run is checked before anything is
 	// written: the sequence length, the output directory, the data.
-	if s.SeqLen, err = fitSeqLen(spec.SeqLen, m, set); err != nil {
+	if s.SeqLen, err = fitSeqLen(spec.SeqLen, m.Config.Context, set); err != nil {
 		return nil, err
 	}
 	if err := checkOut(s); err != nil {
@@ -223,25 +223,26 @@ func run(ctx context.Context, m *model.Model, s Spec, a peft.Adapter, loader *da
 	return res, nil
 }
 
-// fitSeqLen caps the default sequence length to the model's context less
-// the virtual tokens of the adapter settings, and checks an explicit one.
-func fitSeqLen(asked int, m *model.Model, set map[string]any) (int, error) {
+// fitSeqLen caps the default sequence length to the model's context (of
+// contextLen tokens) less the virtual tokens of the adapter settings, and
+// checks an explicit one.
+func fitSeqLen(asked, contextLen int, set map[string]any) (int, error) {
 	virtual := 0
 	if v, ok := set["num_virtual_tokens"].(float64); ok && v > 0 {
 		virtual = int(v)
 	}
-	room := m.Config.Context - virtual
+	room := contextLen - virtual
 	if asked == 0 {
 		if room < 2 {
-			return 0, invalidf("the model's context of %d leaves no room for a sequence beside %d virtual tokens", m.Config.Context, virtual)
+			return 0, invalidf("the model's context of %d leaves no room for a sequence beside %d virtual tokens", contextLen, virtual)
 		}
 		return min(DefaultSeqLen, room), nil
 	}
 	if asked > room {
 		if virtual > 0 {
-			return 0, invalidf("seq_len %d and %d virtual tokens exceed the model's context of %d", asked, virtual, m.Config.Context)
+			return 0, invalidf("seq_len %d and %d virtual tokens exceed the model's context of %d", asked, virtual, contextLen)
 		}
-		return 0, invalidf("seq_len %d exceeds the model's context of %d", asked, m.Config.Context)
+		return 0, invalidf("seq_len %d exceeds the model's context of %d", asked, contextLen)
 	}
 	return asked, nil
 }

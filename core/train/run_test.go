@@ -325,6 +325,46 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
+// TestSpecValidateFor: the checks against a model's context that Run makes
+// before tokenizing, without the model.
+func TestSpecValidateFor(t *testing.T) {
+	base := Spec{Records: stories(2, 0), Steps: 1}
+	tests := []struct {
+		name    string
+		edit    func(*Spec)
+		context int
+		want    string // "" means valid
+	}{
+		{"default seq_len is capped", func(*Spec) {}, 100, ""},
+		{"explicit seq_len fits", func(s *Spec) { s.SeqLen = 100 }, 100, ""},
+		{"seq_len beyond the context", func(s *Spec) { s.SeqLen = 600 }, 512, "seq_len 600 exceeds the model's context of 512"},
+		{"virtual tokens", func(s *Spec) {
+			s.Method, s.SeqLen, s.Options = "prompt-tuning", 500, map[string]any{"num_virtual_tokens": 20}
+		}, 512, "seq_len 500 and 20 virtual tokens exceed"},
+		{"default virtual tokens fill the context", func(s *Spec) { s.Method = "prefix-tuning" }, 21, "leaves no room"},
+		{"stack's virtual tokens add up", func(s *Spec) {
+			s.Method, s.SeqLen = "prompt-tuning+prefix-tuning", 480
+		}, 512, "40 virtual tokens"},
+		{"Validate's errors first", func(s *Spec) { s.Steps = 0 }, 512, "set steps or epochs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base
+			tt.edit(&s)
+			err := s.ValidateFor(tt.context)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrInvalidSpec) {
+				t.Fatalf("err %v; want an invalid spec mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestSpecWithDefaults(t *testing.T) {
 	in := Spec{Model: "m.gguf", Options: map[string]any{"r": 16}}
 	s := in.WithDefaults()

@@ -373,6 +373,24 @@ func (s Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ValidateFor checks the Spec as Validate does and, beyond that, against a
+// model whose context holds contextLen tokens: the sequence length (an
+// explicit one, or the default Run caps to the model) and the method's
+// virtual tokens must fit in it. These are all of Run's checks that come
+// before tokenizing, for callers (a server refusing a request) that know
+// the model's context without holding the model.
+func (s Spec) ValidateFor(contextLen int) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	docs, err := s.WithDefaults().adapterDocs()
+	if err != nil {
+		return err
+	}
+	_, err = fitSeqLen(s.SeqLen, contextLen, joinSettings(docs))
+	return err
+}
+
 // trainConfig returns the Trainer's Config of a Spec with defaults
 // applied.
 func (s Spec) trainConfig() Config {
