@@ -81,6 +81,20 @@ func encodePrompt(m *model.Model, text string, ids []int32, what string) ([]int3
 	return out, nil
 }
 
+// checkSequence refuses a sequence that is empty, longer than limit
+// tokens, or holds an id outside the model's vocabulary.
+func checkSequence(m *model.Model, ids []int32, what string, limit int) error {
+	if len(ids) == 0 || len(ids) > limit {
+		return errorf(abi.CodeBadRequest, "%s has %d tokens, want 1 to %d (the model's context is %d)", what, len(ids), limit, m.Config.Context)
+	}
+	for j, id := range ids {
+		if id < 0 || int(id) >= m.Config.Vocab {
+			return errorf(abi.CodeBadRequest, "%s: token %d is id %d, outside the vocabulary of %d", what, j, id, m.Config.Vocab)
+		}
+	}
+	return nil
+}
+
 // generate continues a prompt.
 func (p *Plugin) generate(args abi.GenerateArgs) (abi.GenerateResult, error) {
 	m, err := p.needModel()
@@ -89,6 +103,11 @@ func (p *Plugin) generate(args abi.GenerateArgs) (abi.GenerateResult, error) {
 	}
 	prompt, err := encodePrompt(m, args.Prompt, args.PromptIDs, "prompt")
 	if err != nil {
+		return abi.GenerateResult{}, err
+	}
+	// The prompt and at least one new token must fit in the context: a
+	// longer prompt is the request's fault, not a failure of the model.
+	if err := checkSequence(m, prompt, "prompt", m.Config.Context-1); err != nil {
 		return abi.GenerateResult{}, err
 	}
 	if args.MaxTokens < 0 {
@@ -141,8 +160,8 @@ func (p *Plugin) eval(args abi.EvalArgs) (abi.EvalResult, error) {
 		if err := p.checkInterrupted(); err != nil {
 			return abi.EvalResult{}, err
 		}
-		if len(ids) == 0 || len(ids) > m.Config.Context {
-			return abi.EvalResult{}, errorf(abi.CodeBadRequest, "sequence %d has %d tokens, want 1 to %d", i, len(ids), m.Config.Context)
+		if err := checkSequence(m, ids, fmt.Sprintf("sequence %d", i), m.Config.Context); err != nil {
+			return abi.EvalResult{}, err
 		}
 		st, err := m.SequenceLoss(ids)
 		if err != nil {

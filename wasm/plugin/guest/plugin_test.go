@@ -121,11 +121,16 @@ func TestGenerateAndEvalArguments(t *testing.T) {
 		{"nothing to eval", abi.OpEval, &abi.EvalArgs{}, "no texts or sequences"},
 		{"empty sequence", abi.OpEval, &abi.EvalArgs{Sequences: [][]int32{{}}}, "sequence 0 has 0 tokens"},
 		{"id out of vocabulary", abi.OpEval, &abi.EvalArgs{Sequences: [][]int32{{1, 9999}}}, "vocabulary"},
+		{"sequence over the context", abi.OpEval, &abi.EvalArgs{Sequences: [][]int32{make([]int32, 513)}}, "sequence 0 has 513 tokens, want 1 to 512"},
+		{"prompt filling the context", abi.OpGenerate, &abi.GenerateArgs{PromptIDs: make([]int32, 512)},
+			"prompt has 512 tokens, want 1 to 511 (the model's context is 512)"},
+		{"text prompt over the context", abi.OpGenerate, &abi.GenerateArgs{Prompt: strings.Repeat("Once upon a time. ", 200)}, "tokens, want 1 to 511"},
+		{"prompt id out of vocabulary", abi.OpGenerate, &abi.GenerateArgs{PromptIDs: []int32{1, -3}}, "token 1 is id -3, outside the vocabulary of 512"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, msg := call(t, p, tc.op, tc.args, nil)
-			if code == "" || !strings.Contains(msg, tc.want) {
-				t.Fatalf("got %s: %q, want an error about %q", code, msg, tc.want)
+			if code != abi.CodeBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %s: %q, want %s about %q", code, msg, abi.CodeBadRequest, tc.want)
 			}
 		})
 	}
