@@ -171,7 +171,7 @@ type EvalResult struct {
 // Spec gives the whole run (keys as in graft train --config run.json); the
 // fields after it are the older way to say the same and, where set,
 // override the Spec's: Method is a method name of graft's registry
-// (Info.Methods: "lora", "prompt-tuning", "houlsby"; a peft_type spelling
+// (Info.Methods: "lora", the default, "prompt-tuning", "houlsby"; a peft_type spelling
 // such as "PROMPT_TUNING" or "prompt_tuning" names the same method; several
 // joined by "+" train a mixed stack, saved with graft_stack.json) with
 // Options over its defaults, or Config a whole adapter_config.json; Data and

@@ -36,9 +36,7 @@ func (a TrainArgs) TrainSpec() (train.Spec, error) {
 			return s, err
 		}
 		s.Method, s.Config, s.Stack = name, nil, nil
-	case s.Method == "" && len(s.Config) == 0 && len(s.Stack) == 0:
-		return s, errors.New("give config (an adapter_config.json) or method, or a spec with one")
-	}
+	} // neither: the spec's method, or graft train's default (LoRA)
 	if len(a.Options) > 0 {
 		opts := maps.Clone(s.Options)
 		if opts == nil {

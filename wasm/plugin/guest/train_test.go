@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -182,7 +183,6 @@ func TestTrainArguments(t *testing.T) {
 		code string
 		want string
 	}{
-		{"no method", func(a *abi.TrainArgs) { a.Method = "" }, abi.CodeBadRequest, "give config"},
 		{"config and method", func(a *abi.TrainArgs) { a.Config = []byte(`{"peft_type":"LORA","r":4}`) }, abi.CodeBadRequest, "not both"},
 		{"unknown method", func(a *abi.TrainArgs) { a.Method = "sorcery" }, abi.CodeBadRequest, `method "sorcery" is not supported (supported: houlsby, ia3, `},
 		{"no data", func(a *abi.TrainArgs) { a.Data = nil }, abi.CodeBadRequest, "train data is empty"},
@@ -214,6 +214,13 @@ func TestTrainArguments(t *testing.T) {
 	mustCall(t, p, abi.OpTrain, &good, &res)
 	if meth, _ := peft.LookupMethod("lora"); meth.LR > 0 && res.Spec.LR != meth.LR {
 		t.Fatalf("lr %v, want lora's %v", res.Spec.LR, meth.LR)
+	}
+	// With no method, LoRA (graft train's default) with its settings.
+	good.Adapter, good.Method, good.Options = "default-method", "", nil
+	mustCall(t, p, abi.OpTrain, &good, &res)
+	if meth, _ := peft.LookupMethod("lora"); res.Spec.Method != "lora" || res.Adapter.PeftType != "LORA" ||
+		fmt.Sprint(res.Spec.Options["r"]) != fmt.Sprint(meth.Defaults["r"]) {
+		t.Fatalf("no method trained %s %v, want lora with r %v", res.Spec.Method, res.Spec.Options, meth.Defaults["r"])
 	}
 	// A full adapter_config.json works as well as method and options.
 	good.Adapter, good.Method, good.Options = "from-config", "", nil
