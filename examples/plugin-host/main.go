@@ -3,7 +3,7 @@
 // loads the base model into it, trains its own adapter there and uses it,
 // isolated from every other tenant.
 //
-//	go run ./examples/plugin-host [-addr 127.0.0.1:8080] [-model models/stories260K/stories260K.gguf]
+//	go run ./examples/plugin-host [-addr 127.0.0.1:8080] [-model models/stories260K/stories260K.gguf] [-max-body-mb 32]
 //
 // Endpoints (JSON in and out; {id} is a tenant name of letters, digits, - and _):
 //
@@ -34,15 +34,12 @@ func main() {
 	memoryMB := flag.Int("memory-mb", 512, "memory cap of each tenant's instance, MiB")
 	timeout := flag.Duration("timeout", 2*time.Minute, "deadline of each request")
 	maxTenants := flag.Int("max-tenants", 50, "tenants served at once")
+	maxBodyMB := flag.Int("max-body-mb", 32, "largest request body (training data included), MiB; larger ones get 413")
 	cacheDir := flag.String("cache-dir", "", "directory for the compiled plugin (faster restarts)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	gguf, err := os.ReadFile(*modelPath)
-	if err != nil {
-		log.Fatal(err)
-	}
 	start := time.Now()
 	h, err := host.New(ctx, host.Options{MemoryLimitMB: *memoryMB, Timeout: *timeout, CacheDir: *cacheDir, Cooperative: true})
 	if err != nil {
@@ -51,7 +48,14 @@ func main() {
 	defer h.Close(context.Background())
 	log.Printf("plugin ready in %v (compile %v)", time.Since(start).Round(time.Millisecond), h.CompileTime().Round(time.Millisecond))
 
-	svc := newService(h, gguf, *maxTenants)
+	// A model the plugin cannot load stops the service here, rather than
+	// failing every tenant's first request.
+	svc, err := newService(ctx, h, *modelPath, serviceOptions{MaxTenants: *maxTenants, MaxBody: int64(*maxBodyMB) << 20})
+	if err != nil {
+		h.Close(context.Background())
+		log.Fatal(err)
+	}
+	log.Printf("model %s: %s, %d parameters, context %d", *modelPath, svc.model.Arch, svc.model.Params, svc.model.Context)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)

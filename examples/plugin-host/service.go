@@ -5,31 +5,58 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
 
 	"github.com/graft-ml/graft/native/host"
 )
 
-// maxBody bounds a request body (training data included).
-const maxBody = 32 << 20
-
 var tenantID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// serviceOptions are the service's limits.
+type serviceOptions struct {
+	MaxTenants int   // instances at once
+	MaxBody    int64 // bytes of a request body (training data included)
+}
 
 // service maps tenants to their plugin instances.
 type service struct {
-	h          *host.Host
-	gguf       []byte
-	maxTenants int
+	h         *host.Host
+	gguf      []byte
+	modelName string         // the model file's name, for the guest's errors
+	model     host.ModelInfo // the model as the plugin loaded it at start-up
+	limits    requestLimits  // what a request must fit in, checked before the plugin sees it
+	opt       serviceOptions
 
 	mu      sync.Mutex
 	tenants map[string]*host.Instance
 }
 
-func newService(h *host.Host, gguf []byte, maxTenants int) *service {
-	return &service{h: h, gguf: gguf, maxTenants: maxTenants, tenants: map[string]*host.Instance{}}
+// newService reads the model file and loads it once into a throw-away
+// instance, so that a file the plugin cannot load (missing, not GGUF,
+// truncated, too large for the memory cap) is an error naming it now,
+// not a failure of every tenant's first request.
+func newService(ctx context.Context, h *host.Host, modelPath string, opt serviceOptions) (*service, error) {
+	gguf, err := os.ReadFile(modelPath)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	s := &service{h: h, gguf: gguf, modelName: filepath.Base(modelPath), opt: opt, tenants: map[string]*host.Instance{}}
+	probe, err := h.NewInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer probe.Close(ctx)
+	if s.model, err = probe.LoadModel(ctx, s.modelName, gguf); err != nil {
+		return nil, fmt.Errorf("model %s: the plugin cannot load it: %w", modelPath, err)
+	}
+	if s.limits, err = limitsOf(modelPath, s.model); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *service) routes() http.Handler {
@@ -62,14 +89,14 @@ func (s *service) instance(ctx context.Context, id string) (*host.Instance, erro
 		}
 		delete(s.tenants, id)
 	}
-	if len(s.tenants) >= s.maxTenants {
-		return nil, httpError{http.StatusServiceUnavailable, fmt.Errorf("%d tenants already; try later", s.maxTenants)}
+	if len(s.tenants) >= s.opt.MaxTenants {
+		return nil, httpError{http.StatusServiceUnavailable, fmt.Errorf("%d tenants already; try later", s.opt.MaxTenants)}
 	}
 	in, err := s.h.NewInstance(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := in.LoadModel(ctx, "base.gguf", s.gguf); err != nil {
+	if _, err := in.LoadModel(ctx, s.modelName, s.gguf); err != nil {
 		in.Close(ctx)
 		return nil, err
 	}
@@ -85,14 +112,21 @@ func (s *service) train(w http.ResponseWriter, r *http.Request) {
 		Data     string          `json:"data"`
 		EvalData string          `json:"eval_data"`
 	}
-	if !readJSON(w, r, &req) {
+	if !s.readJSON(w, r, &req) {
+		return
+	}
+	tr := req.TrainRequest
+	tr.Adapter, tr.Data, tr.EvalData = "tenant", []byte(req.Data), []byte(req.EvalData)
+	tr.Config = req.Config
+	// Everything that can be checked without the data's tokens is checked
+	// here, before a tenant's instance is started or the plugin tokenizes
+	// anything; unset settings take graft train's defaults.
+	if err := s.limits.checkTrain(tr); err != nil {
+		writeError(w, err)
 		return
 	}
 	// The adapter is the tenant's: a new run replaces the previous one.
 	s.serve(w, r, func(ctx context.Context, in *host.Instance) (any, error) {
-		tr := req.TrainRequest
-		tr.Adapter, tr.Data, tr.EvalData = "tenant", []byte(req.Data), []byte(req.EvalData)
-		tr.Config = req.Config
 		if err := in.UnloadAdapter(ctx, tr.Adapter); err != nil && !errors.Is(err, host.ErrNotFound) {
 			return nil, err
 		}
@@ -104,17 +138,27 @@ func (s *service) train(w http.ResponseWriter, r *http.Request) {
 
 func (s *service) generate(w http.ResponseWriter, r *http.Request) {
 	var req host.GenerateRequest
-	if readJSON(w, r, &req) {
-		s.serve(w, r, func(ctx context.Context, in *host.Instance) (any, error) { return in.Generate(ctx, req) })
+	if !s.readJSON(w, r, &req) {
+		return
 	}
+	if err := s.limits.checkGenerate(req); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.serve(w, r, func(ctx context.Context, in *host.Instance) (any, error) { return in.Generate(ctx, req) })
 }
 
 func (s *service) eval(w http.ResponseWriter, r *http.Request) {
 	var req host.EvalRequest
-	if readJSON(w, r, &req) {
-		req.Logits = false // megabytes of JSON; not what a service client wants
-		s.serve(w, r, func(ctx context.Context, in *host.Instance) (any, error) { return in.Eval(ctx, req) })
+	if !s.readJSON(w, r, &req) {
+		return
 	}
+	if err := s.limits.checkEval(req); err != nil {
+		writeError(w, err)
+		return
+	}
+	req.Logits = false // megabytes of JSON; not what a service client wants
+	s.serve(w, r, func(ctx context.Context, in *host.Instance) (any, error) { return in.Eval(ctx, req) })
 }
 
 func (s *service) adapter(w http.ResponseWriter, r *http.Request) {
@@ -198,14 +242,38 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+// readJSON decodes the request body into v, answering 413 for a body over
+// the service's limit and 400 for one that is not the JSON v wants.
+func (s *service) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	tooLarge := httpError{http.StatusRequestEntityTooLarge,
+		fmt.Errorf("request body is over the limit of %s (-max-body-mb)", mebibytes(s.opt.MaxBody))}
+	if r.ContentLength > s.opt.MaxBody {
+		writeError(w, tooLarge)
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opt.MaxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	if err != nil {
+		if _, over := errors.AsType[*http.MaxBytesError](err); over {
+			writeError(w, tooLarge)
+			return false
+		}
 		writeError(w, httpError{http.StatusBadRequest, fmt.Errorf("request body: %w", err)})
 		return false
 	}
 	return true
+}
+
+// mebibytes writes a byte count as MiB, or as bytes below one.
+func mebibytes(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
