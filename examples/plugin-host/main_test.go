@@ -243,13 +243,24 @@ func TestRefusedBeforeThePlugin(t *testing.T) {
 	}
 }
 
+// TestPromptOverTheContext: a prompt short enough in bytes to reach the
+// plugin, whose tokens still do not fit in the context, is 400 too.
+func TestPromptOverTheContext(t *testing.T) {
+	_, srv := testService(t, serviceOptions{MaxTenants: 1, MaxBody: 1 << 20})
+	prompt := strings.Repeat("Once upon a time. ", 120) // 2160 bytes, 602 tokens
+	out := post(t, srv, "/tenants/frank/generate", map[string]any{"prompt": prompt, "max_tokens": 5}, http.StatusBadRequest)
+	if msg, _ := out["error"].(string); !strings.Contains(msg, "prompt has 602 tokens, want 1 to 511 (the model's context is 512)") {
+		t.Fatalf("error %q", msg)
+	}
+}
+
 // TestTrainDefaults: settings a request leaves out take graft train's
-// defaults: the method's learning rate and adapter settings, then
-// train.Spec's.
+// defaults: the method (LoRA), its learning rate and adapter settings,
+// then train.Spec's.
 func TestTrainDefaults(t *testing.T) {
 	_, srv := testService(t, serviceOptions{MaxTenants: 1, MaxBody: 1 << 20})
 	res := post(t, srv, "/tenants/erin/train", map[string]any{
-		"data": `{"text": "Pip the owl hooted."}` + "\n" + `{"text": "Pip flew home."}` + "\n", "method": "lora", "steps": 1, "seq_len": 32,
+		"data": `{"text": "Pip the owl hooted."}` + "\n" + `{"text": "Pip flew home."}` + "\n", "steps": 1, "seq_len": 32,
 	}, http.StatusOK)
 	lora, err := peft.LookupMethod("lora")
 	if err != nil {
@@ -257,7 +268,7 @@ func TestTrainDefaults(t *testing.T) {
 	}
 	spec, _ := res["spec"].(map[string]any)
 	options, _ := spec["options"].(map[string]any)
-	if spec["lr"] != lora.LR || options["r"] != float64(lora.Defaults["r"].(int)) ||
+	if spec["method"] != "lora" || spec["lr"] != lora.LR || options["r"] != float64(lora.Defaults["r"].(int)) ||
 		spec["batch"] != float64(train.DefaultBatch) || spec["schedule"] != train.DefaultSchedule {
 		t.Fatalf("trained with %v; want lr %g, r %v, batch %d, schedule %s", spec, lora.LR, lora.Defaults["r"], train.DefaultBatch, train.DefaultSchedule)
 	}
