@@ -36,9 +36,11 @@ func Methods() []MethodInfo {
 const QuantizeNF4 = "nf4"
 
 // Quantize turns the base into a QLoRA base, as graft train --quantize nf4
-// does: every decoder projection becomes NF4 (bitsandbytes' format, with
-// doubleQuant its quantized block scales), about a seventh of its float32
-// size; adapters trained afterwards train over it. The attached adapter,
+// does: every float (F32, F16, BF16) decoder projection becomes NF4
+// (bitsandbytes' format, with doubleQuant its quantized block scales),
+// about a seventh of its float32 size; projections a GGUF already holds
+// quantized (Q4_K, Q8_0, ...) stay as stored, see model.QuantizeNF4.
+// Adapters trained afterwards train over it. The attached adapter,
 // if any, is dropped first. It cannot be undone short of loading the model
 // again.
 func (e *Engine) Quantize(kind string, doubleQuant bool) error {
