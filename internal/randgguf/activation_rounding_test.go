@@ -12,8 +12,8 @@ import (
 // llamaCppActivations is a LinearHook that rounds a projection's input as
 // llama.cpp's CPU kernels do before multiplying it by a quantized weight
 // (ggml's vec_dot_type): to Q8_0 blocks of 32 for Q4_0/Q5_0/Q8_0 weights
-// (Q8_1, the same values, for Q4_1/Q5_1), to Q8_K blocks of 256 for the
-// K-quants, to F16 for F16 weights. With it graft computes what llama.cpp
+// (Q8_1, the same values, for Q4_1/Q5_1; IQ4_NL too), to Q8_K blocks of
+// 256 for the K-quants and IQ4_XS, to F16 for F16 weights. With it graft computes what llama.cpp
 // computes, so a quantized file can be held to the same 1e-3 as an F32
 // one: what remains is float summation order.
 type llamaCppActivations struct{ t *testing.T }
@@ -42,7 +42,7 @@ func (h llamaCppActivations) Backward(backend.Backend, *model.Linear, backend.Bu
 // type dt.
 func roundLikeLlamaCpp(row []float32, dt tensor.DType) {
 	switch dt {
-	case tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0:
+	case tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0, tensor.IQ4_NL:
 		// ggml's x86 quantize_row_q8_0: d = amax/127 stored as f16, q =
 		// round-half-even(x * 127/amax).
 		for b := 0; b+32 <= len(row); b += 32 {
@@ -60,7 +60,7 @@ func roundLikeLlamaCpp(row []float32, dt tensor.DType) {
 				blk[j] = d * float32(math.RoundToEven(float64(v*id)))
 			}
 		}
-	case tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
+	case tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS:
 		// quantize_row_q8_K_ref: iscale = -127/max (max: the value of
 		// largest magnitude, signed), q = min(127, nearest(iscale*x)),
 		// d = 1/iscale as float32.
