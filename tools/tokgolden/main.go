@@ -2,7 +2,7 @@
 // graft's GGUF tokenizers, and records llama.cpp's tokenization of its
 // cases.
 //
-//	go run ./tools/tokgolden vocab -gpt2 ../shared/tokenizers/gpt2   # writes bpe_vocab.json and spm_vocab.json
+//	go run ./tools/tokgolden vocab     # reads testdata/gpt2; writes bpe_vocab.json and spm_vocab.json
 //	go run ./tools/tokgolden golden                                   # writes llamacpp.json
 //
 // "vocab" takes GPT-2's byte alphabet and first 3000 merges from OpenAI's
@@ -97,7 +97,7 @@ func main() {
 	switch os.Args[1] {
 	case "vocab":
 		fs := flag.NewFlagSet("vocab", flag.ExitOnError)
-		dir := fs.String("gpt2", "../shared/tokenizers/gpt2", "folder with OpenAI's encoder.json and vocab.bpe")
+		dir := fs.String("gpt2", "testdata/gpt2", "folder with OpenAI's encoder.json and vocab.bpe")
 		_ = fs.Parse(os.Args[2:])
 		if err = writeVocab(*dir); err == nil {
 			err = writeSPMVocab(storiesGGUF)
