@@ -3,7 +3,7 @@
 // cases.
 //
 //	go run ./tools/tokgolden vocab     # reads testdata/gpt2; writes bpe_vocab.json and spm_vocab.json
-//	go run ./tools/tokgolden golden                                   # writes llamacpp.json
+//	go run ./tools/tokgolden golden    # writes llamacpp.json
 //
 // "vocab" takes GPT-2's byte alphabet and first 3000 merges from OpenAI's
 // encoder.json and vocab.bpe and adds the special, added and whole-word
