@@ -16,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: test-stages check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
+.PHONY: test-tools test-stages check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
 
 all: build
 
@@ -50,17 +50,22 @@ demo: build
 	@echo "adapter (Hugging Face PEFT format), metrics.jsonl and loss_curve.svg are in $(DEMO_OUT)"
 
 # The stages run side by side, TEST_JOBS at a time (make -j): on two cores
-# one stage's waits (npm and apt downloads, lavapipe's and Chromium's
-# fences, the single-threaded wasm runs) are filled with another's work.
-# Each stage's output is printed whole when it ends, with its time;
-# `make test TEST_JOBS=1` runs them one after the other. check-asm goes
-# first, alone: it rewrites core/cpu's generated files (with the same
-# bytes, when they are current), which the other stages compile.
+# one stage's waits (lavapipe's and Chromium's fences, the single-threaded
+# wasm runs) are filled with another's work. Each stage's output is printed
+# whole when it ends, with its time; `make test TEST_JOBS=1` runs them one
+# after the other. In three steps:
+#  1. check-asm, alone: it rewrites core/cpu's generated files (with the
+#     same bytes, when they are current), which every other stage compiles;
+#  2. lint, while the tools the tests use are installed where missing
+#     (downloads, which wait on the network, so they all run at once);
+#  3. the test stages, the longest first, so that none starts last alone.
 TEST_JOBS ?= 3
 test: check-asm
+	@$(MAKE) --no-print-directory -j$(if $(filter 1,$(TEST_JOBS)),1,8) --output-sync=target lint test-tools
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-stages
 
-test-stages: lint test-native test-race test-purego test-js test-wasip1 test-browser
+test-tools: vulkan cgo-cc $(if $(HAVE_NODE),llamacpp) $(WAZERO) $(CHROMIUM) $(PLAYWRIGHT)
+test-stages: test-native test-race test-js test-wasip1 test-browser test-purego
 
 # $(call timed,COMMAND) runs COMMAND and says how long the stage took.
 timed = start=$$(date +%s); $(1) && echo "== $@ passed in $$(( $$(date +%s) - start )) s"
