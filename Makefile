@@ -175,7 +175,7 @@ $(WAZERO):
 # core it runs (a native/host test fails while it is stale).
 PLUGIN_WASM := native/host/plugin.wasm
 wasm:
-	GOOS=wasip1 GOARCH=wasm GOWASM= CGO_ENABLED=0 GOFLAGS= $(GO) build -buildmode=c-shared -trimpath -buildvcs=false -ldflags='-s -w' -o $(PLUGIN_WASM) ./wasm/plugin
+	GOOS=wasip1 GOARCH=wasm GOWASM= CGO_ENABLED=0 GOFLAGS= $(GO) build -buildmode=c-shared -tags graft_hostkernels -trimpath -buildvcs=false -ldflags='-s -w' -o $(PLUGIN_WASM) ./wasm/plugin
 
 # Plugin figures: compile (cold, cached), instantiate, per-call overhead, eval.
 bench-plugin:

@@ -89,6 +89,9 @@ func (c *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	if d.overlaps(qb) || d.overlaps(kb) || d.overlaps(vb) {
 		panic("cpu: Attention: dst must not overlap q, k or v")
 	}
+	if hostAttention(HostOpAttention, s, d.data(), qb.data(), kb.data(), vb.data()) {
+		return
+	}
 	if p.SeqQ >= attnBlockMinRows {
 		c.attentionBlocked(s, d.data(), qb.data(), kb.data(), vb.data())
 		return
@@ -141,6 +144,9 @@ func (c *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 	s := checkAttention(op, p, qb, kb, vb)
 	checkSize(op, "dy", dyb, qb.n)
 	dqs, dks, dvs := c.attnGrad(dq, "dq", qb), c.attnGrad(dk, "dk", kb), c.attnGrad(dv, "dv", vb)
+	if hostAttention(HostOpAttentionBackward, s, dqs, dks, dvs, dyb.data(), qb.data(), kb.data(), vb.data()) {
+		return
+	}
 	if p.SeqQ >= attnBlockMinRows {
 		c.attentionBackwardBlocked(s, dqs, dks, dvs, dyb.data(), qb.data(), kb.data(), vb.data())
 		return

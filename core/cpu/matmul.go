@@ -36,7 +36,11 @@ const (
 // first.
 func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 	const op = "MatMul"
-	d, x, w := c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.buf(b, op, "b")
+	c.matmul(c.f32(dst, op, "dst"), c.f32(a, op, "a"), c.buf(b, op, "b"), f)
+}
+
+// matmul is MatMul on checked buffers.
+func (c *Backend) matmul(d, x, w *buffer, f backend.MatMul) {
 	ar, ac := x.dims()
 	br, bc := w.dims()
 	m, k := ar, ac
@@ -69,6 +73,9 @@ func (c *Backend) MatMul(dst, a, b backend.Buffer, f backend.MatMul) {
 		return
 	}
 	av := x.data()
+	if hostMatMul(out, av, w, m, n, k, f.TransA, f.TransB, alpha, f.Accumulate) {
+		return
+	}
 	if kern := gemmKernelFor(n); kern != nil && m >= gemmMinM && n >= gemmMinNK && k >= gemmMinNK && m*n*k >= gemmMinWork {
 		c.gemm(kern, out, gemmOperandA{data: av, trans: f.TransA}, w, f.TransB, m, n, k, alpha, f.Accumulate)
 		return

@@ -139,7 +139,21 @@ type benchHost struct {
 	h    *Host
 }
 
-// benchHosts are the two deadline modes.
+// benchHosts are the two deadline modes, and the preemptive one with the
+// kernels kept in the guest (GuestKernels).
 func benchHosts(b *testing.B) []benchHost {
-	return []benchHost{{"preemptive", preemptiveHost(b)}, {"cooperative", testHost(b)}}
+	return []benchHost{{"preemptive", preemptiveHost(b)}, {"preemptive-guest-kernels", guestKernelsHost(b)}, {"cooperative", testHost(b)}}
+}
+
+// guestKernelsHost returns a preemptive host whose guest runs every kernel
+// itself, closed at the end of the benchmark or test.
+func guestKernelsHost(t testing.TB) *Host {
+	t.Helper()
+	preemptiveHost(t) // compiles the plugin into cacheDir
+	h, err := New(context.Background(), Options{CacheDir: cacheDir, GuestKernels: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	return h
 }

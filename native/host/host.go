@@ -45,6 +45,14 @@ type Options struct {
 	// model, one training step on a large batch — finishes before the
 	// deadline is noticed.
 	Cooperative bool
+	// Threads caps the threads one instance's host kernels use (see
+	// kernels.go: the guest's matrix products run natively on views of its
+	// memory); 0 means runtime.GOMAXPROCS(0). The guest itself runs on one.
+	Threads int
+	// GuestKernels keeps every kernel inside the guest (graft's portable
+	// Go, compiled to WebAssembly, on one thread), for hosts that want no
+	// host code in the loop; several times slower.
+	GuestKernels bool
 }
 
 // maxMemoryMB is the most a wasm32 memory can hold.
@@ -87,6 +95,9 @@ func New(ctx context.Context, opt Options) (*Host, error) {
 	}
 	if opt.Timeout < 0 {
 		return nil, fmt.Errorf("host: Timeout %v must not be negative", opt.Timeout)
+	}
+	if opt.Threads < 0 {
+		return nil, fmt.Errorf("host: Threads %d must not be negative", opt.Threads)
 	}
 	if opt.Plugin == nil {
 		opt.Plugin = pluginWasm
@@ -132,6 +143,9 @@ func (h *Host) setup(ctx context.Context) error {
 		NewFunctionBuilder().WithFunc(interruptedImport).Export(abi.ImportInterrupted).
 		Instantiate(ctx); err != nil {
 		return fmt.Errorf("host: %s imports: %w", abi.ImportModule, err)
+	}
+	if err := h.hostKernels(ctx); err != nil {
+		return err
 	}
 	start := time.Now()
 	compiled, err := h.rt.CompileModule(ctx, h.opt.Plugin)

@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/wasm/plugin/abi"
 )
 
@@ -28,6 +29,9 @@ type Instance struct {
 	free   api.Function
 	call   api.Function
 	stderr *outputLog
+	// kernels runs the guest's host kernels, on at most Options.Threads
+	// threads.
+	kernels *cpu.Backend
 
 	callMu sync.Mutex // one call at a time
 
@@ -46,7 +50,8 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 	}
 	ctx, cancel := h.withTimeout(ctx)
 	defer cancel()
-	in := &Instance{h: h, name: fmt.Sprintf("graft-%d", h.seq.Add(1)), stderr: newOutputLog(outputKept)}
+	in := &Instance{h: h, name: fmt.Sprintf("graft-%d", h.seq.Add(1)), stderr: newOutputLog(outputKept),
+		kernels: cpu.NewWithThreads(h.threads())}
 	cfg := wazero.NewModuleConfig().
 		WithName(in.name).
 		WithArgs("graft-plugin").
@@ -159,6 +164,7 @@ func (in *Instance) rawCall(ctx context.Context, op string, req []byte, progress
 	if progress != nil {
 		ctx = context.WithValue(ctx, progressKey{}, progress)
 	}
+	ctx = context.WithValue(ctx, kernelsKey{}, in.kernels)
 	resp, err = in.exchange(ctx, req)
 	if err != nil {
 		lost := fmt.Errorf("plugin %s: %s: %w; %w", in.name, op, err, ErrClosed)

@@ -42,5 +42,5 @@ func TestEmbeddedPluginIsFresh(t *testing.T) {
 // pluginBuildArgs are the go arguments `make wasm` uses (with GOOS=wasip1
 // GOARCH=wasm in the environment).
 func pluginBuildArgs(out string) []string {
-	return []string{"build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./wasm/plugin"}
+	return []string{"build", "-buildmode=c-shared", "-tags=graft_hostkernels", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./wasm/plugin"}
 }

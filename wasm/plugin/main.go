@@ -5,12 +5,15 @@
 //
 // Build it with
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -buildvcs=false \
-//		-ldflags='-s -w' -o native/host/plugin.wasm ./wasm/plugin
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -tags graft_hostkernels \
+//		-trimpath -buildvcs=false -ldflags='-s -w' -o native/host/plugin.wasm ./wasm/plugin
 //
 // (make wasm). The plugin holds one base model and its adapters, runs on
 // the CPU backend on one thread, and reads no files: the host hands it the
-// model's and adapters' bytes.
+// model's and adapters' bytes. The graft_hostkernels tag makes the backend
+// import the host's kernels (core/cpu's HostKernelModule) and use them when
+// the host runs them; without it the plugin needs no host module but
+// graft's own.
 package main
 
 // main is not run in a reactor: the host calls _initialize, which runs the
