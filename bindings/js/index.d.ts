@@ -136,8 +136,9 @@ export interface TrainOptions {
   examples?: string[];
   /** Held-out texts, evaluated before and after training (spec.eval_records). */
   evalExamples?: string[];
-  /** Optimizer steps (or spec.epochs): required, graft has no default length. */
+  /** Optimizer steps, or epochs (passes over the examples): one of them is required, graft has no default length. */
   steps?: number;
+  epochs?: number;
   /** Peak learning rate; default the method's recommended one. */
   lr?: number;
   /** Rows per step. */
@@ -201,6 +202,20 @@ export interface GenerateResult {
   usedAdapter: boolean;
 }
 
+export interface EvaluateOptions {
+  /** false scores with the base model alone; default true. */
+  adapter?: boolean;
+}
+
+/** Mean negative log-likelihood per predicted token over all texts, as graft eval reports it. */
+export interface EvaluateResult {
+  loss: number;
+  perplexity: number;
+  /** Predicted tokens scored. */
+  tokens: number;
+  usedAdapter: boolean;
+}
+
 /** PEFT files by name: adapter_config.json and adapter_model.safetensors. */
 export type PeftFiles = Record<string, Uint8Array>;
 
@@ -214,6 +229,8 @@ export declare class Graft {
   /** Trains a new adapter (replacing any attached one) on the examples. */
   train(opts: TrainOptions): Promise<TrainResult>;
   generate(prompt: string, opts?: GenerateOptions): Promise<GenerateResult>;
+  /** Loss of the texts (each with BOS, whole): how well the model, with the adapter or without, predicts them. */
+  evaluate(texts: string[], opts?: EvaluateOptions): Promise<EvaluateResult>;
   /** Logits of every position of prompt (with BOS), positions × vocab. */
   logits(prompt: string): Promise<Float32Array>;
   exportAdapter(format: "peft"): Promise<PeftFiles>;

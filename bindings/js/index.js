@@ -163,6 +163,12 @@ export class Graft {
     return this.#call("generate", { request: { prompt, ...rest, noAdapter: !adapter } });
   }
 
+  async evaluate(texts, opts = {}) {
+    if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) throw new TypeError("evaluate: texts must be an array of strings");
+    const { adapter = true } = opts;
+    return this.#call("evaluate", { request: { texts, noAdapter: !adapter } });
+  }
+
   async logits(prompt) {
     if (typeof prompt !== "string") throw new TypeError("logits: prompt must be a string");
     return this.#call("logits", { prompt });

@@ -76,6 +76,9 @@ const ops = {
   async generate({ request }) {
     return JSON.parse(await api.generate(JSON.stringify(request)));
   },
+  async evaluate({ request }) {
+    return JSON.parse(await api.evaluate(JSON.stringify(request)));
+  },
   async logits({ prompt }) {
     return api.logits(prompt);
   },

@@ -47,6 +47,7 @@ func main() {
 		"cancelTrain":   js.FuncOf(s.cancelTrain),
 		"generate":      js.FuncOf(s.generate),
 		"logits":        js.FuncOf(s.logits),
+		"evaluate":      js.FuncOf(s.evaluate),
 		"exportAdapter": js.FuncOf(s.exportAdapter),
 		"importAdapter": js.FuncOf(s.importAdapter),
 		"dropAdapter":   js.FuncOf(s.dropAdapter),
@@ -202,6 +203,23 @@ func (s *session) generate(_ js.Value, args []js.Value) any {
 		}
 		return s.need(func(e *engine.Engine) (any, error) {
 			res, err := e.Generate(req)
+			if err != nil {
+				return nil, err
+			}
+			return jsonValue(res)
+		})
+	})
+}
+
+// evaluate(requestJSON: string) -> Promise<JSON EvaluateResult>
+func (s *session) evaluate(_ js.Value, args []js.Value) any {
+	return promise(func() (any, error) {
+		var req engine.EvaluateRequest
+		if err := jsonArg(args, 0, "evaluate request", &req); err != nil {
+			return nil, err
+		}
+		return s.need(func(e *engine.Engine) (any, error) {
+			res, err := e.Evaluate(req)
 			if err != nil {
 				return nil, err
 			}

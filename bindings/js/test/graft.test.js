@@ -34,6 +34,11 @@ test("train, generate, export and import on the CPU", async (t) => {
   assert.notEqual(after.text, before.text);
   const plain = await g.generate(prompt, { maxTokens: 24, adapter: false });
   assert.equal(plain.text, before.text, "without the adapter the base model's text comes back");
+  // The adapter predicts its own examples better than the base model does.
+  const tuned = await g.evaluate(examples), base = await g.evaluate(examples, { adapter: false });
+  assert.ok(tuned.usedAdapter && !base.usedAdapter && tuned.tokens === base.tokens && tuned.tokens > 0);
+  assert.ok(tuned.loss < base.loss, `loss with the adapter ${tuned.loss}, without ${base.loss}`);
+  await assert.rejects(g.evaluate([]), /no texts/);
 
   const want = await g.logits(prompt);
   assert.ok(want instanceof Float32Array && want.length % 512 === 0 && want.length > 0);

@@ -183,3 +183,17 @@ func TestErrors(t *testing.T) {
 		t.Error("negative maxTokens accepted")
 	}
 }
+
+// TestTrainEpochs: a run's length may be given in passes over the
+// examples instead of steps, as train.Run takes it.
+func TestTrainEpochs(t *testing.T) {
+	e := loadEngine(t)
+	// Three examples in rows of 3: one step per epoch.
+	res, err := e.Train(context.Background(), TrainRequest{Method: "lora", Examples: styleExamples, Epochs: 2, Batch: 3, SeqLen: 32}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 2 || res.Spec.Epochs != 2 || res.Spec.Steps != 0 {
+		t.Fatalf("2 epochs of 3 examples in rows of 3 ran %d steps, spec %+v", res.Steps, res.Spec)
+	}
+}

@@ -38,7 +38,10 @@ type TrainRequest struct {
 	Examples     []string `json:"examples,omitempty"`
 	EvalExamples []string `json:"evalExamples,omitempty"`
 
+	// Steps or Epochs (passes over Examples) set the run's length; one of
+	// them is required, as for train.Run.
 	Steps  int     `json:"steps,omitempty"`
+	Epochs float64 `json:"epochs,omitempty"`
 	LR     float64 `json:"lr,omitempty"`
 	Batch  int     `json:"batch,omitempty"`
 	SeqLen int     `json:"seqLen,omitempty"`
@@ -110,6 +113,9 @@ func (r TrainRequest) ToSpec() (train.Spec, error) {
 		return s, errors.New("train: no examples: give at least one text")
 	}
 	setInt(&s.Steps, r.Steps)
+	if r.Epochs != 0 {
+		s.Epochs = r.Epochs
+	}
 	setInt(&s.Batch, r.Batch)
 	setInt(&s.SeqLen, r.SeqLen)
 	setInt(&s.Warmup, r.Warmup)
