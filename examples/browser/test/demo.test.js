@@ -1,5 +1,8 @@
 // Drives the demo page in Debian's headless chromium (never a downloaded
-// browser): trains a soft prompt on the CPU backend and on WebGPU
+// browser): trains the page's default method (LoRA) with its own settings
+// and sentences for five seeds and checks that it personalizes (the story
+// takes up words of the sentences, the loss on held-out stories rises at
+// most 25%); trains a soft prompt on the CPU backend and on WebGPU
 // (SwiftShader), checks that the loss fell and the story changed, downloads
 // the adapter and checks that native graft computes identical logits with
 // it. Needs bindings/js/dist (make wasm-browser) and /usr/bin/chromium.
@@ -15,6 +18,7 @@ import { chromium } from "playwright-core";
 const root = new URL("../../../", import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "graft-demo-"));
 const prompt = "Once upon a time";
+const presets = JSON.parse(readFileSync(join(root, "examples/browser/web/presets.json"), "utf8"));
 let server, browser, base;
 
 before(async () => {
@@ -51,6 +55,57 @@ after(async () => {
 
 const figures = {};
 
+// newContentWords is the page's definition, written again here: the words
+// of after that the sentences use and before does not, four letters or
+// more, not a stopword.
+function newContentWords(sentences, before, after) {
+  const words = (t) => new Set(t.toLowerCase().match(/[a-z]+/g) || []);
+  const theirs = words(sentences.join(" ")), had = words(before), stop = new Set(presets.stopwords);
+  return [...words(after)].filter((w) => w.length >= 4 && theirs.has(w) && !had.has(w) && !stop.has(w)).sort();
+}
+
+test("the default method personalizes the page's sentences in at least 4 seeds of 5", { timeout: 900_000 }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(m.text()));
+  page.on("pageerror", (e) => logs.push(String(e)));
+  try {
+    await page.goto(`${base}?backend=cpu`);
+    await page.waitForFunction(() => (window.demo.phase === "ready" && window.demo.before !== null) || window.demo.phase === "error", null, { timeout: 120_000 });
+    assert.equal(await page.evaluate(() => window.demo.error), null);
+    const def = presets.personalize.find((p) => p.value === presets.default);
+    const form = await page.evaluate(() => Object.fromEntries(["method", "steps", "lr", "examples", "prompt"].map((id) => [id, document.getElementById(id).value])));
+    assert.deepEqual(form, { method: "lora", steps: String(def.request.steps), lr: String(def.request.lr), examples: presets.examples.join("\n"), prompt: presets.prompt });
+    const seeds = [];
+    for (let seed = 1; seed <= 5; seed++) {
+      await page.fill("#seed", String(seed));
+      await page.evaluate(() => { window.demo.phase = "clicked"; });
+      await page.click("#train");
+      await page.waitForFunction(() => window.demo.phase === "trained" || window.demo.phase === "error", null, { timeout: 120_000 });
+      const st = await page.evaluate(() => ({ error: window.demo.error, before: window.demo.before, after: window.demo.after, newWords: window.demo.newWords, heldOut: window.demo.heldOut, spec: window.demo.result.spec, steps: window.demo.losses.length }));
+      assert.equal(st.error, null);
+      assert.equal(st.steps, def.request.steps);
+      assert.equal(st.spec.method, "lora");
+      assert.equal(st.spec.seed, seed);
+      assert.equal(st.spec.lr, def.request.lr);
+      const words = newContentWords(presets.examples, prompt + st.before, prompt + st.after);
+      assert.deepEqual(st.newWords, words, "the page marks other words than the test counts");
+      const rise = st.heldOut.adapter / st.heldOut.base - 1;
+      seeds.push({ seed, words, rise: +(100 * rise).toFixed(1), after: st.after });
+      assert.ok(rise <= presets.maxLossRise, `seed ${seed}: held-out loss rose ${(100 * rise).toFixed(1)}% (${st.heldOut.base} -> ${st.heldOut.adapter}): ${st.after}`);
+    }
+    console.log(JSON.stringify({ personalize: seeds }));
+    const hits = seeds.filter((s) => s.words.length > 0).length;
+    assert.ok(hits >= 4, `the story took up words of the sentences in ${hits} seeds of 5: ${JSON.stringify(seeds)}`);
+  } catch (e) {
+    console.error(logs.join("\n"));
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
 for (const backend of ["cpu", "webgpu"]) {
   // WebGPU runs on SwiftShader here, a software GPU far slower per step
   // than wasm on the CPU, so it trains fewer steps with more time.
@@ -69,19 +124,22 @@ for (const backend of ["cpu", "webgpu"]) {
       assert.equal(await page.evaluate(() => window.demo.error), null);
       assert.equal(await page.evaluate(() => window.demo.backend), backend);
       const beforeText = await page.evaluate(() => window.demo.before);
-      // The picker lists every method of graft's registry (and DoRA, and a
-      // mixed stack), the soft prompt chosen.
+      // The picker offers LoRA (chosen) and prompt tuning to personalize,
+      // then every other method of graft's registry (and DoRA, and a mixed
+      // stack).
       const picker = await page.evaluate(() => ({
-        options: [...document.querySelectorAll("#method option")].map((o) => o.value),
+        groups: [...document.querySelectorAll("#method optgroup")].map((g) => [...g.querySelectorAll("option")].map((o) => o.value)),
         chosen: document.querySelector("#method").value,
         methods: window.demo.methods.map((m) => m.name),
       }));
       for (const name of ["houlsby", "ia3", "lora", "pfeiffer", "prefix-tuning", "prompt-tuning", "vera"]) {
         assert.ok(picker.methods.includes(name), `registry lacks ${name}: ${picker.methods}`);
       }
-      assert.deepEqual(picker.options, [...picker.methods.flatMap((n) => (n === "lora" ? [n, "lora+dora"] : [n])), "lora+prefix-tuning"]);
-      assert.equal(picker.chosen, "prompt-tuning");
+      assert.deepEqual(picker.groups[0], ["lora", "prompt-tuning"]);
+      assert.deepEqual(picker.groups.flat().sort(), [...picker.methods, "lora+dora", "lora+prefix-tuning"].sort());
+      assert.equal(picker.chosen, "lora");
 
+      await page.selectOption("#method", "prompt-tuning");
       await page.fill("#steps", String(steps));
       await page.click("#train");
       await page.waitForFunction(() => window.demo.phase === "trained" || window.demo.phase === "error", null, { timeout: 240_000 * slow });
