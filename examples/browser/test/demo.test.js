@@ -83,7 +83,7 @@ test("the default method personalizes the page's sentences in at least 4 seeds o
       await page.evaluate(() => { window.demo.phase = "clicked"; });
       await page.click("#train");
       await page.waitForFunction(() => window.demo.phase === "trained" || window.demo.phase === "error", null, { timeout: 120_000 });
-      const st = await page.evaluate(() => ({ error: window.demo.error, before: window.demo.before, after: window.demo.after, newWords: window.demo.newWords, heldOut: window.demo.heldOut, spec: window.demo.result.spec, steps: window.demo.losses.length }));
+      const st = await page.evaluate(() => ({ error: window.demo.error, before: window.demo.before, after: window.demo.after, newWords: window.demo.newWords, heldOut: window.demo.heldOut, spec: window.demo.result.spec, steps: window.demo.losses.length, timings: window.demo.timings }));
       assert.equal(st.error, null);
       assert.equal(st.steps, def.request.steps);
       assert.equal(st.spec.method, "lora");
@@ -92,7 +92,7 @@ test("the default method personalizes the page's sentences in at least 4 seeds o
       const words = newContentWords(presets.examples, prompt + st.before, prompt + st.after);
       assert.deepEqual(st.newWords, words, "the page marks other words than the test counts");
       const rise = st.heldOut.adapter / st.heldOut.base - 1;
-      seeds.push({ seed, words, rise: +(100 * rise).toFixed(1), after: st.after });
+      seeds.push({ seed, words, rise: +(100 * rise).toFixed(1), ...st.timings, after: st.after });
       assert.ok(rise <= presets.maxLossRise, `seed ${seed}: held-out loss rose ${(100 * rise).toFixed(1)}% (${st.heldOut.base} -> ${st.heldOut.adapter}): ${st.after}`);
     }
     console.log(JSON.stringify({ personalize: seeds }));
@@ -148,7 +148,7 @@ for (const backend of ["cpu", "webgpu"]) {
       assert.equal(st.losses.length, steps);
       assert.ok(st.losses.at(-1) < st.losses[0], `loss did not fall: ${st.losses}`);
       assert.notEqual(st.after, beforeText, "the story did not change");
-      figures[backend] = { steps, firstStepMs: Math.round(st.firstStepMs), stepsPerSec: +st.stepsPerSec.toPrecision(2), loss: [st.losses[0], st.losses.at(-1)] };
+      figures[backend] = { steps, firstStepMs: Math.round(st.firstStepMs), stepsPerSec: +st.stepsPerSec.toPrecision(2), loss: [st.losses[0], st.losses.at(-1)], ...st.timings };
 
       const [download] = await Promise.all([page.waitForEvent("download"), page.click("#dl-msgpack")]);
       const file = join(tmp, `adapter-${backend}.msgpack`);

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 // window.demo is the page's state, read by the Playwright test.
-const demo = (window.demo = { phase: "loading", losses: [], methods: [], choices: {}, presets: null, backend: null, error: null, firstStepMs: null, stepsPerSec: null, before: null, after: null, newWords: [], heldOut: null, graft: null, Graft });
+const demo = (window.demo = { phase: "loading", losses: [], methods: [], choices: {}, presets: null, backend: null, error: null, firstStepMs: null, stepsPerSec: null, before: null, after: null, newWords: [], heldOut: null, timings: null, graft: null, Graft });
 
 function setStatus(text, phase) {
   $("status").textContent = text;
@@ -84,7 +84,7 @@ function setCheck(id, text, good) {
   $(id).className = `check ${good === undefined ? "" : good ? "good" : "bad"}`;
 }
 
-// heldOutTexts are TinyStories lines the adapter never sees (heldout.txt);
+// heldOutTexts are TinyStories passages the adapter never sees (heldout.txt);
 // baseLoss is the base model's loss on them, scored once.
 let heldOutTexts = null, baseLoss = null;
 
@@ -98,8 +98,8 @@ async function checkHeldOut() {
   demo.heldOut = { base: baseLoss, adapter, rise };
   const pct = `${rise >= 0 ? "+" : ""}${(100 * rise).toFixed(1)}%`;
   setCheck("heldout", rise <= limit
-    ? `Still a storyteller: on ${heldOutTexts.length} held-out TinyStories lines the loss is ${adapter.toFixed(3)} with your adapter, ${baseLoss.toFixed(3)} without (${pct}, within ${100 * limit}%).`
-    : `Forgetting how to tell stories: on held-out TinyStories lines the loss is ${adapter.toFixed(3)} with your adapter, ${baseLoss.toFixed(3)} without (${pct}, over ${100 * limit}%). Try fewer steps or a lower learning rate.`, rise <= limit);
+    ? `Still a storyteller: on ${heldOutTexts.length} held-out TinyStories passages the loss is ${adapter.toFixed(3)} with your adapter, ${baseLoss.toFixed(3)} without (${pct}, within ${100 * limit}%).`
+    : `Forgetting how to tell stories: on held-out TinyStories passages the loss is ${adapter.toFixed(3)} with your adapter, ${baseLoss.toFixed(3)} without (${pct}, over ${100 * limit}%). Try fewer steps or a lower learning rate.`, rise <= limit);
 }
 
 let baseStory = { prompt: null, text: null };
@@ -157,10 +157,13 @@ async function train() {
   demo.firstStepMs = null;
   demo.newWords = [];
   demo.heldOut = null;
+  setCheck("words", "–");
+  setCheck("heldout", "–");
   for (const id of ["train", "generate", "dl-msgpack", "dl-peft", "import"]) $(id).disabled = true;
   $("stop").disabled = false;
   setStatus("Training…", "training");
   drawPlot([], req.steps);
+  const started = performance.now();
   try {
     const res = await g.train({
       ...req, signal: abort.signal,
@@ -185,8 +188,11 @@ async function train() {
     for (const id of ["train", "generate", "import"]) $(id).disabled = false;
   }
   $("dl-msgpack").disabled = $("dl-peft").disabled = false;
+  const trained = performance.now();
   await generateBoth();
+  const generated = performance.now();
   await checkHeldOut();
+  demo.timings = { trainMs: Math.round(trained - started), generateMs: Math.round(generated - trained), heldOutMs: Math.round(performance.now() - generated) };
   demo.phase = "trained";
 }
 
