@@ -5,6 +5,7 @@
 // (tools/llamacpp/generate_bench.mjs) for generation.
 //
 //	go run ./bench/e2e [-threads 2] [-steps 2] [-stories-steps 10] [-warmup 1]
+//	                   [-batch 4] [-seq 256] [-stories-batch 8] [-stories-seq 64]
 //	                   [-gen-tokens 64] [-stories-gen-tokens 400] [-only train,stories]
 //	                   [-json out/bench/e2e.jsonl] [-checkpointing]
 //
@@ -34,6 +35,8 @@ type workload struct {
 	Preset string // bench/torch_lora.py's --preset
 	Model  string // absolute path of the GGUF file
 	Steps  int    // timed optimizer steps (training)
+	// Batch and Seq shape a training batch.
+	Batch, Seq int
 	// GenTokens is the number of tokens to generate (generation).
 	GenTokens int
 }
@@ -45,7 +48,6 @@ type harness struct {
 	python, node  string
 	threads       int
 	warmup        int
-	batch, seq    int
 	prompt        []int32
 	checkpointing bool
 	logf          func(string, ...any)
@@ -64,8 +66,10 @@ func run(args []string) error {
 	steps := fs.Int("steps", 2, "timed training steps on the 135M-shape model")
 	storiesSteps := fs.Int("stories-steps", 10, "timed training steps on stories260K")
 	warmup := fs.Int("warmup", 1, "untimed training steps before the timed ones")
-	batch := fs.Int("batch", 4, "training batch size")
-	seq := fs.Int("seq", 256, "training sequence length")
+	batch := fs.Int("batch", 4, "training batch size on the 135M-shape model")
+	seq := fs.Int("seq", 256, "training sequence length on the 135M-shape model")
+	storiesBatch := fs.Int("stories-batch", 8, "training batch size on stories260K")
+	storiesSeq := fs.Int("stories-seq", 64, "training sequence length on stories260K")
 	genTokens := fs.Int("gen-tokens", 64, "tokens to generate (timed) on the 135M-shape model")
 	storiesGenTokens := fs.Int("stories-gen-tokens", 400, "tokens to generate (timed) on stories260K")
 	promptFlag := fs.String("prompt", "1,10,20,30,40,50,60,70", "generation prompt as token ids")
@@ -89,7 +93,7 @@ func run(args []string) error {
 		value int
 		least int
 	}{{"threads", *threads, 1}, {"steps", *steps, 1}, {"stories-steps", *storiesSteps, 1}, {"warmup", *warmup, 0},
-		{"batch", *batch, 1}, {"seq", *seq, 2}, {"gen-tokens", *genTokens, 1}, {"stories-gen-tokens", *storiesGenTokens, 1}} {
+		{"batch", *batch, 1}, {"seq", *seq, 2}, {"stories-batch", *storiesBatch, 1}, {"stories-seq", *storiesSeq, 2}, {"gen-tokens", *genTokens, 1}, {"stories-gen-tokens", *storiesGenTokens, 1}} {
 		if c.value < c.least {
 			return fmt.Errorf("-%s %d: must be at least %d", c.name, c.value, c.least)
 		}
@@ -106,7 +110,7 @@ func run(args []string) error {
 		})
 	}
 
-	h := &harness{python: *python, node: *node, threads: *threads, warmup: *warmup, batch: *batch, seq: *seq,
+	h := &harness{python: *python, node: *node, threads: *threads, warmup: *warmup,
 		prompt: prompt, checkpointing: *checkpointing,
 		logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "e2e: "+f+"\n", a...) }}
 	if h.root, err = findRoot(); err != nil {
@@ -132,8 +136,8 @@ func run(args []string) error {
 	}
 
 	all := []workload{
-		{Name: "train-stories260k", Kind: "train", Preset: "stories260k", Model: *storiesPath, Steps: *storiesSteps},
-		{Name: "train-smol135m", Kind: "train", Preset: "smol135m", Model: *randomPath, Steps: *steps},
+		{Name: "train-stories260k", Kind: "train", Preset: "stories260k", Model: *storiesPath, Steps: *storiesSteps, Batch: *storiesBatch, Seq: *storiesSeq},
+		{Name: "train-smol135m", Kind: "train", Preset: "smol135m", Model: *randomPath, Steps: *steps, Batch: *batch, Seq: *seq},
 		{Name: "gen-stories260k", Kind: "generate", Model: *storiesPath, GenTokens: *storiesGenTokens},
 		{Name: "gen-smol135m", Kind: "generate", Model: *randomPath, GenTokens: *genTokens},
 	}
@@ -243,7 +247,7 @@ func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 func (h *harness) measure(w workload) row {
 	r := row{Workload: w.Name, Kind: w.Kind, Model: w.Model, Threads: h.threads}
 	if w.Kind == "train" {
-		r.Steps, r.Warmup, r.Batch, r.Seq, r.Checkpointing = w.Steps, h.warmup, h.batch, h.seq, h.checkpointing
+		r.Steps, r.Warmup, r.Batch, r.Seq, r.Checkpointing = w.Steps, h.warmup, w.Batch, w.Seq, h.checkpointing
 	} else {
 		r.GenTokens = w.GenTokens
 	}
@@ -266,7 +270,7 @@ func (h *harness) measure(w workload) row {
 func (h *harness) graftSide(w workload) side {
 	args := []string{"-worker", w.Kind, "-model", w.Model, "-threads", strconv.Itoa(h.threads),
 		"-steps", strconv.Itoa(max(w.Steps, 1)), "-warmup", strconv.Itoa(h.warmup),
-		"-batch", strconv.Itoa(h.batch), "-seq", strconv.Itoa(h.seq),
+		"-batch", strconv.Itoa(max(w.Batch, 1)), "-seq", strconv.Itoa(max(w.Seq, 2)),
 		"-gen-tokens", strconv.Itoa(max(w.GenTokens, 1)), "-prompt", h.promptFlag()}
 	if h.checkpointing {
 		args = append(args, "-checkpointing")

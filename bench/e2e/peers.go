@@ -40,16 +40,25 @@ func fromChild(name string, res childResult, err error) side {
 	return s
 }
 
-// torchSide runs bench/torch_lora.py for a training workload.
+// torchSide runs bench/torch_lora.py for a training workload. The script
+// tries every split of the threads between PyTorch's intra-op pool and
+// OpenBLAS, each in a subprocess of its own, and reports the fastest; so
+// the peak RSS is that run's, from its JSON line, not the launcher's.
 func (h *harness) torchSide(w workload) side {
 	res, err := runChild(h.root, h.python, "bench/torch_lora.py", "--preset", w.Preset,
 		"--steps", strconv.Itoa(w.Steps), "--warmup", strconv.Itoa(h.warmup),
-		"--batch", strconv.Itoa(h.batch), "--seq", strconv.Itoa(h.seq), "--threads", strconv.Itoa(h.threads))
+		"--batch", strconv.Itoa(max(w.Batch, 1)), "--seq", strconv.Itoa(max(w.Seq, 2)), "--threads", strconv.Itoa(h.threads))
 	name := "torch"
 	if v, ok := res.Line["torch"].(string); ok {
 		name = "torch " + v
 	}
+	if v, ok := res.Line["split"].(string); ok {
+		name += " (" + v + ")"
+	}
 	s := fromChild(name, res, err)
+	if rss, ok := res.Line["peak_rss_bytes"].(float64); ok && rss > 0 {
+		s.PeakRSS = int64(rss)
+	}
 	if errors.Is(err, errNotFound) || res.ExitCode == 3 {
 		s.Error, s.Hint = "PyTorch is not available", torchHint
 		if errors.Is(err, errNotFound) {

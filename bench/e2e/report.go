@@ -81,6 +81,16 @@ func printTable(w io.Writer, rows []row) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// One line per ratio, for whoever copies the figures out of a run.
+	for _, r := range rows {
+		if r.Ratio == 0 {
+			continue
+		}
+		if _, err := fmt.Fprintf(w, "ratio %s: graft %s tok/s / %s %s tok/s = %s (target %s)\n", r.Workload,
+			rate(r.Graft), r.Peer.Name, rate(r.Peer), ratio(r.Ratio), verdict(r)); err != nil {
+			return err
+		}
+	}
 	for _, r := range rows {
 		for _, s := range []side{r.Graft, r.Peer} {
 			if s.ok() {
