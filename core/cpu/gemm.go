@@ -128,11 +128,14 @@ func packPanelA(dst []float32, a strided, trans bool, mr, i0, rows, p0, kc int) 
 		packRows(dst, a.data[i0*a.ld+p0:], a.ld, mr, rows, kc)
 		return
 	}
-	// op(a) row i, step p is a[p][i]: a step is a row segment.
+	// op(a) row i, step p is a[p][i]: a step is a row segment, of at most
+	// mr floats, too short for a call to memmove to pay.
 	for p := range kc {
 		src := a.data[(p0+p)*a.ld+i0 : (p0+p)*a.ld+i0+rows]
 		d := dst[p*mr : p*mr+mr]
-		copy(d, src)
+		for i, v := range src[:min(len(src), len(d))] {
+			d[i] = v
+		}
 		clear(d[rows:])
 	}
 }
@@ -153,14 +156,40 @@ func packRows(dst, src []float32, ld, mr, rows, kc int) {
 			pack8(dst[r:], src[r*ld:], ld, mr, kc)
 		}
 	}
+	// Six rows at a time: a whole panel of the AVX2 kernel (mr = 6), whose
+	// last two rows would otherwise go one strided store at a time. Small
+	// products (attention's blocks, LoRA's factors) spend more time here
+	// than in the kernel.
+	for ; r+6 <= rows; r += 6 {
+		s0 := src[r*ld : r*ld+kc]
+		// Cut to len(s0) so that the compiler drops the bounds checks in
+		// the loop.
+		s1 := src[(r+1)*ld:][:len(s0)]
+		s2 := src[(r+2)*ld:][:len(s0)]
+		s3 := src[(r+3)*ld:][:len(s0)]
+		s4 := src[(r+4)*ld:][:len(s0)]
+		s5 := src[(r+5)*ld:][:len(s0)]
+		for p := range s0 {
+			d := dst[p*mr+r : p*mr+r+6 : p*mr+r+6]
+			d[0], d[1], d[2], d[3], d[4], d[5] = s0[p], s1[p], s2[p], s3[p], s4[p], s5[p]
+		}
+	}
 	for ; r+4 <= rows; r += 4 {
 		s0 := src[r*ld : r*ld+kc]
-		s1 := src[(r+1)*ld : (r+1)*ld+kc]
-		s2 := src[(r+2)*ld : (r+2)*ld+kc]
-		s3 := src[(r+3)*ld : (r+3)*ld+kc]
+		s1 := src[(r+1)*ld:][:len(s0)]
+		s2 := src[(r+2)*ld:][:len(s0)]
+		s3 := src[(r+3)*ld:][:len(s0)]
 		for p := range s0 {
 			d := dst[p*mr+r : p*mr+r+4 : p*mr+r+4]
 			d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
+		}
+	}
+	for ; r+2 <= rows; r += 2 {
+		s0 := src[r*ld : r*ld+kc]
+		s1 := src[(r+1)*ld:][:len(s0)]
+		for p := range s0 {
+			d := dst[p*mr+r : p*mr+r+2 : p*mr+r+2]
+			d[0], d[1] = s0[p], s1[p]
 		}
 	}
 	for ; r < rows; r++ {
@@ -169,9 +198,9 @@ func packRows(dst, src []float32, ld, mr, rows, kc int) {
 			dst[p*mr+r] = v
 		}
 	}
-	for ; r < mr; r++ {
+	if r < mr {
 		for p := range kc {
-			dst[p*mr+r] = 0
+			clear(dst[p*mr+r : p*mr+mr])
 		}
 	}
 }
@@ -209,6 +238,7 @@ const (
 	gemmPackBT
 	gemmPackBN
 	gemmCompute
+	gemmPackACompute
 )
 
 // run makes a gemmJob the pool's task for its current phase.
@@ -220,6 +250,8 @@ func (j *gemmJob) run(lo, hi int) {
 		j.packBT(lo, hi)
 	case gemmPackBN:
 		j.packBN(lo, hi)
+	case gemmPackACompute:
+		j.packCompute(lo, hi)
 	default:
 		j.compute(lo, hi)
 	}
@@ -250,22 +282,55 @@ func (c *Backend) gemm(kern *gemmKernel, out []float32, a gemmOperandA, w *buffe
 	for k0 := 0; k0 < k; k0 += gemmKB {
 		j.k0, j.kb = k0, min(gemmKB, k-k0)
 		j.acc = acc || k0 > 0
+		if n <= gemmNB {
+			j.packedB(0, n)
+			j.nTiles = (n + gemmNC - 1) / gemmNC
+			// All of b's columns are one chunk, so a's panels are used by
+			// one pass only: each work unit packs its rows of a and
+			// multiplies them at once, one hand-off to the workers instead
+			// of two, and a unit's panels are still in cache when used.
+			// A unit's work is at least about a megaflop, so a small
+			// product (LoRA's factors at a few hundred tokens) runs on the
+			// caller without waking anyone.
+			j.phase = gemmPackACompute
+			c.parallel(j.mTiles, max(1, (1<<20)/(2*j.mc*n*j.kb+1)), j)
+			continue
+		}
 		j.phase = gemmPackA
 		c.parallel(j.mPanels, max(1, (1<<14)/(mr*j.kb+1)), j)
 		for c0 := 0; c0 < n; c0 += gemmNB {
-			j.c0, j.nc = c0, min(gemmNB, n-c0)
-			j.nPanels = (j.nc + nr - 1) / nr
-			j.ncp = j.nPanels * nr
-			if transB {
-				j.phase = gemmPackBT
-				c.parallel(j.nPanels, max(1, (1<<14)/(nr*j.kb+1)), j)
-			} else {
-				j.phase = gemmPackBN
-				c.parallel(j.kb, max(1, (1<<14)/(j.nc+1)), j)
-			}
+			j.packedB(c0, min(gemmNB, n-c0))
 			j.nTiles = (j.nc + gemmNC - 1) / gemmNC
 			j.phase = gemmCompute
 			c.parallel(j.mTiles*j.nTiles, max(1, (1<<18)/(2*j.mc*gemmNC*j.kb+1)), j)
+		}
+	}
+}
+
+// packedB packs columns [c0, c0+nc) of op(b) for the current chunk of k.
+func (j *gemmJob) packedB(c0, nc int) {
+	nr := j.kern.nr
+	j.c0, j.nc = c0, nc
+	j.nPanels = (nc + nr - 1) / nr
+	j.ncp = j.nPanels * nr
+	if j.transB {
+		j.phase = gemmPackBT
+		j.c.parallel(j.nPanels, max(1, (1<<14)/(nr*j.kb+1)), j)
+	} else {
+		j.phase = gemmPackBN
+		j.c.parallel(j.kb, max(1, (1<<14)/(nc+1)), j)
+	}
+}
+
+// packCompute packs the panels of a of work rows [lo, hi) (units of mc
+// rows) and computes those rows for every column of the chunk.
+func (j *gemmJob) packCompute(lo, hi int) {
+	mr := j.kern.mr
+	for ti := lo; ti < hi; ti++ {
+		j.packA(ti*j.mc/mr, min(j.mPanels, (ti+1)*j.mc/mr))
+		for tj := range j.nTiles {
+			t := tj*j.mTiles + ti
+			j.compute(t, t+1)
 		}
 	}
 }
