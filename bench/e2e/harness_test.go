@@ -56,8 +56,9 @@ func TestScore(t *testing.T) {
 	}{
 		{"stories met", row{Workload: "train-stories260k", Graft: ok(600, 1), Peer: ok(100, 1)}, 6, true, true},
 		{"stories missed", row{Workload: "train-stories260k", Graft: ok(400, 1), Peer: ok(100, 1)}, 4, false, true},
-		{"smol fast but fat", row{Workload: "train-smol135m", Graft: ok(130, 200), Peer: ok(100, 100)}, 1.3, false, true},
-		{"smol met", row{Workload: "train-smol135m", Graft: ok(130, 100), Peer: ok(100, 100)}, 1.3, true, true},
+		{"smol fast but fat", row{Workload: "train-smol135m", Graft: ok(310, 60), Peer: ok(100, 100)}, 3.1, false, true},
+		{"smol slow", row{Workload: "train-smol135m", Graft: ok(250, 10), Peer: ok(100, 100)}, 2.5, false, true},
+		{"smol met", row{Workload: "train-smol135m", Graft: ok(310, 50), Peer: ok(100, 100)}, 3.1, true, true},
 		{"gen missed", row{Workload: "gen-smol135m", Graft: ok(90, 1), Peer: ok(100, 1)}, 0.9, false, true},
 		{"no peer", row{Workload: "gen-smol135m", Graft: ok(90, 1), Peer: side{Name: "llama.cpp", Error: "missing"}}, 0, false, false},
 	} {
@@ -81,7 +82,8 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"10.00x", "64 MiB", "400 MiB", ">=5x met", "(not measured)", "gen-smol135m: llama.cpp: node is not installed; to run it: " + nodeHint} {
+	for _, want := range []string{"10.00x", "64 MiB", "400 MiB", ">=5x met", "(not measured)",
+		"ratio train-stories260k: graft 1000.0 tok/s / torch 1.13 100.0 tok/s = 10.00x (target >=5x met)", "gen-smol135m: llama.cpp: node is not installed; to run it: " + nodeHint} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -181,6 +183,12 @@ func TestPeerFigures(t *testing.T) {
 	s := h.llamaCppSide(w)
 	if runs, _ := s.Output["runs"].([]map[string]any); !s.ok() || s.TokensPerS != 40 || len(runs) != 2 {
 		t.Errorf("llama.cpp side %+v: want 40 tokens/s over runs on 2 and 1 threads", s)
+	}
+	// The launcher's own RSS is not the run's: the winning split's, from
+	// its JSON line, is.
+	h.python = fakeProgram(t, `{"tokens_per_s": 20, "torch": "9.9", "split": "2x1", "peak_rss_bytes": 123456789}`, 0)
+	if s := h.torchSide(w); !s.ok() || s.Name != "torch 9.9 (2x1)" || s.PeakRSS != 123456789 {
+		t.Errorf("torch side %+v: want the split in the name and the JSON line's peak RSS", s)
 	}
 	h.python = fakeProgram(t, "not json", 0)
 	if s := h.torchSide(w); s.ok() || s.Hint != "" {
