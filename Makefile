@@ -64,7 +64,6 @@ test: check-asm
 	@$(MAKE) --no-print-directory -j$(if $(filter 1,$(TEST_JOBS)),1,8) --output-sync=target lint test-tools
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-stages
 
-test-tools: vulkan cgo-cc $(if $(HAVE_NODE),llamacpp) $(WAZERO) $(CHROMIUM) $(PLAYWRIGHT)
 test-stages: test-native test-race test-js test-wasip1 test-browser test-purego
 
 # $(call timed,COMMAND) runs COMMAND and says how long the stage took.
@@ -207,6 +206,11 @@ $(PLAYWRIGHT): examples/browser/test/package.json examples/browser/test/package-
 # Chromium through Playwright (never a downloaded browser).
 test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
 	$(call timed,cd bindings/js && node --test test/ && cd ../../examples/browser/test && node --test)
+
+# Every tool a test stage installs where it is missing (make test's second
+# step). Here, below the variables it names: a rule's prerequisites are
+# expanded as make reads it.
+test-tools: vulkan cgo-cc $(if $(HAVE_NODE),llamacpp) $(WAZERO) $(CHROMIUM) $(PLAYWRIGHT)
 
 # Short coverage-guided runs of every fuzz target (longer: FUZZTIME=5m).
 # The targets are found, never listed by hand: the packages whose tests
