@@ -53,31 +53,29 @@ func rawBytes(dt tensor.DType, n int) int {
 		b = 4 * n
 	case tensor.F16, tensor.BF16:
 		b = 2 * n
-	case tensor.Q8_0:
-		b = (n + 31) / 32 * 34
-	case tensor.Q4_0:
-		b = (n + 31) / 32 * 18
 	case tensor.NF4:
 		// header and code book, codes, one scale per block of 64
 		b = 4 * (17 + ((n+1)/2+3)/4 + (n+63)/64)
 	default:
-		panic(fmt.Sprintf("gpu: no device encoding for %v", dt))
+		if !deviceDType(dt) {
+			panic(fmt.Sprintf("gpu: no device encoding for %v", dt))
+		}
+		// ggml's blocks, stored as they are in the file
+		be := dt.BlockElems()
+		b = (n + be - 1) / be * dt.BlockBytes()
 	}
 	return b
 }
 
 // quantum returns the element multiple a part of dt may start at: where
-// a word (F16, BF16) or a block (Q8_0, Q4_0, NF4) begins.
+// a word (F16, BF16) or a block (ggml's blocks of 32 or K-quant
+// super-blocks of 256, NF4's of 64) begins.
 func quantum(dt tensor.DType) int {
 	switch dt {
 	case tensor.F16, tensor.BF16:
 		return 2
-	case tensor.Q8_0, tensor.Q4_0:
-		return 32
-	case tensor.NF4:
-		return 64
 	}
-	return 1
+	return dt.BlockElems()
 }
 
 // planParts returns how many elements each part of a total-element buffer

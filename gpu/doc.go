@@ -10,9 +10,14 @@
 // that a training step reads back nothing else.
 //
 // Storage: F32 buffers hold float32 values. Weights loaded in another dtype
-// (F16, BF16, Q8_0, Q4_0, NF4) keep their encoded bytes on the device and
-// are dequantized inside the shaders that read them, so a quantized model
-// stays quantized in device memory. Arithmetic is f32 throughout.
+// (F16, BF16, NF4 and every ggml block type: Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q2_K to Q6_K) keep their encoded bytes on the device and are
+// dequantized inside the shaders that read them, element by element as a
+// matmul tile or an embedding row is loaded (shaders/weight_<dtype>.wgsl,
+// one decoder per dtype), so a quantized model stays quantized in device
+// memory. ggml's blocks are bound as u32 words and read byte-addressed,
+// since WGSL has no 8- or 16-bit storage and blocks of 18, 22, 34, 110 or
+// 210 bytes start anywhere in a word. Arithmetic is f32 throughout.
 //
 // Views carry an element offset that the shaders add, so a view needs no
 // alignment.

@@ -3,6 +3,7 @@ package gpu
 import (
 	"embed"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/graft-ml/graft/core/tensor"
@@ -14,7 +15,9 @@ var shaderFS embed.FS
 // kernel names one compute shader: shaders/<name>.wgsl. Kernels that read
 // a weight declare a u32 storage array named wt and call wload(i), which
 // is defined for the weight's dtype by shaders/weight_<dtype>.wgsl, pasted
-// where the kernel has the line //!weight.
+// where the kernel has the line //!weight. A decoder pulls in helpers it
+// shares with others (byte reads, K-quant scales) with a line
+// //!include <name>, pasted once each.
 type kernel struct {
 	name    string
 	buffers int          // storage bindings after the argument slice
@@ -59,39 +62,68 @@ func (k kernel) source() (string, error) {
 		if !strings.Contains(body, weightMarker) {
 			return "", fmt.Errorf("kernel %s reads no weight", k.key())
 		}
+		if dec, err = expandIncludes(dec, read, map[string]bool{}); err != nil {
+			return "", err
+		}
 		body = strings.Replace(body, weightMarker, dec, 1)
 	}
 	return prelude + "\n" + body, nil
 }
 
-// weightFile returns the decoder source for dt, "" for none.
-func weightFile(dt tensor.DType) string {
-	switch dt {
-	case tensor.Invalid:
-		return ""
-	case tensor.F32:
-		return "weight_f32"
-	case tensor.F16:
-		return "weight_f16"
-	case tensor.BF16:
-		return "weight_bf16"
-	case tensor.Q8_0:
-		return "weight_q8_0"
-	case tensor.Q4_0:
-		return "weight_q4_0"
-	case tensor.NF4:
-		return "weight_nf4"
+// includeMarker starts a line of a shader that pastes another shader file.
+const includeMarker = "//!include "
+
+// expandIncludes replaces each //!include line of src by the named file,
+// itself expanded, skipping files already pasted (seen).
+func expandIncludes(src string, read func(string) (string, error), seen map[string]bool) (string, error) {
+	var out strings.Builder
+	for line := range strings.Lines(src) {
+		name, ok := strings.CutPrefix(line, includeMarker)
+		if !ok {
+			out.WriteString(line)
+			continue
+		}
+		name = strings.TrimSpace(name)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		inc, err := read(name)
+		if err != nil {
+			return "", err
+		}
+		if inc, err = expandIncludes(inc, read, seen); err != nil {
+			return "", err
+		}
+		out.WriteString(inc)
+		if !strings.HasSuffix(inc, "\n") {
+			out.WriteString("\n")
+		}
 	}
-	panic(fmt.Sprintf("gpu: no shader decoder for %v", dt))
+	return out.String(), nil
 }
 
-// deviceDType reports whether weights of dt can stay encoded on the device.
+// weightFile returns the decoder source for dt: shaders/weight_<dtype>.wgsl,
+// the dtype's name in lower case; "" for none.
+func weightFile(dt tensor.DType) string {
+	if dt == tensor.Invalid {
+		return ""
+	}
+	if !deviceDType(dt) {
+		panic(fmt.Sprintf("gpu: no shader decoder for %v", dt))
+	}
+	return "weight_" + strings.ToLower(dt.String())
+}
+
+// deviceDType reports whether weights of dt can stay encoded on the
+// device: the float types, NF4 and every ggml block type, each with its
+// decoder in shaders/.
 func deviceDType(dt tensor.DType) bool {
 	switch dt {
-	case tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.NF4:
+	case tensor.F32, tensor.F16, tensor.BF16, tensor.NF4:
 		return true
 	}
-	return false
+	return slices.Contains(tensor.QuantTypes(), dt)
 }
 
 // weightMarker is the line of a kernel source where the weight decoder goes.

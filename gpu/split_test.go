@@ -32,14 +32,16 @@ func TestPlanParts(t *testing.T) {
 		total, cols, limit int
 		want               int
 	}{
-		{tensor.F32, 100, 10, 400, 100},     // fits
-		{tensor.F32, 100, 10, 399, 90},      // nine whole rows
-		{tensor.F32, 100, 10, 40, 10},       // one row
-		{tensor.F32, 100, 50, 40, 10},       // a row does not fit: elements
-		{tensor.F16, 60, 3, 20, 6},          // whole rows at an even element
-		{tensor.Q8_0, 128, 64, 70, 64},      // a row of two blocks: 68 bytes
-		{tensor.Q8_0, 128, 64, 40, 32},      // one block: 34 bytes, padded to 36
-		{tensor.NF4, 96 * 70, 70, 600, 896}, // rows of 70 end mid-block: 14 blocks
+		{tensor.F32, 100, 10, 400, 100},          // fits
+		{tensor.F32, 100, 10, 399, 90},           // nine whole rows
+		{tensor.F32, 100, 10, 40, 10},            // one row
+		{tensor.F32, 100, 50, 40, 10},            // a row does not fit: elements
+		{tensor.F16, 60, 3, 20, 6},               // whole rows at an even element
+		{tensor.Q8_0, 128, 64, 70, 64},           // a row of two blocks: 68 bytes
+		{tensor.Q8_0, 128, 64, 40, 32},           // one block: 34 bytes, padded to 36
+		{tensor.NF4, 96 * 70, 70, 600, 896},      // rows of 70 end mid-block: 14 blocks
+		{tensor.Q6_K, 24 * 256, 256, 1024, 1024}, // four rows of one 210-byte super-block
+		{tensor.Q4_K, 2 * 512, 512, 200, 256},    // a row does not fit: one 144-byte super-block
 	} {
 		got, err := planParts(c.dt, c.total, c.cols, c.limit)
 		if err != nil || got != c.want {
@@ -146,16 +148,22 @@ func mustLoad(t *testing.T, be backend.Backend, tt *tensor.Tensor) backend.Buffe
 // TestConformanceSplit runs the shared suite with buffers split at 512
 // bytes, so that nearly every operand of every operation is in parts.
 // Attention needs each sequence's rows in one part, which the suite's
-// shapes do not give at this limit, so its cases run unsplit.
+// shapes do not give at this limit, so its cases run unsplit. The ggml
+// cases' rows of 256 F32 values take 1024 bytes, so they split at 1024:
+// their weights lie in parts of a few rows (Q6_K: 4 rows of 210-byte
+// super-blocks), and each part starts a block at its byte 0.
 func TestConformanceSplit(t *testing.T) {
-	g := splitBackend(t, 512)
+	g, g1k := splitBackend(t, 512), splitBackend(t, 1024)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		if strings.Contains(t.Name(), "/Attention") {
+		switch {
+		case strings.Contains(t.Name(), "/Attention"):
 			return testBackend(t)
+		case strings.Contains(t.Name(), "/GGML/"):
+			return g1k
 		}
 		return g
 	})
-	t.Logf("%d dispatches", g.Dispatches())
+	t.Logf("%d dispatches", g.Dispatches()+g1k.Dispatches())
 }
 
 // TestGenerateSplitMatchesCPU generates from stories260K with buffers

@@ -45,7 +45,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 va = a[argu(4u) + select(m * lda + ka, ka * lda + m, transA)];
             }
             as_[e] = va;
-            // w tile: element (k, n) of op(w)
+        }
+        // w tile: element (k, n) of op(w). A loop whose trip count the
+        // compiler cannot know (it starts at t) keeps one copy of the
+        // weight decoder: unrolled four times, a K-quant decoder makes
+        // llvmpipe's coroutine lowering of the barriers take minutes.
+        for (var e = t; e < TK * TN; e += 256u) {
             let kb = k0 + e / TN;
             let n = col0 + e % TN;
             var vb = 0.0;

@@ -13,7 +13,8 @@
 // seconds on any device, but each is shaped to reach the awkward cases:
 // odd sizes, grouped-query attention, a KV cache with SeqQ < SeqK and
 // KVStride > SeqK, quantized weights in both orientations, views at an
-// offset.
+// offset, and every ggml block type as llama.cpp's files hold it (rows of
+// whole super-blocks).
 package backendtest
 
 import (
@@ -43,7 +44,7 @@ type testCase struct {
 	run  func(h *harness)
 }
 
-var cases = slices.Concat(bufferCases, matmulCases(), elementwiseCases, layerCases, attentionCases, lossCases)
+var cases = slices.Concat(bufferCases, matmulCases(), ggmlCases(), elementwiseCases, layerCases, attentionCases, lossCases)
 
 var bufferCases = []testCase{
 	{"Name", func(h *harness) {
