@@ -185,8 +185,8 @@ func (g *Backend) fill(b *buffer, v float32) {
 func groupsFor(n, size int) int { return (n + size - 1) / size }
 
 // Load uploads a host tensor. F32 and F64 become F32 buffers; F16, BF16,
-// NF4 and ggml's block types (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K)
-// keep their encoding on the device and are decoded inside the kernels
+// NF4 and ggml's block types (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K,
+// IQ4_NL, IQ4_XS) keep their encoding on the device and are decoded inside the kernels
 // that read them. A tensor larger than one binding is
 // stored in parts of whole rows.
 func (g *Backend) Load(t *tensor.Tensor) (backend.Buffer, error) {

@@ -11,7 +11,7 @@
 //
 // Storage: F32 buffers hold float32 values. Weights loaded in another dtype
 // (F16, BF16, NF4 and every ggml block type: Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q2_K to Q6_K) keep their encoded bytes on the device and are
+// Q8_0, Q2_K to Q6_K, IQ4_NL, IQ4_XS) keep their encoded bytes on the device and are
 // dequantized inside the shaders that read them, element by element as a
 // matmul tile or an embedding row is loaded (shaders/weight_<dtype>.wgsl,
 // one decoder per dtype), so a quantized model stays quantized in device
