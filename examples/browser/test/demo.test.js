@@ -82,7 +82,9 @@ test("the default method personalizes the page's sentences in at least 4 seeds o
       await page.fill("#seed", String(seed));
       await page.evaluate(() => { window.demo.phase = "clicked"; });
       await page.click("#train");
-      await page.waitForFunction(() => window.demo.phase === "trained" || window.demo.phase === "error", null, { timeout: 120_000 });
+      // A seed took about a minute with 2 cores shared ten times over; the
+      // test's own timeout bounds the whole run instead of each seed.
+      await page.waitForFunction(() => window.demo.phase === "trained" || window.demo.phase === "error", null, { timeout: 0 });
       const st = await page.evaluate(() => ({ error: window.demo.error, before: window.demo.before, after: window.demo.after, newWords: window.demo.newWords, heldOut: window.demo.heldOut, spec: window.demo.result.spec, steps: window.demo.losses.length, timings: window.demo.timings }));
       assert.equal(st.error, null);
       assert.equal(st.steps, def.request.steps);
