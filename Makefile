@@ -96,7 +96,7 @@ check-asm:
 # plugin's portable ones; built with -tags purego (the portable kernels)
 # the two must agree bit for bit.
 test-purego:
-	$(call timed,$(GO) test -tags purego -run 'PluginMatchesNative|ExportedAdapterLoadsNatively' ./native/host)
+	$(call timed,$(GO) test -timeout 30m -tags purego -run 'PluginMatchesNative|ExportedAdapterLoadsNatively' ./native/host)
 
 # The data-race detector on the packages that run goroutines: the CPU
 # kernels' worker pool, the trainer, and the plugin host's tenants. -short
@@ -155,7 +155,7 @@ $(LLAMACPP)/node_modules/.package-lock.json: $(LLAMACPP)/package.json $(LLAMACPP
 # and the browser engine trains every PEFT method against native graft
 # (internal/parity/nativeruns, started through Node).
 test-js:
-	$(call timed,PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test -short $(CORE) ./wasm/browser/...)
+	$(call timed,PATH="$(WASM_EXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test -short -timeout 30m $(CORE) ./wasm/browser/...)
 
 # ... and as a WASI plugin: the plugin's own tests (which train every PEFT
 # method through its exports and compare with native graft), and the tests
@@ -165,7 +165,7 @@ test-js:
 # Node, so running them again under wazero would test nothing new.
 CORE_OS_PKGS = $(shell $(GO) list -f '{{range .Imports}}{{if eq . "os"}}{{$$.ImportPath}}{{end}}{{end}}' $(CORE))
 test-wasip1: $(WAZERO)
-	$(call timed,PATH="$(WASM_EXEC):$(GOBIN_DIR):$$PATH" GOWASIRUNTIME=wazero GOOS=wasip1 GOARCH=wasm $(GO) test -short $(CORE_OS_PKGS) ./wasm/plugin/...)
+	$(call timed,PATH="$(WASM_EXEC):$(GOBIN_DIR):$$PATH" GOWASIRUNTIME=wazero GOOS=wasip1 GOARCH=wasm $(GO) test -short -timeout 30m $(CORE_OS_PKGS) ./wasm/plugin/...)
 
 $(WAZERO):
 	$(GO) install github.com/tetratelabs/wazero/cmd/wazero@v1.12.0
