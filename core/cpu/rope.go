@@ -96,13 +96,17 @@ func (t *ropeTask) run(lo, hi int) {
 }
 
 // rotateInterleaved turns each pair (x[2i], x[2i+1]) by the angle whose
-// cosine and sine are cos[i] and sin[i].
+// cosine and sine are cos[i] and sin[i]. The products are rounded before
+// they are added (the float32 conversions forbid a fused multiply-add),
+// so both pairings give the same bits on every platform: on arm64 the
+// compiler would otherwise fuse one product of each sum, differently in
+// the two loops.
 func rotateInterleaved(x, cos, sin []float32) {
 	for i, c := range cos {
 		s := sin[i]
 		a, b := x[2*i], x[2*i+1]
-		x[2*i] = a*c - b*s
-		x[2*i+1] = a*s + b*c
+		x[2*i] = float32(a*c) - float32(b*s)
+		x[2*i+1] = float32(a*s) + float32(b*c)
 	}
 }
 
@@ -112,7 +116,7 @@ func rotateHalf(lo, hi, cos, sin []float32) {
 	for i, c := range cos {
 		s := sin[i]
 		a, b := lo[i], hi[i]
-		lo[i] = a*c - b*s
-		hi[i] = a*s + b*c
+		lo[i] = float32(a*c) - float32(b*s)
+		hi[i] = float32(a*s) + float32(b*c)
 	}
 }
