@@ -6,19 +6,6 @@ import "golang.org/x/sys/cpu"
 
 //go:generate sh -c "cd ../../tools/asmgen && go run . -out ../../core/cpu/gemm_amd64.s -stubs ../../core/cpu/gemm_stubs_amd64.go -pkg cpu"
 
-// The assembly kernels (gemm_amd64.s) take raw pointers; these wrappers
-// check every bound the kernel will touch first, so a driver bug panics
-// in Go instead of reading or writing past a slice.
-
-func asmKernel(name string, mr, nr int, fn func(kc int, a, b, c *float32, ldc int, alpha float32, acc bool)) *gemmKernel {
-	return &gemmKernel{name: name, mr: mr, nr: nr, tile: func(kc int, a, b, c []float32, ldc int, alpha float32, acc bool) {
-		_ = a[kc*mr-1]
-		_ = b[kc*nr-1]
-		_ = c[(mr-1)*ldc+nr-1]
-		fn(kc, &a[0], &b[0], &c[0], ldc, alpha, acc)
-	}}
-}
-
 func init() {
 	x := cpu.X86
 	if !x.HasAVX2 || !x.HasFMA {
