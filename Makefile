@@ -16,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: test-tools test-stages check-asm test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
+.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
 
 all: build
 
@@ -64,7 +64,7 @@ test: check-asm
 	@$(MAKE) --no-print-directory -j$(if $(filter 1,$(TEST_JOBS)),1,8) --output-sync=target lint test-tools
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-stages
 
-test-stages: test-native test-race test-js test-wasip1 test-browser test-purego
+test-stages: test-native test-race test-js test-wasip1 test-browser test-purego test-arm64
 
 # $(call timed,COMMAND) runs COMMAND and says how long the stage took.
 timed = start=$$(date +%s); $(1) && echo "== $@ passed in $$(( $$(date +%s) - start )) s"
@@ -97,6 +97,22 @@ check-asm:
 # the two must agree bit for bit.
 test-purego:
 	$(call timed,$(GO) test -timeout 30m -tags purego -run 'PluginMatchesNative|ExportedAdapterLoadsNatively' ./native/host)
+
+# The arm64 NEON kernels (core/cpu/kernels_arm64.s) on a machine without
+# an arm64 CPU: core/cpu's tests built for linux/arm64 (static, as Go
+# binaries are) run under qemu-user, each kernel against the portable one.
+# qemu's timings say nothing about arm64 hardware.
+ARM64_TESTS := TestGemmKernels/neon|TestVectorKernels|TestExpShift|TestSigmoids|TestDecodeFast|TestMatMulGGMLTypes|TestRoPE
+QEMU := /usr/bin/qemu-aarch64
+$(QEMU):
+	$(APT_INSTALL) qemu-user
+
+test-arm64: $(QEMU)
+	GOARCH=arm64 $(GO) vet ./core/cpu
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./native/cmd/graft
+	@bin=$$(mktemp -d)/cpu-arm64.test; \
+	GOOS=linux GOARCH=arm64 $(GO) test -c -o $$bin ./core/cpu && \
+	$(call timed,qemu-aarch64 $$bin -test.short -test.run '$(ARM64_TESTS)'); rc=$$?; rm -r $$(dirname $$bin); exit $$rc
 
 # The data-race detector on the packages that run goroutines: the CPU
 # kernels' worker pool, the trainer, and the plugin host's tenants. -short
@@ -210,7 +226,7 @@ test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
 # Every tool a test stage installs where it is missing (make test's second
 # step). Here, below the variables it names: a rule's prerequisites are
 # expanded as make reads it.
-test-tools: vulkan cgo-cc $(if $(HAVE_NODE),llamacpp) $(WAZERO) $(CHROMIUM) $(PLAYWRIGHT)
+test-tools: vulkan cgo-cc $(if $(HAVE_NODE),llamacpp) $(WAZERO) $(CHROMIUM) $(PLAYWRIGHT) $(QEMU)
 
 # Short coverage-guided runs of every fuzz target (longer: FUZZTIME=5m).
 # The targets are found, never listed by hand: the packages whose tests

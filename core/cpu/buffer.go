@@ -203,7 +203,7 @@ func (c *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 	return nil
 }
 
-// decodeFast, where set (amd64 with AVX2), widens the common weight
+// decodeFast, where set (amd64 with AVX2, arm64), widens the common weight
 // dtypes with vector instructions, exactly as tensor.Decode does; it
 // reports false for what it leaves to tensor.Decode.
 var decodeFast func(dt tensor.DType, src []byte, dst []float32) bool

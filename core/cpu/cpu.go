@@ -74,7 +74,7 @@ func NewWithThreads(n int) *Backend {
 func (c *Backend) Threads() int { return c.threads }
 
 // Name returns "cpu (N threads, K)", where K is Kernels(): "avx512",
-// "avx2" or "go".
+// "avx2", "neon" or "go".
 func (c *Backend) Name() string {
 	unit := "threads"
 	if c.threads == 1 {

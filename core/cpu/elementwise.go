@@ -134,7 +134,7 @@ func (t *broadcastTask) run(lo, hi int) {
 // sigmoid is the logistic function, computed in float64.
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
 
-// sigmoids sets dst[i] = sigmoid(x[i]); on amd64 with AVX2 it is switched
+// sigmoids sets dst[i] = sigmoid(x[i]); on amd64 with AVX2, and on arm64, it is switched
 // to the assembly version at start-up.
 var sigmoids = sigmoidsGo
 

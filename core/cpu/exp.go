@@ -4,7 +4,8 @@ import "math"
 
 // expShift sets x[i] = exp(x[i] - m) and returns their sum: the inner loop
 // of every softmax (attention rows, cross-entropy over a vocabulary). On
-// amd64 with AVX2 it is switched to the assembly version at start-up.
+// amd64 with AVX2, and on arm64, it is switched to the assembly version at
+// start-up.
 var expShift = expShiftGo
 
 // exp32 is exp for float32, accurate to about 2 ulp: the argument is split
@@ -13,7 +14,8 @@ var expShift = expShiftGo
 // and 2^n goes into the exponent bits. Arguments below -87 give exp(-87),
 // which keeps the result a normal float32; softmax only ever feeds it
 // x - max <= 0, where that floor is far below any weight that matters.
-// A NaN stays NaN. expShiftAVX2 runs the same steps eight lanes at a time.
+// A NaN stays NaN. expShiftAVX2 runs the same steps eight lanes at a time,
+// expShiftNEON four.
 func exp32(x float32) float32 {
 	const (
 		log2e  = 1.44269504

@@ -3,8 +3,9 @@ package cpu
 // The inner loops every operation is built from. They are unrolled so the Go
 // compiler keeps several independent accumulators in registers, and they
 // reslice their operands to one length up front so bounds checks drop out of
-// the loops. On amd64 with AVX2 and FMA the variables below are switched to
-// the assembly versions in kernels_amd64.go at start-up.
+// the loops. On amd64 with AVX2 and FMA, and on arm64 (NEON), the variables
+// below are switched to the assembly versions in kernels_amd64.go and
+// kernels_arm64.go at start-up.
 var (
 	dot    = dotGo
 	dot1x4 = dot1x4Go

@@ -71,6 +71,12 @@ func q4DecodeNEON(blocks int, dst *float32, src *byte)
 //go:noescape
 func q4kDecodeNEON(blocks int, dst *float32, src *byte, scales *float32)
 
+// q5kDecodeNEON dequantizes Q5_K super-blocks (176 bytes) to float32, given scales as
+// for q4kDecodeNEON.
+//
+//go:noescape
+func q5kDecodeNEON(blocks int, dst *float32, src *byte, scales *float32)
+
 // q6kDecodeNEON dequantizes Q6_K super-blocks (210 bytes) to float32, given each block's
 // 16 scales d*sc in scales.
 //
@@ -173,11 +179,11 @@ func sigmoidsNEON(dst, x []float32) {
 	}
 }
 
-// decodeNEON widens F16, BF16, Q8_0 and Q4_0 weights with the NEON
-// decoders, bit for bit as tensor.Decode does (but for signalling NaN
-// halves, which come out quiet as with F16C on amd64); it reports false
-// for other dtypes, or a range it does not take whole, which tensor.Decode
-// then handles (and checks).
+// decodeNEON widens F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights
+// with the NEON decoders, bit for bit as tensor.Decode does (but for
+// signalling NaN halves, which come out quiet as with F16C on amd64); it
+// reports false for other dtypes, or a range it does not take whole, which
+// tensor.Decode then handles (and checks).
 func decodeNEON(dt tensor.DType, src []byte, dst []float32) bool {
 	n := len(dst)
 	if n == 0 {
@@ -211,7 +217,7 @@ func decodeNEON(dt tensor.DType, src []byte, dst []float32) bool {
 			q4DecodeNEON(blocks, &dst[0], &src[0])
 		}
 		return true
-	case tensor.Q4_K, tensor.Q6_K:
+	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
 		blocks := n / 256
 		if n%256 != 0 || len(src) < blocks*dt.BlockBytes() {
 			return false
@@ -226,10 +232,11 @@ func decodeNEON(dt tensor.DType, src []byte, dst []float32) bool {
 // assembly at once, with their scales on the stack.
 const kChunk = 16
 
-// decodeKQuantNEON decodes whole Q4_K or Q6_K super-blocks. The 6-bit
-// packing of Q4_K's scales and mins is unpacked here in Go, and every
-// sub-block's scale multiplied out as tensor.Decode does it (float32
-// products, in the same order), so the assembly only widens quants.
+// decodeKQuantNEON decodes whole Q4_K, Q5_K or Q6_K super-blocks. The
+// 6-bit packing of Q4_K's and Q5_K's scales and mins is unpacked here in
+// Go (as tensor's scaleMinK4 does), and every sub-block's scale multiplied
+// out as tensor.Decode does it (float32 products, in the same order), so
+// the assembly only widens quants.
 func decodeKQuantNEON(dt tensor.DType, blocks int, src []byte, dst []float32) {
 	bb := dt.BlockBytes()
 	var sc [kChunk * 16]float32
@@ -238,7 +245,7 @@ func decodeKQuantNEON(dt tensor.DType, blocks int, src []byte, dst []float32) {
 		for b := range nb {
 			blk := src[(b0+b)*bb : (b0+b+1)*bb]
 			s := sc[16*b : 16*b+16]
-			if dt == tensor.Q4_K {
+			if dt != tensor.Q6_K {
 				d, dmin := f16le(blk), f16le(blk[2:])
 				q := blk[4:16]
 				for j := range 8 {
@@ -259,9 +266,12 @@ func decodeKQuantNEON(dt tensor.DType, blocks int, src []byte, dst []float32) {
 		}
 		out := dst[b0*256 : (b0+nb)*256]
 		in := src[b0*bb : (b0+nb)*bb]
-		if dt == tensor.Q4_K {
+		switch dt {
+		case tensor.Q4_K:
 			q4kDecodeNEON(nb, &out[0], &in[0], &sc[0])
-		} else {
+		case tensor.Q5_K:
+			q5kDecodeNEON(nb, &out[0], &in[0], &sc[0])
+		default:
 			q6kDecodeNEON(nb, &out[0], &in[0], &sc[0])
 		}
 	}

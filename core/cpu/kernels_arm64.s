@@ -610,6 +610,60 @@ q4k_loop:
 	BNE    q4k_loop
 	RET
 
+// Q5_K's 32 bytes of low nibbles for sub-blocks 2j and 2j+1, with their
+// fifth bits from qh (V26-V27, shifted right by 2 after each pair, so the
+// pair's bits are always bits 0 and 1): value l of sub-block 2j gets 16
+// when bit 2j of qh[l] is set, of 2j+1 when bit 2j+1 is. V25 is 0x10 in
+// every byte.
+#define Q5KPAIR(j) \
+	VLD1.P 32(R2), [V0.B16, V1.B16]; \
+	VAND   V31.B16, V0.B16, V2.B16; \
+	VAND   V31.B16, V1.B16, V3.B16; \
+	VUSHR  $4, V0.B16, V4.B16; \
+	VUSHR  $4, V1.B16, V5.B16; \
+	VSHL   $4, V26.B16, V6.B16; \
+	VSHL   $4, V27.B16, V7.B16; \
+	VAND   V25.B16, V6.B16, V6.B16; \
+	VAND   V25.B16, V7.B16, V7.B16; \
+	VORR   V6.B16, V2.B16, V2.B16; \
+	VORR   V7.B16, V3.B16, V3.B16; \
+	VSHL   $3, V26.B16, V6.B16; \
+	VSHL   $3, V27.B16, V7.B16; \
+	VAND   V25.B16, V6.B16, V6.B16; \
+	VAND   V25.B16, V7.B16, V7.B16; \
+	VORR   V6.B16, V4.B16, V4.B16; \
+	VORR   V7.B16, V5.B16, V5.B16; \
+	VUSHR  $2, V26.B16, V26.B16; \
+	VUSHR  $2, V27.B16, V27.B16; \
+	Q4KSUB16(2, 2*(j)); \
+	Q4KSUB16(3, 2*(j)); \
+	Q4KSUB16(4, 2*(j)+1); \
+	Q4KSUB16(5, 2*(j)+1)
+
+// func q5kDecodeNEON(blocks int, dst *float32, src *byte, scales *float32)
+// Q5_K super-blocks of 176 bytes: f16 d and dmin, 12 bytes of packed
+// scales and mins (unpacked by the caller as for Q4_K), 32 bytes of fifth
+// bits (qh), 128 bytes of nibbles; value = d*sc*q - dmin*m.
+TEXT ·q5kDecodeNEON(SB), NOSPLIT, $0-32
+	MOVD  blocks+0(FP), R0
+	MOVD  dst+8(FP), R1
+	MOVD  src+16(FP), R2
+	MOVD  scales+24(FP), R3
+	VMOVI $15, V31.B16
+	VMOVI $0x10, V25.B16
+
+q5k_loop:
+	ADD    $16, R2, R2 // past d, dmin and the packed scales
+	VLD1.P 32(R2), [V26.B16, V27.B16]
+	VLD1.P 64(R3), [V20.S4, V21.S4, V22.S4, V23.S4]
+	Q5KPAIR(0)
+	Q5KPAIR(1)
+	Q5KPAIR(2)
+	Q5KPAIR(3)
+	SUBS   $1, R0, R0
+	BNE    q5k_loop
+	RET
+
 // Q6_K: V6 holds 16 six-bit quants (0-63); subtracts 32 and stores them
 // times the scale of group g (V20-V23, d*sc per 16 values).
 #define Q6KOUT(g) \

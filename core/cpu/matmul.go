@@ -25,7 +25,7 @@ const (
 // any loaded dtype; a non-F32 b is dequantized a few rows at a time, never
 // as a whole. Mismatched shapes, and a dst that overlaps a or b, panic.
 //
-// Where a SIMD micro-kernel is built in (amd64, see gemm.go), every product
+// Where a SIMD micro-kernel is built in (amd64, arm64; see gemm.go), every product
 // of at least gemmMinM rows and a few columns goes through the packed,
 // cache-blocked path. The rest, and every product on other platforms, use
 // the portable loops: TransB (x times a weight stored [out, in]) computes
