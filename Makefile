@@ -195,7 +195,7 @@ wasm:
 # Plugin figures: compile (cold, cached), instantiate, per-call overhead, eval.
 bench-plugin:
 	$(GO) test -run '^$$' -bench Compile -benchtime 1x ./native/host
-	$(GO) test -run '^$$' -bench 'Instantiate|CallOverhead|Eval' ./native/host
+	$(GO) test -run '^$$' -bench 'Instantiate|CallOverhead|Eval|TrainLoRA' ./native/host
 
 # The browser build: graft.wasm and Go's wasm_exec.js for bindings/js.
 BROWSER_DIST := bindings/js/dist
