@@ -18,6 +18,12 @@
 // every loop iteration); Options.Cooperative trades it for deadlines met
 // at the guest's safe points, which keep the instance.
 //
+// The guest's heavy kernels (matrix products, attention) run on the host
+// (kernels.go): the guest calls them with offsets into its own memory, the
+// host checks every range and runs core/cpu's native kernels on views of
+// it, on at most Options.Threads threads per instance. Options.GuestKernels
+// keeps them in the guest.
+//
 // An Instance runs one call at a time (the guest is single-threaded), and
 // Close waits for the call in flight; separate instances run in parallel.
 package host
