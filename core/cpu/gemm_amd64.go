@@ -2,7 +2,10 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
+import (
+	"github.com/graft-ml/graft/core/tensor"
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate sh -c "cd ../../tools/asmgen && go run . -out ../../core/cpu/gemm_amd64.s -stubs ../../core/cpu/gemm_stubs_amd64.go -pkg cpu"
 
@@ -12,8 +15,10 @@ func init() {
 		return
 	}
 	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
+	simdDots = true
 	expShift, sigmoids = expShiftAVX, sigmoidsAVX
 	decodeFast = decodeAVX // F16C comes with every AVX2 CPU
+	blockDot = func(dt tensor.DType) blockDotKernel { return blockDots[dt] }
 	pack8 = pack8AVX
 	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
 	gemmKernels = append(gemmKernels, avx2)

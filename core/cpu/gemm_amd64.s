@@ -982,9 +982,9 @@ TEXT ·q8DecodeAVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+8(FP), CX
 	MOVQ src+16(FP), DX
 
-q8_loop:
+q8DecodeAVX2_loop:
 	TESTQ        AX, AX
-	JZ           q8_done
+	JZ           q8DecodeAVX2_done
 	VPBROADCASTW (DX), X0
 	VCVTPH2PS    X0, Y0
 	VPMOVSXBD    2(DX), Y1
@@ -1006,268 +1006,519 @@ q8_loop:
 	ADDQ         $0x00000022, DX
 	ADDQ         $0x00000080, CX
 	DECQ         AX
-	JMP          q8_loop
+	JMP          q8DecodeAVX2_loop
 
-q8_done:
+q8DecodeAVX2_done:
 	VZEROUPPER
 	RET
 
-DATA q4consts<>+0(SB)/4, $0x0000000f
-DATA q4consts<>+4(SB)/4, $0x0000000f
-DATA q4consts<>+8(SB)/4, $0x0000000f
-DATA q4consts<>+12(SB)/4, $0x0000000f
-DATA q4consts<>+16(SB)/4, $0x0000000f
-DATA q4consts<>+20(SB)/4, $0x0000000f
-DATA q4consts<>+24(SB)/4, $0x0000000f
-DATA q4consts<>+28(SB)/4, $0x0000000f
-DATA q4consts<>+32(SB)/4, $0x00000008
-DATA q4consts<>+36(SB)/4, $0x00000008
-DATA q4consts<>+40(SB)/4, $0x00000008
-DATA q4consts<>+44(SB)/4, $0x00000008
-DATA q4consts<>+48(SB)/4, $0x00000008
-DATA q4consts<>+52(SB)/4, $0x00000008
-DATA q4consts<>+56(SB)/4, $0x00000008
-DATA q4consts<>+60(SB)/4, $0x00000008
-GLOBL q4consts<>(SB), RODATA|NOPTR, $64
+// func q8DotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q8DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q8DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q8DotAVX2_reduce
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y2
+	VPMOVSXBD    2(DX), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  (CX), Y3, Y0
+	VPMOVSXBD    10(DX), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  32(CX), Y3, Y1
+	VPMOVSXBD    18(DX), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  64(CX), Y3, Y0
+	VPMOVSXBD    26(DX), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VFMADD231PS  96(CX), Y3, Y1
+	ADDQ         $0x00000022, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q8DotAVX2_loop
+
+q8DotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
 
 // func q4DecodeAVX2(blocks int, dst *float32, src *byte)
 // Requires: AVX, AVX2, F16C
 TEXT ·q4DecodeAVX2(SB), NOSPLIT, $0-24
-	MOVQ    blocks+0(FP), AX
-	MOVQ    dst+8(FP), CX
-	MOVQ    src+16(FP), DX
-	VMOVUPS q4consts<>+0(SB), Y0
-	VMOVUPS q4consts<>+32(SB), Y1
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
 
-q4_loop:
+q4DecodeAVX2_loop:
 	TESTQ        AX, AX
-	JZ           q4_done
+	JZ           q4DecodeAVX2_done
+	VPBROADCASTW (DX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVZXBD    2(DX), Y1
+	VPSRLD       $0x04, Y1, Y2
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPSUBD       blockconsts<>+96(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (CX)
+	VPSUBD       blockconsts<>+96(SB), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 64(CX)
+	VPMOVZXBD    10(DX), Y1
+	VPSRLD       $0x04, Y1, Y2
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPSUBD       blockconsts<>+96(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 32(CX)
+	VPSUBD       blockconsts<>+96(SB), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 96(CX)
+	ADDQ         $0x00000012, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q4DecodeAVX2_loop
+
+q4DecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA blockconsts<>+0(SB)/4, $0x0000000f
+DATA blockconsts<>+4(SB)/4, $0x0000000f
+DATA blockconsts<>+8(SB)/4, $0x0000000f
+DATA blockconsts<>+12(SB)/4, $0x0000000f
+DATA blockconsts<>+16(SB)/4, $0x0000000f
+DATA blockconsts<>+20(SB)/4, $0x0000000f
+DATA blockconsts<>+24(SB)/4, $0x0000000f
+DATA blockconsts<>+28(SB)/4, $0x0000000f
+DATA blockconsts<>+32(SB)/4, $0x00000003
+DATA blockconsts<>+36(SB)/4, $0x00000003
+DATA blockconsts<>+40(SB)/4, $0x00000003
+DATA blockconsts<>+44(SB)/4, $0x00000003
+DATA blockconsts<>+48(SB)/4, $0x00000003
+DATA blockconsts<>+52(SB)/4, $0x00000003
+DATA blockconsts<>+56(SB)/4, $0x00000003
+DATA blockconsts<>+60(SB)/4, $0x00000003
+DATA blockconsts<>+64(SB)/4, $0x00000001
+DATA blockconsts<>+68(SB)/4, $0x00000001
+DATA blockconsts<>+72(SB)/4, $0x00000001
+DATA blockconsts<>+76(SB)/4, $0x00000001
+DATA blockconsts<>+80(SB)/4, $0x00000001
+DATA blockconsts<>+84(SB)/4, $0x00000001
+DATA blockconsts<>+88(SB)/4, $0x00000001
+DATA blockconsts<>+92(SB)/4, $0x00000001
+DATA blockconsts<>+96(SB)/4, $0x00000008
+DATA blockconsts<>+100(SB)/4, $0x00000008
+DATA blockconsts<>+104(SB)/4, $0x00000008
+DATA blockconsts<>+108(SB)/4, $0x00000008
+DATA blockconsts<>+112(SB)/4, $0x00000008
+DATA blockconsts<>+116(SB)/4, $0x00000008
+DATA blockconsts<>+120(SB)/4, $0x00000008
+DATA blockconsts<>+124(SB)/4, $0x00000008
+DATA blockconsts<>+128(SB)/4, $0x00000010
+DATA blockconsts<>+132(SB)/4, $0x00000010
+DATA blockconsts<>+136(SB)/4, $0x00000010
+DATA blockconsts<>+140(SB)/4, $0x00000010
+DATA blockconsts<>+144(SB)/4, $0x00000010
+DATA blockconsts<>+148(SB)/4, $0x00000010
+DATA blockconsts<>+152(SB)/4, $0x00000010
+DATA blockconsts<>+156(SB)/4, $0x00000010
+DATA blockconsts<>+160(SB)/4, $0x00000020
+DATA blockconsts<>+164(SB)/4, $0x00000020
+DATA blockconsts<>+168(SB)/4, $0x00000020
+DATA blockconsts<>+172(SB)/4, $0x00000020
+DATA blockconsts<>+176(SB)/4, $0x00000020
+DATA blockconsts<>+180(SB)/4, $0x00000020
+DATA blockconsts<>+184(SB)/4, $0x00000020
+DATA blockconsts<>+188(SB)/4, $0x00000020
+DATA blockconsts<>+192(SB)/4, $0x00000000
+DATA blockconsts<>+196(SB)/4, $0x00000001
+DATA blockconsts<>+200(SB)/4, $0x00000002
+DATA blockconsts<>+204(SB)/4, $0x00000003
+DATA blockconsts<>+208(SB)/4, $0x00000004
+DATA blockconsts<>+212(SB)/4, $0x00000005
+DATA blockconsts<>+216(SB)/4, $0x00000006
+DATA blockconsts<>+220(SB)/4, $0x00000007
+DATA blockconsts<>+224(SB)/4, $0x00000008
+DATA blockconsts<>+228(SB)/4, $0x00000009
+DATA blockconsts<>+232(SB)/4, $0x0000000a
+DATA blockconsts<>+236(SB)/4, $0x0000000b
+DATA blockconsts<>+240(SB)/4, $0x0000000c
+DATA blockconsts<>+244(SB)/4, $0x0000000d
+DATA blockconsts<>+248(SB)/4, $0x0000000e
+DATA blockconsts<>+252(SB)/4, $0x0000000f
+DATA blockconsts<>+256(SB)/4, $0x00000010
+DATA blockconsts<>+260(SB)/4, $0x00000011
+DATA blockconsts<>+264(SB)/4, $0x00000012
+DATA blockconsts<>+268(SB)/4, $0x00000013
+DATA blockconsts<>+272(SB)/4, $0x00000014
+DATA blockconsts<>+276(SB)/4, $0x00000015
+DATA blockconsts<>+280(SB)/4, $0x00000016
+DATA blockconsts<>+284(SB)/4, $0x00000017
+DATA blockconsts<>+288(SB)/4, $0x00000018
+DATA blockconsts<>+292(SB)/4, $0x00000019
+DATA blockconsts<>+296(SB)/4, $0x0000001a
+DATA blockconsts<>+300(SB)/4, $0x0000001b
+DATA blockconsts<>+304(SB)/4, $0x0000001c
+DATA blockconsts<>+308(SB)/4, $0x0000001d
+DATA blockconsts<>+312(SB)/4, $0x0000001e
+DATA blockconsts<>+316(SB)/4, $0x0000001f
+GLOBL blockconsts<>(SB), RODATA|NOPTR, $320
+
+// func q4DotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q4DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q4DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q4DotAVX2_reduce
 	VPBROADCASTW (DX), X2
 	VCVTPH2PS    X2, Y2
 	VPMOVZXBD    2(DX), Y3
 	VPSRLD       $0x04, Y3, Y4
-	VPAND        Y0, Y3, Y3
-	VPSUBD       Y1, Y3, Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPSUBD       blockconsts<>+96(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y2, Y3, Y3
-	VMOVUPS      Y3, (CX)
-	VPSUBD       Y1, Y4, Y4
+	VFMADD231PS  (CX), Y3, Y0
+	VPSUBD       blockconsts<>+96(SB), Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VMULPS       Y2, Y4, Y4
-	VMOVUPS      Y4, 64(CX)
+	VFMADD231PS  64(CX), Y4, Y0
 	VPMOVZXBD    10(DX), Y3
 	VPSRLD       $0x04, Y3, Y4
-	VPAND        Y0, Y3, Y3
-	VPSUBD       Y1, Y3, Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPSUBD       blockconsts<>+96(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y2, Y3, Y3
-	VMOVUPS      Y3, 32(CX)
-	VPSUBD       Y1, Y4, Y4
+	VFMADD231PS  32(CX), Y3, Y1
+	VPSUBD       blockconsts<>+96(SB), Y4, Y4
 	VCVTDQ2PS    Y4, Y4
 	VMULPS       Y2, Y4, Y4
-	VMOVUPS      Y4, 96(CX)
+	VFMADD231PS  96(CX), Y4, Y1
 	ADDQ         $0x00000012, DX
 	ADDQ         $0x00000080, CX
 	DECQ         AX
-	JMP          q4_loop
+	JMP          q4DotAVX2_loop
 
-q4_done:
+q4DotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
-DATA kquantconsts<>+0(SB)/4, $0x0000000f
-DATA kquantconsts<>+4(SB)/4, $0x0000000f
-DATA kquantconsts<>+8(SB)/4, $0x0000000f
-DATA kquantconsts<>+12(SB)/4, $0x0000000f
-DATA kquantconsts<>+16(SB)/4, $0x0000000f
-DATA kquantconsts<>+20(SB)/4, $0x0000000f
-DATA kquantconsts<>+24(SB)/4, $0x0000000f
-DATA kquantconsts<>+28(SB)/4, $0x0000000f
-DATA kquantconsts<>+32(SB)/4, $0x00000003
-DATA kquantconsts<>+36(SB)/4, $0x00000003
-DATA kquantconsts<>+40(SB)/4, $0x00000003
-DATA kquantconsts<>+44(SB)/4, $0x00000003
-DATA kquantconsts<>+48(SB)/4, $0x00000003
-DATA kquantconsts<>+52(SB)/4, $0x00000003
-DATA kquantconsts<>+56(SB)/4, $0x00000003
-DATA kquantconsts<>+60(SB)/4, $0x00000003
-DATA kquantconsts<>+64(SB)/4, $0x00000020
-DATA kquantconsts<>+68(SB)/4, $0x00000020
-DATA kquantconsts<>+72(SB)/4, $0x00000020
-DATA kquantconsts<>+76(SB)/4, $0x00000020
-DATA kquantconsts<>+80(SB)/4, $0x00000020
-DATA kquantconsts<>+84(SB)/4, $0x00000020
-DATA kquantconsts<>+88(SB)/4, $0x00000020
-DATA kquantconsts<>+92(SB)/4, $0x00000020
-DATA kquantconsts<>+96(SB)/4, $0x00000001
-DATA kquantconsts<>+100(SB)/4, $0x00000001
-DATA kquantconsts<>+104(SB)/4, $0x00000001
-DATA kquantconsts<>+108(SB)/4, $0x00000001
-DATA kquantconsts<>+112(SB)/4, $0x00000001
-DATA kquantconsts<>+116(SB)/4, $0x00000001
-DATA kquantconsts<>+120(SB)/4, $0x00000001
-DATA kquantconsts<>+124(SB)/4, $0x00000001
-GLOBL kquantconsts<>(SB), RODATA|NOPTR, $128
+// func q5DecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q5DecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+q5DecodeAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5DecodeAVX2_done
+	VPBROADCASTW (DX), X0
+	VCVTPH2PS    X0, Y0
+	VPBROADCASTD 2(DX), Y1
+	VPMOVZXBD    6(DX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        blockconsts<>+0(SB), Y2, Y2
+	VPSRLVD      blockconsts<>+192(SB), Y1, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSUBD       blockconsts<>+128(SB), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, (CX)
+	VPSRLVD      blockconsts<>+256(SB), Y1, Y2
+	VPAND        blockconsts<>+64(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 64(CX)
+	VPMOVZXBD    14(DX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        blockconsts<>+0(SB), Y2, Y2
+	VPSRLVD      blockconsts<>+224(SB), Y1, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSUBD       blockconsts<>+128(SB), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMOVUPS      Y2, 32(CX)
+	VPSRLVD      blockconsts<>+288(SB), Y1, Y1
+	VPAND        blockconsts<>+64(SB), Y1, Y1
+	VPSLLD       $0x04, Y1, Y1
+	VPOR         Y1, Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 96(CX)
+	ADDQ         $0x00000016, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q5DecodeAVX2_loop
+
+q5DecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q5DotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q5DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q5DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5DotAVX2_reduce
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y2
+	VPBROADCASTD 2(DX), Y3
+	VPMOVZXBD    6(DX), Y4
+	VPSRLD       $0x04, Y4, Y5
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPSRLVD      blockconsts<>+192(SB), Y3, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPSLLD       $0x04, Y6, Y6
+	VPOR         Y6, Y4, Y4
+	VPSUBD       blockconsts<>+128(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VFMADD231PS  (CX), Y4, Y0
+	VPSRLVD      blockconsts<>+256(SB), Y3, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y5, Y5
+	VPSUBD       blockconsts<>+128(SB), Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y2, Y5, Y5
+	VFMADD231PS  64(CX), Y5, Y0
+	VPMOVZXBD    14(DX), Y4
+	VPSRLD       $0x04, Y4, Y5
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPSRLVD      blockconsts<>+224(SB), Y3, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPSLLD       $0x04, Y6, Y6
+	VPOR         Y6, Y4, Y4
+	VPSUBD       blockconsts<>+128(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VFMADD231PS  32(CX), Y4, Y1
+	VPSRLVD      blockconsts<>+288(SB), Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y5, Y5
+	VPSUBD       blockconsts<>+128(SB), Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y2, Y5, Y5
+	VFMADD231PS  96(CX), Y5, Y1
+	ADDQ         $0x00000016, DX
+	ADDQ         $0x00000080, CX
+	DECQ         AX
+	JMP          q5DotAVX2_loop
+
+q5DotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
 
 // func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
 // Requires: AVX, AVX2, F16C
 TEXT ·q4kDecodeAVX2(SB), NOSPLIT, $0-24
-	MOVQ    blocks+0(FP), AX
-	MOVQ    dst+8(FP), CX
-	MOVQ    src+16(FP), DX
-	VMOVUPS kquantconsts<>+0(SB), Y0
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
 
 q4kDecodeAVX2_loop:
 	TESTQ        AX, AX
 	JZ           q4kDecodeAVX2_done
-	VPBROADCASTW (DX), X2
-	VCVTPH2PS    X2, Y1
-	VPBROADCASTW 2(DX), X2
-	VCVTPH2PS    X2, Y2
+	VPBROADCASTW (DX), X0
+	VCVTPH2PS    X0, Y0
+	VPBROADCASTW 2(DX), X1
+	VCVTPH2PS    X1, Y1
 	MOVBLZX      4(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      8(DX), SI
 	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    16(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, (CX)
-	VPMOVZXBD    24(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 32(CX)
-	VPMOVZXBD    32(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 64(CX)
-	VPMOVZXBD    40(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 96(CX)
+	VPMOVZXBD    16(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, (CX)
+	VPMOVZXBD    24(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 32(CX)
+	VPMOVZXBD    32(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 64(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 96(CX)
 	MOVBLZX      5(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      9(DX), SI
 	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    16(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 128(CX)
-	VPMOVZXBD    24(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 160(CX)
-	VPMOVZXBD    32(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 192(CX)
-	VPMOVZXBD    40(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 224(CX)
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 128(CX)
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 160(CX)
+	VPMOVZXBD    32(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 192(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 224(CX)
 	MOVBLZX      6(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      10(DX), SI
 	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    48(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 256(CX)
-	VPMOVZXBD    56(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 288(CX)
-	VPMOVZXBD    64(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 320(CX)
-	VPMOVZXBD    72(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 352(CX)
+	VPMOVZXBD    48(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 256(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 288(CX)
+	VPMOVZXBD    64(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 320(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 352(CX)
 	MOVBLZX      7(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      11(DX), SI
 	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    48(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 384(CX)
-	VPMOVZXBD    56(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 416(CX)
-	VPMOVZXBD    64(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 448(CX)
-	VPMOVZXBD    72(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 480(CX)
+	VPMOVZXBD    48(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 384(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 416(CX)
+	VPMOVZXBD    64(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 448(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 480(CX)
 	MOVBLZX      12(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      4(DX), DI
@@ -1280,38 +1531,38 @@ q4kDecodeAVX2_loop:
 	SHRL         $0x06, DI
 	SHLL         $0x04, DI
 	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    80(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 512(CX)
-	VPMOVZXBD    88(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 544(CX)
-	VPMOVZXBD    96(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 576(CX)
-	VPMOVZXBD    104(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 608(CX)
+	VPMOVZXBD    80(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 512(CX)
+	VPMOVZXBD    88(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 544(CX)
+	VPMOVZXBD    96(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 576(CX)
+	VPMOVZXBD    104(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 608(CX)
 	MOVBLZX      13(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      5(DX), DI
@@ -1324,38 +1575,38 @@ q4kDecodeAVX2_loop:
 	SHRL         $0x06, DI
 	SHLL         $0x04, DI
 	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    80(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 640(CX)
-	VPMOVZXBD    88(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 672(CX)
-	VPMOVZXBD    96(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 704(CX)
-	VPMOVZXBD    104(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 736(CX)
+	VPMOVZXBD    80(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 640(CX)
+	VPMOVZXBD    88(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 672(CX)
+	VPMOVZXBD    96(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 704(CX)
+	VPMOVZXBD    104(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 736(CX)
 	MOVBLZX      14(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      6(DX), DI
@@ -1368,38 +1619,38 @@ q4kDecodeAVX2_loop:
 	SHRL         $0x06, DI
 	SHLL         $0x04, DI
 	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
 	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
+	VCVTSI2SSL   SI, X3, X3
 	VMULSS       X1, X3, X3
 	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    112(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 768(CX)
-	VPMOVZXBD    120(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 800(CX)
-	VPMOVZXBD    128(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 832(CX)
-	VPMOVZXBD    136(DX), Y5
-	VPAND        Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 864(CX)
+	VPMOVZXBD    112(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 768(CX)
+	VPMOVZXBD    120(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 800(CX)
+	VPMOVZXBD    128(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 832(CX)
+	VPMOVZXBD    136(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 864(CX)
 	MOVBLZX      15(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      7(DX), DI
@@ -1412,38 +1663,38 @@ q4kDecodeAVX2_loop:
 	SHRL         $0x06, DI
 	SHLL         $0x04, DI
 	ORL          DI, SI
-	VXORPS       X3, X3, X3
-	VCVTSI2SSL   BX, X3, X3
-	VMULSS       X1, X3, X3
-	VBROADCASTSS X3, Y3
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   SI, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VPMOVZXBD    112(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 896(CX)
-	VPMOVZXBD    120(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 928(CX)
-	VPMOVZXBD    128(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 960(CX)
-	VPMOVZXBD    136(DX), Y5
-	VPSRLD       $0x04, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y3, Y5, Y5
-	VSUBPS       Y4, Y5, Y5
-	VMOVUPS      Y5, 992(CX)
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X0, X0, X0
+	VCVTSI2SSL   SI, X0, X0
+	VMULSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	VPMOVZXBD    112(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 896(CX)
+	VPMOVZXBD    120(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 928(CX)
+	VPMOVZXBD    128(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 960(CX)
+	VPMOVZXBD    136(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 992(CX)
 	ADDQ         $0x00000090, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX
@@ -1453,20 +1704,870 @@ q4kDecodeAVX2_done:
 	VZEROUPPER
 	RET
 
+// func q4kDotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q4kDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q4kDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q4kDotAVX2_reduce
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y2
+	VPBROADCASTW 2(DX), X3
+	VCVTPH2PS    X3, Y3
+	MOVBLZX      4(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      8(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  (CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  32(CX), Y6, Y1
+	VPMOVZXBD    32(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  64(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  96(CX), Y6, Y1
+	MOVBLZX      5(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      9(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  128(CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  160(CX), Y6, Y1
+	VPMOVZXBD    32(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  192(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  224(CX), Y6, Y1
+	MOVBLZX      6(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      10(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  256(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  288(CX), Y6, Y1
+	VPMOVZXBD    64(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  320(CX), Y6, Y0
+	VPMOVZXBD    72(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  352(CX), Y6, Y1
+	MOVBLZX      7(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      11(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  384(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  416(CX), Y6, Y1
+	VPMOVZXBD    64(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  448(CX), Y6, Y0
+	VPMOVZXBD    72(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  480(CX), Y6, Y1
+	MOVBLZX      12(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      4(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      12(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      8(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    80(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  512(CX), Y6, Y0
+	VPMOVZXBD    88(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  544(CX), Y6, Y1
+	VPMOVZXBD    96(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  576(CX), Y6, Y0
+	VPMOVZXBD    104(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  608(CX), Y6, Y1
+	MOVBLZX      13(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      5(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      13(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      9(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    80(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  640(CX), Y6, Y0
+	VPMOVZXBD    88(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  672(CX), Y6, Y1
+	VPMOVZXBD    96(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  704(CX), Y6, Y0
+	VPMOVZXBD    104(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  736(CX), Y6, Y1
+	MOVBLZX      14(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      6(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      14(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      10(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    112(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  768(CX), Y6, Y0
+	VPMOVZXBD    120(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  800(CX), Y6, Y1
+	VPMOVZXBD    128(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  832(CX), Y6, Y0
+	VPMOVZXBD    136(DX), Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  864(CX), Y6, Y1
+	MOVBLZX      15(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      7(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      15(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      11(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   SI, X2, X2
+	VMULSS       X3, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    112(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  896(CX), Y3, Y0
+	VPMOVZXBD    120(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  928(CX), Y3, Y1
+	VPMOVZXBD    128(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  960(CX), Y3, Y0
+	VPMOVZXBD    136(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  992(CX), Y3, Y1
+	ADDQ         $0x00000090, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q4kDotAVX2_loop
+
+q4kDotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func q5kDecodeAVX2(blocks int, dst *float32, src *byte)
 // Requires: AVX, AVX2, F16C
 TEXT ·q5kDecodeAVX2(SB), NOSPLIT, $0-24
-	MOVQ    blocks+0(FP), AX
-	MOVQ    dst+8(FP), CX
-	MOVQ    src+16(FP), DX
-	VMOVUPS kquantconsts<>+0(SB), Y0
-	VMOVUPS kquantconsts<>+96(SB), Y1
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
 
 q5kDecodeAVX2_loop:
 	TESTQ        AX, AX
 	JZ           q5kDecodeAVX2_done
-	VPBROADCASTW (DX), X3
-	VCVTPH2PS    X3, Y2
+	VPBROADCASTW (DX), X0
+	VCVTPH2PS    X0, Y0
+	VPBROADCASTW 2(DX), X1
+	VCVTPH2PS    X1, Y1
+	MOVBLZX      4(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      8(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, (CX)
+	VPMOVZXBD    56(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 32(CX)
+	VPMOVZXBD    64(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 64(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 96(CX)
+	MOVBLZX      5(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      9(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x01, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 128(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x01, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 160(CX)
+	VPMOVZXBD    64(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x01, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 192(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x01, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 224(CX)
+	MOVBLZX      6(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      10(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    80(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 256(CX)
+	VPMOVZXBD    88(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 288(CX)
+	VPMOVZXBD    96(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 320(CX)
+	VPMOVZXBD    104(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 352(CX)
+	MOVBLZX      7(DX), BX
+	ANDL         $0x0000003f, BX
+	MOVBLZX      11(DX), SI
+	ANDL         $0x0000003f, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    80(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x03, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 384(CX)
+	VPMOVZXBD    88(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x03, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 416(CX)
+	VPMOVZXBD    96(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x03, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 448(CX)
+	VPMOVZXBD    104(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x03, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 480(CX)
+	MOVBLZX      12(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      4(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      12(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      8(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    112(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 512(CX)
+	VPMOVZXBD    120(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 544(CX)
+	VPMOVZXBD    128(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 576(CX)
+	VPMOVZXBD    136(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 608(CX)
+	MOVBLZX      13(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      5(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      13(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      9(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    112(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x05, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 640(CX)
+	VPMOVZXBD    120(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x05, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 672(CX)
+	VPMOVZXBD    128(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x05, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 704(CX)
+	VPMOVZXBD    136(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x05, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 736(CX)
+	MOVBLZX      14(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      6(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      14(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      10(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    144(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 768(CX)
+	VPMOVZXBD    152(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 800(CX)
+	VPMOVZXBD    160(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 832(CX)
+	VPMOVZXBD    168(DX), Y4
+	VPAND        blockconsts<>+0(SB), Y4, Y4
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 864(CX)
+	MOVBLZX      15(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      7(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, BX
+	MOVBLZX      15(DX), SI
+	SHRL         $0x04, SI
+	MOVBLZX      11(DX), DI
+	SHRL         $0x06, DI
+	SHLL         $0x04, DI
+	ORL          DI, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X0, X0, X0
+	VCVTSI2SSL   SI, X0, X0
+	VMULSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	VPMOVZXBD    144(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    16(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 896(CX)
+	VPMOVZXBD    152(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    24(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 928(CX)
+	VPMOVZXBD    160(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    32(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 960(CX)
+	VPMOVZXBD    168(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    40(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 992(CX)
+	ADDQ         $0x000000b0, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q5kDecodeAVX2_loop
+
+q5kDecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q5kDotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q5kDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q5kDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5kDotAVX2_reduce
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS    X2, Y2
 	VPBROADCASTW 2(DX), X3
 	VCVTPH2PS    X3, Y3
 	MOVBLZX      4(DX), BX
@@ -1482,45 +2583,45 @@ q5kDecodeAVX2_loop:
 	VMULSS       X3, X5, X5
 	VBROADCASTSS X5, Y5
 	VPMOVZXBD    48(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    16(DX), Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, (CX)
+	VFMADD231PS  (CX), Y6, Y0
 	VPMOVZXBD    56(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    24(DX), Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 32(CX)
+	VFMADD231PS  32(CX), Y6, Y1
 	VPMOVZXBD    64(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    32(DX), Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 64(CX)
+	VFMADD231PS  64(CX), Y6, Y0
 	VPMOVZXBD    72(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    40(DX), Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 96(CX)
+	VFMADD231PS  96(CX), Y6, Y1
 	MOVBLZX      5(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      9(DX), SI
@@ -1537,46 +2638,46 @@ q5kDecodeAVX2_loop:
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x01, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 128(CX)
+	VFMADD231PS  128(CX), Y6, Y0
 	VPMOVZXBD    56(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x01, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 160(CX)
+	VFMADD231PS  160(CX), Y6, Y1
 	VPMOVZXBD    64(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x01, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 192(CX)
+	VFMADD231PS  192(CX), Y6, Y0
 	VPMOVZXBD    72(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x01, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 224(CX)
+	VFMADD231PS  224(CX), Y6, Y1
 	MOVBLZX      6(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      10(DX), SI
@@ -1590,49 +2691,49 @@ q5kDecodeAVX2_loop:
 	VMULSS       X3, X5, X5
 	VBROADCASTSS X5, Y5
 	VPMOVZXBD    80(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x02, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 256(CX)
+	VFMADD231PS  256(CX), Y6, Y0
 	VPMOVZXBD    88(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x02, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 288(CX)
+	VFMADD231PS  288(CX), Y6, Y1
 	VPMOVZXBD    96(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x02, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 320(CX)
+	VFMADD231PS  320(CX), Y6, Y0
 	VPMOVZXBD    104(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x02, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 352(CX)
+	VFMADD231PS  352(CX), Y6, Y1
 	MOVBLZX      7(DX), BX
 	ANDL         $0x0000003f, BX
 	MOVBLZX      11(DX), SI
@@ -1649,46 +2750,46 @@ q5kDecodeAVX2_loop:
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x03, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 384(CX)
+	VFMADD231PS  384(CX), Y6, Y0
 	VPMOVZXBD    88(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x03, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 416(CX)
+	VFMADD231PS  416(CX), Y6, Y1
 	VPMOVZXBD    96(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x03, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 448(CX)
+	VFMADD231PS  448(CX), Y6, Y0
 	VPMOVZXBD    104(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x03, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 480(CX)
+	VFMADD231PS  480(CX), Y6, Y1
 	MOVBLZX      12(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      4(DX), DI
@@ -1710,49 +2811,49 @@ q5kDecodeAVX2_loop:
 	VMULSS       X3, X5, X5
 	VBROADCASTSS X5, Y5
 	VPMOVZXBD    112(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 512(CX)
+	VFMADD231PS  512(CX), Y6, Y0
 	VPMOVZXBD    120(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 544(CX)
+	VFMADD231PS  544(CX), Y6, Y1
 	VPMOVZXBD    128(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 576(CX)
+	VFMADD231PS  576(CX), Y6, Y0
 	VPMOVZXBD    136(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 608(CX)
+	VFMADD231PS  608(CX), Y6, Y1
 	MOVBLZX      13(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      5(DX), DI
@@ -1777,46 +2878,46 @@ q5kDecodeAVX2_loop:
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x05, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 640(CX)
+	VFMADD231PS  640(CX), Y6, Y0
 	VPMOVZXBD    120(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x05, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 672(CX)
+	VFMADD231PS  672(CX), Y6, Y1
 	VPMOVZXBD    128(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x05, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 704(CX)
+	VFMADD231PS  704(CX), Y6, Y0
 	VPMOVZXBD    136(DX), Y6
 	VPSRLD       $0x04, Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x05, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 736(CX)
+	VFMADD231PS  736(CX), Y6, Y1
 	MOVBLZX      14(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      6(DX), DI
@@ -1838,49 +2939,49 @@ q5kDecodeAVX2_loop:
 	VMULSS       X3, X5, X5
 	VBROADCASTSS X5, Y5
 	VPMOVZXBD    144(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    16(DX), Y7
 	VPSRLD       $0x06, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 768(CX)
+	VFMADD231PS  768(CX), Y6, Y0
 	VPMOVZXBD    152(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    24(DX), Y7
 	VPSRLD       $0x06, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 800(CX)
+	VFMADD231PS  800(CX), Y6, Y1
 	VPMOVZXBD    160(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    32(DX), Y7
 	VPSRLD       $0x06, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 832(CX)
+	VFMADD231PS  832(CX), Y6, Y0
 	VPMOVZXBD    168(DX), Y6
-	VPAND        Y0, Y6, Y6
+	VPAND        blockconsts<>+0(SB), Y6, Y6
 	VPMOVZXBD    40(DX), Y7
 	VPSRLD       $0x06, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        blockconsts<>+64(SB), Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VMULPS       Y4, Y6, Y6
 	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 864(CX)
+	VFMADD231PS  864(CX), Y6, Y1
 	MOVBLZX      15(DX), BX
 	ANDL         $0x0000000f, BX
 	MOVBLZX      7(DX), DI
@@ -1897,548 +2998,1124 @@ q5kDecodeAVX2_loop:
 	VCVTSI2SSL   BX, X4, X4
 	VMULSS       X2, X4, X4
 	VBROADCASTSS X4, Y4
-	VXORPS       X5, X5, X5
-	VCVTSI2SSL   SI, X5, X5
-	VMULSS       X3, X5, X5
-	VBROADCASTSS X5, Y5
-	VPMOVZXBD    144(DX), Y6
-	VPSRLD       $0x04, Y6, Y6
-	VPMOVZXBD    16(DX), Y7
-	VPSRLD       $0x07, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VMULPS       Y4, Y6, Y6
-	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 896(CX)
-	VPMOVZXBD    152(DX), Y6
-	VPSRLD       $0x04, Y6, Y6
-	VPMOVZXBD    24(DX), Y7
-	VPSRLD       $0x07, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VMULPS       Y4, Y6, Y6
-	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 928(CX)
-	VPMOVZXBD    160(DX), Y6
-	VPSRLD       $0x04, Y6, Y6
-	VPMOVZXBD    32(DX), Y7
-	VPSRLD       $0x07, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VMULPS       Y4, Y6, Y6
-	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 960(CX)
-	VPMOVZXBD    168(DX), Y6
-	VPSRLD       $0x04, Y6, Y6
-	VPMOVZXBD    40(DX), Y7
-	VPSRLD       $0x07, Y7, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VMULPS       Y4, Y6, Y6
-	VSUBPS       Y5, Y6, Y6
-	VMOVUPS      Y6, 992(CX)
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   SI, X2, X2
+	VMULSS       X3, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    144(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  896(CX), Y3, Y0
+	VPMOVZXBD    152(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  928(CX), Y3, Y1
+	VPMOVZXBD    160(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  960(CX), Y3, Y0
+	VPMOVZXBD    168(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  992(CX), Y3, Y1
 	ADDQ         $0x000000b0, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX
-	JMP          q5kDecodeAVX2_loop
+	JMP          q5kDotAVX2_loop
 
-q5kDecodeAVX2_done:
+q5kDotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
 	VZEROUPPER
 	RET
 
 // func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
 // Requires: AVX, AVX2, F16C
 TEXT ·q6kDecodeAVX2(SB), NOSPLIT, $0-24
-	MOVQ    blocks+0(FP), AX
-	MOVQ    dst+8(FP), CX
-	MOVQ    src+16(FP), DX
-	VMOVUPS kquantconsts<>+0(SB), Y0
-	VMOVUPS kquantconsts<>+32(SB), Y1
-	VMOVUPS kquantconsts<>+64(SB), Y2
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
 
-q6k_loop:
+q6kDecodeAVX2_loop:
 	TESTQ        AX, AX
-	JZ           q6k_done
-	VPBROADCASTW 208(DX), X3
-	VCVTPH2PS    X3, Y3
-	VPMOVZXBD    (DX), Y4
-	VPMOVZXBD    32(DX), Y5
-	VPMOVZXBD    128(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	JZ           q6kDecodeAVX2_done
+	VPBROADCASTW 208(DX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVZXBD    (DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    128(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      192(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, (CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      194(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 128(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      196(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 256(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      198(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 384(CX)
-	VPMOVZXBD    8(DX), Y4
-	VPMOVZXBD    40(DX), Y5
-	VPMOVZXBD    136(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, (CX)
+	VPMOVZXBD    8(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    136(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      192(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 32(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 32(CX)
+	VPMOVZXBD    16(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    144(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      193(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 64(CX)
+	VPMOVZXBD    24(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    152(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      193(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 96(CX)
+	VPMOVZXBD    32(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    128(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      194(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 160(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 128(CX)
+	VPMOVZXBD    40(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    136(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      194(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 160(CX)
+	VPMOVZXBD    48(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    144(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      195(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 192(CX)
+	VPMOVZXBD    56(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    152(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      195(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 224(CX)
+	VPMOVZXBD    (DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    128(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      196(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 288(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 256(CX)
+	VPMOVZXBD    8(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    136(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      196(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 288(CX)
+	VPMOVZXBD    16(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    144(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      197(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 320(CX)
+	VPMOVZXBD    24(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    152(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      197(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 352(CX)
+	VPMOVZXBD    32(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    128(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      198(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 416(CX)
-	VPMOVZXBD    16(DX), Y4
-	VPMOVZXBD    48(DX), Y5
-	VPMOVZXBD    144(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      193(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 64(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      195(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 192(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      197(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 320(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 384(CX)
+	VPMOVZXBD    40(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    136(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      198(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 416(CX)
+	VPMOVZXBD    48(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    144(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      199(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 448(CX)
-	VPMOVZXBD    24(DX), Y4
-	VPMOVZXBD    56(DX), Y5
-	VPMOVZXBD    152(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      193(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 96(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      195(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 224(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      197(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 352(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 448(CX)
+	VPMOVZXBD    56(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    152(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      199(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 480(CX)
-	VPMOVZXBD    64(DX), Y4
-	VPMOVZXBD    96(DX), Y5
-	VPMOVZXBD    160(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 480(CX)
+	VPMOVZXBD    64(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    160(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      200(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 512(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      202(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 640(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      204(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 768(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      206(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 896(CX)
-	VPMOVZXBD    72(DX), Y4
-	VPMOVZXBD    104(DX), Y5
-	VPMOVZXBD    168(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 512(CX)
+	VPMOVZXBD    72(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    168(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      200(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 544(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 544(CX)
+	VPMOVZXBD    80(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    176(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      201(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 576(CX)
+	VPMOVZXBD    88(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    184(DX), Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      201(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 608(CX)
+	VPMOVZXBD    96(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    160(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      202(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 672(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 640(CX)
+	VPMOVZXBD    104(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    168(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      202(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 672(CX)
+	VPMOVZXBD    112(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    176(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      203(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 704(CX)
+	VPMOVZXBD    120(DX), Y1
+	VPAND        blockconsts<>+0(SB), Y1, Y1
+	VPMOVZXBD    184(DX), Y2
+	VPSRLD       $0x02, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      203(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 736(CX)
+	VPMOVZXBD    64(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    160(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      204(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 800(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 768(CX)
+	VPMOVZXBD    72(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    168(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      204(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 800(CX)
+	VPMOVZXBD    80(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    176(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      205(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 832(CX)
+	VPMOVZXBD    88(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    184(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      205(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 864(CX)
+	VPMOVZXBD    96(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    160(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      206(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 928(CX)
-	VPMOVZXBD    80(DX), Y4
-	VPMOVZXBD    112(DX), Y5
-	VPMOVZXBD    176(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      201(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 576(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      203(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 704(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      205(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 832(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 896(CX)
+	VPMOVZXBD    104(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    168(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVBLSX      206(DX), BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 928(CX)
+	VPMOVZXBD    112(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    176(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      207(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 960(CX)
-	VPMOVZXBD    88(DX), Y4
-	VPMOVZXBD    120(DX), Y5
-	VPMOVZXBD    184(DX), Y6
-	VPAND        Y0, Y4, Y8
-	VPAND        Y1, Y6, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      201(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 608(CX)
-	VPAND        Y0, Y5, Y8
-	VPSRLD       $0x02, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      203(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 736(CX)
-	VPSRLD       $0x04, Y4, Y8
-	VPSRLD       $0x04, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	MOVBLSX      205(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 864(CX)
-	VPSRLD       $0x04, Y5, Y8
-	VPSRLD       $0x06, Y6, Y7
-	VPAND        Y1, Y7, Y7
-	VPSLLD       $0x04, Y7, Y7
-	VPOR         Y7, Y8, Y8
-	VPSUBD       Y2, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 960(CX)
+	VPMOVZXBD    120(DX), Y1
+	VPSRLD       $0x04, Y1, Y1
+	VPMOVZXBD    184(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPSLLD       $0x04, Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      207(DX), BX
-	VXORPS       X7, X7, X7
-	VCVTSI2SSL   BX, X7, X7
-	VMULSS       X3, X7, X7
-	VBROADCASTSS X7, Y7
-	VMULPS       Y7, Y8, Y8
-	VMOVUPS      Y8, 992(CX)
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VMOVUPS      Y1, 992(CX)
 	ADDQ         $0x000000d2, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX
-	JMP          q6k_loop
+	JMP          q6kDecodeAVX2_loop
 
-q6k_done:
+q6kDecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q6kDotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q6kDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q6kDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q6kDotAVX2_reduce
+	VPBROADCASTW 208(DX), X2
+	VCVTPH2PS    X2, Y2
+	VPMOVZXBD    (DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    128(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      192(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  (CX), Y3, Y0
+	VPMOVZXBD    8(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    136(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      192(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  32(CX), Y3, Y1
+	VPMOVZXBD    16(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    144(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      193(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  64(CX), Y3, Y0
+	VPMOVZXBD    24(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    152(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      193(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  96(CX), Y3, Y1
+	VPMOVZXBD    32(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    128(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      194(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  128(CX), Y3, Y0
+	VPMOVZXBD    40(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    136(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      194(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  160(CX), Y3, Y1
+	VPMOVZXBD    48(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    144(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      195(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  192(CX), Y3, Y0
+	VPMOVZXBD    56(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    152(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      195(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  224(CX), Y3, Y1
+	VPMOVZXBD    (DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    128(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      196(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  256(CX), Y3, Y0
+	VPMOVZXBD    8(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    136(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      196(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  288(CX), Y3, Y1
+	VPMOVZXBD    16(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    144(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      197(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  320(CX), Y3, Y0
+	VPMOVZXBD    24(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    152(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      197(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  352(CX), Y3, Y1
+	VPMOVZXBD    32(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    128(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      198(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  384(CX), Y3, Y0
+	VPMOVZXBD    40(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    136(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      198(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  416(CX), Y3, Y1
+	VPMOVZXBD    48(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    144(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      199(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  448(CX), Y3, Y0
+	VPMOVZXBD    56(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    152(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      199(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  480(CX), Y3, Y1
+	VPMOVZXBD    64(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    160(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      200(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  512(CX), Y3, Y0
+	VPMOVZXBD    72(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    168(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      200(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  544(CX), Y3, Y1
+	VPMOVZXBD    80(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    176(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      201(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  576(CX), Y3, Y0
+	VPMOVZXBD    88(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    184(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      201(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  608(CX), Y3, Y1
+	VPMOVZXBD    96(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    160(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      202(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  640(CX), Y3, Y0
+	VPMOVZXBD    104(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    168(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      202(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  672(CX), Y3, Y1
+	VPMOVZXBD    112(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    176(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      203(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  704(CX), Y3, Y0
+	VPMOVZXBD    120(DX), Y3
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPMOVZXBD    184(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      203(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  736(CX), Y3, Y1
+	VPMOVZXBD    64(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    160(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      204(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  768(CX), Y3, Y0
+	VPMOVZXBD    72(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    168(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      204(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  800(CX), Y3, Y1
+	VPMOVZXBD    80(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    176(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      205(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  832(CX), Y3, Y0
+	VPMOVZXBD    88(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    184(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      205(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  864(CX), Y3, Y1
+	VPMOVZXBD    96(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    160(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      206(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  896(CX), Y3, Y0
+	VPMOVZXBD    104(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    168(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      206(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  928(CX), Y3, Y1
+	VPMOVZXBD    112(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    176(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      207(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  960(CX), Y3, Y0
+	VPMOVZXBD    120(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPMOVZXBD    184(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVBLSX      207(DX), BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VFMADD231PS  992(CX), Y3, Y1
+	ADDQ         $0x000000d2, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q6kDotAVX2_loop
+
+q6kDotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
 	VZEROUPPER
 	RET
 

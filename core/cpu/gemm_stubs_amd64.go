@@ -59,25 +59,60 @@ func bf16DecodeAVX2(k int, dst *float32, src *byte)
 //go:noescape
 func q8DecodeAVX2(blocks int, dst *float32, src *byte)
 
+// q8DotAVX2 returns the dot product of x with Q8_0 blocks (34 bytes: half scale, 32 int8), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q8DotAVX2(blocks int, x *float32, src *byte) float32
+
 // q4DecodeAVX2 dequantizes Q4_0 blocks (18 bytes: half scale, 32 nibbles offset by 8) to float32.
 //
 //go:noescape
 func q4DecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q4DotAVX2 returns the dot product of x with Q4_0 blocks (18 bytes: half scale, 32 nibbles offset by 8), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q4DotAVX2(blocks int, x *float32, src *byte) float32
+
+// q5DecodeAVX2 dequantizes Q5_0 blocks (22 bytes: half scale, 32 high bits, 32 nibbles; offset 16) to float32.
+//
+//go:noescape
+func q5DecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q5DotAVX2 returns the dot product of x with Q5_0 blocks (22 bytes: half scale, 32 high bits, 32 nibbles; offset 16), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q5DotAVX2(blocks int, x *float32, src *byte) float32
 
 // q4kDecodeAVX2 dequantizes Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles) to float32.
 //
 //go:noescape
 func q4kDecodeAVX2(blocks int, dst *float32, src *byte)
 
+// q4kDotAVX2 returns the dot product of x with Q4_K super-blocks (144 bytes: half d and dmin, 6-bit scales and mins, 256 nibbles), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q4kDotAVX2(blocks int, x *float32, src *byte) float32
+
 // q5kDecodeAVX2 dequantizes Q5_K super-blocks (176 bytes: half d and dmin, 6-bit scales and mins, 256 high bits and nibbles) to float32.
 //
 //go:noescape
 func q5kDecodeAVX2(blocks int, dst *float32, src *byte)
 
+// q5kDotAVX2 returns the dot product of x with Q5_K super-blocks (176 bytes: half d and dmin, 6-bit scales and mins, 256 high bits and nibbles), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q5kDotAVX2(blocks int, x *float32, src *byte) float32
+
 // q6kDecodeAVX2 dequantizes Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d) to float32.
 //
 //go:noescape
 func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q6kDotAVX2 returns the dot product of x with Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q6kDotAVX2(blocks int, x *float32, src *byte) float32
 
 // transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].
 //

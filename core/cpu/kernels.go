@@ -15,8 +15,18 @@ var (
 
 // dotGo returns the sum of a[i]*b[i] over len(a); b must be at least as long.
 func dotGo(a, b []float32) float32 {
+	var s [4]float32
+	dotAccGo(a, b, &s)
+	return (s[0] + s[1]) + (s[2] + s[3])
+}
+
+// dotAccGo adds the products a[i]*b[i] to dotGo's four running sums, so
+// that a dot product can be taken a piece at a time (quantDotGo) in the
+// order dotGo takes it whole, as long as every piece but the last is a
+// multiple of 8 long.
+func dotAccGo(a, b []float32, s *[4]float32) {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+	s0, s1, s2, s3 := s[0], s[1], s[2], s[3]
 	i := 0
 	for ; i+8 <= len(a); i += 8 {
 		x, y := a[i:i+8:i+8], b[i:i+8:i+8]
@@ -28,7 +38,7 @@ func dotGo(a, b []float32) float32 {
 	for ; i < len(a); i++ {
 		s0 += a[i] * b[i]
 	}
-	return (s0 + s1) + (s2 + s3)
+	s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 }
 
 // dot1x4Go returns the dot products of a with four vectors at once, loading

@@ -94,7 +94,7 @@ func sigmoidsAVX(dst, x []float32) {
 	}
 }
 
-// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights with the AVX2/F16C
+// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights with the AVX2/F16C
 // decoders, bit for bit as tensor.Decode does; it reports false for other
 // dtypes, or a range it does not take whole, which tensor.Decode then
 // handles (and checks).
@@ -120,35 +120,32 @@ func decodeAVX(dt tensor.DType, src []byte, dst []float32) bool {
 			return tensor.Decode(dt, src[2*k:], dst[k:]) == nil
 		}
 		return true
-	case tensor.Q8_0, tensor.Q4_0:
-		blockBytes := dt.BlockBytes()
-		blocks := n / 32
-		if n%32 != 0 || len(src) < blocks*blockBytes {
-			return false
-		}
-		if dt == tensor.Q8_0 {
-			q8DecodeAVX2(blocks, &dst[0], &src[0])
-		} else {
-			q4DecodeAVX2(blocks, &dst[0], &src[0])
-		}
-		return true
-	case tensor.Q4_K, tensor.Q5_K, tensor.Q6_K:
-		blocks := n / 256
-		if n%256 != 0 || len(src) < blocks*dt.BlockBytes() {
-			return false
-		}
-		switch dt {
-		case tensor.Q4_K:
-			q4kDecodeAVX2(blocks, &dst[0], &src[0])
-		case tensor.Q5_K:
-			q5kDecodeAVX2(blocks, &dst[0], &src[0])
-		default:
-			q6kDecodeAVX2(blocks, &dst[0], &src[0])
-		}
-		return true
 	}
-	return false
+	kern, ok := blockDecoders[dt]
+	if !ok {
+		return false
+	}
+	blocks := n / dt.BlockElems()
+	if n%dt.BlockElems() != 0 || len(src) < blocks*dt.BlockBytes() {
+		return false
+	}
+	kern(blocks, &dst[0], &src[0])
+	return true
 }
+
+// blockDecoders and blockDots are the generated kernels of ggml's block
+// types (see tools/asmgen/blocks.go): the decoders for packed products,
+// the fused decode-and-dot kernels for the mat-vec of generation.
+var (
+	blockDecoders = map[tensor.DType]func(blocks int, dst *float32, src *byte){
+		tensor.Q8_0: q8DecodeAVX2, tensor.Q4_0: q4DecodeAVX2, tensor.Q5_0: q5DecodeAVX2,
+		tensor.Q4_K: q4kDecodeAVX2, tensor.Q5_K: q5kDecodeAVX2, tensor.Q6_K: q6kDecodeAVX2,
+	}
+	blockDots = map[tensor.DType]blockDotKernel{
+		tensor.Q8_0: q8DotAVX2, tensor.Q4_0: q4DotAVX2, tensor.Q5_0: q5DotAVX2,
+		tensor.Q4_K: q4kDotAVX2, tensor.Q5_K: q5kDotAVX2, tensor.Q6_K: q6kDotAVX2,
+	}
+)
 
 // pack8AVX interleaves 8 rows of src (ld apart) into dst with a stride of
 // mr: eight steps at a time in assembly, the rest here.

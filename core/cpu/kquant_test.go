@@ -20,12 +20,13 @@ func TestMatMulGGMLTypes(t *testing.T) {
 		m, n, k int
 		f       backend.MatMul
 	}{
-		{1, 40, 768, backend.MatMul{TransB: true}},                  // generation: x · Wᵀ, W [40, 768]
-		{3, 24, 512, backend.MatMul{TransB: true, Alpha: 0.5}},      // portable NT tiles
-		{70, 36, 512, backend.MatMul{TransB: true}},                 // packed NT
-		{2, 768, 20, backend.MatMul{}},                              // backward dX = dY · W, W [20, 768]: NN column tiles
-		{66, 768, 12, backend.MatMul{Accumulate: true}},             // packed NN
-		{9, 512, 8, backend.MatMul{TransA: true, Accumulate: true}}, // TN
+		{1, 40, 768, backend.MatMul{TransB: true}},                   // generation: x · Wᵀ, W [40, 768]
+		{2, 21, 512, backend.MatMul{TransB: true, Accumulate: true}}, // fused mat-vec, rows past the last group of four
+		{3, 24, 512, backend.MatMul{TransB: true, Alpha: 0.5}},       // portable NT tiles
+		{70, 36, 512, backend.MatMul{TransB: true}},                  // packed NT
+		{2, 768, 20, backend.MatMul{}},                               // backward dX = dY · W, W [20, 768]: NN column tiles
+		{66, 768, 12, backend.MatMul{Accumulate: true}},              // packed NN
+		{9, 512, 8, backend.MatMul{TransA: true, Accumulate: true}},  // TN
 	}
 	c := newTestBackend(3)
 	for _, dt := range tensor.QuantTypes() {

@@ -136,12 +136,20 @@ func (c *Backend) matmulNT(out, a []float32, w *buffer, m, n, k int, alpha float
 	// multiple of 1 KiB, because rows a power of two apart compete for the
 	// same few cache sets. A lone row of a (generation) reads b in place.
 	pack := w.dtype != tensor.F32 || m > 4
+	var kern blockDotKernel
+	if m <= matVecRows {
+		var fused bool
+		if kern, _, fused = fusedMatVec(w, k); fused {
+			pack = false
+		}
+	}
 	stride := k
 	if k >= 256 && k%256 == 0 {
 		stride = k + 16
 	}
 	runTask(c, &c.tasks.matmulNT, nJ*nI, grain, matmulNTTask{
 		out: out, a: a, w: w, m: m, n: n, k: k, nI: nI, iTile: iTile, stride: stride, pack: pack, alpha: alpha, acc: acc,
+		fused: !pack && w.dtype != tensor.F32, kern: kern,
 	})
 }
 
@@ -154,11 +162,23 @@ type matmulNTTask struct {
 	pack              bool
 	alpha             float32
 	acc               bool
+	// fused reads a quantized w as stored, through kern where set, else
+	// the portable quantDotGo (see matvec.go).
+	fused bool
+	kern  blockDotKernel
 }
 
 func (mt *matmulNTTask) run(lo, hi int) {
 	out, a, w, m, n, k := mt.out, mt.a, mt.w, mt.m, mt.n, mt.k
 	nI, iTile, stride, pack, alpha, acc := mt.nI, mt.iTile, mt.stride, mt.pack, mt.alpha, mt.acc
+	if mt.fused {
+		for t := lo; t < hi; t++ {
+			jt, it := t/nI, t%nI
+			j0, i0 := jt*ntRows, it*iTile
+			mt.matVec(j0, min(ntRows, n-j0), i0, min(m, i0+iTile))
+		}
+		return
+	}
 	var rows [ntRows][]float32
 	var scratch []float32
 	if pack {
