@@ -26,9 +26,10 @@ func TestSelectWorkloads(t *testing.T) {
 		wantErr bool
 	}{
 		{"", workloadNames, false},
-		{"smol", []string{"train-smol135m", "gen-smol135m"}, false},
-		{"train, gen-stories", []string{"train-stories260k", "train-smol135m", "gen-stories260k"}, false},
-		{"gen-smol135m", []string{"gen-smol135m"}, false},
+		{"smol", []string{"train-smol135m", "gen-smol135m", "train-smol135m-q4km", "gen-smol135m-q4km"}, false},
+		{"train, gen-stories", []string{"train-stories260k", "train-smol135m", "gen-stories260k", "train-smol135m-q4km"}, false},
+		{"gen-smol135m", []string{"gen-smol135m", "gen-smol135m-q4km"}, false},
+		{"q4km", []string{"train-smol135m-q4km", "gen-smol135m-q4km"}, false},
 		{"train,nope", nil, true},
 	} {
 		got, err := selectWorkloads(all, c.only)
@@ -59,6 +60,9 @@ func TestScore(t *testing.T) {
 		{"smol fast but fat", row{Workload: "train-smol135m", Graft: ok(310, 60), Peer: ok(100, 100)}, 3.1, false, true},
 		{"smol slow", row{Workload: "train-smol135m", Graft: ok(250, 10), Peer: ok(100, 100)}, 2.5, false, true},
 		{"smol met", row{Workload: "train-smol135m", Graft: ok(310, 50), Peer: ok(100, 100)}, 3.1, true, true},
+		{"q4km met", row{Workload: "train-smol135m-q4km", Graft: ok(80, 50), Peer: ok(100, 100)}, 0.8, true, true},
+		{"q4km too fat", row{Workload: "train-smol135m-q4km", Graft: ok(80, 51), Peer: ok(100, 100)}, 0.8, false, true},
+		{"q4km too slow", row{Workload: "train-smol135m-q4km", Graft: ok(60, 40), Peer: ok(100, 100)}, 0.6, false, true},
 		{"gen missed", row{Workload: "gen-smol135m", Graft: ok(90, 1), Peer: ok(100, 1)}, 0.9, false, true},
 		{"no peer", row{Workload: "gen-smol135m", Graft: ok(90, 1), Peer: side{Name: "llama.cpp", Error: "missing"}}, 0, false, false},
 	} {

@@ -39,6 +39,9 @@ type workload struct {
 	Batch, Seq int
 	// GenTokens is the number of tokens to generate (generation).
 	GenTokens int
+	// PeerModel, where set, makes the peer graft itself on that model (the
+	// F32 base beside a quantized one) instead of PyTorch or llama.cpp.
+	PeerModel string
 }
 
 // harness holds the settings shared by every workload.
@@ -82,6 +85,7 @@ func run(args []string) error {
 	checkpointing := fs.Bool("checkpointing", false, "train graft with per-layer activation checkpointing")
 	worker := fs.String("worker", "", "internal: run one graft workload (train or generate) in this process")
 	workerModel := fs.String("model", "", "internal: the worker's model")
+	quantizeOut := fs.String("quantize-out", "", "internal: where the quantize worker writes -model quantized as Q4_K_M")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +107,9 @@ func run(args []string) error {
 		return err
 	}
 
+	if *worker == "quantize" {
+		return quantizeWorker(*workerModel, *quantizeOut, "q4_k_m")
+	}
 	if *worker != "" {
 		return runWorker(*worker, workerOptions{
 			Model: *workerModel, Threads: *threads, Steps: *steps, Warmup: *warmup,
@@ -135,19 +142,30 @@ func run(args []string) error {
 		}
 	}
 
+	q4kmPath := strings.TrimSuffix(*randomPath, ".gguf") + "-q4_k_m.gguf"
 	all := []workload{
 		{Name: "train-stories260k", Kind: "train", Preset: "stories260k", Model: *storiesPath, Steps: *storiesSteps, Batch: *storiesBatch, Seq: *storiesSeq},
 		{Name: "train-smol135m", Kind: "train", Preset: "smol135m", Model: *randomPath, Steps: *steps, Batch: *batch, Seq: *seq},
 		{Name: "gen-stories260k", Kind: "generate", Model: *storiesPath, GenTokens: *storiesGenTokens},
 		{Name: "gen-smol135m", Kind: "generate", Model: *randomPath, GenTokens: *genTokens},
+		{Name: "train-smol135m-q4km", Kind: "train", Model: q4kmPath, Steps: *steps, Batch: *batch, Seq: *seq, PeerModel: *randomPath},
+		{Name: "gen-smol135m-q4km", Kind: "generate", Model: q4kmPath, GenTokens: *genTokens},
 	}
 	selected, err := selectWorkloads(all, *only)
 	if err != nil {
 		return err
 	}
 	for _, w := range selected {
-		if w.Model == *randomPath {
+		if w.Model == *randomPath || w.Model == q4kmPath {
 			if err := ensureRandomModel(*randomPath, smol135m, 1, h.logf); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	for _, w := range selected {
+		if w.Model == q4kmPath {
+			if err := h.ensureQuantized(*randomPath, q4kmPath, smol135m); err != nil {
 				return err
 			}
 			break
@@ -174,7 +192,7 @@ func run(args []string) error {
 }
 
 // workloadNames lists the workloads in the order they run.
-var workloadNames = []string{"train-stories260k", "train-smol135m", "gen-stories260k", "gen-smol135m"}
+var workloadNames = []string{"train-stories260k", "train-smol135m", "gen-stories260k", "gen-smol135m", "train-smol135m-q4km", "gen-smol135m-q4km"}
 
 // selectWorkloads keeps the workloads whose names contain one of the
 // comma-separated terms of only (all of them when only is empty).
@@ -254,7 +272,14 @@ func (h *harness) measure(w workload) row {
 	start := time.Now()
 	h.logf("%s: graft", w.Name)
 	r.Graft = h.graftSide(w)
-	if w.Kind == "train" {
+	if w.PeerModel != "" {
+		h.logf("%s: graft on %s", w.Name, filepath.Base(w.PeerModel))
+		base := w
+		base.Model = w.PeerModel
+		r.Peer = h.graftSide(base)
+		r.Peer.Name = "graft, F32 base"
+		r.PeerModel = w.PeerModel
+	} else if w.Kind == "train" {
 		h.logf("%s: PyTorch", w.Name)
 		r.Peer = h.torchSide(w)
 	} else {

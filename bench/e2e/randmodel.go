@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/formats/gguf"
 	"github.com/graft-ml/graft/core/model"
+	"github.com/graft-ml/graft/core/quantmix"
 	"github.com/graft-ml/graft/core/tensor"
 	"github.com/graft-ml/graft/internal/randgguf"
 )
@@ -57,4 +60,57 @@ func randomModel(s shape, seed uint64) ([]gguf.KV, []*tensor.Tensor, error) {
 		return nil, nil, err
 	}
 	return randgguf.Llama(s, seed, vocab.kvs())
+}
+
+// ensureQuantized returns out, writing it first, unless present with the
+// right shape, as Q4_K_M of in. A child process does the work: the kernel
+// hands a child the peak RSS of the process it was forked from, so the
+// harness itself must never hold a model, or every later workload would
+// report that peak as its own.
+func (h *harness) ensureQuantized(in, out string, s shape) error {
+	if info, err := model.Inspect(out); err == nil && matchesShape(s, info) {
+		return nil
+	}
+	h.logf("writing %s (Q4_K_M of %s)", out, filepath.Base(in))
+	res, err := runChild(h.root, h.exe, "-worker", "quantize", "-model", in, "-quantize-out", out)
+	if err != nil {
+		return fmt.Errorf("quantize %s: %w", in, err)
+	}
+	if note, ok := res.Line["note"].(string); ok && note != "" {
+		h.logf("quantize: %s", note)
+	}
+	return nil
+}
+
+// quantizeWorker writes in quantized as preset to out, as `graft quantize
+// --type preset in out` does (the model loaded on the CPU and saved with
+// llama.cpp's per-tensor choice of types), and prints a JSON line.
+func quantizeWorker(in, out, preset string) error {
+	ft, err := quantmix.ParseFileType(preset)
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(in, cpu.New())
+	if err != nil {
+		return fmt.Errorf("quantize %s: %w", in, err)
+	}
+	defer m.Free()
+	// At this shape most rows (576 values) are not whole super-blocks, and
+	// the quantizer says so per tensor; one line and a count say enough.
+	var first string
+	warnings := 0
+	warn := func(msg string) {
+		if warnings == 0 {
+			first = msg
+		}
+		warnings++
+	}
+	if err := m.SaveGGUF(out, model.SaveOptions{Quantize: ft, Warn: warn}); err != nil {
+		return fmt.Errorf("quantize %s: %w", in, err)
+	}
+	note := ""
+	if warnings > 0 {
+		note = fmt.Sprintf("%s (and %d more such notes)", first, warnings-1)
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"kind": "quantize", "out": out, "note": note})
 }
