@@ -139,7 +139,7 @@ func (c *Backend) matmulNT(out, a []float32, w *buffer, m, n, k int, alpha float
 	var kern blockDotKernel
 	if m <= matVecRows {
 		var fused bool
-		if kern, _, fused = fusedMatVec(w, k); fused {
+		if kern, fused = fusedMatVec(w, k); fused {
 			pack = false
 		}
 	}

@@ -31,21 +31,18 @@ var (
 	simdDots bool
 )
 
-// fusedMatVec reports how the mat-vec path reads rows of w: through kern
-// (an assembly kernel), portable (quantDotGo), or neither (ok false:
-// decode-then-dot).
-func fusedMatVec(w *buffer, k int) (kern blockDotKernel, portable, ok bool) {
+// fusedMatVec reports whether the mat-vec path reads rows of w as stored
+// (ok), and through which assembly kernel (nil: the portable quantDotGo);
+// otherwise it decodes them into scratch first.
+func fusedMatVec(w *buffer, k int) (kern blockDotKernel, ok bool) {
 	if !w.dtype.Quantized() || w.st.raw == nil || k%w.dtype.BlockElems() != 0 {
-		return nil, false, false
+		return nil, false
 	}
 	if blockDot != nil {
 		kern = blockDot(w.dtype)
-		return kern, false, kern != nil
+		return kern, kern != nil
 	}
-	if simdDots || 256%w.dtype.BlockElems() != 0 {
-		return nil, false, false
-	}
-	return nil, true, true
+	return nil, !simdDots && 256%w.dtype.BlockElems() == 0
 }
 
 // quantDotGo returns the dot product of x with the len(x) values whose
