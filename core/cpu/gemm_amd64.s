@@ -3090,17 +3090,12 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, (CX)
 	VPMOVZXBD    8(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    136(DX), Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    136(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      192(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 32(CX)
 	VPMOVZXBD    16(DX), Y1
@@ -3120,17 +3115,12 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 64(CX)
 	VPMOVZXBD    24(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    152(DX), Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    152(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      193(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 96(CX)
 	VPMOVZXBD    32(DX), Y1
@@ -3151,18 +3141,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 128(CX)
 	VPMOVZXBD    40(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    136(DX), Y2
-	VPSRLD       $0x02, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    136(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      194(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 160(CX)
 	VPMOVZXBD    48(DX), Y1
@@ -3183,18 +3168,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 192(CX)
 	VPMOVZXBD    56(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    152(DX), Y2
-	VPSRLD       $0x02, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    152(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      195(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 224(CX)
 	VPMOVZXBD    (DX), Y1
@@ -3215,18 +3195,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 256(CX)
 	VPMOVZXBD    8(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    136(DX), Y2
-	VPSRLD       $0x04, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    136(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      196(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 288(CX)
 	VPMOVZXBD    16(DX), Y1
@@ -3247,18 +3222,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 320(CX)
 	VPMOVZXBD    24(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    152(DX), Y2
-	VPSRLD       $0x04, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    152(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      197(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 352(CX)
 	VPMOVZXBD    32(DX), Y1
@@ -3279,18 +3249,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 384(CX)
 	VPMOVZXBD    40(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    136(DX), Y2
-	VPSRLD       $0x06, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    136(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      198(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 416(CX)
 	VPMOVZXBD    48(DX), Y1
@@ -3311,18 +3276,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 448(CX)
 	VPMOVZXBD    56(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    152(DX), Y2
-	VPSRLD       $0x06, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    152(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      199(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 480(CX)
 	VPMOVZXBD    64(DX), Y1
@@ -3342,17 +3302,12 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 512(CX)
 	VPMOVZXBD    72(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    168(DX), Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    168(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      200(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 544(CX)
 	VPMOVZXBD    80(DX), Y1
@@ -3372,17 +3327,12 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 576(CX)
 	VPMOVZXBD    88(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    184(DX), Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    184(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      201(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 608(CX)
 	VPMOVZXBD    96(DX), Y1
@@ -3403,18 +3353,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 640(CX)
 	VPMOVZXBD    104(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    168(DX), Y2
-	VPSRLD       $0x02, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    168(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      202(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 672(CX)
 	VPMOVZXBD    112(DX), Y1
@@ -3435,18 +3380,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 704(CX)
 	VPMOVZXBD    120(DX), Y1
 	VPAND        blockconsts<>+0(SB), Y1, Y1
-	VPMOVZXBD    184(DX), Y2
-	VPSRLD       $0x02, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    184(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      203(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 736(CX)
 	VPMOVZXBD    64(DX), Y1
@@ -3467,18 +3407,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 768(CX)
 	VPMOVZXBD    72(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    168(DX), Y2
-	VPSRLD       $0x04, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    168(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      204(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 800(CX)
 	VPMOVZXBD    80(DX), Y1
@@ -3499,18 +3434,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 832(CX)
 	VPMOVZXBD    88(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    184(DX), Y2
-	VPSRLD       $0x04, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    184(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      205(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 864(CX)
 	VPMOVZXBD    96(DX), Y1
@@ -3531,18 +3461,13 @@ q6kDecodeAVX2_loop:
 	VMOVUPS      Y1, 896(CX)
 	VPMOVZXBD    104(DX), Y1
 	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    168(DX), Y2
-	VPSRLD       $0x06, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
+	VPMOVZXBD    168(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y1, Y1
 	VPSUBD       blockconsts<>+160(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      206(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 928(CX)
 	VPMOVZXBD    112(DX), Y1
@@ -3561,22 +3486,17 @@ q6kDecodeAVX2_loop:
 	VBROADCASTSS X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 960(CX)
-	VPMOVZXBD    120(DX), Y1
-	VPSRLD       $0x04, Y1, Y1
-	VPMOVZXBD    184(DX), Y2
-	VPSRLD       $0x06, Y2, Y2
-	VPAND        blockconsts<>+32(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
-	VCVTDQ2PS    Y1, Y1
-	MOVBLSX      207(DX), BX
-	VXORPS       X2, X2, X2
-	VCVTSI2SSL   BX, X2, X2
-	VMULSS       X0, X2, X2
-	VBROADCASTSS X2, Y2
-	VMULPS       Y2, Y1, Y1
-	VMOVUPS      Y1, 992(CX)
+	VPMOVZXBD    120(DX), Y0
+	VPSRLD       $0x04, Y0, Y0
+	VPMOVZXBD    184(DX), Y1
+	VPSRLD       $0x06, Y1, Y1
+	VPAND        blockconsts<>+32(SB), Y1, Y1
+	VPSLLD       $0x04, Y1, Y1
+	VPOR         Y1, Y0, Y0
+	VPSUBD       blockconsts<>+160(SB), Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VMOVUPS      Y0, 992(CX)
 	ADDQ         $0x000000d2, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX
@@ -3617,17 +3537,12 @@ q6kDotAVX2_loop:
 	VFMADD231PS  (CX), Y3, Y0
 	VPMOVZXBD    8(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    136(DX), Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    136(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      192(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  32(CX), Y3, Y1
 	VPMOVZXBD    16(DX), Y3
@@ -3647,17 +3562,12 @@ q6kDotAVX2_loop:
 	VFMADD231PS  64(CX), Y3, Y0
 	VPMOVZXBD    24(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    152(DX), Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    152(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      193(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  96(CX), Y3, Y1
 	VPMOVZXBD    32(DX), Y3
@@ -3678,18 +3588,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  128(CX), Y3, Y0
 	VPMOVZXBD    40(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    136(DX), Y4
-	VPSRLD       $0x02, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    136(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      194(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  160(CX), Y3, Y1
 	VPMOVZXBD    48(DX), Y3
@@ -3710,18 +3615,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  192(CX), Y3, Y0
 	VPMOVZXBD    56(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    152(DX), Y4
-	VPSRLD       $0x02, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    152(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      195(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  224(CX), Y3, Y1
 	VPMOVZXBD    (DX), Y3
@@ -3742,18 +3642,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  256(CX), Y3, Y0
 	VPMOVZXBD    8(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    136(DX), Y4
-	VPSRLD       $0x04, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    136(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      196(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  288(CX), Y3, Y1
 	VPMOVZXBD    16(DX), Y3
@@ -3774,18 +3669,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  320(CX), Y3, Y0
 	VPMOVZXBD    24(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    152(DX), Y4
-	VPSRLD       $0x04, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    152(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      197(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  352(CX), Y3, Y1
 	VPMOVZXBD    32(DX), Y3
@@ -3806,18 +3696,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  384(CX), Y3, Y0
 	VPMOVZXBD    40(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    136(DX), Y4
-	VPSRLD       $0x06, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    136(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      198(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  416(CX), Y3, Y1
 	VPMOVZXBD    48(DX), Y3
@@ -3838,18 +3723,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  448(CX), Y3, Y0
 	VPMOVZXBD    56(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    152(DX), Y4
-	VPSRLD       $0x06, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    152(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      199(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  480(CX), Y3, Y1
 	VPMOVZXBD    64(DX), Y3
@@ -3869,17 +3749,12 @@ q6kDotAVX2_loop:
 	VFMADD231PS  512(CX), Y3, Y0
 	VPMOVZXBD    72(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    168(DX), Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    168(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      200(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  544(CX), Y3, Y1
 	VPMOVZXBD    80(DX), Y3
@@ -3899,17 +3774,12 @@ q6kDotAVX2_loop:
 	VFMADD231PS  576(CX), Y3, Y0
 	VPMOVZXBD    88(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    184(DX), Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    184(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      201(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  608(CX), Y3, Y1
 	VPMOVZXBD    96(DX), Y3
@@ -3930,18 +3800,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  640(CX), Y3, Y0
 	VPMOVZXBD    104(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    168(DX), Y4
-	VPSRLD       $0x02, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    168(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      202(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  672(CX), Y3, Y1
 	VPMOVZXBD    112(DX), Y3
@@ -3962,18 +3827,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  704(CX), Y3, Y0
 	VPMOVZXBD    120(DX), Y3
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPMOVZXBD    184(DX), Y4
-	VPSRLD       $0x02, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    184(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      203(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  736(CX), Y3, Y1
 	VPMOVZXBD    64(DX), Y3
@@ -3994,18 +3854,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  768(CX), Y3, Y0
 	VPMOVZXBD    72(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    168(DX), Y4
-	VPSRLD       $0x04, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    168(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      204(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  800(CX), Y3, Y1
 	VPMOVZXBD    80(DX), Y3
@@ -4026,18 +3881,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  832(CX), Y3, Y0
 	VPMOVZXBD    88(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    184(DX), Y4
-	VPSRLD       $0x04, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    184(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      205(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  864(CX), Y3, Y1
 	VPMOVZXBD    96(DX), Y3
@@ -4058,18 +3908,13 @@ q6kDotAVX2_loop:
 	VFMADD231PS  896(CX), Y3, Y0
 	VPMOVZXBD    104(DX), Y3
 	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    168(DX), Y4
-	VPSRLD       $0x06, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
+	VPMOVZXBD    168(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPOR         Y5, Y3, Y3
 	VPSUBD       blockconsts<>+160(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      206(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  928(CX), Y3, Y1
 	VPMOVZXBD    112(DX), Y3
@@ -4088,22 +3933,17 @@ q6kDotAVX2_loop:
 	VBROADCASTSS X4, Y4
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  960(CX), Y3, Y0
-	VPMOVZXBD    120(DX), Y3
-	VPSRLD       $0x04, Y3, Y3
-	VPMOVZXBD    184(DX), Y4
-	VPSRLD       $0x06, Y4, Y4
-	VPAND        blockconsts<>+32(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	MOVBLSX      207(DX), BX
-	VXORPS       X4, X4, X4
-	VCVTSI2SSL   BX, X4, X4
-	VMULSS       X2, X4, X4
-	VBROADCASTSS X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VFMADD231PS  992(CX), Y3, Y1
+	VPMOVZXBD    120(DX), Y2
+	VPSRLD       $0x04, Y2, Y2
+	VPMOVZXBD    184(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPSUBD       blockconsts<>+160(SB), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  992(CX), Y2, Y1
 	ADDQ         $0x000000d2, DX
 	ADDQ         $0x00000400, CX
 	DECQ         AX

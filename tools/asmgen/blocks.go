@@ -335,8 +335,9 @@ func q6kBody(ps reg.Register, sink func(reg.VecVirtual, int)) {
 	s := GP32()
 	for nh := range 2 {
 		for p := range 4 {
+			var sv reg.VecVirtual
 			for l0 := 0; l0 < 32; l0 += 8 {
-				v, tt, sv := YMM(), YMM(), YMM()
+				v, tt := YMM(), YMM()
 				lowAt := 64*nh + l0
 				if p%2 == 1 {
 					lowAt += 32
@@ -356,8 +357,11 @@ func q6kBody(ps reg.Register, sink func(reg.VecVirtual, int)) {
 				VPOR(tt, v, v)
 				VPSUBD(blockConst(bcThirtyTwo), v, v)
 				VCVTDQ2PS(v, v)
-				MOVBLSX(Mem{Base: ps, Disp: 192 + 8*nh + l0/16 + 2*p}, s)
-				scaledBroadcast(s, d, sv)
+				if l0%16 == 0 { // one scale per 16 values
+					sv = YMM()
+					MOVBLSX(Mem{Base: ps, Disp: 192 + 8*nh + l0/16 + 2*p}, s)
+					scaledBroadcast(s, d, sv)
+				}
 				VMULPS(sv, v, v)
 				sink(v, 128*nh+32*p+l0)
 			}
