@@ -102,7 +102,7 @@ test-purego:
 # an arm64 CPU: core/cpu's tests built for linux/arm64 (static, as Go
 # binaries are) run under qemu-user, each kernel against the portable one.
 # qemu's timings say nothing about arm64 hardware.
-ARM64_TESTS := TestGemmKernels/neon/1threads|TestVectorKernels|TestExpShift|TestSigmoids|TestDecodeFast|TestMatMulGGMLTypes|TestRoPE|TestSoftmax|TestCrossEntropy|TestSiLUMulBackward
+ARM64_TESTS := TestGemmKernels/neon/1threads|TestVectorKernels|TestExpShift|TestSigmoids|TestDecodeFast|TestMatMulGGMLTypes|TestQuantDot|TestRoPE|TestSoftmax|TestCrossEntropy|TestSiLUMulBackward
 QEMU := /usr/bin/qemu-aarch64
 $(QEMU):
 	$(APT_INSTALL) qemu-user

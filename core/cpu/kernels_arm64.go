@@ -88,6 +88,7 @@ const neonStep = 16
 
 func init() {
 	dot, dot1x4, axpy, axpy4 = dotNEONSlice, dot1x4NEON, axpyNEONSlice, axpy4NEONSlice
+	simdDots = true // the mat-vec of quantized weights decodes, then dots (matvec.go)
 	expShift, sigmoids = expShiftNEONSlice, sigmoidsNEON
 	decodeFast = decodeNEON
 	k := asmKernel("neon-12x8", 12, 8, gemmNEON12x8)
