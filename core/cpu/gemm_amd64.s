@@ -1132,55 +1132,47 @@ DATA blockconsts<>+112(SB)/4, $0x00000008
 DATA blockconsts<>+116(SB)/4, $0x00000008
 DATA blockconsts<>+120(SB)/4, $0x00000008
 DATA blockconsts<>+124(SB)/4, $0x00000008
-DATA blockconsts<>+128(SB)/4, $0x00000010
-DATA blockconsts<>+132(SB)/4, $0x00000010
-DATA blockconsts<>+136(SB)/4, $0x00000010
-DATA blockconsts<>+140(SB)/4, $0x00000010
-DATA blockconsts<>+144(SB)/4, $0x00000010
-DATA blockconsts<>+148(SB)/4, $0x00000010
-DATA blockconsts<>+152(SB)/4, $0x00000010
-DATA blockconsts<>+156(SB)/4, $0x00000010
-DATA blockconsts<>+160(SB)/4, $0x00000020
-DATA blockconsts<>+164(SB)/4, $0x00000020
-DATA blockconsts<>+168(SB)/4, $0x00000020
-DATA blockconsts<>+172(SB)/4, $0x00000020
-DATA blockconsts<>+176(SB)/4, $0x00000020
+DATA blockconsts<>+128(SB)/4, $0x00000020
+DATA blockconsts<>+132(SB)/4, $0x00000020
+DATA blockconsts<>+136(SB)/4, $0x00000020
+DATA blockconsts<>+140(SB)/4, $0x00000020
+DATA blockconsts<>+144(SB)/4, $0x00000020
+DATA blockconsts<>+148(SB)/4, $0x00000020
+DATA blockconsts<>+152(SB)/4, $0x00000020
+DATA blockconsts<>+156(SB)/4, $0x00000020
+DATA blockconsts<>+160(SB)/4, $0x00000001
+DATA blockconsts<>+164(SB)/4, $0x00000002
+DATA blockconsts<>+168(SB)/4, $0x00000004
+DATA blockconsts<>+172(SB)/4, $0x00000008
+DATA blockconsts<>+176(SB)/4, $0x00000010
 DATA blockconsts<>+180(SB)/4, $0x00000020
-DATA blockconsts<>+184(SB)/4, $0x00000020
-DATA blockconsts<>+188(SB)/4, $0x00000020
-DATA blockconsts<>+192(SB)/4, $0x00000000
-DATA blockconsts<>+196(SB)/4, $0x00000001
-DATA blockconsts<>+200(SB)/4, $0x00000002
-DATA blockconsts<>+204(SB)/4, $0x00000003
-DATA blockconsts<>+208(SB)/4, $0x00000004
-DATA blockconsts<>+212(SB)/4, $0x00000005
-DATA blockconsts<>+216(SB)/4, $0x00000006
-DATA blockconsts<>+220(SB)/4, $0x00000007
-DATA blockconsts<>+224(SB)/4, $0x00000008
-DATA blockconsts<>+228(SB)/4, $0x00000009
-DATA blockconsts<>+232(SB)/4, $0x0000000a
-DATA blockconsts<>+236(SB)/4, $0x0000000b
-DATA blockconsts<>+240(SB)/4, $0x0000000c
-DATA blockconsts<>+244(SB)/4, $0x0000000d
-DATA blockconsts<>+248(SB)/4, $0x0000000e
-DATA blockconsts<>+252(SB)/4, $0x0000000f
-DATA blockconsts<>+256(SB)/4, $0x00000010
-DATA blockconsts<>+260(SB)/4, $0x00000011
-DATA blockconsts<>+264(SB)/4, $0x00000012
-DATA blockconsts<>+268(SB)/4, $0x00000013
-DATA blockconsts<>+272(SB)/4, $0x00000014
-DATA blockconsts<>+276(SB)/4, $0x00000015
-DATA blockconsts<>+280(SB)/4, $0x00000016
-DATA blockconsts<>+284(SB)/4, $0x00000017
-DATA blockconsts<>+288(SB)/4, $0x00000018
-DATA blockconsts<>+292(SB)/4, $0x00000019
-DATA blockconsts<>+296(SB)/4, $0x0000001a
-DATA blockconsts<>+300(SB)/4, $0x0000001b
-DATA blockconsts<>+304(SB)/4, $0x0000001c
-DATA blockconsts<>+308(SB)/4, $0x0000001d
-DATA blockconsts<>+312(SB)/4, $0x0000001e
-DATA blockconsts<>+316(SB)/4, $0x0000001f
-GLOBL blockconsts<>(SB), RODATA|NOPTR, $320
+DATA blockconsts<>+184(SB)/4, $0x00000040
+DATA blockconsts<>+188(SB)/4, $0x00000080
+DATA blockconsts<>+192(SB)/4, $0x00000100
+DATA blockconsts<>+196(SB)/4, $0x00000200
+DATA blockconsts<>+200(SB)/4, $0x00000400
+DATA blockconsts<>+204(SB)/4, $0x00000800
+DATA blockconsts<>+208(SB)/4, $0x00001000
+DATA blockconsts<>+212(SB)/4, $0x00002000
+DATA blockconsts<>+216(SB)/4, $0x00004000
+DATA blockconsts<>+220(SB)/4, $0x00008000
+DATA blockconsts<>+224(SB)/4, $0x00010000
+DATA blockconsts<>+228(SB)/4, $0x00020000
+DATA blockconsts<>+232(SB)/4, $0x00040000
+DATA blockconsts<>+236(SB)/4, $0x00080000
+DATA blockconsts<>+240(SB)/4, $0x00100000
+DATA blockconsts<>+244(SB)/4, $0x00200000
+DATA blockconsts<>+248(SB)/4, $0x00400000
+DATA blockconsts<>+252(SB)/4, $0x00800000
+DATA blockconsts<>+256(SB)/4, $0x01000000
+DATA blockconsts<>+260(SB)/4, $0x02000000
+DATA blockconsts<>+264(SB)/4, $0x04000000
+DATA blockconsts<>+268(SB)/4, $0x08000000
+DATA blockconsts<>+272(SB)/4, $0x10000000
+DATA blockconsts<>+276(SB)/4, $0x20000000
+DATA blockconsts<>+280(SB)/4, $0x40000000
+DATA blockconsts<>+284(SB)/4, $0x80000000
+GLOBL blockconsts<>(SB), RODATA|NOPTR, $288
 
 // func q4DotAVX2(blocks int, x *float32, src *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
@@ -1246,44 +1238,41 @@ q5DecodeAVX2_loop:
 	VPBROADCASTW (DX), X0
 	VCVTPH2PS    X0, Y0
 	VPBROADCASTD 2(DX), Y1
-	VPMOVZXBD    6(DX), Y2
-	VPSRLD       $0x04, Y2, Y3
-	VPAND        blockconsts<>+0(SB), Y2, Y2
-	VPSRLVD      blockconsts<>+192(SB), Y1, Y4
-	VPAND        blockconsts<>+64(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSUBD       blockconsts<>+128(SB), Y2, Y2
-	VCVTDQ2PS    Y2, Y2
-	VMULPS       Y0, Y2, Y2
-	VMOVUPS      Y2, (CX)
-	VPSRLVD      blockconsts<>+256(SB), Y1, Y2
-	VPAND        blockconsts<>+64(SB), Y2, Y2
-	VPSLLD       $0x04, Y2, Y2
-	VPOR         Y2, Y3, Y3
-	VPSUBD       blockconsts<>+128(SB), Y3, Y3
+	VPXOR        Y2, Y2, Y2
+	VPMOVZXBD    6(DX), Y3
+	VPSRLD       $0x04, Y3, Y4
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPAND        blockconsts<>+160(SB), Y1, Y5
+	VPCMPEQD     Y2, Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPADDD       Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y0, Y3, Y3
-	VMOVUPS      Y3, 64(CX)
-	VPMOVZXBD    14(DX), Y2
-	VPSRLD       $0x04, Y2, Y3
-	VPAND        blockconsts<>+0(SB), Y2, Y2
-	VPSRLVD      blockconsts<>+224(SB), Y1, Y4
-	VPAND        blockconsts<>+64(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSUBD       blockconsts<>+128(SB), Y2, Y2
-	VCVTDQ2PS    Y2, Y2
-	VMULPS       Y0, Y2, Y2
-	VMOVUPS      Y2, 32(CX)
-	VPSRLVD      blockconsts<>+288(SB), Y1, Y1
-	VPAND        blockconsts<>+64(SB), Y1, Y1
+	VMOVUPS      Y3, (CX)
+	VPAND        blockconsts<>+224(SB), Y1, Y3
+	VPCMPEQD     Y2, Y3, Y3
+	VPSLLD       $0x04, Y3, Y3
+	VPADDD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 64(CX)
+	VPMOVZXBD    14(DX), Y3
+	VPSRLD       $0x04, Y3, Y4
+	VPAND        blockconsts<>+0(SB), Y3, Y3
+	VPAND        blockconsts<>+192(SB), Y1, Y5
+	VPCMPEQD     Y2, Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y3, 32(CX)
+	VPAND        blockconsts<>+256(SB), Y1, Y1
+	VPCMPEQD     Y2, Y1, Y1
 	VPSLLD       $0x04, Y1, Y1
-	VPOR         Y1, Y3, Y3
-	VPSUBD       blockconsts<>+128(SB), Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VMULPS       Y0, Y3, Y3
-	VMOVUPS      Y3, 96(CX)
+	VPADDD       Y1, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, 96(CX)
 	ADDQ         $0x00000016, DX
 	ADDQ         $0x00000080, CX
 	DECQ         AX
@@ -1308,44 +1297,41 @@ q5DotAVX2_loop:
 	VPBROADCASTW (DX), X2
 	VCVTPH2PS    X2, Y2
 	VPBROADCASTD 2(DX), Y3
-	VPMOVZXBD    6(DX), Y4
-	VPSRLD       $0x04, Y4, Y5
-	VPAND        blockconsts<>+0(SB), Y4, Y4
-	VPSRLVD      blockconsts<>+192(SB), Y3, Y6
-	VPAND        blockconsts<>+64(SB), Y6, Y6
-	VPSLLD       $0x04, Y6, Y6
-	VPOR         Y6, Y4, Y4
-	VPSUBD       blockconsts<>+128(SB), Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VMULPS       Y2, Y4, Y4
-	VFMADD231PS  (CX), Y4, Y0
-	VPSRLVD      blockconsts<>+256(SB), Y3, Y4
-	VPAND        blockconsts<>+64(SB), Y4, Y4
-	VPSLLD       $0x04, Y4, Y4
-	VPOR         Y4, Y5, Y5
-	VPSUBD       blockconsts<>+128(SB), Y5, Y5
+	VPXOR        Y4, Y4, Y4
+	VPMOVZXBD    6(DX), Y5
+	VPSRLD       $0x04, Y5, Y6
+	VPAND        blockconsts<>+0(SB), Y5, Y5
+	VPAND        blockconsts<>+160(SB), Y3, Y7
+	VPCMPEQD     Y4, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPADDD       Y7, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
 	VMULPS       Y2, Y5, Y5
-	VFMADD231PS  64(CX), Y5, Y0
-	VPMOVZXBD    14(DX), Y4
-	VPSRLD       $0x04, Y4, Y5
-	VPAND        blockconsts<>+0(SB), Y4, Y4
-	VPSRLVD      blockconsts<>+224(SB), Y3, Y6
-	VPAND        blockconsts<>+64(SB), Y6, Y6
-	VPSLLD       $0x04, Y6, Y6
-	VPOR         Y6, Y4, Y4
-	VPSUBD       blockconsts<>+128(SB), Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VMULPS       Y2, Y4, Y4
-	VFMADD231PS  32(CX), Y4, Y1
-	VPSRLVD      blockconsts<>+288(SB), Y3, Y3
-	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VFMADD231PS  (CX), Y5, Y0
+	VPAND        blockconsts<>+224(SB), Y3, Y5
+	VPCMPEQD     Y4, Y5, Y5
+	VPSLLD       $0x04, Y5, Y5
+	VPADDD       Y5, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VFMADD231PS  64(CX), Y6, Y0
+	VPMOVZXBD    14(DX), Y5
+	VPSRLD       $0x04, Y5, Y6
+	VPAND        blockconsts<>+0(SB), Y5, Y5
+	VPAND        blockconsts<>+192(SB), Y3, Y7
+	VPCMPEQD     Y4, Y7, Y7
+	VPSLLD       $0x04, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y2, Y5, Y5
+	VFMADD231PS  32(CX), Y5, Y1
+	VPAND        blockconsts<>+256(SB), Y3, Y3
+	VPCMPEQD     Y4, Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
-	VPOR         Y3, Y5, Y5
-	VPSUBD       blockconsts<>+128(SB), Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VMULPS       Y2, Y5, Y5
-	VFMADD231PS  96(CX), Y5, Y1
+	VPADDD       Y3, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VFMADD231PS  96(CX), Y6, Y1
 	ADDQ         $0x00000016, DX
 	ADDQ         $0x00000080, CX
 	DECQ         AX
@@ -3079,7 +3065,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      192(DX), BX
 	VXORPS       X2, X2, X2
@@ -3094,7 +3080,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 32(CX)
@@ -3104,7 +3090,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      193(DX), BX
 	VXORPS       X2, X2, X2
@@ -3119,7 +3105,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 96(CX)
@@ -3130,7 +3116,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      194(DX), BX
 	VXORPS       X2, X2, X2
@@ -3146,7 +3132,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 160(CX)
@@ -3157,7 +3143,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      195(DX), BX
 	VXORPS       X2, X2, X2
@@ -3173,7 +3159,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 224(CX)
@@ -3184,7 +3170,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      196(DX), BX
 	VXORPS       X2, X2, X2
@@ -3200,7 +3186,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 288(CX)
@@ -3211,7 +3197,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      197(DX), BX
 	VXORPS       X2, X2, X2
@@ -3227,7 +3213,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 352(CX)
@@ -3238,7 +3224,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      198(DX), BX
 	VXORPS       X2, X2, X2
@@ -3254,7 +3240,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 416(CX)
@@ -3265,7 +3251,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      199(DX), BX
 	VXORPS       X2, X2, X2
@@ -3281,7 +3267,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 480(CX)
@@ -3291,7 +3277,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      200(DX), BX
 	VXORPS       X2, X2, X2
@@ -3306,7 +3292,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 544(CX)
@@ -3316,7 +3302,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      201(DX), BX
 	VXORPS       X2, X2, X2
@@ -3331,7 +3317,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 608(CX)
@@ -3342,7 +3328,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      202(DX), BX
 	VXORPS       X2, X2, X2
@@ -3358,7 +3344,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 672(CX)
@@ -3369,7 +3355,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      203(DX), BX
 	VXORPS       X2, X2, X2
@@ -3385,7 +3371,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 736(CX)
@@ -3396,7 +3382,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      204(DX), BX
 	VXORPS       X2, X2, X2
@@ -3412,7 +3398,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 800(CX)
@@ -3423,7 +3409,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      205(DX), BX
 	VXORPS       X2, X2, X2
@@ -3439,7 +3425,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 864(CX)
@@ -3450,7 +3436,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      206(DX), BX
 	VXORPS       X2, X2, X2
@@ -3466,7 +3452,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	VMULPS       Y2, Y1, Y1
 	VMOVUPS      Y1, 928(CX)
@@ -3477,7 +3463,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y2, Y2
 	VPSLLD       $0x04, Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VPSUBD       blockconsts<>+160(SB), Y1, Y1
+	VPSUBD       blockconsts<>+128(SB), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
 	MOVBLSX      207(DX), BX
 	VXORPS       X2, X2, X2
@@ -3493,7 +3479,7 @@ q6kDecodeAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y1, Y1
 	VPSLLD       $0x04, Y1, Y1
 	VPOR         Y1, Y0, Y0
-	VPSUBD       blockconsts<>+160(SB), Y0, Y0
+	VPSUBD       blockconsts<>+128(SB), Y0, Y0
 	VCVTDQ2PS    Y0, Y0
 	VMULPS       Y2, Y0, Y0
 	VMOVUPS      Y0, 992(CX)
@@ -3526,7 +3512,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      192(DX), BX
 	VXORPS       X4, X4, X4
@@ -3541,7 +3527,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  32(CX), Y3, Y1
@@ -3551,7 +3537,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      193(DX), BX
 	VXORPS       X4, X4, X4
@@ -3566,7 +3552,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  96(CX), Y3, Y1
@@ -3577,7 +3563,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      194(DX), BX
 	VXORPS       X4, X4, X4
@@ -3593,7 +3579,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  160(CX), Y3, Y1
@@ -3604,7 +3590,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      195(DX), BX
 	VXORPS       X4, X4, X4
@@ -3620,7 +3606,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  224(CX), Y3, Y1
@@ -3631,7 +3617,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      196(DX), BX
 	VXORPS       X4, X4, X4
@@ -3647,7 +3633,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  288(CX), Y3, Y1
@@ -3658,7 +3644,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      197(DX), BX
 	VXORPS       X4, X4, X4
@@ -3674,7 +3660,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  352(CX), Y3, Y1
@@ -3685,7 +3671,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      198(DX), BX
 	VXORPS       X4, X4, X4
@@ -3701,7 +3687,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  416(CX), Y3, Y1
@@ -3712,7 +3698,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      199(DX), BX
 	VXORPS       X4, X4, X4
@@ -3728,7 +3714,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  480(CX), Y3, Y1
@@ -3738,7 +3724,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      200(DX), BX
 	VXORPS       X4, X4, X4
@@ -3753,7 +3739,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  544(CX), Y3, Y1
@@ -3763,7 +3749,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      201(DX), BX
 	VXORPS       X4, X4, X4
@@ -3778,7 +3764,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  608(CX), Y3, Y1
@@ -3789,7 +3775,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      202(DX), BX
 	VXORPS       X4, X4, X4
@@ -3805,7 +3791,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  672(CX), Y3, Y1
@@ -3816,7 +3802,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      203(DX), BX
 	VXORPS       X4, X4, X4
@@ -3832,7 +3818,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  736(CX), Y3, Y1
@@ -3843,7 +3829,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      204(DX), BX
 	VXORPS       X4, X4, X4
@@ -3859,7 +3845,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  800(CX), Y3, Y1
@@ -3870,7 +3856,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      205(DX), BX
 	VXORPS       X4, X4, X4
@@ -3886,7 +3872,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  864(CX), Y3, Y1
@@ -3897,7 +3883,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      206(DX), BX
 	VXORPS       X4, X4, X4
@@ -3913,7 +3899,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPOR         Y5, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y4, Y3, Y3
 	VFMADD231PS  928(CX), Y3, Y1
@@ -3924,7 +3910,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y4, Y4
 	VPSLLD       $0x04, Y4, Y4
 	VPOR         Y4, Y3, Y3
-	VPSUBD       blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       blockconsts<>+128(SB), Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	MOVBLSX      207(DX), BX
 	VXORPS       X4, X4, X4
@@ -3940,7 +3926,7 @@ q6kDotAVX2_loop:
 	VPAND        blockconsts<>+32(SB), Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPOR         Y3, Y2, Y2
-	VPSUBD       blockconsts<>+160(SB), Y2, Y2
+	VPSUBD       blockconsts<>+128(SB), Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VMULPS       Y4, Y2, Y2
 	VFMADD231PS  992(CX), Y2, Y1

@@ -47,12 +47,11 @@ const (
 	bcTwoBit           // 3
 	bcOne              // 1
 	bcEight            // Q4_0's offset
-	bcSixteen          // Q5_0's offset
 	bcThirtyTwo        // Q6_K's offset
-	bcShift0           // 0..7: per-lane shifts selecting bits of a 32-bit qh
-	bcShift8           // 8..15
-	bcShift16          // 16..23
-	bcShift24          // 24..31
+	bcBit0             // 1<<0..1<<7: per-lane masks selecting bits of a 32-bit qh
+	bcBit8             // 1<<8..1<<15
+	bcBit16            // 1<<16..1<<23
+	bcBit24            // 1<<24..1<<31
 	bcCount
 )
 
@@ -71,12 +70,10 @@ func blockConst(i int) Mem {
 					v = 1
 				case bcEight:
 					v = 8
-				case bcSixteen:
-					v = 16
 				case bcThirtyTwo:
 					v = 32
 				default:
-					v = uint32(8*(c-bcShift0) + l)
+					v = 1 << (8*(c-bcBit0) + l)
 				}
 				DATA(32*c+4*l, U32(v))
 			}
@@ -225,28 +222,31 @@ func q4Body(ps reg.Register, sink func(reg.VecVirtual, int)) {
 }
 
 // q5Body: as Q4_0, with value j's fifth bit in bit j of the 32-bit qh
-// (the high nibble of byte j is value j+16); value = d*(q-16).
+// (the high nibble of byte j is value j+16); value = d*(q-16). With the
+// fifth bit b, q-16 is the nibble minus 16*(1-b): a compare of qh's bit
+// with zero gives -1 where b is clear, which shifted left by 4 is the
+// -16 to add, four integer operations instead of five.
 func q5Body(ps reg.Register, sink func(reg.VecVirtual, int)) {
 	scale := YMM()
 	halfScale(Mem{Base: ps}, scale)
-	qh := YMM()
+	qh, zero := YMM(), YMM()
 	VPBROADCASTD(Mem{Base: ps, Disp: 2}, qh)
+	VPXOR(zero, zero, zero)
 	for g := range 2 {
 		q, hi := YMM(), YMM()
 		VPMOVZXBD(Mem{Base: ps, Disp: 6 + 8*g}, q)
 		VPSRLD(Imm(4), q, hi)
 		VPAND(blockConst(bcNibble), q, q)
 		for _, part := range []struct {
-			v     reg.VecVirtual
-			off   int
-			shift int
-		}{{q, 8 * g, bcShift0 + g}, {hi, 16 + 8*g, bcShift16 + g}} {
+			v    reg.VecVirtual
+			off  int
+			bits int
+		}{{q, 8 * g, bcBit0 + g}, {hi, 16 + 8*g, bcBit16 + g}} {
 			h := YMM()
-			VPSRLVD(blockConst(part.shift), qh, h)
-			VPAND(blockConst(bcOne), h, h)
+			VPAND(blockConst(part.bits), qh, h)
+			VPCMPEQD(zero, h, h)
 			VPSLLD(Imm(4), h, h)
-			VPOR(h, part.v, part.v)
-			VPSUBD(blockConst(bcSixteen), part.v, part.v)
+			VPADDD(h, part.v, part.v)
 			VCVTDQ2PS(part.v, part.v)
 			VMULPS(scale, part.v, part.v)
 			sink(part.v, part.off)
