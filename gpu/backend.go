@@ -2,6 +2,7 @@ package gpu
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -48,6 +49,9 @@ type Backend struct {
 
 	readBacks  atomic.Int64
 	dispatches atomic.Int64
+	// perKernel counts dispatches by kernel name (under mu), so a test or
+	// a benchmark can say where a step's dispatches go.
+	perKernel map[string]int64
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -78,6 +82,7 @@ func New(opts Options) (*Backend, error) {
 	g := &Backend{
 		inst: inst, adapter: ad, dev: dev, queue: dev.Queue(), info: info, limits: dev.Limits(),
 		layouts: map[int]*layout{}, pipelines: map[string]*wgpu.ComputePipeline{},
+		perKernel: map[string]int64{},
 	}
 	if g.limits.MaxStorageBufferBindingSize == 0 {
 		g.limits = lim
@@ -110,6 +115,14 @@ func (g *Backend) ReadBacks() int64 { return g.readBacks.Load() }
 
 // Dispatches returns how many compute dispatches the backend has recorded.
 func (g *Backend) Dispatches() int64 { return g.dispatches.Load() }
+
+// DispatchesByKernel returns how many dispatches of each kernel (by shader
+// name, without the weight dtype) the backend has recorded.
+func (g *Backend) DispatchesByKernel() map[string]int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.perKernel)
+}
 
 // Close waits for queued work, releases every device resource and the
 // device. Buffers must not be used afterwards.

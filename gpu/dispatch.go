@@ -175,6 +175,7 @@ func (g *Backend) run(k kernel, groups int, a args, bufs ...*wgpu.Buffer) {
 	g.pass.SetBindGroup(0, bg, nil)
 	g.pass.Dispatch(uint32(x), uint32(y), 1)
 	g.dispatches.Add(1)
+	g.perKernel[k.name]++
 }
 
 func wordsToBytes(a args) []byte {
