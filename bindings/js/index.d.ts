@@ -20,6 +20,8 @@ export interface LoadOptions {
   quantize?: "nf4";
   /** With quantize: also quantize the block scales (bitsandbytes' double quantization). */
   doubleQuant?: boolean;
+  /** false runs the CPU backend on the portable Go kernels even where graft's WebAssembly SIMD128 kernels can run (default true: them, where the engine has SIMD128). */
+  simd?: boolean;
   signal?: AbortSignal;
 }
 
@@ -37,6 +39,10 @@ export interface ModelInfo {
   params: number;
   /** "nf4" when loaded with quantize. */
   quantized?: "nf4";
+  /** On the CPU backend, its kernels: "wasm-simd128" (graft's WebAssembly SIMD128 kernels) or "go" (the portable ones). */
+  kernels?: string;
+  /** Why the SIMD128 kernels are not in use, where they were asked for. */
+  kernelsNote?: string;
   /** Milliseconds spent choosing the backend and loading the weights. */
   loadMs: number;
 }

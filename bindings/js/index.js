@@ -73,7 +73,7 @@ export class Graft {
   }
 
   static async load(opts = {}) {
-    const { wasmURL, wasm, modelURL, model, modelName, backend = "auto", workerURL, signal, quantize, doubleQuant } = opts;
+    const { wasmURL, wasm, modelURL, model, modelName, backend = "auto", workerURL, signal, quantize, doubleQuant, simd } = opts;
     const modelSrc = model ?? modelURL;
     if (modelSrc == null) throw new TypeError("Graft.load: give modelURL (or model bytes)");
     if (!["auto", "webgpu", "cpu"].includes(backend)) throw new TypeError(`Graft.load: backend ${JSON.stringify(backend)}: want "auto", "webgpu" or "cpu"`);
@@ -88,7 +88,7 @@ export class Graft {
     try {
       await g.#call("init", { wasm: bytesOrURL(wasm ?? wasmURL ?? here("./dist/graft.wasm"), "wasmURL"), wasmExecURL: here("./dist/wasm_exec.js") });
       const name = modelName ?? (typeof modelSrc === "string" || modelSrc instanceof URL ? asURL(modelSrc).split("/").pop() : "model.gguf");
-      g.info = await g.#call("load", { model: bytesOrURL(modelSrc, "modelURL"), name, backend, options: { quantize, doubleQuant } });
+      g.info = await g.#call("load", { model: bytesOrURL(modelSrc, "modelURL"), name, backend, options: { quantize, doubleQuant, simd } });
     } catch (e) {
       g.dispose();
       if (signal?.aborted) throw abortError(signal);

@@ -46,6 +46,9 @@ async function start({ wasm, wasmExecURL }) {
   } catch (e) {
     throw new Error(`wasm: not a graft.wasm this browser can run: ${e.message}`);
   }
+  // graft's WebAssembly SIMD128 kernels (wasm/simd) compute on Go's
+  // memory in place: the Go side instantiates them on this memory.
+  globalThis.graftGoMemory = module.instance.exports.mem;
   const ready = new Promise((resolve) => { globalThis.graftGoReady = resolve; });
   go.run(module.instance).then(() => {
     send({ id: 0, fatal: "graft.wasm exited" });

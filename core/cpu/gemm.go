@@ -72,7 +72,8 @@ var kernelISA = "go"
 // Kernels names the instruction set of the matrix and vector kernels this
 // build runs on this CPU: "avx512" or "avx2" (amd64 assembly, chosen from
 // CPUID at start-up), "neon" (arm64 assembly) or "go", the portable
-// kernels every other platform and the purego build tag use. Results are deterministic for a given kernel
+// kernels every other platform and the purego build tag use; or the name
+// of the External kernels installed (wasm/simd's "wasm-simd128"). Results are deterministic for a given kernel
 // set; across sets they differ in the last bits, as the sums run in
 // another order.
 func Kernels() string { return kernelISA }

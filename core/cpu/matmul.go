@@ -73,7 +73,8 @@ func (c *Backend) matmul(d, x, w *buffer, f backend.MatMul) {
 		return
 	}
 	av := x.data()
-	if hostMatMul(out, av, w, m, n, k, f.TransA, f.TransB, alpha, f.Accumulate) {
+	if hostMatMul(out, av, w, m, n, k, f.TransA, f.TransB, alpha, f.Accumulate) ||
+		c.externalMatMul(out, av, w, m, n, k, f.TransA, f.TransB, alpha, f.Accumulate) {
 		return
 	}
 	if kern := gemmKernelFor(n); kern != nil && m >= gemmMinM && n >= gemmMinNK && k >= gemmMinNK && m*n*k >= gemmMinWork {

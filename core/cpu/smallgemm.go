@@ -39,6 +39,9 @@ func smallGemm(kern *gemmKernel, out strided, a strided, transA bool, b strided,
 		}
 		return
 	}
+	if externalSmallGemm(out, a, transA, b, transB, m, n, k, alpha, acc, scratch) {
+		return
+	}
 	mr, nr := kern.mr, kern.nr
 	mPanels, nPanels := (m+mr-1)/mr, (n+nr-1)/nr
 	// The edge-tile scratch is the end of scratch: an array here would

@@ -12,8 +12,10 @@ import (
 	"syscall/js"
 	"time"
 
+	"github.com/graft-ml/graft/core/cpu"
 	"github.com/graft-ml/graft/core/peft"
 	"github.com/graft-ml/graft/wasm/browser/engine"
+	"github.com/graft-ml/graft/wasm/simd"
 )
 
 // session is the worker's one model. mu serializes the calls that use it;
@@ -30,9 +32,18 @@ type session struct {
 // loadInfo is what load answers: the model and where it runs.
 type loadInfo struct {
 	engine.ModelInfo
-	BackendNote string  `json:"backendNote,omitempty"`
+	BackendNote string `json:"backendNote,omitempty"`
+	// Kernels names the CPU backend's kernels (cpu.Kernels):
+	// "wasm-simd128" with wasm/simd's, "go" without; KernelsNote says
+	// why the SIMD kernels are not in use, when asked for and not.
+	Kernels     string  `json:"kernels,omitempty"`
+	KernelsNote string  `json:"kernelsNote,omitempty"`
 	LoadMS      float64 `json:"loadMs"`
 }
+
+// simdKernels instantiates wasm/simd's kernels once, or says why they
+// cannot run here (the loader did not expose Go's memory, no SIMD128).
+var simdKernels = sync.OnceValues(simd.Instantiate)
 
 // yieldEvery bounds how long training holds the worker's event loop, so
 // that cancel messages and the page's requests are answered promptly.
@@ -75,6 +86,9 @@ type loadOptions struct {
 	// Quantize "nf4" makes the base a QLoRA base (engine.Quantize).
 	Quantize    string `json:"quantize"`
 	DoubleQuant bool   `json:"doubleQuant"`
+	// SIMD false runs the CPU backend on the portable Go kernels even
+	// where the WebAssembly SIMD128 ones can run (to compare them).
+	SIMD *bool `json:"simd"`
 }
 
 // methods() -> JSON []engine.MethodInfo: every method train accepts.
@@ -134,7 +148,25 @@ func (s *session) load(_ js.Value, args []js.Value) any {
 			s.eng.Close()
 		}
 		s.eng, s.note = e, note
-		return jsonValue(loadInfo{ModelInfo: e.Info(), BackendNote: note, LoadMS: ms(time.Since(start))})
+		info := loadInfo{ModelInfo: e.Info(), BackendNote: note}
+		// The kernels are switched here, under the session lock, so
+		// that no operation of a run is in flight.
+		if opts.SIMD == nil || *opts.SIMD {
+			k, err := simdKernels()
+			if err == nil {
+				cpu.UseExternal(k)
+			} else {
+				cpu.UseExternal(nil)
+				info.KernelsNote = err.Error()
+			}
+		} else {
+			cpu.UseExternal(nil)
+		}
+		if bname == prefCPU {
+			info.Kernels = cpu.Kernels()
+		}
+		info.LoadMS = ms(time.Since(start))
+		return jsonValue(info)
 	})
 }
 

@@ -19,6 +19,7 @@ test("train, generate, export and import on the CPU", async (t) => {
   assert.equal(g.backend, "cpu", "Node has no WebGPU: auto must pick the CPU");
   assert.match(g.info.backendNote, /WebGPU unavailable/);
   assert.equal(g.info.vocab, 512);
+  assert.equal(g.info.kernels, "wasm-simd128", `the SIMD128 kernels are not in use: ${g.info.kernelsNote}`);
 
   const before = await g.generate(prompt, { maxTokens: 24 });
   const progress = [];
@@ -146,4 +147,20 @@ test("errors reject with clear messages", async (t) => {
   await assert.rejects(g.importAdapter({ "adapter_model.safetensors": new Uint8Array(4) }), /adapter_config\.json/);
   g.dispose();
   await assert.rejects(g.generate(prompt), /disposed/);
+});
+
+test("the SIMD128 kernels give the portable Go kernels' loss, within float32 rounding", async (t) => {
+  const simd = await Graft.load({ modelURL, backend: "cpu" });
+  t.after(() => simd.dispose());
+  const plain = await Graft.load({ modelURL, backend: "cpu", simd: false });
+  t.after(() => plain.dispose());
+  assert.equal(simd.info.kernels, "wasm-simd128");
+  assert.equal(plain.info.kernels, "go");
+  // A batch of whole texts: every projection is a product of many rows,
+  // which the SIMD128 kernels take (token-by-token logits stay in Go).
+  const a = await simd.evaluate(examples), b = await plain.evaluate(examples);
+  assert.equal(a.tokens, b.tokens);
+  // (Forward products sum each element in the same order in both, so the
+  // two agree closely; the bound allows for any order.)
+  assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * b.loss, `loss ${a.loss} with the SIMD128 kernels, ${b.loss} without`);
 });
