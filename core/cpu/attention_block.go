@@ -91,6 +91,13 @@ func (t *attnBlockTask) views(b, h, blk int) (i0, m, kbeg, kend int, q, k, v str
 func (t *attnBlockTask) probabilities(p []float32, i0, m, kbeg, n int, q, k strided, gs []float32) {
 	s := &t.s
 	smallGemm(t.kern, strided{data: p, ld: n}, q, false, k, true, m, n, s.HeadDim, s.Scale, false, gs)
+	// Row r sees keys [lo, hi) of s.keys(i0+r), hi = SeqK-SeqQ+i0+r+1:
+	// relative to kbeg, hi0 + r, and lo = max(0, hi - Window) (kbeg is
+	// row 0's lo, at most any row's).
+	if externalSoftmax(SoftmaxRows{X: p, Out: p, N: n, Rows: m, Causal: true, Normalize: true,
+		Hi0: s.SeqK - s.SeqQ + i0 + 1 - kbeg, Window: s.Window}) {
+		return
+	}
 	for r := range m {
 		row := p[r*n : (r+1)*n]
 		lo, hi := s.keys(i0 + r)

@@ -152,6 +152,9 @@ func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
 	checkSize("SiLUMul", "gate", g, d.n)
 	checkSize("SiLUMul", "up", u, d.n)
 	o := d.data()
+	if externalSiLU(o, nil, nil, g.data(), u.data()) {
+		return
+	}
 	runTask(c, &c.tasks.silu, len(o), elemGrain/8, siluTask{o: o, gate: g.data(), up: u.data()})
 }
 
@@ -197,6 +200,9 @@ func (c *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
 		dus = b.data()
 	}
 	ds := dyb.data()
+	if externalSiLU(dgs, dus, ds, g.data(), u.data()) {
+		return
+	}
 	runTask(c, &c.tasks.siluBack, len(ds), elemGrain/8,
 		siluBackTask{dgate: dgs, dup: dus, dy: ds, gate: g.data(), up: u.data()})
 }

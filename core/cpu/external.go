@@ -11,9 +11,34 @@ import "github.com/graft-ml/graft/core/tensor"
 type External interface {
 	// Name says what the kernels are, for Kernels.
 	Name() string
-	// MatMul computes one product and reports whether it did; on false
-	// the caller computes it with its own kernels.
+	// Each method computes one operation and reports whether it did; on
+	// false the caller computes it with its own kernels.
+
+	// MatMul computes a matrix product.
 	MatMul(p Product) bool
+	// SoftmaxRows exponentiates rows as SoftmaxRows says.
+	SoftmaxRows(s SoftmaxRows) bool
+	// SiLUMul sets dst = gate * sigmoid(gate) * up, as Backend.SiLUMul;
+	// dst may be gate or up.
+	SiLUMul(dst, gate, up []float32) bool
+	// SiLUMulBackward sets dgate and dup (either nil when not wanted) as
+	// Backend.SiLUMulBackward; they may alias inputs.
+	SiLUMulBackward(dgate, dup, dy, gate, up []float32) bool
+}
+
+// SoftmaxRows is the softmax step of attention and cross-entropy, for
+// External.SoftmaxRows: for each of Rows rows of N floats (row r of X at
+// r*N, and of Out), over the columns [lo, hi) the row sees, Out = exp(X -
+// max) and (max, sum of the exponentials) into Stats[2r], Stats[2r+1]
+// (Stats may be nil). Without Causal every row sees [0, N); with it row r
+// sees [lo, Hi0+r), lo = max(0, hi-Window) with a Window, else 0.
+// Normalize then divides the exponentials by their sum and zeroes the
+// columns not seen (attention's probabilities). X may be Out.
+type SoftmaxRows struct {
+	X, Out, Stats     []float32
+	N, Rows           int
+	Causal, Normalize bool
+	Hi0, Window       int
 }
 
 // Product is a matrix product Dst [M, N] (+)= Alpha * op(A) * op(B) on F32
@@ -99,4 +124,24 @@ func externalSmallGemm(out, a strided, transA bool, b strided, transB bool, m, n
 		p.Scratch = scratch[:k*n]
 	}
 	return external.MatMul(p)
+}
+
+// Below this many elements an elementwise operation stays in Go.
+const externalMinElems = 256
+
+// externalSoftmax offers a SoftmaxRows step to the external kernels.
+func externalSoftmax(s SoftmaxRows) bool {
+	return external != nil && s.Rows*s.N >= externalMinElems && external.SoftmaxRows(s)
+}
+
+// externalSiLU offers SiLUMul (backward when dy is not nil) to the
+// external kernels.
+func externalSiLU(dst, dup, dy, gate, up []float32) bool {
+	if external == nil || len(gate) < externalMinElems {
+		return false
+	}
+	if dy == nil {
+		return external.SiLUMul(dst, gate, up)
+	}
+	return external.SiLUMulBackward(dst, dup, dy, gate, up)
 }

@@ -103,6 +103,9 @@ type crossEntropyTask struct {
 }
 
 func (t *crossEntropyTask) run(lo, hi int) {
+	if t.runExternal(lo, hi) {
+		return
+	}
 	vocab, dl := t.vocab, t.dl
 	var sp *[]float32
 	for r := lo; r < hi; r++ {
@@ -140,6 +143,56 @@ func (t *crossEntropyTask) run(lo, hi int) {
 		scaleInPlace(e, g/sum)
 		e[tg] -= g
 	}
+}
+
+// runExternal is run with the exponentials of rows [lo, hi) computed by
+// the external kernels in one call (see External), and reports whether
+// they did. The rest is run's per-row arithmetic.
+func (t *crossEntropyTask) runExternal(lo, hi int) bool {
+	vocab, dl, rows := t.vocab, t.dl, hi-lo
+	if external == nil || rows*vocab < externalMinElems {
+		return false
+	}
+	sp := getScratch(3 * rows)
+	defer putScratch(sp)
+	stats, xts := (*sp)[:2*rows], (*sp)[2*rows:]
+	// The targets' logits, read before a gradient written over them.
+	for r := lo; r < hi; r++ {
+		if rowWeight(t.weights, r) != 0 {
+			xts[r-lo] = t.x[r*vocab+int(t.targets[r])]
+		}
+	}
+	var e []float32
+	if dl != nil {
+		e = dl[lo*vocab : hi*vocab]
+	} else {
+		ep := getScratch(rows * vocab)
+		defer putScratch(ep)
+		e = *ep
+	}
+	if !external.SoftmaxRows(SoftmaxRows{X: t.x[lo*vocab : hi*vocab], Out: e, Stats: stats, N: vocab, Rows: rows}) {
+		return false
+	}
+	for r := lo; r < hi; r++ {
+		w := rowWeight(t.weights, r)
+		if w == 0 {
+			t.losses[r] = 0
+			if dl != nil {
+				clear(dl[r*vocab : (r+1)*vocab])
+			}
+			continue
+		}
+		mx, sum := stats[2*(r-lo)], stats[2*(r-lo)+1]
+		t.losses[r] = float64(w) * (float64(mx) + math.Log(float64(sum)) - float64(xts[r-lo]))
+		if dl == nil {
+			continue
+		}
+		g := t.gradScale * w
+		er := dl[r*vocab : (r+1)*vocab]
+		scaleInPlace(er, g/sum)
+		er[t.targets[r]] -= g
+	}
+	return true
 }
 
 // rowMax returns the largest element of x (NaN if there is one, so a

@@ -245,3 +245,38 @@ func sleb(v int32) []byte {
 		b = append(b, c|0x80)
 	}
 }
+
+// More operators, for the elementwise kernels.
+func (f *fn) i32LtS()  { f.op(0x48) }
+func (f *fn) i32Eqz()  { f.op(0x45) }
+func (f *fn) selectV() { f.op(0x1B) } // a, b, cond -> cond ? a : b
+func (f *fn) f32Max()  { f.op(0x97) } // NaN-propagating
+func (f *fn) f32Div()  { f.op(0x95) }
+
+func (f *fn) f32x4Sub() { f.simd(0xE5) }
+func (f *fn) f32x4Div() { f.simd(0xE7) }
+func (f *fn) f32x4Neg() { f.simd(0xE1) }
+
+// f32x4Max propagates NaN; Pmin and Pmax are b < a ? b : a and
+// a < b ? b : a, which keep a NaN first operand.
+func (f *fn) f32x4Max()        { f.simd(0xE9) }
+func (f *fn) f32x4Pmin()       { f.simd(0xEA) }
+func (f *fn) f32x4Pmax()       { f.simd(0xEB) }
+func (f *fn) f32x4Nearest()    { f.simd(0x6A) } // ties to even
+func (f *fn) i32x4TruncSat()   { f.simd(0xF8) } // i32x4.trunc_sat_f32x4_s
+func (f *fn) i32x4Shl()        { f.simd(0xAB) }
+func (f *fn) i32x4Add()        { f.simd(0xAE) }
+func (f *fn) f32x4Lane(l byte) { f.simd(0x1F); f.op(l) }
+
+// f32x4Const pushes v in all four lanes.
+func (f *fn) f32x4Const(v float32) {
+	f.simd(0x0C)
+	for range 4 {
+		f.code.Write(binary.LittleEndian.AppendUint32(nil, math.Float32bits(v)))
+	}
+}
+
+// f32StoreAt stores at the address on the stack plus offset.
+func (f *fn) f32StoreAt(offset uint32) { f.op(0x38, 2); f.uleb(offset) }
+
+func float32Inf(sign int) float32 { return float32(math.Inf(sign)) }

@@ -27,7 +27,7 @@ const Name = "wasm-simd128"
 
 // Kernels are the instantiated module's functions.
 type Kernels struct {
-	gemm js.Value
+	gemm, softmaxRows, silu, siluBack js.Value
 	// mu guards args, the words a call's arguments are passed in: the
 	// kernels read them from Go's memory, so they live on the heap,
 	// where nothing moves them while the call runs.
@@ -61,7 +61,9 @@ func Instantiate() (*Kernels, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("simd: instantiating the kernels: %w", err)
 	}
-	return &Kernels{gemm: inst.Get("exports").Get("gemm"), args: new([16]uint32)}, nil
+	exp := inst.Get("exports")
+	return &Kernels{gemm: exp.Get("gemm"), softmaxRows: exp.Get("softmaxRows"), silu: exp.Get("silu"), siluBack: exp.Get("siluBack"),
+		args: new([16]uint32)}, nil
 }
 
 // catch runs f and turns a JavaScript exception it throws into an error.
@@ -94,8 +96,12 @@ func Install() error {
 func (k *Kernels) Name() string { return Name }
 
 // addr is the byte offset of s's first element in the Go instance's
-// memory, which is where wasm pointers point.
+// memory, which is where wasm pointers point; 0 for an empty slice
+// (an absent operand).
 func addr(s []float32) uint32 {
+	if len(s) == 0 {
+		return 0
+	}
 	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(s))))
 }
 
@@ -132,11 +138,64 @@ func (k *Kernels) MatMul(p cpu.Product) bool {
 	if p.Acc {
 		flags |= 4
 	}
-	k.mu.Lock()
-	*k.args = [16]uint32{addr(p.Dst), addr(p.A), addr(p.B), t, uint32(m), uint32(n), uint32(kk), flags,
-		uint32(p.LdDst), uint32(p.LdA), uint32(p.LdB), math.Float32bits(p.Alpha)}
-	k.gemm.Invoke(uint32(uintptr(unsafe.Pointer(k.args))))
-	k.mu.Unlock()
+	k.call(k.gemm, addr(p.Dst), addr(p.A), addr(p.B), t, uint32(m), uint32(n), uint32(kk), flags,
+		uint32(p.LdDst), uint32(p.LdA), uint32(p.LdB), math.Float32bits(p.Alpha))
 	runtime.KeepAlive(p)
+	return true
+}
+
+// call runs the kernel f with its arguments as words in Go's memory.
+func (k *Kernels) call(f js.Value, words ...uint32) {
+	k.mu.Lock()
+	copy(k.args[:], words)
+	f.Invoke(uint32(uintptr(unsafe.Pointer(k.args))))
+	k.mu.Unlock()
+}
+
+// SoftmaxRows implements cpu.External with the module's softmaxRows.
+func (k *Kernels) SoftmaxRows(s cpu.SoftmaxRows) bool {
+	cells := int64(s.Rows) * int64(s.N)
+	if s.Rows < 1 || s.N < 1 || cells > math.MaxInt32/4 || int64(len(s.X)) < cells || int64(len(s.Out)) < cells ||
+		(s.Stats != nil && len(s.Stats) < 2*s.Rows) ||
+		(s.Causal && (s.Hi0 < 0 || s.Window < 0 || s.Hi0+s.Rows-1 > s.N)) {
+		return false
+	}
+	var flags uint32
+	if s.Normalize {
+		flags |= 1
+	}
+	if s.Causal {
+		flags |= 2
+	}
+	k.call(k.softmaxRows, addr(s.X), addr(s.Out), uint32(s.N), uint32(s.Rows), addr(s.Stats), flags, uint32(s.Hi0), uint32(s.Window))
+	runtime.KeepAlive(s)
+	return true
+}
+
+// SiLUMul implements cpu.External with the module's silu.
+func (k *Kernels) SiLUMul(dst, gate, up []float32) bool {
+	n := len(dst)
+	if n < 1 || len(gate) < n || len(up) < n {
+		return false
+	}
+	k.call(k.silu, addr(dst), addr(gate), addr(up), uint32(n))
+	runtime.KeepAlive(dst)
+	runtime.KeepAlive(gate)
+	runtime.KeepAlive(up)
+	return true
+}
+
+// SiLUMulBackward implements cpu.External with the module's siluBack.
+func (k *Kernels) SiLUMulBackward(dgate, dup, dy, gate, up []float32) bool {
+	n := len(dy)
+	if n < 1 || len(gate) < n || len(up) < n || (dgate != nil && len(dgate) < n) || (dup != nil && len(dup) < n) {
+		return false
+	}
+	k.call(k.siluBack, addr(dgate), addr(dup), addr(dy), addr(gate), addr(up), uint32(n))
+	runtime.KeepAlive(dgate)
+	runtime.KeepAlive(dup)
+	runtime.KeepAlive(dy)
+	runtime.KeepAlive(gate)
+	runtime.KeepAlive(up)
 	return true
 }

@@ -204,15 +204,30 @@ func TestMatMulStrided(t *testing.T) {
 	}
 }
 
-// counting counts the products the backend hands to the kernels.
+// counting counts the operations the backend hands to the kernels.
 type counting struct {
 	*Kernels
-	calls int
+	calls, softmax, silu int
 }
 
 func (c *counting) MatMul(p cpu.Product) bool {
 	c.calls++
 	return c.Kernels.MatMul(p)
+}
+
+func (c *counting) SoftmaxRows(s cpu.SoftmaxRows) bool {
+	c.softmax++
+	return c.Kernels.SoftmaxRows(s)
+}
+
+func (c *counting) SiLUMul(dst, gate, up []float32) bool {
+	c.silu++
+	return c.Kernels.SiLUMul(dst, gate, up)
+}
+
+func (c *counting) SiLUMulBackward(dgate, dup, dy, gate, up []float32) bool {
+	c.silu++
+	return c.Kernels.SiLUMulBackward(dgate, dup, dy, gate, up)
 }
 
 // matmulBackend computes the product with a CPU backend, with ext
