@@ -32,6 +32,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/graft-ml/graft/core/backend"
 )
@@ -49,6 +50,9 @@ type Backend struct {
 	// splitAll makes parallel ignore its grain, so tests can drive the
 	// parallel paths with problems small enough to check by brute force.
 	splitAll bool
+	// exactMatVec keeps the mat-vec of quantized weights in float32 (see
+	// SetExactMatVec).
+	exactMatVec atomic.Bool
 }
 
 var _ backend.Backend = (*Backend)(nil)

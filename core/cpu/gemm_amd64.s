@@ -3945,6 +3945,647 @@ q6kDotAVX2_reduce:
 	VZEROUPPER
 	RET
 
+// func q4kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q4kQ8KDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q4kQ8KDotAVX2_done
+	MOVL         4(CX), BX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         BX, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, R8
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         SI, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, DI
+	ANDL         $0x3f3f3f3f, BX
+	ANDL         $0x3f3f3f3f, SI
+	VMOVD        BX, X1
+	VPINSRD      $0x01, R8, X1, X1
+	VPINSRD      $0x02, SI, X1, X1
+	VPINSRD      $0x03, DI, X1, X1
+	VPMOVZXBW    X1, Y1
+	VMOVDQU      260(DX), Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPHADDW      X3, X2, X2
+	VEXTRACTI128 $0x01, Y1, X3
+	VPMADDWD     X3, X2, X2
+	VPSHUFD      $0x4e, X2, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0xb1, X2, X3
+	VPADDD       X3, X2, X3
+	VPERMQ       $0x44, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      16(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDUBSW   4(DX), Y5, Y5
+	VPSHUFB      intconsts<>+256(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPMADDUBSW   36(DX), Y4, Y4
+	VPSHUFB      intconsts<>+288(SB), Y1, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      48(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDUBSW   68(DX), Y5, Y5
+	VPSHUFB      intconsts<>+320(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPMADDUBSW   100(DX), Y4, Y4
+	VPSHUFB      intconsts<>+352(SB), Y1, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      80(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDUBSW   132(DX), Y5, Y5
+	VPSHUFB      intconsts<>+384(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPMADDUBSW   164(DX), Y4, Y4
+	VPSHUFB      intconsts<>+416(SB), Y1, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      112(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDUBSW   196(DX), Y5, Y5
+	VPSHUFB      intconsts<>+448(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPMADDUBSW   228(DX), Y4, Y4
+	VPSHUFB      intconsts<>+480(SB), Y1, Y1
+	VPMADDWD     Y1, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0xb1, X2, X1
+	VPADDD       X1, X2, X2
+	VPUNPCKLDQ   X3, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVD        (CX), X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (DX), X3
+	VMULPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VSUBSS       X2, X1, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          q4kQ8KDotAVX2_loop
+
+q4kQ8KDotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA intconsts<>+0(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+4(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+8(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+12(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+16(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+20(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+24(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+28(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+32(SB)/4, $0x01010101
+DATA intconsts<>+36(SB)/4, $0x01010101
+DATA intconsts<>+40(SB)/4, $0x01010101
+DATA intconsts<>+44(SB)/4, $0x01010101
+DATA intconsts<>+48(SB)/4, $0x01010101
+DATA intconsts<>+52(SB)/4, $0x01010101
+DATA intconsts<>+56(SB)/4, $0x01010101
+DATA intconsts<>+60(SB)/4, $0x01010101
+DATA intconsts<>+64(SB)/4, $0x03030303
+DATA intconsts<>+68(SB)/4, $0x03030303
+DATA intconsts<>+72(SB)/4, $0x03030303
+DATA intconsts<>+76(SB)/4, $0x03030303
+DATA intconsts<>+80(SB)/4, $0x03030303
+DATA intconsts<>+84(SB)/4, $0x03030303
+DATA intconsts<>+88(SB)/4, $0x03030303
+DATA intconsts<>+92(SB)/4, $0x03030303
+DATA intconsts<>+96(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+100(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+104(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+108(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+112(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+116(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+120(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+124(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+128(SB)/4, $0x30303030
+DATA intconsts<>+132(SB)/4, $0x30303030
+DATA intconsts<>+136(SB)/4, $0x30303030
+DATA intconsts<>+140(SB)/4, $0x30303030
+DATA intconsts<>+144(SB)/4, $0x30303030
+DATA intconsts<>+148(SB)/4, $0x30303030
+DATA intconsts<>+152(SB)/4, $0x30303030
+DATA intconsts<>+156(SB)/4, $0x30303030
+DATA intconsts<>+160(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+164(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+168(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+172(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+176(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+180(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+184(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+188(SB)/4, $0xc0c0c0c0
+DATA intconsts<>+192(SB)/4, $0x00010001
+DATA intconsts<>+196(SB)/4, $0x00010001
+DATA intconsts<>+200(SB)/4, $0x00010001
+DATA intconsts<>+204(SB)/4, $0x00010001
+DATA intconsts<>+208(SB)/4, $0x00010001
+DATA intconsts<>+212(SB)/4, $0x00010001
+DATA intconsts<>+216(SB)/4, $0x00010001
+DATA intconsts<>+220(SB)/4, $0x00010001
+DATA intconsts<>+224(SB)/4, $0x08080808
+DATA intconsts<>+228(SB)/4, $0x08080808
+DATA intconsts<>+232(SB)/4, $0x08080808
+DATA intconsts<>+236(SB)/4, $0x08080808
+DATA intconsts<>+240(SB)/4, $0x08080808
+DATA intconsts<>+244(SB)/4, $0x08080808
+DATA intconsts<>+248(SB)/4, $0x08080808
+DATA intconsts<>+252(SB)/4, $0x08080808
+DATA intconsts<>+256(SB)/4, $0x01000100
+DATA intconsts<>+260(SB)/4, $0x01000100
+DATA intconsts<>+264(SB)/4, $0x01000100
+DATA intconsts<>+268(SB)/4, $0x01000100
+DATA intconsts<>+272(SB)/4, $0x01000100
+DATA intconsts<>+276(SB)/4, $0x01000100
+DATA intconsts<>+280(SB)/4, $0x01000100
+DATA intconsts<>+284(SB)/4, $0x01000100
+DATA intconsts<>+288(SB)/4, $0x03020302
+DATA intconsts<>+292(SB)/4, $0x03020302
+DATA intconsts<>+296(SB)/4, $0x03020302
+DATA intconsts<>+300(SB)/4, $0x03020302
+DATA intconsts<>+304(SB)/4, $0x03020302
+DATA intconsts<>+308(SB)/4, $0x03020302
+DATA intconsts<>+312(SB)/4, $0x03020302
+DATA intconsts<>+316(SB)/4, $0x03020302
+DATA intconsts<>+320(SB)/4, $0x05040504
+DATA intconsts<>+324(SB)/4, $0x05040504
+DATA intconsts<>+328(SB)/4, $0x05040504
+DATA intconsts<>+332(SB)/4, $0x05040504
+DATA intconsts<>+336(SB)/4, $0x05040504
+DATA intconsts<>+340(SB)/4, $0x05040504
+DATA intconsts<>+344(SB)/4, $0x05040504
+DATA intconsts<>+348(SB)/4, $0x05040504
+DATA intconsts<>+352(SB)/4, $0x07060706
+DATA intconsts<>+356(SB)/4, $0x07060706
+DATA intconsts<>+360(SB)/4, $0x07060706
+DATA intconsts<>+364(SB)/4, $0x07060706
+DATA intconsts<>+368(SB)/4, $0x07060706
+DATA intconsts<>+372(SB)/4, $0x07060706
+DATA intconsts<>+376(SB)/4, $0x07060706
+DATA intconsts<>+380(SB)/4, $0x07060706
+DATA intconsts<>+384(SB)/4, $0x09080908
+DATA intconsts<>+388(SB)/4, $0x09080908
+DATA intconsts<>+392(SB)/4, $0x09080908
+DATA intconsts<>+396(SB)/4, $0x09080908
+DATA intconsts<>+400(SB)/4, $0x09080908
+DATA intconsts<>+404(SB)/4, $0x09080908
+DATA intconsts<>+408(SB)/4, $0x09080908
+DATA intconsts<>+412(SB)/4, $0x09080908
+DATA intconsts<>+416(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+420(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+424(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+428(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+432(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+436(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+440(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+444(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+448(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+452(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+456(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+460(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+464(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+468(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+472(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+476(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+480(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+484(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+488(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+492(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+496(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+500(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+504(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+508(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+512(SB)/4, $0x00000000
+DATA intconsts<>+516(SB)/4, $0x00000000
+DATA intconsts<>+520(SB)/4, $0x01010101
+DATA intconsts<>+524(SB)/4, $0x01010101
+DATA intconsts<>+528(SB)/4, $0x02020202
+DATA intconsts<>+532(SB)/4, $0x02020202
+DATA intconsts<>+536(SB)/4, $0x03030303
+DATA intconsts<>+540(SB)/4, $0x03030303
+DATA intconsts<>+544(SB)/4, $0x04040404
+DATA intconsts<>+548(SB)/4, $0x04040404
+DATA intconsts<>+552(SB)/4, $0x05050505
+DATA intconsts<>+556(SB)/4, $0x05050505
+DATA intconsts<>+560(SB)/4, $0x06060606
+DATA intconsts<>+564(SB)/4, $0x06060606
+DATA intconsts<>+568(SB)/4, $0x07070707
+DATA intconsts<>+572(SB)/4, $0x07070707
+DATA intconsts<>+576(SB)/4, $0x08080808
+DATA intconsts<>+580(SB)/4, $0x08080808
+DATA intconsts<>+584(SB)/4, $0x09090909
+DATA intconsts<>+588(SB)/4, $0x09090909
+DATA intconsts<>+592(SB)/4, $0x0a0a0a0a
+DATA intconsts<>+596(SB)/4, $0x0a0a0a0a
+DATA intconsts<>+600(SB)/4, $0x0b0b0b0b
+DATA intconsts<>+604(SB)/4, $0x0b0b0b0b
+DATA intconsts<>+608(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+612(SB)/4, $0x0c0c0c0c
+DATA intconsts<>+616(SB)/4, $0x0d0d0d0d
+DATA intconsts<>+620(SB)/4, $0x0d0d0d0d
+DATA intconsts<>+624(SB)/4, $0x0e0e0e0e
+DATA intconsts<>+628(SB)/4, $0x0e0e0e0e
+DATA intconsts<>+632(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+636(SB)/4, $0x0f0f0f0f
+GLOBL intconsts<>(SB), RODATA|NOPTR, $640
+
+// func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q5kQ8KDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5kQ8KDotAVX2_done
+	MOVL         4(CX), BX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         BX, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, R8
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         SI, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, DI
+	ANDL         $0x3f3f3f3f, BX
+	ANDL         $0x3f3f3f3f, SI
+	VMOVD        BX, X1
+	VPINSRD      $0x01, R8, X1, X1
+	VPINSRD      $0x02, SI, X1, X1
+	VPINSRD      $0x03, DI, X1, X1
+	VPMOVZXBW    X1, Y1
+	VMOVDQU      260(DX), Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPHADDW      X3, X2, X2
+	VEXTRACTI128 $0x01, Y1, X3
+	VPMADDWD     X3, X2, X2
+	VPSHUFD      $0x4e, X2, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0xb1, X2, X3
+	VPADDD       X3, X2, X3
+	VPERMQ       $0x44, Y1, Y1
+	VMOVDQU      16(CX), Y2
+	VPXOR        Y4, Y4, Y4
+	VMOVDQU      48(CX), Y5
+	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPAND        intconsts<>+32(SB), Y2, Y7
+	VPSLLW       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   4(DX), Y6, Y6
+	VPSHUFB      intconsts<>+256(SB), Y1, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPSRLW       $0x01, Y2, Y6
+	VPAND        intconsts<>+32(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   36(DX), Y5, Y5
+	VPSHUFB      intconsts<>+288(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VMOVDQU      80(CX), Y5
+	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPSRLW       $0x02, Y2, Y7
+	VPAND        intconsts<>+32(SB), Y7, Y7
+	VPSLLW       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   68(DX), Y6, Y6
+	VPSHUFB      intconsts<>+320(SB), Y1, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPSRLW       $0x03, Y2, Y6
+	VPAND        intconsts<>+32(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   100(DX), Y5, Y5
+	VPSHUFB      intconsts<>+352(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VMOVDQU      112(CX), Y5
+	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPSRLW       $0x04, Y2, Y7
+	VPAND        intconsts<>+32(SB), Y7, Y7
+	VPSLLW       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   132(DX), Y6, Y6
+	VPSHUFB      intconsts<>+384(SB), Y1, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPSRLW       $0x05, Y2, Y6
+	VPAND        intconsts<>+32(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   164(DX), Y5, Y5
+	VPSHUFB      intconsts<>+416(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VMOVDQU      144(CX), Y5
+	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPSRLW       $0x06, Y2, Y7
+	VPAND        intconsts<>+32(SB), Y7, Y7
+	VPSLLW       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   196(DX), Y6, Y6
+	VPSHUFB      intconsts<>+448(SB), Y1, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPSRLW       $0x07, Y2, Y2
+	VPAND        intconsts<>+32(SB), Y2, Y2
+	VPSLLW       $0x04, Y2, Y2
+	VPOR         Y2, Y5, Y5
+	VPMADDUBSW   228(DX), Y5, Y5
+	VPSHUFB      intconsts<>+480(SB), Y1, Y1
+	VPMADDWD     Y1, Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VEXTRACTI128 $0x01, Y4, X1
+	VPADDD       X1, X4, X4
+	VPSHUFD      $0x4e, X4, X1
+	VPADDD       X1, X4, X4
+	VPSHUFD      $0xb1, X4, X1
+	VPADDD       X1, X4, X4
+	VPUNPCKLDQ   X3, X4, X4
+	VCVTDQ2PS    X4, X4
+	VMOVD        (CX), X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (DX), X2
+	VMULPS       X2, X1, X1
+	VMULPS       X4, X1, X1
+	VMOVSHDUP    X1, X2
+	VSUBSS       X2, X1, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x000000b0, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          q5kQ8KDotAVX2_loop
+
+q5kQ8KDotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q6kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q6kQ8KDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q6kQ8KDotAVX2_done
+	VMOVDQU      192(CX), X1
+	VPMOVSXBW    X1, Y2
+	VMOVDQU      260(DX), Y3
+	VPMADDWD     Y2, Y3, Y3
+	VPSLLD       $0x05, Y3, Y3
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      (CX), Y4
+	VMOVDQU      32(CX), Y5
+	VMOVDQU      128(CX), Y6
+	VPAND        intconsts<>+0(SB), Y4, Y7
+	VPAND        intconsts<>+64(SB), Y6, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   4(DX), Y7, Y7
+	VPSHUFB      intconsts<>+512(SB), X1, X8
+	VPMOVSXBW    X8, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y2, Y2
+	VPAND        intconsts<>+0(SB), Y5, Y7
+	VPAND        intconsts<>+96(SB), Y6, Y8
+	VPSLLW       $0x02, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   36(DX), Y7, Y7
+	VPSHUFB      intconsts<>+528(SB), X1, X8
+	VPMOVSXBW    X8, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+128(SB), Y6, Y7
+	VPOR         Y7, Y4, Y4
+	VPMADDUBSW   68(DX), Y4, Y4
+	VPSHUFB      intconsts<>+544(SB), X1, X7
+	VPMOVSXBW    X7, Y7
+	VPMADDWD     Y7, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPSRLW       $0x04, Y5, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+160(SB), Y6, Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   100(DX), Y4, Y4
+	VPSHUFB      intconsts<>+560(SB), X1, X5
+	VPMOVSXBW    X5, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      64(CX), Y4
+	VMOVDQU      96(CX), Y5
+	VMOVDQU      160(CX), Y6
+	VPAND        intconsts<>+0(SB), Y4, Y7
+	VPAND        intconsts<>+64(SB), Y6, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   132(DX), Y7, Y7
+	VPSHUFB      intconsts<>+576(SB), X1, X8
+	VPMOVSXBW    X8, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y2, Y2
+	VPAND        intconsts<>+0(SB), Y5, Y7
+	VPAND        intconsts<>+96(SB), Y6, Y8
+	VPSLLW       $0x02, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   164(DX), Y7, Y7
+	VPSHUFB      intconsts<>+592(SB), X1, X8
+	VPMOVSXBW    X8, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y2, Y2
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+128(SB), Y6, Y7
+	VPOR         Y7, Y4, Y4
+	VPMADDUBSW   196(DX), Y4, Y4
+	VPSHUFB      intconsts<>+608(SB), X1, X7
+	VPMOVSXBW    X7, Y7
+	VPMADDWD     Y7, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPSRLW       $0x04, Y5, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+160(SB), Y6, Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   228(DX), Y4, Y4
+	VPSHUFB      intconsts<>+624(SB), X1, X1
+	VPMOVSXBW    X1, Y1
+	VPMADDWD     Y1, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPSUBD       Y3, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0xb1, X2, X1
+	VPADDD       X1, X2, X2
+	VCVTDQ2PS    X2, X2
+	VPBROADCASTW 208(CX), X1
+	VCVTPH2PS    X1, X1
+	VMOVSS       (DX), X3
+	VMULSS       X3, X1, X1
+	VMULSS       X2, X1, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000124, DX
+	DECQ         AX
+	JMP          q6kQ8KDotAVX2_loop
+
+q6kQ8KDotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q8Q80DotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q8Q80DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q8Q80DotAVX2_done
+	VMOVDQU      2(CX), Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X2, X2
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000022, CX
+	ADDQ         $0x00000022, DX
+	DECQ         AX
+	JMP          q8Q80DotAVX2_loop
+
+q8Q80DotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q4Q80DotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q4Q80DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q4Q80DotAVX2_done
+	VMOVDQU      2(CX), X2
+	VPSRLW       $0x04, X2, X1
+	VINSERTI128  $0x01, X1, Y2, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPSUBB       intconsts<>+224(SB), Y1, Y1
+	VMOVDQU      2(DX), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X2, X2
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000012, CX
+	ADDQ         $0x00000022, DX
+	DECQ         AX
+	JMP          q4Q80DotAVX2_loop
+
+q4Q80DotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func transpose8AVX2(chunks int, src *float32, ld int, dst *float32, ldd int)
 // Requires: AVX
 TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40

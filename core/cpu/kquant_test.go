@@ -46,13 +46,20 @@ func TestMatMulGGMLTypes(t *testing.T) {
 				w32 := upload(t, c, dec, bShape...)
 				start := randn(r, s.m*s.n, 1)
 				got, want := upload(t, c, start, s.m, s.n), upload(t, c, start, s.m, s.n)
+				// The exact mat-vec; the integer one (the default) is
+				// checked below.
+				c.SetExactMatVec(true)
 				c.MatMul(got, a, w, s.f)
+				c.SetExactMatVec(false)
 				c.MatMul(want, a, w32, s.f)
 				g, wv := download(t, c, got), download(t, c, want)
 				for i := range g {
 					if math.Float32bits(g[i]) != math.Float32bits(wv[i]) {
 						t.Fatalf("dst[%d] = %v, with the decoded F32 weight %v", i, g[i], wv[i])
 					}
+				}
+				if s.f.TransB && s.m <= matVecRows && intDotFor(dt) != nil {
+					checkIntMatVec(t, c, dt, w, dec, av, start, s.m, s.n, s.k, s.f)
 				}
 				// Reads that start inside a super-block decode the right values.
 				part := make([]float32, 300)
@@ -86,6 +93,35 @@ func TestEmbeddingGGMLTypes(t *testing.T) {
 					t.Fatalf("%v: row %d (token %d) [%d] = %v, want %v", dt, i, id, j, got[i*256+j], dec[int(id)*256+j])
 				}
 			}
+		}
+	}
+}
+
+// checkIntMatVec checks the default mat-vec of a quantized weight w
+// (decoded values dec) against float64 products of the decoded weight
+// with the activations rounded as llama.cpp rounds them
+// (tensor.RoundActivations), to float32 rounding.
+func checkIntMatVec(t *testing.T, c *Backend, dt tensor.DType, w backend.Buffer, dec, av, start []float32, m, n, k int, f backend.MatMul) {
+	t.Helper()
+	dst := upload(t, c, start, m, n)
+	c.MatMul(dst, upload(t, c, av, m, k), w, f)
+	rounded := append([]float32(nil), av...)
+	for i := range m {
+		tensor.RoundActivations(rounded[i*k:(i+1)*k], dt)
+	}
+	want, mag := refMatMul(rounded, dec, m, n, k, false, true)
+	alpha := float64(f.Alpha)
+	if alpha == 0 {
+		alpha = 1
+	}
+	got := download(t, c, dst)
+	for i := range got {
+		wv := alpha * want[i]
+		if f.Accumulate {
+			wv += float64(start[i])
+		}
+		if d := math.Abs(float64(got[i]) - wv); !(d <= 1e-5*(mag[i]+math.Abs(float64(start[i])))) {
+			t.Fatalf("integer mat-vec: dst[%d] = %v, want %v", i, got[i], wv)
 		}
 	}
 }

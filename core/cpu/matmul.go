@@ -128,6 +128,9 @@ func (t *transposeTask) run(lo, hi int) {
 // [m, k] and w [n, k]. Work tiles are ntRows rows of w by ntARows rows of a,
 // ordered so a worker moving along its range reuses the rows it decoded.
 func (c *Backend) matmulNT(out, a []float32, w *buffer, m, n, k int, alpha float32, acc bool) {
+	if c.matVecInt(out, a, w, m, n, k, alpha, acc) {
+		return
+	}
 	nJ := (n + ntRows - 1) / ntRows
 	iTile := min(m, ntARows)
 	nI := (m + iTile - 1) / iTile

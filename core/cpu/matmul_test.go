@@ -79,6 +79,8 @@ func TestMatMulDTypes(t *testing.T) {
 	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0} {
 		for _, threads := range threadCounts {
 			c := newTestBackend(threads)
+			// The exact mat-vec: TestMatMulGGMLTypes checks the integer one.
+			c.SetExactMatVec(true)
 			for si, s := range shapes {
 				t.Run(fmt.Sprintf("%v/%dthreads/%dx%dx%d/%+v", dt, threads, s.m, s.n, s.k, s.f), func(t *testing.T) {
 					checkMatMul(t, c, dt, s.m, s.n, s.k, s.f, 100+uint64(si))

@@ -65,6 +65,7 @@ type taskSlots struct {
 	adamW         taskSlot[adamWTask]
 	transpose     taskSlot[transposeTask]
 	matmulNT      taskSlot[matmulNTTask]
+	matVecInt     taskSlot[matVecIntTask]
 	matmulNN      taskSlot[matmulNNTask]
 	gemm          taskSlot[gemmJob]
 	attnBlock     taskSlot[attnBlockTask]

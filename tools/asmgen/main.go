@@ -72,6 +72,7 @@ func main() {
 	sigmoidKernel()
 	decodeKernels()
 	blockKernels()
+	intDotKernels()
 	transposeKernel()
 	Generate()
 }

@@ -35,7 +35,17 @@ func newHarness(t *testing.T, b backend.Backend, seed uint64) *harness {
 	if b == nil {
 		t.Fatal("newBackend returned nil")
 	}
-	return &harness{t: t, b: b, o: cpu.New(), rng: rand.New(rand.NewPCG(seed, 42))}
+	// The oracle's mat-vec of quantized weights is the exact float one
+	// (the one every backend implements), unless the backend under test
+	// says which it runs: the CPU backend's default rounds activations
+	// to 8-bit blocks as llama.cpp does (cpu.Backend.SetExactMatVec).
+	o := cpu.New()
+	exact := true
+	if mv, ok := b.(interface{ ExactMatVec() bool }); ok {
+		exact = mv.ExactMatVec()
+	}
+	o.SetExactMatVec(exact)
+	return &harness{t: t, b: b, o: o, rng: rand.New(rand.NewPCG(seed, 42))}
 }
 
 // randn returns n normal values times scale.

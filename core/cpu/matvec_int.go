@@ -1,0 +1,118 @@
+package cpu
+
+import (
+	"unsafe"
+
+	"github.com/graft-ml/graft/core/tensor"
+)
+
+// The mat-vec of generation on a quantized weight, as llama.cpp computes
+// it: each row of x (at most matVecRows of them) is rounded once to the
+// 8-bit activation blocks the weight type pairs with (tensor.ActQ8K,
+// ActQ8_0), then every weight row is an integer dot product with them
+// (intdot.go). That is memory-bound where the float decode-then-FMA of
+// matvec.go is compute-bound, and it rounds the activations the way
+// llama.cpp's CPU backend does. It is the default for the types with
+// integer kernels; SetExactMatVec(true) keeps the float path, which equals
+// decoding the weight and multiplying in float32.
+
+// SetExactMatVec chooses the mat-vec of quantized weights: false (the
+// default) rounds the activation row to 8-bit blocks and takes integer
+// dot products as llama.cpp does; true multiplies the exact float32
+// activations by the decoded weights, like every other product. Products
+// of more than two rows (prompts, training) always take the float path.
+func (c *Backend) SetExactMatVec(exact bool) { c.exactMatVec.Store(exact) }
+
+// ExactMatVec reports the choice of SetExactMatVec.
+func (c *Backend) ExactMatVec() bool { return c.exactMatVec.Load() }
+
+// intDotFor returns the integer kernel for a weight type: the generated
+// one where built, else the portable one; nil for a type without.
+func intDotFor(dt tensor.DType) intDotKernel {
+	if k := intDotAsm[dt]; k != nil {
+		return k
+	}
+	return intDotGo[dt]
+}
+
+// actBlockBytes is the size of one activation block of a VecDotType and
+// the values it holds.
+func actBlockBytes(vt tensor.VecDotType) (bytes, elems int) {
+	switch vt {
+	case tensor.VecDotQ8K:
+		return int(unsafe.Sizeof(tensor.ActQ8K{})), 256
+	case tensor.VecDotQ8_0:
+		return int(unsafe.Sizeof(tensor.ActQ8_0{})), 32
+	}
+	return 0, 0
+}
+
+// matVecInt computes out[i, j] (+)= alpha * dot(a[i, :], w[j, :]) for
+// m <= matVecRows rows of a with the integer kernels, and reports whether
+// it did (false: the weight, its shape or the backend's setting asks for
+// the float path).
+func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha float32, acc bool) bool {
+	if m > matVecRows || w.st.raw == nil || c.exactMatVec.Load() {
+		return false
+	}
+	kern := intDotFor(w.dtype)
+	abytes, aelems := actBlockBytes(w.dtype.VecDotType())
+	if kern == nil || abytes == 0 || k%aelems != 0 || k%w.dtype.BlockElems() != 0 {
+		return false
+	}
+	rowBytes := k / aelems * abytes
+	// The activation blocks live in float32 scratch (4-byte aligned, as
+	// ActQ8K's float32 scale needs).
+	p := getScratch((m*rowBytes + 3) / 4)
+	defer putScratch(p)
+	acts := unsafe.Slice((*byte)(unsafe.Pointer(&(*p)[0])), m*rowBytes)
+	for i := range m {
+		quantizeActs(w.dtype.VecDotType(), a[i*k:(i+1)*k], acts[i*rowBytes:(i+1)*rowBytes])
+	}
+	grain := minParallelFlops/(2*m*k) + 1
+	runTask(c, &c.tasks.matVecInt, n, grain, matVecIntTask{
+		out: out, acts: acts, w: w, kern: kern, m: m, n: n, k: k, actRow: rowBytes, alpha: alpha, acc: acc,
+	})
+	return true
+}
+
+// quantizeActs rounds x to the activation blocks of vt in dst.
+func quantizeActs(vt tensor.VecDotType, x []float32, dst []byte) {
+	var err error
+	switch vt {
+	case tensor.VecDotQ8K:
+		err = tensor.QuantizeQ8K(x, unsafe.Slice((*tensor.ActQ8K)(unsafe.Pointer(&dst[0])), len(x)/256))
+	case tensor.VecDotQ8_0:
+		err = tensor.QuantizeQ8_0(x, unsafe.Slice((*tensor.ActQ8_0)(unsafe.Pointer(&dst[0])), len(x)/32))
+	}
+	if err != nil {
+		panic("cpu: MatMul: " + err.Error()) // the caller sized dst: a bug here
+	}
+}
+
+// matVecIntTask is matVecInt over a range of weight rows.
+type matVecIntTask struct {
+	out    []float32
+	acts   []byte // m rows of activation blocks, actRow bytes each
+	w      *buffer
+	kern   intDotKernel
+	m      int
+	n, k   int
+	actRow int
+	alpha  float32
+	acc    bool
+}
+
+func (t *matVecIntTask) run(lo, hi int) {
+	blocks := t.k / t.w.dtype.BlockElems()
+	rowBytes := blocks * t.w.dtype.BlockBytes()
+	raw := t.w.st.raw
+	_ = raw[hi*rowBytes-1]
+	for j := lo; j < hi; j++ {
+		src := &raw[j*rowBytes]
+		for i := range t.m {
+			s := t.kern(blocks, src, &t.acts[i*t.actRow])
+			store(&t.out[i*t.n+j], s, t.alpha, t.acc)
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"github.com/mmcloughlin/avo/attr"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// Integer dot products of quantized weight rows with activations rounded
+// to 8-bit blocks (core/tensor's ActQ8K and ActQ8_0; core/cpu/intdot.go
+// states their semantics and holds the portable versions these equal bit
+// for bit). Each block's quants meet the activation bytes in vpmaddubsw
+// (unsigned weight byte times signed activation byte, pairs summed to
+// int16, which never saturates for these ranges) and vpmaddwd (times the
+// sub-block scale, pairs summed to int32); the int32 sums are exact, so
+// their order is free. The float part is scalar and in the portable
+// order: per block one or two products, rounded, then one addition to a
+// single running sum.
+
+// Layout of the activation blocks.
+const (
+	q8kBytes = 292 // float32 d, 256 int8 qs, 16 int16 bsums
+	q8kQs    = 4
+	q8kBsums = 260
+	q80Bytes = 34 // f16 d, 32 int8 qs
+)
+
+var intConsts *Mem
+
+// Offsets into intconsts.
+const (
+	icNibble   = 0   // 32 bytes 0x0f
+	icOne      = 32  // 32 bytes 0x01
+	icBits01   = 64  // 32 bytes 0x03
+	icBits23   = 96  // 32 bytes 0x0c
+	icBits45   = 128 // 32 bytes 0x30
+	icBits67   = 160 // 32 bytes 0xc0
+	icOnes16   = 192 // 16 int16 ones
+	icEight    = 224 // 32 bytes 8
+	icK4Shuf   = 256 // 8 masks of 32 bytes: int16 lane j everywhere
+	icQ6Shuf   = 512 // 8 masks of 16 bytes: byte 2k eight times, then 2k+1
+	icConstEnd = 640
+)
+
+func intConst(off int) Mem {
+	if intConsts == nil {
+		m := GLOBL("intconsts", attr.RODATA|attr.NOPTR)
+		b := make([]byte, icConstEnd)
+		fill := func(off, n int, v byte) {
+			for i := range n {
+				b[off+i] = v
+			}
+		}
+		fill(icNibble, 32, 0x0f)
+		fill(icOne, 32, 0x01)
+		fill(icBits01, 32, 0x03)
+		fill(icBits23, 32, 0x0c)
+		fill(icBits45, 32, 0x30)
+		fill(icBits67, 32, 0xc0)
+		for i := range 16 {
+			b[icOnes16+2*i] = 1
+		}
+		fill(icEight, 32, 8)
+		for j := range 8 {
+			for i := range 16 {
+				b[icK4Shuf+32*j+2*i] = byte(2 * j)
+				b[icK4Shuf+32*j+2*i+1] = byte(2*j + 1)
+			}
+			for i := range 8 {
+				b[icQ6Shuf+16*j+i] = byte(2 * j)
+				b[icQ6Shuf+16*j+8+i] = byte(2*j + 1)
+			}
+		}
+		for i := 0; i < len(b); i += 4 {
+			DATA(i, U32(uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24))
+		}
+		intConsts = &m
+	}
+	return intConsts.Offset(off)
+}
+
+// hsumInt sums the 8 int32 lanes of y into the low lane of its XMM half.
+func hsumInt(y reg.VecVirtual) reg.Register {
+	hi := XMM()
+	VEXTRACTI128(Imm(1), y, hi)
+	lo := y.AsX()
+	VPADDD(hi, lo, lo)
+	t := XMM()
+	VPSHUFD(Imm(0x4e), lo, t)
+	VPADDD(t, lo, lo)
+	VPSHUFD(Imm(0xb1), lo, t)
+	VPADDD(t, lo, lo)
+	return lo
+}
+
+func intDotKernels() {
+	intDotKernel("q4kQ8KDotAVX2", "Q4_K blocks with Q8_K activation blocks", 144, q8kBytes, func(pw, pa reg.Register, s reg.VecVirtual) {
+		kScaleMinIntBody(pw, pa, s, false)
+	})
+	intDotKernel("q5kQ8KDotAVX2", "Q5_K blocks with Q8_K activation blocks", 176, q8kBytes, func(pw, pa reg.Register, s reg.VecVirtual) {
+		kScaleMinIntBody(pw, pa, s, true)
+	})
+	intDotKernel("q6kQ8KDotAVX2", "Q6_K blocks with Q8_K activation blocks", 210, q8kBytes, q6kIntBody)
+	intDotKernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", 34, q80Bytes, func(pw, pa reg.Register, s reg.VecVirtual) {
+		q80IntBody(pw, pa, s, false)
+	})
+	intDotKernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", 18, q80Bytes, func(pw, pa reg.Register, s reg.VecVirtual) {
+		q80IntBody(pw, pa, s, true)
+	})
+}
+
+// intDotKernel emits func name(blocks int, w, act *byte) float32 looping
+// body over the blocks; body adds one block's contribution to the low
+// lane of s.
+func intDotKernel(name, what string, wBytes, aBytes int, body func(pw, pa reg.Register, s reg.VecVirtual)) {
+	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
+	Pragma("noescape")
+	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
+	n := Load(Param("blocks"), GP64())
+	pw := Load(Param("w"), GP64())
+	pa := Load(Param("act"), GP64())
+	s := XMM()
+	VXORPS(s, s, s)
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	body(pw, pa, s)
+	ADDQ(U32(uint32(wBytes)), pw)
+	ADDQ(U32(uint32(aBytes)), pa)
+	DECQ(n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	Store(s, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// kScaleMinIntBody is one Q4_K (or Q5_K) block: f16 d and dmin, 12 bytes
+// of 6-bit scales and mins, (Q5_K: 32 bytes of fifth bits,) 128 bytes of
+// nibbles; sub-block j of 32 values is the low (j even) or high (j odd)
+// nibbles of bytes 32*(j/2)..+32.
+func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
+	qs := 16
+	if five {
+		qs = 48
+	}
+	// Unpack the scales and mins (get_scale_min_k4) four bytes at a time:
+	// u0 = sc0-3, u1 = sc4-7, u2 = m0-3, u3 = m4-7.
+	a0, a1, a2 := GP32(), GP32(), GP32()
+	MOVL(Mem{Base: pw, Disp: 4}, a0)
+	MOVL(Mem{Base: pw, Disp: 8}, a1)
+	MOVL(Mem{Base: pw, Disp: 12}, a2)
+	u1, u3, t := GP32(), GP32(), GP32()
+	MOVL(a2, u1)
+	ANDL(U32(0x0f0f0f0f), u1)
+	MOVL(a0, t)
+	SHRL(U8(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(U8(4), t)
+	ORL(t, u1)
+	MOVL(a2, u3)
+	SHRL(U8(4), u3)
+	ANDL(U32(0x0f0f0f0f), u3)
+	MOVL(a1, t)
+	SHRL(U8(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(U8(4), t)
+	ORL(t, u3)
+	ANDL(U32(0x3f3f3f3f), a0)
+	ANDL(U32(0x3f3f3f3f), a1)
+	packed := XMM()
+	VMOVD(a0, packed)
+	VPINSRD(Imm(1), u1, packed, packed)
+	VPINSRD(Imm(2), a1, packed, packed)
+	VPINSRD(Imm(3), u3, packed, packed)
+	ms := YMM()
+	VPMOVZXBW(packed, ms) // int16: sc0-7 | m0-7
+
+	// summ = sum_j m_j * (bsums[2j] + bsums[2j+1]).
+	bs, bhi := YMM(), XMM()
+	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, bs)
+	VEXTRACTI128(Imm(1), bs, bhi)
+	VPHADDW(bhi, bs.AsX(), bs.AsX())
+	mins := XMM()
+	VEXTRACTI128(Imm(1), ms, mins)
+	VPMADDWD(mins, bs.AsX(), bs.AsX())
+	summ := XMM()
+	VPSHUFD(Imm(0x4e), bs.AsX(), summ)
+	VPADDD(summ, bs.AsX(), bs.AsX())
+	VPSHUFD(Imm(0xb1), bs.AsX(), summ)
+	VPADDD(summ, bs.AsX(), summ) // lane 0: summ
+
+	scales := YMM()
+	VPERMQ(Imm(0x44), ms, scales) // sc0-7 in both halves
+	var qh reg.VecVirtual
+	if five {
+		qh = YMM()
+		VMOVDQU(Mem{Base: pw, Disp: 16}, qh)
+	}
+	sumi := YMM()
+	VPXOR(sumi, sumi, sumi)
+	for jj := range 4 {
+		bits := YMM()
+		VMOVDQU(Mem{Base: pw, Disp: qs + 32*jj}, bits)
+		for half := range 2 {
+			j := 2*jj + half
+			q := YMM()
+			if half == 0 {
+				VPAND(intConst(icNibble), bits, q)
+			} else {
+				VPSRLW(Imm(4), bits, q)
+				VPAND(intConst(icNibble), q, q)
+			}
+			if five {
+				h := YMM()
+				if j > 0 {
+					VPSRLW(Imm(uint64(j)), qh, h)
+					VPAND(intConst(icOne), h, h)
+				} else {
+					VPAND(intConst(icOne), qh, h)
+				}
+				VPSLLW(Imm(4), h, h)
+				VPOR(h, q, q)
+			}
+			VPMADDUBSW(Mem{Base: pa, Disp: q8kQs + 32*j}, q, q)
+			sc := YMM()
+			VPSHUFB(intConst(icK4Shuf+32*j), scales, sc)
+			VPMADDWD(sc, q, q)
+			VPADDD(q, sumi, sumi)
+		}
+	}
+	si := hsumInt(sumi)
+	VPUNPCKLDQ(summ, si, si) // lanes: sumi, summ
+	VCVTDQ2PS(si, si)
+
+	// [d, dmin] * a.d, each rounded, then times [sumi, summ].
+	dd, ad := XMM(), XMM()
+	VMOVD(Mem{Base: pw}, dd)
+	VCVTPH2PS(dd, dd)
+	VBROADCASTSS(Mem{Base: pa}, ad)
+	VMULPS(ad, dd, dd)
+	VMULPS(si, dd, dd)
+	m := XMM()
+	VMOVSHDUP(dd, m)
+	VSUBSS(m, dd, dd)
+	VADDSS(dd, s, s)
+}
+
+// q6kIntBody is one Q6_K block: 128 bytes of low nibbles, 64 bytes of high
+// bit pairs, 16 int8 scales, f16 d. In each half of 128 values, value
+// l+32p takes its low nibble from byte l (p even) or l+32 (p odd), low or
+// high as p < 2 or not, its high bits from pair p of qh byte l. The -32
+// offset comes off through the bsums: sum sc_j*(sum q*a - 32*bsums_j).
+func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
+	scales := XMM()
+	VMOVDQU(Mem{Base: pw, Disp: 192}, scales)
+	sc16, sub := YMM(), YMM()
+	VPMOVSXBW(scales, sc16)
+	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, sub)
+	VPMADDWD(sc16, sub, sub)
+	VPSLLD(Imm(5), sub, sub)
+	sumi := YMM()
+	VPXOR(sumi, sumi, sumi)
+	highMask := []int{icBits01, icBits23, icBits45, icBits67}
+	for h := range 2 {
+		b1, b2, hb := YMM(), YMM(), YMM()
+		VMOVDQU(Mem{Base: pw, Disp: 64 * h}, b1)
+		VMOVDQU(Mem{Base: pw, Disp: 64*h + 32}, b2)
+		VMOVDQU(Mem{Base: pw, Disp: 128 + 32*h}, hb)
+		for p := range 4 {
+			q, hi := YMM(), YMM()
+			src := b1
+			if p%2 == 1 {
+				src = b2
+			}
+			if p < 2 {
+				VPAND(intConst(icNibble), src, q)
+			} else {
+				VPSRLW(Imm(4), src, q)
+				VPAND(intConst(icNibble), q, q)
+			}
+			VPAND(intConst(highMask[p]), hb, hi)
+			switch p {
+			case 0:
+				VPSLLW(Imm(4), hi, hi)
+			case 1:
+				VPSLLW(Imm(2), hi, hi)
+			case 3:
+				VPSRLW(Imm(2), hi, hi)
+			}
+			VPOR(hi, q, q)
+			VPMADDUBSW(Mem{Base: pa, Disp: q8kQs + 128*h + 32*p}, q, q)
+			scx, sc := XMM(), YMM()
+			VPSHUFB(intConst(icQ6Shuf+16*(4*h+p)), scales, scx)
+			VPMOVSXBW(scx, sc)
+			VPMADDWD(sc, q, q)
+			VPADDD(q, sumi, sumi)
+		}
+	}
+	VPSUBD(sub, sumi, sumi)
+	si := hsumInt(sumi)
+	VCVTDQ2PS(si, si)
+	d, ad := XMM(), XMM()
+	VPBROADCASTW(Mem{Base: pw, Disp: 208}, d)
+	VCVTPH2PS(d, d)
+	VMOVSS(Mem{Base: pa}, ad)
+	VMULSS(ad, d, d)
+	VMULSS(si, d, d)
+	VADDSS(d, s, s)
+}
+
+// q80IntBody is one Q8_0 block (32 int8 after the f16 d) or, with four,
+// one Q4_0 block (16 bytes after d: byte l holds value l in its low
+// nibble and l+16 in its high, each offset by 8), against a Q8_0
+// activation block. vpmaddubsw wants one unsigned operand: the weight's
+// magnitudes, with its signs moved onto the activations (vpsignb), as
+// ggml does; activations never hold -128, so no product saturates.
+func q80IntBody(pw, pa reg.Register, s reg.VecVirtual, four bool) {
+	w := YMM()
+	if four {
+		lo, hi := XMM(), XMM()
+		VMOVDQU(Mem{Base: pw, Disp: 2}, lo)
+		VPSRLW(Imm(4), lo, hi)
+		VINSERTI128(Imm(1), hi, lo.AsY(), w)
+		VPAND(intConst(icNibble), w, w)
+		VPSUBB(intConst(icEight), w, w)
+	} else {
+		VMOVDQU(Mem{Base: pw, Disp: 2}, w)
+	}
+	a, aw := YMM(), YMM()
+	VMOVDQU(Mem{Base: pa, Disp: 2}, a)
+	VPSIGNB(w, a, a)
+	VPSIGNB(w, w, aw)
+	VPMADDUBSW(a, aw, aw)
+	VPMADDWD(intConst(icOnes16), aw, aw)
+	si := hsumInt(aw)
+	VCVTDQ2PS(si, si)
+	dw, da := XMM(), XMM()
+	VPBROADCASTW(Mem{Base: pw}, dw)
+	VCVTPH2PS(dw, dw)
+	VPBROADCASTW(Mem{Base: pa}, da)
+	VCVTPH2PS(da, da)
+	VMULSS(da, dw, dw)
+	VMULSS(si, dw, dw)
+	VADDSS(dw, s, s)
+}
