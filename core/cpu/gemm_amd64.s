@@ -4225,7 +4225,31 @@ DATA intconsts<>+624(SB)/4, $0x0e0e0e0e
 DATA intconsts<>+628(SB)/4, $0x0e0e0e0e
 DATA intconsts<>+632(SB)/4, $0x0f0f0f0f
 DATA intconsts<>+636(SB)/4, $0x0f0f0f0f
-GLOBL intconsts<>(SB), RODATA|NOPTR, $640
+DATA intconsts<>+640(SB)/4, $0x00000000
+DATA intconsts<>+644(SB)/4, $0x00000000
+DATA intconsts<>+648(SB)/4, $0x01010101
+DATA intconsts<>+652(SB)/4, $0x01010101
+DATA intconsts<>+656(SB)/4, $0x02020202
+DATA intconsts<>+660(SB)/4, $0x02020202
+DATA intconsts<>+664(SB)/4, $0x03030303
+DATA intconsts<>+668(SB)/4, $0x03030303
+DATA intconsts<>+672(SB)/4, $0x08040201
+DATA intconsts<>+676(SB)/4, $0x80402010
+DATA intconsts<>+680(SB)/4, $0x08040201
+DATA intconsts<>+684(SB)/4, $0x80402010
+DATA intconsts<>+688(SB)/4, $0x08040201
+DATA intconsts<>+692(SB)/4, $0x80402010
+DATA intconsts<>+696(SB)/4, $0x08040201
+DATA intconsts<>+700(SB)/4, $0x80402010
+DATA intconsts<>+704(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+708(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+712(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+716(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+720(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+724(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+728(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+732(SB)/4, $0xf0f0f0f0
+GLOBL intconsts<>(SB), RODATA|NOPTR, $736
 
 // func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
@@ -4582,6 +4606,57 @@ q4Q80DotAVX2_loop:
 	JMP          q4Q80DotAVX2_loop
 
 q4Q80DotAVX2_done:
+	MOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q5Q80DotAVX2(blocks int, w *byte, act *byte) float32
+// Requires: AVX, AVX2, F16C, SSE
+TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   w+8(FP), CX
+	MOVQ   act+16(FP), DX
+	VXORPS X0, X0, X0
+
+q5Q80DotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q5Q80DotAVX2_done
+	VMOVDQU      6(CX), X4
+	VPSRLW       $0x04, X4, X1
+	VINSERTI128  $0x01, X1, Y4, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(CX), Y2
+	VPSHUFB      intconsts<>+640(SB), Y2, Y2
+	VPAND        intconsts<>+672(SB), Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPAND        intconsts<>+704(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X2, X2
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000016, CX
+	ADDQ         $0x00000022, DX
+	DECQ         AX
+	JMP          q5Q80DotAVX2_loop
+
+q5Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)
 	VZEROUPPER
 	RET

@@ -139,6 +139,11 @@ func q8Q80DotAVX2(blocks int, w *byte, act *byte) float32
 //go:noescape
 func q4Q80DotAVX2(blocks int, w *byte, act *byte) float32
 
+// q5Q80DotAVX2 returns the integer dot product of Q5_0 blocks with Q8_0 activation blocks (see core/cpu/intdot.go).
+//
+//go:noescape
+func q5Q80DotAVX2(blocks int, w *byte, act *byte) float32
+
 // transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].
 //
 //go:noescape

@@ -24,14 +24,14 @@ import (
 //     summ = sum_j m_j * (bsums[2j] + bsums[2j+1]); for Q6_K,
 //     sumi = sum_j sc_j * (sum_l q*a - 32*bsums[j]) over the 16 sub-blocks
 //     of 16 (q in [0, 63]); for Q8_0, sumi = sum_l q*a; for Q4_0,
-//     sumi = sum_l (q-8)*a.
+//     sumi = sum_l (q-8)*a; for Q5_0, sumi = sum_l (q-16)*a.
 //   - Float, per block in increasing order with one running float32 sum s
 //     starting at 0, each operation rounded to float32 (no FMA):
 //     K-quants: d = f16(w.d) * a.d, and for Q4_K/Q5_K m = f16(w.dmin) *
 //     a.d; s += d*float32(sumi) (Q6_K), or
 //     s += d*float32(sumi) - m*float32(summ) (Q4_K, Q5_K: the two products
 //     rounded, then their difference, then the sum).
-//     Q8_0, Q4_0: d = f16(w.d) * f16(a.d); s += d*float32(sumi).
+//     Q8_0, Q4_0, Q5_0: d = f16(w.d) * f16(a.d); s += d*float32(sumi).
 //
 // ggml's own kernels scale the same int32 sums by the same d, but sum
 // the products in eight (AVX2) or more float lanes; the results differ
@@ -49,6 +49,7 @@ var intDotGo = map[tensor.DType]intDotKernel{
 	tensor.Q6_K: dotQ6KQ8KGo,
 	tensor.Q8_0: dotQ8_0Q8_0Go,
 	tensor.Q4_0: dotQ4_0Q8_0Go,
+	tensor.Q5_0: dotQ5_0Q8_0Go,
 }
 
 // intDotAsm, where set (amd64 with AVX2), are the generated kernels.
@@ -172,6 +173,26 @@ func dotQ4_0Q8_0Go(blocks int, w, act *byte) float32 {
 		var sumi int32
 		for l, q := range blk[2:18] {
 			sumi += (int32(q&15)-8)*int32(a.Qs[l]) + (int32(q>>4)-8)*int32(a.Qs[l+16])
+		}
+		d := f16(blk) * tensor.F16ToF32(a.D)
+		s += float32(d * float32(sumi))
+	}
+	return s
+}
+
+// dotQ5_0Q8_0Go: 22-byte blocks, f16 d, 32 fifth bits (value j's in bit
+// j), then nibbles as in Q4_0; each value offset by 16.
+func dotQ5_0Q8_0Go(blocks int, w, act *byte) float32 {
+	src := unsafe.Slice(w, blocks*22)
+	var s float32
+	for i, a := range q80Blocks(act, blocks) {
+		blk := src[i*22 : (i+1)*22]
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		var sumi int32
+		for l, q := range blk[6:22] {
+			lo := int32(q&15) | int32(qh>>uint(l)&1)<<4
+			hi := int32(q>>4) | int32(qh>>uint(l+16)&1)<<4
+			sumi += (lo-16)*int32(a.Qs[l]) + (hi-16)*int32(a.Qs[l+16])
 		}
 		d := f16(blk) * tensor.F16ToF32(a.D)
 		s += float32(d * float32(sumi))

@@ -18,6 +18,7 @@ func init() {
 			tensor.Q6_K: q6kQ8KDotAVX2,
 			tensor.Q8_0: q8Q80DotAVX2,
 			tensor.Q4_0: q4Q80DotAVX2,
+			tensor.Q5_0: q5Q80DotAVX2,
 		}
 	}
 }

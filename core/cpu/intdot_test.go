@@ -16,7 +16,7 @@ import (
 // random values and on random bytes (every scale and quant pattern).
 func TestIntDot(t *testing.T) {
 	r := newRand(21)
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0} {
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 		for _, blocks := range []int{1, 2, 7} {
 			for _, raw := range []bool{false, true} {
 				n := blocks * dt.BlockElems()

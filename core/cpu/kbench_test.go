@@ -69,7 +69,8 @@ const bandwidthBytes = 96 << 20
 
 // BenchmarkMatVecBandwidth compares the mat-vec of generation on Q4_K
 // and Q6_K weights (the types of Q4_K_M files) with the machine's
-// streaming read bandwidth, measured first in the same run by a STREAM-like
+// streaming read bandwidth: the default integer mat-vec (matvec_int.go)
+// and, as "/exact", the float one (SetExactMatVec), measured first in the same run by a STREAM-like
 // read of an array of the same size on the same threads. Each reports
 // GB/s of bytes read; the weight runs add "stream/x", the streaming
 // bandwidth over theirs (issue 14's target: at most 1.25).
@@ -89,8 +90,18 @@ func BenchmarkMatVecBandwidth(b *testing.B) {
 		b.ReportMetric(streamGBs, "GB/s")
 	})
 	const k = 4096
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q6_K} {
-		b.Run(dt.String(), func(b *testing.B) {
+	for _, run := range []struct {
+		dt    tensor.DType
+		exact bool
+	}{{tensor.Q4_K, false}, {tensor.Q6_K, false}, {tensor.Q4_K, true}, {tensor.Q6_K, true}} {
+		dt := run.dt
+		name := dt.String()
+		if run.exact {
+			name += "/exact"
+		}
+		b.Run(name, func(b *testing.B) {
+			c.SetExactMatVec(run.exact)
+			defer c.SetExactMatVec(false)
 			rowBytes := k / dt.BlockElems() * dt.BlockBytes()
 			n := bandwidthBytes / rowBytes / ntRows * ntRows
 			w := randomBlocks(dt, n*k)

@@ -41,7 +41,10 @@ const (
 	icEight    = 224 // 32 bytes 8
 	icK4Shuf   = 256 // 8 masks of 32 bytes: int16 lane j everywhere
 	icQ6Shuf   = 512 // 8 masks of 16 bytes: byte 2k eight times, then 2k+1
-	icConstEnd = 640
+	icQhShuf   = 640 // byte i of each half: byte i/8 (+2 in the high half) of a broadcast dword
+	icBitSel   = 672 // byte i: 1<<(i%8)
+	icHighNib  = 704 // 32 bytes 0xf0
+	icConstEnd = 736
 )
 
 func intConst(off int) Mem {
@@ -73,6 +76,11 @@ func intConst(off int) Mem {
 				b[icQ6Shuf+16*j+8+i] = byte(2*j + 1)
 			}
 		}
+		for i := range 32 {
+			b[icQhShuf+i] = byte(i%16/8 + 2*(i/16))
+			b[icBitSel+i] = 1 << (i % 8)
+		}
+		fill(icHighNib, 32, 0xf0)
 		for i := 0; i < len(b); i += 4 {
 			DATA(i, U32(uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24))
 		}
@@ -109,6 +117,7 @@ func intDotKernels() {
 	intDotKernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", 18, q80Bytes, func(pw, pa reg.Register, s reg.VecVirtual) {
 		q80IntBody(pw, pa, s, true)
 	})
+	intDotKernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", 22, q80Bytes, q5IntBody)
 }
 
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
@@ -320,15 +329,44 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 func q80IntBody(pw, pa reg.Register, s reg.VecVirtual, four bool) {
 	w := YMM()
 	if four {
-		lo, hi := XMM(), XMM()
-		VMOVDQU(Mem{Base: pw, Disp: 2}, lo)
-		VPSRLW(Imm(4), lo, hi)
-		VINSERTI128(Imm(1), hi, lo.AsY(), w)
-		VPAND(intConst(icNibble), w, w)
+		nibbles(Mem{Base: pw, Disp: 2}, w)
 		VPSUBB(intConst(icEight), w, w)
 	} else {
 		VMOVDQU(Mem{Base: pw, Disp: 2}, w)
 	}
+	signedDot(pw, pa, s, w)
+}
+
+// nibbles sets w's 32 bytes to the nibbles of the 16 bytes at m: low
+// nibbles in the low half (values 0-15), high nibbles in the high half.
+func nibbles(m Mem, w reg.VecVirtual) {
+	lo, hi := XMM(), XMM()
+	VMOVDQU(m, lo)
+	VPSRLW(Imm(4), lo, hi)
+	VINSERTI128(Imm(1), hi, lo.AsY(), w)
+	VPAND(intConst(icNibble), w, w)
+}
+
+// q5IntBody is one Q5_0 block: f16 d, 32 fifth bits (value j's in bit j
+// of the little-endian dword), 16 bytes of nibbles as in Q4_0; value
+// d*(q-16). With the fifth bit clear, q-16 is the nibble with its high
+// four bits set (as int8); with it set, the nibble itself.
+func q5IntBody(pw, pa reg.Register, s reg.VecVirtual) {
+	w, h, zero := YMM(), YMM(), YMM()
+	nibbles(Mem{Base: pw, Disp: 6}, w)
+	VPBROADCASTD(Mem{Base: pw, Disp: 2}, h)
+	VPSHUFB(intConst(icQhShuf), h, h)
+	VPAND(intConst(icBitSel), h, h)
+	VPXOR(zero, zero, zero)
+	VPCMPEQB(zero, h, h) // 0xff where the bit is clear
+	VPAND(intConst(icHighNib), h, h)
+	VPOR(h, w, w)
+	signedDot(pw, pa, s, w)
+}
+
+// signedDot adds d_w*d_a*sum(w*a) for the int8 weights in w and the Q8_0
+// activation block at pa to the low lane of s.
+func signedDot(pw, pa reg.Register, s, w reg.VecVirtual) {
 	a, aw := YMM(), YMM()
 	VMOVDQU(Mem{Base: pa, Disp: 2}, a)
 	VPSIGNB(w, a, a)
