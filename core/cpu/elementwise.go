@@ -28,11 +28,17 @@ func (c *Backend) Copy(dst, src backend.Buffer) {
 
 // Add sets dst = a + b elementwise; dst may be a or b.
 func (c *Backend) Add(dst, a, b backend.Buffer) {
+	if c.hostBufs(HostOpAdd, dst, a, b) {
+		return
+	}
 	c.broadcast("Add", dst, a, b, func(x, y float32) float32 { return x + y })
 }
 
 // Scale sets dst = s * x; dst may be x.
 func (c *Backend) Scale(dst, x backend.Buffer, s float32) {
+	if _, ok := c.hostOp(HostOpScale, []backend.Buffer{dst, x}, hostSlice{}, hostSlice{}, math.Float32bits(s)); ok {
+		return
+	}
 	d, xb := c.f32(dst, "Scale", "dst"), c.f32(x, "Scale", "x")
 	checkSize("Scale", "x", xb, d.n)
 	o := d.data()
@@ -59,6 +65,9 @@ func (t *scaleTask) run(lo, hi int) {
 
 // AddScaled sets dst += s * x.
 func (c *Backend) AddScaled(dst, x backend.Buffer, s float32) {
+	if _, ok := c.hostOp(HostOpAddScaled, []backend.Buffer{dst, x}, hostSlice{}, hostSlice{}, math.Float32bits(s)); ok {
+		return
+	}
 	d, xb := c.f32(dst, "AddScaled", "dst"), c.f32(x, "AddScaled", "x")
 	checkSize("AddScaled", "x", xb, d.n)
 	o := d.data()
@@ -72,6 +81,9 @@ func (c *Backend) AddScaled(dst, x backend.Buffer, s float32) {
 // vector (one factor per column) and a b of rows elements a column. A row
 // vector wins when rows == cols and b's shape does not say [rows, 1].
 func (c *Backend) Mul(dst, a, b backend.Buffer) {
+	if c.hostBufs(HostOpMul, dst, a, b) {
+		return
+	}
 	c.broadcast("Mul", dst, a, b, func(x, y float32) float32 { return x * y })
 }
 
@@ -148,6 +160,9 @@ func sigmoidsGo(dst, x []float32) {
 // SiLUMul sets dst = silu(gate) * up, where silu(g) = g * sigmoid(g). dst
 // may be gate or up.
 func (c *Backend) SiLUMul(dst, gate, up backend.Buffer) {
+	if c.hostBufs(HostOpSiLUMul, dst, gate, up) {
+		return
+	}
 	d, g, u := c.f32(dst, "SiLUMul", "dst"), c.f32(gate, "SiLUMul", "gate"), c.f32(up, "SiLUMul", "up")
 	checkSize("SiLUMul", "gate", g, d.n)
 	checkSize("SiLUMul", "up", u, d.n)
@@ -184,6 +199,9 @@ const sigmoidBlock = 512
 // silu(gate), overwriting both. Either may be nil when its gradient is not
 // needed.
 func (c *Backend) SiLUMulBackward(dgate, dup, dy, gate, up backend.Buffer) {
+	if c.hostBufs(HostOpSiLUMulBackward, dgate, dup, dy, gate, up) {
+		return
+	}
 	const op = "SiLUMulBackward"
 	dyb, g, u := c.f32(dy, op, "dy"), c.f32(gate, op, "gate"), c.f32(up, op, "up")
 	checkSize(op, "gate", g, dyb.n)

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"unsafe"
+
 	"fmt"
 
 	"github.com/graft-ml/graft/core/backend"
@@ -94,4 +96,23 @@ func (f *Foreign) Buffer(off, n int, shape ...int) (backend.Buffer, error) {
 		return nil, fmt.Errorf("cpu: Foreign: shape %v does not hold %d values", shape, n)
 	}
 	return &buffer{owner: f.c, st: f.st, dtype: tensor.F32, shape: tensor.Shape(shape).Clone(), off: off, n: n, view: true}, nil
+}
+
+// hostSlice is a plain-array operand of a host tensor operation: its
+// first byte and byte count (nil: absent).
+type hostSlice struct {
+	p unsafe.Pointer
+	n int
+}
+
+func int32Slice(v []int32) hostSlice {
+	return hostSlice{unsafe.Pointer(unsafe.SliceData(v)), 4 * len(v)}
+}
+
+func float32Slice(v []float32) hostSlice {
+	return hostSlice{unsafe.Pointer(unsafe.SliceData(v)), 4 * len(v)}
+}
+
+func float64Slice(v []float64) hostSlice {
+	return hostSlice{unsafe.Pointer(unsafe.SliceData(v)), 8 * len(v)}
 }

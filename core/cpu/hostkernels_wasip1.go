@@ -9,6 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/tensor"
 )
 
@@ -99,4 +100,66 @@ func hostResult(r uint32, op string) bool {
 	default:
 		panic(fmt.Sprintf("cpu: the host rejected the %s operands (result %d)", op, r))
 	}
+}
+
+// hostBufs hands the tensor operation code (HostOpAdd...) on bufs to the
+// host when it runs the kernels, and reports whether it ran.
+func (c *Backend) hostBufs(code int, bufs ...backend.Buffer) bool {
+	_, ok := c.hostOp(code, bufs, hostSlice{}, hostSlice{})
+	return ok
+}
+
+// hostOp hands the tensor operation code to the host: bufs its buffer
+// operands (nil where absent), s0 and s1 its slice operands (as many as it
+// takes), params its parameter words. It reports whether the host ran it,
+// with its value. Operands the host cannot take (an encoded or NF4
+// buffer, a rank over HostMaxRank) keep the operation in the guest, and so
+// does a host's rejection: the guest's own checks then say what is wrong.
+func (c *Backend) hostOp(code int, bufs []backend.Buffer, s0, s1 hostSlice, params ...uint32) (value float64, ok bool) {
+	if !useHost() {
+		return 0, false
+	}
+	nb, ns, np, known := HostOpShape(uint32(code))
+	if !known || len(bufs) != nb || len(params) != np {
+		return 0, false
+	}
+	var args [HostMaxOpWords]uint32
+	args[0], args[1], args[2] = uint32(nb), uint32(ns), uint32(np)
+	n := 3
+	for _, x := range bufs {
+		w := args[n : n+HostOperandWords]
+		n += HostOperandWords
+		if x == nil {
+			w[2] = HostAbsent
+			continue
+		}
+		b, isBuf := x.(*buffer)
+		if !isBuf || b == nil || b.owner != c || b.dtype != tensor.F32 || b.freed || b.st.freed || len(b.shape) > HostMaxRank {
+			return 0, false
+		}
+		if b.n > 0 {
+			w[0] = uint32(uintptr(unsafe.Pointer(&b.st.f32[b.off])))
+		}
+		w[1], w[2] = uint32(b.n), uint32(len(b.shape))
+		for i, d := range b.shape {
+			w[3+i] = uint32(d)
+		}
+	}
+	ss := [2]hostSlice{s0, s1}
+	for _, s := range ss[:ns] {
+		if s.n > 0 {
+			args[n] = uint32(uintptr(s.p))
+		}
+		args[n+1] = uint32(s.n)
+		n += 2
+	}
+	n += copy(args[n:], params)
+	r := hostKernelOp(uint32(code), unsafe.Pointer(&args), uint32(n))
+	runtime.KeepAlive(bufs)
+	runtime.KeepAlive(s0.p)
+	runtime.KeepAlive(s1.p)
+	if r != HostDone {
+		return 0, false
+	}
+	return math.Float64frombits(uint64(args[0]) | uint64(args[1])<<32), true
 }

@@ -68,6 +68,13 @@ func (t *sumSquaresTask) run(lo, hi int) {
 // and v are F32 with the same number of elements; Step must be at least 1.
 func (c *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 	const op = "AdamWStep"
+	if h.Step >= 1 && h.Step <= math.MaxInt32 {
+		if _, ok := c.hostOp(HostOpAdamW, []backend.Buffer{param, grad, m, v}, hostSlice{}, hostSlice{},
+			math.Float32bits(h.LR), math.Float32bits(h.Beta1), math.Float32bits(h.Beta2), math.Float32bits(h.Eps),
+			math.Float32bits(h.WeightDecay), uint32(h.Step)); ok {
+			return
+		}
+	}
 	pb, gb, mb, vb := c.f32(param, op, "param"), c.f32(grad, op, "grad"), c.f32(m, op, "m"), c.f32(v, op, "v")
 	checkSize(op, "grad", gb, pb.n)
 	checkSize(op, "m", mb, pb.n)

@@ -47,6 +47,9 @@ func invRMS(x []float32, eps float32) float64 {
 // mean of squares accumulated in float64. w is [cols] of any dtype, or nil.
 // dst may be x.
 func (c *Backend) RMSNorm(dst, x, w backend.Buffer, eps float32) {
+	if _, ok := c.hostOp(HostOpRMSNorm, []backend.Buffer{dst, x, w}, hostSlice{}, hostSlice{}, math.Float32bits(eps)); ok {
+		return
+	}
 	d, xb := c.f32(dst, "RMSNorm", "dst"), c.f32(x, "RMSNorm", "x")
 	checkSize("RMSNorm", "dst", d, xb.n)
 	rows, cols := xb.dims()
@@ -86,6 +89,9 @@ func (t *rmsNormTask) run(lo, hi int) {
 // dy*x*r. Rows are split over goroutines for dx; dw is then summed column by
 // column so the result does not depend on the thread count.
 func (c *Backend) RMSNormBackward(dx, dw, dy, x, w backend.Buffer, eps float32) {
+	if _, ok := c.hostOp(HostOpRMSNormBackward, []backend.Buffer{dx, dw, dy, x, w}, hostSlice{}, hostSlice{}, math.Float32bits(eps)); ok {
+		return
+	}
 	const op = "RMSNormBackward"
 	dxb, dyb, xb := c.f32(dx, op, "dx"), c.f32(dy, op, "dy"), c.f32(x, op, "x")
 	checkSize(op, "dx", dxb, xb.n)

@@ -29,6 +29,18 @@ func (c *Backend) ApplyRoPEBackward(dx backend.Buffer, pos []int32, r backend.Ro
 
 // rope rotates x by sign * the RoPE angles.
 func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE, sign float64) {
+	code := HostOpRoPE
+	if sign < 0 {
+		code = HostOpRoPEBackward
+	}
+	// The host cannot tell an empty table from none, nor take sizes over
+	// 32 bits; those stay here, whose checks name them.
+	if (r.Freqs == nil || len(r.Freqs) > 0) && r.HeadDim >= 0 && r.HeadDim <= math.MaxInt32 && r.Dims >= 0 && r.Dims <= math.MaxInt32 {
+		if _, ok := c.hostOp(code, []backend.Buffer{x}, int32Slice(pos), float64Slice(r.Freqs),
+			uint32(r.Style), uint32(r.HeadDim), math.Float32bits(r.Theta), uint32(r.Dims)); ok {
+			return
+		}
+	}
 	xb := c.f32(x, op, "x")
 	rows, cols := xb.dims()
 	hd := r.HeadDim

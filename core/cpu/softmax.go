@@ -11,6 +11,9 @@ import (
 // temperature (0 means 1). It subtracts the row maximum before
 // exponentiating. dst may be x.
 func (c *Backend) Softmax(dst, x backend.Buffer, temperature float32) {
+	if _, ok := c.hostOp(HostOpSoftmax, []backend.Buffer{dst, x}, hostSlice{}, hostSlice{}, math.Float32bits(temperature)); ok {
+		return
+	}
 	d, xb := c.f32(dst, "Softmax", "dst"), c.f32(x, "Softmax", "x")
 	checkSize("Softmax", "dst", d, xb.n)
 	if temperature == 0 {
@@ -53,6 +56,11 @@ func (t *softmaxTask) run(lo, hi int) {
 // of non-zero weight panics.
 func (c *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, weights []float32, gradScale float32) float64 {
 	const op = "CrossEntropy"
+	if weights == nil || len(weights) > 0 {
+		if loss, ok := c.hostOp(HostOpCrossEntropy, []backend.Buffer{dlogits, logits}, int32Slice(targets), float32Slice(weights), math.Float32bits(gradScale)); ok {
+			return loss
+		}
+	}
 	lb := c.f32(logits, op, "logits")
 	rows, vocab := lb.dims()
 	if len(targets) != rows || (weights != nil && len(weights) != rows) {

@@ -88,7 +88,13 @@ func (h *Host) matmulImport(ctx context.Context, mod api.Module, stack []uint64)
 		m: uint32(stack[7]), n: uint32(stack[8]), k: uint32(stack[9]), flags: uint32(stack[10]),
 		alpha: api.DecodeF32(stack[11]),
 	}
-	if err := matmulKernel(kb, mod.Memory(), args); err != nil {
+	mem := mod.Memory()
+	operands := 4*(uint64(args.dstLen)+uint64(args.aLen)) + uint64(args.bLen)
+	if !h.scratchFits(mem, operands, true) {
+		stack[0] = cpu.HostDeclined
+		return
+	}
+	if err := matmulKernel(kb, mem, args); err != nil {
 		stack[0] = cpu.HostRejected
 		return
 	}
@@ -102,15 +108,22 @@ func (h *Host) opImport(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = cpu.HostDeclined
 		return
 	}
-	if err := opKernel(kb, mod.Memory(), uint32(stack[0]), uint32(stack[1]), uint32(stack[2])); err != nil {
-		stack[0] = cpu.HostRejected
-		return
-	}
-	stack[0] = cpu.HostDone
+	stack[0] = uint64(opKernel(kb, mod.Memory(), uint32(stack[0]), uint32(stack[1]), uint32(stack[2]), h.scratchFits))
+}
+
+// scratchFits reports whether the host's scratch for a call on operands
+// of operandBytes fits under the instance's memory cap beside the guest's
+// memory: the cap counts what a tenant makes the host allocate, so a call
+// that would pass it is declined and the guest computes the operation in
+// its own (capped) memory.
+func (h *Host) scratchFits(mem api.Memory, operandBytes uint64, product bool) bool {
+	limit := uint64(h.opt.MemoryLimitMB) << 20
+	bound := uint64(cpu.HostScratchBound(int64(min(operandBytes, 1<<40)), h.threads(), product))
+	return uint64(mem.Size())+bound <= limit
 }
 
 // maxOpArgs bounds the argument words of an operation.
-const maxOpArgs = 64
+const maxOpArgs = max(64, cpu.HostMaxOpWords)
 
 // maxDim bounds every size parameter, so that products of a few of them
 // cannot overflow.
@@ -120,18 +133,45 @@ const maxDim = 1 << 24
 // runs the operation on views of it. The backend's checks (shapes,
 // overlaps) panic on the calling goroutine before any work starts; such a
 // panic becomes the error.
-func opKernel(kb *cpu.Backend, mem api.Memory, code, argsOff, nargs uint32) (err error) {
+func opKernel(kb *cpu.Backend, mem api.Memory, code, argsOff, nargs uint32, fits func(api.Memory, uint64, bool) bool) uint32 {
 	if nargs > maxOpArgs {
-		return fmt.Errorf("%d argument words, at most %d", nargs, maxOpArgs)
+		return cpu.HostRejected
 	}
 	raw, err := byteView(mem, span{uint64(argsOff), 4 * uint64(nargs)})
 	if err != nil {
-		return fmt.Errorf("arguments: %w", err)
+		return cpu.HostRejected
 	}
-	args := make([]uint32, nargs)
+	var words [maxOpArgs]uint32
+	args := words[:nargs]
 	for i := range args {
 		args[i] = binary.LittleEndian.Uint32(raw[4*i:])
 	}
+	if _, _, _, ok := cpu.HostOpShape(code); ok {
+		value, status, err := tensorOpKernel(kb, mem, code, args, fits)
+		if err != nil {
+			return cpu.HostRejected
+		}
+		if status == cpu.HostDone && cpu.HostOpHasValue(code) {
+			binary.LittleEndian.PutUint64(raw, math.Float64bits(value))
+		}
+		return status
+	}
+	operands := uint64(0)
+	for i := 0; i+1 < len(args) && i < 14; i += 2 {
+		operands += 4 * uint64(args[i+1])
+	}
+	if !fits(mem, operands, true) {
+		return cpu.HostDeclined
+	}
+	if err := attentionKernel(kb, mem, code, args); err != nil {
+		return cpu.HostRejected
+	}
+	return cpu.HostDone
+}
+
+// attentionKernel checks the arguments of an attention operation against
+// the guest's memory and runs it on views of it.
+func attentionKernel(kb *cpu.Backend, mem api.Memory, code uint32, args []uint32) (err error) {
 	all, err := byteView(mem, span{0, uint64(mem.Size()) &^ 3})
 	if err != nil {
 		return err
@@ -314,4 +354,81 @@ func floatView(mem api.Memory, s span) ([]float32, error) {
 		return nil, err
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(v))), len(v)/4), nil
+}
+
+// tensorOpKernel checks the arguments of a tensor operation (cpu.HostOpAdd
+// and after; see cpu.RunHostOp for their layout) against the guest's
+// memory and runs it on views of it. Slice operands (positions, targets,
+// weights) may not overlap a buffer operand: the backend checks them once,
+// before its workers write the buffers.
+func tensorOpKernel(kb *cpu.Backend, mem api.Memory, code uint32, args []uint32, fits func(api.Memory, uint64, bool) bool) (float64, uint32, error) {
+	nb, ns, np, _ := cpu.HostOpShape(code)
+	want := 3 + nb*cpu.HostOperandWords + 2*ns + np
+	if len(args) != want || args[0] != uint32(nb) || args[1] != uint32(ns) || args[2] != uint32(np) {
+		return 0, 0, fmt.Errorf("operation %d takes %d argument words (%d buffers, %d slices, %d parameters)", code, want, nb, ns, np)
+	}
+	all, err := byteView(mem, span{0, uint64(mem.Size()) &^ 3})
+	if err != nil {
+		return 0, 0, err
+	}
+	fm := kb.Foreign(unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(all))), len(all)/4))
+	var bufArr [5]backend.Buffer
+	var spanArr [5]span
+	bufs, spans := bufArr[:nb], spanArr[:nb]
+	operands := uint64(0)
+	w := args[3:]
+	for i := range bufs {
+		d := w[:cpu.HostOperandWords]
+		w = w[cpu.HostOperandWords:]
+		off, n, rank := d[0], d[1], d[2]
+		if rank == cpu.HostAbsent {
+			continue
+		}
+		if rank > cpu.HostMaxRank {
+			return 0, 0, fmt.Errorf("buffer %d has rank %d, at most %d", i, rank, cpu.HostMaxRank)
+		}
+		if off%4 != 0 {
+			return 0, 0, fmt.Errorf("buffer %d at %#x is not 4-byte aligned", i, off)
+		}
+		var shape [cpu.HostMaxRank]int
+		for j := range rank {
+			if d[3+j] > maxDim {
+				return 0, 0, fmt.Errorf("buffer %d: dimension %d over %d", i, d[3+j], maxDim)
+			}
+			shape[j] = int(d[3+j])
+		}
+		spans[i] = span{uint64(off), 4 * uint64(n)}
+		operands += spans[i].n
+		if bufs[i], err = fm.Buffer(int(off/4), int(n), shape[:rank]...); err != nil {
+			return 0, 0, fmt.Errorf("buffer %d: %w", i, err)
+		}
+	}
+	var sliceArr [2][]byte
+	slices := sliceArr[:ns]
+	for i := range slices {
+		s := span{uint64(w[0]), uint64(w[1])}
+		w = w[2:]
+		if s.n == 0 {
+			continue // nil
+		}
+		v, err := byteView(mem, s)
+		if err != nil {
+			return 0, 0, fmt.Errorf("slice %d: %w", i, err)
+		}
+		for j, b := range spans {
+			if bufs[j] != nil && s.overlaps(b) {
+				return 0, 0, fmt.Errorf("slice %d overlaps buffer %d", i, j)
+			}
+		}
+		operands += s.n
+		slices[i] = v
+	}
+	if !fits(mem, operands, false) {
+		return 0, cpu.HostDeclined, nil
+	}
+	value, err := kb.RunHostOp(code, bufs, slices, w)
+	if err != nil {
+		return 0, 0, err
+	}
+	return value, cpu.HostDone, nil
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -254,7 +255,7 @@ func TestAttentionOp(t *testing.T) {
 		for i, a := range args {
 			binary.LittleEndian.PutUint32(mem.buf[argsOff+4*i:], a)
 		}
-		return opKernel(kb, mem, cpu.HostOpAttention, argsOff, uint32(len(args)))
+		return opError(opKernel(kb, mem, cpu.HostOpAttention, argsOff, uint32(len(args)), alwaysFits))
 	}
 	if err := call(args); err != nil {
 		t.Fatal(err)
@@ -284,10 +285,21 @@ func TestAttentionOp(t *testing.T) {
 	if err := call(args[:len(args)-1]); err == nil {
 		t.Error("missing argument word accepted")
 	}
-	if err := opKernel(kb, mem, 99, argsOff, uint32(len(args))); err == nil {
+	if err := opError(opKernel(kb, mem, 99, argsOff, uint32(len(args)), alwaysFits)); err == nil {
 		t.Error("unknown operation accepted")
 	}
-	if err := opKernel(kb, mem, cpu.HostOpAttention, uint32(len(mem.buf))-8, uint32(len(args))); err == nil {
+	if err := opError(opKernel(kb, mem, cpu.HostOpAttention, uint32(len(mem.buf))-8, uint32(len(args)), alwaysFits)); err == nil {
 		t.Error("arguments past the end accepted")
 	}
+}
+
+// alwaysFits is a scratch check that accepts every call.
+func alwaysFits(api.Memory, uint64, bool) bool { return true }
+
+// opError turns an op kernel's status into an error unless it ran.
+func opError(status uint32) error {
+	if status != cpu.HostDone {
+		return fmt.Errorf("status %d", status)
+	}
+	return nil
 }

@@ -14,6 +14,12 @@ const fallbackTag = "json"
 
 // Encode marshals v as msgpack.
 func Encode(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case *Request:
+		return appendRequest(make([]byte, 0, 8+len(m.Op)+len(m.Args)), m), nil
+	case *Response:
+		return appendResponse(make([]byte, 0, 16+len(m.Code)+len(m.Error)+len(m.Result)), m), nil
+	}
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetCustomStructTag(fallbackTag)
@@ -28,6 +34,16 @@ func Encode(v any) ([]byte, error) {
 // the value are an error, so a truncated or concatenated message never
 // passes for a valid one.
 func Decode(data []byte, v any) error {
+	switch m := v.(type) {
+	case *Request:
+		if decodeRequest(data, m) {
+			return nil
+		}
+	case *Response:
+		if decodeResponse(data, m) {
+			return nil
+		}
+	}
 	r := bytes.NewReader(data)
 	dec := msgpack.NewDecoder(r)
 	dec.SetCustomStructTag(fallbackTag)
