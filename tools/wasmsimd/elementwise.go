@@ -59,22 +59,145 @@ func (f *fn) expVec(v, n, p, r uint32) {
 	f.set(v)
 }
 
-// sigmoidVec sets the v128 local v to 1 / (1 + exp(-v)), with exp's
-// argument capped at 88 (where it is still finite) as core/cpu's AVX2
-// kernel does, so the result is never 0/0; a NaN stays NaN.
-func (f *fn) sigmoidVec(v, n, p, r uint32) {
+// sigmoidVec sets the four float32 lanes of the v128 local v to
+// float32(1 / (1 + exp(-float64(v)))), bit for bit what core/cpu's
+// portable sigmoid computes with Go's math.Exp: two lanes at a time in
+// float64 (sigmoid64). t holds seven scratch v128 locals.
+func (f *fn) sigmoidVec(v uint32, t [7]uint32) {
+	lo, hi := t[5], t[6]
 	f.get(v)
-	f.f32x4Neg()
-	f.f32x4Const(88)
-	f.f32x4Pmin()
-	f.set(v)
-	f.expVec(v, n, p, r)
-	f.f32x4Const(1)
-	f.f32x4Const(1)
+	f.f64x2Promote()
+	f.set(lo)
 	f.get(v)
-	f.f32x4Add()
-	f.f32x4Div()
+	f.get(v)
+	f.shuffle([16]byte{8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15})
+	f.f64x2Promote()
+	f.set(hi)
+	f.sigmoid64(lo, [5]uint32(t[:5]))
+	f.sigmoid64(hi, [5]uint32(t[:5]))
+	f.get(lo)
+	f.f32x4Demote()
+	f.get(hi)
+	f.f32x4Demote()
+	f.shuffle([16]byte{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23})
 	f.set(v)
+}
+
+// sigmoid64 sets the f64x2 local x to 1 / (1 + exp(-x)), with exp in the
+// steps and float64 operations of Go's math.Exp (its pure Go version,
+// which wasm runs: k = int(log2(e)*x +- 0.5), x - k ln2 in two parts, the
+// rational approximation of expmulti, then times 2^k). The argument is
+// first clamped to [-700, 700], where 2^k is a normal float64 and the
+// product exact as Ldexp's; beyond, the sigmoid is 0 or 1 in float32
+// either way, as it is for Go's infinities and zeros. A NaN stays NaN.
+func (f *fn) sigmoid64(x uint32, t [5]uint32) {
+	kf, hi, lo, r, xc := t[0], t[1], t[2], t[3], t[4]
+	f.get(x)
+	f.f64x2Neg()
+	f.f64x2Const(-700)
+	f.f64x2Pmax()
+	f.f64x2Const(700)
+	f.f64x2Pmin()
+	f.tee(xc)
+	f.set(x)
+	// k = trunc(log2(e)*x - 0.5) below 0, trunc(log2(e)*x + 0.5) above.
+	f.get(x)
+	f.f64x2Const(1.44269504088896338700e+00)
+	f.f64x2Mul()
+	f.f64x2Const(-0.5)
+	f.f64x2Const(0.5)
+	f.get(x)
+	f.f64x2Const(0)
+	f.f64x2Lt()
+	f.bitselect()
+	f.f64x2Add()
+	f.f64x2Trunc()
+	f.set(kf)
+	// hi = x - k*Ln2Hi, lo = k*Ln2Lo, r = hi - lo.
+	f.get(x)
+	f.get(kf)
+	f.f64x2Const(6.93147180369123816490e-01)
+	f.f64x2Mul()
+	f.f64x2Sub()
+	f.set(hi)
+	f.get(kf)
+	f.f64x2Const(1.90821492927058770002e-10)
+	f.f64x2Mul()
+	f.set(lo)
+	f.get(hi)
+	f.get(lo)
+	f.f64x2Sub()
+	f.set(r)
+	// c = r - t*(P1+t*(P2+t*(P3+t*(P4+t*P5)))) with t = r*r, which x
+	// holds (the clamped argument is kept in xc).
+	f.get(r)
+	f.get(r)
+	f.get(r)
+	f.f64x2Mul() // t
+	f.set(x)     // x is free now: it holds t
+	f.get(x)
+	f.f64x2Const(4.13813679705723846039e-08)
+	f.f64x2Mul()
+	f.f64x2Const(-1.65339022054652515390e-06)
+	f.f64x2Add()
+	f.get(x)
+	f.f64x2Mul()
+	f.f64x2Const(6.61375632143793436117e-05)
+	f.f64x2Add()
+	f.get(x)
+	f.f64x2Mul()
+	f.f64x2Const(-2.77777777770155933842e-03)
+	f.f64x2Add()
+	f.get(x)
+	f.f64x2Mul()
+	f.f64x2Const(1.66666666666666657415e-01)
+	f.f64x2Add()
+	f.get(x)
+	f.f64x2Mul()
+	f.f64x2Sub() // c = r - t*(...)
+	f.set(x)     // x holds c
+	// y = 1 - ((lo - (r*c)/(2-c)) - hi)
+	f.f64x2Const(1)
+	f.get(lo)
+	f.get(r)
+	f.get(x)
+	f.f64x2Mul()
+	f.f64x2Const(2)
+	f.get(x)
+	f.f64x2Sub()
+	f.f64x2Div()
+	f.f64x2Sub()
+	f.get(hi)
+	f.f64x2Sub()
+	f.f64x2Sub()
+	// times 2^k, built in the exponent bits: (k + 1023) << 52.
+	f.get(kf)
+	f.i32x4TruncSatF64()
+	f.i64x2ExtendLow()
+	f.i64x2Const(1023)
+	f.i64x2Add()
+	f.i32c(52)
+	f.i64x2Shl()
+	f.f64x2Mul()
+	f.set(r) // e = exp(x)
+	// Go's exp answers 1 + x for |x| < 2^-28.
+	f.f64x2Const(1)
+	f.get(xc)
+	f.f64x2Add()
+	f.get(r)
+	f.get(xc)
+	f.f64x2Abs()
+	f.f64x2Const(0x1p-28)
+	f.f64x2Lt()
+	f.bitselect()
+	f.set(r)
+	// 1 / (1 + e)
+	f.f64x2Const(1)
+	f.f64x2Const(1)
+	f.get(r)
+	f.f64x2Add()
+	f.f64x2Div()
+	f.set(x)
 }
 
 // elementwise emits a loop over i in [0, n) four lanes at a time, then the
@@ -135,6 +258,14 @@ func swapLocals(f *fn) [2]uint32 {
 	return s
 }
 
+// scratch7 declares seven v128 scratch locals.
+func scratch7(f *fn) (t [7]uint32) {
+	for i := range t {
+		t[i] = f.local(v128)
+	}
+	return t
+}
+
 // silu(args): dst, gate, up, n (i32 words at args) sets dst[i] =
 // gate[i] * sigmoid(gate[i]) * up[i], multiplied in that order as
 // core/cpu's SiLUMul does. dst may be gate or up.
@@ -143,12 +274,13 @@ func silu() *fn {
 	a := f.args(4)
 	dst, gate, up, n := a[0], a[1], a[2], a[3]
 	i := f.local(i32)
-	g, s, t1, t2, t3 := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	g, s := f.local(v128), f.local(v128)
+	t := scratch7(f)
 	f.elementwise(i, n, func(load, store func(uint32)) {
 		load(gate)
 		f.tee(g)
 		f.set(s)
-		f.sigmoidVec(s, t1, t2, t3)
+		f.sigmoidVec(s, t)
 		f.get(g)
 		f.get(s)
 		f.f32x4Mul()
@@ -168,12 +300,13 @@ func siluBack() *fn {
 	a := f.args(6)
 	dgate, dup, dy, gate, up, n := a[0], a[1], a[2], a[3], a[4], a[5]
 	i := f.local(i32)
-	x, s, d, u, t1, t2, t3 := f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	x, s, d, u := f.local(v128), f.local(v128), f.local(v128), f.local(v128)
+	t := scratch7(f)
 	f.elementwise(i, n, func(load, store func(uint32)) {
 		load(gate)
 		f.tee(x)
 		f.set(s)
-		f.sigmoidVec(s, t1, t2, t3)
+		f.sigmoidVec(s, t)
 		load(dy)
 		f.set(d)
 		load(up)
@@ -217,7 +350,8 @@ func siluBack() *fn {
 // 0; without, every row sees [0, n). flags&1 then normalizes: out =
 // exp(x - max) / sum on the columns seen and 0 on the rest (attention's
 // probabilities). x may be out. The maximum propagates a NaN, as
-// core/cpu's rowMax does; the sum is taken four lanes at a time.
+// core/cpu's rowMax does; exp is exp32's and the sum is taken in order,
+// so the results are core/cpu's portable ones bit for bit.
 func softmaxRows() *fn {
 	f := newFn("softmaxRows", i32)
 	a := f.args(8)
@@ -231,19 +365,6 @@ func softmaxRows() *fn {
 		f.i32c(4)
 		f.i32Mul()
 		f.i32Add()
-	}
-	hsum := func(vec uint32) { // ((l0 + l1) + (l2 + l3))
-		f.get(vec)
-		f.f32x4Lane(0)
-		f.get(vec)
-		f.f32x4Lane(1)
-		f.f32Add()
-		f.get(vec)
-		f.f32x4Lane(2)
-		f.get(vec)
-		f.f32x4Lane(3)
-		f.f32Add()
-		f.f32Add()
 	}
 	f.i32c(0)
 	f.set(r)
@@ -347,13 +468,7 @@ func softmaxRows() *fn {
 			at(po)
 			f.get(v)
 			f.v128Store(0)
-			f.get(vs)
-			f.get(v)
-			f.f32x4Add()
-			f.set(vs)
 		})
-		hsum(vs)
-		f.set(sum)
 		f.forStep(j, 1, func() { f.get(hi) }, func() {
 			at(px)
 			f.load32Splat()
@@ -365,9 +480,17 @@ func softmaxRows() *fn {
 			f.get(v)
 			f.f32x4Lane(0)
 			f.f32Store()
+		})
+		// Their sum, one at a time in order as core/cpu's expShiftGo
+		// adds them, so that the two agree bit for bit.
+		f.f32c(0)
+		f.set(sum)
+		f.get(lo)
+		f.set(j)
+		f.forStep(j, 1, func() { f.get(hi) }, func() {
 			f.get(sum)
-			f.get(v)
-			f.f32x4Lane(0)
+			at(po)
+			f.f32Load()
 			f.f32Add()
 			f.set(sum)
 		})

@@ -280,3 +280,40 @@ func (f *fn) f32x4Const(v float32) {
 func (f *fn) f32StoreAt(offset uint32) { f.op(0x38, 2); f.uleb(offset) }
 
 func float32Inf(sign int) float32 { return float32(math.Inf(sign)) }
+
+// Double-precision lanes, for the sigmoid that follows Go's float64
+// math.Exp.
+func (f *fn) shuffle(lanes [16]byte) { f.simd(0x0D); f.code.Write(lanes[:]) }
+func (f *fn) f32x4Demote()           { f.simd(0x5E) } // f32x4.demote_f64x2_zero
+func (f *fn) f64x2Promote()          { f.simd(0x5F) } // f64x2.promote_low_f32x4
+func (f *fn) f64x2Abs()              { f.simd(0xEC) }
+func (f *fn) f64x2Neg()              { f.simd(0xED) }
+func (f *fn) f64x2Add()              { f.simd(0xF0) }
+func (f *fn) f64x2Sub()              { f.simd(0xF1) }
+func (f *fn) f64x2Mul()              { f.simd(0xF2) }
+func (f *fn) f64x2Div()              { f.simd(0xF3) }
+func (f *fn) f64x2Pmin()             { f.simd(0xF6) }
+func (f *fn) f64x2Pmax()             { f.simd(0xF7) }
+func (f *fn) f64x2Lt()               { f.simd(0x49) }
+func (f *fn) f64x2Trunc()            { f.simd(0x7A) }
+func (f *fn) i32x4TruncSatF64()      { f.simd(0xFC) } // i32x4.trunc_sat_f64x2_s_zero
+func (f *fn) i64x2ExtendLow()        { f.simd(0xC7) } // i64x2.extend_low_i32x4_s
+func (f *fn) i64x2Shl()              { f.simd(0xCB) }
+func (f *fn) i64x2Add()              { f.simd(0xCE) }
+func (f *fn) bitselect()             { f.simd(0x52) } // a, b, mask -> a where mask, else b
+
+// f64x2Const pushes v in both lanes.
+func (f *fn) f64x2Const(v float64) {
+	f.simd(0x0C)
+	for range 2 {
+		f.code.Write(binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)))
+	}
+}
+
+// i64x2Const pushes v in both lanes.
+func (f *fn) i64x2Const(v int64) {
+	f.simd(0x0C)
+	for range 2 {
+		f.code.Write(binary.LittleEndian.AppendUint64(nil, uint64(v)))
+	}
+}
