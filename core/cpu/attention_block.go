@@ -137,19 +137,9 @@ func (t *attnBlockTask) backwardBlock(b, h, blk int, p, dp, gs []float32) {
 	t.probabilities(p, i0, m, kbeg, n, q, k, gs)
 	dy := strided{data: t.dy, ld: s.qCols}.at(b*s.SeqQ+i0, h*s.HeadDim)
 	smallGemm(t.kern, strided{data: dp, ld: n}, dy, false, v, true, m, n, s.HeadDim, 1, false, gs)
-	for r := range m {
-		pr, dr := p[r*n:(r+1)*n], dp[r*n:(r+1)*n]
-		lo, hi := s.keys(i0 + r)
-		lo, hi = lo-kbeg, hi-kbeg
-		var d float64
-		for j := lo; j < hi; j++ {
-			d += float64(pr[j]) * float64(dr[j])
-		}
-		for j := lo; j < hi; j++ {
-			dr[j] = pr[j] * (dr[j] - float32(d))
-		}
-		clear(dr[:lo])
-		clear(dr[hi:])
+	if !externalSoftmaxBack(SoftmaxRows{X: p, Out: dp, N: n, Rows: m, Causal: true,
+		Hi0: s.SeqK - s.SeqQ + i0 + 1 - kbeg, Window: s.Window}) {
+		t.softmaxBack(p, dp, i0, m, kbeg, n)
 	}
 	ds, pm := strided{data: dp, ld: n}, strided{data: p, ld: n}
 	if t.dq != nil {
@@ -164,5 +154,26 @@ func (t *attnBlockTask) backwardBlock(b, h, blk int, p, dp, gs []float32) {
 	if t.dv != nil {
 		dv := strided{data: t.dv, ld: s.kCols}.at(b*s.stride+kbeg, kvh*s.HeadDim)
 		smallGemm(t.kern, dv, pm, true, dy, false, n, s.HeadDim, m, 1, true, gs)
+	}
+}
+
+// softmaxBack sets dp [m, n] to dS = P * (dP - D), D_r = sum_j P_rj dP_rj
+// (in float64), on the keys each row of the block sees, and to 0 on the
+// rest.
+func (t *attnBlockTask) softmaxBack(p, dp []float32, i0, m, kbeg, n int) {
+	s := &t.s
+	for r := range m {
+		pr, dr := p[r*n:(r+1)*n], dp[r*n:(r+1)*n]
+		lo, hi := s.keys(i0 + r)
+		lo, hi = lo-kbeg, hi-kbeg
+		var d float64
+		for j := lo; j < hi; j++ {
+			d += float64(pr[j]) * float64(dr[j])
+		}
+		for j := lo; j < hi; j++ {
+			dr[j] = pr[j] * (dr[j] - float32(d))
+		}
+		clear(dr[:lo])
+		clear(dr[hi:])
 	}
 }

@@ -18,6 +18,12 @@ type External interface {
 	MatMul(p Product) bool
 	// SoftmaxRows exponentiates rows as SoftmaxRows says.
 	SoftmaxRows(s SoftmaxRows) bool
+	// SoftmaxBackRows is attention's softmax backward on a block of
+	// rows: with P = s.X and dP = s.Out, over the columns each row sees
+	// (as for SoftmaxRows; Causal, Hi0 and Window), D = sum of P*dP in
+	// float64, then dP = P * (dP - float32(D)); dP is 0 on the other
+	// columns.
+	SoftmaxBackRows(s SoftmaxRows) bool
 	// SiLUMul sets dst = gate * sigmoid(gate) * up, as Backend.SiLUMul;
 	// dst may be gate or up.
 	SiLUMul(dst, gate, up []float32) bool
@@ -132,6 +138,12 @@ const externalMinElems = 256
 // externalSoftmax offers a SoftmaxRows step to the external kernels.
 func externalSoftmax(s SoftmaxRows) bool {
 	return external != nil && s.Rows*s.N >= externalMinElems && external.SoftmaxRows(s)
+}
+
+// externalSoftmaxBack offers a SoftmaxBackRows step to the external
+// kernels.
+func externalSoftmaxBack(s SoftmaxRows) bool {
+	return external != nil && s.Rows*s.N >= externalMinElems && external.SoftmaxBackRows(s)
 }
 
 // externalSiLU offers SiLUMul (backward when dy is not nil) to the

@@ -341,6 +341,46 @@ func siluBack() *fn {
 	return f
 }
 
+// rowRange sets lo and hi to the columns row r sees (see softmaxRows):
+// [0, n) without flags&2, else [lo, hi0 + r) with lo = max(0, hi -
+// window) when window > 0, else 0.
+func (f *fn) rowRange(r, n, flags, hi0, window, lo, hi uint32) {
+	// hi = flags&2 ? hi0 + r : n; lo = window > 0 && flags&2 ? max(0, hi - window) : 0.
+	f.get(hi0)
+	f.get(r)
+	f.i32Add()
+	f.get(n)
+	f.get(flags)
+	f.i32c(2)
+	f.i32And()
+	f.selectV()
+	f.set(hi)
+	f.i32c(0)
+	f.set(lo)
+	f.get(flags)
+	f.i32c(2)
+	f.i32And()
+	f.i32c(0)
+	f.i32Ne()
+	f.get(window)
+	f.i32c(0)
+	f.i32GtS()
+	f.i32And()
+	f.ifElse(func() {
+		f.get(hi)
+		f.get(window)
+		f.i32Sub()
+		f.i32c(0)
+		f.get(hi)
+		f.get(window)
+		f.i32Sub()
+		f.i32c(0)
+		f.i32GtS()
+		f.selectV()
+		f.set(lo)
+	}, nil)
+}
+
 // softmaxRows(args): x, out, n, rows, stats, flags, hi0, window (i32
 // words at args). For each of rows rows of n floats (row r of x at
 // x + 4rn, of out likewise), over the columns [lo, hi) it sees: out =
@@ -369,40 +409,7 @@ func softmaxRows() *fn {
 	f.i32c(0)
 	f.set(r)
 	f.forStep(r, 1, func() { f.get(rows) }, func() {
-		// hi = flags&2 ? hi0 + r : n; lo = window > 0 && flags&2 ? max(0, hi - window) : 0.
-		f.get(hi0)
-		f.get(r)
-		f.i32Add()
-		f.get(n)
-		f.get(flags)
-		f.i32c(2)
-		f.i32And()
-		f.selectV()
-		f.set(hi)
-		f.i32c(0)
-		f.set(lo)
-		f.get(flags)
-		f.i32c(2)
-		f.i32And()
-		f.i32c(0)
-		f.i32Ne()
-		f.get(window)
-		f.i32c(0)
-		f.i32GtS()
-		f.i32And()
-		f.ifElse(func() {
-			f.get(hi)
-			f.get(window)
-			f.i32Sub()
-			f.i32c(0)
-			f.get(hi)
-			f.get(window)
-			f.i32Sub()
-			f.i32c(0)
-			f.i32GtS()
-			f.selectV()
-			f.set(lo)
-		}, nil)
+		f.rowRange(r, n, flags, hi0, window, lo, hi)
 		// px, po: the row's starts.
 		f.get(r)
 		f.get(n)
@@ -550,6 +557,104 @@ func softmaxRows() *fn {
 			f.set(j)
 			f.forStep(j, 1, func() { f.get(n) }, zero)
 		}, nil)
+	})
+	return f
+}
+
+// softmaxBackRows(args): p, dp, n, rows, flags, hi0, window (i32 words at
+// args) is attention's softmax backward on a block of rows of n floats:
+// for the columns [lo, hi) row r sees (flags&2 and the rest as in
+// softmaxRows), D = sum of p*dp in float64, one product at a time in
+// order, then dp = p * (dp - float32(D)); dp is 0 on the other columns.
+// These are core/cpu's operations in its order, so the results are the
+// same bits.
+func softmaxBackRows() *fn {
+	f := newFn("softmaxBackRows", i32)
+	a := f.args(7)
+	p, dp, n, rows, flags, hi0, window := a[0], a[1], a[2], a[3], a[4], a[5], a[6]
+	r, lo, hi, pp, pd, j := f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)
+	d := f.local(0x7C) // f64
+	dv := f.local(v128)
+	at := func(base uint32) { // base + 4j
+		f.get(base)
+		f.get(j)
+		f.i32c(4)
+		f.i32Mul()
+		f.i32Add()
+	}
+	f.i32c(0)
+	f.set(r)
+	f.forStep(r, 1, func() { f.get(rows) }, func() {
+		f.rowRange(r, n, flags, hi0, window, lo, hi)
+		f.get(r)
+		f.get(n)
+		f.i32Mul()
+		f.i32c(4)
+		f.i32Mul()
+		f.tee(pd)
+		f.get(p)
+		f.i32Add()
+		f.set(pp)
+		f.get(pd)
+		f.get(dp)
+		f.i32Add()
+		f.set(pd)
+		f.f64c(0)
+		f.set(d)
+		f.get(lo)
+		f.set(j)
+		f.forStep(j, 1, func() { f.get(hi) }, func() {
+			f.get(d)
+			at(pp)
+			f.f32Load()
+			f.f64PromoteF32()
+			at(pd)
+			f.f32Load()
+			f.f64PromoteF32()
+			f.f64Mul()
+			f.f64Add()
+			f.set(d)
+		})
+		f.get(d)
+		f.f32DemoteF64()
+		f.f32x4Splat()
+		f.set(dv)
+		f.get(lo)
+		f.set(j)
+		f.forStep(j, 4, func() { f.get(hi) }, func() {
+			at(pd)
+			at(pp)
+			f.v128Load(0)
+			at(pd)
+			f.v128Load(0)
+			f.get(dv)
+			f.f32x4Sub()
+			f.f32x4Mul()
+			f.v128Store(0)
+		})
+		f.forStep(j, 1, func() { f.get(hi) }, func() {
+			at(pd)
+			at(pp)
+			f.f32Load()
+			at(pd)
+			f.f32Load()
+			f.get(dv)
+			f.f32x4Lane(0)
+			f.f32Sub()
+			f.f32Mul()
+			f.f32Store()
+		})
+		zero := func() {
+			at(pd)
+			f.f32c(0)
+			f.f32Store()
+		}
+		f.i32c(0)
+		f.set(j)
+		f.forStep(j, 1, func() { f.get(lo) }, zero)
+		f.get(hi)
+		f.set(j)
+		f.forStep(j, 1, func() { f.get(n) }, zero)
 	})
 	return f
 }

@@ -317,3 +317,15 @@ func (f *fn) i64x2Const(v int64) {
 		f.code.Write(binary.LittleEndian.AppendUint64(nil, uint64(v)))
 	}
 }
+
+// Scalar float64, for sums core/cpu takes in float64.
+func (f *fn) f64PromoteF32() { f.op(0xBB) }
+func (f *fn) f32DemoteF64()  { f.op(0xB6) }
+func (f *fn) f64Add()        { f.op(0xA0) }
+func (f *fn) f64Mul()        { f.op(0xA2) }
+func (f *fn) f64c(v float64) {
+	f.op(0x44)
+	f.code.Write(binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)))
+}
+
+func (f *fn) f32Sub() { f.op(0x93) }

@@ -3,7 +3,7 @@ package main
 // kernels is the module: the import of Go's memory and every kernel. The
 // names and signatures are the contract with wasm/simd, which calls them.
 func kernels() *module {
-	return &module{memModule: "go", memName: "mem", funcs: []*fn{gemm(), softmaxRows(), silu(), siluBack()}}
+	return &module{memModule: "go", memName: "mem", funcs: []*fn{gemm(), softmaxRows(), softmaxBackRows(), silu(), siluBack()}}
 }
 
 // Tile of gemm's micro-kernel: gemmMR rows by gemmNV vectors of four

@@ -27,7 +27,7 @@ const Name = "wasm-simd128"
 
 // Kernels are the instantiated module's functions.
 type Kernels struct {
-	gemm, softmaxRows, silu, siluBack js.Value
+	gemm, softmaxRows, softmaxBackRows, silu, siluBack js.Value
 	// mu guards args, the words a call's arguments are passed in: the
 	// kernels read them from Go's memory, so they live on the heap,
 	// where nothing moves them while the call runs.
@@ -62,7 +62,7 @@ func Instantiate() (*Kernels, error) {
 		return nil, fmt.Errorf("simd: instantiating the kernels: %w", err)
 	}
 	exp := inst.Get("exports")
-	return &Kernels{gemm: exp.Get("gemm"), softmaxRows: exp.Get("softmaxRows"), silu: exp.Get("silu"), siluBack: exp.Get("siluBack"),
+	return &Kernels{gemm: exp.Get("gemm"), softmaxRows: exp.Get("softmaxRows"), softmaxBackRows: exp.Get("softmaxBackRows"), silu: exp.Get("silu"), siluBack: exp.Get("siluBack"),
 		args: new([16]uint32)}, nil
 }
 
@@ -152,12 +152,33 @@ func (k *Kernels) call(f js.Value, words ...uint32) {
 	k.mu.Unlock()
 }
 
+// rowsFit reports whether the rows of s lie in its slices and its
+// causal ranges in its rows.
+func rowsFit(s cpu.SoftmaxRows) bool {
+	cells := int64(s.Rows) * int64(s.N)
+	return s.Rows >= 1 && s.N >= 1 && cells <= math.MaxInt32/4 && int64(len(s.X)) >= cells && int64(len(s.Out)) >= cells &&
+		(s.Stats == nil || len(s.Stats) >= 2*s.Rows) &&
+		(!s.Causal || (s.Hi0 >= 0 && s.Window >= 0 && s.Hi0+s.Rows-1 <= s.N))
+}
+
+// SoftmaxBackRows implements cpu.External with the module's
+// softmaxBackRows.
+func (k *Kernels) SoftmaxBackRows(s cpu.SoftmaxRows) bool {
+	if !rowsFit(s) {
+		return false
+	}
+	var flags uint32
+	if s.Causal {
+		flags |= 2
+	}
+	k.call(k.softmaxBackRows, addr(s.X), addr(s.Out), uint32(s.N), uint32(s.Rows), flags, uint32(s.Hi0), uint32(s.Window))
+	runtime.KeepAlive(s)
+	return true
+}
+
 // SoftmaxRows implements cpu.External with the module's softmaxRows.
 func (k *Kernels) SoftmaxRows(s cpu.SoftmaxRows) bool {
-	cells := int64(s.Rows) * int64(s.N)
-	if s.Rows < 1 || s.N < 1 || cells > math.MaxInt32/4 || int64(len(s.X)) < cells || int64(len(s.Out)) < cells ||
-		(s.Stats != nil && len(s.Stats) < 2*s.Rows) ||
-		(s.Causal && (s.Hi0 < 0 || s.Window < 0 || s.Hi0+s.Rows-1 > s.N)) {
+	if !rowsFit(s) {
 		return false
 	}
 	var flags uint32

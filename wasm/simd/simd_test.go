@@ -220,6 +220,11 @@ func (c *counting) SoftmaxRows(s cpu.SoftmaxRows) bool {
 	return c.Kernels.SoftmaxRows(s)
 }
 
+func (c *counting) SoftmaxBackRows(s cpu.SoftmaxRows) bool {
+	c.softmax++
+	return c.Kernels.SoftmaxBackRows(s)
+}
+
 func (c *counting) SiLUMul(dst, gate, up []float32) bool {
 	c.silu++
 	return c.Kernels.SiLUMul(dst, gate, up)
