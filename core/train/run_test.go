@@ -450,7 +450,10 @@ func TestParseSpec(t *testing.T) {
 // TestEveryMethodTrainsWithItsDefaults runs each registered method as
 // `graft train --method X` with no other flag does, only shorter: the
 // registry's defaults (learning rate, settings) must make the held-out
-// loss fall clearly. tools/methodtable measures the full 100 steps.
+// loss fall clearly. tools/methodtable measures the full 100 steps. The
+// sequences are 64 tokens rather than the default 256, which is no method
+// setting: a sixth of the CPU time (9 s rather than 61), and every method's
+// loss still falls to at most 0.7 of where it started.
 func TestEveryMethodTrainsWithItsDefaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains every method for 25 steps")
@@ -459,7 +462,7 @@ func TestEveryMethodTrainsWithItsDefaults(t *testing.T) {
 	for _, name := range peft.MethodNames() {
 		t.Run(name, func(t *testing.T) {
 			res, err := Run(context.Background(), m, Spec{
-				Data: "../../examples/lora/data/train.jsonl", Eval: "../../examples/lora/data/eval.jsonl", Method: name, Steps: 25,
+				Data: "../../examples/lora/data/train.jsonl", Eval: "../../examples/lora/data/eval.jsonl", Method: name, Steps: 25, SeqLen: 64,
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
