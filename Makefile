@@ -16,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser wasm bench-plugin install
+.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser bench-browser wasm bench-plugin install
 
 all: build
 
@@ -236,6 +236,13 @@ $(PLAYWRIGHT): examples/browser/test/package.json examples/browser/test/package-
 # Chromium through Playwright (never a downloaded browser).
 test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
 	$(call timed,cd bindings/js && node --test test/ && cd ../../examples/browser/test && node --test)
+
+# Browser CPU training beside native (examples/browser/test/bench.mjs): the
+# demo's presets in headless Chromium with graft's WebAssembly SIMD128
+# kernels and with the portable Go ones, and the same requests natively on
+# 2 threads and 1, best of ROUNDS runs each (about 5 minutes on 2 cores).
+bench-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
+	cd examples/browser/test && node bench.mjs
 
 # Every tool a test stage installs where it is missing (make test's second
 # step). Here, below the variables it names: a rule's prerequisites are

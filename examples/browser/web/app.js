@@ -245,12 +245,14 @@ async function main() {
     heldOutTexts = (await (await fetch(demo.presets.heldOut)).text()).split("\n").map((s) => s.trim()).filter(Boolean);
     if (!$("examples").value) $("examples").value = demo.presets.examples.join("\n");
     if (!$("prompt").value) $("prompt").value = demo.presets.prompt;
-    const g = await Graft.load({ modelURL: "/models/stories260K/stories260K.gguf", backend: params.get("backend") || "auto", quantize: params.get("quantize") || undefined });
+    // ?simd=0 runs the CPU backend on the portable Go kernels instead of
+    // graft's WebAssembly SIMD128 ones (to compare them).
+    const g = await Graft.load({ modelURL: "/models/stories260K/stories260K.gguf", backend: params.get("backend") || "auto", quantize: params.get("quantize") || undefined, simd: params.get("simd") !== "0" });
     demo.graft = g;
     await fillMethods(g);
     demo.backend = g.backend;
     $("backend").textContent = g.backend === "webgpu" ? "WebGPU" : "CPU";
-    $("backend").title = g.info.backendNote || "";
+    $("backend").title = [g.info.backendNote, g.info.kernels && `kernels: ${g.info.kernels}`, g.info.kernelsNote].filter(Boolean).join("; ");
     setStatus(`${g.info.name}: ${g.info.params.toLocaleString()} parameters, ready.`, "ready");
     for (const id of ["train", "generate", "import"]) $(id).disabled = false;
     await generateBoth();
