@@ -3985,73 +3985,66 @@ q4kQ8KDotAVX2_loop:
 	VPHADDW      X3, X2, X2
 	VEXTRACTI128 $0x01, Y1, X3
 	VPMADDWD     X3, X2, X2
-	VPSHUFD      $0x4e, X2, X3
-	VPADDD       X3, X2, X2
-	VPSHUFD      $0xb1, X2, X3
-	VPADDD       X3, X2, X3
 	VPERMQ       $0x44, Y1, Y1
-	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
 	VMOVDQU      16(CX), Y4
 	VPAND        intconsts<>+0(SB), Y4, Y5
 	VPMADDUBSW   4(DX), Y5, Y5
 	VPSHUFB      intconsts<>+256(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y2, Y2
+	VPADDD       Y5, Y3, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPMADDUBSW   36(DX), Y4, Y4
 	VPSHUFB      intconsts<>+288(SB), Y1, Y5
 	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y2, Y2
+	VPADDD       Y4, Y3, Y3
 	VMOVDQU      48(CX), Y4
 	VPAND        intconsts<>+0(SB), Y4, Y5
 	VPMADDUBSW   68(DX), Y5, Y5
 	VPSHUFB      intconsts<>+320(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y2, Y2
+	VPADDD       Y5, Y3, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPMADDUBSW   100(DX), Y4, Y4
 	VPSHUFB      intconsts<>+352(SB), Y1, Y5
 	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y2, Y2
+	VPADDD       Y4, Y3, Y3
 	VMOVDQU      80(CX), Y4
 	VPAND        intconsts<>+0(SB), Y4, Y5
 	VPMADDUBSW   132(DX), Y5, Y5
 	VPSHUFB      intconsts<>+384(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y2, Y2
+	VPADDD       Y5, Y3, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPMADDUBSW   164(DX), Y4, Y4
 	VPSHUFB      intconsts<>+416(SB), Y1, Y5
 	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y2, Y2
+	VPADDD       Y4, Y3, Y3
 	VMOVDQU      112(CX), Y4
 	VPAND        intconsts<>+0(SB), Y4, Y5
 	VPMADDUBSW   196(DX), Y5, Y5
 	VPSHUFB      intconsts<>+448(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y2, Y2
+	VPADDD       Y5, Y3, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPMADDUBSW   228(DX), Y4, Y4
 	VPSHUFB      intconsts<>+480(SB), Y1, Y1
 	VPMADDWD     Y1, Y4, Y4
-	VPADDD       Y4, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0x4e, X2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0xb1, X2, X1
-	VPADDD       X1, X2, X2
-	VPUNPCKLDQ   X3, X2, X2
-	VCVTDQ2PS    X2, X2
+	VPADDD       Y4, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X3
+	VPHADDD      X2, X3, X3
+	VPHADDD      X3, X3, X3
+	VCVTDQ2PS    X3, X3
 	VMOVD        (CX), X1
 	VCVTPH2PS    X1, X1
-	VBROADCASTSS (DX), X3
-	VMULPS       X3, X1, X1
+	VBROADCASTSS (DX), X2
 	VMULPS       X2, X1, X1
+	VMULPS       X3, X1, X1
 	VMOVSHDUP    X1, X2
 	VSUBSS       X2, X1, X1
 	VADDSS       X1, X0, X0
@@ -4291,16 +4284,12 @@ q5kQ8KDotAVX2_loop:
 	VPHADDW      X3, X2, X2
 	VEXTRACTI128 $0x01, Y1, X3
 	VPMADDWD     X3, X2, X2
-	VPSHUFD      $0x4e, X2, X3
-	VPADDD       X3, X2, X2
-	VPSHUFD      $0xb1, X2, X3
-	VPADDD       X3, X2, X3
 	VPERMQ       $0x44, Y1, Y1
-	VMOVDQU      16(CX), Y2
+	VMOVDQU      16(CX), Y3
 	VPXOR        Y4, Y4, Y4
 	VMOVDQU      48(CX), Y5
 	VPAND        intconsts<>+0(SB), Y5, Y6
-	VPAND        intconsts<>+32(SB), Y2, Y7
+	VPAND        intconsts<>+32(SB), Y3, Y7
 	VPSLLW       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
 	VPMADDUBSW   4(DX), Y6, Y6
@@ -4309,7 +4298,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y6, Y4, Y4
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPSRLW       $0x01, Y2, Y6
+	VPSRLW       $0x01, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
@@ -4319,7 +4308,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y5, Y4, Y4
 	VMOVDQU      80(CX), Y5
 	VPAND        intconsts<>+0(SB), Y5, Y6
-	VPSRLW       $0x02, Y2, Y7
+	VPSRLW       $0x02, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
@@ -4329,7 +4318,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y6, Y4, Y4
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPSRLW       $0x03, Y2, Y6
+	VPSRLW       $0x03, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
@@ -4339,7 +4328,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y5, Y4, Y4
 	VMOVDQU      112(CX), Y5
 	VPAND        intconsts<>+0(SB), Y5, Y6
-	VPSRLW       $0x04, Y2, Y7
+	VPSRLW       $0x04, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
@@ -4349,7 +4338,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y6, Y4, Y4
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPSRLW       $0x05, Y2, Y6
+	VPSRLW       $0x05, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
@@ -4359,7 +4348,7 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y5, Y4, Y4
 	VMOVDQU      144(CX), Y5
 	VPAND        intconsts<>+0(SB), Y5, Y6
-	VPSRLW       $0x06, Y2, Y7
+	VPSRLW       $0x06, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
 	VPOR         Y7, Y6, Y6
@@ -4369,21 +4358,18 @@ q5kQ8KDotAVX2_loop:
 	VPADDD       Y6, Y4, Y4
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPSRLW       $0x07, Y2, Y2
-	VPAND        intconsts<>+32(SB), Y2, Y2
-	VPSLLW       $0x04, Y2, Y2
-	VPOR         Y2, Y5, Y5
+	VPSRLW       $0x07, Y3, Y3
+	VPAND        intconsts<>+32(SB), Y3, Y3
+	VPSLLW       $0x04, Y3, Y3
+	VPOR         Y3, Y5, Y5
 	VPMADDUBSW   228(DX), Y5, Y5
 	VPSHUFB      intconsts<>+480(SB), Y1, Y1
 	VPMADDWD     Y1, Y5, Y5
 	VPADDD       Y5, Y4, Y4
 	VEXTRACTI128 $0x01, Y4, X1
 	VPADDD       X1, X4, X4
-	VPSHUFD      $0x4e, X4, X1
-	VPADDD       X1, X4, X4
-	VPSHUFD      $0xb1, X4, X1
-	VPADDD       X1, X4, X4
-	VPUNPCKLDQ   X3, X4, X4
+	VPHADDD      X2, X4, X4
+	VPHADDD      X4, X4, X4
 	VCVTDQ2PS    X4, X4
 	VMOVD        (CX), X1
 	VCVTPH2PS    X1, X1
@@ -4532,7 +4518,49 @@ TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
-q8Q80DotAVX2_loop:
+q8Q80DotAVX2_pairs:
+	CMPQ         AX, $0x02
+	JL           q8Q80DotAVX2_tail
+	VMOVDQU      2(CX), Y1
+	VMOVDQU      36(CX), Y2
+	VMOVDQU      2(DX), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      36(DX), Y3
+	VPSIGNB      Y2, Y3, Y3
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y3, Y2, Y2
+	VPMADDWD     intconsts<>+192(SB), Y2, Y2
+	VPHADDD      Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPHADDD      X1, X1, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (CX), BX
+	MOVWLZX      34(CX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X2
+	VCVTPH2PS    X2, X2
+	MOVWLZX      (DX), BX
+	MOVWLZX      34(DX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	VMOVSHDUP    X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          q8Q80DotAVX2_pairs
+
+q8Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q8Q80DotAVX2_done
 	VMOVDQU      2(CX), Y1
@@ -4555,10 +4583,6 @@ q8Q80DotAVX2_loop:
 	VMULSS       X3, X2, X2
 	VMULSS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, DX
-	DECQ         AX
-	JMP          q8Q80DotAVX2_loop
 
 q8Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -4573,18 +4597,68 @@ TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
-q4Q80DotAVX2_loop:
-	TESTQ        AX, AX
-	JZ           q4Q80DotAVX2_done
-	VMOVDQU      2(CX), X2
-	VPSRLW       $0x04, X2, X1
-	VINSERTI128  $0x01, X1, Y2, Y1
+q4Q80DotAVX2_pairs:
+	CMPQ         AX, $0x02
+	JL           q4Q80DotAVX2_tail
+	VMOVDQU      2(CX), X3
+	VPSRLW       $0x04, X3, X1
+	VINSERTI128  $0x01, X1, Y3, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
 	VPSUBB       intconsts<>+224(SB), Y1, Y1
-	VMOVDQU      2(DX), Y3
-	VPSIGNB      Y1, Y3, Y3
+	VMOVDQU      20(CX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPSUBB       intconsts<>+224(SB), Y2, Y2
+	VMOVDQU      2(DX), Y4
+	VPSIGNB      Y1, Y4, Y4
 	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDUBSW   Y4, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      36(DX), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y4, Y2, Y2
+	VPMADDWD     intconsts<>+192(SB), Y2, Y2
+	VPHADDD      Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPHADDD      X1, X1, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (CX), BX
+	MOVWLZX      18(CX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X2
+	VCVTPH2PS    X2, X2
+	MOVWLZX      (DX), BX
+	MOVWLZX      34(DX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	VMOVSHDUP    X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          q4Q80DotAVX2_pairs
+
+q4Q80DotAVX2_tail:
+	TESTQ        AX, AX
+	JZ           q4Q80DotAVX2_done
+	VMOVDQU      2(CX), X3
+	VPSRLW       $0x04, X3, X1
+	VINSERTI128  $0x01, X1, Y3, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPSUBB       intconsts<>+224(SB), Y1, Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
@@ -4600,10 +4674,6 @@ q4Q80DotAVX2_loop:
 	VMULSS       X3, X2, X2
 	VMULSS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	ADDQ         $0x00000012, CX
-	ADDQ         $0x00000022, DX
-	DECQ         AX
-	JMP          q4Q80DotAVX2_loop
 
 q4Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -4618,12 +4688,74 @@ TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
-q5Q80DotAVX2_loop:
+q5Q80DotAVX2_pairs:
+	CMPQ         AX, $0x02
+	JL           q5Q80DotAVX2_tail
+	VMOVDQU      6(CX), X3
+	VPSRLW       $0x04, X3, X1
+	VINSERTI128  $0x01, X1, Y3, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(CX), Y2
+	VPSHUFB      intconsts<>+640(SB), Y2, Y2
+	VPAND        intconsts<>+672(SB), Y2, Y2
+	VPXOR        Y4, Y4, Y4
+	VPCMPEQB     Y4, Y2, Y2
+	VPAND        intconsts<>+704(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVDQU      28(CX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPBROADCASTD 24(CX), Y4
+	VPSHUFB      intconsts<>+640(SB), Y4, Y4
+	VPAND        intconsts<>+672(SB), Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPAND        intconsts<>+704(SB), Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VMOVDQU      2(DX), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y4, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      36(DX), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y4, Y2, Y2
+	VPMADDWD     intconsts<>+192(SB), Y2, Y2
+	VPHADDD      Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPHADDD      X1, X1, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (CX), BX
+	MOVWLZX      22(CX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X2
+	VCVTPH2PS    X2, X2
+	MOVWLZX      (DX), BX
+	MOVWLZX      34(DX), SI
+	SHLL         $0x10, SI
+	ORL          SI, BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	VMOVSHDUP    X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x0000002c, CX
+	ADDQ         $0x00000044, DX
+	SUBQ         $0x02, AX
+	JMP          q5Q80DotAVX2_pairs
+
+q5Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q5Q80DotAVX2_done
-	VMOVDQU      6(CX), X4
-	VPSRLW       $0x04, X4, X1
-	VINSERTI128  $0x01, X1, Y4, Y1
+	VMOVDQU      6(CX), X3
+	VPSRLW       $0x04, X3, X1
+	VINSERTI128  $0x01, X1, Y3, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
 	VPBROADCASTD 2(CX), Y2
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
@@ -4651,10 +4783,6 @@ q5Q80DotAVX2_loop:
 	VMULSS       X3, X2, X2
 	VMULSS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	ADDQ         $0x00000016, CX
-	ADDQ         $0x00000022, DX
-	DECQ         AX
-	JMP          q5Q80DotAVX2_loop
 
 q5Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)

@@ -111,13 +111,9 @@ func intDotKernels() {
 		kScaleMinIntBody(pw, pa, s, true)
 	})
 	intDotKernel("q6kQ8KDotAVX2", "Q6_K blocks with Q8_K activation blocks", 210, q8kBytes, q6kIntBody)
-	intDotKernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", 34, q80Bytes, func(pw, pa reg.Register, s reg.VecVirtual) {
-		q80IntBody(pw, pa, s, false)
-	})
-	intDotKernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", 18, q80Bytes, func(pw, pa reg.Register, s reg.VecVirtual) {
-		q80IntBody(pw, pa, s, true)
-	})
-	intDotKernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", 22, q80Bytes, q5IntBody)
+	intDot32Kernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", 34, q8Weights)
+	intDot32Kernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", 18, q4Weights)
+	intDot32Kernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", 22, q5Weights)
 }
 
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
@@ -194,12 +190,7 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 	VPHADDW(bhi, bs.AsX(), bs.AsX())
 	mins := XMM()
 	VEXTRACTI128(Imm(1), ms, mins)
-	VPMADDWD(mins, bs.AsX(), bs.AsX())
-	summ := XMM()
-	VPSHUFD(Imm(0x4e), bs.AsX(), summ)
-	VPADDD(summ, bs.AsX(), bs.AsX())
-	VPSHUFD(Imm(0xb1), bs.AsX(), summ)
-	VPADDD(summ, bs.AsX(), summ) // lane 0: summ
+	VPMADDWD(mins, bs.AsX(), bs.AsX()) // 4 partial sums of summ
 
 	scales := YMM()
 	VPERMQ(Imm(0x44), ms, scales) // sc0-7 in both halves
@@ -240,8 +231,14 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 			VPADDD(q, sumi, sumi)
 		}
 	}
-	si := hsumInt(sumi)
-	VPUNPCKLDQ(summ, si, si) // lanes: sumi, summ
+	// sumi's 8 lanes to 4, then pairs of [sumi | summ] twice: lanes 0
+	// and 1 hold sumi and summ.
+	shi := XMM()
+	VEXTRACTI128(Imm(1), sumi, shi)
+	si := sumi.AsX()
+	VPADDD(shi, si, si)
+	VPHADDD(bs.AsX(), si, si)
+	VPHADDD(si, si, si)
 	VCVTDQ2PS(si, si)
 
 	// [d, dmin] * a.d, each rounded, then times [sumi, summ].
@@ -320,21 +317,42 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 	VADDSS(d, s, s)
 }
 
-// q80IntBody is one Q8_0 block (32 int8 after the f16 d) or, with four,
-// one Q4_0 block (16 bytes after d: byte l holds value l in its low
-// nibble and l+16 in its high, each offset by 8), against a Q8_0
-// activation block. vpmaddubsw wants one unsigned operand: the weight's
-// magnitudes, with its signs moved onto the activations (vpsignb), as
-// ggml does; activations never hold -128, so no product saturates.
-func q80IntBody(pw, pa reg.Register, s reg.VecVirtual, four bool) {
-	w := YMM()
-	if four {
-		nibbles(Mem{Base: pw, Disp: 2}, w)
-		VPSUBB(intConst(icEight), w, w)
-	} else {
-		VMOVDQU(Mem{Base: pw, Disp: 2}, w)
-	}
-	signedDot(pw, pa, s, w)
+// The 32-value types (Q8_0, Q4_0, Q5_0 against Q8_0 activations) take
+// two blocks a step: their int32 sums are reduced together and their
+// scales converted together, but the two products still go into the
+// running sum one after the other, block order, as the portable code adds
+// them.
+
+// weights32 sets w to the 32 int8 weights (quant minus offset) of the
+// block at pw+off.
+type weights32 func(pw reg.Register, off int, w reg.VecVirtual)
+
+// q8Weights: Q8_0's int8 quants after the f16 d.
+func q8Weights(pw reg.Register, off int, w reg.VecVirtual) {
+	VMOVDQU(Mem{Base: pw, Disp: off + 2}, w)
+}
+
+// q4Weights: Q4_0's 16 bytes after d; byte l holds value l in its low
+// nibble and l+16 in its high, each offset by 8.
+func q4Weights(pw reg.Register, off int, w reg.VecVirtual) {
+	nibbles(Mem{Base: pw, Disp: off + 2}, w)
+	VPSUBB(intConst(icEight), w, w)
+}
+
+// q5Weights: Q5_0's f16 d, 32 fifth bits (value j's in bit j of the
+// little-endian dword), 16 bytes of nibbles as in Q4_0; offset 16. With
+// the fifth bit clear, q-16 is the nibble with its high four bits set (as
+// int8); with it set, the nibble itself.
+func q5Weights(pw reg.Register, off int, w reg.VecVirtual) {
+	h, zero := YMM(), YMM()
+	nibbles(Mem{Base: pw, Disp: off + 6}, w)
+	VPBROADCASTD(Mem{Base: pw, Disp: off + 2}, h)
+	VPSHUFB(intConst(icQhShuf), h, h)
+	VPAND(intConst(icBitSel), h, h)
+	VPXOR(zero, zero, zero)
+	VPCMPEQB(zero, h, h) // 0xff where the bit is clear
+	VPAND(intConst(icHighNib), h, h)
+	VPOR(h, w, w)
 }
 
 // nibbles sets w's 32 bytes to the nibbles of the 16 bytes at m: low
@@ -347,40 +365,89 @@ func nibbles(m Mem, w reg.VecVirtual) {
 	VPAND(intConst(icNibble), w, w)
 }
 
-// q5IntBody is one Q5_0 block: f16 d, 32 fifth bits (value j's in bit j
-// of the little-endian dword), 16 bytes of nibbles as in Q4_0; value
-// d*(q-16). With the fifth bit clear, q-16 is the nibble with its high
-// four bits set (as int8); with it set, the nibble itself.
-func q5IntBody(pw, pa reg.Register, s reg.VecVirtual) {
-	w, h, zero := YMM(), YMM(), YMM()
-	nibbles(Mem{Base: pw, Disp: 6}, w)
-	VPBROADCASTD(Mem{Base: pw, Disp: 2}, h)
-	VPSHUFB(intConst(icQhShuf), h, h)
-	VPAND(intConst(icBitSel), h, h)
-	VPXOR(zero, zero, zero)
-	VPCMPEQB(zero, h, h) // 0xff where the bit is clear
-	VPAND(intConst(icHighNib), h, h)
-	VPOR(h, w, w)
-	signedDot(pw, pa, s, w)
+// products returns the 8 int32 partial sums of w times the activation
+// quants at pa+off. vpmaddubsw wants one unsigned operand: the weight's
+// magnitudes, with its signs moved onto the activations (vpsignb), as
+// ggml does; activations never hold -128, so no product saturates.
+func products(pa reg.Register, off int, w reg.VecVirtual) reg.VecVirtual {
+	a := YMM()
+	VMOVDQU(Mem{Base: pa, Disp: off + 2}, a)
+	VPSIGNB(w, a, a)
+	VPSIGNB(w, w, w)
+	VPMADDUBSW(a, w, w)
+	VPMADDWD(intConst(icOnes16), w, w)
+	return w
 }
 
-// signedDot adds d_w*d_a*sum(w*a) for the int8 weights in w and the Q8_0
-// activation block at pa to the low lane of s.
-func signedDot(pw, pa reg.Register, s, w reg.VecVirtual) {
-	a, aw := YMM(), YMM()
-	VMOVDQU(Mem{Base: pa, Disp: 2}, a)
-	VPSIGNB(w, a, a)
-	VPSIGNB(w, w, aw)
-	VPMADDUBSW(a, aw, aw)
-	VPMADDWD(intConst(icOnes16), aw, aw)
-	si := hsumInt(aw)
-	VCVTDQ2PS(si, si)
+// halves loads the f16 at m0 and m1 into lanes 0 and 1 of x, widened.
+func halves(m0, m1 Mem, x reg.VecVirtual) {
+	r0, r1 := GP32(), GP32()
+	MOVWLZX(m0, r0)
+	MOVWLZX(m1, r1)
+	SHLL(U8(16), r1)
+	ORL(r1, r0)
+	VMOVD(r0, x)
+	VCVTPH2PS(x, x)
+}
+
+// intDot32Kernel emits func name(blocks int, w, act *byte) float32 for a
+// 32-value weight type of wBytes a block.
+func intDot32Kernel(name, what string, wBytes int, weights weights32) {
+	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
+	Pragma("noescape")
+	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
+	n := Load(Param("blocks"), GP64())
+	pw := Load(Param("w"), GP64())
+	pa := Load(Param("act"), GP64())
+	s := XMM()
+	VXORPS(s, s, s)
+	Label(name + "_pairs")
+	CMPQ(n, Imm(2))
+	JL(LabelRef(name + "_tail"))
+	x, y := YMM(), YMM()
+	weights(pw, 0, x)
+	weights(pw, wBytes, y)
+	x = products(pa, 0, x)
+	y = products(pa, q80Bytes, y)
+	// [x01 x23 y01 y23 | x45 x67 y45 y67], halves added, pairs again:
+	// lanes 0 and 1 hold the two blocks' sums.
+	VPHADDD(y, x, x)
+	hi := XMM()
+	VEXTRACTI128(Imm(1), x, hi)
+	VPADDD(hi, x.AsX(), x.AsX())
+	VPHADDD(x.AsX(), x.AsX(), x.AsX())
+	VCVTDQ2PS(x.AsX(), x.AsX())
 	dw, da := XMM(), XMM()
-	VPBROADCASTW(Mem{Base: pw}, dw)
-	VCVTPH2PS(dw, dw)
-	VPBROADCASTW(Mem{Base: pa}, da)
-	VCVTPH2PS(da, da)
-	VMULSS(da, dw, dw)
-	VMULSS(si, dw, dw)
+	halves(Mem{Base: pw}, Mem{Base: pw, Disp: wBytes}, dw)
+	halves(Mem{Base: pa}, Mem{Base: pa, Disp: q80Bytes}, da)
+	VMULPS(da, dw, dw)
+	VMULPS(x.AsX(), dw, dw)
 	VADDSS(dw, s, s)
+	VMOVSHDUP(dw, dw)
+	VADDSS(dw, s, s)
+	ADDQ(U32(uint32(2*wBytes)), pw)
+	ADDQ(U32(uint32(2*q80Bytes)), pa)
+	SUBQ(Imm(2), n)
+	JMP(LabelRef(name + "_pairs"))
+
+	Label(name + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	w := YMM()
+	weights(pw, 0, w)
+	w = products(pa, 0, w)
+	si := hsumInt(w)
+	VCVTDQ2PS(si, si)
+	d1, d2 := XMM(), XMM()
+	VPBROADCASTW(Mem{Base: pw}, d1)
+	VCVTPH2PS(d1, d1)
+	VPBROADCASTW(Mem{Base: pa}, d2)
+	VCVTPH2PS(d2, d2)
+	VMULSS(d2, d1, d1)
+	VMULSS(si, d1, d1)
+	VADDSS(d1, s, s)
+	Label(name + "_done")
+	Store(s, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
 }
