@@ -4518,16 +4518,73 @@ TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
+q8Q80DotAVX2_quads:
+	CMPQ         AX, $0x04
+	JL           q8Q80DotAVX2_pairs
+	VMOVDQU      2(CX), Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      36(CX), Y2
+	VMOVDQU      36(DX), Y3
+	VPSIGNB      Y2, Y3, Y3
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y3, Y2, Y2
+	VPMADDWD     intconsts<>+192(SB), Y2, Y2
+	VMOVDQU      70(CX), Y3
+	VMOVDQU      70(DX), Y4
+	VPSIGNB      Y3, Y4, Y4
+	VPSIGNB      Y3, Y3, Y3
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     intconsts<>+192(SB), Y3, Y3
+	VMOVDQU      104(CX), Y4
+	VMOVDQU      104(DX), Y5
+	VPSIGNB      Y4, Y5, Y5
+	VPSIGNB      Y4, Y4, Y4
+	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDWD     intconsts<>+192(SB), Y4, Y4
+	VPHADDD      Y2, Y1, Y1
+	VPHADDD      Y4, Y3, Y3
+	VPHADDD      Y3, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 34(CX), X2, X2
+	VPINSRW      $0x02, 68(CX), X2, X2
+	VPINSRW      $0x03, 102(CX), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VPINSRW      $0x02, 68(DX), X3, X3
+	VPINSRW      $0x03, 102(DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x02, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x03, X2, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x00000088, CX
+	ADDQ         $0x00000088, DX
+	SUBQ         $0x04, AX
+	JMP          q8Q80DotAVX2_quads
+
 q8Q80DotAVX2_pairs:
 	CMPQ         AX, $0x02
 	JL           q8Q80DotAVX2_tail
 	VMOVDQU      2(CX), Y1
-	VMOVDQU      36(CX), Y2
-	VMOVDQU      2(DX), Y3
-	VPSIGNB      Y1, Y3, Y3
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
 	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      36(CX), Y2
 	VMOVDQU      36(DX), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
@@ -4538,23 +4595,17 @@ q8Q80DotAVX2_pairs:
 	VPADDD       X2, X1, X1
 	VPHADDD      X1, X1, X1
 	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), BX
-	MOVWLZX      34(CX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X2
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 34(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	MOVWLZX      (DX), BX
-	MOVWLZX      34(DX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X3
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
 	VCVTPH2PS    X3, X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	VMOVSHDUP    X2, X2
-	VADDSS       X2, X0, X0
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
@@ -4580,8 +4631,8 @@ q8Q80DotAVX2_tail:
 	VCVTPH2PS    X2, X2
 	VPBROADCASTW (DX), X3
 	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VMULSS       X1, X2, X2
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
 
 q8Q80DotAVX2_done:
@@ -4597,51 +4648,118 @@ TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
-q4Q80DotAVX2_pairs:
-	CMPQ         AX, $0x02
-	JL           q4Q80DotAVX2_tail
-	VMOVDQU      2(CX), X3
-	VPSRLW       $0x04, X3, X1
-	VINSERTI128  $0x01, X1, Y3, Y1
+q4Q80DotAVX2_quads:
+	CMPQ         AX, $0x04
+	JL           q4Q80DotAVX2_pairs
+	VMOVDQU      2(CX), X2
+	VPSRLW       $0x04, X2, X1
+	VINSERTI128  $0x01, X1, Y2, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
 	VPSUBB       intconsts<>+224(SB), Y1, Y1
-	VMOVDQU      20(CX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPSUBB       intconsts<>+224(SB), Y2, Y2
-	VMOVDQU      2(DX), Y4
-	VPSIGNB      Y1, Y4, Y4
+	VMOVDQU      2(DX), Y3
+	VPSIGNB      Y1, Y3, Y3
 	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y4, Y1, Y1
+	VPMADDUBSW   Y3, Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      20(CX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPSUBB       intconsts<>+224(SB), Y3, Y3
 	VMOVDQU      36(DX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPSIGNB      Y2, Y2, Y2
-	VPMADDUBSW   Y4, Y2, Y2
-	VPMADDWD     intconsts<>+192(SB), Y2, Y2
-	VPHADDD      Y2, Y1, Y1
+	VPSIGNB      Y3, Y4, Y4
+	VPSIGNB      Y3, Y3, Y3
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     intconsts<>+192(SB), Y3, Y3
+	VMOVDQU      38(CX), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPSUBB       intconsts<>+224(SB), Y4, Y4
+	VMOVDQU      70(DX), Y5
+	VPSIGNB      Y4, Y5, Y5
+	VPSIGNB      Y4, Y4, Y4
+	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDWD     intconsts<>+192(SB), Y4, Y4
+	VMOVDQU      56(CX), X2
+	VPSRLW       $0x04, X2, X5
+	VINSERTI128  $0x01, X5, Y2, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPSUBB       intconsts<>+224(SB), Y5, Y5
+	VMOVDQU      104(DX), Y6
+	VPSIGNB      Y5, Y6, Y6
+	VPSIGNB      Y5, Y5, Y5
+	VPMADDUBSW   Y6, Y5, Y5
+	VPMADDWD     intconsts<>+192(SB), Y5, Y5
+	VPHADDD      Y3, Y1, Y1
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y4, Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
-	VPHADDD      X1, X1, X1
 	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), BX
-	MOVWLZX      18(CX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X2
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 18(CX), X2, X2
+	VPINSRW      $0x02, 36(CX), X2, X2
+	VPINSRW      $0x03, 54(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	MOVWLZX      (DX), BX
-	MOVWLZX      34(DX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X3
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VPINSRW      $0x02, 68(DX), X3, X3
+	VPINSRW      $0x03, 102(DX), X3, X3
 	VCVTPH2PS    X3, X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	VMOVSHDUP    X2, X2
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x02, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x03, X2, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x00000048, CX
+	ADDQ         $0x00000088, DX
+	SUBQ         $0x04, AX
+	JMP          q4Q80DotAVX2_quads
+
+q4Q80DotAVX2_pairs:
+	CMPQ         AX, $0x02
+	JL           q4Q80DotAVX2_tail
+	VMOVDQU      2(CX), X2
+	VPSRLW       $0x04, X2, X1
+	VINSERTI128  $0x01, X1, Y2, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPSUBB       intconsts<>+224(SB), Y1, Y1
+	VMOVDQU      2(DX), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      20(CX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPSUBB       intconsts<>+224(SB), Y3, Y3
+	VMOVDQU      36(DX), Y4
+	VPSIGNB      Y3, Y4, Y4
+	VPSIGNB      Y3, Y3, Y3
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     intconsts<>+192(SB), Y3, Y3
+	VPHADDD      Y3, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VPHADDD      X1, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 18(CX), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
@@ -4650,9 +4768,9 @@ q4Q80DotAVX2_pairs:
 q4Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q4Q80DotAVX2_done
-	VMOVDQU      2(CX), X3
-	VPSRLW       $0x04, X3, X1
-	VINSERTI128  $0x01, X1, Y3, Y1
+	VMOVDQU      2(CX), X2
+	VPSRLW       $0x04, X2, X1
+	VINSERTI128  $0x01, X1, Y2, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
 	VPSUBB       intconsts<>+224(SB), Y1, Y1
 	VMOVDQU      2(DX), Y2
@@ -4671,8 +4789,8 @@ q4Q80DotAVX2_tail:
 	VCVTPH2PS    X2, X2
 	VPBROADCASTW (DX), X3
 	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VMULSS       X1, X2, X2
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
 
 q4Q80DotAVX2_done:
@@ -4688,6 +4806,99 @@ TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   act+16(FP), DX
 	VXORPS X0, X0, X0
 
+q5Q80DotAVX2_quads:
+	CMPQ         AX, $0x04
+	JL           q5Q80DotAVX2_pairs
+	VMOVDQU      6(CX), X3
+	VPSRLW       $0x04, X3, X1
+	VINSERTI128  $0x01, X1, Y3, Y1
+	VPAND        intconsts<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(CX), Y2
+	VPSHUFB      intconsts<>+640(SB), Y2, Y2
+	VPAND        intconsts<>+672(SB), Y2, Y2
+	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
+	VPANDN       intconsts<>+704(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
+	VMOVDQU      28(CX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPBROADCASTD 24(CX), Y4
+	VPSHUFB      intconsts<>+640(SB), Y4, Y4
+	VPAND        intconsts<>+672(SB), Y4, Y4
+	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
+	VPANDN       intconsts<>+704(SB), Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VMOVDQU      36(DX), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y4, Y2, Y2
+	VPMADDWD     intconsts<>+192(SB), Y2, Y2
+	VMOVDQU      50(CX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPBROADCASTD 46(CX), Y5
+	VPSHUFB      intconsts<>+640(SB), Y5, Y5
+	VPAND        intconsts<>+672(SB), Y5, Y5
+	VPCMPEQB     intconsts<>+672(SB), Y5, Y5
+	VPANDN       intconsts<>+704(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VMOVDQU      70(DX), Y5
+	VPSIGNB      Y4, Y5, Y5
+	VPSIGNB      Y4, Y4, Y4
+	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDWD     intconsts<>+192(SB), Y4, Y4
+	VMOVDQU      72(CX), X3
+	VPSRLW       $0x04, X3, X5
+	VINSERTI128  $0x01, X5, Y3, Y5
+	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPBROADCASTD 68(CX), Y6
+	VPSHUFB      intconsts<>+640(SB), Y6, Y6
+	VPAND        intconsts<>+672(SB), Y6, Y6
+	VPCMPEQB     intconsts<>+672(SB), Y6, Y6
+	VPANDN       intconsts<>+704(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VMOVDQU      104(DX), Y6
+	VPSIGNB      Y5, Y6, Y6
+	VPSIGNB      Y5, Y5, Y5
+	VPMADDUBSW   Y6, Y5, Y5
+	VPMADDWD     intconsts<>+192(SB), Y5, Y5
+	VPHADDD      Y2, Y1, Y1
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y4, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 22(CX), X2, X2
+	VPINSRW      $0x02, 44(CX), X2, X2
+	VPINSRW      $0x03, 66(CX), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
+	VPINSRW      $0x02, 68(DX), X3, X3
+	VPINSRW      $0x03, 102(DX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x02, X2, X1
+	VADDSS       X1, X0, X0
+	VPERMILPS    $0x03, X2, X1
+	VADDSS       X1, X0, X0
+	ADDQ         $0x00000058, CX
+	ADDQ         $0x00000088, DX
+	SUBQ         $0x04, AX
+	JMP          q5Q80DotAVX2_quads
+
 q5Q80DotAVX2_pairs:
 	CMPQ         AX, $0x02
 	JL           q5Q80DotAVX2_tail
@@ -4698,10 +4909,14 @@ q5Q80DotAVX2_pairs:
 	VPBROADCASTD 2(CX), Y2
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
 	VPAND        intconsts<>+672(SB), Y2, Y2
-	VPXOR        Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPAND        intconsts<>+704(SB), Y2, Y2
+	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
+	VPANDN       intconsts<>+704(SB), Y2, Y2
 	VPOR         Y2, Y1, Y1
+	VMOVDQU      2(DX), Y2
+	VPSIGNB      Y1, Y2, Y2
+	VPSIGNB      Y1, Y1, Y1
+	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      28(CX), X3
 	VPSRLW       $0x04, X3, X2
 	VINSERTI128  $0x01, X2, Y3, Y2
@@ -4709,15 +4924,9 @@ q5Q80DotAVX2_pairs:
 	VPBROADCASTD 24(CX), Y4
 	VPSHUFB      intconsts<>+640(SB), Y4, Y4
 	VPAND        intconsts<>+672(SB), Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPAND        intconsts<>+704(SB), Y4, Y4
+	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
+	VPANDN       intconsts<>+704(SB), Y4, Y4
 	VPOR         Y4, Y2, Y2
-	VMOVDQU      2(DX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y4, Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      36(DX), Y4
 	VPSIGNB      Y2, Y4, Y4
 	VPSIGNB      Y2, Y2, Y2
@@ -4728,23 +4937,17 @@ q5Q80DotAVX2_pairs:
 	VPADDD       X2, X1, X1
 	VPHADDD      X1, X1, X1
 	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), BX
-	MOVWLZX      22(CX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X2
+	VPBROADCASTW (CX), X2
+	VPINSRW      $0x01, 22(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	MOVWLZX      (DX), BX
-	MOVWLZX      34(DX), SI
-	SHLL         $0x10, SI
-	ORL          SI, BX
-	VMOVD        BX, X3
+	VPBROADCASTW (DX), X3
+	VPINSRW      $0x01, 34(DX), X3, X3
 	VCVTPH2PS    X3, X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
-	VMOVSHDUP    X2, X2
-	VADDSS       X2, X0, X0
+	VPERMILPS    $0x01, X2, X1
+	VADDSS       X1, X0, X0
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	SUBQ         $0x02, AX
@@ -4760,9 +4963,8 @@ q5Q80DotAVX2_tail:
 	VPBROADCASTD 2(CX), Y2
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
 	VPAND        intconsts<>+672(SB), Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPAND        intconsts<>+704(SB), Y2, Y2
+	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
+	VPANDN       intconsts<>+704(SB), Y2, Y2
 	VPOR         Y2, Y1, Y1
 	VMOVDQU      2(DX), Y2
 	VPSIGNB      Y1, Y2, Y2
@@ -4780,8 +4982,8 @@ q5Q80DotAVX2_tail:
 	VCVTPH2PS    X2, X2
 	VPBROADCASTW (DX), X3
 	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VMULSS       X1, X2, X2
+	VMULPS       X3, X2, X2
+	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
 
 q5Q80DotAVX2_done:

@@ -318,10 +318,10 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 }
 
 // The 32-value types (Q8_0, Q4_0, Q5_0 against Q8_0 activations) take
-// two blocks a step: their int32 sums are reduced together and their
-// scales converted together, but the two products still go into the
-// running sum one after the other, block order, as the portable code adds
-// them.
+// four blocks a step (then two, then one): their int32 sums are reduced
+// together and their scales converted together, but the products still
+// go into the running sum one after the other, in block order, as the
+// portable code adds them.
 
 // weights32 sets w to the 32 int8 weights (quant minus offset) of the
 // block at pw+off.
@@ -344,14 +344,13 @@ func q4Weights(pw reg.Register, off int, w reg.VecVirtual) {
 // the fifth bit clear, q-16 is the nibble with its high four bits set (as
 // int8); with it set, the nibble itself.
 func q5Weights(pw reg.Register, off int, w reg.VecVirtual) {
-	h, zero := YMM(), YMM()
+	h := YMM()
 	nibbles(Mem{Base: pw, Disp: off + 6}, w)
 	VPBROADCASTD(Mem{Base: pw, Disp: off + 2}, h)
 	VPSHUFB(intConst(icQhShuf), h, h)
 	VPAND(intConst(icBitSel), h, h)
-	VPXOR(zero, zero, zero)
-	VPCMPEQB(zero, h, h) // 0xff where the bit is clear
-	VPAND(intConst(icHighNib), h, h)
+	VPCMPEQB(intConst(icBitSel), h, h) // 0xff where the bit is set
+	VPANDN(intConst(icHighNib), h, h)  // 0xf0 where it is clear
 	VPOR(h, w, w)
 }
 
@@ -379,19 +378,29 @@ func products(pa reg.Register, off int, w reg.VecVirtual) reg.VecVirtual {
 	return w
 }
 
-// halves loads the f16 at m0 and m1 into lanes 0 and 1 of x, widened.
-func halves(m0, m1 Mem, x reg.VecVirtual) {
-	r0, r1 := GP32(), GP32()
-	MOVWLZX(m0, r0)
-	MOVWLZX(m1, r1)
-	SHLL(U8(16), r1)
-	ORL(r1, r0)
-	VMOVD(r0, x)
+// scalesOf sets lanes 0 to len(ms)-1 of x to the widened f16 values at
+// ms.
+func scalesOf(ms []Mem, x reg.VecVirtual) {
+	VPBROADCASTW(ms[0], x)
+	for i, m := range ms[1:] {
+		VPINSRW(Imm(uint64(i+1)), m, x, x)
+	}
 	VCVTPH2PS(x, x)
 }
 
+// addLanes adds lanes 0 to n-1 of p to the low lane of s, in lane order.
+func addLanes(p, s reg.VecVirtual, n int) {
+	VADDSS(p, s, s)
+	t := XMM()
+	for i := 1; i < n; i++ {
+		VPERMILPS(Imm(uint64(i)), p, t)
+		VADDSS(t, s, s)
+	}
+}
+
 // intDot32Kernel emits func name(blocks int, w, act *byte) float32 for a
-// 32-value weight type of wBytes a block.
+// 32-value weight type of wBytes a block: four blocks a step, then two,
+// then one.
 func intDot32Kernel(name, what string, wBytes int, weights weights32) {
 	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
 	Pragma("noescape")
@@ -401,51 +410,63 @@ func intDot32Kernel(name, what string, wBytes int, weights weights32) {
 	pa := Load(Param("act"), GP64())
 	s := XMM()
 	VXORPS(s, s, s)
-	Label(name + "_pairs")
-	CMPQ(n, Imm(2))
-	JL(LabelRef(name + "_tail"))
-	x, y := YMM(), YMM()
-	weights(pw, 0, x)
-	weights(pw, wBytes, y)
-	x = products(pa, 0, x)
-	y = products(pa, q80Bytes, y)
-	// [x01 x23 y01 y23 | x45 x67 y45 y67], halves added, pairs again:
-	// lanes 0 and 1 hold the two blocks' sums.
-	VPHADDD(y, x, x)
-	hi := XMM()
-	VEXTRACTI128(Imm(1), x, hi)
-	VPADDD(hi, x.AsX(), x.AsX())
-	VPHADDD(x.AsX(), x.AsX(), x.AsX())
-	VCVTDQ2PS(x.AsX(), x.AsX())
-	dw, da := XMM(), XMM()
-	halves(Mem{Base: pw}, Mem{Base: pw, Disp: wBytes}, dw)
-	halves(Mem{Base: pa}, Mem{Base: pa, Disp: q80Bytes}, da)
-	VMULPS(da, dw, dw)
-	VMULPS(x.AsX(), dw, dw)
-	VADDSS(dw, s, s)
-	VMOVSHDUP(dw, dw)
-	VADDSS(dw, s, s)
-	ADDQ(U32(uint32(2*wBytes)), pw)
-	ADDQ(U32(uint32(2*q80Bytes)), pa)
-	SUBQ(Imm(2), n)
-	JMP(LabelRef(name + "_pairs"))
+	// finish scales the int32 block sums in lanes 0 to k-1 of sums and
+	// adds them to s.
+	finish := func(sums reg.Register, k int) {
+		VCVTDQ2PS(sums, sums)
+		dw, da := XMM(), XMM()
+		var mw, ma []Mem
+		for b := range k {
+			mw = append(mw, Mem{Base: pw, Disp: b * wBytes})
+			ma = append(ma, Mem{Base: pa, Disp: b * q80Bytes})
+		}
+		scalesOf(mw, dw)
+		scalesOf(ma, da)
+		VMULPS(da, dw, dw)
+		VMULPS(sums, dw, dw)
+		addLanes(dw, s, k)
+	}
+	next := map[int]string{4: "_pairs", 2: "_tail"}
+	step := func(label string, k int) {
+		Label(name + label)
+		CMPQ(n, Imm(uint64(k)))
+		JL(LabelRef(name + next[k]))
+		var v []reg.VecVirtual
+		for b := range k {
+			w := YMM()
+			weights(pw, b*wBytes, w)
+			v = append(v, products(pa, b*q80Bytes, w))
+		}
+		// Pairwise horizontal adds, then the halves added: lane b holds
+		// block b's sum. Two blocks give [x01 x23 y01 y23 | x45 x67 y45
+		// y67]; four, the same again of two such vectors.
+		VPHADDD(v[1], v[0], v[0])
+		if k == 4 {
+			VPHADDD(v[3], v[2], v[2])
+			VPHADDD(v[2], v[0], v[0])
+		}
+		hi := XMM()
+		VEXTRACTI128(Imm(1), v[0], hi)
+		VPADDD(hi, v[0].AsX(), v[0].AsX())
+		if k == 2 {
+			VPHADDD(v[0].AsX(), v[0].AsX(), v[0].AsX())
+		}
+		finish(v[0].AsX(), k)
+		ADDQ(U32(uint32(k*wBytes)), pw)
+		ADDQ(U32(uint32(k*q80Bytes)), pa)
+		SUBQ(Imm(uint64(k)), n)
+		JMP(LabelRef(name + label))
+	}
+	step("_quads", 4)
+	step("_pairs", 2)
 
 	Label(name + "_tail")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
 	w := YMM()
 	weights(pw, 0, w)
-	w = products(pa, 0, w)
-	si := hsumInt(w)
-	VCVTDQ2PS(si, si)
-	d1, d2 := XMM(), XMM()
-	VPBROADCASTW(Mem{Base: pw}, d1)
-	VCVTPH2PS(d1, d1)
-	VPBROADCASTW(Mem{Base: pa}, d2)
-	VCVTPH2PS(d2, d2)
-	VMULSS(d2, d1, d1)
-	VMULSS(si, d1, d1)
-	VADDSS(d1, s, s)
+	sum := hsumInt(products(pa, 0, w))
+	finish(sum, 1)
 	Label(name + "_done")
 	Store(s, ReturnIndex(0))
 	VZEROUPPER()
