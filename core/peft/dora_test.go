@@ -358,6 +358,9 @@ func TestDoRAMerge(t *testing.T) {
 }
 
 func TestDoRATrainingLowersEvalLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("training in -short mode") // before loading the model
+	}
 	m := loadModel(t, storiesGGUF)
 	mg := AttachLoRA(m)
 	if err := mg.AddAdapter("d", LoraConfig{R: 4, LoraAlpha: 8, UseDoRA: true, TargetConfig: TargetConfig{TargetModules: TargetAllLinear()}}, seeded(7)); err != nil {

@@ -169,6 +169,11 @@ func TestPrincipalFactors(t *testing.T) {
 func TestPrincipalTrainConvertReload(t *testing.T) {
 	for _, init := range principalInits {
 		t.Run(string(init), func(t *testing.T) {
+			if testing.Short() {
+				// Before the model and the SVD init, which trainEval would
+				// skip after: 40 s under wasm for nothing.
+				t.Skip("training in -short mode")
+			}
 			m := loadModel(t, storiesGGUF)
 			base := logits(t, m, storyIDs)
 			mg := AttachLoRA(m)
