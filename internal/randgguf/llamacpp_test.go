@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -215,11 +216,19 @@ type forwardResult struct {
 // runForward runs tools/llamacpp/forward.mjs on the model at path.
 func runForward(t *testing.T, node, path string, ids []int32, n int) forwardResult {
 	t.Helper()
+	res, err := forwardLlamaCpp(node, absPath(t, path), ids, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// forwardLlamaCpp is runForward for any goroutine: it returns its error.
+func forwardLlamaCpp(node, abs string, ids []int32, n int) (forwardResult, error) {
 	toks := make([]string, len(ids))
 	for i, id := range ids {
 		toks[i] = strconv.Itoa(int(id))
 	}
-	abs := absPath(t, path)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "forward.mjs", "--model", abs, "--tokens", strings.Join(toks, ","), "--generate", strconv.Itoa(n))
@@ -228,15 +237,15 @@ func runForward(t *testing.T, node, path string, ids []int32, n int) forwardResu
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 3 {
-			t.Fatalf("node-llama-cpp does not load: run `make llamacpp`\n%s", stderr.String())
+			return forwardResult{}, fmt.Errorf("node-llama-cpp does not load: run `make llamacpp`\n%s", stderr.String())
 		}
-		t.Fatalf("node forward.mjs: %v\n%s", err, stderr.String())
+		return forwardResult{}, fmt.Errorf("node forward.mjs: %v\n%s", err, stderr.String())
 	}
 	var res forwardResult
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatalf("node forward.mjs printed no JSON: %v\n%.500s\n%s", err, stdout.String(), stderr.String())
+		return forwardResult{}, fmt.Errorf("node forward.mjs printed no JSON: %v\n%.500s\n%s", err, stdout.String(), stderr.String())
 	}
-	return res
+	return res, nil
 }
 
 // TestFamiliesLoRAExportMatchesLlamaCpp trains LoRA (all seven projections,
