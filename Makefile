@@ -16,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser bench-browser wasm bench-plugin install
+.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e torch-peer all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser bench-browser wasm bench-plugin install
 
 all: build
 
@@ -161,11 +161,25 @@ KBENCH_TIME              ?= 1s
 bench: bench-kernels bench-e2e
 	$(GO) test -run '^$$' -bench . -benchtime 10x -v ./gpu | grep -E '^(Benchmark|--- SKIP)|no GPU'
 
-bench-kernels:
+# PyTorch as the peer of the training and matrix-product rows needs
+# Debian's python3-torch and OpenBLAS's pthread build: with only the
+# reference BLAS that libblas.so.3 falls back to, torch's products run about
+# ten times slower and the ratios against it would flatter graft. Installed
+# when missing (where apt-get exists); if that fails the rows say the peer
+# is missing.
+TORCH_DEBS := python3-torch libopenblas0-pthread
+torch-peer:
+	@if command -v apt-get >/dev/null 2>&1; then \
+		missing=; for p in $(TORCH_DEBS); do \
+			dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+		if [ -n "$$missing" ]; then $(APT_INSTALL) $$missing || \
+			echo "bench: could not install$$missing: the PyTorch rows will say the peer is missing"; fi; fi
+
+bench-kernels: torch-peer
 	$(GO) test -run '^$$' -bench . -benchtime $(KBENCH_TIME) -cpu $(BENCH_THREADS) ./core/cpu
 	/usr/bin/python3 bench/torch_matmul.py $(BENCH_THREADS) || echo "bench: PyTorch matmul skipped: apt-get install python3-torch libopenblas0-pthread"
 
-bench-e2e:
+bench-e2e: torch-peer
 	$(GO) run ./bench/e2e -threads $(BENCH_THREADS) -steps $(BENCH_STEPS) -stories-steps $(BENCH_STORIES_STEPS) \
 		-warmup $(BENCH_WARMUP) -gen-tokens $(BENCH_GEN_TOKENS) -stories-gen-tokens $(BENCH_STORIES_GEN_TOKENS) \
 		$(if $(BENCH_ONLY),-only $(BENCH_ONLY)) $(BENCH_FLAGS)
