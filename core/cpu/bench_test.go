@@ -112,6 +112,7 @@ func BenchmarkAttention(b *testing.B) {
 		{Batch: 1, SeqQ: 256, SeqK: 256, Heads: 8, KVHeads: 4, HeadDim: 64},
 		{Batch: 4, SeqQ: 256, SeqK: 256, Heads: 9, KVHeads: 3, HeadDim: 64}, // SmolLM-135M, batch 4
 		{Batch: 1, SeqQ: 1, SeqK: 1024, Heads: 32, KVHeads: 8, HeadDim: 128},
+		{Batch: 8, SeqQ: 64, SeqK: 64, Heads: 8, KVHeads: 4, HeadDim: 8}, // stories260K, batch 8
 	} {
 		// Causal attention multiplies about half of the score matrix: two
 		// products forward, four backward (P recomputed, dP, dq, dk, dv).

@@ -87,6 +87,11 @@ var goKernel = &gemmKernel{name: "go", mr: goMR, nr: goNR, tile: gemmGoKernel}
 // AVX-512 tile of 32 columns would be half padding at r = 16.
 var narrowKernel *gemmKernel
 
+// thinKernel, where set, is a kernel one vector of columns wide (8), for
+// products whose few columns would leave most of a wider tile padding:
+// attention's products with heads of 8 (stories260K).
+var thinKernel *gemmKernel
+
 // gemmKernelFor returns the kernel for a product with n columns, or nil
 // when MatMul should use the portable loops.
 func gemmKernelFor(n int) *gemmKernel {

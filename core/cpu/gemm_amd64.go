@@ -21,8 +21,9 @@ func init() {
 	blockDot = func(dt tensor.DType) blockDotKernel { return blockDots[dt] }
 	pack8 = pack8AVX
 	avx2 := asmKernel("avx2-6x16", 6, 16, gemmAVX2x6x16)
-	gemmKernels = append(gemmKernels, avx2)
-	fastKernel, narrowKernel, kernelISA = avx2, avx2, "avx2"
+	thin := asmKernel("avx2-12x8", 12, 8, gemmAVX2x12x8)
+	gemmKernels = append(gemmKernels, avx2, thin)
+	fastKernel, narrowKernel, thinKernel, kernelISA = avx2, avx2, thin, "avx2"
 	if x.HasAVX512F && x.HasAVX512DQ {
 		k12 := asmKernel("avx512-12x32", 12, 32, gemmAVX512x12x32)
 		gemmKernels = append(gemmKernels, k12)

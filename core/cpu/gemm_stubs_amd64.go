@@ -9,6 +9,11 @@ package cpu
 //go:noescape
 func gemmAVX2x6x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
 
+// gemmAVX2x12x8 computes a 12x8 tile of the packed matrix product.
+//
+//go:noescape
+func gemmAVX2x12x8(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, acc bool)
+
 // gemmAVX512x12x32 computes a 12x32 tile of the packed matrix product.
 //
 //go:noescape

@@ -93,7 +93,7 @@ func init() {
 	decodeFast = decodeNEON
 	k := asmKernel("neon-12x8", 12, 8, gemmNEON12x8)
 	gemmKernels = append(gemmKernels, k)
-	fastKernel, narrowKernel, kernelISA = k, k, "neon"
+	fastKernel, narrowKernel, thinKernel, kernelISA = k, k, k, "neon"
 }
 
 func dotNEONSlice(a, b []float32) float32 {

@@ -68,6 +68,44 @@ func smallGemm(kern *gemmKernel, out strided, a strided, transA bool, b strided,
 	}
 }
 
+// smallGemmPackedA is smallGemm with op(a) already in panels: panel ip
+// (rows ip*mr on) at ap[ip*mr*k:], its step p at p*mr, rows past m zero.
+// Attention writes its probabilities this way as it computes them, so the
+// products with them copy only the narrow operand b.
+func smallGemmPackedA(kern *gemmKernel, out strided, ap []float32, b strided, transB bool, m, n, k int, alpha float32, acc bool, scratch []float32) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for i := range m {
+				clear(out.data[i*out.ld : i*out.ld+n])
+			}
+		}
+		return
+	}
+	mr, nr := kern.mr, kern.nr
+	mPanels, nPanels := (m+mr-1)/mr, (n+nr-1)/nr
+	tmp := scratch[len(scratch)-gemmMaxTile:]
+	for p0 := 0; p0 < k; p0 += gemmKC {
+		kc := min(gemmKC, k-p0)
+		bp := scratch[:nPanels*nr*kc]
+		packStridedB(bp, b, transB, nr, n, p0, kc)
+		accBlock := acc || p0 > 0
+		for jp := range nPanels {
+			bpanel := bp[jp*nr*kc : (jp+1)*nr*kc]
+			col := jp * nr
+			nrr := min(nr, n-col)
+			for ip := range mPanels {
+				apanel := ap[ip*mr*k+p0*mr : ip*mr*k+(p0+kc)*mr]
+				row := ip * mr
+				mrr := min(mr, m-row)
+				kern.tileAt(kc, apanel, bpanel, out.data[row*out.ld+col:], out.ld, mrr, nrr, alpha, accBlock, tmp)
+			}
+		}
+	}
+}
+
 // packStridedA packs steps [p0, p0+kc) of op(a)'s m rows into panels of mr
 // rows: panel ip at ip*mr*kc, with row r of step p at p*mr+r. Rows past m
 // are zero.
@@ -88,6 +126,15 @@ func packStridedB(dst []float32, b strided, trans bool, nr, n, p0, kc int) {
 		cols := min(nr, n-j0)
 		if !trans {
 			// op(b) step p is a row segment of b.
+			if cols == 8 && nr == 8 {
+				// Heads of 8 into the thin kernel: an array copy is two
+				// vector moves, where copy would call memmove.
+				for p := range kc {
+					o := (p0+p)*b.ld + j0
+					*(*[8]float32)(d[p*8 : p*8+8]) = *(*[8]float32)(b.data[o : o+8])
+				}
+				continue
+			}
 			for p := range kc {
 				src := b.data[(p0+p)*b.ld+j0 : (p0+p)*b.ld+j0+cols]
 				dp := d[p*nr : p*nr+nr]
@@ -98,6 +145,15 @@ func packStridedB(dst []float32, b strided, trans bool, nr, n, p0, kc int) {
 		}
 		packRows(d, b.data[j0*b.ld+p0:], b.ld, nr, cols, kc)
 	}
+}
+
+// thinSmallKernel is the kernel for smallGemm products of at most n
+// columns: thinKernel where there is one and n fits it, else smallKernel.
+func thinSmallKernel(n int) *gemmKernel {
+	if thinKernel != nil && n <= thinKernel.nr {
+		return thinKernel
+	}
+	return smallKernel()
 }
 
 // smallKernel is the micro-kernel smallGemm runs with: the SIMD one where

@@ -54,6 +54,10 @@ func (s kernelShape) vec() reg.VecVirtual {
 // 12-row panels suit the packing.
 var shapes = []kernelShape{
 	{name: "gemmAVX2x6x16", mr: 6, nvec: 2, unrol: 4},
+	// One vector of columns, for products eight columns wide (attention
+	// with heads of 8, as in stories260K), where 6x16 would be half
+	// padding: 12 accumulators, as many as 6x16's.
+	{name: "gemmAVX2x12x8", mr: 12, nvec: 1, unrol: 4},
 	{name: "gemmAVX512x12x32", mr: 12, nvec: 2, wide: true, unrol: 4},
 }
 
