@@ -46,18 +46,27 @@ func (c *Backend) parallel(n, grain int, t task) {
 // first parallel operation and sleep on wake between jobs. They reference
 // only the pool, never the Backend, so a dropped Backend becomes
 // unreachable and the cleanup registered by NewWithThreads stops them.
+//
+// A job is open from the moment it is published until the caller has run
+// out of chunks; a helper joins it only while it is open, and the caller
+// then waits only for the helpers that joined. A helper that wakes late
+// (its thread was not scheduled: on a machine busy with other work that
+// can take milliseconds) finds the job closed and goes back to waiting,
+// instead of the caller waiting for it to arrive and find nothing to do.
 type workerPool struct {
-	size     int           // helpers to start
-	mu       sync.Mutex    // held by the parallel call that owns the current job
-	wake     chan struct{} // one token per helper asked to join the job
-	finished chan struct{} // the token of the job's last helper to finish
-	pending  atomic.Int32  // helpers of the current job still running
+	size   int           // helpers to start
+	mu     sync.Mutex    // held by the parallel call that owns the current job
+	wake   chan struct{} // wake-up hints for sleeping helpers
+	idle   chan struct{} // a hint that the last helper in a job has left it
+	open   atomic.Bool   // the current job takes helpers
+	active atomic.Int32  // helpers inside the current job
 
 	started, stopped bool // guarded by mu
 
-	// The current job, written under mu before the wake tokens are sent
-	// (which orders the writes before the helpers' reads) and cleared
-	// after they are all done, so the pool keeps no task alive.
+	// The current job, written under mu before open is set (which orders
+	// the writes before the reads of any helper that then sees it open)
+	// and cleared once no helper is in it, so the pool keeps no task
+	// alive.
 	t     task
 	n     int
 	chunk int
@@ -67,8 +76,8 @@ type workerPool struct {
 // newWorkerPool returns a pool that will run up to size helpers.
 func newWorkerPool(size int) *workerPool { return &workerPool{size: size} }
 
-// do runs t over [0, n) in chunks on the caller and helpers helpers. The
-// caller holds p.mu, which do releases.
+// do runs t over [0, n) in chunks on the caller and up to helpers
+// helpers. The caller holds p.mu, which do releases.
 func (p *workerPool) do(t task, n, chunk, helpers int) {
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -80,20 +89,31 @@ func (p *workerPool) do(t task, n, chunk, helpers int) {
 	}
 	p.t, p.n, p.chunk = t, n, chunk
 	p.next.Store(0)
-	p.pending.Store(int32(helpers))
+	p.open.Store(true)
 	// Wait even when t panics on the caller, so no helper still reads the
 	// job when the next one is written.
 	defer p.finish()
 	for range helpers {
-		p.wake <- struct{}{}
+		// A full channel means enough helpers are already on their way.
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
 	}
 	p.chunks()
 }
 
-// finish waits for the helpers of the current job and forgets the job.
+// finish closes the current job, waits for the helpers in it and forgets
+// it. A helper joins by counting itself in active and then checking open;
+// finish clears open and then reads active: whichever comes first in
+// that order, either the helper sees the job closed or finish sees it in.
 func (p *workerPool) finish() {
-	spin(func() bool { return p.pending.Load() == 0 })
-	<-p.finished
+	p.open.Store(false)
+	if !spin(func() bool { return p.active.Load() == 0 }) {
+		for p.active.Load() != 0 {
+			<-p.idle
+		}
+	}
 	p.t = nil
 }
 
@@ -130,18 +150,27 @@ func spin(ready func() bool) bool {
 func (p *workerPool) start() {
 	p.started = true
 	p.wake = make(chan struct{}, p.size)
-	p.finished = make(chan struct{}, 1)
+	p.idle = make(chan struct{}, 1)
 	for range p.size {
 		go p.work()
 	}
 }
 
-// work is a helper's life: one job per wake token until the pool stops.
+// work is a helper's life: for each wake-up, the current job's chunks if
+// it is still open, until the pool stops.
 func (p *workerPool) work() {
 	for p.await() {
-		p.chunks()
-		if p.pending.Add(-1) == 0 {
-			p.finished <- struct{}{}
+		p.active.Add(1)
+		if p.open.Load() {
+			p.chunks()
+		}
+		if p.active.Add(-1) == 0 {
+			// finish may be parked on idle; a stale hint only makes it
+			// check active once more.
+			select {
+			case p.idle <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
