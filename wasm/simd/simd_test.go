@@ -135,6 +135,17 @@ func TestMatMul(t *testing.T) {
 					break
 				}
 			}
+			// x times a transposed weight (every forward projection) sums
+			// each element in order in both, as the portable matmulNT's
+			// dot1x4 does for each four columns: the same bits.
+			if transB && !transA && n%4 == 0 {
+				for i := range goOut {
+					if math.Float32bits(viaBackend[i]) != math.Float32bits(goOut[i]) {
+						t.Errorf("%s: element %d: module %g, Go %g: not the same bits", name, i, viaBackend[i], goOut[i])
+						break
+					}
+				}
+			}
 			// Products above the call's break-even must reach the module.
 			if big := m*n*kk >= 4096 && (!transB || m >= 4); big != (cnt.calls > 0) {
 				t.Errorf("%s: the backend made %d calls to the module", name, cnt.calls)
