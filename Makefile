@@ -258,12 +258,12 @@ $(PLAYWRIGHT): examples/browser/test/package.json examples/browser/test/package-
 test-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
 	$(call timed,cd bindings/js && node --test test/ && cd ../../examples/browser/test && node --test)
 
-# Browser CPU training beside native (examples/browser/test/bench.mjs): the
+# Browser CPU training beside native (examples/browser/bench.mjs): the
 # demo's presets in headless Chromium with graft's WebAssembly SIMD128
 # kernels and with the portable Go ones, and the same requests natively on
 # 2 threads and 1, best of ROUNDS runs each (about 5 minutes on 2 cores).
 bench-browser: wasm-browser $(CHROMIUM) $(PLAYWRIGHT)
-	cd examples/browser/test && node bench.mjs
+	node examples/browser/bench.mjs
 
 # Every tool a test stage installs where it is missing (make test's second
 # step). Here, below the variables it names: a rule's prerequisites are

@@ -2,7 +2,7 @@
 // (web/presets.json: its request, with the page's sentences) natively on
 // the CPU backend, as the page's engine does in the browser, and prints
 // each run's tokens/s as a JSON line: the native side of
-// test/bench.mjs, which measures the same request in headless Chromium.
+// bench.mjs, which measures the same request in headless Chromium.
 //
 //	go run ./examples/browser/nativebench -preset prompt-tuning -threads 2 -rounds 3
 package main

@@ -5,14 +5,16 @@
 // same request natively (nativebench) on 2 threads and on 1. Each figure
 // is the best of ROUNDS runs (default 3), taken in turn so that a busy
 // machine slows every kind alike. Needs bindings/js/dist (make
-// wasm-browser) and /usr/bin/chromium.
+// wasm-browser), /usr/bin/chromium and test/'s playwright-core. It sits
+// outside test/, where `node --test` would run it as a test.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 
-const root = new URL("../../../", import.meta.url).pathname;
+const { chromium } = createRequire(new URL("test/package.json", import.meta.url))("playwright-core");
+const root = new URL("../../", import.meta.url).pathname;
 const rounds = Number(process.env.ROUNDS || 3);
 const presetNames = (process.env.PRESETS || "prompt-tuning,lora").split(",");
 const tmp = mkdtempSync(join(tmpdir(), "graft-bench-"));
