@@ -4202,95 +4202,78 @@ TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
 q4kQ8KDotAVX2_loop:
 	TESTQ        AX, AX
 	JZ           q4kQ8KDotAVX2_done
-	MOVL         4(CX), BX
-	MOVL         8(CX), SI
-	MOVL         12(CX), DI
-	MOVL         DI, R8
-	ANDL         $0x0f0f0f0f, R8
-	MOVL         BX, R9
-	SHRL         $0x06, R9
-	ANDL         $0x03030303, R9
-	SHLL         $0x04, R9
-	ORL          R9, R8
-	SHRL         $0x04, DI
-	ANDL         $0x0f0f0f0f, DI
-	MOVL         SI, R9
-	SHRL         $0x06, R9
-	ANDL         $0x03030303, R9
-	SHLL         $0x04, R9
-	ORL          R9, DI
-	ANDL         $0x3f3f3f3f, BX
-	ANDL         $0x3f3f3f3f, SI
-	VMOVD        BX, X1
-	VPINSRD      $0x01, R8, X1, X1
-	VPINSRD      $0x02, SI, X1, X1
-	VPINSRD      $0x03, DI, X1, X1
-	VPMOVZXBW    X1, Y1
+	VMOVDQU      4(CX), X1
+	VPSHUFD      $0x98, X1, X2
+	VPSRLVD      intconsts<>+736(SB), X2, X2
+	VPAND        intconsts<>+752(SB), X2, X2
+	VPSHUFD      $0x50, X1, X1
+	VPSRLD       $0x02, X1, X1
+	VPAND        intconsts<>+768(SB), X1, X1
+	VPOR         X1, X2, X2
+	VPMOVZXBW    X2, Y1
 	VMOVDQU      260(DX), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X2
 	VEXTRACTI128 $0x01, Y1, X3
 	VPMADDWD     X3, X2, X2
 	VPERMQ       $0x44, Y1, Y1
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      16(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y5
-	VPMADDUBSW   4(DX), Y5, Y5
-	VPSHUFB      intconsts<>+256(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y3, Y3
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPMADDUBSW   36(DX), Y4, Y4
-	VPSHUFB      intconsts<>+288(SB), Y1, Y5
+	VMOVDQU      16(CX), Y3
+	VPAND        intconsts<>+0(SB), Y3, Y4
+	VPMADDUBSW   4(DX), Y4, Y4
+	VPSHUFB      intconsts<>+256(SB), Y1, Y5
 	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      48(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPMADDUBSW   36(DX), Y3, Y3
+	VPSHUFB      intconsts<>+288(SB), Y1, Y5
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y4, Y4
+	VMOVDQU      48(CX), Y3
+	VPAND        intconsts<>+0(SB), Y3, Y5
 	VPMADDUBSW   68(DX), Y5, Y5
 	VPSHUFB      intconsts<>+320(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y3, Y3
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPMADDUBSW   100(DX), Y4, Y4
+	VPADDD       Y5, Y4, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPMADDUBSW   100(DX), Y3, Y3
 	VPSHUFB      intconsts<>+352(SB), Y1, Y5
-	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      80(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y4, Y4
+	VMOVDQU      80(CX), Y3
+	VPAND        intconsts<>+0(SB), Y3, Y5
 	VPMADDUBSW   132(DX), Y5, Y5
 	VPSHUFB      intconsts<>+384(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y3, Y3
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPMADDUBSW   164(DX), Y4, Y4
+	VPADDD       Y5, Y4, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPMADDUBSW   164(DX), Y3, Y3
 	VPSHUFB      intconsts<>+416(SB), Y1, Y5
-	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      112(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y4, Y4
+	VMOVDQU      112(CX), Y3
+	VPAND        intconsts<>+0(SB), Y3, Y5
 	VPMADDUBSW   196(DX), Y5, Y5
 	VPSHUFB      intconsts<>+448(SB), Y1, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y3, Y3
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPMADDUBSW   228(DX), Y4, Y4
+	VPADDD       Y5, Y4, Y4
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        intconsts<>+0(SB), Y3, Y3
+	VPMADDUBSW   228(DX), Y3, Y3
 	VPSHUFB      intconsts<>+480(SB), Y1, Y1
-	VPMADDWD     Y1, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X3
-	VPHADDD      X2, X3, X3
-	VPHADDD      X3, X3, X3
-	VCVTDQ2PS    X3, X3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y4, Y4
+	VEXTRACTI128 $0x01, Y4, X1
+	VPADDD       X1, X4, X4
+	VPHADDD      X2, X4, X4
+	VPHADDD      X4, X4, X4
+	VCVTDQ2PS    X4, X4
 	VMOVD        (CX), X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
 	VMULPS       X2, X1, X1
-	VMULPS       X3, X1, X1
+	VMULPS       X4, X1, X1
 	VMOVSHDUP    X1, X2
 	VSUBSS       X2, X1, X1
 	VADDSS       X1, X0, X0
@@ -4488,7 +4471,19 @@ DATA intconsts<>+720(SB)/4, $0xf0f0f0f0
 DATA intconsts<>+724(SB)/4, $0xf0f0f0f0
 DATA intconsts<>+728(SB)/4, $0xf0f0f0f0
 DATA intconsts<>+732(SB)/4, $0xf0f0f0f0
-GLOBL intconsts<>(SB), RODATA|NOPTR, $736
+DATA intconsts<>+736(SB)/4, $0x00000000
+DATA intconsts<>+740(SB)/4, $0x00000000
+DATA intconsts<>+744(SB)/4, $0x00000000
+DATA intconsts<>+748(SB)/4, $0x00000004
+DATA intconsts<>+752(SB)/4, $0x3f3f3f3f
+DATA intconsts<>+756(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+760(SB)/4, $0x3f3f3f3f
+DATA intconsts<>+764(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+768(SB)/4, $0x00000000
+DATA intconsts<>+772(SB)/4, $0x30303030
+DATA intconsts<>+776(SB)/4, $0x00000000
+DATA intconsts<>+780(SB)/4, $0x30303030
+GLOBL intconsts<>(SB), RODATA|NOPTR, $784
 
 // func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
@@ -4501,30 +4496,15 @@ TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
 q5kQ8KDotAVX2_loop:
 	TESTQ        AX, AX
 	JZ           q5kQ8KDotAVX2_done
-	MOVL         4(CX), BX
-	MOVL         8(CX), SI
-	MOVL         12(CX), DI
-	MOVL         DI, R8
-	ANDL         $0x0f0f0f0f, R8
-	MOVL         BX, R9
-	SHRL         $0x06, R9
-	ANDL         $0x03030303, R9
-	SHLL         $0x04, R9
-	ORL          R9, R8
-	SHRL         $0x04, DI
-	ANDL         $0x0f0f0f0f, DI
-	MOVL         SI, R9
-	SHRL         $0x06, R9
-	ANDL         $0x03030303, R9
-	SHLL         $0x04, R9
-	ORL          R9, DI
-	ANDL         $0x3f3f3f3f, BX
-	ANDL         $0x3f3f3f3f, SI
-	VMOVD        BX, X1
-	VPINSRD      $0x01, R8, X1, X1
-	VPINSRD      $0x02, SI, X1, X1
-	VPINSRD      $0x03, DI, X1, X1
-	VPMOVZXBW    X1, Y1
+	VMOVDQU      4(CX), X1
+	VPSHUFD      $0x98, X1, X2
+	VPSRLVD      intconsts<>+736(SB), X2, X2
+	VPAND        intconsts<>+752(SB), X2, X2
+	VPSHUFD      $0x50, X1, X1
+	VPSRLD       $0x02, X1, X1
+	VPAND        intconsts<>+768(SB), X1, X1
+	VPOR         X1, X2, X2
+	VPMOVZXBW    X2, Y1
 	VMOVDQU      260(DX), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X2
@@ -4532,28 +4512,26 @@ q5kQ8KDotAVX2_loop:
 	VPMADDWD     X3, X2, X2
 	VPERMQ       $0x44, Y1, Y1
 	VMOVDQU      16(CX), Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      48(CX), Y5
-	VPAND        intconsts<>+0(SB), Y5, Y6
-	VPAND        intconsts<>+32(SB), Y3, Y7
-	VPSLLW       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   4(DX), Y6, Y6
-	VPSHUFB      intconsts<>+256(SB), Y1, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
+	VMOVDQU      48(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y5
+	VPAND        intconsts<>+32(SB), Y3, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   4(DX), Y5, Y5
+	VPSHUFB      intconsts<>+256(SB), Y1, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPSRLW       $0x01, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   36(DX), Y5, Y5
+	VPOR         Y6, Y4, Y4
+	VPMADDUBSW   36(DX), Y4, Y4
 	VPSHUFB      intconsts<>+288(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      80(CX), Y5
-	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPMADDWD     Y6, Y4, Y4
+	VPADDD       Y4, Y5, Y5
+	VMOVDQU      80(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y6
 	VPSRLW       $0x02, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
@@ -4561,19 +4539,19 @@ q5kQ8KDotAVX2_loop:
 	VPMADDUBSW   68(DX), Y6, Y6
 	VPSHUFB      intconsts<>+320(SB), Y1, Y7
 	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPADDD       Y6, Y5, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPSRLW       $0x03, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   100(DX), Y5, Y5
+	VPOR         Y6, Y4, Y4
+	VPMADDUBSW   100(DX), Y4, Y4
 	VPSHUFB      intconsts<>+352(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      112(CX), Y5
-	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPMADDWD     Y6, Y4, Y4
+	VPADDD       Y4, Y5, Y5
+	VMOVDQU      112(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y6
 	VPSRLW       $0x04, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
@@ -4581,19 +4559,19 @@ q5kQ8KDotAVX2_loop:
 	VPMADDUBSW   132(DX), Y6, Y6
 	VPSHUFB      intconsts<>+384(SB), Y1, Y7
 	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPADDD       Y6, Y5, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPSRLW       $0x05, Y3, Y6
 	VPAND        intconsts<>+32(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   164(DX), Y5, Y5
+	VPOR         Y6, Y4, Y4
+	VPMADDUBSW   164(DX), Y4, Y4
 	VPSHUFB      intconsts<>+416(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      144(CX), Y5
-	VPAND        intconsts<>+0(SB), Y5, Y6
+	VPMADDWD     Y6, Y4, Y4
+	VPADDD       Y4, Y5, Y5
+	VMOVDQU      144(CX), Y4
+	VPAND        intconsts<>+0(SB), Y4, Y6
 	VPSRLW       $0x06, Y3, Y7
 	VPAND        intconsts<>+32(SB), Y7, Y7
 	VPSLLW       $0x04, Y7, Y7
@@ -4601,27 +4579,27 @@ q5kQ8KDotAVX2_loop:
 	VPMADDUBSW   196(DX), Y6, Y6
 	VPSHUFB      intconsts<>+448(SB), Y1, Y7
 	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
+	VPADDD       Y6, Y5, Y5
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
 	VPSRLW       $0x07, Y3, Y3
 	VPAND        intconsts<>+32(SB), Y3, Y3
 	VPSLLW       $0x04, Y3, Y3
-	VPOR         Y3, Y5, Y5
-	VPMADDUBSW   228(DX), Y5, Y5
+	VPOR         Y3, Y4, Y4
+	VPMADDUBSW   228(DX), Y4, Y4
 	VPSHUFB      intconsts<>+480(SB), Y1, Y1
-	VPMADDWD     Y1, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VEXTRACTI128 $0x01, Y4, X1
-	VPADDD       X1, X4, X4
-	VPHADDD      X2, X4, X4
-	VPHADDD      X4, X4, X4
-	VCVTDQ2PS    X4, X4
+	VPMADDWD     Y1, Y4, Y4
+	VPADDD       Y4, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X5
+	VPHADDD      X2, X5, X5
+	VPHADDD      X5, X5, X5
+	VCVTDQ2PS    X5, X5
 	VMOVD        (CX), X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
 	VMULPS       X2, X1, X1
-	VMULPS       X4, X1, X1
+	VMULPS       X5, X1, X1
 	VMOVSHDUP    X1, X2
 	VSUBSS       X2, X1, X1
 	VADDSS       X1, X0, X0
@@ -4651,100 +4629,98 @@ q6kQ8KDotAVX2_loop:
 	VMOVDQU      260(DX), Y3
 	VPMADDWD     Y2, Y3, Y3
 	VPSLLD       $0x05, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      (CX), Y4
-	VMOVDQU      32(CX), Y5
-	VMOVDQU      128(CX), Y6
+	VMOVDQU      (CX), Y2
+	VMOVDQU      32(CX), Y4
+	VMOVDQU      128(CX), Y5
+	VPAND        intconsts<>+0(SB), Y2, Y6
+	VPAND        intconsts<>+64(SB), Y5, Y7
+	VPSLLW       $0x04, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   4(DX), Y6, Y6
+	VPSHUFB      intconsts<>+512(SB), X1, X7
+	VPMOVSXBW    X7, Y7
+	VPMADDWD     Y7, Y6, Y6
 	VPAND        intconsts<>+0(SB), Y4, Y7
-	VPAND        intconsts<>+64(SB), Y6, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   4(DX), Y7, Y7
-	VPSHUFB      intconsts<>+512(SB), X1, X8
-	VPMOVSXBW    X8, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y2, Y2
-	VPAND        intconsts<>+0(SB), Y5, Y7
-	VPAND        intconsts<>+96(SB), Y6, Y8
+	VPAND        intconsts<>+96(SB), Y5, Y8
 	VPSLLW       $0x02, Y8, Y8
 	VPOR         Y8, Y7, Y7
 	VPMADDUBSW   36(DX), Y7, Y7
 	VPSHUFB      intconsts<>+528(SB), X1, X8
 	VPMOVSXBW    X8, Y8
 	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y2, Y2
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+128(SB), Y6, Y7
-	VPOR         Y7, Y4, Y4
-	VPMADDUBSW   68(DX), Y4, Y4
+	VPADDD       Y7, Y6, Y6
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPAND        intconsts<>+128(SB), Y5, Y7
+	VPOR         Y7, Y2, Y2
+	VPMADDUBSW   68(DX), Y2, Y2
 	VPSHUFB      intconsts<>+544(SB), X1, X7
 	VPMOVSXBW    X7, Y7
-	VPMADDWD     Y7, Y4, Y4
-	VPADDD       Y4, Y2, Y2
-	VPSRLW       $0x04, Y5, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+160(SB), Y6, Y5
-	VPSRLW       $0x02, Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   100(DX), Y4, Y4
-	VPSHUFB      intconsts<>+560(SB), X1, X5
-	VPMOVSXBW    X5, Y5
-	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y2, Y2
-	VMOVDQU      64(CX), Y4
-	VMOVDQU      96(CX), Y5
-	VMOVDQU      160(CX), Y6
-	VPAND        intconsts<>+0(SB), Y4, Y7
-	VPAND        intconsts<>+64(SB), Y6, Y8
+	VPMADDWD     Y7, Y2, Y2
+	VPADDD       Y2, Y6, Y6
+	VPSRLW       $0x04, Y4, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPAND        intconsts<>+160(SB), Y5, Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPMADDUBSW   100(DX), Y2, Y2
+	VPSHUFB      intconsts<>+560(SB), X1, X4
+	VPMOVSXBW    X4, Y4
+	VPMADDWD     Y4, Y2, Y2
+	VPADDD       Y2, Y6, Y6
+	VMOVDQU      64(CX), Y2
+	VMOVDQU      96(CX), Y4
+	VMOVDQU      160(CX), Y5
+	VPAND        intconsts<>+0(SB), Y2, Y7
+	VPAND        intconsts<>+64(SB), Y5, Y8
 	VPSLLW       $0x04, Y8, Y8
 	VPOR         Y8, Y7, Y7
 	VPMADDUBSW   132(DX), Y7, Y7
 	VPSHUFB      intconsts<>+576(SB), X1, X8
 	VPMOVSXBW    X8, Y8
 	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y2, Y2
-	VPAND        intconsts<>+0(SB), Y5, Y7
-	VPAND        intconsts<>+96(SB), Y6, Y8
+	VPADDD       Y7, Y6, Y6
+	VPAND        intconsts<>+0(SB), Y4, Y7
+	VPAND        intconsts<>+96(SB), Y5, Y8
 	VPSLLW       $0x02, Y8, Y8
 	VPOR         Y8, Y7, Y7
 	VPMADDUBSW   164(DX), Y7, Y7
 	VPSHUFB      intconsts<>+592(SB), X1, X8
 	VPMOVSXBW    X8, Y8
 	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y2, Y2
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+128(SB), Y6, Y7
-	VPOR         Y7, Y4, Y4
-	VPMADDUBSW   196(DX), Y4, Y4
+	VPADDD       Y7, Y6, Y6
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPAND        intconsts<>+128(SB), Y5, Y7
+	VPOR         Y7, Y2, Y2
+	VPMADDUBSW   196(DX), Y2, Y2
 	VPSHUFB      intconsts<>+608(SB), X1, X7
 	VPMOVSXBW    X7, Y7
-	VPMADDWD     Y7, Y4, Y4
-	VPADDD       Y4, Y2, Y2
-	VPSRLW       $0x04, Y5, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+160(SB), Y6, Y5
-	VPSRLW       $0x02, Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   228(DX), Y4, Y4
+	VPMADDWD     Y7, Y2, Y2
+	VPADDD       Y2, Y6, Y6
+	VPSRLW       $0x04, Y4, Y2
+	VPAND        intconsts<>+0(SB), Y2, Y2
+	VPAND        intconsts<>+160(SB), Y5, Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPMADDUBSW   228(DX), Y2, Y2
 	VPSHUFB      intconsts<>+624(SB), X1, X1
 	VPMOVSXBW    X1, Y1
-	VPMADDWD     Y1, Y4, Y4
-	VPADDD       Y4, Y2, Y2
-	VPSUBD       Y3, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0x4e, X2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0xb1, X2, X1
-	VPADDD       X1, X2, X2
-	VCVTDQ2PS    X2, X2
+	VPMADDWD     Y1, Y2, Y2
+	VPADDD       Y2, Y6, Y6
+	VPSUBD       Y3, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X1
+	VPADDD       X1, X6, X6
+	VPSHUFD      $0x4e, X6, X1
+	VPADDD       X1, X6, X6
+	VPSHUFD      $0xb1, X6, X1
+	VPADDD       X1, X6, X6
+	VCVTDQ2PS    X6, X6
 	VPBROADCASTW 208(CX), X1
 	VCVTPH2PS    X1, X1
-	VMOVSS       (DX), X3
-	VMULSS       X3, X1, X1
+	VMOVSS       (DX), X2
 	VMULSS       X2, X1, X1
+	VMULSS       X6, X1, X1
 	VADDSS       X1, X0, X0
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX

@@ -44,7 +44,10 @@ const (
 	icQhShuf   = 640 // byte i of each half: byte i/8 (+2 in the high half) of a broadcast dword
 	icBitSel   = 672 // byte i: 1<<(i%8)
 	icHighNib  = 704 // 32 bytes 0xf0
-	icConstEnd = 736
+	icK4Shift  = 736 // dwords 0, 0, 0, 4: per-lane shifts of the scale unpack
+	icK4Low    = 752 // dwords 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f
+	icK4High   = 768 // dwords 0, 0x30303030, 0, 0x30303030
+	icConstEnd = 784
 )
 
 func intConst(off int) Mem {
@@ -81,6 +84,13 @@ func intConst(off int) Mem {
 			b[icBitSel+i] = 1 << (i % 8)
 		}
 		fill(icHighNib, 32, 0xf0)
+		b[icK4Shift+12] = 4
+		fill(icK4Low, 4, 0x3f)
+		fill(icK4Low+4, 4, 0x0f)
+		fill(icK4Low+8, 4, 0x3f)
+		fill(icK4Low+12, 4, 0x0f)
+		fill(icK4High+4, 4, 0x30)
+		fill(icK4High+12, 4, 0x30)
 		for i := 0; i < len(b); i += 4 {
 			DATA(i, U32(uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24))
 		}
@@ -151,35 +161,20 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 	if five {
 		qs = 48
 	}
-	// Unpack the scales and mins (get_scale_min_k4) four bytes at a time:
-	// u0 = sc0-3, u1 = sc4-7, u2 = m0-3, u3 = m4-7.
-	a0, a1, a2 := GP32(), GP32(), GP32()
-	MOVL(Mem{Base: pw, Disp: 4}, a0)
-	MOVL(Mem{Base: pw, Disp: 8}, a1)
-	MOVL(Mem{Base: pw, Disp: 12}, a2)
-	u1, u3, t := GP32(), GP32(), GP32()
-	MOVL(a2, u1)
-	ANDL(U32(0x0f0f0f0f), u1)
-	MOVL(a0, t)
-	SHRL(U8(6), t)
-	ANDL(U32(0x03030303), t)
-	SHLL(U8(4), t)
-	ORL(t, u1)
-	MOVL(a2, u3)
-	SHRL(U8(4), u3)
-	ANDL(U32(0x0f0f0f0f), u3)
-	MOVL(a1, t)
-	SHRL(U8(6), t)
-	ANDL(U32(0x03030303), t)
-	SHLL(U8(4), t)
-	ORL(t, u3)
-	ANDL(U32(0x3f3f3f3f), a0)
-	ANDL(U32(0x3f3f3f3f), a1)
-	packed := XMM()
-	VMOVD(a0, packed)
-	VPINSRD(Imm(1), u1, packed, packed)
-	VPINSRD(Imm(2), a1, packed, packed)
-	VPINSRD(Imm(3), u3, packed, packed)
+	// Unpack the scales and mins (get_scale_min_k4) in one vector: with
+	// A0, A1, A2 the three dwords of scale bytes, lanes [u0 u1 u2 u3] =
+	// sc0-3, sc4-7, m0-3, m4-7 are
+	//	u0 = A0 & 0x3f..        u1 = A2 & 0x0f.. | (A0 >> 2) & 0x30..
+	//	u2 = A1 & 0x3f..        u3 = (A2 >> 4) & 0x0f.. | (A1 >> 2) & 0x30..
+	raw, packed, hi6 := XMM(), XMM(), XMM()
+	VMOVDQU(Mem{Base: pw, Disp: 4}, raw)
+	VPSHUFD(Imm(0x98), raw, packed) // A0 A2 A1 A2
+	VPSRLVD(intConst(icK4Shift), packed, packed)
+	VPAND(intConst(icK4Low), packed, packed)
+	VPSHUFD(Imm(0x50), raw, hi6) // A0 A0 A1 A1
+	VPSRLD(Imm(2), hi6, hi6)
+	VPAND(intConst(icK4High), hi6, hi6)
+	VPOR(hi6, packed, packed)
 	ms := YMM()
 	VPMOVZXBW(packed, ms) // int16: sc0-7 | m0-7
 
@@ -199,8 +194,7 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 		qh = YMM()
 		VMOVDQU(Mem{Base: pw, Disp: 16}, qh)
 	}
-	sumi := YMM()
-	VPXOR(sumi, sumi, sumi)
+	var sumi reg.VecVirtual // the first sub-block's products, then the sum
 	for jj := range 4 {
 		bits := YMM()
 		VMOVDQU(Mem{Base: pw, Disp: qs + 32*jj}, bits)
@@ -228,7 +222,11 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 			sc := YMM()
 			VPSHUFB(intConst(icK4Shuf+32*j), scales, sc)
 			VPMADDWD(sc, q, q)
-			VPADDD(q, sumi, sumi)
+			if sumi == nil {
+				sumi = q
+			} else {
+				VPADDD(q, sumi, sumi)
+			}
 		}
 	}
 	// sumi's 8 lanes to 4, then pairs of [sumi | summ] twice: lanes 0
@@ -267,8 +265,7 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, sub)
 	VPMADDWD(sc16, sub, sub)
 	VPSLLD(Imm(5), sub, sub)
-	sumi := YMM()
-	VPXOR(sumi, sumi, sumi)
+	var sumi reg.VecVirtual // the first vector's products, then the sum
 	highMask := []int{icBits01, icBits23, icBits45, icBits67}
 	for h := range 2 {
 		b1, b2, hb := YMM(), YMM(), YMM()
@@ -302,7 +299,11 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 			VPSHUFB(intConst(icQ6Shuf+16*(4*h+p)), scales, scx)
 			VPMOVSXBW(scx, sc)
 			VPMADDWD(sc, q, q)
-			VPADDD(q, sumi, sumi)
+			if sumi == nil {
+				sumi = q
+			} else {
+				VPADDD(q, sumi, sumi)
+			}
 		}
 	}
 	VPSUBD(sub, sumi, sumi)
