@@ -227,10 +227,13 @@ PLUGIN_WASM := native/host/plugin.wasm
 wasm:
 	GOOS=wasip1 GOARCH=wasm GOWASM= CGO_ENABLED=0 GOFLAGS= $(GO) build -buildmode=c-shared -tags graft_hostkernels -trimpath -buildvcs=false -ldflags='-s -w' -o $(PLUGIN_WASM) ./wasm/plugin
 
-# Plugin figures: compile (cold, cached), instantiate, per-call overhead, eval.
+# Plugin figures: compile (cold, cached), instantiate, per-call overhead,
+# eval and LoRA training beside native, on stories260K and on the
+# SmolLM-135M shape.
 bench-plugin:
 	$(GO) test -run '^$$' -bench Compile -benchtime 1x ./native/host
 	$(GO) test -run '^$$' -bench 'Instantiate|CallOverhead|Eval|TrainLoRA' ./native/host
+	$(GO) test -run '^$$' -bench SmolShape -benchtime 1x ./native/host
 
 # The browser build: graft.wasm and Go's wasm_exec.js for bindings/js.
 BROWSER_DIST := bindings/js/dist

@@ -21,6 +21,8 @@ type Options struct {
 	// 4096, all that wasm32 can address. A cap below the memory the plugin
 	// starts with (about 5 MiB for the embedded one) makes New fail with
 	// ErrMemoryLimit; a useful one leaves room for the model and training.
+	// The scratch of the host kernels a call runs counts against it too
+	// (see kernels.go).
 	MemoryLimitMB int
 	// Timeout bounds every call (and instantiation) that the context does
 	// not bound sooner; 0 leaves calls to the context alone.
@@ -46,8 +48,9 @@ type Options struct {
 	// deadline is noticed.
 	Cooperative bool
 	// Threads caps the threads one instance's host kernels use (see
-	// kernels.go: the guest's matrix products run natively on views of its
-	// memory); 0 means runtime.GOMAXPROCS(0). The guest itself runs on one.
+	// kernels.go: the guest's matrix products, attention and tensor
+	// operations run natively on views of its memory); 0 means
+	// runtime.GOMAXPROCS(0). The guest itself runs on one.
 	Threads int
 	// GuestKernels keeps every kernel inside the guest (graft's portable
 	// Go, compiled to WebAssembly, on one thread), for hosts that want no

@@ -16,12 +16,14 @@ import (
 )
 
 // The host kernels (core/cpu's HostKernelModule): the plugin's CPU backend
-// hands its matrix products to the host, which runs core/cpu's native
-// kernels (SIMD where the CPU has them) on its worker pool, on views of the
-// guest's own linear memory. The guest passes offsets and lengths; every
-// range is checked against the memory's size before a view is taken, so a
-// guest can neither reach host memory nor make the host panic, and the
-// results land in the guest's memory, which is all it sees.
+// hands its matrix products, attention and tensor operations (elementwise,
+// SiLU·mul, RMSNorm, RoPE, softmax, cross-entropy, AdamW, with their
+// backwards) to the host, which runs core/cpu's native kernels (SIMD where
+// the CPU has them) on its worker pool, on views of the guest's own linear
+// memory. The guest passes offsets and lengths; every range is checked
+// against the memory's size before a view is taken, so a guest can neither
+// reach host memory nor make the host panic, and the results land in the
+// guest's memory, which is all it sees.
 //
 // Deadlines: a kernel call is one host function call, which wazero does
 // not interrupt, but its size is bounded by the guest's memory (its
@@ -30,11 +32,11 @@ import (
 // is declined rather than run.
 //
 // Memory: the host allocates no output for the guest. Its scratch (packed
-// panels of the operands, dequantized rows of a quantized weight, the
-// transpose of a) is at most the size of the guest's a operand, which the
-// memory cap already bounds, plus a fixed 8 MiB block of packed b and a
-// few KiB per thread; it is reused from one call to the next and shared by
-// all instances, so a tenant cannot grow it past that bound.
+// panels, dequantized rows, transposes, per-row statistics) is bounded by
+// cpu.HostScratchBound of the call's operands, and a call runs on the host
+// only if the guest's memory plus that bound fits under MemoryLimitMB;
+// otherwise it is declined and the guest computes it in its own memory, so
+// the cap counts everything a tenant makes the host allocate.
 
 // kernelsKey carries the calling instance's kernel backend in a call's
 // context, which wazero hands to the host functions the guest calls.

@@ -303,3 +303,36 @@ func int32sOf(w []uint32) []int32 {
 	}
 	return v
 }
+
+// sizedMemory is a guest memory of which only the size is read.
+type sizedMemory struct {
+	api.Memory
+	size uint32
+}
+
+func (m sizedMemory) Size() uint32 { return m.size }
+
+// TestScratchCountsAgainstTheCap: a host kernel call runs only when the
+// guest's memory plus the call's scratch bound fit under MemoryLimitMB.
+func TestScratchCountsAgainstTheCap(t *testing.T) {
+	h := &Host{opt: Options{MemoryLimitMB: 64, Threads: 2}}
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		memory, operands uint64
+		product, fits    bool
+	}{
+		{memory: 8 * mib, operands: 1 * mib, fits: true},
+		{memory: 8 * mib, operands: 1 * mib, product: true, fits: true},
+		{memory: 40 * mib, operands: 8 * mib, fits: true},
+		{memory: 40 * mib, operands: 12 * mib, fits: false},               // 24 MiB of copies and panels
+		{memory: 54 * mib, operands: 1 * mib, product: true, fits: false}, // the packed block of b
+		{memory: 63 * mib, operands: 1 * mib, fits: false},
+		{memory: 8 * mib, operands: 1 << 62, fits: false},
+	} {
+		bound := cpu.HostScratchBound(int64(min(tc.operands, 1<<40)), 2, tc.product)
+		if got := h.scratchFits(sizedMemory{size: uint32(tc.memory)}, tc.operands, tc.product); got != tc.fits {
+			t.Errorf("%d MiB of memory, %d bytes of operands, product %v (scratch bound %d): fits %v, want %v",
+				tc.memory/mib, tc.operands, tc.product, bound, got, tc.fits)
+		}
+	}
+}

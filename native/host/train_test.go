@@ -48,30 +48,32 @@ func trainRequest(t testing.TB, m method) TrainRequest {
 func nativeTrain(t testing.TB, req TrainRequest) TrainResult {
 	t.Helper()
 	p := guest.New(nil, nil)
-	call := func(op string, args, result any) {
-		t.Helper()
-		raw, err := abi.Encode(args)
-		if err != nil {
+	nativeCall(t, p, abi.OpLoadModel, &abi.LoadModelArgs{Name: "stories260K.gguf", GGUF: readFile(t, modelPath)}, nil)
+	var res TrainResult
+	nativeCall(t, p, abi.OpTrain, &req, &res)
+	return res
+}
+
+// nativeCall runs one request on the plugin's code natively.
+func nativeCall(t testing.TB, p *guest.Plugin, op string, args, result any) {
+	t.Helper()
+	raw, err := abi.Encode(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := abi.Encode(&abi.Request{Op: op, Args: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp abi.Response
+	if err := abi.Decode(p.Handle(b), &resp); err != nil || resp.Code != "" {
+		t.Fatalf("native %s: %v %s %s", op, err, resp.Code, resp.Error)
+	}
+	if result != nil {
+		if err := abi.Decode(resp.Result, result); err != nil {
 			t.Fatal(err)
-		}
-		b, err := abi.Encode(&abi.Request{Op: op, Args: raw})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp abi.Response
-		if err := abi.Decode(p.Handle(b), &resp); err != nil || resp.Code != "" {
-			t.Fatalf("native %s: %v %s %s", op, err, resp.Code, resp.Error)
-		}
-		if result != nil {
-			if err := abi.Decode(resp.Result, result); err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
-	call(abi.OpLoadModel, &abi.LoadModelArgs{Name: "stories260K.gguf", GGUF: readFile(t, modelPath)}, nil)
-	var res TrainResult
-	call(abi.OpTrain, &req, &res)
-	return res
 }
 
 // TestTrainThroughPlugin trains each method inside the plugin: the eval
