@@ -4343,14 +4343,14 @@ DATA intconsts<>+208(SB)/4, $0x00010001
 DATA intconsts<>+212(SB)/4, $0x00010001
 DATA intconsts<>+216(SB)/4, $0x00010001
 DATA intconsts<>+220(SB)/4, $0x00010001
-DATA intconsts<>+224(SB)/4, $0x08080808
-DATA intconsts<>+228(SB)/4, $0x08080808
-DATA intconsts<>+232(SB)/4, $0x08080808
-DATA intconsts<>+236(SB)/4, $0x08080808
-DATA intconsts<>+240(SB)/4, $0x08080808
-DATA intconsts<>+244(SB)/4, $0x08080808
-DATA intconsts<>+248(SB)/4, $0x08080808
-DATA intconsts<>+252(SB)/4, $0x08080808
+DATA intconsts<>+224(SB)/4, $0x00000000
+DATA intconsts<>+228(SB)/4, $0x00000000
+DATA intconsts<>+232(SB)/4, $0x00000000
+DATA intconsts<>+236(SB)/4, $0x00000000
+DATA intconsts<>+240(SB)/4, $0x00000000
+DATA intconsts<>+244(SB)/4, $0x00000000
+DATA intconsts<>+248(SB)/4, $0x00000000
+DATA intconsts<>+252(SB)/4, $0x00000000
 DATA intconsts<>+256(SB)/4, $0x01000100
 DATA intconsts<>+260(SB)/4, $0x01000100
 DATA intconsts<>+264(SB)/4, $0x01000100
@@ -4463,14 +4463,14 @@ DATA intconsts<>+688(SB)/4, $0x08040201
 DATA intconsts<>+692(SB)/4, $0x80402010
 DATA intconsts<>+696(SB)/4, $0x08040201
 DATA intconsts<>+700(SB)/4, $0x80402010
-DATA intconsts<>+704(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+708(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+712(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+716(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+720(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+724(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+728(SB)/4, $0xf0f0f0f0
-DATA intconsts<>+732(SB)/4, $0xf0f0f0f0
+DATA intconsts<>+704(SB)/4, $0x00000000
+DATA intconsts<>+708(SB)/4, $0x00000000
+DATA intconsts<>+712(SB)/4, $0x00000000
+DATA intconsts<>+716(SB)/4, $0x00000000
+DATA intconsts<>+720(SB)/4, $0x00000000
+DATA intconsts<>+724(SB)/4, $0x00000000
+DATA intconsts<>+728(SB)/4, $0x00000000
+DATA intconsts<>+732(SB)/4, $0x00000000
 DATA intconsts<>+736(SB)/4, $0x00000000
 DATA intconsts<>+740(SB)/4, $0x00000000
 DATA intconsts<>+744(SB)/4, $0x00000000
@@ -4483,7 +4483,15 @@ DATA intconsts<>+768(SB)/4, $0x00000000
 DATA intconsts<>+772(SB)/4, $0x30303030
 DATA intconsts<>+776(SB)/4, $0x00000000
 DATA intconsts<>+780(SB)/4, $0x30303030
-GLOBL intconsts<>(SB), RODATA|NOPTR, $784
+DATA intconsts<>+784(SB)/4, $0x10101010
+DATA intconsts<>+788(SB)/4, $0x10101010
+DATA intconsts<>+792(SB)/4, $0x10101010
+DATA intconsts<>+796(SB)/4, $0x10101010
+DATA intconsts<>+800(SB)/4, $0x10101010
+DATA intconsts<>+804(SB)/4, $0x10101010
+DATA intconsts<>+808(SB)/4, $0x10101010
+DATA intconsts<>+812(SB)/4, $0x10101010
+GLOBL intconsts<>(SB), RODATA|NOPTR, $816
 
 // func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
@@ -4738,6 +4746,13 @@ TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   blocks+0(FP), AX
 	MOVQ   w+8(FP), CX
 	MOVQ   act+16(FP), DX
+	IMUL3Q $0x22, AX, BX
+	ADDQ   $0x03, BX
+	ANDQ   $-4, BX
+	ADDQ   DX, BX
+	MOVQ   AX, SI
+	SHLQ   $0x02, SI
+	ADDQ   BX, SI
 	VXORPS X0, X0, X0
 
 q8Q80DotAVX2_quads:
@@ -4778,11 +4793,7 @@ q8Q80DotAVX2_quads:
 	VPINSRW      $0x02, 68(CX), X2, X2
 	VPINSRW      $0x03, 102(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VPINSRW      $0x02, 68(DX), X3, X3
-	VPINSRW      $0x03, 102(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVDQU      (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -4794,6 +4805,8 @@ q8Q80DotAVX2_quads:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000088, DX
+	ADDQ         $0x00000010, BX
+	ADDQ         $0x00000010, SI
 	SUBQ         $0x04, AX
 	JMP          q8Q80DotAVX2_quads
 
@@ -4820,9 +4833,7 @@ q8Q80DotAVX2_pairs:
 	VPBROADCASTW (CX), X2
 	VPINSRW      $0x01, 34(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVQ        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -4830,6 +4841,8 @@ q8Q80DotAVX2_pairs:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
+	ADDQ         $0x00000008, BX
+	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, AX
 	JMP          q8Q80DotAVX2_pairs
 
@@ -4851,8 +4864,7 @@ q8Q80DotAVX2_tail:
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VCVTPH2PS    X3, X3
+	VMOVD        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -4868,6 +4880,13 @@ TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   blocks+0(FP), AX
 	MOVQ   w+8(FP), CX
 	MOVQ   act+16(FP), DX
+	IMUL3Q $0x22, AX, BX
+	ADDQ   $0x03, BX
+	ANDQ   $-4, BX
+	ADDQ   DX, BX
+	MOVQ   AX, SI
+	SHLQ   $0x02, SI
+	ADDQ   BX, SI
 	VXORPS X0, X0, X0
 
 q4Q80DotAVX2_quads:
@@ -4877,58 +4896,41 @@ q4Q80DotAVX2_quads:
 	VPSRLW       $0x04, X2, X1
 	VINSERTI128  $0x01, X1, Y2, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPSUBB       intconsts<>+224(SB), Y1, Y1
-	VMOVDQU      2(DX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      20(CX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPSUBB       intconsts<>+224(SB), Y3, Y3
-	VMOVDQU      36(DX), Y4
-	VPSIGNB      Y3, Y4, Y4
-	VPSIGNB      Y3, Y3, Y3
-	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDUBSW   36(DX), Y3, Y3
 	VPMADDWD     intconsts<>+192(SB), Y3, Y3
 	VMOVDQU      38(CX), X2
 	VPSRLW       $0x04, X2, X4
 	VINSERTI128  $0x01, X4, Y2, Y4
 	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPSUBB       intconsts<>+224(SB), Y4, Y4
-	VMOVDQU      70(DX), Y5
-	VPSIGNB      Y4, Y5, Y5
-	VPSIGNB      Y4, Y4, Y4
-	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDUBSW   70(DX), Y4, Y4
 	VPMADDWD     intconsts<>+192(SB), Y4, Y4
 	VMOVDQU      56(CX), X2
 	VPSRLW       $0x04, X2, X5
 	VINSERTI128  $0x01, X5, Y2, Y5
 	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPSUBB       intconsts<>+224(SB), Y5, Y5
-	VMOVDQU      104(DX), Y6
-	VPSIGNB      Y5, Y6, Y6
-	VPSIGNB      Y5, Y5, Y5
-	VPMADDUBSW   Y6, Y5, Y5
+	VPMADDUBSW   104(DX), Y5, Y5
 	VPMADDWD     intconsts<>+192(SB), Y5, Y5
 	VPHADDD      Y3, Y1, Y1
 	VPHADDD      Y5, Y4, Y4
 	VPHADDD      Y4, Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
+	VMOVDQU      (SI), X2
+	VPSLLD       $0x03, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VPINSRW      $0x01, 18(CX), X2, X2
 	VPINSRW      $0x02, 36(CX), X2, X2
 	VPINSRW      $0x03, 54(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VPINSRW      $0x02, 68(DX), X3, X3
-	VPINSRW      $0x03, 102(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVDQU      (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -4940,6 +4942,8 @@ q4Q80DotAVX2_quads:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x00000088, DX
+	ADDQ         $0x00000010, BX
+	ADDQ         $0x00000010, SI
 	SUBQ         $0x04, AX
 	JMP          q4Q80DotAVX2_quads
 
@@ -4950,33 +4954,26 @@ q4Q80DotAVX2_pairs:
 	VPSRLW       $0x04, X2, X1
 	VINSERTI128  $0x01, X1, Y2, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPSUBB       intconsts<>+224(SB), Y1, Y1
-	VMOVDQU      2(DX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y3, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      20(CX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPSUBB       intconsts<>+224(SB), Y3, Y3
-	VMOVDQU      36(DX), Y4
-	VPSIGNB      Y3, Y4, Y4
-	VPSIGNB      Y3, Y3, Y3
-	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDUBSW   36(DX), Y3, Y3
 	VPMADDWD     intconsts<>+192(SB), Y3, Y3
 	VPHADDD      Y3, Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
 	VPHADDD      X1, X1, X1
+	VMOVQ        (SI), X2
+	VPSLLD       $0x03, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VPINSRW      $0x01, 18(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVQ        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -4984,6 +4981,8 @@ q4Q80DotAVX2_pairs:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x00000044, DX
+	ADDQ         $0x00000008, BX
+	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, AX
 	JMP          q4Q80DotAVX2_pairs
 
@@ -4994,11 +4993,7 @@ q4Q80DotAVX2_tail:
 	VPSRLW       $0x04, X2, X1
 	VINSERTI128  $0x01, X1, Y2, Y1
 	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPSUBB       intconsts<>+224(SB), Y1, Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
@@ -5006,11 +5001,13 @@ q4Q80DotAVX2_tail:
 	VPADDD       X2, X1, X1
 	VPSHUFD      $0xb1, X1, X2
 	VPADDD       X2, X1, X1
+	VMOVD        (SI), X2
+	VPSLLD       $0x03, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VCVTPH2PS    X3, X3
+	VMOVD        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -5026,6 +5023,13 @@ TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
 	MOVQ   blocks+0(FP), AX
 	MOVQ   w+8(FP), CX
 	MOVQ   act+16(FP), DX
+	IMUL3Q $0x22, AX, BX
+	ADDQ   $0x03, BX
+	ANDQ   $-4, BX
+	ADDQ   DX, BX
+	MOVQ   AX, SI
+	SHLQ   $0x02, SI
+	ADDQ   BX, SI
 	VXORPS X0, X0, X0
 
 q5Q80DotAVX2_quads:
@@ -5039,12 +5043,9 @@ q5Q80DotAVX2_quads:
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
 	VPAND        intconsts<>+672(SB), Y2, Y2
 	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPANDN       intconsts<>+704(SB), Y2, Y2
+	VPAND        intconsts<>+784(SB), Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      28(CX), X3
 	VPSRLW       $0x04, X3, X2
@@ -5054,12 +5055,9 @@ q5Q80DotAVX2_quads:
 	VPSHUFB      intconsts<>+640(SB), Y4, Y4
 	VPAND        intconsts<>+672(SB), Y4, Y4
 	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
-	VPANDN       intconsts<>+704(SB), Y4, Y4
+	VPAND        intconsts<>+784(SB), Y4, Y4
 	VPOR         Y4, Y2, Y2
-	VMOVDQU      36(DX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPSIGNB      Y2, Y2, Y2
-	VPMADDUBSW   Y4, Y2, Y2
+	VPMADDUBSW   36(DX), Y2, Y2
 	VPMADDWD     intconsts<>+192(SB), Y2, Y2
 	VMOVDQU      50(CX), X3
 	VPSRLW       $0x04, X3, X4
@@ -5069,12 +5067,9 @@ q5Q80DotAVX2_quads:
 	VPSHUFB      intconsts<>+640(SB), Y5, Y5
 	VPAND        intconsts<>+672(SB), Y5, Y5
 	VPCMPEQB     intconsts<>+672(SB), Y5, Y5
-	VPANDN       intconsts<>+704(SB), Y5, Y5
+	VPAND        intconsts<>+784(SB), Y5, Y5
 	VPOR         Y5, Y4, Y4
-	VMOVDQU      70(DX), Y5
-	VPSIGNB      Y4, Y5, Y5
-	VPSIGNB      Y4, Y4, Y4
-	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDUBSW   70(DX), Y4, Y4
 	VPMADDWD     intconsts<>+192(SB), Y4, Y4
 	VMOVDQU      72(CX), X3
 	VPSRLW       $0x04, X3, X5
@@ -5084,29 +5079,25 @@ q5Q80DotAVX2_quads:
 	VPSHUFB      intconsts<>+640(SB), Y6, Y6
 	VPAND        intconsts<>+672(SB), Y6, Y6
 	VPCMPEQB     intconsts<>+672(SB), Y6, Y6
-	VPANDN       intconsts<>+704(SB), Y6, Y6
+	VPAND        intconsts<>+784(SB), Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VMOVDQU      104(DX), Y6
-	VPSIGNB      Y5, Y6, Y6
-	VPSIGNB      Y5, Y5, Y5
-	VPMADDUBSW   Y6, Y5, Y5
+	VPMADDUBSW   104(DX), Y5, Y5
 	VPMADDWD     intconsts<>+192(SB), Y5, Y5
 	VPHADDD      Y2, Y1, Y1
 	VPHADDD      Y5, Y4, Y4
 	VPHADDD      Y4, Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
+	VMOVDQU      (SI), X2
+	VPSLLD       $0x04, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VPINSRW      $0x01, 22(CX), X2, X2
 	VPINSRW      $0x02, 44(CX), X2, X2
 	VPINSRW      $0x03, 66(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VPINSRW      $0x02, 68(DX), X3, X3
-	VPINSRW      $0x03, 102(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVDQU      (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -5118,6 +5109,8 @@ q5Q80DotAVX2_quads:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x00000058, CX
 	ADDQ         $0x00000088, DX
+	ADDQ         $0x00000010, BX
+	ADDQ         $0x00000010, SI
 	SUBQ         $0x04, AX
 	JMP          q5Q80DotAVX2_quads
 
@@ -5132,12 +5125,9 @@ q5Q80DotAVX2_pairs:
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
 	VPAND        intconsts<>+672(SB), Y2, Y2
 	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPANDN       intconsts<>+704(SB), Y2, Y2
+	VPAND        intconsts<>+784(SB), Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VMOVDQU      28(CX), X3
 	VPSRLW       $0x04, X3, X2
@@ -5147,24 +5137,22 @@ q5Q80DotAVX2_pairs:
 	VPSHUFB      intconsts<>+640(SB), Y4, Y4
 	VPAND        intconsts<>+672(SB), Y4, Y4
 	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
-	VPANDN       intconsts<>+704(SB), Y4, Y4
+	VPAND        intconsts<>+784(SB), Y4, Y4
 	VPOR         Y4, Y2, Y2
-	VMOVDQU      36(DX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPSIGNB      Y2, Y2, Y2
-	VPMADDUBSW   Y4, Y2, Y2
+	VPMADDUBSW   36(DX), Y2, Y2
 	VPMADDWD     intconsts<>+192(SB), Y2, Y2
 	VPHADDD      Y2, Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
 	VPHADDD      X1, X1, X1
+	VMOVQ        (SI), X2
+	VPSLLD       $0x04, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VPINSRW      $0x01, 22(CX), X2, X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VPINSRW      $0x01, 34(DX), X3, X3
-	VCVTPH2PS    X3, X3
+	VMOVQ        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0
@@ -5172,6 +5160,8 @@ q5Q80DotAVX2_pairs:
 	VADDSS       X1, X0, X0
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
+	ADDQ         $0x00000008, BX
+	ADDQ         $0x00000008, SI
 	SUBQ         $0x02, AX
 	JMP          q5Q80DotAVX2_pairs
 
@@ -5186,12 +5176,9 @@ q5Q80DotAVX2_tail:
 	VPSHUFB      intconsts<>+640(SB), Y2, Y2
 	VPAND        intconsts<>+672(SB), Y2, Y2
 	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPANDN       intconsts<>+704(SB), Y2, Y2
+	VPAND        intconsts<>+784(SB), Y2, Y2
 	VPOR         Y2, Y1, Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
+	VPMADDUBSW   2(DX), Y1, Y1
 	VPMADDWD     intconsts<>+192(SB), Y1, Y1
 	VEXTRACTI128 $0x01, Y1, X2
 	VPADDD       X2, X1, X1
@@ -5199,11 +5186,13 @@ q5Q80DotAVX2_tail:
 	VPADDD       X2, X1, X1
 	VPSHUFD      $0xb1, X1, X2
 	VPADDD       X2, X1, X1
+	VMOVD        (SI), X2
+	VPSLLD       $0x04, X2, X2
+	VPSUBD       X2, X1, X1
 	VCVTDQ2PS    X1, X1
 	VPBROADCASTW (CX), X2
 	VCVTPH2PS    X2, X2
-	VPBROADCASTW (DX), X3
-	VCVTPH2PS    X3, X3
+	VMOVD        (BX), X3
 	VMULPS       X3, X2, X2
 	VMULPS       X1, X2, X2
 	VADDSS       X2, X0, X0

@@ -38,8 +38,9 @@ import (
 // from these only in float rounding, far below the activation rounding.
 
 // intDotKernel returns the dot product of blocks weight blocks at w with
-// the activation blocks at act (ActQ8K or ActQ8_0, as the weight's
-// VecDotType says).
+// the activation row at act: blocks ActQ8K or ActQ8_0 blocks, as the
+// weight's VecDotType says, as quantizeActs writes them (for Q8_0 with
+// the scales and sums the generated kernels read after the blocks).
 type intDotKernel func(blocks int, w, act *byte) float32
 
 // intDotGo are the portable kernels, by weight type.

@@ -3,7 +3,6 @@ package cpu
 import (
 	"math"
 	"testing"
-	"unsafe"
 
 	"github.com/graft-ml/graft/core/tensor"
 )
@@ -17,7 +16,7 @@ import (
 func TestIntDot(t *testing.T) {
 	r := newRand(21)
 	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
-		for _, blocks := range []int{1, 2, 7} {
+		for _, blocks := range []int{1, 2, 4, 7} {
 			for _, raw := range []bool{false, true} {
 				n := blocks * dt.BlockElems()
 				var src []byte
@@ -36,22 +35,15 @@ func TestIntDot(t *testing.T) {
 				}
 				x := randn(r, n, 1)
 				xq := make([]float32, n)
-				var act *byte
-				switch dt.VecDotType() {
-				case tensor.VecDotQ8K:
-					a := make([]tensor.ActQ8K, n/256)
-					if err := tensor.QuantizeQ8K(x, a); err != nil {
-						t.Fatal(err)
-					}
-					tensor.DequantizeQ8K(a, xq)
-					act = (*byte)(unsafe.Pointer(&a[0]))
-				default:
-					a := make([]tensor.ActQ8_0, n/32)
-					if err := tensor.QuantizeQ8_0(x, a); err != nil {
-						t.Fatal(err)
-					}
-					tensor.DequantizeQ8_0(a, xq)
-					act = (*byte)(unsafe.Pointer(&a[0]))
+				vt := dt.VecDotType()
+				rowBytes, _ := actRowBytes(vt, n)
+				row := make([]byte, rowBytes)
+				quantizeActs(vt, x, row)
+				act := &row[0]
+				if vt == tensor.VecDotQ8K {
+					tensor.DequantizeQ8K(q8kBlocks(act, n/256), xq)
+				} else {
+					tensor.DequantizeQ8_0(q80Blocks(act, n/32), xq)
 				}
 				var want, mag float64
 				for i := range w {

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"encoding/binary"
+	"math"
 	"unsafe"
 
 	"github.com/graft-ml/graft/core/tensor"
@@ -35,17 +37,24 @@ func intDotFor(dt tensor.DType) intDotKernel {
 	return intDotGo[dt]
 }
 
-// actBlockBytes is the size of one activation block of a VecDotType and
-// the values it holds.
-func actBlockBytes(vt tensor.VecDotType) (bytes, elems int) {
+// actRowBytes is the size of one row of k activations rounded for a
+// VecDotType (see quantizeActs), and the values per activation block; 0
+// for a type without.
+func actRowBytes(vt tensor.VecDotType, k int) (bytes, elems int) {
 	switch vt {
 	case tensor.VecDotQ8K:
-		return int(unsafe.Sizeof(tensor.ActQ8K{})), 256
+		return k / 256 * int(unsafe.Sizeof(tensor.ActQ8K{})), 256
 	case tensor.VecDotQ8_0:
-		return int(unsafe.Sizeof(tensor.ActQ8_0{})), 32
+		return q80AuxOffset(k/32) + 8*(k/32), 32
 	}
 	return 0, 0
 }
+
+// q80AuxOffset is where a row of nb Q8_0 activation blocks ends, rounded
+// up to 4 bytes: the blocks' scales as float32 start there, then the
+// sums of their quants as int32. The generated 32-value kernels read them
+// (tools/asmgen/intdot.go); the portable ones read the blocks only.
+func q80AuxOffset(nb int) int { return (nb*int(unsafe.Sizeof(tensor.ActQ8_0{})) + 3) &^ 3 }
 
 // matVecInt computes out[i, j] (+)= alpha * dot(a[i, :], w[j, :]) for
 // m <= matVecRows rows of a with the integer kernels, and reports whether
@@ -56,11 +65,10 @@ func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha floa
 		return false
 	}
 	kern := intDotFor(w.dtype)
-	abytes, aelems := actBlockBytes(w.dtype.VecDotType())
-	if kern == nil || abytes == 0 || k%aelems != 0 || k%w.dtype.BlockElems() != 0 {
+	rowBytes, aelems := actRowBytes(w.dtype.VecDotType(), k)
+	if kern == nil || rowBytes == 0 || k%aelems != 0 || k%w.dtype.BlockElems() != 0 {
 		return false
 	}
-	rowBytes := k / aelems * abytes
 	// The activation blocks live in float32 scratch (4-byte aligned, as
 	// ActQ8K's float32 scale needs).
 	p := getScratch((m*rowBytes + 3) / 4)
@@ -76,14 +84,27 @@ func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha floa
 	return true
 }
 
-// quantizeActs rounds x to the activation blocks of vt in dst.
+// quantizeActs rounds x to the activation blocks of vt in dst (a row of
+// actRowBytes): for Q8_0, the blocks' scales widened to float32 and the
+// sums of their quants follow them.
 func quantizeActs(vt tensor.VecDotType, x []float32, dst []byte) {
 	var err error
 	switch vt {
 	case tensor.VecDotQ8K:
 		err = tensor.QuantizeQ8K(x, unsafe.Slice((*tensor.ActQ8K)(unsafe.Pointer(&dst[0])), len(x)/256))
 	case tensor.VecDotQ8_0:
-		err = tensor.QuantizeQ8_0(x, unsafe.Slice((*tensor.ActQ8_0)(unsafe.Pointer(&dst[0])), len(x)/32))
+		nb := len(x) / 32
+		blocks := unsafe.Slice((*tensor.ActQ8_0)(unsafe.Pointer(&dst[0])), nb)
+		err = tensor.QuantizeQ8_0(x, blocks)
+		aux := dst[q80AuxOffset(nb):]
+		for i := range blocks {
+			var sum int32
+			for _, q := range blocks[i].Qs {
+				sum += int32(q)
+			}
+			binary.LittleEndian.PutUint32(aux[4*i:], math.Float32bits(tensor.F16ToF32(blocks[i].D)))
+			binary.LittleEndian.PutUint32(aux[4*(nb+i):], uint32(sum))
+		}
 	}
 	if err != nil {
 		panic("cpu: MatMul: " + err.Error()) // the caller sized dst: a bug here

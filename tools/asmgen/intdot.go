@@ -38,16 +38,15 @@ const (
 	icBits45   = 128 // 32 bytes 0x30
 	icBits67   = 160 // 32 bytes 0xc0
 	icOnes16   = 192 // 16 int16 ones
-	icEight    = 224 // 32 bytes 8
 	icK4Shuf   = 256 // 8 masks of 32 bytes: int16 lane j everywhere
 	icQ6Shuf   = 512 // 8 masks of 16 bytes: byte 2k eight times, then 2k+1
 	icQhShuf   = 640 // byte i of each half: byte i/8 (+2 in the high half) of a broadcast dword
 	icBitSel   = 672 // byte i: 1<<(i%8)
-	icHighNib  = 704 // 32 bytes 0xf0
 	icK4Shift  = 736 // dwords 0, 0, 0, 4: per-lane shifts of the scale unpack
 	icK4Low    = 752 // dwords 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f
 	icK4High   = 768 // dwords 0, 0x30303030, 0, 0x30303030
-	icConstEnd = 784
+	icFifth    = 784 // 32 bytes 0x10
+	icConstEnd = 816
 )
 
 func intConst(off int) Mem {
@@ -68,7 +67,6 @@ func intConst(off int) Mem {
 		for i := range 16 {
 			b[icOnes16+2*i] = 1
 		}
-		fill(icEight, 32, 8)
 		for j := range 8 {
 			for i := range 16 {
 				b[icK4Shuf+32*j+2*i] = byte(2 * j)
@@ -83,7 +81,6 @@ func intConst(off int) Mem {
 			b[icQhShuf+i] = byte(i%16/8 + 2*(i/16))
 			b[icBitSel+i] = 1 << (i % 8)
 		}
-		fill(icHighNib, 32, 0xf0)
 		b[icK4Shift+12] = 4
 		fill(icK4Low, 4, 0x3f)
 		fill(icK4Low+4, 4, 0x0f)
@@ -91,6 +88,7 @@ func intConst(off int) Mem {
 		fill(icK4Low+12, 4, 0x0f)
 		fill(icK4High+4, 4, 0x30)
 		fill(icK4High+12, 4, 0x30)
+		fill(icFifth, 32, 0x10)
 		for i := 0; i < len(b); i += 4 {
 			DATA(i, U32(uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24))
 		}
@@ -121,9 +119,9 @@ func intDotKernels() {
 		kScaleMinIntBody(pw, pa, s, true)
 	})
 	intDotKernel("q6kQ8KDotAVX2", "Q6_K blocks with Q8_K activation blocks", 210, q8kBytes, q6kIntBody)
-	intDot32Kernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", 34, q8Weights)
-	intDot32Kernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", 18, q4Weights)
-	intDot32Kernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", 22, q5Weights)
+	intDot32Kernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", q8Weight)
+	intDot32Kernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", q4Weight)
+	intDot32Kernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", q5Weight)
 }
 
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
@@ -322,38 +320,44 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 // four blocks a step (then two, then one): their int32 sums are reduced
 // together and their scales converted together, but the products still
 // go into the running sum one after the other, in block order, as the
-// portable code adds them.
+// portable code adds them. They read, after the row's activation blocks
+// (at the next multiple of 4 bytes), each block's scale as float32 and
+// the sum of its quants as int32 (core/cpu's quantizeActs writes them):
+// the offset types (Q4_0, Q5_0) multiply their unsigned quants q, and
+// take off offset*sum(a) per block, which is sum((q-offset)*a).
 
-// weights32 sets w to the 32 int8 weights (quant minus offset) of the
-// block at pw+off.
-type weights32 func(pw reg.Register, off int, w reg.VecVirtual)
-
-// q8Weights: Q8_0's int8 quants after the f16 d.
-func q8Weights(pw reg.Register, off int, w reg.VecVirtual) {
-	VMOVDQU(Mem{Base: pw, Disp: off + 2}, w)
+// weight32 describes a 32-value weight type to intDot32Kernel.
+type weight32 struct {
+	bytes  int // per block
+	offset int // subtracted from each quant: 0 (signed quants), 8 or 16
+	// load sets w to the block at pw+off's 32 quants: int8 without an
+	// offset, else unsigned.
+	load func(pw reg.Register, off int, w reg.VecVirtual)
 }
 
-// q4Weights: Q4_0's 16 bytes after d; byte l holds value l in its low
-// nibble and l+16 in its high, each offset by 8.
-func q4Weights(pw reg.Register, off int, w reg.VecVirtual) {
-	nibbles(Mem{Base: pw, Disp: off + 2}, w)
-	VPSUBB(intConst(icEight), w, w)
-}
-
-// q5Weights: Q5_0's f16 d, 32 fifth bits (value j's in bit j of the
-// little-endian dword), 16 bytes of nibbles as in Q4_0; offset 16. With
-// the fifth bit clear, q-16 is the nibble with its high four bits set (as
-// int8); with it set, the nibble itself.
-func q5Weights(pw reg.Register, off int, w reg.VecVirtual) {
-	h := YMM()
-	nibbles(Mem{Base: pw, Disp: off + 6}, w)
-	VPBROADCASTD(Mem{Base: pw, Disp: off + 2}, h)
-	VPSHUFB(intConst(icQhShuf), h, h)
-	VPAND(intConst(icBitSel), h, h)
-	VPCMPEQB(intConst(icBitSel), h, h) // 0xff where the bit is set
-	VPANDN(intConst(icHighNib), h, h)  // 0xf0 where it is clear
-	VPOR(h, w, w)
-}
+var (
+	// Q8_0: int8 quants after the f16 d.
+	q8Weight = weight32{bytes: 34, load: func(pw reg.Register, off int, w reg.VecVirtual) {
+		VMOVDQU(Mem{Base: pw, Disp: off + 2}, w)
+	}}
+	// Q4_0: 16 bytes after d; byte l holds value l in its low nibble and
+	// l+16 in its high.
+	q4Weight = weight32{bytes: 18, offset: 8, load: func(pw reg.Register, off int, w reg.VecVirtual) {
+		nibbles(Mem{Base: pw, Disp: off + 2}, w)
+	}}
+	// Q5_0: f16 d, 32 fifth bits (value j's in bit j of the little-endian
+	// dword), 16 bytes of nibbles as in Q4_0.
+	q5Weight = weight32{bytes: 22, offset: 16, load: func(pw reg.Register, off int, w reg.VecVirtual) {
+		h := YMM()
+		nibbles(Mem{Base: pw, Disp: off + 6}, w)
+		VPBROADCASTD(Mem{Base: pw, Disp: off + 2}, h)
+		VPSHUFB(intConst(icQhShuf), h, h)
+		VPAND(intConst(icBitSel), h, h)
+		VPCMPEQB(intConst(icBitSel), h, h) // 0xff where the bit is set
+		VPAND(intConst(icFifth), h, h)
+		VPOR(h, w, w)
+	}}
+)
 
 // nibbles sets w's 32 bytes to the nibbles of the 16 bytes at m: low
 // nibbles in the low half (values 0-15), high nibbles in the high half.
@@ -366,15 +370,20 @@ func nibbles(m Mem, w reg.VecVirtual) {
 }
 
 // products returns the 8 int32 partial sums of w times the activation
-// quants at pa+off. vpmaddubsw wants one unsigned operand: the weight's
-// magnitudes, with its signs moved onto the activations (vpsignb), as
-// ggml does; activations never hold -128, so no product saturates.
-func products(pa reg.Register, off int, w reg.VecVirtual) reg.VecVirtual {
-	a := YMM()
-	VMOVDQU(Mem{Base: pa, Disp: off + 2}, a)
-	VPSIGNB(w, a, a)
-	VPSIGNB(w, w, w)
-	VPMADDUBSW(a, w, w)
+// quants at pa+off. vpmaddubsw wants one unsigned operand: unsigned
+// quants go in as they are; signed ones as their magnitudes, with their
+// signs moved onto the activations (vpsignb), as ggml does. Activations
+// never hold -128, so no product saturates.
+func products(pa reg.Register, off int, w reg.VecVirtual, signed bool) reg.VecVirtual {
+	if signed {
+		a := YMM()
+		VMOVDQU(Mem{Base: pa, Disp: off + 2}, a)
+		VPSIGNB(w, a, a)
+		VPSIGNB(w, w, w)
+		VPMADDUBSW(a, w, w)
+	} else {
+		VPMADDUBSW(Mem{Base: pa, Disp: off + 2}, w, w)
+	}
 	VPMADDWD(intConst(icOnes16), w, w)
 	return w
 }
@@ -389,6 +398,18 @@ func scalesOf(ms []Mem, x reg.VecVirtual) {
 	VCVTPH2PS(x, x)
 }
 
+// lanes loads k (1, 2 or 4) dwords at m into the low lanes of x.
+func lanes(m Mem, k int, x reg.VecVirtual) {
+	switch k {
+	case 1:
+		VMOVD(m, x)
+	case 2:
+		VMOVQ(m, x)
+	default:
+		VMOVDQU(m, x)
+	}
+}
+
 // addLanes adds lanes 0 to n-1 of p to the low lane of s, in lane order.
 func addLanes(p, s reg.VecVirtual, n int) {
 	VADDSS(p, s, s)
@@ -400,32 +421,54 @@ func addLanes(p, s reg.VecVirtual, n int) {
 }
 
 // intDot32Kernel emits func name(blocks int, w, act *byte) float32 for a
-// 32-value weight type of wBytes a block: four blocks a step, then two,
-// then one.
-func intDot32Kernel(name, what string, wBytes int, weights weights32) {
+// 32-value weight type: four blocks a step, then two, then one.
+func intDot32Kernel(name, what string, t weight32) {
 	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
 	Pragma("noescape")
 	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
 	n := Load(Param("blocks"), GP64())
 	pw := Load(Param("w"), GP64())
 	pa := Load(Param("act"), GP64())
+	// pd: the blocks' float32 activation scales; ps: their int32 sums.
+	pd, ps := GP64(), GP64()
+	IMUL3Q(Imm(q80Bytes), n, pd)
+	ADDQ(Imm(3), pd)
+	ANDQ(I32(-4), pd)
+	ADDQ(pa, pd)
+	MOVQ(n, ps)
+	SHLQ(Imm(2), ps)
+	ADDQ(pd, ps)
 	s := XMM()
 	VXORPS(s, s, s)
-	// finish scales the int32 block sums in lanes 0 to k-1 of sums and
-	// adds them to s.
+	signed := t.offset == 0
+	shift := map[int]uint64{8: 3, 16: 4}[t.offset]
+	// finish takes the int32 block sums in lanes 0 to k-1 of sums to
+	// float, scales them and adds them to s.
 	finish := func(sums reg.Register, k int) {
+		if !signed {
+			off := XMM()
+			lanes(Mem{Base: ps}, k, off)
+			VPSLLD(Imm(shift), off, off)
+			VPSUBD(off, sums, sums)
+		}
 		VCVTDQ2PS(sums, sums)
 		dw, da := XMM(), XMM()
-		var mw, ma []Mem
+		var mw []Mem
 		for b := range k {
-			mw = append(mw, Mem{Base: pw, Disp: b * wBytes})
-			ma = append(ma, Mem{Base: pa, Disp: b * q80Bytes})
+			mw = append(mw, Mem{Base: pw, Disp: b * t.bytes})
 		}
 		scalesOf(mw, dw)
-		scalesOf(ma, da)
+		lanes(Mem{Base: pd}, k, da)
 		VMULPS(da, dw, dw)
 		VMULPS(sums, dw, dw)
 		addLanes(dw, s, k)
+	}
+	advance := func(k int) {
+		ADDQ(U32(uint32(k*t.bytes)), pw)
+		ADDQ(U32(uint32(k*q80Bytes)), pa)
+		ADDQ(U32(uint32(4*k)), pd)
+		ADDQ(U32(uint32(4*k)), ps)
+		SUBQ(Imm(uint64(k)), n)
 	}
 	next := map[int]string{4: "_pairs", 2: "_tail"}
 	step := func(label string, k int) {
@@ -435,8 +478,8 @@ func intDot32Kernel(name, what string, wBytes int, weights weights32) {
 		var v []reg.VecVirtual
 		for b := range k {
 			w := YMM()
-			weights(pw, b*wBytes, w)
-			v = append(v, products(pa, b*q80Bytes, w))
+			t.load(pw, b*t.bytes, w)
+			v = append(v, products(pa, b*q80Bytes, w, signed))
 		}
 		// Pairwise horizontal adds, then the halves added: lane b holds
 		// block b's sum. Two blocks give [x01 x23 y01 y23 | x45 x67 y45
@@ -453,9 +496,7 @@ func intDot32Kernel(name, what string, wBytes int, weights weights32) {
 			VPHADDD(v[0].AsX(), v[0].AsX(), v[0].AsX())
 		}
 		finish(v[0].AsX(), k)
-		ADDQ(U32(uint32(k*wBytes)), pw)
-		ADDQ(U32(uint32(k*q80Bytes)), pa)
-		SUBQ(Imm(uint64(k)), n)
+		advance(k)
 		JMP(LabelRef(name + label))
 	}
 	step("_quads", 4)
@@ -465,9 +506,8 @@ func intDot32Kernel(name, what string, wBytes int, weights weights32) {
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
 	w := YMM()
-	weights(pw, 0, w)
-	sum := hsumInt(products(pa, 0, w))
-	finish(sum, 1)
+	t.load(pw, 0, w)
+	finish(hsumInt(products(pa, 0, w, signed)), 1)
 	Label(name + "_done")
 	Store(s, ReturnIndex(0))
 	VZEROUPPER()
