@@ -64,11 +64,11 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// readString reads a msgpack string at data[i:], returning it and the
-// index after it; ok is false for anything else.
-func readString(data []byte, i int) (s string, next int, ok bool) {
+// readString reads a msgpack string at data[i:], returning its bytes and
+// the index after it; ok is false for anything else.
+func readString(data []byte, i int) (s []byte, next int, ok bool) {
 	if i >= len(data) {
-		return "", 0, false
+		return nil, 0, false
 	}
 	c, n := data[i], 0
 	i++
@@ -82,21 +82,25 @@ func readString(data []byte, i int) (s string, next int, ok bool) {
 	case c == 0xdb && i+4 <= len(data):
 		n, i = int(binary.BigEndian.Uint32(data[i:])), i+4
 	default:
-		return "", 0, false
+		return nil, 0, false
 	}
 	if n < 0 || n > len(data)-i {
-		return "", 0, false
+		return nil, 0, false
 	}
-	return string(data[i : i+n]), i + n, true
+	return data[i : i+n], i + n, true
 }
 
 // readStringMap reads data as exactly one fixed map whose keys are among
-// keys and whose values are strings, calling set for each; ok is false
-// (and data is for the reflective decoder) otherwise.
-func readStringMap(data []byte, set func(key, value string) bool) bool {
+// keys and whose values are strings, storing each value in the field of
+// fields its key names (the strings are copied); ok is false (and data is
+// for the reflective decoder) otherwise. Allocation is slow in a wasm
+// guest, so nothing but the values is allocated.
+func readStringMap(data []byte, keys []string, fields []*string) bool {
 	if len(data) == 0 || data[0]&0xf0 != 0x80 {
 		return false
 	}
+	var vals [3][]byte
+	var seen [3]bool
 	i := 1
 	for range int(data[0] & 0x0f) {
 		k, next, ok := readString(data, i)
@@ -104,55 +108,38 @@ func readStringMap(data []byte, set func(key, value string) bool) bool {
 			return false
 		}
 		v, next, ok := readString(data, next)
-		if !ok || !set(k, v) {
+		if !ok {
 			return false
 		}
+		j := 0
+		for j < len(keys) && string(k) != keys[j] {
+			j++
+		}
+		if j == len(keys) {
+			return false
+		}
+		vals[j], seen[j] = v, true
 		i = next
 	}
-	return i == len(data)
-}
-
-// decodeRequest is Decode for a request of an op alone.
-func decodeRequest(data []byte, r *Request) bool {
-	var op *string
-	if !readStringMap(data, func(k, v string) bool {
-		if k != "op" {
-			return false
-		}
-		op = &v
-		return true
-	}) {
+	if i != len(data) {
 		return false
 	}
 	// As the reflective decoder, set what the message holds and leave the
 	// rest.
-	if op != nil {
-		r.Op = *op
+	for j, f := range fields {
+		if seen[j] {
+			*f = string(vals[j])
+		}
 	}
 	return true
 }
 
+// decodeRequest is Decode for a request of an op alone.
+func decodeRequest(data []byte, r *Request) bool {
+	return readStringMap(data, []string{"op"}, []*string{&r.Op})
+}
+
 // decodeResponse is Decode for a response without a result.
 func decodeResponse(data []byte, r *Response) bool {
-	var code, msg *string
-	if !readStringMap(data, func(k, v string) bool {
-		switch k {
-		case "code":
-			code = &v
-		case "error":
-			msg = &v
-		default:
-			return false
-		}
-		return true
-	}) {
-		return false
-	}
-	if code != nil {
-		r.Code = *code
-	}
-	if msg != nil {
-		r.Error = *msg
-	}
-	return true
+	return readStringMap(data, []string{"code", "error"}, []*string{&r.Code, &r.Error})
 }
