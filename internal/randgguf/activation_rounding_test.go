@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
-	"slices"
 	"strings"
 	"testing"
 
@@ -150,7 +150,8 @@ func blockMins(w *tensor.Tensor) [][]float32 {
 // Q8_1's d, Q8_1's s), which moves all 32 values of the block by 2^-11.
 // One such step moves this random model's log-probabilities by 1e-4 to
 // 2e-2: Q4_K's 1.4e-2 and IQ4_XS's 2e-2 are one activation each, Q5_0's
-// and IQ4_NL's 1.5e-3 two or three f16 scales. visit and f16 record the
+// and IQ4_NL's 1.5e-3 two or three f16 scales, Q4_0's 2.8e-3 three steps,
+// one of which only appears once an earlier one is taken. visit and f16 record the
 // near-ties on each pass; resolve then tries each the other way, closest
 // first, keeping a change only where it brings graft nearer to llama.cpp.
 // A near-tie is keyed by the value's and its block scale's bits, so the q,
@@ -255,36 +256,43 @@ func blockMax(blk []float32) float32 {
 
 // resolve tries the near-ties of the last pass the other way, closest
 // first, and keeps each flip that lowers err (which runs a pass), until
-// err is below done. It returns the final error and the flips kept.
+// err is below done. A kept flip changes what follows it, so the near-ties
+// of its pass join the ones still to try. It returns the final error and
+// the flips kept.
 func (t *roundingTies) resolve(err func() float64, start, done float64) (float64, int) {
 	best, kept := start, 0
-	cands := make([]tieKey, 0, len(t.found))
-	for k := range t.found {
-		cands = append(cands, k)
-	}
-	dist := t.found
-	slices.SortFunc(cands, func(a, b tieKey) int {
-		if c := cmp.Compare(dist[a], dist[b]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.x, b.x); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.scale, b.scale)
-	})
-	for _, k := range cands {
-		if best <= done {
-			break
-		}
+	pending, tried := maps.Clone(t.found), map[tieKey]bool{}
+	for best > done && len(pending) > 0 {
+		k := closestTie(pending)
+		delete(pending, k)
+		tried[k] = true
 		t.flip[k] = true
 		t.found = map[tieKey]float64{}
 		if e := err(); e < best {
 			best, kept = e, kept+1
+			for n, d := range t.found {
+				if !tried[n] {
+					pending[n] = d
+				}
+			}
 		} else {
 			delete(t.flip, k)
 		}
 	}
 	return best, kept
+}
+
+// closestTie is the near-tie of least distance (then of least bits, so
+// that the order does not depend on map iteration).
+func closestTie(ties map[tieKey]float64) tieKey {
+	var best tieKey
+	first := true
+	for k, d := range ties {
+		if first || cmp.Or(cmp.Compare(d, ties[best]), cmp.Compare(k.x, best.x), cmp.Compare(k.scale, best.scale)) < 0 {
+			best, first = k, false
+		}
+	}
+	return best
 }
 
 // roundActivationsLikeLlamaCpp installs llamaCppActivations on every
