@@ -16,7 +16,7 @@ LLAMACPP  := tools/llamacpp
 LAVAPIPE_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 HAVE_NODE := $(shell command -v node 2>/dev/null)
 
-.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e torch-peer all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser bench-browser wasm bench-plugin install
+.PHONY: test-tools test-stages check-asm test-arm64 test-purego test-race cgo-cc vulkan bench bench-kernels bench-e2e bench-gpu torch-peer all build demo test test-native test-js test-wasip1 lint fuzz golden clean llamacpp wasm-browser serve-demo test-browser bench-browser wasm bench-plugin install
 
 all: build
 
@@ -182,6 +182,15 @@ torch-peer:
 bench-kernels: torch-peer
 	$(GO) test -run '^$$' -bench . -benchtime $(KBENCH_TIME) -cpu $(BENCH_THREADS) ./core/cpu
 	/usr/bin/python3 bench/torch_matmul.py $(BENCH_THREADS) || echo "bench: PyTorch matmul skipped: apt-get install python3-torch libopenblas0-pthread"
+
+# `make bench-gpu`: the WebGPU backend on this machine's GPU (bench/gpu.sh):
+# matmul GFLOP/s at 1024^3 and 4096^3 beside the adapter's FP32 peak, LoRA
+# tokens/s at SmolLM-135M's shape against the CPU, generation tokens/s,
+# peak device memory. Without a GPU, on lavapipe and small sizes:
+# make bench-gpu BENCH_GPU_FLAGS="-allow-software -sizes 256,512 -shape tiny"
+BENCH_GPU_FLAGS ?=
+bench-gpu:
+	bench/gpu.sh $(BENCH_GPU_FLAGS)
 
 bench-e2e: torch-peer
 	$(GO) run ./bench/e2e -threads $(BENCH_THREADS) -steps $(BENCH_STEPS) -stories-steps $(BENCH_STORIES_STEPS) \

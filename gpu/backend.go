@@ -52,6 +52,9 @@ type Backend struct {
 	// perKernel counts dispatches by kernel name (under mu), so a test or
 	// a benchmark can say where a step's dispatches go.
 	perKernel map[string]int64
+	// The bytes of device buffers the backend holds, and the most it has
+	// held: WebGPU has no query for a device's memory use.
+	liveBytes, peakBytes atomic.Int64
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -158,8 +161,34 @@ func (g *Backend) newBuffer(label string, size uint64, usage gputypes.BufferUsag
 	if err != nil {
 		return nil, fmt.Errorf("gpu: create %s buffer of %d bytes: %w", label, size, err)
 	}
+	live := g.liveBytes.Add(int64(size))
+	for {
+		peak := g.peakBytes.Load()
+		if live <= peak || g.peakBytes.CompareAndSwap(peak, live) {
+			break
+		}
+	}
 	return b, nil
 }
+
+// dropBuffer releases a device buffer newBuffer made.
+func (g *Backend) dropBuffer(b *wgpu.Buffer) {
+	g.liveBytes.Add(-int64(b.Size()))
+	b.Release()
+}
+
+// MemoryStats returns the bytes of device buffers the backend holds now
+// and the most it has held since New or the last ResetPeakMemory: the
+// buffers it created (weights, activations, temporaries, staging), not
+// the driver's own allocations (pipelines, command buffers), which
+// WebGPU does not report.
+func (g *Backend) MemoryStats() (live, peak int64) {
+	return g.liveBytes.Load(), g.peakBytes.Load()
+}
+
+// ResetPeakMemory starts the peak MemoryStats reports again from the
+// bytes held now.
+func (g *Backend) ResetPeakMemory() { g.peakBytes.Store(g.liveBytes.Load()) }
 
 // fail records the first device error.
 func (g *Backend) fail(err error) {

@@ -145,7 +145,7 @@ func (g *Backend) allocParts(label string, dt tensor.DType, total, cols int) (*s
 		b, err := g.newBuffer(label, uint64(encodedBytes(dt, n)), storageUsage)
 		if err != nil {
 			for _, p := range st.parts {
-				p.buf.Release()
+				g.dropBuffer(p.buf)
 			}
 			return nil, err
 		}

@@ -250,6 +250,10 @@ func (g *Backend) flushLocked() {
 
 func (g *Backend) releasePending() {
 	for _, r := range g.afterSubmit {
+		if b, ok := r.(*wgpu.Buffer); ok {
+			g.dropBuffer(b)
+			continue
+		}
 		r.Release()
 	}
 	g.afterSubmit = g.afterSubmit[:0]
