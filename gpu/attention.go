@@ -6,9 +6,25 @@ import (
 	"github.com/graft-ml/graft/core/backend"
 )
 
-// maxHeadDim is the largest head the attention kernels handle: each of
-// their 64 threads keeps four dimensions of the output row.
+// maxHeadDim is the largest head the attention kernels handle: the row
+// kernel's 64 threads keep four dimensions of the output row each, and the
+// block kernel keeps its query row and output row in private arrays.
 const maxHeadDim = 256
+
+// The block kernel (attention_block) gives each of its 64 threads one row
+// of a block of attnBlock query rows, and streams the keys and values
+// through workgroup memory in tiles of attnTileFloats floats each: 14 KiB
+// for the two, under the 16 KiB of workgroup memory WebGPU guarantees.
+const (
+	attnBlock      = 64
+	attnTileFloats = 1792
+)
+
+// attnTileRows is how many rows of a head of size d one tile holds.
+func attnTileRows(d int) int { return min(attnBlock, attnTileFloats/d) }
+
+// blocksOf is how many blocks of attnBlock rows cover n rows.
+func blocksOf(n int) int { return (n + attnBlock - 1) / attnBlock }
 
 func checkAttention(op string, p backend.Attention, q, k, v *buffer) (stride int) {
 	stride = p.KVStride
@@ -41,9 +57,12 @@ func attnArgs(batch int, p backend.Attention, stride int) args {
 }
 
 // Attention computes causal softmax(q k^T * Scale) v, over the last
-// p.Window keys of each row when it is set: one workgroup per
-// (batch, head, query row) streams the visible keys in chunks with an
-// online softmax. dst must not overlap q, k or v.
+// p.Window keys of each row when it is set, with an online softmax that
+// never stores a score matrix. A single query row (token-by-token
+// generation) gets a workgroup per head whose threads share the keys;
+// longer runs go by blocks of 64 query rows per workgroup, a thread per
+// row, the tiles of k and v loaded once for the whole block.
+// dst must not overlap q, k or v.
 func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	const op = "Attention"
 	d, qb, kb, vb := g.f32(dst, op, "dst"), g.f32(q, op, "q"), g.f32(k, op, "k"), g.f32(v, op, "v")
@@ -55,15 +74,21 @@ func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 	qu, ku := p.SeqQ*p.Heads*p.HeadDim, stride*p.KVHeads*p.HeadDim
 	for _, s := range spans(op, p.Batch, operand{"dst", d, qu}, operand{"q", qb, qu}, operand{"k", kb, ku}, operand{"v", vb, ku}) {
 		a := attnArgs(s.n, p, stride).u(s.offs...).u(p.Window)
-		g.run(kAttention, s.n*p.Heads*p.SeqQ, a, s.bufs...)
+		if p.SeqQ == 1 {
+			g.run(kAttention, s.n*p.Heads, a, s.bufs...)
+			continue
+		}
+		g.run(kAttnBlock, s.n*p.Heads*blocksOf(p.SeqQ), a.u(attnTileRows(p.HeadDim)), s.bufs...)
 	}
 }
 
 // AttentionBackward accumulates into dq, dk and dv (any may be nil) the
-// gradients of Attention. As on the CPU it runs in two passes so no two
+// gradients of Attention, recomputing the probabilities as FlashAttention
+// does, with no score matrix stored. It runs in two passes so no two
 // threads add into one element: a workgroup per query row finds the row's
-// log-sum-exp and D = sum(P * dP) and adds dq; then a workgroup per key row
-// adds dk and dv from the query rows that see it.
+// log-sum-exp and D = sum(P * dP), saves them, and adds dq; then a
+// workgroup per key row adds dk and dv from the query rows that see it,
+// with P rebuilt from the saved log-sum-exp.
 func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p backend.Attention) {
 	const op = "AttentionBackward"
 	qb, kb, vb, dyb := g.f32(q, op, "q"), g.f32(k, op, "k"), g.f32(v, op, "v"), g.f32(dy, op, "dy")

@@ -148,6 +148,7 @@ var (
 	kRMSNormDW   = kernel{name: "rmsnorm_dw", buffers: 4}
 	kRoPE        = kernel{name: "rope", buffers: 1}
 	kAttention   = kernel{name: "attention", buffers: 4}
+	kAttnBlock   = kernel{name: "attention_block", buffers: 4}
 	kAttnBackQ   = kernel{name: "attention_back_q", buffers: 6}
 	kAttnBackKV  = kernel{name: "attention_back_kv", buffers: 7}
 	kSoftmax     = kernel{name: "softmax", buffers: 2}

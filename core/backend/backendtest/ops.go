@@ -164,6 +164,13 @@ var attentionShapes = []backend.Attention{
 	{Batch: 2, SeqQ: 7, SeqK: 7, Heads: 4, KVHeads: 2, HeadDim: 8, Window: 3},                // sliding window
 	{Batch: 1, SeqQ: 2, SeqK: 11, KVStride: 12, Heads: 2, KVHeads: 1, HeadDim: 8, Window: 4}, // sliding window over a KV cache
 	{Batch: 1, SeqQ: 20, SeqK: 20, Heads: 2, KVHeads: 2, HeadDim: 8, Window: 6},              // the CPU's blocked kernels
+	// Blocks of 64 query rows (the GPU's) and tiles of keys that end
+	// part-way: 70 rows, a head of 64 (tiles of 28 keys), GQA.
+	{Batch: 1, SeqQ: 70, SeqK: 70, Heads: 4, KVHeads: 2, HeadDim: 64},
+	// A prefix of 9 extra keys (prefix tuning) before 66 rows, two sequences.
+	{Batch: 2, SeqQ: 66, SeqK: 75, KVStride: 80, Heads: 2, KVHeads: 1, HeadDim: 32},
+	// A window that spans two blocks.
+	{Batch: 1, SeqQ: 130, SeqK: 130, Heads: 2, KVHeads: 1, HeadDim: 16, Window: 70},
 }
 
 func attentionName(p backend.Attention) string {
@@ -233,6 +240,22 @@ var lossCases = []testCase{
 	{"SumSquares", func(h *harness) {
 		a, b := h.rand(1, 7, 9), h.rand(2, 1000)
 		got, want := h.do(func(be backend.Backend, x side) float64 { return be.SumSquares(x(a), x(b)) })
+		h.closeScalar("sum", got, want, 1e-5)
+	}},
+	{"SumSquares/many", func(h *harness) {
+		// More buffers than a backend may read in one dispatch (the
+		// gradients of a training step), one over several chunks.
+		var bufs []pair
+		for i, n := range []int{5, 9000, 1, 64, 300, 17, 4096, 4097, 33} {
+			bufs = append(bufs, h.rand(float64(1+i%3), n))
+		}
+		got, want := h.do(func(be backend.Backend, x side) float64 {
+			xs := make([]backend.Buffer, len(bufs))
+			for i, b := range bufs {
+				xs[i] = x(b)
+			}
+			return be.SumSquares(xs...)
+		})
 		h.closeScalar("sum", got, want, 1e-5)
 	}},
 	{"AdamWStep", func(h *harness) {
