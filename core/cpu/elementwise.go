@@ -240,17 +240,30 @@ func (t *siluBackTask) run(lo, hi int) {
 
 // block is run over [lo, hi), with sg as scratch for the gates.
 func (t *siluBackTask) block(lo, hi int, sg []float32) {
-	dgs, dus, ds, gs, us := t.dgate, t.dup, t.dy, t.gate, t.up
-	sigmoids(sg, gs[lo:hi])
-	for i := lo; i < hi; i++ {
-		x, s, d := gs[i], sg[i-lo], ds[i]
-		// Read everything before writing: dgate or dup may alias an input.
-		ug := us[i]
-		if dus != nil {
+	// Slices cut to the block's length, so the loops check no bounds, and
+	// one loop per case, so they test no nil slice per element.
+	gs := t.gate[lo:hi]
+	sg, ds, us := sg[:len(gs)], t.dy[lo:hi][:len(gs)], t.up[lo:hi][:len(gs)]
+	sigmoids(sg, gs)
+	// Read everything before writing: dgate or dup may alias an input.
+	switch {
+	case t.dgate != nil && t.dup != nil:
+		dgs, dus := t.dgate[lo:hi][:len(gs)], t.dup[lo:hi][:len(gs)]
+		for i, x := range gs {
+			s, d, ug := sg[i], ds[i], us[i]
 			dus[i] = d * x * s
-		}
-		if dgs != nil {
 			dgs[i] = d * ug * s * (1 + x*(1-s))
+		}
+	case t.dup != nil:
+		dus := t.dup[lo:hi][:len(gs)]
+		for i, x := range gs {
+			dus[i] = ds[i] * x * sg[i]
+		}
+	case t.dgate != nil:
+		dgs := t.dgate[lo:hi][:len(gs)]
+		for i, x := range gs {
+			s := sg[i]
+			dgs[i] = ds[i] * us[i] * s * (1 + x*(1-s))
 		}
 	}
 }
