@@ -2,6 +2,8 @@ package gpu
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -26,6 +28,62 @@ func benchGPU(b *testing.B) *Backend {
 	}
 	b.Cleanup(g.Close)
 	return g
+}
+
+// benchLarge adds the 4096³ products to BenchmarkMatMulKernels: 137
+// GFLOP each, minutes on a software adapter.
+var benchLarge = flag.Bool("gpu.large", false, "also time the 4096³ matrix products")
+
+// BenchmarkMatMulKernels times square F32 products (NT, as a Linear layer
+// computes them) with the register-tiled kernel MatMul runs and with the
+// first, simple one (64 x 64 tiles, scalar loads), side by side, in
+// GFLOP/s. It runs on a software adapter too (the only one in CI), so
+// the log names the adapter: software figures say nothing about GPUs.
+func BenchmarkMatMulKernels(b *testing.B) {
+	sizes := []int{1024}
+	if *benchLarge {
+		sizes = append(sizes, 4096)
+	}
+	g, err := New(Options{AllowSoftware: true})
+	if err != nil {
+		b.Skipf("no GPU: %v", err)
+	}
+	b.Cleanup(g.Close)
+	b.Logf("adapter: %s", g.Info())
+	for _, n := range sizes {
+		rng := rand.New(rand.NewPCG(1, 2))
+		vals := make([]float32, n*n)
+		for i := range vals {
+			vals[i] = float32(rng.NormFloat64())
+		}
+		x, w, out := g.Zeros(n, n), g.Zeros(n, n), g.Zeros(n, n)
+		for _, buf := range []backend.Buffer{x, w} {
+			if err := g.Write(buf, 0, vals); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, kind := range []string{"simple", "tiled"} {
+			b.Run(fmt.Sprintf("%d/%s", n, kind), func(b *testing.B) {
+				mm := func() { g.matMul(out, x, w, backend.MatMul{TransB: true}, kind == "simple") }
+				mm() // compiles the kernel
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				for range b.N {
+					mm()
+				}
+				if err := g.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/time.Since(start).Seconds()/1e9, "GFLOP/s")
+			})
+		}
+		for _, buf := range []backend.Buffer{x, w, out} {
+			g.Free(buf)
+		}
+	}
 }
 
 // BenchmarkMatMul135M times the largest projection of a 135M-parameter

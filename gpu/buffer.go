@@ -115,13 +115,18 @@ func (g *Backend) bindLimit() int {
 	if limit == 0 || limit > math.MaxInt32 {
 		limit = math.MaxInt32 // the kernels index with u32
 	}
-	return int(limit / 4 * 4)
+	return int(limit / 16 * 16) // padBytes keeps a part within it
 }
+
+// padBytes rounds a device buffer's size up to a multiple of 16 bytes, so
+// that a kernel binding it as vec4s (matmul_tiled.wgsl) reaches every
+// element.
+func padBytes(n int) int { return max((n+15)/16*16, 16) }
 
 // temp creates a one-part storage of size bytes for a kernel's scratch
 // (row statistics, partial sums), checked against the binding limit.
 func (g *Backend) temp(label string, size int64) (*storage, error) {
-	size = max((size+3)/4*4, 4)
+	size = int64(padBytes(int(size)))
 	if limit := g.bindLimit(); size > int64(limit) {
 		return nil, fmt.Errorf("gpu: %s needs a buffer of %d bytes; %s binds at most %d", label, size, g.info.Name, limit)
 	}
@@ -142,7 +147,7 @@ func (g *Backend) allocParts(label string, dt tensor.DType, total, cols int) (*s
 	st := &storage{per: per}
 	for start := 0; start < max(total, 1); start += per {
 		n := min(per, total-start)
-		b, err := g.newBuffer(label, uint64(encodedBytes(dt, n)), storageUsage)
+		b, err := g.newBuffer(label, uint64(padBytes(encodedBytes(dt, n))), storageUsage)
 		if err != nil {
 			for _, p := range st.parts {
 				g.dropBuffer(p.buf)

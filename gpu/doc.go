@@ -19,6 +19,19 @@
 // since WGSL has no 8- or 16-bit storage and blocks of 18, 22, 34, 110 or
 // 210 bytes start anywhere in a word. Arithmetic is f32 throughout.
 //
+// Matrix products (shaders/matmul_tiled.wgsl, matmul.go) are
+// register-tiled: a workgroup computes a tile of dst through two tiles of
+// its operands in workgroup memory, each invocation 4x4 or 8x8 outputs in
+// registers. The tile depends on the shape and fits the adapter's limits:
+// 128x128 for large products, 64x64 otherwise, and 16 by 64 for thin
+// products such as LoRA's with a rank up to 16, whose narrow side a square
+// tile would pad. Operands whose stored rows are multiples of 4 elements at
+// offsets that are too load four elements at a time (F32 as vec4, F16 as
+// four halves in two words, which needs no ShaderF16); others, and every
+// other dtype through its decoder, one at a time. Device buffers are
+// padded to 16 bytes so the vec4 bindings reach every element. Pipelines
+// are compiled once per kernel, tile and dtype.
+//
 // Views carry an element offset that the shaders add, so a view needs no
 // alignment.
 //

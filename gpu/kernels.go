@@ -2,8 +2,10 @@ package gpu
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/graft-ml/graft/core/tensor"
@@ -18,17 +20,28 @@ var shaderFS embed.FS
 // where the kernel has the line //!weight. A decoder pulls in helpers it
 // shares with others (byte reads, K-quant scales) with a line
 // //!include <name>, pasted once each.
+//
+// A kernel specialised per pipeline (the tiled matrix product's tile
+// sizes and operand layouts) has defs: words separated by spaces, each
+// NAME=VALUE, declared as a u32 constant before the kernel, or a bare
+// NAME, a flag that keeps the lines between //!if NAME and its //!else or
+// //!end (see preprocess).
 type kernel struct {
 	name    string
 	buffers int          // storage bindings after the argument slice
 	weight  tensor.DType // dtype of wt, or Invalid
+	defs    string
 }
 
 func (k kernel) key() string {
-	if k.weight == tensor.Invalid {
-		return k.name
+	key := k.name
+	if k.defs != "" {
+		key += "[" + k.defs + "]"
 	}
-	return k.name + "/" + k.weight.String()
+	if k.weight == tensor.Invalid {
+		return key
+	}
+	return key + "/" + k.weight.String()
 }
 
 // withWeight returns the variant of k that reads a weight of dtype dt.
@@ -52,22 +65,100 @@ func (k kernel) source() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if k.weight != tensor.Invalid {
+	consts, flags, err := k.parseDefs()
+	if err != nil {
+		return "", err
+	}
+	if body, err = preprocess(body, flags); err != nil {
+		return "", fmt.Errorf("kernel %s: %w", k.key(), err)
+	}
+	body = consts + body
+	if k.weight != tensor.Invalid && strings.Contains(body, weightMarker) {
 		// The decoder goes right after the kernel's bindings, since it
 		// reads the binding named wt.
 		dec, err := read(weightFile(k.weight))
 		if err != nil {
 			return "", err
 		}
-		if !strings.Contains(body, weightMarker) {
-			return "", fmt.Errorf("kernel %s reads no weight", k.key())
-		}
 		if dec, err = expandIncludes(dec, read, map[string]bool{}); err != nil {
 			return "", err
 		}
 		body = strings.Replace(body, weightMarker, dec, 1)
 	}
+	if k.weight != tensor.Invalid && !strings.Contains(body, "fn wload") {
+		return "", fmt.Errorf("kernel %s reads no weight", k.key())
+	}
 	return prelude + "\n" + body, nil
+}
+
+// parseDefs turns k.defs into WGSL constant declarations and the set of
+// flags.
+func (k kernel) parseDefs() (string, map[string]bool, error) {
+	var consts strings.Builder
+	flags := map[string]bool{}
+	for _, d := range strings.Fields(k.defs) {
+		name, val, ok := strings.Cut(d, "=")
+		if !ok {
+			flags[name] = true
+			continue
+		}
+		if _, err := strconv.ParseUint(val, 10, 32); err != nil {
+			return "", nil, fmt.Errorf("kernel %s: constant %s: %w", k.key(), name, err)
+		}
+		fmt.Fprintf(&consts, "const %s: u32 = %su;\n", name, val)
+	}
+	return consts.String(), flags, nil
+}
+
+// Conditional lines of a kernel source: //!if NAME keeps the lines up to
+// the matching //!else or //!end when flag NAME is set, and those after
+// the //!else up to the //!end when it is not. They nest.
+const (
+	ifMarker   = "//!if "
+	elseMarker = "//!else"
+	endMarker  = "//!end"
+)
+
+// preprocess resolves the conditional lines of src for the given flags.
+func preprocess(src string, flags map[string]bool) (string, error) {
+	var out strings.Builder
+	type level struct{ on, taken bool }
+	var stack []level
+	keep := func() bool {
+		for _, l := range stack {
+			if !l.on {
+				return false
+			}
+		}
+		return true
+	}
+	for line := range strings.Lines(src) {
+		trim := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trim, ifMarker):
+			on := flags[strings.TrimSpace(strings.TrimPrefix(trim, ifMarker))]
+			stack = append(stack, level{on: on, taken: on})
+		case trim == elseMarker:
+			if len(stack) == 0 {
+				return "", errors.New("//!else without //!if")
+			}
+			l := &stack[len(stack)-1]
+			l.on = !l.taken
+		case trim == endMarker:
+			if len(stack) == 0 {
+				return "", errors.New("//!end without //!if")
+			}
+			stack = stack[:len(stack)-1]
+		default:
+			if keep() {
+				out.WriteString(line)
+			}
+		}
+	}
+	if len(stack) > 0 {
+		return "", errors.New("//!if without //!end")
+	}
+	return out.String(), nil
 }
 
 // includeMarker starts a line of a shader that pastes another shader file.
@@ -134,6 +225,7 @@ var (
 	kFill        = kernel{name: "fill", buffers: 1}
 	kDecode      = kernel{name: "decode", buffers: 2}
 	kMatMul      = kernel{name: "matmul", buffers: 3}
+	kMatMulTiled = kernel{name: "matmul_tiled", buffers: 3}
 	kCopy        = kernel{name: "copy", buffers: 2}
 	kBinary      = kernel{name: "binary", buffers: 3}
 	kAxpby       = kernel{name: "axpby", buffers: 2}
