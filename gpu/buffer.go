@@ -383,7 +383,11 @@ func (g *Backend) Read(src backend.Buffer, off int, dst []float32) error {
 }
 
 // readTimeout bounds one read-back; a device that takes longer is hung.
-const readTimeout = 2 * time.Minute
+// It is generous because a software adapter (lavapipe) compiles a
+// pipeline's shader at its first submit: the large matmul tiles took
+// minutes cold on a loaded 2-core machine, which a 2-minute bound
+// reported as a hang (TestLoRATrainingMatchesCPU in CI).
+const readTimeout = 10 * time.Minute
 
 // copyRange is size bytes at byte off of a device buffer.
 type copyRange struct {
