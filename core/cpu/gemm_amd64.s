@@ -4194,93 +4194,111 @@ q6kDotAVX2_reduce:
 // func q4kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	VXORPS X0, X0, X0
+	MOVQ      blocks+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      act+16(FP), DX
+	VXORPS    X0, X0, X0
+	TESTQ     AX, AX
+	JZ        q4kQ8KDotAVX2_done
+	VMOVDQU   4(CX), X1
+	VPSHUFD   $0x98, X1, X2
+	VPSRLVD   intconsts<>+736(SB), X2, X2
+	VPAND     intconsts<>+752(SB), X2, X2
+	VPSHUFD   $0x50, X1, X1
+	VPSRLD    $0x02, X1, X1
+	VPAND     intconsts<>+768(SB), X1, X1
+	VPOR      X1, X2, X2
+	VPMOVZXBW X2, Y1
+	VPERMQ    $0x44, Y1, Y2
 
 q4kQ8KDotAVX2_loop:
-	TESTQ        AX, AX
-	JZ           q4kQ8KDotAVX2_done
-	VMOVDQU      4(CX), X1
-	VPSHUFD      $0x98, X1, X2
-	VPSRLVD      intconsts<>+736(SB), X2, X2
-	VPAND        intconsts<>+752(SB), X2, X2
-	VPSHUFD      $0x50, X1, X1
-	VPSRLD       $0x02, X1, X1
-	VPAND        intconsts<>+768(SB), X1, X1
-	VPOR         X1, X2, X2
-	VPMOVZXBW    X2, Y1
-	VMOVDQU      260(DX), Y2
-	VEXTRACTI128 $0x01, Y2, X3
-	VPHADDW      X3, X2, X2
-	VEXTRACTI128 $0x01, Y1, X3
-	VPMADDWD     X3, X2, X2
-	VPERMQ       $0x44, Y1, Y1
+	VMOVDQA   Y1, Y3
+	VMOVDQA   Y2, Y4
+	CMPQ      AX, $0x01
+	JE        q4kQ8KDotAVX2_last
+	VMOVDQU   148(CX), X1
+	VPSHUFD   $0x98, X1, X2
+	VPSRLVD   intconsts<>+736(SB), X2, X2
+	VPAND     intconsts<>+752(SB), X2, X2
+	VPSHUFD   $0x50, X1, X1
+	VPSRLD    $0x02, X1, X1
+	VPAND     intconsts<>+768(SB), X1, X1
+	VPOR      X1, X2, X2
+	VPMOVZXBW X2, Y1
+	VPERMQ    $0x44, Y1, Y2
+	VMOVDQA   Y1, Y1
+	VMOVDQA   Y2, Y2
+
+q4kQ8KDotAVX2_last:
+	VMOVDQU      260(DX), Y5
+	VEXTRACTI128 $0x01, Y5, X6
+	VPHADDW      X6, X5, X5
+	VEXTRACTI128 $0x01, Y3, X3
+	VPMADDWD     X3, X5, X5
 	VMOVDQU      16(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y4
-	VPMADDUBSW   4(DX), Y4, Y4
-	VPSHUFB      intconsts<>+256(SB), Y1, Y5
-	VPMADDWD     Y5, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y3, Y6
+	VPMADDUBSW   4(DX), Y6, Y6
+	VPSHUFB      intconsts<>+256(SB), Y4, Y7
+	VPMADDWD     Y7, Y6, Y6
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
 	VPMADDUBSW   36(DX), Y3, Y3
-	VPSHUFB      intconsts<>+288(SB), Y1, Y5
-	VPMADDWD     Y5, Y3, Y3
-	VPADDD       Y3, Y4, Y4
+	VPSHUFB      intconsts<>+288(SB), Y4, Y7
+	VPMADDWD     Y7, Y3, Y3
+	VPADDD       Y3, Y6, Y6
 	VMOVDQU      48(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y5
-	VPMADDUBSW   68(DX), Y5, Y5
-	VPSHUFB      intconsts<>+320(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y3, Y7
+	VPMADDUBSW   68(DX), Y7, Y7
+	VPSHUFB      intconsts<>+320(SB), Y4, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y6, Y6
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
 	VPMADDUBSW   100(DX), Y3, Y3
-	VPSHUFB      intconsts<>+352(SB), Y1, Y5
-	VPMADDWD     Y5, Y3, Y3
-	VPADDD       Y3, Y4, Y4
+	VPSHUFB      intconsts<>+352(SB), Y4, Y7
+	VPMADDWD     Y7, Y3, Y3
+	VPADDD       Y3, Y6, Y6
 	VMOVDQU      80(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y5
-	VPMADDUBSW   132(DX), Y5, Y5
-	VPSHUFB      intconsts<>+384(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y3, Y7
+	VPMADDUBSW   132(DX), Y7, Y7
+	VPSHUFB      intconsts<>+384(SB), Y4, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y6, Y6
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
 	VPMADDUBSW   164(DX), Y3, Y3
-	VPSHUFB      intconsts<>+416(SB), Y1, Y5
-	VPMADDWD     Y5, Y3, Y3
-	VPADDD       Y3, Y4, Y4
+	VPSHUFB      intconsts<>+416(SB), Y4, Y7
+	VPMADDWD     Y7, Y3, Y3
+	VPADDD       Y3, Y6, Y6
 	VMOVDQU      112(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y5
-	VPMADDUBSW   196(DX), Y5, Y5
-	VPSHUFB      intconsts<>+448(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y3, Y7
+	VPMADDUBSW   196(DX), Y7, Y7
+	VPSHUFB      intconsts<>+448(SB), Y4, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y6, Y6
 	VPSRLW       $0x04, Y3, Y3
 	VPAND        intconsts<>+0(SB), Y3, Y3
 	VPMADDUBSW   228(DX), Y3, Y3
-	VPSHUFB      intconsts<>+480(SB), Y1, Y1
-	VPMADDWD     Y1, Y3, Y3
-	VPADDD       Y3, Y4, Y4
-	VEXTRACTI128 $0x01, Y4, X1
-	VPADDD       X1, X4, X4
-	VPHADDD      X2, X4, X4
-	VPHADDD      X4, X4, X4
-	VCVTDQ2PS    X4, X4
-	VMOVD        (CX), X1
-	VCVTPH2PS    X1, X1
-	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VMULPS       X4, X1, X1
-	VMOVSHDUP    X1, X2
-	VSUBSS       X2, X1, X1
-	VADDSS       X1, X0, X0
+	VPSHUFB      intconsts<>+480(SB), Y4, Y4
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X3
+	VPADDD       X3, X6, X6
+	VPHADDD      X5, X6, X6
+	VPHADDD      X6, X6, X6
+	VCVTDQ2PS    X6, X6
+	VMOVD        (CX), X3
+	VCVTPH2PS    X3, X3
+	VBROADCASTSS (DX), X4
+	VMULPS       X4, X3, X3
+	VMULPS       X6, X3, X3
+	VMOVSHDUP    X3, X4
+	VSUBSS       X4, X3, X3
+	VADDSS       X3, X0, X0
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          q4kQ8KDotAVX2_loop
+	JNZ          q4kQ8KDotAVX2_loop
 
 q4kQ8KDotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -4415,38 +4433,38 @@ DATA intconsts<>+496(SB)/4, $0x0f0e0f0e
 DATA intconsts<>+500(SB)/4, $0x0f0e0f0e
 DATA intconsts<>+504(SB)/4, $0x0f0e0f0e
 DATA intconsts<>+508(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+512(SB)/4, $0x00000000
-DATA intconsts<>+516(SB)/4, $0x00000000
-DATA intconsts<>+520(SB)/4, $0x01010101
-DATA intconsts<>+524(SB)/4, $0x01010101
-DATA intconsts<>+528(SB)/4, $0x02020202
-DATA intconsts<>+532(SB)/4, $0x02020202
-DATA intconsts<>+536(SB)/4, $0x03030303
-DATA intconsts<>+540(SB)/4, $0x03030303
-DATA intconsts<>+544(SB)/4, $0x04040404
-DATA intconsts<>+548(SB)/4, $0x04040404
-DATA intconsts<>+552(SB)/4, $0x05050505
-DATA intconsts<>+556(SB)/4, $0x05050505
-DATA intconsts<>+560(SB)/4, $0x06060606
-DATA intconsts<>+564(SB)/4, $0x06060606
-DATA intconsts<>+568(SB)/4, $0x07070707
-DATA intconsts<>+572(SB)/4, $0x07070707
-DATA intconsts<>+576(SB)/4, $0x08080808
-DATA intconsts<>+580(SB)/4, $0x08080808
-DATA intconsts<>+584(SB)/4, $0x09090909
-DATA intconsts<>+588(SB)/4, $0x09090909
-DATA intconsts<>+592(SB)/4, $0x0a0a0a0a
-DATA intconsts<>+596(SB)/4, $0x0a0a0a0a
-DATA intconsts<>+600(SB)/4, $0x0b0b0b0b
-DATA intconsts<>+604(SB)/4, $0x0b0b0b0b
-DATA intconsts<>+608(SB)/4, $0x0c0c0c0c
-DATA intconsts<>+612(SB)/4, $0x0c0c0c0c
-DATA intconsts<>+616(SB)/4, $0x0d0d0d0d
-DATA intconsts<>+620(SB)/4, $0x0d0d0d0d
-DATA intconsts<>+624(SB)/4, $0x0e0e0e0e
-DATA intconsts<>+628(SB)/4, $0x0e0e0e0e
-DATA intconsts<>+632(SB)/4, $0x0f0f0f0f
-DATA intconsts<>+636(SB)/4, $0x0f0f0f0f
+DATA intconsts<>+512(SB)/4, $0x01000100
+DATA intconsts<>+516(SB)/4, $0x01000100
+DATA intconsts<>+520(SB)/4, $0x01000100
+DATA intconsts<>+524(SB)/4, $0x01000100
+DATA intconsts<>+528(SB)/4, $0x03020302
+DATA intconsts<>+532(SB)/4, $0x03020302
+DATA intconsts<>+536(SB)/4, $0x03020302
+DATA intconsts<>+540(SB)/4, $0x03020302
+DATA intconsts<>+544(SB)/4, $0x05040504
+DATA intconsts<>+548(SB)/4, $0x05040504
+DATA intconsts<>+552(SB)/4, $0x05040504
+DATA intconsts<>+556(SB)/4, $0x05040504
+DATA intconsts<>+560(SB)/4, $0x07060706
+DATA intconsts<>+564(SB)/4, $0x07060706
+DATA intconsts<>+568(SB)/4, $0x07060706
+DATA intconsts<>+572(SB)/4, $0x07060706
+DATA intconsts<>+576(SB)/4, $0x09080908
+DATA intconsts<>+580(SB)/4, $0x09080908
+DATA intconsts<>+584(SB)/4, $0x09080908
+DATA intconsts<>+588(SB)/4, $0x09080908
+DATA intconsts<>+592(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+596(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+600(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+604(SB)/4, $0x0b0a0b0a
+DATA intconsts<>+608(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+612(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+616(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+620(SB)/4, $0x0d0c0d0c
+DATA intconsts<>+624(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+628(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+632(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+636(SB)/4, $0x0f0e0f0e
 DATA intconsts<>+640(SB)/4, $0x00000000
 DATA intconsts<>+644(SB)/4, $0x00000000
 DATA intconsts<>+648(SB)/4, $0x01010101
@@ -4496,125 +4514,143 @@ GLOBL intconsts<>(SB), RODATA|NOPTR, $816
 // func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	VXORPS X0, X0, X0
+	MOVQ      blocks+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      act+16(FP), DX
+	VXORPS    X0, X0, X0
+	TESTQ     AX, AX
+	JZ        q5kQ8KDotAVX2_done
+	VMOVDQU   4(CX), X1
+	VPSHUFD   $0x98, X1, X2
+	VPSRLVD   intconsts<>+736(SB), X2, X2
+	VPAND     intconsts<>+752(SB), X2, X2
+	VPSHUFD   $0x50, X1, X1
+	VPSRLD    $0x02, X1, X1
+	VPAND     intconsts<>+768(SB), X1, X1
+	VPOR      X1, X2, X2
+	VPMOVZXBW X2, Y1
+	VPERMQ    $0x44, Y1, Y2
 
 q5kQ8KDotAVX2_loop:
-	TESTQ        AX, AX
-	JZ           q5kQ8KDotAVX2_done
-	VMOVDQU      4(CX), X1
-	VPSHUFD      $0x98, X1, X2
-	VPSRLVD      intconsts<>+736(SB), X2, X2
-	VPAND        intconsts<>+752(SB), X2, X2
-	VPSHUFD      $0x50, X1, X1
-	VPSRLD       $0x02, X1, X1
-	VPAND        intconsts<>+768(SB), X1, X1
-	VPOR         X1, X2, X2
-	VPMOVZXBW    X2, Y1
-	VMOVDQU      260(DX), Y2
-	VEXTRACTI128 $0x01, Y2, X3
-	VPHADDW      X3, X2, X2
-	VEXTRACTI128 $0x01, Y1, X3
-	VPMADDWD     X3, X2, X2
-	VPERMQ       $0x44, Y1, Y1
+	VMOVDQA   Y1, Y3
+	VMOVDQA   Y2, Y4
+	CMPQ      AX, $0x01
+	JE        q5kQ8KDotAVX2_last
+	VMOVDQU   180(CX), X1
+	VPSHUFD   $0x98, X1, X2
+	VPSRLVD   intconsts<>+736(SB), X2, X2
+	VPAND     intconsts<>+752(SB), X2, X2
+	VPSHUFD   $0x50, X1, X1
+	VPSRLD    $0x02, X1, X1
+	VPAND     intconsts<>+768(SB), X1, X1
+	VPOR      X1, X2, X2
+	VPMOVZXBW X2, Y1
+	VPERMQ    $0x44, Y1, Y2
+	VMOVDQA   Y1, Y1
+	VMOVDQA   Y2, Y2
+
+q5kQ8KDotAVX2_last:
+	VMOVDQU      260(DX), Y5
+	VEXTRACTI128 $0x01, Y5, X6
+	VPHADDW      X6, X5, X5
+	VEXTRACTI128 $0x01, Y3, X3
+	VPMADDWD     X3, X5, X5
 	VMOVDQU      16(CX), Y3
-	VMOVDQU      48(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y5
-	VPAND        intconsts<>+32(SB), Y3, Y6
-	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   4(DX), Y5, Y5
-	VPSHUFB      intconsts<>+256(SB), Y1, Y6
-	VPMADDWD     Y6, Y5, Y5
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPSRLW       $0x01, Y3, Y6
-	VPAND        intconsts<>+32(SB), Y6, Y6
-	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y4, Y4
-	VPMADDUBSW   36(DX), Y4, Y4
-	VPSHUFB      intconsts<>+288(SB), Y1, Y6
-	VPMADDWD     Y6, Y4, Y4
-	VPADDD       Y4, Y5, Y5
-	VMOVDQU      80(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y6
-	VPSRLW       $0x02, Y3, Y7
-	VPAND        intconsts<>+32(SB), Y7, Y7
-	VPSLLW       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   68(DX), Y6, Y6
-	VPSHUFB      intconsts<>+320(SB), Y1, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPSRLW       $0x03, Y3, Y6
-	VPAND        intconsts<>+32(SB), Y6, Y6
-	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y4, Y4
-	VPMADDUBSW   100(DX), Y4, Y4
-	VPSHUFB      intconsts<>+352(SB), Y1, Y6
-	VPMADDWD     Y6, Y4, Y4
-	VPADDD       Y4, Y5, Y5
-	VMOVDQU      112(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y6
-	VPSRLW       $0x04, Y3, Y7
-	VPAND        intconsts<>+32(SB), Y7, Y7
-	VPSLLW       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   132(DX), Y6, Y6
-	VPSHUFB      intconsts<>+384(SB), Y1, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPSRLW       $0x05, Y3, Y6
-	VPAND        intconsts<>+32(SB), Y6, Y6
-	VPSLLW       $0x04, Y6, Y6
-	VPOR         Y6, Y4, Y4
-	VPMADDUBSW   164(DX), Y4, Y4
-	VPSHUFB      intconsts<>+416(SB), Y1, Y6
-	VPMADDWD     Y6, Y4, Y4
-	VPADDD       Y4, Y5, Y5
-	VMOVDQU      144(CX), Y4
-	VPAND        intconsts<>+0(SB), Y4, Y6
-	VPSRLW       $0x06, Y3, Y7
-	VPAND        intconsts<>+32(SB), Y7, Y7
-	VPSLLW       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   196(DX), Y6, Y6
-	VPSHUFB      intconsts<>+448(SB), Y1, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
+	VMOVDQU      48(CX), Y6
+	VPAND        intconsts<>+0(SB), Y6, Y7
+	VPAND        intconsts<>+32(SB), Y3, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   4(DX), Y7, Y7
+	VPSHUFB      intconsts<>+256(SB), Y4, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        intconsts<>+0(SB), Y6, Y6
+	VPSRLW       $0x01, Y3, Y8
+	VPAND        intconsts<>+32(SB), Y8, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPMADDUBSW   36(DX), Y6, Y6
+	VPSHUFB      intconsts<>+288(SB), Y4, Y8
+	VPMADDWD     Y8, Y6, Y6
+	VPADDD       Y6, Y7, Y7
+	VMOVDQU      80(CX), Y6
+	VPAND        intconsts<>+0(SB), Y6, Y8
+	VPSRLW       $0x02, Y3, Y9
+	VPAND        intconsts<>+32(SB), Y9, Y9
+	VPSLLW       $0x04, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   68(DX), Y8, Y8
+	VPSHUFB      intconsts<>+320(SB), Y4, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        intconsts<>+0(SB), Y6, Y6
+	VPSRLW       $0x03, Y3, Y8
+	VPAND        intconsts<>+32(SB), Y8, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPMADDUBSW   100(DX), Y6, Y6
+	VPSHUFB      intconsts<>+352(SB), Y4, Y8
+	VPMADDWD     Y8, Y6, Y6
+	VPADDD       Y6, Y7, Y7
+	VMOVDQU      112(CX), Y6
+	VPAND        intconsts<>+0(SB), Y6, Y8
+	VPSRLW       $0x04, Y3, Y9
+	VPAND        intconsts<>+32(SB), Y9, Y9
+	VPSLLW       $0x04, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   132(DX), Y8, Y8
+	VPSHUFB      intconsts<>+384(SB), Y4, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        intconsts<>+0(SB), Y6, Y6
+	VPSRLW       $0x05, Y3, Y8
+	VPAND        intconsts<>+32(SB), Y8, Y8
+	VPSLLW       $0x04, Y8, Y8
+	VPOR         Y8, Y6, Y6
+	VPMADDUBSW   164(DX), Y6, Y6
+	VPSHUFB      intconsts<>+416(SB), Y4, Y8
+	VPMADDWD     Y8, Y6, Y6
+	VPADDD       Y6, Y7, Y7
+	VMOVDQU      144(CX), Y6
+	VPAND        intconsts<>+0(SB), Y6, Y8
+	VPSRLW       $0x06, Y3, Y9
+	VPAND        intconsts<>+32(SB), Y9, Y9
+	VPSLLW       $0x04, Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   196(DX), Y8, Y8
+	VPSHUFB      intconsts<>+448(SB), Y4, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        intconsts<>+0(SB), Y6, Y6
 	VPSRLW       $0x07, Y3, Y3
 	VPAND        intconsts<>+32(SB), Y3, Y3
 	VPSLLW       $0x04, Y3, Y3
-	VPOR         Y3, Y4, Y4
-	VPMADDUBSW   228(DX), Y4, Y4
-	VPSHUFB      intconsts<>+480(SB), Y1, Y1
-	VPMADDWD     Y1, Y4, Y4
-	VPADDD       Y4, Y5, Y5
-	VEXTRACTI128 $0x01, Y5, X1
-	VPADDD       X1, X5, X5
-	VPHADDD      X2, X5, X5
-	VPHADDD      X5, X5, X5
-	VCVTDQ2PS    X5, X5
-	VMOVD        (CX), X1
-	VCVTPH2PS    X1, X1
-	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VMULPS       X5, X1, X1
-	VMOVSHDUP    X1, X2
-	VSUBSS       X2, X1, X1
-	VADDSS       X1, X0, X0
+	VPOR         Y3, Y6, Y6
+	VPMADDUBSW   228(DX), Y6, Y6
+	VPSHUFB      intconsts<>+480(SB), Y4, Y3
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X3
+	VPADDD       X3, X7, X7
+	VPHADDD      X5, X7, X7
+	VPHADDD      X7, X7, X7
+	VCVTDQ2PS    X7, X7
+	VMOVD        (CX), X3
+	VCVTPH2PS    X3, X3
+	VBROADCASTSS (DX), X4
+	VMULPS       X4, X3, X3
+	VMULPS       X7, X3, X3
+	VMOVSHDUP    X3, X4
+	VSUBSS       X4, X3, X3
+	VADDSS       X3, X0, X0
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          q5kQ8KDotAVX2_loop
+	JNZ          q5kQ8KDotAVX2_loop
 
 q5kQ8KDotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -4624,116 +4660,122 @@ q5kQ8KDotAVX2_done:
 // func q6kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	VXORPS X0, X0, X0
+	MOVQ      blocks+0(FP), AX
+	MOVQ      w+8(FP), CX
+	MOVQ      act+16(FP), DX
+	VXORPS    X0, X0, X0
+	TESTQ     AX, AX
+	JZ        q6kQ8KDotAVX2_done
+	VPMOVSXBW 192(CX), Y1
+	VPERMQ    $0x44, Y1, Y2
+	VPERMQ    $0xee, Y1, Y3
 
 q6kQ8KDotAVX2_loop:
-	TESTQ        AX, AX
-	JZ           q6kQ8KDotAVX2_done
-	VMOVDQU      192(CX), X1
-	VPMOVSXBW    X1, Y2
-	VMOVDQU      260(DX), Y3
-	VPMADDWD     Y2, Y3, Y3
-	VPSLLD       $0x05, Y3, Y3
-	VMOVDQU      (CX), Y2
-	VMOVDQU      32(CX), Y4
-	VMOVDQU      128(CX), Y5
-	VPAND        intconsts<>+0(SB), Y2, Y6
-	VPAND        intconsts<>+64(SB), Y5, Y7
-	VPSLLW       $0x04, Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   4(DX), Y6, Y6
-	VPSHUFB      intconsts<>+512(SB), X1, X7
-	VPMOVSXBW    X7, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y4, Y7
-	VPAND        intconsts<>+96(SB), Y5, Y8
-	VPSLLW       $0x02, Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   36(DX), Y7, Y7
-	VPSHUFB      intconsts<>+528(SB), X1, X8
-	VPMOVSXBW    X8, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPSRLW       $0x04, Y2, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPAND        intconsts<>+128(SB), Y5, Y7
-	VPOR         Y7, Y2, Y2
-	VPMADDUBSW   68(DX), Y2, Y2
-	VPSHUFB      intconsts<>+544(SB), X1, X7
-	VPMOVSXBW    X7, Y7
-	VPMADDWD     Y7, Y2, Y2
-	VPADDD       Y2, Y6, Y6
-	VPSRLW       $0x04, Y4, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPAND        intconsts<>+160(SB), Y5, Y4
-	VPSRLW       $0x02, Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPMADDUBSW   100(DX), Y2, Y2
-	VPSHUFB      intconsts<>+560(SB), X1, X4
-	VPMOVSXBW    X4, Y4
-	VPMADDWD     Y4, Y2, Y2
-	VPADDD       Y2, Y6, Y6
-	VMOVDQU      64(CX), Y2
-	VMOVDQU      96(CX), Y4
-	VMOVDQU      160(CX), Y5
-	VPAND        intconsts<>+0(SB), Y2, Y7
-	VPAND        intconsts<>+64(SB), Y5, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   132(DX), Y7, Y7
-	VPSHUFB      intconsts<>+576(SB), X1, X8
-	VPMOVSXBW    X8, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y4, Y7
-	VPAND        intconsts<>+96(SB), Y5, Y8
-	VPSLLW       $0x02, Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   164(DX), Y7, Y7
-	VPSHUFB      intconsts<>+592(SB), X1, X8
-	VPMOVSXBW    X8, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPSRLW       $0x04, Y2, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPAND        intconsts<>+128(SB), Y5, Y7
-	VPOR         Y7, Y2, Y2
-	VPMADDUBSW   196(DX), Y2, Y2
-	VPSHUFB      intconsts<>+608(SB), X1, X7
-	VPMOVSXBW    X7, Y7
-	VPMADDWD     Y7, Y2, Y2
-	VPADDD       Y2, Y6, Y6
-	VPSRLW       $0x04, Y4, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPAND        intconsts<>+160(SB), Y5, Y4
-	VPSRLW       $0x02, Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPMADDUBSW   228(DX), Y2, Y2
-	VPSHUFB      intconsts<>+624(SB), X1, X1
-	VPMOVSXBW    X1, Y1
-	VPMADDWD     Y1, Y2, Y2
-	VPADDD       Y2, Y6, Y6
-	VPSUBD       Y3, Y6, Y6
-	VEXTRACTI128 $0x01, Y6, X1
-	VPADDD       X1, X6, X6
-	VPSHUFD      $0x4e, X6, X1
-	VPADDD       X1, X6, X6
-	VPSHUFD      $0xb1, X6, X1
-	VPADDD       X1, X6, X6
-	VCVTDQ2PS    X6, X6
-	VPBROADCASTW 208(CX), X1
-	VCVTPH2PS    X1, X1
-	VMOVSS       (DX), X2
-	VMULSS       X2, X1, X1
-	VMULSS       X6, X1, X1
-	VADDSS       X1, X0, X0
+	VMOVDQA   Y1, Y4
+	VMOVDQA   Y2, Y5
+	VMOVDQA   Y3, Y6
+	CMPQ      AX, $0x01
+	JE        q6kQ8KDotAVX2_last
+	VPMOVSXBW 402(CX), Y1
+	VPERMQ    $0x44, Y1, Y2
+	VPERMQ    $0xee, Y1, Y3
+	VMOVDQA   Y1, Y1
+	VMOVDQA   Y2, Y2
+	VMOVDQA   Y3, Y3
+
+q6kQ8KDotAVX2_last:
+	VMOVDQU      260(DX), Y7
+	VPMADDWD     Y4, Y7, Y7
+	VPSLLD       $0x05, Y7, Y7
+	VMOVDQU      (CX), Y4
+	VMOVDQU      32(CX), Y8
+	VMOVDQU      128(CX), Y9
+	VPAND        intconsts<>+0(SB), Y4, Y10
+	VPAND        intconsts<>+64(SB), Y9, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   4(DX), Y10, Y10
+	VPSHUFB      intconsts<>+512(SB), Y5, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPAND        intconsts<>+0(SB), Y8, Y11
+	VPAND        intconsts<>+96(SB), Y9, Y12
+	VPSLLW       $0x02, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   36(DX), Y11, Y11
+	VPSHUFB      intconsts<>+544(SB), Y5, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPADDD       Y11, Y10, Y10
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+128(SB), Y9, Y11
+	VPOR         Y11, Y4, Y4
+	VPMADDUBSW   68(DX), Y4, Y4
+	VPSHUFB      intconsts<>+576(SB), Y5, Y11
+	VPMADDWD     Y11, Y4, Y4
+	VPADDD       Y4, Y10, Y10
+	VPSRLW       $0x04, Y8, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+160(SB), Y9, Y8
+	VPSRLW       $0x02, Y8, Y8
+	VPOR         Y8, Y4, Y4
+	VPMADDUBSW   100(DX), Y4, Y4
+	VPSHUFB      intconsts<>+608(SB), Y5, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y10, Y10
+	VMOVDQU      64(CX), Y4
+	VMOVDQU      96(CX), Y5
+	VMOVDQU      160(CX), Y8
+	VPAND        intconsts<>+0(SB), Y4, Y9
+	VPAND        intconsts<>+64(SB), Y8, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VPMADDUBSW   132(DX), Y9, Y9
+	VPSHUFB      intconsts<>+512(SB), Y6, Y11
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y10, Y10
+	VPAND        intconsts<>+0(SB), Y5, Y9
+	VPAND        intconsts<>+96(SB), Y8, Y11
+	VPSLLW       $0x02, Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VPMADDUBSW   164(DX), Y9, Y9
+	VPSHUFB      intconsts<>+544(SB), Y6, Y11
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y10, Y10
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+128(SB), Y8, Y9
+	VPOR         Y9, Y4, Y4
+	VPMADDUBSW   196(DX), Y4, Y4
+	VPSHUFB      intconsts<>+576(SB), Y6, Y9
+	VPMADDWD     Y9, Y4, Y4
+	VPADDD       Y4, Y10, Y10
+	VPSRLW       $0x04, Y5, Y4
+	VPAND        intconsts<>+0(SB), Y4, Y4
+	VPAND        intconsts<>+160(SB), Y8, Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPMADDUBSW   228(DX), Y4, Y4
+	VPSHUFB      intconsts<>+608(SB), Y6, Y5
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y10, Y10
+	VPSUBD       Y7, Y10, Y10
+	VEXTRACTI128 $0x01, Y10, X4
+	VPADDD       X4, X10, X10
+	VPSHUFD      $0x4e, X10, X4
+	VPADDD       X4, X10, X10
+	VPSHUFD      $0xb1, X10, X4
+	VPADDD       X4, X10, X10
+	VCVTDQ2PS    X10, X10
+	VPBROADCASTW 208(CX), X4
+	VCVTPH2PS    X4, X4
+	VMOVSS       (DX), X5
+	VMULSS       X5, X4, X4
+	VMULSS       X10, X4, X4
+	VADDSS       X4, X0, X0
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX
-	JMP          q6kQ8KDotAVX2_loop
+	JNZ          q6kQ8KDotAVX2_loop
 
 q6kQ8KDotAVX2_done:
 	MOVSS X0, ret+24(FP)

@@ -63,3 +63,28 @@ func TestIntDot(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkIntDot runs each integer kernel over one row of 16 blocks
+// that stays in the L1 cache: the kernels' arithmetic throughput, apart
+// from memory (BenchmarkMatVecBandwidth measures them on weights read
+// from memory). Bytes are the weight bytes.
+func BenchmarkIntDot(b *testing.B) {
+	r := newRand(5)
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
+		const k = 4096
+		src := randomBlocks(dt, k)
+		rowBytes, _ := actRowBytes(dt.VecDotType(), k)
+		row := make([]byte, rowBytes)
+		quantizeActs(dt.VecDotType(), randn(r, k, 1), row)
+		kern := intDotFor(dt)
+		blocks := k / dt.BlockElems()
+		b.Run(dt.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			var sink float32
+			for b.Loop() {
+				sink += kern(blocks, &src[0], &row[0])
+			}
+			_ = sink
+		})
+	}
+}

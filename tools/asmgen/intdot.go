@@ -39,7 +39,7 @@ const (
 	icBits67   = 160 // 32 bytes 0xc0
 	icOnes16   = 192 // 16 int16 ones
 	icK4Shuf   = 256 // 8 masks of 32 bytes: int16 lane j everywhere
-	icQ6Shuf   = 512 // 8 masks of 16 bytes: byte 2k eight times, then 2k+1
+	icQ6Pair   = 512 // 4 masks of 32 bytes: int16 lane 2p in the low half, 2p+1 in the high
 	icQhShuf   = 640 // byte i of each half: byte i/8 (+2 in the high half) of a broadcast dword
 	icBitSel   = 672 // byte i: 1<<(i%8)
 	icK4Shift  = 736 // dwords 0, 0, 0, 4: per-lane shifts of the scale unpack
@@ -72,10 +72,6 @@ func intConst(off int) Mem {
 				b[icK4Shuf+32*j+2*i] = byte(2 * j)
 				b[icK4Shuf+32*j+2*i+1] = byte(2*j + 1)
 			}
-			for i := range 8 {
-				b[icQ6Shuf+16*j+i] = byte(2 * j)
-				b[icQ6Shuf+16*j+8+i] = byte(2*j + 1)
-			}
 		}
 		for i := range 32 {
 			b[icQhShuf+i] = byte(i%16/8 + 2*(i/16))
@@ -89,6 +85,12 @@ func intConst(off int) Mem {
 		fill(icK4High+4, 4, 0x30)
 		fill(icK4High+12, 4, 0x30)
 		fill(icFifth, 32, 0x10)
+		for p := range 4 {
+			for i := range 16 {
+				b[icQ6Pair+32*p+i] = byte(2*(2*p) + i%2)
+				b[icQ6Pair+32*p+16+i] = byte(2*(2*p+1) + i%2)
+			}
+		}
 		for i := 0; i < len(b); i += 4 {
 			DATA(i, U32(uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24))
 		}
@@ -112,22 +114,37 @@ func hsumInt(y reg.VecVirtual) reg.Register {
 }
 
 func intDotKernels() {
-	intDotKernel("q4kQ8KDotAVX2", "Q4_K blocks with Q8_K activation blocks", 144, q8kBytes, func(pw, pa reg.Register, s reg.VecVirtual) {
-		kScaleMinIntBody(pw, pa, s, false)
-	})
-	intDotKernel("q5kQ8KDotAVX2", "Q5_K blocks with Q8_K activation blocks", 176, q8kBytes, func(pw, pa reg.Register, s reg.VecVirtual) {
-		kScaleMinIntBody(pw, pa, s, true)
-	})
-	intDotKernel("q6kQ8KDotAVX2", "Q6_K blocks with Q8_K activation blocks", 210, q8kBytes, q6kIntBody)
+	for _, k := range []struct {
+		name, what string
+		wBytes     int
+		body       intBody
+	}{
+		{"q4kQ8K", "Q4_K blocks with Q8_K activation blocks", 144, kScaleMinIntBody(false)},
+		{"q5kQ8K", "Q5_K blocks with Q8_K activation blocks", 176, kScaleMinIntBody(true)},
+		{"q6kQ8K", "Q6_K blocks with Q8_K activation blocks", 210, intBody{prep: q6kPrep, main: q6kIntBody}},
+	} {
+		intDotKernel(k.name+"DotAVX2", k.what, k.wBytes, q8kBytes, k.body)
+	}
 	intDot32Kernel("q8Q80DotAVX2", "Q8_0 blocks with Q8_0 activation blocks", q8Weight)
 	intDot32Kernel("q4Q80DotAVX2", "Q4_0 blocks with Q8_0 activation blocks", q4Weight)
 	intDot32Kernel("q5Q80DotAVX2", "Q5_0 blocks with Q8_0 activation blocks", q5Weight)
 }
 
+// intBody is one weight block's contribution to a dot product.
+type intBody struct {
+	// prep, if set, computes from the block at pw+disp values main needs
+	// (unpacked scales): the kernel runs it one block ahead, so that its
+	// chain of dependent shuffles is done when main's multiply-adds want
+	// its results instead of holding them up.
+	prep func(pw reg.Register, disp int) []reg.VecVirtual
+	// main adds the block at pw's contribution, against the activation
+	// block at pa, to the low lane of s; pre is prep's result for it.
+	main func(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
+}
+
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
-// body over the blocks; body adds one block's contribution to the low
-// lane of s.
-func intDotKernel(name, what string, wBytes, aBytes int, body func(pw, pa reg.Register, s reg.VecVirtual)) {
+// body over the blocks.
+func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
 	Pragma("noescape")
 	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
@@ -136,14 +153,34 @@ func intDotKernel(name, what string, wBytes, aBytes int, body func(pw, pa reg.Re
 	pa := Load(Param("act"), GP64())
 	s := XMM()
 	VXORPS(s, s, s)
-	Label(name + "_loop")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
-	body(pw, pa, s)
+	var pre []reg.VecVirtual
+	if body.prep != nil {
+		pre = body.prep(pw, 0)
+	}
+	Label(name + "_loop")
+	var cur []reg.VecVirtual
+	if body.prep != nil {
+		// Take this block's prepared values and prepare the next block's,
+		// unless this is the last (never read past the row).
+		for _, v := range pre {
+			c := YMM()
+			VMOVDQA(v, c)
+			cur = append(cur, c)
+		}
+		CMPQ(n, Imm(1))
+		JE(LabelRef(name + "_last"))
+		for i, v := range body.prep(pw, wBytes) {
+			VMOVDQA(v, pre[i])
+		}
+		Label(name + "_last")
+	}
+	body.main(pw, pa, cur, s)
 	ADDQ(U32(uint32(wBytes)), pw)
 	ADDQ(U32(uint32(aBytes)), pa)
 	DECQ(n)
-	JMP(LabelRef(name + "_loop"))
+	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	Store(s, ReturnIndex(0))
 	VZEROUPPER()
@@ -153,19 +190,26 @@ func intDotKernel(name, what string, wBytes, aBytes int, body func(pw, pa reg.Re
 // kScaleMinIntBody is one Q4_K (or Q5_K) block: f16 d and dmin, 12 bytes
 // of 6-bit scales and mins, (Q5_K: 32 bytes of fifth bits,) 128 bytes of
 // nibbles; sub-block j of 32 values is the low (j even) or high (j odd)
-// nibbles of bytes 32*(j/2)..+32.
-func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
-	qs := 16
-	if five {
-		qs = 48
+// nibbles of bytes 32*(j/2)..+32. Its prep unpacks the scales and mins.
+func kScaleMinIntBody(five bool) intBody {
+	return intBody{
+		prep: kScaleMinPrep,
+		main: func(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
+			kScaleMinMain(pw, pa, pre[0], pre[1], s, five)
+		},
 	}
-	// Unpack the scales and mins (get_scale_min_k4) in one vector: with
-	// A0, A1, A2 the three dwords of scale bytes, lanes [u0 u1 u2 u3] =
-	// sc0-3, sc4-7, m0-3, m4-7 are
-	//	u0 = A0 & 0x3f..        u1 = A2 & 0x0f.. | (A0 >> 2) & 0x30..
-	//	u2 = A1 & 0x3f..        u3 = (A2 >> 4) & 0x0f.. | (A1 >> 2) & 0x30..
+}
+
+// kScaleMinPrep unpacks the scales and mins of the Q4_K or Q5_K block at
+// pw+disp (get_scale_min_k4) in one vector, and returns it (int16 sc0-7 |
+// m0-7) and its scales in both halves. With A0, A1, A2 the three dwords
+// of scale bytes, lanes [u0 u1 u2 u3] = sc0-3, sc4-7, m0-3, m4-7 are
+//
+//	u0 = A0 & 0x3f..        u1 = A2 & 0x0f.. | (A0 >> 2) & 0x30..
+//	u2 = A1 & 0x3f..        u3 = (A2 >> 4) & 0x0f.. | (A1 >> 2) & 0x30..
+func kScaleMinPrep(pw reg.Register, disp int) []reg.VecVirtual {
 	raw, packed, hi6 := XMM(), XMM(), XMM()
-	VMOVDQU(Mem{Base: pw, Disp: 4}, raw)
+	VMOVDQU(Mem{Base: pw, Disp: disp + 4}, raw)
 	VPSHUFD(Imm(0x98), raw, packed) // A0 A2 A1 A2
 	VPSRLVD(intConst(icK4Shift), packed, packed)
 	VPAND(intConst(icK4Low), packed, packed)
@@ -175,7 +219,18 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 	VPOR(hi6, packed, packed)
 	ms := YMM()
 	VPMOVZXBW(packed, ms) // int16: sc0-7 | m0-7
+	scales := YMM()
+	VPERMQ(Imm(0x44), ms, scales) // sc0-7 in both halves
+	return []reg.VecVirtual{ms, scales}
+}
 
+// kScaleMinMain is the rest of a Q4_K or Q5_K block, with ms and scales
+// from kScaleMinPrep.
+func kScaleMinMain(pw, pa reg.Register, ms, scales, s reg.VecVirtual, five bool) {
+	qs := 16
+	if five {
+		qs = 48
+	}
 	// summ = sum_j m_j * (bsums[2j] + bsums[2j+1]).
 	bs, bhi := YMM(), XMM()
 	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, bs)
@@ -185,8 +240,6 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 	VEXTRACTI128(Imm(1), ms, mins)
 	VPMADDWD(mins, bs.AsX(), bs.AsX()) // 4 partial sums of summ
 
-	scales := YMM()
-	VPERMQ(Imm(0x44), ms, scales) // sc0-7 in both halves
 	var qh reg.VecVirtual
 	if five {
 		qh = YMM()
@@ -255,14 +308,12 @@ func kScaleMinIntBody(pw, pa reg.Register, s reg.VecVirtual, five bool) {
 // l+32p takes its low nibble from byte l (p even) or l+32 (p odd), low or
 // high as p < 2 or not, its high bits from pair p of qh byte l. The -32
 // offset comes off through the bsums: sum sc_j*(sum q*a - 32*bsums_j).
-func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
-	scales := XMM()
-	VMOVDQU(Mem{Base: pw, Disp: 192}, scales)
-	sc16, sub := YMM(), YMM()
-	VPMOVSXBW(scales, sc16)
+func q6kIntBody(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
+	sc16, sub := pre[0], YMM()
 	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, sub)
 	VPMADDWD(sc16, sub, sub)
 	VPSLLD(Imm(5), sub, sub)
+	scHalves := pre[1:]
 	var sumi reg.VecVirtual // the first vector's products, then the sum
 	highMask := []int{icBits01, icBits23, icBits45, icBits67}
 	for h := range 2 {
@@ -293,9 +344,10 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 			}
 			VPOR(hi, q, q)
 			VPMADDUBSW(Mem{Base: pa, Disp: q8kQs + 128*h + 32*p}, q, q)
-			scx, sc := XMM(), YMM()
-			VPSHUFB(intConst(icQ6Shuf+16*(4*h+p)), scales, scx)
-			VPMOVSXBW(scx, sc)
+			// Sub-blocks 8h+2p and 8h+2p+1: their scales' int16 lanes of
+			// half h, spread over the low and the high 16 bytes.
+			sc := YMM()
+			VPSHUFB(intConst(icQ6Pair+32*p), scHalves[h], sc)
 			VPMADDWD(sc, q, q)
 			if sumi == nil {
 				sumi = q
@@ -314,6 +366,16 @@ func q6kIntBody(pw, pa reg.Register, s reg.VecVirtual) {
 	VMULSS(ad, d, d)
 	VMULSS(si, d, d)
 	VADDSS(d, s, s)
+}
+
+// q6kPrep widens the 16 int8 scales of the Q6_K block at pw+disp to
+// int16 and returns them, then scales 0-7 and 8-15 each in both halves.
+func q6kPrep(pw reg.Register, disp int) []reg.VecVirtual {
+	sc16, lo, hi := YMM(), YMM(), YMM()
+	VPMOVSXBW(Mem{Base: pw, Disp: disp + 192}, sc16)
+	VPERMQ(Imm(0x44), sc16, lo)
+	VPERMQ(Imm(0xee), sc16, hi)
+	return []reg.VecVirtual{sc16, lo, hi}
 }
 
 // The 32-value types (Q8_0, Q4_0, Q5_0 against Q8_0 activations) take
