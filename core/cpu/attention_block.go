@@ -212,10 +212,14 @@ func (w *panelWalk) next() {
 // for the seen keys of any row rounded up to whole vectors of 8.
 func attnRowStride(n int) int { return (n+7)&^7 + 8 }
 
-// maxOf returns the largest element of x (x not empty), in four running
-// maxima so that the comparisons do not wait on one another. A NaN is
-// skipped here, and shows in the exponentials instead.
-func maxOf(x []float32) float32 {
+// maxOf returns the largest element of x (x not empty); a NaN is skipped
+// here (unless it is x[0]) and shows in the exponentials instead. AVX2
+// machines take maxAVX, the same comparisons eight lanes at a time.
+var maxOf = maxOfGo
+
+// maxOfGo is maxOf in four running maxima, so that the comparisons do not
+// wait on one another.
+func maxOfGo(x []float32) float32 {
 	m0 := x[0]
 	m1, m2, m3 := m0, m0, m0
 	i := 0

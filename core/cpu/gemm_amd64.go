@@ -17,6 +17,7 @@ func init() {
 	dot, dot1x4, axpy, axpy4 = dotAVX, dot1x4AVX, axpyAVX, axpy4AVX
 	simdDots = true
 	expShift, sigmoids = expShiftAVX, sigmoidsAVX
+	maxOf = maxAVX
 	decodeFast = decodeAVX // F16C comes with every AVX2 CPU
 	blockDot = func(dt tensor.DType) blockDotKernel { return blockDots[dt] }
 	pack8 = pack8AVX

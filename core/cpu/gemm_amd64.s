@@ -926,6 +926,31 @@ dot_reduce:
 	VZEROUPPER
 	RET
 
+// func maxAVX2(k int, x *float32) float32
+// Requires: AVX, SSE
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ         k+0(FP), AX
+	MOVQ         x+8(FP), CX
+	VBROADCASTSS (CX), Y0
+	XORQ         DX, DX
+	SHLQ         $0x02, AX
+
+max_loop:
+	VMOVUPS      (CX)(DX*1), Y1
+	VMAXPS       Y0, Y1, Y0
+	ADDQ         $0x00000020, DX
+	CMPQ         DX, AX
+	JL           max_loop
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
 // func axpyAVX2(k int, dst *float32, x *float32, alpha float32)
 // Requires: AVX, FMA3
 TEXT ·axpyAVX2(SB), NOSPLIT, $0-28

@@ -29,6 +29,11 @@ func dot4AVX2(k int, x *float32, w0 *float32, w1 *float32, w2 *float32, w3 *floa
 //go:noescape
 func dotAVX2(k int, x *float32, y *float32) float32
 
+// maxAVX2 returns the largest of x's k values (k a positive multiple of 8), starting from x[0]: a NaN elsewhere is skipped, a NaN x[0] is the result.
+//
+//go:noescape
+func maxAVX2(k int, x *float32) float32
+
 // axpyAVX2 adds alpha*x to dst; k is a multiple of 16.
 //
 //go:noescape

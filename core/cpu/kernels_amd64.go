@@ -43,6 +43,21 @@ func dot1x4AVX(a, b0, b1, b2, b3 []float32) (s0, s1, s2, s3 float32) {
 	return
 }
 
+func maxAVX(x []float32) float32 {
+	n := len(x)
+	k := n &^ 7
+	if k == 0 {
+		return maxOfGo(x)
+	}
+	m := maxAVX2(k, &x[0])
+	for _, v := range x[k:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
 func axpyAVX(dst, x []float32, alpha float32) {
 	n := len(dst)
 	x = x[:n]

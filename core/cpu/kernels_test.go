@@ -61,3 +61,38 @@ func TestVectorKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxOf checks the row maximum of attention's softmax (maxOf, the
+// vector kernel where there is one) against the portable maxOfGo, NaNs,
+// infinities and signed zeros included: a NaN past x[0] is skipped, a NaN
+// x[0] is the result, and equal values may differ only in the sign of
+// zero (whose exponential is the same).
+func TestMaxOf(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, n := range []int{1, 2, 7, 8, 9, 15, 16, 17, 24, 63, 64, 65, 200} {
+		for trial, special := range []func(x []float32){
+			func([]float32) {},
+			func(x []float32) { x[len(x)-1] = nan },
+			func(x []float32) { x[len(x)/2] = nan; x[len(x)-1] = inf },
+			func(x []float32) { x[0] = nan },
+			func(x []float32) {
+				for i := range x {
+					x[i] = float32(math.Copysign(0, float64(i%2*2-1)))
+				}
+			},
+			func(x []float32) {
+				for i := range x {
+					x[i] = -inf
+				}
+			},
+		} {
+			x := randFloats(r, n)
+			special(x)
+			got, want := maxOf(x), maxOfGo(x)
+			if got != want && !(got != got && want != want) {
+				t.Errorf("n=%d case %d: maxOf = %v, portable %v", n, trial, got, want)
+			}
+		}
+	}
+}

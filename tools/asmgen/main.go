@@ -70,6 +70,7 @@ func main() {
 	}
 	dot4Kernel()
 	dotKernel()
+	maxKernel()
 	axpyKernel()
 	axpy4Kernel()
 	expKernel()
@@ -243,6 +244,41 @@ func dot4Kernel() {
 		VADDPS(acc[r][1], acc[r][0], acc[r][0])
 		VMOVSS(hsum(acc[r][0]), Mem{Base: out, Disp: 4 * r})
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// maxKernel emits func maxAVX2(k int, x *float32) float32.
+func maxKernel() {
+	TEXT("maxAVX2", NOSPLIT, "func(k int, x *float32) float32")
+	Pragma("noescape")
+	Doc("maxAVX2 returns the largest of x's k values (k a positive multiple of 8), starting from x[0]: a NaN elsewhere is skipped, a NaN x[0] is the result.")
+	k := Load(Param("k"), GP64())
+	px := Load(Param("x"), GP64())
+	acc := YMM()
+	VBROADCASTSS(Mem{Base: px}, acc)
+	xv := YMM()
+	off := GP64()
+	XORQ(off, off)
+	SHLQ(Imm(2), k)
+	// Each step keeps x where x > acc, else acc (vmaxps returns its
+	// second source when either is NaN): the comparisons of Go's maxOf.
+	Label("max_loop")
+	VMOVUPS(Mem{Base: px, Index: off, Scale: 1}, xv)
+	VMAXPS(acc, xv, acc)
+	ADDQ(U32(32), off)
+	CMPQ(off, k)
+	JL(LabelRef("max_loop"))
+	hi := XMM()
+	VEXTRACTF128(Imm(1), acc, hi)
+	lo := acc.AsX()
+	VMAXPS(hi, lo, lo)
+	t := XMM()
+	VPERMILPS(Imm(0x4e), lo, t)
+	VMAXPS(t, lo, lo)
+	VPERMILPS(Imm(0xb1), lo, t)
+	VMAXPS(t, lo, lo)
+	Store(lo, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
