@@ -4219,109 +4219,114 @@ q6kDotAVX2_reduce:
 // func q4kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ      blocks+0(FP), AX
-	MOVQ      w+8(FP), CX
-	MOVQ      act+16(FP), DX
-	VXORPS    X0, X0, X0
-	TESTQ     AX, AX
-	JZ        q4kQ8KDotAVX2_done
-	VMOVDQU   4(CX), X1
-	VPSHUFD   $0x98, X1, X2
-	VPSRLVD   intconsts<>+736(SB), X2, X2
-	VPAND     intconsts<>+752(SB), X2, X2
-	VPSHUFD   $0x50, X1, X1
-	VPSRLD    $0x02, X1, X1
-	VPAND     intconsts<>+768(SB), X1, X1
-	VPOR      X1, X2, X2
-	VPMOVZXBW X2, Y1
-	VPERMQ    $0x44, Y1, Y2
+	MOVQ         blocks+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         act+16(FP), DX
+	VXORPS       X0, X0, X0
+	TESTQ        AX, AX
+	JZ           q4kQ8KDotAVX2_done
+	VMOVDQU      intconsts<>+0(SB), Y1
+	IMUL3Q       $0x00000124, AX, BX
+	ADDQ         DX, BX
+	VMOVDQU      4(CX), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X3
 
 q4kQ8KDotAVX2_loop:
-	VMOVDQA   Y1, Y3
-	VMOVDQA   Y2, Y4
-	CMPQ      AX, $0x01
-	JE        q4kQ8KDotAVX2_last
-	VMOVDQU   148(CX), X1
-	VPSHUFD   $0x98, X1, X2
-	VPSRLVD   intconsts<>+736(SB), X2, X2
-	VPAND     intconsts<>+752(SB), X2, X2
-	VPSHUFD   $0x50, X1, X1
-	VPSRLD    $0x02, X1, X1
-	VPAND     intconsts<>+768(SB), X1, X1
-	VPOR      X1, X2, X2
-	VPMOVZXBW X2, Y1
-	VPERMQ    $0x44, Y1, Y2
-	VMOVDQA   Y1, Y1
-	VMOVDQA   Y2, Y2
+	VMOVDQA      Y2, Y4
+	VMOVDQA      Y3, Y5
+	CMPQ         AX, $0x01
+	JE           q4kQ8KDotAVX2_last
+	VMOVDQU      148(CX), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X6
+	VMOVDQA      Y2, Y2
+	VMOVDQA      Y6, Y3
 
 q4kQ8KDotAVX2_last:
-	VMOVDQU      260(DX), Y5
-	VEXTRACTI128 $0x01, Y5, X6
-	VPHADDW      X6, X5, X5
-	VEXTRACTI128 $0x01, Y3, X3
-	VPMADDWD     X3, X5, X5
-	VMOVDQU      16(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y6
-	VPMADDUBSW   4(DX), Y6, Y6
-	VPSHUFB      intconsts<>+256(SB), Y4, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPSRLW       $0x04, Y3, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   36(DX), Y3, Y3
-	VPSHUFB      intconsts<>+288(SB), Y4, Y7
-	VPMADDWD     Y7, Y3, Y3
-	VPADDD       Y3, Y6, Y6
-	VMOVDQU      48(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y7
-	VPMADDUBSW   68(DX), Y7, Y7
-	VPSHUFB      intconsts<>+320(SB), Y4, Y8
+	VMOVDQU      (BX), X6
+	VPMADDWD     X5, X6, X6
+	VMOVDQU      16(CX), Y5
+	VPAND        Y1, Y5, Y7
+	VPMADDUBSW   4(DX), Y7, Y7
+	VPSHUFB      intconsts<>+256(SB), Y4, Y8
 	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPSRLW       $0x04, Y3, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   100(DX), Y3, Y3
-	VPSHUFB      intconsts<>+352(SB), Y4, Y7
-	VPMADDWD     Y7, Y3, Y3
-	VPADDD       Y3, Y6, Y6
-	VMOVDQU      80(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y7
-	VPMADDUBSW   132(DX), Y7, Y7
-	VPSHUFB      intconsts<>+384(SB), Y4, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPSRLW       $0x04, Y3, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   164(DX), Y3, Y3
-	VPSHUFB      intconsts<>+416(SB), Y4, Y7
-	VPMADDWD     Y7, Y3, Y3
-	VPADDD       Y3, Y6, Y6
-	VMOVDQU      112(CX), Y3
-	VPAND        intconsts<>+0(SB), Y3, Y7
-	VPMADDUBSW   196(DX), Y7, Y7
-	VPSHUFB      intconsts<>+448(SB), Y4, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y6, Y6
-	VPSRLW       $0x04, Y3, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   228(DX), Y3, Y3
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   36(DX), Y5, Y5
+	VPSHUFB      intconsts<>+288(SB), Y4, Y8
+	VPMADDWD     Y8, Y5, Y5
+	VPADDD       Y5, Y7, Y7
+	VMOVDQU      48(CX), Y5
+	VPAND        Y1, Y5, Y8
+	VPMADDUBSW   68(DX), Y8, Y8
+	VPSHUFB      intconsts<>+320(SB), Y4, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   100(DX), Y5, Y5
+	VPSHUFB      intconsts<>+352(SB), Y4, Y9
+	VPMADDWD     Y9, Y5, Y5
+	VPADDD       Y5, Y8, Y8
+	VMOVDQU      80(CX), Y5
+	VPAND        Y1, Y5, Y9
+	VPMADDUBSW   132(DX), Y9, Y9
+	VPSHUFB      intconsts<>+384(SB), Y4, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   164(DX), Y5, Y5
+	VPSHUFB      intconsts<>+416(SB), Y4, Y10
+	VPMADDWD     Y10, Y5, Y5
+	VPADDD       Y5, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VMOVDQU      112(CX), Y5
+	VPAND        Y1, Y5, Y9
+	VPMADDUBSW   196(DX), Y9, Y9
+	VPSHUFB      intconsts<>+448(SB), Y4, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   228(DX), Y5, Y5
 	VPSHUFB      intconsts<>+480(SB), Y4, Y4
-	VPMADDWD     Y4, Y3, Y3
-	VPADDD       Y3, Y6, Y6
-	VEXTRACTI128 $0x01, Y6, X3
-	VPADDD       X3, X6, X6
-	VPHADDD      X5, X6, X6
-	VPHADDD      X6, X6, X6
-	VCVTDQ2PS    X6, X6
-	VMOVD        (CX), X3
-	VCVTPH2PS    X3, X3
-	VBROADCASTSS (DX), X4
-	VMULPS       X4, X3, X3
-	VMULPS       X6, X3, X3
-	VMOVSHDUP    X3, X4
-	VSUBSS       X4, X3, X3
-	VADDSS       X3, X0, X0
+	VPMADDWD     Y4, Y5, Y5
+	VPADDD       Y5, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPADDD       Y8, Y7, Y7
+	VEXTRACTI128 $0x01, Y7, X4
+	VPADDD       X4, X7, X7
+	VPUNPCKLQDQ  X6, X7, X4
+	VPUNPCKHQDQ  X6, X7, X5
+	VPADDD       X5, X4, X4
+	VPSHUFD      $0xd8, X4, X7
+	VPSHUFD      $0x8d, X4, X5
+	VPADDD       X5, X7, X7
+	VCVTDQ2PS    X7, X7
+	VMOVD        (CX), X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS (DX), X5
+	VMULPS       X5, X4, X4
+	VMULPS       X7, X4, X4
+	VMOVSHDUP    X4, X5
+	VSUBSS       X5, X4, X4
+	VADDSS       X4, X0, X0
 	ADDQ         $0x00000090, CX
 	ADDQ         $0x00000124, DX
+	ADDQ         $0x00000010, BX
 	DECQ         AX
 	JNZ          q4kQ8KDotAVX2_loop
 
@@ -4394,70 +4399,70 @@ DATA intconsts<>+240(SB)/4, $0x00000000
 DATA intconsts<>+244(SB)/4, $0x00000000
 DATA intconsts<>+248(SB)/4, $0x00000000
 DATA intconsts<>+252(SB)/4, $0x00000000
-DATA intconsts<>+256(SB)/4, $0x01000100
-DATA intconsts<>+260(SB)/4, $0x01000100
-DATA intconsts<>+264(SB)/4, $0x01000100
-DATA intconsts<>+268(SB)/4, $0x01000100
-DATA intconsts<>+272(SB)/4, $0x01000100
-DATA intconsts<>+276(SB)/4, $0x01000100
-DATA intconsts<>+280(SB)/4, $0x01000100
-DATA intconsts<>+284(SB)/4, $0x01000100
-DATA intconsts<>+288(SB)/4, $0x03020302
-DATA intconsts<>+292(SB)/4, $0x03020302
-DATA intconsts<>+296(SB)/4, $0x03020302
-DATA intconsts<>+300(SB)/4, $0x03020302
-DATA intconsts<>+304(SB)/4, $0x03020302
-DATA intconsts<>+308(SB)/4, $0x03020302
-DATA intconsts<>+312(SB)/4, $0x03020302
-DATA intconsts<>+316(SB)/4, $0x03020302
-DATA intconsts<>+320(SB)/4, $0x05040504
-DATA intconsts<>+324(SB)/4, $0x05040504
-DATA intconsts<>+328(SB)/4, $0x05040504
-DATA intconsts<>+332(SB)/4, $0x05040504
-DATA intconsts<>+336(SB)/4, $0x05040504
-DATA intconsts<>+340(SB)/4, $0x05040504
-DATA intconsts<>+344(SB)/4, $0x05040504
-DATA intconsts<>+348(SB)/4, $0x05040504
-DATA intconsts<>+352(SB)/4, $0x07060706
-DATA intconsts<>+356(SB)/4, $0x07060706
-DATA intconsts<>+360(SB)/4, $0x07060706
-DATA intconsts<>+364(SB)/4, $0x07060706
-DATA intconsts<>+368(SB)/4, $0x07060706
-DATA intconsts<>+372(SB)/4, $0x07060706
-DATA intconsts<>+376(SB)/4, $0x07060706
-DATA intconsts<>+380(SB)/4, $0x07060706
-DATA intconsts<>+384(SB)/4, $0x09080908
-DATA intconsts<>+388(SB)/4, $0x09080908
-DATA intconsts<>+392(SB)/4, $0x09080908
-DATA intconsts<>+396(SB)/4, $0x09080908
-DATA intconsts<>+400(SB)/4, $0x09080908
-DATA intconsts<>+404(SB)/4, $0x09080908
-DATA intconsts<>+408(SB)/4, $0x09080908
-DATA intconsts<>+412(SB)/4, $0x09080908
-DATA intconsts<>+416(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+420(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+424(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+428(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+432(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+436(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+440(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+444(SB)/4, $0x0b0a0b0a
-DATA intconsts<>+448(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+452(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+456(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+460(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+464(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+468(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+472(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+476(SB)/4, $0x0d0c0d0c
-DATA intconsts<>+480(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+484(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+488(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+492(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+496(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+500(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+504(SB)/4, $0x0f0e0f0e
-DATA intconsts<>+508(SB)/4, $0x0f0e0f0e
+DATA intconsts<>+256(SB)/4, $0x80008000
+DATA intconsts<>+260(SB)/4, $0x80008000
+DATA intconsts<>+264(SB)/4, $0x80008000
+DATA intconsts<>+268(SB)/4, $0x80008000
+DATA intconsts<>+272(SB)/4, $0x80008000
+DATA intconsts<>+276(SB)/4, $0x80008000
+DATA intconsts<>+280(SB)/4, $0x80008000
+DATA intconsts<>+284(SB)/4, $0x80008000
+DATA intconsts<>+288(SB)/4, $0x80018001
+DATA intconsts<>+292(SB)/4, $0x80018001
+DATA intconsts<>+296(SB)/4, $0x80018001
+DATA intconsts<>+300(SB)/4, $0x80018001
+DATA intconsts<>+304(SB)/4, $0x80018001
+DATA intconsts<>+308(SB)/4, $0x80018001
+DATA intconsts<>+312(SB)/4, $0x80018001
+DATA intconsts<>+316(SB)/4, $0x80018001
+DATA intconsts<>+320(SB)/4, $0x80028002
+DATA intconsts<>+324(SB)/4, $0x80028002
+DATA intconsts<>+328(SB)/4, $0x80028002
+DATA intconsts<>+332(SB)/4, $0x80028002
+DATA intconsts<>+336(SB)/4, $0x80028002
+DATA intconsts<>+340(SB)/4, $0x80028002
+DATA intconsts<>+344(SB)/4, $0x80028002
+DATA intconsts<>+348(SB)/4, $0x80028002
+DATA intconsts<>+352(SB)/4, $0x80038003
+DATA intconsts<>+356(SB)/4, $0x80038003
+DATA intconsts<>+360(SB)/4, $0x80038003
+DATA intconsts<>+364(SB)/4, $0x80038003
+DATA intconsts<>+368(SB)/4, $0x80038003
+DATA intconsts<>+372(SB)/4, $0x80038003
+DATA intconsts<>+376(SB)/4, $0x80038003
+DATA intconsts<>+380(SB)/4, $0x80038003
+DATA intconsts<>+384(SB)/4, $0x80048004
+DATA intconsts<>+388(SB)/4, $0x80048004
+DATA intconsts<>+392(SB)/4, $0x80048004
+DATA intconsts<>+396(SB)/4, $0x80048004
+DATA intconsts<>+400(SB)/4, $0x80048004
+DATA intconsts<>+404(SB)/4, $0x80048004
+DATA intconsts<>+408(SB)/4, $0x80048004
+DATA intconsts<>+412(SB)/4, $0x80048004
+DATA intconsts<>+416(SB)/4, $0x80058005
+DATA intconsts<>+420(SB)/4, $0x80058005
+DATA intconsts<>+424(SB)/4, $0x80058005
+DATA intconsts<>+428(SB)/4, $0x80058005
+DATA intconsts<>+432(SB)/4, $0x80058005
+DATA intconsts<>+436(SB)/4, $0x80058005
+DATA intconsts<>+440(SB)/4, $0x80058005
+DATA intconsts<>+444(SB)/4, $0x80058005
+DATA intconsts<>+448(SB)/4, $0x80068006
+DATA intconsts<>+452(SB)/4, $0x80068006
+DATA intconsts<>+456(SB)/4, $0x80068006
+DATA intconsts<>+460(SB)/4, $0x80068006
+DATA intconsts<>+464(SB)/4, $0x80068006
+DATA intconsts<>+468(SB)/4, $0x80068006
+DATA intconsts<>+472(SB)/4, $0x80068006
+DATA intconsts<>+476(SB)/4, $0x80068006
+DATA intconsts<>+480(SB)/4, $0x80078007
+DATA intconsts<>+484(SB)/4, $0x80078007
+DATA intconsts<>+488(SB)/4, $0x80078007
+DATA intconsts<>+492(SB)/4, $0x80078007
+DATA intconsts<>+496(SB)/4, $0x80078007
+DATA intconsts<>+500(SB)/4, $0x80078007
+DATA intconsts<>+504(SB)/4, $0x80078007
+DATA intconsts<>+508(SB)/4, $0x80078007
 DATA intconsts<>+512(SB)/4, $0x01000100
 DATA intconsts<>+516(SB)/4, $0x01000100
 DATA intconsts<>+520(SB)/4, $0x01000100
@@ -4534,146 +4539,155 @@ DATA intconsts<>+800(SB)/4, $0x10101010
 DATA intconsts<>+804(SB)/4, $0x10101010
 DATA intconsts<>+808(SB)/4, $0x10101010
 DATA intconsts<>+812(SB)/4, $0x10101010
-GLOBL intconsts<>(SB), RODATA|NOPTR, $816
+DATA intconsts<>+816(SB)/4, $0x00000000
+DATA intconsts<>+820(SB)/4, $0x00000000
+DATA intconsts<>+824(SB)/4, $0x00000000
+DATA intconsts<>+828(SB)/4, $0x00000000
+GLOBL intconsts<>(SB), RODATA|NOPTR, $832
 
 // func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ      blocks+0(FP), AX
-	MOVQ      w+8(FP), CX
-	MOVQ      act+16(FP), DX
-	VXORPS    X0, X0, X0
-	TESTQ     AX, AX
-	JZ        q5kQ8KDotAVX2_done
-	VMOVDQU   4(CX), X1
-	VPSHUFD   $0x98, X1, X2
-	VPSRLVD   intconsts<>+736(SB), X2, X2
-	VPAND     intconsts<>+752(SB), X2, X2
-	VPSHUFD   $0x50, X1, X1
-	VPSRLD    $0x02, X1, X1
-	VPAND     intconsts<>+768(SB), X1, X1
-	VPOR      X1, X2, X2
-	VPMOVZXBW X2, Y1
-	VPERMQ    $0x44, Y1, Y2
+	MOVQ         blocks+0(FP), AX
+	MOVQ         w+8(FP), CX
+	MOVQ         act+16(FP), DX
+	VXORPS       X0, X0, X0
+	TESTQ        AX, AX
+	JZ           q5kQ8KDotAVX2_done
+	VMOVDQU      intconsts<>+0(SB), Y1
+	IMUL3Q       $0x00000124, AX, BX
+	ADDQ         DX, BX
+	VMOVDQU      4(CX), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X3
 
 q5kQ8KDotAVX2_loop:
-	VMOVDQA   Y1, Y3
-	VMOVDQA   Y2, Y4
-	CMPQ      AX, $0x01
-	JE        q5kQ8KDotAVX2_last
-	VMOVDQU   180(CX), X1
-	VPSHUFD   $0x98, X1, X2
-	VPSRLVD   intconsts<>+736(SB), X2, X2
-	VPAND     intconsts<>+752(SB), X2, X2
-	VPSHUFD   $0x50, X1, X1
-	VPSRLD    $0x02, X1, X1
-	VPAND     intconsts<>+768(SB), X1, X1
-	VPOR      X1, X2, X2
-	VPMOVZXBW X2, Y1
-	VPERMQ    $0x44, Y1, Y2
-	VMOVDQA   Y1, Y1
-	VMOVDQA   Y2, Y2
+	VMOVDQA      Y2, Y4
+	VMOVDQA      Y3, Y5
+	CMPQ         AX, $0x01
+	JE           q5kQ8KDotAVX2_last
+	VMOVDQU      180(CX), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X6
+	VMOVDQA      Y2, Y2
+	VMOVDQA      Y6, Y3
 
 q5kQ8KDotAVX2_last:
-	VMOVDQU      260(DX), Y5
-	VEXTRACTI128 $0x01, Y5, X6
-	VPHADDW      X6, X5, X5
-	VEXTRACTI128 $0x01, Y3, X3
-	VPMADDWD     X3, X5, X5
-	VMOVDQU      16(CX), Y3
-	VMOVDQU      48(CX), Y6
-	VPAND        intconsts<>+0(SB), Y6, Y7
-	VPAND        intconsts<>+32(SB), Y3, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   4(DX), Y7, Y7
-	VPSHUFB      intconsts<>+256(SB), Y4, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y6, Y6
-	VPSRLW       $0x01, Y3, Y8
-	VPAND        intconsts<>+32(SB), Y8, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   36(DX), Y6, Y6
-	VPSHUFB      intconsts<>+288(SB), Y4, Y8
-	VPMADDWD     Y8, Y6, Y6
-	VPADDD       Y6, Y7, Y7
-	VMOVDQU      80(CX), Y6
-	VPAND        intconsts<>+0(SB), Y6, Y8
-	VPSRLW       $0x02, Y3, Y9
-	VPAND        intconsts<>+32(SB), Y9, Y9
+	VMOVDQU      (BX), X6
+	VPMADDWD     X5, X6, X6
+	VMOVDQU      16(CX), Y5
+	VMOVDQU      48(CX), Y7
+	VPAND        Y1, Y7, Y8
+	VPAND        intconsts<>+32(SB), Y5, Y9
 	VPSLLW       $0x04, Y9, Y9
 	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   68(DX), Y8, Y8
-	VPSHUFB      intconsts<>+320(SB), Y4, Y9
+	VPMADDUBSW   4(DX), Y8, Y8
+	VPSHUFB      intconsts<>+256(SB), Y4, Y9
 	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y6, Y6
-	VPSRLW       $0x03, Y3, Y8
-	VPAND        intconsts<>+32(SB), Y8, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   100(DX), Y6, Y6
-	VPSHUFB      intconsts<>+352(SB), Y4, Y8
-	VPMADDWD     Y8, Y6, Y6
-	VPADDD       Y6, Y7, Y7
-	VMOVDQU      112(CX), Y6
-	VPAND        intconsts<>+0(SB), Y6, Y8
-	VPSRLW       $0x04, Y3, Y9
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x01, Y5, Y9
 	VPAND        intconsts<>+32(SB), Y9, Y9
 	VPSLLW       $0x04, Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   132(DX), Y8, Y8
-	VPSHUFB      intconsts<>+384(SB), Y4, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y6, Y6
-	VPSRLW       $0x05, Y3, Y8
-	VPAND        intconsts<>+32(SB), Y8, Y8
-	VPSLLW       $0x04, Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   164(DX), Y6, Y6
-	VPSHUFB      intconsts<>+416(SB), Y4, Y8
-	VPMADDWD     Y8, Y6, Y6
-	VPADDD       Y6, Y7, Y7
-	VMOVDQU      144(CX), Y6
-	VPAND        intconsts<>+0(SB), Y6, Y8
-	VPSRLW       $0x06, Y3, Y9
-	VPAND        intconsts<>+32(SB), Y9, Y9
-	VPSLLW       $0x04, Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   196(DX), Y8, Y8
-	VPSHUFB      intconsts<>+448(SB), Y4, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        intconsts<>+0(SB), Y6, Y6
-	VPSRLW       $0x07, Y3, Y3
-	VPAND        intconsts<>+32(SB), Y3, Y3
-	VPSLLW       $0x04, Y3, Y3
-	VPOR         Y3, Y6, Y6
-	VPMADDUBSW   228(DX), Y6, Y6
-	VPSHUFB      intconsts<>+480(SB), Y4, Y3
-	VPMADDWD     Y3, Y6, Y6
-	VPADDD       Y6, Y7, Y7
-	VEXTRACTI128 $0x01, Y7, X3
-	VPADDD       X3, X7, X7
-	VPHADDD      X5, X7, X7
-	VPHADDD      X7, X7, X7
-	VCVTDQ2PS    X7, X7
-	VMOVD        (CX), X3
-	VCVTPH2PS    X3, X3
-	VBROADCASTSS (DX), X4
-	VMULPS       X4, X3, X3
-	VMULPS       X7, X3, X3
-	VMOVSHDUP    X3, X4
-	VSUBSS       X4, X3, X3
-	VADDSS       X3, X0, X0
+	VPOR         Y9, Y7, Y7
+	VPMADDUBSW   36(DX), Y7, Y7
+	VPSHUFB      intconsts<>+288(SB), Y4, Y9
+	VPMADDWD     Y9, Y7, Y7
+	VPADDD       Y7, Y8, Y8
+	VMOVDQU      80(CX), Y7
+	VPAND        Y1, Y7, Y9
+	VPSRLW       $0x02, Y5, Y10
+	VPAND        intconsts<>+32(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   68(DX), Y9, Y9
+	VPSHUFB      intconsts<>+320(SB), Y4, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x03, Y5, Y10
+	VPAND        intconsts<>+32(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y7, Y7
+	VPMADDUBSW   100(DX), Y7, Y7
+	VPSHUFB      intconsts<>+352(SB), Y4, Y10
+	VPMADDWD     Y10, Y7, Y7
+	VPADDD       Y7, Y9, Y9
+	VMOVDQU      112(CX), Y7
+	VPAND        Y1, Y7, Y10
+	VPSRLW       $0x04, Y5, Y11
+	VPAND        intconsts<>+32(SB), Y11, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   132(DX), Y10, Y10
+	VPSHUFB      intconsts<>+384(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x05, Y5, Y11
+	VPAND        intconsts<>+32(SB), Y11, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y7, Y7
+	VPMADDUBSW   164(DX), Y7, Y7
+	VPSHUFB      intconsts<>+416(SB), Y4, Y11
+	VPMADDWD     Y11, Y7, Y7
+	VPADDD       Y7, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      144(CX), Y7
+	VPAND        Y1, Y7, Y10
+	VPSRLW       $0x06, Y5, Y11
+	VPAND        intconsts<>+32(SB), Y11, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   196(DX), Y10, Y10
+	VPSHUFB      intconsts<>+448(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPSRLW       $0x07, Y5, Y5
+	VPAND        intconsts<>+32(SB), Y5, Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPOR         Y5, Y7, Y7
+	VPMADDUBSW   228(DX), Y7, Y7
+	VPSHUFB      intconsts<>+480(SB), Y4, Y4
+	VPMADDWD     Y4, Y7, Y7
+	VPADDD       Y7, Y10, Y10
+	VPADDD       Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VEXTRACTI128 $0x01, Y8, X4
+	VPADDD       X4, X8, X8
+	VPUNPCKLQDQ  X6, X8, X4
+	VPUNPCKHQDQ  X6, X8, X5
+	VPADDD       X5, X4, X4
+	VPSHUFD      $0xd8, X4, X8
+	VPSHUFD      $0x8d, X4, X5
+	VPADDD       X5, X8, X8
+	VCVTDQ2PS    X8, X8
+	VMOVD        (CX), X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS (DX), X5
+	VMULPS       X5, X4, X4
+	VMULPS       X8, X4, X4
+	VMOVSHDUP    X4, X5
+	VSUBSS       X5, X4, X4
+	VADDSS       X4, X0, X0
 	ADDQ         $0x000000b0, CX
 	ADDQ         $0x00000124, DX
+	ADDQ         $0x00000010, BX
 	DECQ         AX
 	JNZ          q5kQ8KDotAVX2_loop
 
@@ -4691,112 +4705,113 @@ TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-28
 	VXORPS    X0, X0, X0
 	TESTQ     AX, AX
 	JZ        q6kQ8KDotAVX2_done
-	VPMOVSXBW 192(CX), Y1
-	VPERMQ    $0x44, Y1, Y2
-	VPERMQ    $0xee, Y1, Y3
+	VMOVDQU   intconsts<>+0(SB), Y1
+	VPMOVSXBW 192(CX), Y2
+	VPERMQ    $0x44, Y2, Y3
+	VPERMQ    $0xee, Y2, Y4
 
 q6kQ8KDotAVX2_loop:
-	VMOVDQA   Y1, Y4
 	VMOVDQA   Y2, Y5
 	VMOVDQA   Y3, Y6
+	VMOVDQA   Y4, Y7
 	CMPQ      AX, $0x01
 	JE        q6kQ8KDotAVX2_last
-	VPMOVSXBW 402(CX), Y1
-	VPERMQ    $0x44, Y1, Y2
-	VPERMQ    $0xee, Y1, Y3
-	VMOVDQA   Y1, Y1
+	VPMOVSXBW 402(CX), Y2
+	VPERMQ    $0x44, Y2, Y3
+	VPERMQ    $0xee, Y2, Y4
 	VMOVDQA   Y2, Y2
 	VMOVDQA   Y3, Y3
+	VMOVDQA   Y4, Y4
 
 q6kQ8KDotAVX2_last:
-	VMOVDQU      260(DX), Y7
-	VPMADDWD     Y4, Y7, Y7
-	VPSLLD       $0x05, Y7, Y7
-	VMOVDQU      (CX), Y4
-	VMOVDQU      32(CX), Y8
-	VMOVDQU      128(CX), Y9
-	VPAND        intconsts<>+0(SB), Y4, Y10
-	VPAND        intconsts<>+64(SB), Y9, Y11
-	VPSLLW       $0x04, Y11, Y11
-	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   4(DX), Y10, Y10
-	VPSHUFB      intconsts<>+512(SB), Y5, Y11
-	VPMADDWD     Y11, Y10, Y10
-	VPAND        intconsts<>+0(SB), Y8, Y11
+	VMOVDQU      260(DX), Y8
+	VPMADDWD     Y5, Y8, Y8
+	VPSLLD       $0x05, Y8, Y8
+	VMOVDQU      (CX), Y5
+	VMOVDQU      32(CX), Y9
+	VMOVDQU      128(CX), Y10
+	VPAND        Y1, Y5, Y11
+	VPAND        intconsts<>+64(SB), Y10, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   4(DX), Y11, Y11
+	VPSHUFB      intconsts<>+512(SB), Y6, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPAND        Y1, Y9, Y12
+	VPAND        intconsts<>+96(SB), Y10, Y13
+	VPSLLW       $0x02, Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPMADDUBSW   36(DX), Y12, Y12
+	VPSHUFB      intconsts<>+544(SB), Y6, Y13
+	VPMADDWD     Y13, Y12, Y12
+	VPADDD       Y12, Y11, Y11
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y10, Y12
+	VPOR         Y12, Y5, Y5
+	VPMADDUBSW   68(DX), Y5, Y5
+	VPSHUFB      intconsts<>+576(SB), Y6, Y12
+	VPMADDWD     Y12, Y5, Y5
+	VPADDD       Y5, Y11, Y11
+	VPSRLW       $0x04, Y9, Y5
+	VPAND        Y1, Y5, Y5
+	VPAND        intconsts<>+160(SB), Y10, Y9
+	VPSRLW       $0x02, Y9, Y9
+	VPOR         Y9, Y5, Y5
+	VPMADDUBSW   100(DX), Y5, Y5
+	VPSHUFB      intconsts<>+608(SB), Y6, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y11, Y11
+	VMOVDQU      64(CX), Y5
+	VMOVDQU      96(CX), Y6
+	VMOVDQU      160(CX), Y9
+	VPAND        Y1, Y5, Y10
+	VPAND        intconsts<>+64(SB), Y9, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y10, Y10
+	VPMADDUBSW   132(DX), Y10, Y10
+	VPSHUFB      intconsts<>+512(SB), Y7, Y12
+	VPMADDWD     Y12, Y10, Y10
+	VPADDD       Y10, Y11, Y11
+	VPAND        Y1, Y6, Y10
 	VPAND        intconsts<>+96(SB), Y9, Y12
 	VPSLLW       $0x02, Y12, Y12
-	VPOR         Y12, Y11, Y11
-	VPMADDUBSW   36(DX), Y11, Y11
-	VPSHUFB      intconsts<>+544(SB), Y5, Y12
-	VPMADDWD     Y12, Y11, Y11
-	VPADDD       Y11, Y10, Y10
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+128(SB), Y9, Y11
-	VPOR         Y11, Y4, Y4
-	VPMADDUBSW   68(DX), Y4, Y4
-	VPSHUFB      intconsts<>+576(SB), Y5, Y11
-	VPMADDWD     Y11, Y4, Y4
-	VPADDD       Y4, Y10, Y10
-	VPSRLW       $0x04, Y8, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+160(SB), Y9, Y8
-	VPSRLW       $0x02, Y8, Y8
-	VPOR         Y8, Y4, Y4
-	VPMADDUBSW   100(DX), Y4, Y4
-	VPSHUFB      intconsts<>+608(SB), Y5, Y5
-	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y10, Y10
-	VMOVDQU      64(CX), Y4
-	VMOVDQU      96(CX), Y5
-	VMOVDQU      160(CX), Y8
-	VPAND        intconsts<>+0(SB), Y4, Y9
-	VPAND        intconsts<>+64(SB), Y8, Y11
-	VPSLLW       $0x04, Y11, Y11
-	VPOR         Y11, Y9, Y9
-	VPMADDUBSW   132(DX), Y9, Y9
-	VPSHUFB      intconsts<>+512(SB), Y6, Y11
-	VPMADDWD     Y11, Y9, Y9
-	VPADDD       Y9, Y10, Y10
-	VPAND        intconsts<>+0(SB), Y5, Y9
-	VPAND        intconsts<>+96(SB), Y8, Y11
-	VPSLLW       $0x02, Y11, Y11
-	VPOR         Y11, Y9, Y9
-	VPMADDUBSW   164(DX), Y9, Y9
-	VPSHUFB      intconsts<>+544(SB), Y6, Y11
-	VPMADDWD     Y11, Y9, Y9
-	VPADDD       Y9, Y10, Y10
-	VPSRLW       $0x04, Y4, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+128(SB), Y8, Y9
-	VPOR         Y9, Y4, Y4
-	VPMADDUBSW   196(DX), Y4, Y4
-	VPSHUFB      intconsts<>+576(SB), Y6, Y9
-	VPMADDWD     Y9, Y4, Y4
-	VPADDD       Y4, Y10, Y10
-	VPSRLW       $0x04, Y5, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPAND        intconsts<>+160(SB), Y8, Y5
-	VPSRLW       $0x02, Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   228(DX), Y4, Y4
-	VPSHUFB      intconsts<>+608(SB), Y6, Y5
-	VPMADDWD     Y5, Y4, Y4
-	VPADDD       Y4, Y10, Y10
-	VPSUBD       Y7, Y10, Y10
-	VEXTRACTI128 $0x01, Y10, X4
-	VPADDD       X4, X10, X10
-	VPSHUFD      $0x4e, X10, X4
-	VPADDD       X4, X10, X10
-	VPSHUFD      $0xb1, X10, X4
-	VPADDD       X4, X10, X10
-	VCVTDQ2PS    X10, X10
-	VPBROADCASTW 208(CX), X4
-	VCVTPH2PS    X4, X4
-	VMOVSS       (DX), X5
-	VMULSS       X5, X4, X4
-	VMULSS       X10, X4, X4
-	VADDSS       X4, X0, X0
+	VPOR         Y12, Y10, Y10
+	VPMADDUBSW   164(DX), Y10, Y10
+	VPSHUFB      intconsts<>+544(SB), Y7, Y12
+	VPMADDWD     Y12, Y10, Y10
+	VPADDD       Y10, Y11, Y11
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y9, Y10
+	VPOR         Y10, Y5, Y5
+	VPMADDUBSW   196(DX), Y5, Y5
+	VPSHUFB      intconsts<>+576(SB), Y7, Y10
+	VPMADDWD     Y10, Y5, Y5
+	VPADDD       Y5, Y11, Y11
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        Y1, Y5, Y5
+	VPAND        intconsts<>+160(SB), Y9, Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   228(DX), Y5, Y5
+	VPSHUFB      intconsts<>+608(SB), Y7, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y11, Y11
+	VPSUBD       Y8, Y11, Y11
+	VEXTRACTI128 $0x01, Y11, X5
+	VPADDD       X5, X11, X11
+	VPSHUFD      $0x4e, X11, X5
+	VPADDD       X5, X11, X11
+	VPSHUFD      $0xb1, X11, X5
+	VPADDD       X5, X11, X11
+	VCVTDQ2PS    X11, X11
+	VPBROADCASTW 208(CX), X5
+	VCVTPH2PS    X5, X5
+	VMOVSS       (DX), X6
+	VMULSS       X6, X5, X5
+	VMULSS       X11, X5, X5
+	VADDSS       X5, X0, X0
 	ADDQ         $0x000000d2, CX
 	ADDQ         $0x00000124, DX
 	DECQ         AX

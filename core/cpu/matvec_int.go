@@ -43,7 +43,7 @@ func intDotFor(dt tensor.DType) intDotKernel {
 func actRowBytes(vt tensor.VecDotType, k int) (bytes, elems int) {
 	switch vt {
 	case tensor.VecDotQ8K:
-		return k / 256 * int(unsafe.Sizeof(tensor.ActQ8K{})), 256
+		return k / 256 * (int(unsafe.Sizeof(tensor.ActQ8K{})) + q8kPairBytes), 256
 	case tensor.VecDotQ8_0:
 		return q80AuxOffset(k/32) + 8*(k/32), 32
 	}
@@ -84,14 +84,29 @@ func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha floa
 	return true
 }
 
+// q8kPairBytes is what follows a row's Q8_K blocks per block: the 8 int16
+// sums of its pairs of bsums, sub-blocks of 32 values, which Q4_K's and
+// Q5_K's mins multiply (the generated kernels read them; the portable
+// ones read the blocks only).
+const q8kPairBytes = 16
+
 // quantizeActs rounds x to the activation blocks of vt in dst (a row of
-// actRowBytes): for Q8_0, the blocks' scales widened to float32 and the
-// sums of their quants follow them.
+// actRowBytes): for Q8_K, the blocks' bsum pair sums follow them; for
+// Q8_0, the blocks' scales widened to float32 and the sums of their quants.
 func quantizeActs(vt tensor.VecDotType, x []float32, dst []byte) {
 	var err error
 	switch vt {
 	case tensor.VecDotQ8K:
-		err = tensor.QuantizeQ8K(x, unsafe.Slice((*tensor.ActQ8K)(unsafe.Pointer(&dst[0])), len(x)/256))
+		nb := len(x) / 256
+		blocks := unsafe.Slice((*tensor.ActQ8K)(unsafe.Pointer(&dst[0])), nb)
+		err = tensor.QuantizeQ8K(x, blocks)
+		aux := dst[nb*int(unsafe.Sizeof(tensor.ActQ8K{})):]
+		for i := range blocks {
+			for j := range 8 {
+				pair := blocks[i].Bsums[2*j] + blocks[i].Bsums[2*j+1] // |.| <= 2*16*128
+				binary.LittleEndian.PutUint16(aux[q8kPairBytes*i+2*j:], uint16(pair))
+			}
+		}
 	case tensor.VecDotQ8_0:
 		nb := len(x) / 32
 		blocks := unsafe.Slice((*tensor.ActQ8_0)(unsafe.Pointer(&dst[0])), nb)

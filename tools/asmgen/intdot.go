@@ -24,7 +24,12 @@ const (
 	q8kBytes = 292 // float32 d, 256 int8 qs, 16 int16 bsums
 	q8kQs    = 4
 	q8kBsums = 260
-	q80Bytes = 34 // f16 d, 32 int8 qs
+	// Behind a row's Q8_K blocks, core/cpu's quantizeActs puts for each
+	// block the 8 int16 sums of its pairs of bsums (the sums of each
+	// sub-block of 32 that Q4_K's and Q5_K's mins multiply), so that the
+	// kernels do not add them again for every weight row.
+	q8kPairBytes = 16
+	q80Bytes     = 34 // f16 d, 32 int8 qs
 )
 
 var intConsts *Mem
@@ -38,7 +43,7 @@ const (
 	icBits45   = 128 // 32 bytes 0x30
 	icBits67   = 160 // 32 bytes 0xc0
 	icOnes16   = 192 // 16 int16 ones
-	icK4Shuf   = 256 // 8 masks of 32 bytes: int16 lane j everywhere
+	icK4Shuf   = 256 // 8 masks of 32 bytes: byte j zero-extended into every int16 lane
 	icQ6Pair   = 512 // 4 masks of 32 bytes: int16 lane 2p in the low half, 2p+1 in the high
 	icQhShuf   = 640 // byte i of each half: byte i/8 (+2 in the high half) of a broadcast dword
 	icBitSel   = 672 // byte i: 1<<(i%8)
@@ -46,7 +51,8 @@ const (
 	icK4Low    = 752 // dwords 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f
 	icK4High   = 768 // dwords 0, 0x30303030, 0, 0x30303030
 	icFifth    = 784 // 32 bytes 0x10
-	icConstEnd = 816
+	icZero     = 816 // 16 zero bytes
+	icConstEnd = 832
 )
 
 func intConst(off int) Mem {
@@ -69,8 +75,8 @@ func intConst(off int) Mem {
 		}
 		for j := range 8 {
 			for i := range 16 {
-				b[icK4Shuf+32*j+2*i] = byte(2 * j)
-				b[icK4Shuf+32*j+2*i+1] = byte(2*j + 1)
+				b[icK4Shuf+32*j+2*i] = byte(j)
+				b[icK4Shuf+32*j+2*i+1] = 0x80 // vpshufb: a zero byte
 			}
 		}
 		for i := range 32 {
@@ -137,9 +143,26 @@ type intBody struct {
 	// chain of dependent shuffles is done when main's multiply-adds want
 	// its results instead of holding them up.
 	prep func(pw reg.Register, disp int) []reg.VecVirtual
+	// pairSums says main reads the activation block's bsum pair sums
+	// (q8kPairBytes each, after the row's blocks) at paux.
+	pairSums bool
 	// main adds the block at pw's contribution, against the activation
 	// block at pa, to the low lane of s; pre is prep's result for it.
-	main func(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
+	main func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
+}
+
+// loopNibble, while intDotKernel emits a loop, is a register holding the
+// low-nibble mask: the K-quant bodies AND with it eight to sixteen times a
+// block, and as a memory operand each AND is one more load, on the load
+// pipes these kernels are bound by.
+var loopNibble reg.VecVirtual
+
+// nibbleMask is the low-nibble mask: loopNibble, else the constant.
+func nibbleMask() Op {
+	if loopNibble != nil {
+		return loopNibble
+	}
+	return intConst(icNibble)
 }
 
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
@@ -155,6 +178,15 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 	VXORPS(s, s, s)
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
+	loopNibble = YMM()
+	VMOVDQU(intConst(icNibble), loopNibble)
+	defer func() { loopNibble = nil }()
+	var paux reg.Register
+	if body.pairSums {
+		paux = GP64()
+		IMUL3Q(U32(uint32(aBytes)), n, paux)
+		ADDQ(pa, paux)
+	}
 	var pre []reg.VecVirtual
 	if body.prep != nil {
 		pre = body.prep(pw, 0)
@@ -176,9 +208,12 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 		}
 		Label(name + "_last")
 	}
-	body.main(pw, pa, cur, s)
+	body.main(pw, pa, paux, cur, s)
 	ADDQ(U32(uint32(wBytes)), pw)
 	ADDQ(U32(uint32(aBytes)), pa)
+	if body.pairSums {
+		ADDQ(U32(q8kPairBytes), paux)
+	}
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -193,17 +228,19 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 // nibbles of bytes 32*(j/2)..+32. Its prep unpacks the scales and mins.
 func kScaleMinIntBody(five bool) intBody {
 	return intBody{
-		prep: kScaleMinPrep,
-		main: func(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
-			kScaleMinMain(pw, pa, pre[0], pre[1], s, five)
+		prep:     kScaleMinPrep,
+		pairSums: true,
+		main: func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
+			kScaleMinMain(pw, pa, paux, pre[0], pre[1], s, five)
 		},
 	}
 }
 
 // kScaleMinPrep unpacks the scales and mins of the Q4_K or Q5_K block at
-// pw+disp (get_scale_min_k4) in one vector, and returns it (int16 sc0-7 |
-// m0-7) and its scales in both halves. With A0, A1, A2 the three dwords
-// of scale bytes, lanes [u0 u1 u2 u3] = sc0-3, sc4-7, m0-3, m4-7 are
+// pw+disp (get_scale_min_k4) and returns the scale bytes sc0-7 in every
+// quadword (the products pick scale j out with one vpshufb) and the mins
+// as int16 in the low half. With A0, A1, A2 the three dwords of scale
+// bytes, lanes [u0 u1 u2 u3] = sc0-3, sc4-7, m0-3, m4-7 are
 //
 //	u0 = A0 & 0x3f..        u1 = A2 & 0x0f.. | (A0 >> 2) & 0x30..
 //	u2 = A1 & 0x3f..        u3 = (A2 >> 4) & 0x0f.. | (A1 >> 2) & 0x30..
@@ -217,46 +254,45 @@ func kScaleMinPrep(pw reg.Register, disp int) []reg.VecVirtual {
 	VPSRLD(Imm(2), hi6, hi6)
 	VPAND(intConst(icK4High), hi6, hi6)
 	VPOR(hi6, packed, packed)
-	ms := YMM()
-	VPMOVZXBW(packed, ms) // int16: sc0-7 | m0-7
-	scales := YMM()
-	VPERMQ(Imm(0x44), ms, scales) // sc0-7 in both halves
-	return []reg.VecVirtual{ms, scales}
+	scales, mins := YMM(), YMM()
+	VPBROADCASTQ(packed, scales)
+	VPUNPCKHBW(intConst(icZero), packed, mins.AsX()) // int16 m0-7
+	return []reg.VecVirtual{scales, mins}
 }
 
-// kScaleMinMain is the rest of a Q4_K or Q5_K block, with ms and scales
+// kScaleMinMain is the rest of a Q4_K or Q5_K block, with scales and mins
 // from kScaleMinPrep.
-func kScaleMinMain(pw, pa reg.Register, ms, scales, s reg.VecVirtual, five bool) {
+func kScaleMinMain(pw, pa, paux reg.Register, scales, mins, s reg.VecVirtual, five bool) {
 	qs := 16
 	if five {
 		qs = 48
 	}
 	// summ = sum_j m_j * (bsums[2j] + bsums[2j+1]).
-	bs, bhi := YMM(), XMM()
-	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, bs)
-	VEXTRACTI128(Imm(1), bs, bhi)
-	VPHADDW(bhi, bs.AsX(), bs.AsX())
-	mins := XMM()
-	VEXTRACTI128(Imm(1), ms, mins)
-	VPMADDWD(mins, bs.AsX(), bs.AsX()) // 4 partial sums of summ
+	bs := XMM()
+	VMOVDQU(Mem{Base: paux}, bs)
+	VPMADDWD(mins.AsX(), bs, bs) // 4 partial sums of summ
 
 	var qh reg.VecVirtual
 	if five {
 		qh = YMM()
 		VMOVDQU(Mem{Base: pw, Disp: 16}, qh)
 	}
-	var sumi reg.VecVirtual // the first sub-block's products, then the sum
+	// The eight sub-blocks' products add up in two sums, of the even and
+	// the odd pairs of sub-blocks, each pair added first: a chain of four
+	// dependent additions instead of eight.
+	var sums [2]reg.VecVirtual
 	for jj := range 4 {
 		bits := YMM()
 		VMOVDQU(Mem{Base: pw, Disp: qs + 32*jj}, bits)
+		var pair reg.VecVirtual
 		for half := range 2 {
 			j := 2*jj + half
 			q := YMM()
 			if half == 0 {
-				VPAND(intConst(icNibble), bits, q)
+				VPAND(nibbleMask(), bits, q)
 			} else {
 				VPSRLW(Imm(4), bits, q)
-				VPAND(intConst(icNibble), q, q)
+				VPAND(nibbleMask(), q, q)
 			}
 			if five {
 				h := YMM()
@@ -273,21 +309,35 @@ func kScaleMinMain(pw, pa reg.Register, ms, scales, s reg.VecVirtual, five bool)
 			sc := YMM()
 			VPSHUFB(intConst(icK4Shuf+32*j), scales, sc)
 			VPMADDWD(sc, q, q)
-			if sumi == nil {
-				sumi = q
+			if pair == nil {
+				pair = q
 			} else {
-				VPADDD(q, sumi, sumi)
+				VPADDD(q, pair, pair)
 			}
 		}
+		if acc := &sums[jj%2]; *acc == nil {
+			*acc = pair
+		} else {
+			VPADDD(pair, *acc, *acc)
+		}
 	}
-	// sumi's 8 lanes to 4, then pairs of [sumi | summ] twice: lanes 0
-	// and 1 hold sumi and summ.
+	sumi := sums[0]
+	VPADDD(sums[1], sumi, sumi)
+	// sumi's 8 lanes to 4 (s0-s3), then with summ's (b0-b3):
+	// [s0+s2 s1+s3 b0+b2 b1+b3], its lanes paired both ways and added,
+	// so lanes 0 and 1 hold sumi and summ (shuffles and adds: vphaddd
+	// costs four operations on this path).
 	shi := XMM()
 	VEXTRACTI128(Imm(1), sumi, shi)
 	si := sumi.AsX()
 	VPADDD(shi, si, si)
-	VPHADDD(bs.AsX(), si, si)
-	VPHADDD(si, si, si)
+	lo, hi := XMM(), XMM()
+	VPUNPCKLQDQ(bs, si, lo)
+	VPUNPCKHQDQ(bs, si, hi)
+	VPADDD(hi, lo, lo)
+	VPSHUFD(Imm(0xd8), lo, si) // a0 b0 a1 b1
+	VPSHUFD(Imm(0x8d), lo, hi) // a1 b1 a0 b0
+	VPADDD(hi, si, si)
 	VCVTDQ2PS(si, si)
 
 	// [d, dmin] * a.d, each rounded, then times [sumi, summ].
@@ -308,7 +358,7 @@ func kScaleMinMain(pw, pa reg.Register, ms, scales, s reg.VecVirtual, five bool)
 // l+32p takes its low nibble from byte l (p even) or l+32 (p odd), low or
 // high as p < 2 or not, its high bits from pair p of qh byte l. The -32
 // offset comes off through the bsums: sum sc_j*(sum q*a - 32*bsums_j).
-func q6kIntBody(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
+func q6kIntBody(pw, pa, _ reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
 	sc16, sub := pre[0], YMM()
 	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, sub)
 	VPMADDWD(sc16, sub, sub)
@@ -328,10 +378,10 @@ func q6kIntBody(pw, pa reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
 				src = b2
 			}
 			if p < 2 {
-				VPAND(intConst(icNibble), src, q)
+				VPAND(nibbleMask(), src, q)
 			} else {
 				VPSRLW(Imm(4), src, q)
-				VPAND(intConst(icNibble), q, q)
+				VPAND(nibbleMask(), q, q)
 			}
 			VPAND(intConst(highMask[p]), hb, hi)
 			switch p {
