@@ -39,8 +39,10 @@ import (
 
 // intDotKernel returns the dot product of blocks weight blocks at w with
 // the activation row at act: blocks ActQ8K or ActQ8_0 blocks, as the
-// weight's VecDotType says, as quantizeActs writes them (for Q8_0 with
-// the scales and sums the generated kernels read after the blocks).
+// weight's VecDotType says, as quantizeActs writes them, with what the
+// generated kernels read after the row's blocks (Q8_K: each block's bsum
+// pair sums; Q8_0: the scales and sums): act is a whole row, blocks all
+// of its blocks.
 type intDotKernel func(blocks int, w, act *byte) float32
 
 // intDotGo are the portable kernels, by weight type.
