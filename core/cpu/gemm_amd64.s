@@ -4825,66 +4825,74 @@ q6kQ8KDotAVX2_done:
 // func q8Q80DotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	IMUL3Q $0x22, AX, BX
-	ADDQ   $0x03, BX
-	ANDQ   $-4, BX
-	ADDQ   DX, BX
-	MOVQ   AX, SI
-	SHLQ   $0x02, SI
-	ADDQ   BX, SI
-	VXORPS X0, X0, X0
+	MOVQ    blocks+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    act+16(FP), DX
+	IMUL3Q  $0x22, AX, BX
+	ADDQ    $0x03, BX
+	ANDQ    $-4, BX
+	ADDQ    DX, BX
+	MOVQ    AX, SI
+	SHLQ    $0x02, SI
+	ADDQ    BX, SI
+	VXORPS  X0, X0, X0
+	VMOVDQU intconsts<>+192(SB), Y1
 
 q8Q80DotAVX2_quads:
 	CMPQ         AX, $0x04
 	JL           q8Q80DotAVX2_pairs
-	VMOVDQU      2(CX), Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      36(CX), Y2
-	VMOVDQU      36(DX), Y3
+	VMOVDQU      2(CX), Y2
+	VMOVDQU      2(DX), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
 	VPMADDUBSW   Y3, Y2, Y2
-	VPMADDWD     intconsts<>+192(SB), Y2, Y2
-	VMOVDQU      70(CX), Y3
-	VMOVDQU      70(DX), Y4
+	VPMADDWD     Y1, Y2, Y2
+	VMOVDQU      36(CX), Y3
+	VMOVDQU      36(DX), Y4
 	VPSIGNB      Y3, Y4, Y4
 	VPSIGNB      Y3, Y3, Y3
 	VPMADDUBSW   Y4, Y3, Y3
-	VPMADDWD     intconsts<>+192(SB), Y3, Y3
-	VMOVDQU      104(CX), Y4
-	VMOVDQU      104(DX), Y5
+	VPMADDWD     Y1, Y3, Y3
+	VMOVDQU      70(CX), Y4
+	VMOVDQU      70(DX), Y5
 	VPSIGNB      Y4, Y5, Y5
 	VPSIGNB      Y4, Y4, Y4
 	VPMADDUBSW   Y5, Y4, Y4
-	VPMADDWD     intconsts<>+192(SB), Y4, Y4
-	VPHADDD      Y2, Y1, Y1
-	VPHADDD      Y4, Y3, Y3
-	VPHADDD      Y3, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 34(CX), X2, X2
-	VPINSRW      $0x02, 68(CX), X2, X2
-	VPINSRW      $0x03, 102(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVDQU      (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
+	VPMADDWD     Y1, Y4, Y4
+	VMOVDQU      104(CX), Y5
+	VMOVDQU      104(DX), Y6
+	VPSIGNB      Y5, Y6, Y6
+	VPSIGNB      Y5, Y5, Y5
+	VPMADDUBSW   Y6, Y5, Y5
+	VPMADDWD     Y1, Y5, Y5
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y4, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDD       X3, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWQZX      (CX), DI
+	MOVWQZX      34(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	MOVWQZX      68(CX), R8
+	SHLQ         $0x20, R8
+	ORQ          R8, DI
+	MOVWQZX      102(CX), R8
+	SHLQ         $0x30, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X3
+	VCVTPH2PS    X3, X3
+	VMOVDQU      (BX), X4
+	VMULPS       X4, X3, X3
+	VMULPS       X2, X3, X3
+	VADDSS       X3, X0, X0
+	VPERMILPS    $0x01, X3, X2
 	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x02, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x03, X2, X1
-	VADDSS       X1, X0, X0
+	VPERMILPS    $0x02, X3, X2
+	VADDSS       X2, X0, X0
+	VPERMILPS    $0x03, X3, X2
+	VADDSS       X2, X0, X0
 	ADDQ         $0x00000088, CX
 	ADDQ         $0x00000088, DX
 	ADDQ         $0x00000010, BX
@@ -4895,32 +4903,35 @@ q8Q80DotAVX2_quads:
 q8Q80DotAVX2_pairs:
 	CMPQ         AX, $0x02
 	JL           q8Q80DotAVX2_tail
-	VMOVDQU      2(CX), Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      36(CX), Y2
-	VMOVDQU      36(DX), Y3
+	VMOVDQU      2(CX), Y2
+	VMOVDQU      2(DX), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
 	VPMADDUBSW   Y3, Y2, Y2
-	VPMADDWD     intconsts<>+192(SB), Y2, Y2
-	VPHADDD      Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 34(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVQ        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
+	VPMADDWD     Y1, Y2, Y2
+	VMOVDQU      36(CX), Y3
+	VMOVDQU      36(DX), Y4
+	VPSIGNB      Y3, Y4, Y4
+	VPSIGNB      Y3, Y3, Y3
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPHADDD      Y3, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDD       X3, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWQZX      (CX), DI
+	MOVWQZX      34(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X3
+	VCVTPH2PS    X3, X3
+	VMOVQ        (BX), X4
+	VMULPS       X4, X3, X3
+	VMULPS       X2, X3, X3
+	VADDSS       X3, X0, X0
+	VPERMILPS    $0x01, X3, X2
 	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, DX
 	ADDQ         $0x00000008, BX
@@ -4931,25 +4942,25 @@ q8Q80DotAVX2_pairs:
 q8Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q8Q80DotAVX2_done
-	VMOVDQU      2(CX), Y1
-	VMOVDQU      2(DX), Y2
-	VPSIGNB      Y1, Y2, Y2
-	VPSIGNB      Y1, Y1, Y1
-	VPMADDUBSW   Y2, Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0x4e, X1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0xb1, X1, X2
-	VPADDD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VCVTPH2PS    X2, X2
+	VMOVDQU      2(CX), Y2
+	VMOVDQU      2(DX), Y3
+	VPSIGNB      Y2, Y3, Y3
+	VPSIGNB      Y2, Y2, Y2
+	VPMADDUBSW   Y3, Y2, Y2
+	VPMADDWD     Y1, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPADDD       X1, X2, X2
+	VPSHUFD      $0xb1, X2, X1
+	VPADDD       X1, X2, X2
+	VCVTDQ2PS    X2, X2
+	VPBROADCASTW (CX), X1
+	VCVTPH2PS    X1, X1
 	VMOVD        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
+	VMULPS       X3, X1, X1
+	VMULPS       X2, X1, X1
+	VADDSS       X1, X0, X0
 
 q8Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -4959,69 +4970,78 @@ q8Q80DotAVX2_done:
 // func q4Q80DotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	IMUL3Q $0x22, AX, BX
-	ADDQ   $0x03, BX
-	ANDQ   $-4, BX
-	ADDQ   DX, BX
-	MOVQ   AX, SI
-	SHLQ   $0x02, SI
-	ADDQ   BX, SI
-	VXORPS X0, X0, X0
+	MOVQ    blocks+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    act+16(FP), DX
+	IMUL3Q  $0x22, AX, BX
+	ADDQ    $0x03, BX
+	ANDQ    $-4, BX
+	ADDQ    DX, BX
+	MOVQ    AX, SI
+	SHLQ    $0x02, SI
+	ADDQ    BX, SI
+	VXORPS  X0, X0, X0
+	VMOVDQU intconsts<>+192(SB), Y1
+	VMOVDQU intconsts<>+0(SB), Y2
 
 q4Q80DotAVX2_quads:
 	CMPQ         AX, $0x04
 	JL           q4Q80DotAVX2_pairs
-	VMOVDQU      2(CX), X2
-	VPSRLW       $0x04, X2, X1
-	VINSERTI128  $0x01, X1, Y2, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      20(CX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   36(DX), Y3, Y3
-	VPMADDWD     intconsts<>+192(SB), Y3, Y3
-	VMOVDQU      38(CX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPMADDUBSW   70(DX), Y4, Y4
-	VPMADDWD     intconsts<>+192(SB), Y4, Y4
-	VMOVDQU      56(CX), X2
-	VPSRLW       $0x04, X2, X5
-	VINSERTI128  $0x01, X5, Y2, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPMADDUBSW   104(DX), Y5, Y5
-	VPMADDWD     intconsts<>+192(SB), Y5, Y5
-	VPHADDD      Y3, Y1, Y1
-	VPHADDD      Y5, Y4, Y4
-	VPHADDD      Y4, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VMOVDQU      (SI), X2
-	VPSLLD       $0x03, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 18(CX), X2, X2
-	VPINSRW      $0x02, 36(CX), X2, X2
-	VPINSRW      $0x03, 54(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVDQU      (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x02, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x03, X2, X1
-	VADDSS       X1, X0, X0
+	VMOVDQU      2(CX), X4
+	VPSRLW       $0x04, X4, X3
+	VINSERTI128  $0x01, X3, Y4, Y3
+	VPAND        Y2, Y3, Y3
+	VPMADDUBSW   2(DX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VMOVDQU      20(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   36(DX), Y5, Y5
+	VPMADDWD     Y1, Y5, Y5
+	VMOVDQU      38(CX), X4
+	VPSRLW       $0x04, X4, X6
+	VINSERTI128  $0x01, X6, Y4, Y6
+	VPAND        Y2, Y6, Y6
+	VPMADDUBSW   70(DX), Y6, Y6
+	VPMADDWD     Y1, Y6, Y6
+	VMOVDQU      56(CX), X4
+	VPSRLW       $0x04, X4, X7
+	VINSERTI128  $0x01, X7, Y4, Y7
+	VPAND        Y2, Y7, Y7
+	VPMADDUBSW   104(DX), Y7, Y7
+	VPMADDWD     Y1, Y7, Y7
+	VPHADDD      Y5, Y3, Y3
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y6, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X4
+	VPADDD       X4, X3, X3
+	VMOVDQU      (SI), X4
+	VPSLLD       $0x03, X4, X4
+	VPSUBD       X4, X3, X3
+	VCVTDQ2PS    X3, X3
+	MOVWQZX      (CX), DI
+	MOVWQZX      18(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	MOVWQZX      36(CX), R8
+	SHLQ         $0x20, R8
+	ORQ          R8, DI
+	MOVWQZX      54(CX), R8
+	SHLQ         $0x30, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X4
+	VCVTPH2PS    X4, X4
+	VMOVDQU      (BX), X5
+	VMULPS       X5, X4, X4
+	VMULPS       X3, X4, X4
+	VADDSS       X4, X0, X0
+	VPERMILPS    $0x01, X4, X3
+	VADDSS       X3, X0, X0
+	VPERMILPS    $0x02, X4, X3
+	VADDSS       X3, X0, X0
+	VPERMILPS    $0x03, X4, X3
+	VADDSS       X3, X0, X0
 	ADDQ         $0x00000048, CX
 	ADDQ         $0x00000088, DX
 	ADDQ         $0x00000010, BX
@@ -5032,35 +5052,38 @@ q4Q80DotAVX2_quads:
 q4Q80DotAVX2_pairs:
 	CMPQ         AX, $0x02
 	JL           q4Q80DotAVX2_tail
-	VMOVDQU      2(CX), X2
-	VPSRLW       $0x04, X2, X1
-	VINSERTI128  $0x01, X1, Y2, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      20(CX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        intconsts<>+0(SB), Y3, Y3
-	VPMADDUBSW   36(DX), Y3, Y3
-	VPMADDWD     intconsts<>+192(SB), Y3, Y3
-	VPHADDD      Y3, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPHADDD      X1, X1, X1
-	VMOVQ        (SI), X2
-	VPSLLD       $0x03, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 18(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVQ        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
+	VMOVDQU      2(CX), X4
+	VPSRLW       $0x04, X4, X3
+	VINSERTI128  $0x01, X3, Y4, Y3
+	VPAND        Y2, Y3, Y3
+	VPMADDUBSW   2(DX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VMOVDQU      20(CX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        Y2, Y5, Y5
+	VPMADDUBSW   36(DX), Y5, Y5
+	VPMADDWD     Y1, Y5, Y5
+	VPHADDD      Y5, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X4
+	VPADDD       X4, X3, X3
+	VPHADDD      X3, X3, X3
+	VMOVQ        (SI), X4
+	VPSLLD       $0x03, X4, X4
+	VPSUBD       X4, X3, X3
+	VCVTDQ2PS    X3, X3
+	MOVWQZX      (CX), DI
+	MOVWQZX      18(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X4
+	VCVTPH2PS    X4, X4
+	VMOVQ        (BX), X5
+	VMULPS       X5, X4, X4
+	VMULPS       X3, X4, X4
+	VADDSS       X4, X0, X0
+	VPERMILPS    $0x01, X4, X3
+	VADDSS       X3, X0, X0
 	ADDQ         $0x00000024, CX
 	ADDQ         $0x00000044, DX
 	ADDQ         $0x00000008, BX
@@ -5071,28 +5094,28 @@ q4Q80DotAVX2_pairs:
 q4Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q4Q80DotAVX2_done
-	VMOVDQU      2(CX), X2
-	VPSRLW       $0x04, X2, X1
-	VINSERTI128  $0x01, X1, Y2, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0x4e, X1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0xb1, X1, X2
-	VPADDD       X2, X1, X1
-	VMOVD        (SI), X2
-	VPSLLD       $0x03, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VCVTPH2PS    X2, X2
-	VMOVD        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
+	VMOVDQU      2(CX), X4
+	VPSRLW       $0x04, X4, X3
+	VINSERTI128  $0x01, X3, Y4, Y3
+	VPAND        Y2, Y3, Y3
+	VPMADDUBSW   2(DX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X3
+	VPSHUFD      $0x4e, X3, X1
+	VPADDD       X1, X3, X3
+	VPSHUFD      $0xb1, X3, X1
+	VPADDD       X1, X3, X3
+	VMOVD        (SI), X1
+	VPSLLD       $0x03, X1, X1
+	VPSUBD       X1, X3, X3
+	VCVTDQ2PS    X3, X3
+	VPBROADCASTW (CX), X1
+	VCVTPH2PS    X1, X1
+	VMOVD        (BX), X2
+	VMULPS       X2, X1, X1
+	VMULPS       X3, X1, X1
+	VADDSS       X1, X0, X0
 
 q4Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)
@@ -5102,93 +5125,105 @@ q4Q80DotAVX2_done:
 // func q5Q80DotAVX2(blocks int, w *byte, act *byte) float32
 // Requires: AVX, AVX2, F16C, SSE
 TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ   blocks+0(FP), AX
-	MOVQ   w+8(FP), CX
-	MOVQ   act+16(FP), DX
-	IMUL3Q $0x22, AX, BX
-	ADDQ   $0x03, BX
-	ANDQ   $-4, BX
-	ADDQ   DX, BX
-	MOVQ   AX, SI
-	SHLQ   $0x02, SI
-	ADDQ   BX, SI
-	VXORPS X0, X0, X0
+	MOVQ    blocks+0(FP), AX
+	MOVQ    w+8(FP), CX
+	MOVQ    act+16(FP), DX
+	IMUL3Q  $0x22, AX, BX
+	ADDQ    $0x03, BX
+	ANDQ    $-4, BX
+	ADDQ    DX, BX
+	MOVQ    AX, SI
+	SHLQ    $0x02, SI
+	ADDQ    BX, SI
+	VXORPS  X0, X0, X0
+	VMOVDQU intconsts<>+192(SB), Y1
+	VMOVDQU intconsts<>+0(SB), Y2
+	VMOVDQU intconsts<>+640(SB), Y3
+	VMOVDQU intconsts<>+672(SB), Y4
+	VMOVDQU intconsts<>+784(SB), Y5
 
 q5Q80DotAVX2_quads:
 	CMPQ         AX, $0x04
 	JL           q5Q80DotAVX2_pairs
-	VMOVDQU      6(CX), X3
-	VPSRLW       $0x04, X3, X1
-	VINSERTI128  $0x01, X1, Y3, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(CX), Y2
-	VPSHUFB      intconsts<>+640(SB), Y2, Y2
-	VPAND        intconsts<>+672(SB), Y2, Y2
-	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPAND        intconsts<>+784(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      28(CX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPBROADCASTD 24(CX), Y4
-	VPSHUFB      intconsts<>+640(SB), Y4, Y4
-	VPAND        intconsts<>+672(SB), Y4, Y4
-	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
-	VPAND        intconsts<>+784(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPMADDUBSW   36(DX), Y2, Y2
-	VPMADDWD     intconsts<>+192(SB), Y2, Y2
-	VMOVDQU      50(CX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y4
-	VPAND        intconsts<>+0(SB), Y4, Y4
-	VPBROADCASTD 46(CX), Y5
-	VPSHUFB      intconsts<>+640(SB), Y5, Y5
-	VPAND        intconsts<>+672(SB), Y5, Y5
-	VPCMPEQB     intconsts<>+672(SB), Y5, Y5
-	VPAND        intconsts<>+784(SB), Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPMADDUBSW   70(DX), Y4, Y4
-	VPMADDWD     intconsts<>+192(SB), Y4, Y4
-	VMOVDQU      72(CX), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y5
-	VPAND        intconsts<>+0(SB), Y5, Y5
-	VPBROADCASTD 68(CX), Y6
-	VPSHUFB      intconsts<>+640(SB), Y6, Y6
-	VPAND        intconsts<>+672(SB), Y6, Y6
-	VPCMPEQB     intconsts<>+672(SB), Y6, Y6
-	VPAND        intconsts<>+784(SB), Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   104(DX), Y5, Y5
-	VPMADDWD     intconsts<>+192(SB), Y5, Y5
-	VPHADDD      Y2, Y1, Y1
-	VPHADDD      Y5, Y4, Y4
-	VPHADDD      Y4, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VMOVDQU      (SI), X2
-	VPSLLD       $0x04, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 22(CX), X2, X2
-	VPINSRW      $0x02, 44(CX), X2, X2
-	VPINSRW      $0x03, 66(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVDQU      (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x02, X2, X1
-	VADDSS       X1, X0, X0
-	VPERMILPS    $0x03, X2, X1
-	VADDSS       X1, X0, X0
+	VMOVDQU      6(CX), X8
+	VPSRLW       $0x04, X8, X6
+	VINSERTI128  $0x01, X6, Y8, Y6
+	VPAND        Y2, Y6, Y6
+	VPBROADCASTD 2(CX), Y7
+	VPSHUFB      Y3, Y7, Y7
+	VPAND        Y4, Y7, Y7
+	VPCMPEQB     Y4, Y7, Y7
+	VPAND        Y5, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   2(DX), Y6, Y6
+	VPMADDWD     Y1, Y6, Y6
+	VMOVDQU      28(CX), X8
+	VPSRLW       $0x04, X8, X7
+	VINSERTI128  $0x01, X7, Y8, Y7
+	VPAND        Y2, Y7, Y7
+	VPBROADCASTD 24(CX), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y4, Y9, Y9
+	VPCMPEQB     Y4, Y9, Y9
+	VPAND        Y5, Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPMADDUBSW   36(DX), Y7, Y7
+	VPMADDWD     Y1, Y7, Y7
+	VMOVDQU      50(CX), X8
+	VPSRLW       $0x04, X8, X9
+	VINSERTI128  $0x01, X9, Y8, Y9
+	VPAND        Y2, Y9, Y9
+	VPBROADCASTD 46(CX), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPAND        Y4, Y10, Y10
+	VPCMPEQB     Y4, Y10, Y10
+	VPAND        Y5, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   70(DX), Y9, Y9
+	VPMADDWD     Y1, Y9, Y9
+	VMOVDQU      72(CX), X8
+	VPSRLW       $0x04, X8, X10
+	VINSERTI128  $0x01, X10, Y8, Y10
+	VPAND        Y2, Y10, Y10
+	VPBROADCASTD 68(CX), Y11
+	VPSHUFB      Y3, Y11, Y11
+	VPAND        Y4, Y11, Y11
+	VPCMPEQB     Y4, Y11, Y11
+	VPAND        Y5, Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   104(DX), Y10, Y10
+	VPMADDWD     Y1, Y10, Y10
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y10, Y9, Y9
+	VPHADDD      Y9, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPADDD       X7, X6, X6
+	VMOVDQU      (SI), X7
+	VPSLLD       $0x04, X7, X7
+	VPSUBD       X7, X6, X6
+	VCVTDQ2PS    X6, X6
+	MOVWQZX      (CX), DI
+	MOVWQZX      22(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	MOVWQZX      44(CX), R8
+	SHLQ         $0x20, R8
+	ORQ          R8, DI
+	MOVWQZX      66(CX), R8
+	SHLQ         $0x30, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X7
+	VCVTPH2PS    X7, X7
+	VMOVDQU      (BX), X8
+	VMULPS       X8, X7, X7
+	VMULPS       X6, X7, X7
+	VADDSS       X7, X0, X0
+	VPERMILPS    $0x01, X7, X6
+	VADDSS       X6, X0, X0
+	VPERMILPS    $0x02, X7, X6
+	VADDSS       X6, X0, X0
+	VPERMILPS    $0x03, X7, X6
+	VADDSS       X6, X0, X0
 	ADDQ         $0x00000058, CX
 	ADDQ         $0x00000088, DX
 	ADDQ         $0x00000010, BX
@@ -5199,47 +5234,50 @@ q5Q80DotAVX2_quads:
 q5Q80DotAVX2_pairs:
 	CMPQ         AX, $0x02
 	JL           q5Q80DotAVX2_tail
-	VMOVDQU      6(CX), X3
-	VPSRLW       $0x04, X3, X1
-	VINSERTI128  $0x01, X1, Y3, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(CX), Y2
-	VPSHUFB      intconsts<>+640(SB), Y2, Y2
-	VPAND        intconsts<>+672(SB), Y2, Y2
-	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPAND        intconsts<>+784(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VMOVDQU      28(CX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y2
-	VPAND        intconsts<>+0(SB), Y2, Y2
-	VPBROADCASTD 24(CX), Y4
-	VPSHUFB      intconsts<>+640(SB), Y4, Y4
-	VPAND        intconsts<>+672(SB), Y4, Y4
-	VPCMPEQB     intconsts<>+672(SB), Y4, Y4
-	VPAND        intconsts<>+784(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPMADDUBSW   36(DX), Y2, Y2
-	VPMADDWD     intconsts<>+192(SB), Y2, Y2
-	VPHADDD      Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPHADDD      X1, X1, X1
-	VMOVQ        (SI), X2
-	VPSLLD       $0x04, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VPINSRW      $0x01, 22(CX), X2, X2
-	VCVTPH2PS    X2, X2
-	VMOVQ        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
-	VPERMILPS    $0x01, X2, X1
-	VADDSS       X1, X0, X0
+	VMOVDQU      6(CX), X8
+	VPSRLW       $0x04, X8, X6
+	VINSERTI128  $0x01, X6, Y8, Y6
+	VPAND        Y2, Y6, Y6
+	VPBROADCASTD 2(CX), Y7
+	VPSHUFB      Y3, Y7, Y7
+	VPAND        Y4, Y7, Y7
+	VPCMPEQB     Y4, Y7, Y7
+	VPAND        Y5, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   2(DX), Y6, Y6
+	VPMADDWD     Y1, Y6, Y6
+	VMOVDQU      28(CX), X8
+	VPSRLW       $0x04, X8, X7
+	VINSERTI128  $0x01, X7, Y8, Y7
+	VPAND        Y2, Y7, Y7
+	VPBROADCASTD 24(CX), Y9
+	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y4, Y9, Y9
+	VPCMPEQB     Y4, Y9, Y9
+	VPAND        Y5, Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPMADDUBSW   36(DX), Y7, Y7
+	VPMADDWD     Y1, Y7, Y7
+	VPHADDD      Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPADDD       X7, X6, X6
+	VPHADDD      X6, X6, X6
+	VMOVQ        (SI), X7
+	VPSLLD       $0x04, X7, X7
+	VPSUBD       X7, X6, X6
+	VCVTDQ2PS    X6, X6
+	MOVWQZX      (CX), DI
+	MOVWQZX      22(CX), R8
+	SHLQ         $0x10, R8
+	ORQ          R8, DI
+	VMOVQ        DI, X7
+	VCVTPH2PS    X7, X7
+	VMOVQ        (BX), X8
+	VMULPS       X8, X7, X7
+	VMULPS       X6, X7, X7
+	VADDSS       X7, X0, X0
+	VPERMILPS    $0x01, X7, X6
+	VADDSS       X6, X0, X0
 	ADDQ         $0x0000002c, CX
 	ADDQ         $0x00000044, DX
 	ADDQ         $0x00000008, BX
@@ -5250,34 +5288,34 @@ q5Q80DotAVX2_pairs:
 q5Q80DotAVX2_tail:
 	TESTQ        AX, AX
 	JZ           q5Q80DotAVX2_done
-	VMOVDQU      6(CX), X3
-	VPSRLW       $0x04, X3, X1
-	VINSERTI128  $0x01, X1, Y3, Y1
-	VPAND        intconsts<>+0(SB), Y1, Y1
+	VMOVDQU      6(CX), X8
+	VPSRLW       $0x04, X8, X6
+	VINSERTI128  $0x01, X6, Y8, Y6
+	VPAND        Y2, Y6, Y6
 	VPBROADCASTD 2(CX), Y2
-	VPSHUFB      intconsts<>+640(SB), Y2, Y2
-	VPAND        intconsts<>+672(SB), Y2, Y2
-	VPCMPEQB     intconsts<>+672(SB), Y2, Y2
-	VPAND        intconsts<>+784(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPMADDUBSW   2(DX), Y1, Y1
-	VPMADDWD     intconsts<>+192(SB), Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0x4e, X1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0xb1, X1, X2
-	VPADDD       X2, X1, X1
-	VMOVD        (SI), X2
-	VPSLLD       $0x04, X2, X2
-	VPSUBD       X2, X1, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (CX), X2
-	VCVTPH2PS    X2, X2
-	VMOVD        (BX), X3
-	VMULPS       X3, X2, X2
-	VMULPS       X1, X2, X2
-	VADDSS       X2, X0, X0
+	VPSHUFB      Y3, Y2, Y2
+	VPAND        Y4, Y2, Y2
+	VPCMPEQB     Y4, Y2, Y2
+	VPAND        Y5, Y2, Y2
+	VPOR         Y2, Y6, Y6
+	VPMADDUBSW   2(DX), Y6, Y6
+	VPMADDWD     Y1, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X1
+	VPADDD       X1, X6, X6
+	VPSHUFD      $0x4e, X6, X1
+	VPADDD       X1, X6, X6
+	VPSHUFD      $0xb1, X6, X1
+	VPADDD       X1, X6, X6
+	VMOVD        (SI), X1
+	VPSLLD       $0x04, X1, X1
+	VPSUBD       X1, X6, X6
+	VCVTDQ2PS    X6, X6
+	VPBROADCASTW (CX), X1
+	VCVTPH2PS    X1, X1
+	VMOVD        (BX), X2
+	VMULPS       X2, X1, X1
+	VMULPS       X6, X1, X1
+	VADDSS       X1, X0, X0
 
 q5Q80DotAVX2_done:
 	MOVSS X0, ret+24(FP)

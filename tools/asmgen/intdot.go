@@ -151,18 +151,29 @@ type intBody struct {
 	main func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
 }
 
-// loopNibble, while intDotKernel emits a loop, is a register holding the
-// low-nibble mask: the K-quant bodies AND with it eight to sixteen times a
-// block, and as a memory operand each AND is one more load, on the load
-// pipes these kernels are bound by.
-var loopNibble reg.VecVirtual
+// hoisted holds, while a kernel's loop is emitted, the constants that it
+// keeps in registers: the loops AND, shuffle and compare with a few masks
+// several times a block, and as memory operands each use is one more
+// load, on the load pipes these kernels are bound by (llvm-mca, znver3).
+var hoisted = map[int]reg.VecVirtual{}
 
-// nibbleMask is the low-nibble mask: loopNibble, else the constant.
-func nibbleMask() Op {
-	if loopNibble != nil {
-		return loopNibble
+// hoist loads the constants at offs into registers for the loop about to
+// be emitted; the returned function drops them after it.
+func hoist(offs ...int) (drop func()) {
+	for _, off := range offs {
+		r := YMM()
+		VMOVDQU(intConst(off), r)
+		hoisted[off] = r
 	}
-	return intConst(icNibble)
+	return func() { clear(hoisted) }
+}
+
+// cst is the constant at off: its register if hoisted, else memory.
+func cst(off int) Op {
+	if r, ok := hoisted[off]; ok {
+		return r
+	}
+	return intConst(off)
 }
 
 // intDotKernel emits func name(blocks int, w, act *byte) float32 looping
@@ -178,9 +189,7 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 	VXORPS(s, s, s)
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
-	loopNibble = YMM()
-	VMOVDQU(intConst(icNibble), loopNibble)
-	defer func() { loopNibble = nil }()
+	defer hoist(icNibble)()
 	var paux reg.Register
 	if body.pairSums {
 		paux = GP64()
@@ -289,10 +298,10 @@ func kScaleMinMain(pw, pa, paux reg.Register, scales, mins, s reg.VecVirtual, fi
 			j := 2*jj + half
 			q := YMM()
 			if half == 0 {
-				VPAND(nibbleMask(), bits, q)
+				VPAND(cst(icNibble), bits, q)
 			} else {
 				VPSRLW(Imm(4), bits, q)
-				VPAND(nibbleMask(), q, q)
+				VPAND(cst(icNibble), q, q)
 			}
 			if five {
 				h := YMM()
@@ -378,10 +387,10 @@ func q6kIntBody(pw, pa, _ reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) 
 				src = b2
 			}
 			if p < 2 {
-				VPAND(nibbleMask(), src, q)
+				VPAND(cst(icNibble), src, q)
 			} else {
 				VPSRLW(Imm(4), src, q)
-				VPAND(nibbleMask(), q, q)
+				VPAND(cst(icNibble), q, q)
 			}
 			VPAND(intConst(highMask[p]), hb, hi)
 			switch p {
@@ -445,6 +454,8 @@ type weight32 struct {
 	// load sets w to the block at pw+off's 32 quants: int8 without an
 	// offset, else unsigned.
 	load func(pw reg.Register, off int, w reg.VecVirtual)
+	// consts are the constants load uses, kept in registers.
+	consts []int
 }
 
 var (
@@ -456,19 +467,19 @@ var (
 	// l+16 in its high.
 	q4Weight = weight32{bytes: 18, offset: 8, load: func(pw reg.Register, off int, w reg.VecVirtual) {
 		nibbles(Mem{Base: pw, Disp: off + 2}, w)
-	}}
+	}, consts: []int{icNibble}}
 	// Q5_0: f16 d, 32 fifth bits (value j's in bit j of the little-endian
 	// dword), 16 bytes of nibbles as in Q4_0.
 	q5Weight = weight32{bytes: 22, offset: 16, load: func(pw reg.Register, off int, w reg.VecVirtual) {
 		h := YMM()
 		nibbles(Mem{Base: pw, Disp: off + 6}, w)
 		VPBROADCASTD(Mem{Base: pw, Disp: off + 2}, h)
-		VPSHUFB(intConst(icQhShuf), h, h)
-		VPAND(intConst(icBitSel), h, h)
-		VPCMPEQB(intConst(icBitSel), h, h) // 0xff where the bit is set
-		VPAND(intConst(icFifth), h, h)
+		VPSHUFB(cst(icQhShuf), h, h)
+		VPAND(cst(icBitSel), h, h)
+		VPCMPEQB(cst(icBitSel), h, h) // 0xff where the bit is set
+		VPAND(cst(icFifth), h, h)
 		VPOR(h, w, w)
-	}}
+	}, consts: []int{icNibble, icQhShuf, icBitSel, icFifth}}
 )
 
 // nibbles sets w's 32 bytes to the nibbles of the 16 bytes at m: low
@@ -478,7 +489,7 @@ func nibbles(m Mem, w reg.VecVirtual) {
 	VMOVDQU(m, lo)
 	VPSRLW(Imm(4), lo, hi)
 	VINSERTI128(Imm(1), hi, lo.AsY(), w)
-	VPAND(intConst(icNibble), w, w)
+	VPAND(cst(icNibble), w, w)
 }
 
 // products returns the 8 int32 partial sums of w times the activation
@@ -496,17 +507,29 @@ func products(pa reg.Register, off int, w reg.VecVirtual, signed bool) reg.VecVi
 	} else {
 		VPMADDUBSW(Mem{Base: pa, Disp: off + 2}, w, w)
 	}
-	VPMADDWD(intConst(icOnes16), w, w)
+	VPMADDWD(cst(icOnes16), w, w)
 	return w
 }
 
-// scalesOf sets lanes 0 to len(ms)-1 of x to the widened f16 values at
-// ms.
+// scalesOf sets lanes 0 to len(ms)-1 (1, 2 or 4) of x to the widened
+// f16 values at ms. The halves are gathered in a general register and
+// moved over once: vpinsrw from memory would take the vector load pipes
+// these kernels are short of.
 func scalesOf(ms []Mem, x reg.VecVirtual) {
-	VPBROADCASTW(ms[0], x)
-	for i, m := range ms[1:] {
-		VPINSRW(Imm(uint64(i+1)), m, x, x)
+	if len(ms) == 1 {
+		VPBROADCASTW(ms[0], x)
+		VCVTPH2PS(x, x)
+		return
 	}
+	acc := GP64()
+	MOVWQZX(ms[0], acc)
+	for i, m := range ms[1:] {
+		h := GP64()
+		MOVWQZX(m, h)
+		SHLQ(Imm(uint64(16*(i+1))), h)
+		ORQ(h, acc)
+	}
+	VMOVQ(acc, x)
 	VCVTPH2PS(x, x)
 }
 
@@ -552,6 +575,7 @@ func intDot32Kernel(name, what string, t weight32) {
 	ADDQ(pd, ps)
 	s := XMM()
 	VXORPS(s, s, s)
+	defer hoist(append([]int{icOnes16}, t.consts...)...)()
 	signed := t.offset == 0
 	shift := map[int]uint64{8: 3, 16: 4}[t.offset]
 	// finish takes the int32 block sums in lanes 0 to k-1 of sums to
