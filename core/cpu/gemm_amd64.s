@@ -4216,19 +4216,23 @@ q6kDotAVX2_reduce:
 	VZEROUPPER
 	RET
 
-// func q4kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ         blocks+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         act+16(FP), DX
-	VXORPS       X0, X0, X0
-	TESTQ        AX, AX
-	JZ           q4kQ8KDotAVX2_done
-	VMOVDQU      intconsts<>+0(SB), Y1
-	IMUL3Q       $0x00000124, AX, BX
-	ADDQ         DX, BX
-	VMOVDQU      4(CX), X2
+// func q4kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+0(SB), Y0
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q4kQ8KDotAVX2_row:
+	VXORPS       X1, X1, X1
+	MOVQ         act+32(FP), SI
+	MOVQ         DX, DI
+	MOVQ         CX, R8
+	IMUL3Q       $0x00000124, R8, R9
+	ADDQ         SI, R9
+	VMOVDQU      4(DI), X2
 	VPSHUFD      $0x98, X2, X3
 	VPSRLVD      intconsts<>+736(SB), X3, X3
 	VPAND        intconsts<>+752(SB), X3, X3
@@ -4242,9 +4246,9 @@ TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-28
 q4kQ8KDotAVX2_loop:
 	VMOVDQA      Y2, Y4
 	VMOVDQA      Y3, Y5
-	CMPQ         AX, $0x01
+	CMPQ         R8, $0x01
 	JE           q4kQ8KDotAVX2_last
-	VMOVDQU      148(CX), X2
+	VMOVDQU      148(DI), X2
 	VPSHUFD      $0x98, X2, X3
 	VPSRLVD      intconsts<>+736(SB), X3, X3
 	VPAND        intconsts<>+752(SB), X3, X3
@@ -4258,50 +4262,50 @@ q4kQ8KDotAVX2_loop:
 	VMOVDQA      Y6, Y3
 
 q4kQ8KDotAVX2_last:
-	VMOVDQU      (BX), X6
+	VMOVDQU      (R9), X6
 	VPMADDWD     X5, X6, X6
-	VMOVDQU      16(CX), Y5
-	VPAND        Y1, Y5, Y7
-	VPMADDUBSW   4(DX), Y7, Y7
+	VMOVDQU      16(DI), Y5
+	VPAND        Y0, Y5, Y7
+	VPMADDUBSW   4(SI), Y7, Y7
 	VPSHUFB      intconsts<>+256(SB), Y4, Y8
 	VPMADDWD     Y8, Y7, Y7
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
-	VPMADDUBSW   36(DX), Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   36(SI), Y5, Y5
 	VPSHUFB      intconsts<>+288(SB), Y4, Y8
 	VPMADDWD     Y8, Y5, Y5
 	VPADDD       Y5, Y7, Y7
-	VMOVDQU      48(CX), Y5
-	VPAND        Y1, Y5, Y8
-	VPMADDUBSW   68(DX), Y8, Y8
+	VMOVDQU      48(DI), Y5
+	VPAND        Y0, Y5, Y8
+	VPMADDUBSW   68(SI), Y8, Y8
 	VPSHUFB      intconsts<>+320(SB), Y4, Y9
 	VPMADDWD     Y9, Y8, Y8
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
-	VPMADDUBSW   100(DX), Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   100(SI), Y5, Y5
 	VPSHUFB      intconsts<>+352(SB), Y4, Y9
 	VPMADDWD     Y9, Y5, Y5
 	VPADDD       Y5, Y8, Y8
-	VMOVDQU      80(CX), Y5
-	VPAND        Y1, Y5, Y9
-	VPMADDUBSW   132(DX), Y9, Y9
+	VMOVDQU      80(DI), Y5
+	VPAND        Y0, Y5, Y9
+	VPMADDUBSW   132(SI), Y9, Y9
 	VPSHUFB      intconsts<>+384(SB), Y4, Y10
 	VPMADDWD     Y10, Y9, Y9
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
-	VPMADDUBSW   164(DX), Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   164(SI), Y5, Y5
 	VPSHUFB      intconsts<>+416(SB), Y4, Y10
 	VPMADDWD     Y10, Y5, Y5
 	VPADDD       Y5, Y9, Y9
 	VPADDD       Y9, Y7, Y7
-	VMOVDQU      112(CX), Y5
-	VPAND        Y1, Y5, Y9
-	VPMADDUBSW   196(DX), Y9, Y9
+	VMOVDQU      112(DI), Y5
+	VPAND        Y0, Y5, Y9
+	VPMADDUBSW   196(SI), Y9, Y9
 	VPSHUFB      intconsts<>+448(SB), Y4, Y10
 	VPMADDWD     Y10, Y9, Y9
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
-	VPMADDUBSW   228(DX), Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   228(SI), Y5, Y5
 	VPSHUFB      intconsts<>+480(SB), Y4, Y4
 	VPMADDWD     Y4, Y5, Y5
 	VPADDD       Y5, Y9, Y9
@@ -4316,22 +4320,25 @@ q4kQ8KDotAVX2_last:
 	VPSHUFD      $0x8d, X4, X5
 	VPADDD       X5, X7, X7
 	VCVTDQ2PS    X7, X7
-	VMOVD        (CX), X4
+	VMOVD        (DI), X4
 	VCVTPH2PS    X4, X4
-	VBROADCASTSS (DX), X5
+	VBROADCASTSS (SI), X5
 	VMULPS       X5, X4, X4
 	VMULPS       X7, X4, X4
 	VMOVSHDUP    X4, X5
 	VSUBSS       X5, X4, X4
-	VADDSS       X4, X0, X0
-	ADDQ         $0x00000090, CX
-	ADDQ         $0x00000124, DX
-	ADDQ         $0x00000010, BX
-	DECQ         AX
+	VADDSS       X4, X1, X1
+	ADDQ         $0x00000090, DI
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000010, R9
+	DECQ         R8
 	JNZ          q4kQ8KDotAVX2_loop
-
-q4kQ8KDotAVX2_done:
-	MOVSS X0, ret+24(FP)
+	VMOVSS       X1, (BX)
+	ADDQ         $0x04, BX
+	MOVQ         stride+24(FP), SI
+	ADDQ         SI, DX
+	DECQ         AX
+	JNZ          q4kQ8KDotAVX2_row
 	VZEROUPPER
 	RET
 
@@ -4545,19 +4552,23 @@ DATA intconsts<>+824(SB)/4, $0x00000000
 DATA intconsts<>+828(SB)/4, $0x00000000
 GLOBL intconsts<>(SB), RODATA|NOPTR, $832
 
-// func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ         blocks+0(FP), AX
-	MOVQ         w+8(FP), CX
-	MOVQ         act+16(FP), DX
-	VXORPS       X0, X0, X0
-	TESTQ        AX, AX
-	JZ           q5kQ8KDotAVX2_done
-	VMOVDQU      intconsts<>+0(SB), Y1
-	IMUL3Q       $0x00000124, AX, BX
-	ADDQ         DX, BX
-	VMOVDQU      4(CX), X2
+// func q5kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+0(SB), Y0
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q5kQ8KDotAVX2_row:
+	VXORPS       X1, X1, X1
+	MOVQ         act+32(FP), SI
+	MOVQ         DX, DI
+	MOVQ         CX, R8
+	IMUL3Q       $0x00000124, R8, R9
+	ADDQ         SI, R9
+	VMOVDQU      4(DI), X2
 	VPSHUFD      $0x98, X2, X3
 	VPSRLVD      intconsts<>+736(SB), X3, X3
 	VPAND        intconsts<>+752(SB), X3, X3
@@ -4571,9 +4582,9 @@ TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-28
 q5kQ8KDotAVX2_loop:
 	VMOVDQA      Y2, Y4
 	VMOVDQA      Y3, Y5
-	CMPQ         AX, $0x01
+	CMPQ         R8, $0x01
 	JE           q5kQ8KDotAVX2_last
-	VMOVDQU      180(CX), X2
+	VMOVDQU      180(DI), X2
 	VPSHUFD      $0x98, X2, X3
 	VPSRLVD      intconsts<>+736(SB), X3, X3
 	VPAND        intconsts<>+752(SB), X3, X3
@@ -4587,82 +4598,82 @@ q5kQ8KDotAVX2_loop:
 	VMOVDQA      Y6, Y3
 
 q5kQ8KDotAVX2_last:
-	VMOVDQU      (BX), X6
+	VMOVDQU      (R9), X6
 	VPMADDWD     X5, X6, X6
-	VMOVDQU      16(CX), Y5
-	VMOVDQU      48(CX), Y7
-	VPAND        Y1, Y7, Y8
+	VMOVDQU      16(DI), Y5
+	VMOVDQU      48(DI), Y7
+	VPAND        Y0, Y7, Y8
 	VPAND        intconsts<>+32(SB), Y5, Y9
 	VPSLLW       $0x04, Y9, Y9
 	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   4(DX), Y8, Y8
+	VPMADDUBSW   4(SI), Y8, Y8
 	VPSHUFB      intconsts<>+256(SB), Y4, Y9
 	VPMADDWD     Y9, Y8, Y8
 	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        Y0, Y7, Y7
 	VPSRLW       $0x01, Y5, Y9
 	VPAND        intconsts<>+32(SB), Y9, Y9
 	VPSLLW       $0x04, Y9, Y9
 	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   36(DX), Y7, Y7
+	VPMADDUBSW   36(SI), Y7, Y7
 	VPSHUFB      intconsts<>+288(SB), Y4, Y9
 	VPMADDWD     Y9, Y7, Y7
 	VPADDD       Y7, Y8, Y8
-	VMOVDQU      80(CX), Y7
-	VPAND        Y1, Y7, Y9
+	VMOVDQU      80(DI), Y7
+	VPAND        Y0, Y7, Y9
 	VPSRLW       $0x02, Y5, Y10
 	VPAND        intconsts<>+32(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   68(DX), Y9, Y9
+	VPMADDUBSW   68(SI), Y9, Y9
 	VPSHUFB      intconsts<>+320(SB), Y4, Y10
 	VPMADDWD     Y10, Y9, Y9
 	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        Y0, Y7, Y7
 	VPSRLW       $0x03, Y5, Y10
 	VPAND        intconsts<>+32(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y7, Y7
-	VPMADDUBSW   100(DX), Y7, Y7
+	VPMADDUBSW   100(SI), Y7, Y7
 	VPSHUFB      intconsts<>+352(SB), Y4, Y10
 	VPMADDWD     Y10, Y7, Y7
 	VPADDD       Y7, Y9, Y9
-	VMOVDQU      112(CX), Y7
-	VPAND        Y1, Y7, Y10
+	VMOVDQU      112(DI), Y7
+	VPAND        Y0, Y7, Y10
 	VPSRLW       $0x04, Y5, Y11
 	VPAND        intconsts<>+32(SB), Y11, Y11
 	VPSLLW       $0x04, Y11, Y11
 	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   132(DX), Y10, Y10
+	VPMADDUBSW   132(SI), Y10, Y10
 	VPSHUFB      intconsts<>+384(SB), Y4, Y11
 	VPMADDWD     Y11, Y10, Y10
 	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        Y0, Y7, Y7
 	VPSRLW       $0x05, Y5, Y11
 	VPAND        intconsts<>+32(SB), Y11, Y11
 	VPSLLW       $0x04, Y11, Y11
 	VPOR         Y11, Y7, Y7
-	VPMADDUBSW   164(DX), Y7, Y7
+	VPMADDUBSW   164(SI), Y7, Y7
 	VPSHUFB      intconsts<>+416(SB), Y4, Y11
 	VPMADDWD     Y11, Y7, Y7
 	VPADDD       Y7, Y10, Y10
 	VPADDD       Y10, Y8, Y8
-	VMOVDQU      144(CX), Y7
-	VPAND        Y1, Y7, Y10
+	VMOVDQU      144(DI), Y7
+	VPAND        Y0, Y7, Y10
 	VPSRLW       $0x06, Y5, Y11
 	VPAND        intconsts<>+32(SB), Y11, Y11
 	VPSLLW       $0x04, Y11, Y11
 	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   196(DX), Y10, Y10
+	VPMADDUBSW   196(SI), Y10, Y10
 	VPSHUFB      intconsts<>+448(SB), Y4, Y11
 	VPMADDWD     Y11, Y10, Y10
 	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y1, Y7, Y7
+	VPAND        Y0, Y7, Y7
 	VPSRLW       $0x07, Y5, Y5
 	VPAND        intconsts<>+32(SB), Y5, Y5
 	VPSLLW       $0x04, Y5, Y5
 	VPOR         Y5, Y7, Y7
-	VPMADDUBSW   228(DX), Y7, Y7
+	VPMADDUBSW   228(SI), Y7, Y7
 	VPSHUFB      intconsts<>+480(SB), Y4, Y4
 	VPMADDWD     Y4, Y7, Y7
 	VPADDD       Y7, Y10, Y10
@@ -4677,36 +4688,43 @@ q5kQ8KDotAVX2_last:
 	VPSHUFD      $0x8d, X4, X5
 	VPADDD       X5, X8, X8
 	VCVTDQ2PS    X8, X8
-	VMOVD        (CX), X4
+	VMOVD        (DI), X4
 	VCVTPH2PS    X4, X4
-	VBROADCASTSS (DX), X5
+	VBROADCASTSS (SI), X5
 	VMULPS       X5, X4, X4
 	VMULPS       X8, X4, X4
 	VMOVSHDUP    X4, X5
 	VSUBSS       X5, X4, X4
-	VADDSS       X4, X0, X0
-	ADDQ         $0x000000b0, CX
-	ADDQ         $0x00000124, DX
-	ADDQ         $0x00000010, BX
-	DECQ         AX
+	VADDSS       X4, X1, X1
+	ADDQ         $0x000000b0, DI
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000010, R9
+	DECQ         R8
 	JNZ          q5kQ8KDotAVX2_loop
-
-q5kQ8KDotAVX2_done:
-	MOVSS X0, ret+24(FP)
+	VMOVSS       X1, (BX)
+	ADDQ         $0x04, BX
+	MOVQ         stride+24(FP), SI
+	ADDQ         SI, DX
+	DECQ         AX
+	JNZ          q5kQ8KDotAVX2_row
 	VZEROUPPER
 	RET
 
-// func q6kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-28
-	MOVQ      blocks+0(FP), AX
-	MOVQ      w+8(FP), CX
-	MOVQ      act+16(FP), DX
-	VXORPS    X0, X0, X0
-	TESTQ     AX, AX
-	JZ        q6kQ8KDotAVX2_done
-	VMOVDQU   intconsts<>+0(SB), Y1
-	VPMOVSXBW 192(CX), Y2
+// func q6kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+0(SB), Y0
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q6kQ8KDotAVX2_row:
+	VXORPS    X1, X1, X1
+	MOVQ      act+32(FP), SI
+	MOVQ      DX, DI
+	MOVQ      CX, R8
+	VPMOVSXBW 192(DI), Y2
 	VPERMQ    $0x44, Y2, Y3
 	VPERMQ    $0xee, Y2, Y4
 
@@ -4714,9 +4732,9 @@ q6kQ8KDotAVX2_loop:
 	VMOVDQA   Y2, Y5
 	VMOVDQA   Y3, Y6
 	VMOVDQA   Y4, Y7
-	CMPQ      AX, $0x01
+	CMPQ      R8, $0x01
 	JE        q6kQ8KDotAVX2_last
-	VPMOVSXBW 402(CX), Y2
+	VPMOVSXBW 402(DI), Y2
 	VPERMQ    $0x44, Y2, Y3
 	VPERMQ    $0xee, Y2, Y4
 	VMOVDQA   Y2, Y2
@@ -4724,77 +4742,77 @@ q6kQ8KDotAVX2_loop:
 	VMOVDQA   Y4, Y4
 
 q6kQ8KDotAVX2_last:
-	VMOVDQU      260(DX), Y8
+	VMOVDQU      260(SI), Y8
 	VPMADDWD     Y5, Y8, Y8
 	VPSLLD       $0x05, Y8, Y8
-	VMOVDQU      (CX), Y5
-	VMOVDQU      32(CX), Y9
-	VMOVDQU      128(CX), Y10
-	VPAND        Y1, Y5, Y11
+	VMOVDQU      (DI), Y5
+	VMOVDQU      32(DI), Y9
+	VMOVDQU      128(DI), Y10
+	VPAND        Y0, Y5, Y11
 	VPAND        intconsts<>+64(SB), Y10, Y12
 	VPSLLW       $0x04, Y12, Y12
 	VPOR         Y12, Y11, Y11
-	VPMADDUBSW   4(DX), Y11, Y11
+	VPMADDUBSW   4(SI), Y11, Y11
 	VPSHUFB      intconsts<>+512(SB), Y6, Y12
 	VPMADDWD     Y12, Y11, Y11
-	VPAND        Y1, Y9, Y12
+	VPAND        Y0, Y9, Y12
 	VPAND        intconsts<>+96(SB), Y10, Y13
 	VPSLLW       $0x02, Y13, Y13
 	VPOR         Y13, Y12, Y12
-	VPMADDUBSW   36(DX), Y12, Y12
+	VPMADDUBSW   36(SI), Y12, Y12
 	VPSHUFB      intconsts<>+544(SB), Y6, Y13
 	VPMADDWD     Y13, Y12, Y12
 	VPADDD       Y12, Y11, Y11
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
+	VPAND        Y0, Y5, Y5
 	VPAND        intconsts<>+128(SB), Y10, Y12
 	VPOR         Y12, Y5, Y5
-	VPMADDUBSW   68(DX), Y5, Y5
+	VPMADDUBSW   68(SI), Y5, Y5
 	VPSHUFB      intconsts<>+576(SB), Y6, Y12
 	VPMADDWD     Y12, Y5, Y5
 	VPADDD       Y5, Y11, Y11
 	VPSRLW       $0x04, Y9, Y5
-	VPAND        Y1, Y5, Y5
+	VPAND        Y0, Y5, Y5
 	VPAND        intconsts<>+160(SB), Y10, Y9
 	VPSRLW       $0x02, Y9, Y9
 	VPOR         Y9, Y5, Y5
-	VPMADDUBSW   100(DX), Y5, Y5
+	VPMADDUBSW   100(SI), Y5, Y5
 	VPSHUFB      intconsts<>+608(SB), Y6, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VPADDD       Y5, Y11, Y11
-	VMOVDQU      64(CX), Y5
-	VMOVDQU      96(CX), Y6
-	VMOVDQU      160(CX), Y9
-	VPAND        Y1, Y5, Y10
+	VMOVDQU      64(DI), Y5
+	VMOVDQU      96(DI), Y6
+	VMOVDQU      160(DI), Y9
+	VPAND        Y0, Y5, Y10
 	VPAND        intconsts<>+64(SB), Y9, Y12
 	VPSLLW       $0x04, Y12, Y12
 	VPOR         Y12, Y10, Y10
-	VPMADDUBSW   132(DX), Y10, Y10
+	VPMADDUBSW   132(SI), Y10, Y10
 	VPSHUFB      intconsts<>+512(SB), Y7, Y12
 	VPMADDWD     Y12, Y10, Y10
 	VPADDD       Y10, Y11, Y11
-	VPAND        Y1, Y6, Y10
+	VPAND        Y0, Y6, Y10
 	VPAND        intconsts<>+96(SB), Y9, Y12
 	VPSLLW       $0x02, Y12, Y12
 	VPOR         Y12, Y10, Y10
-	VPMADDUBSW   164(DX), Y10, Y10
+	VPMADDUBSW   164(SI), Y10, Y10
 	VPSHUFB      intconsts<>+544(SB), Y7, Y12
 	VPMADDWD     Y12, Y10, Y10
 	VPADDD       Y10, Y11, Y11
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y1, Y5, Y5
+	VPAND        Y0, Y5, Y5
 	VPAND        intconsts<>+128(SB), Y9, Y10
 	VPOR         Y10, Y5, Y5
-	VPMADDUBSW   196(DX), Y5, Y5
+	VPMADDUBSW   196(SI), Y5, Y5
 	VPSHUFB      intconsts<>+576(SB), Y7, Y10
 	VPMADDWD     Y10, Y5, Y5
 	VPADDD       Y5, Y11, Y11
 	VPSRLW       $0x04, Y6, Y5
-	VPAND        Y1, Y5, Y5
+	VPAND        Y0, Y5, Y5
 	VPAND        intconsts<>+160(SB), Y9, Y6
 	VPSRLW       $0x02, Y6, Y6
 	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   228(DX), Y5, Y5
+	VPMADDUBSW   228(SI), Y5, Y5
 	VPSHUFB      intconsts<>+608(SB), Y7, Y6
 	VPMADDWD     Y6, Y5, Y5
 	VPADDD       Y5, Y11, Y11
@@ -4806,519 +4824,555 @@ q6kQ8KDotAVX2_last:
 	VPSHUFD      $0xb1, X11, X5
 	VPADDD       X5, X11, X11
 	VCVTDQ2PS    X11, X11
-	VPBROADCASTW 208(CX), X5
+	VPBROADCASTW 208(DI), X5
 	VCVTPH2PS    X5, X5
-	VMOVSS       (DX), X6
+	VMOVSS       (SI), X6
 	VMULSS       X6, X5, X5
 	VMULSS       X11, X5, X5
-	VADDSS       X5, X0, X0
-	ADDQ         $0x000000d2, CX
-	ADDQ         $0x00000124, DX
-	DECQ         AX
+	VADDSS       X5, X1, X1
+	ADDQ         $0x000000d2, DI
+	ADDQ         $0x00000124, SI
+	DECQ         R8
 	JNZ          q6kQ8KDotAVX2_loop
-
-q6kQ8KDotAVX2_done:
-	MOVSS X0, ret+24(FP)
+	VMOVSS       X1, (BX)
+	ADDQ         $0x04, BX
+	MOVQ         stride+24(FP), SI
+	ADDQ         SI, DX
+	DECQ         AX
+	JNZ          q6kQ8KDotAVX2_row
 	VZEROUPPER
 	RET
 
-// func q8Q80DotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ    blocks+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    act+16(FP), DX
-	IMUL3Q  $0x22, AX, BX
-	ADDQ    $0x03, BX
-	ANDQ    $-4, BX
-	ADDQ    DX, BX
-	MOVQ    AX, SI
-	SHLQ    $0x02, SI
-	ADDQ    BX, SI
-	VXORPS  X0, X0, X0
-	VMOVDQU intconsts<>+192(SB), Y1
+// func q8Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q8Q80DotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+192(SB), Y0
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q8Q80DotAVX2_row:
+	VXORPS X1, X1, X1
+	MOVQ   act+32(FP), SI
+	MOVQ   DX, DI
+	MOVQ   CX, R8
+	IMUL3Q $0x22, R8, R9
+	ADDQ   $0x03, R9
+	ANDQ   $-4, R9
+	ADDQ   SI, R9
+	MOVQ   R8, R10
+	SHLQ   $0x02, R10
+	ADDQ   R9, R10
 
 q8Q80DotAVX2_quads:
-	CMPQ         AX, $0x04
+	CMPQ         R8, $0x04
 	JL           q8Q80DotAVX2_pairs
-	VMOVDQU      2(CX), Y2
-	VMOVDQU      2(DX), Y3
+	VMOVDQU      2(DI), Y2
+	VMOVDQU      2(SI), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
 	VPMADDUBSW   Y3, Y2, Y2
-	VPMADDWD     Y1, Y2, Y2
-	VMOVDQU      36(CX), Y3
-	VMOVDQU      36(DX), Y4
+	VPMADDWD     Y0, Y2, Y2
+	VMOVDQU      36(DI), Y3
+	VMOVDQU      36(SI), Y4
 	VPSIGNB      Y3, Y4, Y4
 	VPSIGNB      Y3, Y3, Y3
 	VPMADDUBSW   Y4, Y3, Y3
-	VPMADDWD     Y1, Y3, Y3
-	VMOVDQU      70(CX), Y4
-	VMOVDQU      70(DX), Y5
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      70(DI), Y4
+	VMOVDQU      70(SI), Y5
 	VPSIGNB      Y4, Y5, Y5
 	VPSIGNB      Y4, Y4, Y4
 	VPMADDUBSW   Y5, Y4, Y4
-	VPMADDWD     Y1, Y4, Y4
-	VMOVDQU      104(CX), Y5
-	VMOVDQU      104(DX), Y6
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      104(DI), Y5
+	VMOVDQU      104(SI), Y6
 	VPSIGNB      Y5, Y6, Y6
 	VPSIGNB      Y5, Y5, Y5
 	VPMADDUBSW   Y6, Y5, Y5
-	VPMADDWD     Y1, Y5, Y5
+	VPMADDWD     Y0, Y5, Y5
 	VPHADDD      Y3, Y2, Y2
 	VPHADDD      Y5, Y4, Y4
 	VPHADDD      Y4, Y2, Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPADDD       X3, X2, X2
 	VCVTDQ2PS    X2, X2
-	MOVWQZX      (CX), DI
-	MOVWQZX      34(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	MOVWQZX      68(CX), R8
-	SHLQ         $0x20, R8
-	ORQ          R8, DI
-	MOVWQZX      102(CX), R8
-	SHLQ         $0x30, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X3
+	MOVWQZX      (DI), R11
+	MOVWQZX      34(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	MOVWQZX      68(DI), R12
+	SHLQ         $0x20, R12
+	ORQ          R12, R11
+	MOVWQZX      102(DI), R12
+	SHLQ         $0x30, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X3
 	VCVTPH2PS    X3, X3
-	VMOVDQU      (BX), X4
+	VMOVDQU      (R9), X4
 	VMULPS       X4, X3, X3
 	VMULPS       X2, X3, X3
-	VADDSS       X3, X0, X0
+	VADDSS       X3, X1, X1
 	VPERMILPS    $0x01, X3, X2
-	VADDSS       X2, X0, X0
+	VADDSS       X2, X1, X1
 	VPERMILPS    $0x02, X3, X2
-	VADDSS       X2, X0, X0
+	VADDSS       X2, X1, X1
 	VPERMILPS    $0x03, X3, X2
-	VADDSS       X2, X0, X0
-	ADDQ         $0x00000088, CX
-	ADDQ         $0x00000088, DX
-	ADDQ         $0x00000010, BX
-	ADDQ         $0x00000010, SI
-	SUBQ         $0x04, AX
+	VADDSS       X2, X1, X1
+	ADDQ         $0x00000088, DI
+	ADDQ         $0x00000088, SI
+	ADDQ         $0x00000010, R9
+	ADDQ         $0x00000010, R10
+	SUBQ         $0x04, R8
 	JMP          q8Q80DotAVX2_quads
 
 q8Q80DotAVX2_pairs:
-	CMPQ         AX, $0x02
+	CMPQ         R8, $0x02
 	JL           q8Q80DotAVX2_tail
-	VMOVDQU      2(CX), Y2
-	VMOVDQU      2(DX), Y3
+	VMOVDQU      2(DI), Y2
+	VMOVDQU      2(SI), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
 	VPMADDUBSW   Y3, Y2, Y2
-	VPMADDWD     Y1, Y2, Y2
-	VMOVDQU      36(CX), Y3
-	VMOVDQU      36(DX), Y4
+	VPMADDWD     Y0, Y2, Y2
+	VMOVDQU      36(DI), Y3
+	VMOVDQU      36(SI), Y4
 	VPSIGNB      Y3, Y4, Y4
 	VPSIGNB      Y3, Y3, Y3
 	VPMADDUBSW   Y4, Y3, Y3
-	VPMADDWD     Y1, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
 	VPHADDD      Y3, Y2, Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPADDD       X3, X2, X2
 	VPHADDD      X2, X2, X2
 	VCVTDQ2PS    X2, X2
-	MOVWQZX      (CX), DI
-	MOVWQZX      34(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X3
+	MOVWQZX      (DI), R11
+	MOVWQZX      34(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X3
 	VCVTPH2PS    X3, X3
-	VMOVQ        (BX), X4
+	VMOVQ        (R9), X4
 	VMULPS       X4, X3, X3
 	VMULPS       X2, X3, X3
-	VADDSS       X3, X0, X0
+	VADDSS       X3, X1, X1
 	VPERMILPS    $0x01, X3, X2
-	VADDSS       X2, X0, X0
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, DX
-	ADDQ         $0x00000008, BX
-	ADDQ         $0x00000008, SI
-	SUBQ         $0x02, AX
+	VADDSS       X2, X1, X1
+	ADDQ         $0x00000044, DI
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000008, R9
+	ADDQ         $0x00000008, R10
+	SUBQ         $0x02, R8
 	JMP          q8Q80DotAVX2_pairs
 
 q8Q80DotAVX2_tail:
-	TESTQ        AX, AX
-	JZ           q8Q80DotAVX2_done
-	VMOVDQU      2(CX), Y2
-	VMOVDQU      2(DX), Y3
+	TESTQ        R8, R8
+	JZ           q8Q80DotAVX2_rowdone
+	VMOVDQU      2(DI), Y2
+	VMOVDQU      2(SI), Y3
 	VPSIGNB      Y2, Y3, Y3
 	VPSIGNB      Y2, Y2, Y2
 	VPMADDUBSW   Y3, Y2, Y2
-	VPMADDWD     Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0x4e, X2, X1
-	VPADDD       X1, X2, X2
-	VPSHUFD      $0xb1, X2, X1
-	VPADDD       X1, X2, X2
+	VPMADDWD     Y0, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0x4e, X2, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0xb1, X2, X3
+	VPADDD       X3, X2, X2
 	VCVTDQ2PS    X2, X2
-	VPBROADCASTW (CX), X1
-	VCVTPH2PS    X1, X1
-	VMOVD        (BX), X3
-	VMULPS       X3, X1, X1
-	VMULPS       X2, X1, X1
-	VADDSS       X1, X0, X0
+	VPBROADCASTW (DI), X3
+	VCVTPH2PS    X3, X3
+	VMOVD        (R9), X4
+	VMULPS       X4, X3, X3
+	VMULPS       X2, X3, X3
+	VADDSS       X3, X1, X1
 
-q8Q80DotAVX2_done:
-	MOVSS X0, ret+24(FP)
+q8Q80DotAVX2_rowdone:
+	VMOVSS X1, (BX)
+	ADDQ   $0x04, BX
+	MOVQ   stride+24(FP), SI
+	ADDQ   SI, DX
+	DECQ   AX
+	JNZ    q8Q80DotAVX2_row
 	VZEROUPPER
 	RET
 
-// func q4Q80DotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ    blocks+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    act+16(FP), DX
-	IMUL3Q  $0x22, AX, BX
-	ADDQ    $0x03, BX
-	ANDQ    $-4, BX
-	ADDQ    DX, BX
-	MOVQ    AX, SI
-	SHLQ    $0x02, SI
-	ADDQ    BX, SI
-	VXORPS  X0, X0, X0
-	VMOVDQU intconsts<>+192(SB), Y1
-	VMOVDQU intconsts<>+0(SB), Y2
+// func q4Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q4Q80DotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+192(SB), Y0
+	VMOVDQU intconsts<>+0(SB), Y1
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q4Q80DotAVX2_row:
+	VXORPS X2, X2, X2
+	MOVQ   act+32(FP), SI
+	MOVQ   DX, DI
+	MOVQ   CX, R8
+	IMUL3Q $0x22, R8, R9
+	ADDQ   $0x03, R9
+	ANDQ   $-4, R9
+	ADDQ   SI, R9
+	MOVQ   R8, R10
+	SHLQ   $0x02, R10
+	ADDQ   R9, R10
 
 q4Q80DotAVX2_quads:
-	CMPQ         AX, $0x04
+	CMPQ         R8, $0x04
 	JL           q4Q80DotAVX2_pairs
-	VMOVDQU      2(CX), X4
+	VMOVDQU      2(DI), X4
 	VPSRLW       $0x04, X4, X3
 	VINSERTI128  $0x01, X3, Y4, Y3
-	VPAND        Y2, Y3, Y3
-	VPMADDUBSW   2(DX), Y3, Y3
-	VPMADDWD     Y1, Y3, Y3
-	VMOVDQU      20(CX), X4
+	VPAND        Y1, Y3, Y3
+	VPMADDUBSW   2(SI), Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      20(DI), X4
 	VPSRLW       $0x04, X4, X5
 	VINSERTI128  $0x01, X5, Y4, Y5
-	VPAND        Y2, Y5, Y5
-	VPMADDUBSW   36(DX), Y5, Y5
-	VPMADDWD     Y1, Y5, Y5
-	VMOVDQU      38(CX), X4
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   36(SI), Y5, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      38(DI), X4
 	VPSRLW       $0x04, X4, X6
 	VINSERTI128  $0x01, X6, Y4, Y6
-	VPAND        Y2, Y6, Y6
-	VPMADDUBSW   70(DX), Y6, Y6
-	VPMADDWD     Y1, Y6, Y6
-	VMOVDQU      56(CX), X4
+	VPAND        Y1, Y6, Y6
+	VPMADDUBSW   70(SI), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      56(DI), X4
 	VPSRLW       $0x04, X4, X7
 	VINSERTI128  $0x01, X7, Y4, Y7
-	VPAND        Y2, Y7, Y7
-	VPMADDUBSW   104(DX), Y7, Y7
-	VPMADDWD     Y1, Y7, Y7
+	VPAND        Y1, Y7, Y7
+	VPMADDUBSW   104(SI), Y7, Y7
+	VPMADDWD     Y0, Y7, Y7
 	VPHADDD      Y5, Y3, Y3
 	VPHADDD      Y7, Y6, Y6
 	VPHADDD      Y6, Y3, Y3
 	VEXTRACTI128 $0x01, Y3, X4
 	VPADDD       X4, X3, X3
-	VMOVDQU      (SI), X4
+	VMOVDQU      (R10), X4
 	VPSLLD       $0x03, X4, X4
 	VPSUBD       X4, X3, X3
 	VCVTDQ2PS    X3, X3
-	MOVWQZX      (CX), DI
-	MOVWQZX      18(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	MOVWQZX      36(CX), R8
-	SHLQ         $0x20, R8
-	ORQ          R8, DI
-	MOVWQZX      54(CX), R8
-	SHLQ         $0x30, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X4
+	MOVWQZX      (DI), R11
+	MOVWQZX      18(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	MOVWQZX      36(DI), R12
+	SHLQ         $0x20, R12
+	ORQ          R12, R11
+	MOVWQZX      54(DI), R12
+	SHLQ         $0x30, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X4
 	VCVTPH2PS    X4, X4
-	VMOVDQU      (BX), X5
+	VMOVDQU      (R9), X5
 	VMULPS       X5, X4, X4
 	VMULPS       X3, X4, X4
-	VADDSS       X4, X0, X0
+	VADDSS       X4, X2, X2
 	VPERMILPS    $0x01, X4, X3
-	VADDSS       X3, X0, X0
+	VADDSS       X3, X2, X2
 	VPERMILPS    $0x02, X4, X3
-	VADDSS       X3, X0, X0
+	VADDSS       X3, X2, X2
 	VPERMILPS    $0x03, X4, X3
-	VADDSS       X3, X0, X0
-	ADDQ         $0x00000048, CX
-	ADDQ         $0x00000088, DX
-	ADDQ         $0x00000010, BX
-	ADDQ         $0x00000010, SI
-	SUBQ         $0x04, AX
+	VADDSS       X3, X2, X2
+	ADDQ         $0x00000048, DI
+	ADDQ         $0x00000088, SI
+	ADDQ         $0x00000010, R9
+	ADDQ         $0x00000010, R10
+	SUBQ         $0x04, R8
 	JMP          q4Q80DotAVX2_quads
 
 q4Q80DotAVX2_pairs:
-	CMPQ         AX, $0x02
+	CMPQ         R8, $0x02
 	JL           q4Q80DotAVX2_tail
-	VMOVDQU      2(CX), X4
+	VMOVDQU      2(DI), X4
 	VPSRLW       $0x04, X4, X3
 	VINSERTI128  $0x01, X3, Y4, Y3
-	VPAND        Y2, Y3, Y3
-	VPMADDUBSW   2(DX), Y3, Y3
-	VPMADDWD     Y1, Y3, Y3
-	VMOVDQU      20(CX), X4
+	VPAND        Y1, Y3, Y3
+	VPMADDUBSW   2(SI), Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      20(DI), X4
 	VPSRLW       $0x04, X4, X5
 	VINSERTI128  $0x01, X5, Y4, Y5
-	VPAND        Y2, Y5, Y5
-	VPMADDUBSW   36(DX), Y5, Y5
-	VPMADDWD     Y1, Y5, Y5
+	VPAND        Y1, Y5, Y5
+	VPMADDUBSW   36(SI), Y5, Y5
+	VPMADDWD     Y0, Y5, Y5
 	VPHADDD      Y5, Y3, Y3
 	VEXTRACTI128 $0x01, Y3, X4
 	VPADDD       X4, X3, X3
 	VPHADDD      X3, X3, X3
-	VMOVQ        (SI), X4
+	VMOVQ        (R10), X4
 	VPSLLD       $0x03, X4, X4
 	VPSUBD       X4, X3, X3
 	VCVTDQ2PS    X3, X3
-	MOVWQZX      (CX), DI
-	MOVWQZX      18(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X4
+	MOVWQZX      (DI), R11
+	MOVWQZX      18(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X4
 	VCVTPH2PS    X4, X4
-	VMOVQ        (BX), X5
+	VMOVQ        (R9), X5
 	VMULPS       X5, X4, X4
 	VMULPS       X3, X4, X4
-	VADDSS       X4, X0, X0
+	VADDSS       X4, X2, X2
 	VPERMILPS    $0x01, X4, X3
-	VADDSS       X3, X0, X0
-	ADDQ         $0x00000024, CX
-	ADDQ         $0x00000044, DX
-	ADDQ         $0x00000008, BX
-	ADDQ         $0x00000008, SI
-	SUBQ         $0x02, AX
+	VADDSS       X3, X2, X2
+	ADDQ         $0x00000024, DI
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000008, R9
+	ADDQ         $0x00000008, R10
+	SUBQ         $0x02, R8
 	JMP          q4Q80DotAVX2_pairs
 
 q4Q80DotAVX2_tail:
-	TESTQ        AX, AX
-	JZ           q4Q80DotAVX2_done
-	VMOVDQU      2(CX), X4
+	TESTQ        R8, R8
+	JZ           q4Q80DotAVX2_rowdone
+	VMOVDQU      2(DI), X4
 	VPSRLW       $0x04, X4, X3
 	VINSERTI128  $0x01, X3, Y4, Y3
-	VPAND        Y2, Y3, Y3
-	VPMADDUBSW   2(DX), Y3, Y3
-	VPMADDWD     Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X3
-	VPSHUFD      $0x4e, X3, X1
-	VPADDD       X1, X3, X3
-	VPSHUFD      $0xb1, X3, X1
-	VPADDD       X1, X3, X3
-	VMOVD        (SI), X1
-	VPSLLD       $0x03, X1, X1
-	VPSUBD       X1, X3, X3
+	VPAND        Y1, Y3, Y3
+	VPMADDUBSW   2(SI), Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X4
+	VPADDD       X4, X3, X3
+	VPSHUFD      $0x4e, X3, X4
+	VPADDD       X4, X3, X3
+	VPSHUFD      $0xb1, X3, X4
+	VPADDD       X4, X3, X3
+	VMOVD        (R10), X4
+	VPSLLD       $0x03, X4, X4
+	VPSUBD       X4, X3, X3
 	VCVTDQ2PS    X3, X3
-	VPBROADCASTW (CX), X1
-	VCVTPH2PS    X1, X1
-	VMOVD        (BX), X2
-	VMULPS       X2, X1, X1
-	VMULPS       X3, X1, X1
-	VADDSS       X1, X0, X0
+	VPBROADCASTW (DI), X4
+	VCVTPH2PS    X4, X4
+	VMOVD        (R9), X5
+	VMULPS       X5, X4, X4
+	VMULPS       X3, X4, X4
+	VADDSS       X4, X2, X2
 
-q4Q80DotAVX2_done:
-	MOVSS X0, ret+24(FP)
+q4Q80DotAVX2_rowdone:
+	VMOVSS X2, (BX)
+	ADDQ   $0x04, BX
+	MOVQ   stride+24(FP), SI
+	ADDQ   SI, DX
+	DECQ   AX
+	JNZ    q4Q80DotAVX2_row
 	VZEROUPPER
 	RET
 
-// func q5Q80DotAVX2(blocks int, w *byte, act *byte) float32
-// Requires: AVX, AVX2, F16C, SSE
-TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-28
-	MOVQ    blocks+0(FP), AX
-	MOVQ    w+8(FP), CX
-	MOVQ    act+16(FP), DX
-	IMUL3Q  $0x22, AX, BX
-	ADDQ    $0x03, BX
-	ANDQ    $-4, BX
-	ADDQ    DX, BX
-	MOVQ    AX, SI
-	SHLQ    $0x02, SI
-	ADDQ    BX, SI
-	VXORPS  X0, X0, X0
-	VMOVDQU intconsts<>+192(SB), Y1
-	VMOVDQU intconsts<>+0(SB), Y2
-	VMOVDQU intconsts<>+640(SB), Y3
-	VMOVDQU intconsts<>+672(SB), Y4
-	VMOVDQU intconsts<>+784(SB), Y5
+// func q5Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·q5Q80DotAVX2(SB), NOSPLIT, $0-48
+	VMOVDQU intconsts<>+192(SB), Y0
+	VMOVDQU intconsts<>+0(SB), Y1
+	VMOVDQU intconsts<>+640(SB), Y2
+	VMOVDQU intconsts<>+672(SB), Y3
+	VMOVDQU intconsts<>+784(SB), Y4
+	MOVQ    rows+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	MOVQ    w+16(FP), DX
+	MOVQ    out+40(FP), BX
+
+q5Q80DotAVX2_row:
+	VXORPS X5, X5, X5
+	MOVQ   act+32(FP), SI
+	MOVQ   DX, DI
+	MOVQ   CX, R8
+	IMUL3Q $0x22, R8, R9
+	ADDQ   $0x03, R9
+	ANDQ   $-4, R9
+	ADDQ   SI, R9
+	MOVQ   R8, R10
+	SHLQ   $0x02, R10
+	ADDQ   R9, R10
 
 q5Q80DotAVX2_quads:
-	CMPQ         AX, $0x04
+	CMPQ         R8, $0x04
 	JL           q5Q80DotAVX2_pairs
-	VMOVDQU      6(CX), X8
+	VMOVDQU      6(DI), X8
 	VPSRLW       $0x04, X8, X6
 	VINSERTI128  $0x01, X6, Y8, Y6
-	VPAND        Y2, Y6, Y6
-	VPBROADCASTD 2(CX), Y7
-	VPSHUFB      Y3, Y7, Y7
+	VPAND        Y1, Y6, Y6
+	VPBROADCASTD 2(DI), Y7
+	VPSHUFB      Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPCMPEQB     Y3, Y7, Y7
 	VPAND        Y4, Y7, Y7
-	VPCMPEQB     Y4, Y7, Y7
-	VPAND        Y5, Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   2(DX), Y6, Y6
-	VPMADDWD     Y1, Y6, Y6
-	VMOVDQU      28(CX), X8
+	VPMADDUBSW   2(SI), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      28(DI), X8
 	VPSRLW       $0x04, X8, X7
 	VINSERTI128  $0x01, X7, Y8, Y7
-	VPAND        Y2, Y7, Y7
-	VPBROADCASTD 24(CX), Y9
-	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y1, Y7, Y7
+	VPBROADCASTD 24(DI), Y9
+	VPSHUFB      Y2, Y9, Y9
+	VPAND        Y3, Y9, Y9
+	VPCMPEQB     Y3, Y9, Y9
 	VPAND        Y4, Y9, Y9
-	VPCMPEQB     Y4, Y9, Y9
-	VPAND        Y5, Y9, Y9
 	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   36(DX), Y7, Y7
-	VPMADDWD     Y1, Y7, Y7
-	VMOVDQU      50(CX), X8
+	VPMADDUBSW   36(SI), Y7, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      50(DI), X8
 	VPSRLW       $0x04, X8, X9
 	VINSERTI128  $0x01, X9, Y8, Y9
-	VPAND        Y2, Y9, Y9
-	VPBROADCASTD 46(CX), Y10
-	VPSHUFB      Y3, Y10, Y10
+	VPAND        Y1, Y9, Y9
+	VPBROADCASTD 46(DI), Y10
+	VPSHUFB      Y2, Y10, Y10
+	VPAND        Y3, Y10, Y10
+	VPCMPEQB     Y3, Y10, Y10
 	VPAND        Y4, Y10, Y10
-	VPCMPEQB     Y4, Y10, Y10
-	VPAND        Y5, Y10, Y10
 	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   70(DX), Y9, Y9
-	VPMADDWD     Y1, Y9, Y9
-	VMOVDQU      72(CX), X8
+	VPMADDUBSW   70(SI), Y9, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VMOVDQU      72(DI), X8
 	VPSRLW       $0x04, X8, X10
 	VINSERTI128  $0x01, X10, Y8, Y10
-	VPAND        Y2, Y10, Y10
-	VPBROADCASTD 68(CX), Y11
-	VPSHUFB      Y3, Y11, Y11
+	VPAND        Y1, Y10, Y10
+	VPBROADCASTD 68(DI), Y11
+	VPSHUFB      Y2, Y11, Y11
+	VPAND        Y3, Y11, Y11
+	VPCMPEQB     Y3, Y11, Y11
 	VPAND        Y4, Y11, Y11
-	VPCMPEQB     Y4, Y11, Y11
-	VPAND        Y5, Y11, Y11
 	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   104(DX), Y10, Y10
-	VPMADDWD     Y1, Y10, Y10
+	VPMADDUBSW   104(SI), Y10, Y10
+	VPMADDWD     Y0, Y10, Y10
 	VPHADDD      Y7, Y6, Y6
 	VPHADDD      Y10, Y9, Y9
 	VPHADDD      Y9, Y6, Y6
 	VEXTRACTI128 $0x01, Y6, X7
 	VPADDD       X7, X6, X6
-	VMOVDQU      (SI), X7
+	VMOVDQU      (R10), X7
 	VPSLLD       $0x04, X7, X7
 	VPSUBD       X7, X6, X6
 	VCVTDQ2PS    X6, X6
-	MOVWQZX      (CX), DI
-	MOVWQZX      22(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	MOVWQZX      44(CX), R8
-	SHLQ         $0x20, R8
-	ORQ          R8, DI
-	MOVWQZX      66(CX), R8
-	SHLQ         $0x30, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X7
+	MOVWQZX      (DI), R11
+	MOVWQZX      22(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	MOVWQZX      44(DI), R12
+	SHLQ         $0x20, R12
+	ORQ          R12, R11
+	MOVWQZX      66(DI), R12
+	SHLQ         $0x30, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X7
 	VCVTPH2PS    X7, X7
-	VMOVDQU      (BX), X8
+	VMOVDQU      (R9), X8
 	VMULPS       X8, X7, X7
 	VMULPS       X6, X7, X7
-	VADDSS       X7, X0, X0
+	VADDSS       X7, X5, X5
 	VPERMILPS    $0x01, X7, X6
-	VADDSS       X6, X0, X0
+	VADDSS       X6, X5, X5
 	VPERMILPS    $0x02, X7, X6
-	VADDSS       X6, X0, X0
+	VADDSS       X6, X5, X5
 	VPERMILPS    $0x03, X7, X6
-	VADDSS       X6, X0, X0
-	ADDQ         $0x00000058, CX
-	ADDQ         $0x00000088, DX
-	ADDQ         $0x00000010, BX
-	ADDQ         $0x00000010, SI
-	SUBQ         $0x04, AX
+	VADDSS       X6, X5, X5
+	ADDQ         $0x00000058, DI
+	ADDQ         $0x00000088, SI
+	ADDQ         $0x00000010, R9
+	ADDQ         $0x00000010, R10
+	SUBQ         $0x04, R8
 	JMP          q5Q80DotAVX2_quads
 
 q5Q80DotAVX2_pairs:
-	CMPQ         AX, $0x02
+	CMPQ         R8, $0x02
 	JL           q5Q80DotAVX2_tail
-	VMOVDQU      6(CX), X8
+	VMOVDQU      6(DI), X8
 	VPSRLW       $0x04, X8, X6
 	VINSERTI128  $0x01, X6, Y8, Y6
-	VPAND        Y2, Y6, Y6
-	VPBROADCASTD 2(CX), Y7
-	VPSHUFB      Y3, Y7, Y7
+	VPAND        Y1, Y6, Y6
+	VPBROADCASTD 2(DI), Y7
+	VPSHUFB      Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPCMPEQB     Y3, Y7, Y7
 	VPAND        Y4, Y7, Y7
-	VPCMPEQB     Y4, Y7, Y7
-	VPAND        Y5, Y7, Y7
 	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   2(DX), Y6, Y6
-	VPMADDWD     Y1, Y6, Y6
-	VMOVDQU      28(CX), X8
+	VPMADDUBSW   2(SI), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      28(DI), X8
 	VPSRLW       $0x04, X8, X7
 	VINSERTI128  $0x01, X7, Y8, Y7
-	VPAND        Y2, Y7, Y7
-	VPBROADCASTD 24(CX), Y9
-	VPSHUFB      Y3, Y9, Y9
+	VPAND        Y1, Y7, Y7
+	VPBROADCASTD 24(DI), Y9
+	VPSHUFB      Y2, Y9, Y9
+	VPAND        Y3, Y9, Y9
+	VPCMPEQB     Y3, Y9, Y9
 	VPAND        Y4, Y9, Y9
-	VPCMPEQB     Y4, Y9, Y9
-	VPAND        Y5, Y9, Y9
 	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   36(DX), Y7, Y7
-	VPMADDWD     Y1, Y7, Y7
+	VPMADDUBSW   36(SI), Y7, Y7
+	VPMADDWD     Y0, Y7, Y7
 	VPHADDD      Y7, Y6, Y6
 	VEXTRACTI128 $0x01, Y6, X7
 	VPADDD       X7, X6, X6
 	VPHADDD      X6, X6, X6
-	VMOVQ        (SI), X7
+	VMOVQ        (R10), X7
 	VPSLLD       $0x04, X7, X7
 	VPSUBD       X7, X6, X6
 	VCVTDQ2PS    X6, X6
-	MOVWQZX      (CX), DI
-	MOVWQZX      22(CX), R8
-	SHLQ         $0x10, R8
-	ORQ          R8, DI
-	VMOVQ        DI, X7
+	MOVWQZX      (DI), R11
+	MOVWQZX      22(DI), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	VMOVQ        R11, X7
 	VCVTPH2PS    X7, X7
-	VMOVQ        (BX), X8
+	VMOVQ        (R9), X8
 	VMULPS       X8, X7, X7
 	VMULPS       X6, X7, X7
-	VADDSS       X7, X0, X0
+	VADDSS       X7, X5, X5
 	VPERMILPS    $0x01, X7, X6
-	VADDSS       X6, X0, X0
-	ADDQ         $0x0000002c, CX
-	ADDQ         $0x00000044, DX
-	ADDQ         $0x00000008, BX
-	ADDQ         $0x00000008, SI
-	SUBQ         $0x02, AX
+	VADDSS       X6, X5, X5
+	ADDQ         $0x0000002c, DI
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000008, R9
+	ADDQ         $0x00000008, R10
+	SUBQ         $0x02, R8
 	JMP          q5Q80DotAVX2_pairs
 
 q5Q80DotAVX2_tail:
-	TESTQ        AX, AX
-	JZ           q5Q80DotAVX2_done
-	VMOVDQU      6(CX), X8
+	TESTQ        R8, R8
+	JZ           q5Q80DotAVX2_rowdone
+	VMOVDQU      6(DI), X8
 	VPSRLW       $0x04, X8, X6
 	VINSERTI128  $0x01, X6, Y8, Y6
-	VPAND        Y2, Y6, Y6
-	VPBROADCASTD 2(CX), Y2
-	VPSHUFB      Y3, Y2, Y2
-	VPAND        Y4, Y2, Y2
-	VPCMPEQB     Y4, Y2, Y2
-	VPAND        Y5, Y2, Y2
-	VPOR         Y2, Y6, Y6
-	VPMADDUBSW   2(DX), Y6, Y6
-	VPMADDWD     Y1, Y6, Y6
-	VEXTRACTI128 $0x01, Y6, X1
-	VPADDD       X1, X6, X6
-	VPSHUFD      $0x4e, X6, X1
-	VPADDD       X1, X6, X6
-	VPSHUFD      $0xb1, X6, X1
-	VPADDD       X1, X6, X6
-	VMOVD        (SI), X1
-	VPSLLD       $0x04, X1, X1
-	VPSUBD       X1, X6, X6
+	VPAND        Y1, Y6, Y6
+	VPBROADCASTD 2(DI), Y7
+	VPSHUFB      Y2, Y7, Y7
+	VPAND        Y3, Y7, Y7
+	VPCMPEQB     Y3, Y7, Y7
+	VPAND        Y4, Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPMADDUBSW   2(SI), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPADDD       X7, X6, X6
+	VPSHUFD      $0x4e, X6, X7
+	VPADDD       X7, X6, X6
+	VPSHUFD      $0xb1, X6, X7
+	VPADDD       X7, X6, X6
+	VMOVD        (R10), X7
+	VPSLLD       $0x04, X7, X7
+	VPSUBD       X7, X6, X6
 	VCVTDQ2PS    X6, X6
-	VPBROADCASTW (CX), X1
-	VCVTPH2PS    X1, X1
-	VMOVD        (BX), X2
-	VMULPS       X2, X1, X1
-	VMULPS       X6, X1, X1
-	VADDSS       X1, X0, X0
+	VPBROADCASTW (DI), X7
+	VCVTPH2PS    X7, X7
+	VMOVD        (R9), X8
+	VMULPS       X8, X7, X7
+	VMULPS       X6, X7, X7
+	VADDSS       X7, X5, X5
 
-q5Q80DotAVX2_done:
-	MOVSS X0, ret+24(FP)
+q5Q80DotAVX2_rowdone:
+	VMOVSS X5, (BX)
+	ADDQ   $0x04, BX
+	MOVQ   stride+24(FP), SI
+	ADDQ   SI, DX
+	DECQ   AX
+	JNZ    q5Q80DotAVX2_row
 	VZEROUPPER
 	RET
 

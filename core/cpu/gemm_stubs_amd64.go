@@ -124,35 +124,35 @@ func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
 //go:noescape
 func q6kDotAVX2(blocks int, x *float32, src *byte) float32
 
-// q4kQ8KDotAVX2 returns the integer dot product of Q4_K blocks with Q8_K activation blocks (see core/cpu/intdot.go).
+// q4kQ8KDotAVX2 sets out[r] to the integer dot product of the row of Q4_K blocks with Q8_K activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q4kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+func q4kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
-// q5kQ8KDotAVX2 returns the integer dot product of Q5_K blocks with Q8_K activation blocks (see core/cpu/intdot.go).
+// q5kQ8KDotAVX2 sets out[r] to the integer dot product of the row of Q5_K blocks with Q8_K activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q5kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+func q5kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
-// q6kQ8KDotAVX2 returns the integer dot product of Q6_K blocks with Q8_K activation blocks (see core/cpu/intdot.go).
+// q6kQ8KDotAVX2 sets out[r] to the integer dot product of the row of Q6_K blocks with Q8_K activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q6kQ8KDotAVX2(blocks int, w *byte, act *byte) float32
+func q6kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
-// q8Q80DotAVX2 returns the integer dot product of Q8_0 blocks with Q8_0 activation blocks (see core/cpu/intdot.go).
+// q8Q80DotAVX2 sets out[r] to the integer dot product of the row of Q8_0 blocks with Q8_0 activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q8Q80DotAVX2(blocks int, w *byte, act *byte) float32
+func q8Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
-// q4Q80DotAVX2 returns the integer dot product of Q4_0 blocks with Q8_0 activation blocks (see core/cpu/intdot.go).
+// q4Q80DotAVX2 sets out[r] to the integer dot product of the row of Q4_0 blocks with Q8_0 activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q4Q80DotAVX2(blocks int, w *byte, act *byte) float32
+func q4Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
-// q5Q80DotAVX2 returns the integer dot product of Q5_0 blocks with Q8_0 activation blocks (see core/cpu/intdot.go).
+// q5Q80DotAVX2 sets out[r] to the integer dot product of the row of Q5_0 blocks with Q8_0 activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape
-func q5Q80DotAVX2(blocks int, w *byte, act *byte) float32
+func q5Q80DotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
 
 // transpose8AVX2 interleaves 8 rows of 8*chunks floats into panels: step p of the rows goes to dst[p*ldd:p*ldd+8].
 //

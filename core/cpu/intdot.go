@@ -55,8 +55,24 @@ var intDotGo = map[tensor.DType]intDotKernel{
 	tensor.Q5_0: dotQ5_0Q8_0Go,
 }
 
+// intDotRows sets out[r] to the integer dot product of the weight row at
+// w+r*stride (blocks blocks) with the activation row at act (a whole row,
+// as intDotKernel's), for r < rows; rows and blocks are at least 1. The
+// generated kernels take this form: one call per run of rows.
+type intDotRows func(rows, blocks int, w *byte, stride int, act *byte, out *float32)
+
+// rowsOf runs the one-row kernel k over rows, as an intDotRows.
+func rowsOf(k intDotKernel) intDotRows {
+	return func(rows, blocks int, w *byte, stride int, act *byte, out *float32) {
+		res := unsafe.Slice(out, rows)
+		for r := range res {
+			res[r] = k(blocks, (*byte)(unsafe.Add(unsafe.Pointer(w), r*stride)), act)
+		}
+	}
+}
+
 // intDotAsm, where set (amd64 with AVX2), are the generated kernels.
-var intDotAsm map[tensor.DType]intDotKernel
+var intDotAsm map[tensor.DType]intDotRows
 
 func q8kBlocks(act *byte, n int) []tensor.ActQ8K {
 	return unsafe.Slice((*tensor.ActQ8K)(unsafe.Pointer(act)), n)

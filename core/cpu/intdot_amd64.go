@@ -12,7 +12,7 @@ import (
 // every AVX2 CPU has.
 func init() {
 	if x := cpu.X86; x.HasAVX2 && x.HasFMA {
-		intDotAsm = map[tensor.DType]intDotKernel{
+		intDotAsm = map[tensor.DType]intDotRows{
 			tensor.Q4_K: q4kQ8KDotAVX2,
 			tensor.Q5_K: q5kQ8KDotAVX2,
 			tensor.Q6_K: q6kQ8KDotAVX2,

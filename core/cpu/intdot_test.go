@@ -15,21 +15,22 @@ import (
 // random values and on random bytes (every scale and quant pattern).
 func TestIntDot(t *testing.T) {
 	r := newRand(21)
+	const rows = 3 // the generated kernels take runs of rows
 	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
 		for _, blocks := range []int{1, 2, 4, 7} {
 			for _, raw := range []bool{false, true} {
 				n := blocks * dt.BlockElems()
 				var src []byte
 				if raw {
-					src = randomBlocks(dt, n)
+					src = randomBlocks(dt, rows*n)
 				} else {
-					size, _ := dt.Bytes(int64(n))
+					size, _ := dt.Bytes(int64(rows * n))
 					src = make([]byte, size)
-					if err := tensor.Encode(dt, randn(r, n, 0.3), src); err != nil {
+					if err := tensor.Encode(dt, randn(r, rows*n, 0.3), src); err != nil {
 						t.Fatal(err)
 					}
 				}
-				w := make([]float32, n)
+				w := make([]float32, rows*n)
 				if err := tensor.Decode(dt, src, w); err != nil {
 					t.Fatal(err)
 				}
@@ -45,18 +46,24 @@ func TestIntDot(t *testing.T) {
 				} else {
 					tensor.DequantizeQ8_0(q80Blocks(act, n/32), xq)
 				}
-				var want, mag float64
-				for i := range w {
-					want += float64(w[i]) * float64(xq[i])
-					mag += math.Abs(float64(w[i]) * float64(xq[i]))
+				stride := len(src) / rows
+				var asm [rows]float32
+				k := intDotAsm[dt]
+				if k != nil {
+					k(rows, blocks, &src[0], stride, act, &asm[0])
 				}
-				got := intDotGo[dt](blocks, &src[0], act)
-				if e := math.Abs(float64(got) - want); e > 1e-5*mag+1e-30 {
-					t.Errorf("%v, %d blocks (raw %v): portable %v, float64 decode-dot %v", dt, blocks, raw, got, want)
-				}
-				if k := intDotAsm[dt]; k != nil {
-					if a := k(blocks, &src[0], act); math.Float32bits(a) != math.Float32bits(got) {
-						t.Errorf("%v, %d blocks (raw %v): assembly %v, portable %v", dt, blocks, raw, a, got)
+				for ri := range rows {
+					var want, mag float64
+					for i, v := range w[ri*n : (ri+1)*n] {
+						want += float64(v) * float64(xq[i])
+						mag += math.Abs(float64(v) * float64(xq[i]))
+					}
+					got := intDotGo[dt](blocks, &src[ri*stride], act)
+					if e := math.Abs(float64(got) - want); e > 1e-5*mag+1e-30 {
+						t.Errorf("%v, %d blocks (raw %v), row %d: portable %v, float64 decode-dot %v", dt, blocks, raw, ri, got, want)
+					}
+					if k != nil && math.Float32bits(asm[ri]) != math.Float32bits(got) {
+						t.Errorf("%v, %d blocks (raw %v), row %d: assembly %v, portable %v", dt, blocks, raw, ri, asm[ri], got)
 					}
 				}
 			}
@@ -64,27 +71,27 @@ func TestIntDot(t *testing.T) {
 	}
 }
 
-// BenchmarkIntDot runs each integer kernel over one row of 16 blocks
-// that stays in the L1 cache: the kernels' arithmetic throughput, apart
-// from memory (BenchmarkMatVecBandwidth measures them on weights read
-// from memory). Bytes are the weight bytes.
+// BenchmarkIntDot runs each integer kernel over 8 rows of 16 blocks that
+// stay in the L1 cache: the kernels' arithmetic throughput, apart from
+// memory (BenchmarkMatVecBandwidth measures them on weights read from
+// memory). Bytes are the weight bytes; ns/op is for the 8 rows.
 func BenchmarkIntDot(b *testing.B) {
 	r := newRand(5)
 	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
-		const k = 4096
+		const k, rows = 4096, 8
 		src := randomBlocks(dt, k)
 		rowBytes, _ := actRowBytes(dt.VecDotType(), k)
 		row := make([]byte, rowBytes)
 		quantizeActs(dt.VecDotType(), randn(r, k, 1), row)
 		kern := intDotFor(dt)
 		blocks := k / dt.BlockElems()
+		var out [rows]float32
 		b.Run(dt.String(), func(b *testing.B) {
-			b.SetBytes(int64(len(src)))
-			var sink float32
+			b.SetBytes(int64(rows * len(src)))
 			for b.Loop() {
-				sink += kern(blocks, &src[0], &row[0])
+				// Stride 0: the same row eight times, in the cache.
+				kern(rows, blocks, &src[0], 0, &row[0], &out[0])
 			}
-			_ = sink
 		})
 	}
 }

@@ -30,11 +30,14 @@ func (c *Backend) ExactMatVec() bool { return c.exactMatVec.Load() }
 
 // intDotFor returns the integer kernel for a weight type: the generated
 // one where built, else the portable one; nil for a type without.
-func intDotFor(dt tensor.DType) intDotKernel {
+func intDotFor(dt tensor.DType) intDotRows {
 	if k := intDotAsm[dt]; k != nil {
 		return k
 	}
-	return intDotGo[dt]
+	if k := intDotGo[dt]; k != nil {
+		return rowsOf(k)
+	}
+	return nil
 }
 
 // actRowBytes is the size of one row of k activations rounded for a
@@ -61,7 +64,7 @@ func q80AuxOffset(nb int) int { return (nb*int(unsafe.Sizeof(tensor.ActQ8_0{})) 
 // it did (false: the weight, its shape or the backend's setting asks for
 // the float path).
 func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha float32, acc bool) bool {
-	if m > matVecRows || w.st.raw == nil || c.exactMatVec.Load() {
+	if m > matVecRows || k == 0 || w.st.raw == nil || c.exactMatVec.Load() {
 		return false
 	}
 	kern := intDotFor(w.dtype)
@@ -131,7 +134,7 @@ type matVecIntTask struct {
 	out    []float32
 	acts   []byte // m rows of activation blocks, actRow bytes each
 	w      *buffer
-	kern   intDotKernel
+	kern   intDotRows
 	m      int
 	n, k   int
 	actRow int
@@ -139,16 +142,30 @@ type matVecIntTask struct {
 	acc    bool
 }
 
+// intDotChunk is how many weight rows a kernel call takes: few enough
+// that they are still in the cache for the second activation row, and
+// that their results fit on the stack.
+const intDotChunk = 32
+
 func (t *matVecIntTask) run(lo, hi int) {
 	blocks := t.k / t.w.dtype.BlockElems()
 	rowBytes := blocks * t.w.dtype.BlockBytes()
 	raw := t.w.st.raw
 	_ = raw[hi*rowBytes-1]
-	for j := lo; j < hi; j++ {
-		src := &raw[j*rowBytes]
+	var res [intDotChunk]float32
+	for j := lo; j < hi; j += intDotChunk {
+		rows := min(intDotChunk, hi-j)
 		for i := range t.m {
-			s := t.kern(blocks, src, &t.acts[i*t.actRow])
-			store(&t.out[i*t.n+j], s, t.alpha, t.acc)
+			out := t.out[i*t.n+j : i*t.n+j+rows]
+			if t.alpha == 1 && !t.acc {
+				// store would write 1*s: the kernel's results as they are.
+				t.kern(rows, blocks, &raw[j*rowBytes], rowBytes, &t.acts[i*t.actRow], &out[0])
+				continue
+			}
+			t.kern(rows, blocks, &raw[j*rowBytes], rowBytes, &t.acts[i*t.actRow], &res[0])
+			for r, s := range res[:rows] {
+				store(&out[r], s, t.alpha, t.acc)
+			}
 		}
 	}
 }

@@ -176,59 +176,85 @@ func cst(off int) Op {
 	return intConst(off)
 }
 
-// intDotKernel emits func name(blocks int, w, act *byte) float32 looping
-// body over the blocks.
-func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
-	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
-	Pragma("noescape")
-	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
-	n := Load(Param("blocks"), GP64())
-	pw := Load(Param("w"), GP64())
-	pa := Load(Param("act"), GP64())
+// intRowsSig is the signature of every integer kernel: out[r] is the dot
+// product of the weight row at w+r*stride (blocks blocks) with the
+// activation row at act, for r < rows; rows and blocks are at least 1.
+// One call per run of rows, rather than per row, because a row of a
+// small model is a few dozen blocks, and the call, the bounds checks and
+// the store around each would be a tenth of its time.
+const intRowsSig = "func(rows, blocks int, w *byte, stride int, act *byte, out *float32)"
+
+// rowLoop emits the loop over rows around row, which computes the row at
+// pw (the activation row at act, blocks blocks) into the low lane of s;
+// the parameters are loaded here.
+func rowLoop(name string, row func(pw, act, nb reg.Register, s reg.VecVirtual)) {
+	rows := Load(Param("rows"), GP64())
+	nb := Load(Param("blocks"), GP64())
+	prow := Load(Param("w"), GP64())
+	pout := Load(Param("out"), GP64())
+	Label(name + "_row")
 	s := XMM()
 	VXORPS(s, s, s)
-	TESTQ(n, n)
-	JZ(LabelRef(name + "_done"))
-	defer hoist(icNibble)()
-	var paux reg.Register
-	if body.pairSums {
-		paux = GP64()
-		IMUL3Q(U32(uint32(aBytes)), n, paux)
-		ADDQ(pa, paux)
-	}
-	var pre []reg.VecVirtual
-	if body.prep != nil {
-		pre = body.prep(pw, 0)
-	}
-	Label(name + "_loop")
-	var cur []reg.VecVirtual
-	if body.prep != nil {
-		// Take this block's prepared values and prepare the next block's,
-		// unless this is the last (never read past the row).
-		for _, v := range pre {
-			c := YMM()
-			VMOVDQA(v, c)
-			cur = append(cur, c)
-		}
-		CMPQ(n, Imm(1))
-		JE(LabelRef(name + "_last"))
-		for i, v := range body.prep(pw, wBytes) {
-			VMOVDQA(v, pre[i])
-		}
-		Label(name + "_last")
-	}
-	body.main(pw, pa, paux, cur, s)
-	ADDQ(U32(uint32(wBytes)), pw)
-	ADDQ(U32(uint32(aBytes)), pa)
-	if body.pairSums {
-		ADDQ(U32(q8kPairBytes), paux)
-	}
-	DECQ(n)
-	JNZ(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	Store(s, ReturnIndex(0))
+	act := Load(Param("act"), GP64())
+	pw := GP64()
+	MOVQ(prow, pw)
+	row(pw, act, nb, s)
+	VMOVSS(s, Mem{Base: pout})
+	ADDQ(Imm(4), pout)
+	stride := Load(Param("stride"), GP64())
+	ADDQ(stride, prow)
+	DECQ(rows)
+	JNZ(LabelRef(name + "_row"))
 	VZEROUPPER()
 	RET()
+}
+
+// intDotKernel emits name (intRowsSig) looping body over each row's
+// blocks.
+func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
+	TEXT(name, NOSPLIT, intRowsSig)
+	Pragma("noescape")
+	Doc(name + " sets out[r] to the integer dot product of the row of " + what + " at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).")
+	defer hoist(icNibble)()
+	rowLoop(name, func(pw, pa, nb reg.Register, s reg.VecVirtual) {
+		n := GP64()
+		MOVQ(nb, n)
+		var paux reg.Register
+		if body.pairSums {
+			paux = GP64()
+			IMUL3Q(U32(uint32(aBytes)), n, paux)
+			ADDQ(pa, paux)
+		}
+		var pre []reg.VecVirtual
+		if body.prep != nil {
+			pre = body.prep(pw, 0)
+		}
+		Label(name + "_loop")
+		var cur []reg.VecVirtual
+		if body.prep != nil {
+			// Take this block's prepared values and prepare the next
+			// block's, unless this is the last (never read past the row).
+			for _, v := range pre {
+				c := YMM()
+				VMOVDQA(v, c)
+				cur = append(cur, c)
+			}
+			CMPQ(n, Imm(1))
+			JE(LabelRef(name + "_last"))
+			for i, v := range body.prep(pw, wBytes) {
+				VMOVDQA(v, pre[i])
+			}
+			Label(name + "_last")
+		}
+		body.main(pw, pa, paux, cur, s)
+		ADDQ(U32(uint32(wBytes)), pw)
+		ADDQ(U32(uint32(aBytes)), pa)
+		if body.pairSums {
+			ADDQ(U32(q8kPairBytes), paux)
+		}
+		DECQ(n)
+		JNZ(LabelRef(name + "_loop"))
+	})
 }
 
 // kScaleMinIntBody is one Q4_K (or Q5_K) block: f16 d and dmin, 12 bytes
@@ -558,94 +584,90 @@ func addLanes(p, s reg.VecVirtual, n int) {
 // intDot32Kernel emits func name(blocks int, w, act *byte) float32 for a
 // 32-value weight type: four blocks a step, then two, then one.
 func intDot32Kernel(name, what string, t weight32) {
-	TEXT(name, NOSPLIT, "func(blocks int, w, act *byte) float32")
+	TEXT(name, NOSPLIT, intRowsSig)
 	Pragma("noescape")
-	Doc(name + " returns the integer dot product of " + what + " (see core/cpu/intdot.go).")
-	n := Load(Param("blocks"), GP64())
-	pw := Load(Param("w"), GP64())
-	pa := Load(Param("act"), GP64())
-	// pd: the blocks' float32 activation scales; ps: their int32 sums.
-	pd, ps := GP64(), GP64()
-	IMUL3Q(Imm(q80Bytes), n, pd)
-	ADDQ(Imm(3), pd)
-	ANDQ(I32(-4), pd)
-	ADDQ(pa, pd)
-	MOVQ(n, ps)
-	SHLQ(Imm(2), ps)
-	ADDQ(pd, ps)
-	s := XMM()
-	VXORPS(s, s, s)
+	Doc(name + " sets out[r] to the integer dot product of the row of " + what + " at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).")
 	defer hoist(append([]int{icOnes16}, t.consts...)...)()
 	signed := t.offset == 0
 	shift := map[int]uint64{8: 3, 16: 4}[t.offset]
-	// finish takes the int32 block sums in lanes 0 to k-1 of sums to
-	// float, scales them and adds them to s.
-	finish := func(sums reg.Register, k int) {
-		if !signed {
-			off := XMM()
-			lanes(Mem{Base: ps}, k, off)
-			VPSLLD(Imm(shift), off, off)
-			VPSUBD(off, sums, sums)
+	rowLoop(name, func(pw, pa, nb reg.Register, s reg.VecVirtual) {
+		n := GP64()
+		MOVQ(nb, n)
+		// pd: the blocks' float32 activation scales; ps: their int32 sums.
+		pd, ps := GP64(), GP64()
+		IMUL3Q(Imm(q80Bytes), n, pd)
+		ADDQ(Imm(3), pd)
+		ANDQ(I32(-4), pd)
+		ADDQ(pa, pd)
+		MOVQ(n, ps)
+		SHLQ(Imm(2), ps)
+		ADDQ(pd, ps)
+		// finish takes the int32 block sums in lanes 0 to k-1 of sums to
+		// float, scales them and adds them to s.
+		finish := func(sums reg.Register, k int) {
+			if !signed {
+				off := XMM()
+				lanes(Mem{Base: ps}, k, off)
+				VPSLLD(Imm(shift), off, off)
+				VPSUBD(off, sums, sums)
+			}
+			VCVTDQ2PS(sums, sums)
+			dw, da := XMM(), XMM()
+			var mw []Mem
+			for b := range k {
+				mw = append(mw, Mem{Base: pw, Disp: b * t.bytes})
+			}
+			scalesOf(mw, dw)
+			lanes(Mem{Base: pd}, k, da)
+			VMULPS(da, dw, dw)
+			VMULPS(sums, dw, dw)
+			addLanes(dw, s, k)
 		}
-		VCVTDQ2PS(sums, sums)
-		dw, da := XMM(), XMM()
-		var mw []Mem
-		for b := range k {
-			mw = append(mw, Mem{Base: pw, Disp: b * t.bytes})
+		advance := func(k int) {
+			ADDQ(U32(uint32(k*t.bytes)), pw)
+			ADDQ(U32(uint32(k*q80Bytes)), pa)
+			ADDQ(U32(uint32(4*k)), pd)
+			ADDQ(U32(uint32(4*k)), ps)
+			SUBQ(Imm(uint64(k)), n)
 		}
-		scalesOf(mw, dw)
-		lanes(Mem{Base: pd}, k, da)
-		VMULPS(da, dw, dw)
-		VMULPS(sums, dw, dw)
-		addLanes(dw, s, k)
-	}
-	advance := func(k int) {
-		ADDQ(U32(uint32(k*t.bytes)), pw)
-		ADDQ(U32(uint32(k*q80Bytes)), pa)
-		ADDQ(U32(uint32(4*k)), pd)
-		ADDQ(U32(uint32(4*k)), ps)
-		SUBQ(Imm(uint64(k)), n)
-	}
-	next := map[int]string{4: "_pairs", 2: "_tail"}
-	step := func(label string, k int) {
-		Label(name + label)
-		CMPQ(n, Imm(uint64(k)))
-		JL(LabelRef(name + next[k]))
-		var v []reg.VecVirtual
-		for b := range k {
-			w := YMM()
-			t.load(pw, b*t.bytes, w)
-			v = append(v, products(pa, b*q80Bytes, w, signed))
+		next := map[int]string{4: "_pairs", 2: "_tail"}
+		step := func(label string, k int) {
+			Label(name + label)
+			CMPQ(n, Imm(uint64(k)))
+			JL(LabelRef(name + next[k]))
+			var v []reg.VecVirtual
+			for b := range k {
+				w := YMM()
+				t.load(pw, b*t.bytes, w)
+				v = append(v, products(pa, b*q80Bytes, w, signed))
+			}
+			// Pairwise horizontal adds, then the halves added: lane b
+			// holds block b's sum. Two blocks give [x01 x23 y01 y23 | x45
+			// x67 y45 y67]; four, the same again of two such vectors.
+			VPHADDD(v[1], v[0], v[0])
+			if k == 4 {
+				VPHADDD(v[3], v[2], v[2])
+				VPHADDD(v[2], v[0], v[0])
+			}
+			hi := XMM()
+			VEXTRACTI128(Imm(1), v[0], hi)
+			VPADDD(hi, v[0].AsX(), v[0].AsX())
+			if k == 2 {
+				VPHADDD(v[0].AsX(), v[0].AsX(), v[0].AsX())
+			}
+			finish(v[0].AsX(), k)
+			advance(k)
+			JMP(LabelRef(name + label))
 		}
-		// Pairwise horizontal adds, then the halves added: lane b holds
-		// block b's sum. Two blocks give [x01 x23 y01 y23 | x45 x67 y45
-		// y67]; four, the same again of two such vectors.
-		VPHADDD(v[1], v[0], v[0])
-		if k == 4 {
-			VPHADDD(v[3], v[2], v[2])
-			VPHADDD(v[2], v[0], v[0])
-		}
-		hi := XMM()
-		VEXTRACTI128(Imm(1), v[0], hi)
-		VPADDD(hi, v[0].AsX(), v[0].AsX())
-		if k == 2 {
-			VPHADDD(v[0].AsX(), v[0].AsX(), v[0].AsX())
-		}
-		finish(v[0].AsX(), k)
-		advance(k)
-		JMP(LabelRef(name + label))
-	}
-	step("_quads", 4)
-	step("_pairs", 2)
+		step("_quads", 4)
+		step("_pairs", 2)
 
-	Label(name + "_tail")
-	TESTQ(n, n)
-	JZ(LabelRef(name + "_done"))
-	w := YMM()
-	t.load(pw, 0, w)
-	finish(hsumInt(products(pa, 0, w, signed)), 1)
-	Label(name + "_done")
-	Store(s, ReturnIndex(0))
-	VZEROUPPER()
-	RET()
+		Label(name + "_tail")
+		TESTQ(n, n)
+		JZ(LabelRef(name + "_rowdone"))
+		w := YMM()
+		t.load(pw, 0, w)
+		finish(hsumInt(products(pa, 0, w, signed)), 1)
+		Label(name + "_rowdone")
+	})
 }
