@@ -164,15 +164,15 @@ func (h *Host) setup(ctx context.Context) error {
 var exportSignatures = map[string]struct{ params, results []api.ValueType }{
 	abi.ExportInitialize: {nil, nil},
 	abi.ExportVersion:    {nil, []api.ValueType{api.ValueTypeI32}},
-	abi.ExportAlloc:      {[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
-	abi.ExportFree:       {[]api.ValueType{api.ValueTypeI32}, nil},
-	abi.ExportCall:       {[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	abi.ExportBuffer:     {[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	abi.ExportCall:       {[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	abi.ExportFree:       {nil, nil},
 }
 
 // checkExports names the first missing or mistyped export.
 func checkExports(c wazero.CompiledModule) error {
 	fns := c.ExportedFunctions()
-	for _, name := range []string{abi.ExportInitialize, abi.ExportVersion, abi.ExportAlloc, abi.ExportFree, abi.ExportCall} {
+	for _, name := range []string{abi.ExportInitialize, abi.ExportVersion, abi.ExportBuffer, abi.ExportCall, abi.ExportFree} {
 		want := exportSignatures[name]
 		fn, ok := fns[name]
 		if !ok {

@@ -25,15 +25,22 @@ type Instance struct {
 	h      *Host
 	name   string
 	mod    api.Module
-	alloc  api.Function
-	free   api.Function
+	buffer api.Function
 	call   api.Function
+	free   api.Function
 	stderr *outputLog
 	// kernels runs the guest's host kernels, on at most Options.Threads
 	// threads.
 	kernels *cpu.Backend
 
-	callMu sync.Mutex // one call at a time
+	callMu sync.Mutex // one call at a time; guards the fields below
+	// bufPtr and bufLen locate the guest's request buffer (abi.ExportBuffer);
+	// bufLen is 0 until the host asks for it, and again after the guest
+	// dropped a large one.
+	bufPtr, bufLen uint32
+	// stack carries the parameter and result of a guest call, so that a
+	// call allocates nothing for them.
+	stack [1]uint64
 
 	errMu sync.Mutex // guards err, so Err answers while a call runs
 	err   error      // why the instance closed, or nil while open
@@ -69,9 +76,9 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("host: instantiating the plugin: %w", err)
 	}
 	in.mod = mod
-	in.alloc = mod.ExportedFunction(abi.ExportAlloc)
-	in.free = mod.ExportedFunction(abi.ExportFree)
+	in.buffer = mod.ExportedFunction(abi.ExportBuffer)
 	in.call = mod.ExportedFunction(abi.ExportCall)
+	in.free = mod.ExportedFunction(abi.ExportFree)
 	if err := in.start(ctx); err != nil {
 		mod.Close(context.Background())
 		return nil, err
@@ -176,24 +183,26 @@ func (in *Instance) rawCall(ctx context.Context, op string, req []byte, progress
 
 // exchange writes the request into the guest, runs it and reads the
 // response back. Any error means the instance can no longer be trusted.
+// A request that fits the guest's request buffer costs one guest call.
 func (in *Instance) exchange(ctx context.Context, req []byte) ([]byte, error) {
-	res, err := in.alloc.Call(ctx, uint64(len(req)))
-	if err != nil {
-		return nil, in.classify(ctx, err)
-	}
-	ptr := uint32(res[0])
-	if ptr == 0 {
-		return nil, fmt.Errorf("%w: %s refused %d bytes", ErrCrashed, abi.ExportAlloc, len(req))
+	n := uint32(len(req))
+	if n > in.bufLen {
+		if err := in.growBuffer(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	mem := in.mod.Memory()
-	if !mem.Write(ptr, req) {
-		return nil, fmt.Errorf("%w: %s returned %#x, outside memory for %d bytes", ErrCrashed, abi.ExportAlloc, ptr, len(req))
+	if !mem.Write(in.bufPtr, req) {
+		return nil, fmt.Errorf("%w: the request buffer of %s at %#x of %d bytes is outside memory", ErrCrashed, abi.ExportBuffer, in.bufPtr, in.bufLen)
 	}
-	res, err = in.call.Call(ctx, uint64(ptr), uint64(len(req))) // frees the request
-	if err != nil {
+	in.stack[0] = uint64(n)
+	if err := in.call.CallWithStack(ctx, in.stack[:]); err != nil {
 		return nil, in.classify(ctx, err)
 	}
-	rptr, rlen := abi.Unpack(res[0])
+	if in.bufLen > abi.KeepBuffer { // the guest dropped it
+		in.bufPtr, in.bufLen = 0, 0
+	}
+	rptr, rlen := abi.Unpack(in.stack[0])
 	view, ok := mem.Read(rptr, rlen)
 	if !ok {
 		return nil, fmt.Errorf("%w: response at %#x of %d bytes is outside memory", ErrCrashed, rptr, rlen)
@@ -202,11 +211,29 @@ func (in *Instance) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	// The guest drops a response at its next call; a large one (an
 	// exported adapter) is dropped now rather than held until then.
 	if rlen > keepResponse {
-		if _, err := in.free.Call(ctx, uint64(rptr)); err != nil {
+		if err := in.free.CallWithStack(ctx, in.stack[:]); err != nil {
 			return nil, in.classify(ctx, err)
 		}
 	}
 	return resp, nil
+}
+
+// growBuffer asks the guest for a request buffer of at least n bytes.
+func (in *Instance) growBuffer(ctx context.Context, n uint32) error {
+	in.bufPtr, in.bufLen = 0, 0
+	in.stack[0] = uint64(n)
+	if err := in.buffer.CallWithStack(ctx, in.stack[:]); err != nil {
+		return in.classify(ctx, err)
+	}
+	ptr, size := abi.Unpack(in.stack[0])
+	if size < n {
+		return fmt.Errorf("%w: %s returned %d bytes at %#x for a request of %d", ErrCrashed, abi.ExportBuffer, size, ptr, n)
+	}
+	if _, ok := in.mod.Memory().Read(ptr, size); !ok {
+		return fmt.Errorf("%w: %s returned %d bytes at %#x, outside memory", ErrCrashed, abi.ExportBuffer, size, ptr)
+	}
+	in.bufPtr, in.bufLen = ptr, size
+	return nil
 }
 
 // keepResponse is the size up to which a response is left for the guest to

@@ -144,7 +144,7 @@ func TestMalformedRequests(t *testing.T) {
 // by New with an error that says which.
 func TestBadPlugins(t *testing.T) {
 	mistyped := abiFuncs(int64(abi.Version))
-	mistyped[4].results = []byte{wasmI32}
+	mistyped[3].results = []byte{wasmI32}
 	for _, tc := range []struct {
 		name   string
 		plugin []byte
@@ -155,8 +155,8 @@ func TestBadPlugins(t *testing.T) {
 		{"empty", []byte{}, ErrInvalidPlugin, "compiling the plugin"},
 		{"no exports", testModule(true), ErrInvalidPlugin, "does not export _initialize"},
 		{"no memory", testModule(false, abiFuncs(int64(abi.Version))...), ErrInvalidPlugin, `its memory as "memory"`},
-		{"mistyped call", testModule(true, mistyped...), ErrInvalidPlugin, "graft_call has type (i32, i32) -> (i32), want (i32, i32) -> (i64)"},
-		{"other ABI version", testModule(true, abiFuncs(99)...), ErrABIVersion, "ABI version 99, this host version 1"},
+		{"mistyped call", testModule(true, mistyped...), ErrInvalidPlugin, "graft_call has type (i32) -> (i32), want (i32) -> (i64)"},
+		{"other ABI version", testModule(true, abiFuncs(99)...), ErrABIVersion, "ABI version 99, this host version 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := New(context.Background(), Options{Plugin: tc.plugin})
@@ -176,4 +176,67 @@ func TestBadPlugins(t *testing.T) {
 		t.Fatalf("a well-formed module: %v", err)
 	}
 	h.Close(context.Background())
+}
+
+// TestBadBuffers: a plugin whose graft_buffer or graft_call answers with
+// a buffer too small or outside its memory fails the call with ErrCrashed
+// and closes the instance; the host does not write or read out of bounds.
+func TestBadBuffers(t *testing.T) {
+	withBuffer := func(buffer, call uint64) []byte {
+		funcs := abiFuncs(int64(abi.Version))
+		funcs[2].value, funcs[3].value = int64(buffer), int64(call)
+		return testModule(true, funcs...)
+	}
+	for _, tc := range []struct {
+		name   string
+		plugin []byte
+		want   string
+	}{
+		{"no buffer", withBuffer(0, 0), "graft_buffer returned 0 bytes"},
+		{"buffer too small", withBuffer(abi.Pack(64, 4), 0), "graft_buffer returned 4 bytes at 0x40"},
+		{"buffer outside memory", withBuffer(abi.Pack(0xfff0, 4096), 0), "outside memory"},
+		{"response outside memory", withBuffer(abi.Pack(64, 4096), abi.Pack(0xfff0, 4096)), "response at 0xfff0 of 4096 bytes is outside memory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			h, err := New(ctx, Options{Plugin: tc.plugin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close(ctx)
+			in := newInstance(t, h)
+			err = in.Ping(ctx)
+			if !errors.Is(err, ErrCrashed) || !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrCrashed and ErrClosed containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestBuffer: small requests reuse one guest buffer; a request
+// larger than abi.KeepBuffer gets its own, which the guest drops after the
+// call, and the next request asks for a small one again.
+func TestRequestBuffer(t *testing.T) {
+	ctx := context.Background()
+	in := newInstance(t, testHost(t))
+	if err := in.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ptr, size := in.bufPtr, in.bufLen
+	if size != abi.KeepBuffer {
+		t.Fatalf("request buffer of %d bytes after a ping, want %d", size, abi.KeepBuffer)
+	}
+	if err := in.Ping(ctx); err != nil || in.bufPtr != ptr || in.bufLen != size {
+		t.Fatalf("second ping: %v, buffer %#x+%d, was %#x+%d", err, in.bufPtr, in.bufLen, ptr, size)
+	}
+	if _, err := in.LoadModel(ctx, "stories260K.gguf", readFile(t, modelPath)); err != nil {
+		t.Fatal(err)
+	}
+	if in.bufLen != 0 {
+		t.Fatalf("the host still counts on a %d-byte buffer the guest dropped", in.bufLen)
+	}
+	res, err := in.Generate(ctx, GenerateRequest{Prompt: "Once", MaxTokens: 4})
+	if err != nil || res.Text == "" || in.bufLen != abi.KeepBuffer {
+		t.Fatalf("generate after the large request: %+v, %v, buffer of %d bytes", res, err, in.bufLen)
+	}
 }

@@ -101,8 +101,8 @@ func abiFuncs(version int64) []testFunc {
 	return []testFunc{
 		{name: "_initialize"},
 		{name: "graft_abi_version", results: []byte{wasmI32}, value: version},
-		{name: "graft_alloc", params: []byte{wasmI32}, results: []byte{wasmI32}, value: 16},
-		{name: "graft_free", params: []byte{wasmI32}},
-		{name: "graft_call", params: []byte{wasmI32, wasmI32}, results: []byte{wasmI64}},
+		{name: "graft_buffer", params: []byte{wasmI32}, results: []byte{wasmI64}},
+		{name: "graft_call", params: []byte{wasmI32}, results: []byte{wasmI64}},
+		{name: "graft_free"},
 	}
 }

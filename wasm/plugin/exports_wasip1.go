@@ -9,10 +9,12 @@ import (
 	"github.com/graft-ml/graft/wasm/plugin/guest"
 )
 
-// pinned keeps every buffer handed to the host reachable until the host
-// frees it: Go's collector does not move objects, so a reachable buffer
-// stays where its pointer says.
-var pinned = map[uint32][]byte{}
+// request is the request buffer of graft_buffer and graft_call, and
+// response the last response; holding them in globals keeps them
+// reachable, and Go's collector does not move objects, so each stays at
+// the address the host was given. One buffer reused by every call saves
+// the guest an allocation and the host a second guest call per request.
+var request, response []byte
 
 // state is the instance's one plugin: each wasm instance is one tenant.
 var state = guest.New(hostProgress, hostInterrupted)
@@ -20,40 +22,40 @@ var state = guest.New(hostProgress, hostInterrupted)
 //go:wasmexport graft_abi_version
 func abiVersion() uint32 { return abi.Version }
 
-//go:wasmexport graft_alloc
-func alloc(n uint32) uint32 {
+//go:wasmexport graft_buffer
+func buffer(n uint32) uint64 {
 	if n > abi.MaxMessage {
 		return 0
 	}
-	return pin(make([]byte, max(n, 1)))
+	if uint32(len(request)) < n {
+		// Small requests share one buffer of KeepBuffer bytes, so a
+		// host rarely asks twice; a larger one is as large as asked,
+		// and graft_call drops it.
+		request = nil // collectable while its successor is allocated
+		request = make([]byte, max(n, abi.KeepBuffer))
+	}
+	return abi.Pack(addr(request), uint32(len(request)))
 }
 
 //go:wasmexport graft_free
-func free(ptr uint32) { delete(pinned, ptr) }
-
-// lastResponse is the pointer of the response graft_call returned last,
-// released by the next call.
-var lastResponse uint32
+func free() { response = nil }
 
 //go:wasmexport graft_call
-func call(ptr, n uint32) uint64 {
-	delete(pinned, lastResponse)
-	var resp []byte
-	if buf, ok := pinned[ptr]; !ok || int(n) > len(buf) {
-		resp = guest.ErrorResponse(abi.CodeBadRequest, "graft_call: pointer %#x with %d bytes was not allocated by graft_alloc", ptr, n)
+func call(n uint32) uint64 {
+	response = nil
+	if n > uint32(len(request)) {
+		response = guest.ErrorResponse(abi.CodeBadRequest, "graft_call: %d bytes, but the request buffer of graft_buffer holds %d", n, len(request))
 	} else {
-		resp = state.Handle(buf[:n])
-		delete(pinned, ptr)
+		response = state.Handle(request[:n])
 	}
-	lastResponse = pin(resp)
-	return abi.Pack(lastResponse, uint32(len(resp)))
+	if len(request) > abi.KeepBuffer {
+		request = nil
+	}
+	return abi.Pack(addr(response), uint32(len(response)))
 }
 
-func pin(b []byte) uint32 {
-	p := uint32(uintptr(unsafe.Pointer(&b[0])))
-	pinned[p] = b
-	return p
-}
+// addr is the guest address of b's first byte (b is never empty here).
+func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(&b[0]))) }
 
 //go:wasmimport graft progress
 func progressImport(ptr unsafe.Pointer, n uint32) uint32

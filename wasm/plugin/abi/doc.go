@@ -9,17 +9,24 @@
 // _initialize once, then graft_abi_version, and refuses the plugin unless
 // it returns Version. A call then goes:
 //
-//  1. ptr = graft_alloc(len(request)): the guest reserves len bytes of its
-//     memory and keeps them alive until freed;
-//  2. the host writes the msgpack Request there;
-//  3. packed = graft_call(ptr, len): the guest decodes and runs the
-//     request, releases its buffer, and returns its msgpack Response as
-//     Pack(respPtr, respLen);
+//  1. once, and again whenever a request is larger than the buffer the
+//     host knows of: packed = graft_buffer(len(request)), and the guest
+//     returns its request buffer, of at least len bytes, as Pack(ptr, cap);
+//  2. the host writes the msgpack Request at ptr;
+//  3. packed = graft_call(len): the guest decodes and runs the request,
+//     and returns its msgpack Response as Pack(respPtr, respLen). If the
+//     buffer holds more than KeepBuffer bytes the guest drops it as the
+//     call returns, and the host goes back to step 1 for its next
+//     request;
 //  4. the host copies the response out. The guest keeps it until the next
-//     graft_call or until the host passes respPtr to graft_free, which a
-//     host does for large responses it does not want kept around.
+//     graft_call or until the host calls graft_free, which a host does for
+//     large responses it does not want kept around.
 //
-// Two guest calls per request keep the fixed cost of a call low.
+// So a request of at most KeepBuffer bytes costs one guest call: under
+// exact deadlines each guest call also costs the host runtime a goroutine
+// that watches the deadline, and every allocation in the guest a run of
+// instrumented loop iterations. The guest reads the request only during
+// graft_call and keeps no slice of the buffer.
 //
 // While a call runs the guest may call the host's graft.progress(ptr, len)
 // import with a msgpack Progress; a non-zero result asks the guest to stop

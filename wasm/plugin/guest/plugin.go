@@ -73,7 +73,9 @@ func errorf(code, format string, args ...any) error {
 }
 
 // Handle runs one msgpack abi.Request and returns the msgpack abi.Response.
-// It never panics: a panic in an operation becomes a failed response.
+// It never panics: a panic in an operation becomes a failed response. It
+// keeps no slice of req (decoding copies what it keeps), so the plugin
+// reuses one request buffer for every call.
 func (p *Plugin) Handle(req []byte) (resp []byte) {
 	var r abi.Request
 	if err := abi.Decode(req, &r); err != nil {
