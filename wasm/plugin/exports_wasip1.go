@@ -16,6 +16,10 @@ import (
 // the guest an allocation and the host a second guest call per request.
 var request, response []byte
 
+// responses is the buffer responses are written to, reused while it is
+// small; response is a slice of it or a larger one of its own.
+var responses []byte
+
 // state is the instance's one plugin: each wasm instance is one tenant.
 var state = guest.New(hostProgress, hostInterrupted)
 
@@ -46,7 +50,13 @@ func call(n uint32) uint64 {
 	if n > uint32(len(request)) {
 		response = guest.ErrorResponse(abi.CodeBadRequest, "graft_call: %d bytes, but the request buffer of graft_buffer holds %d", n, len(request))
 	} else {
-		response = state.Handle(request[:n])
+		response = state.HandleAppend(responses[:0], request[:n])
+	}
+	// The response buffer is kept for the next call while it is small
+	// (a large response, an exported adapter, is its own allocation and
+	// goes at graft_free or the next call).
+	if cap(response) <= abi.KeepBuffer {
+		responses = response
 	}
 	if len(request) > abi.KeepBuffer {
 		request = nil

@@ -44,6 +44,11 @@ func Decode(data []byte, v any) error {
 			return nil
 		}
 	}
+	return decodeReflective(data, v)
+}
+
+// decodeReflective is Decode through msgpack's reflection.
+func decodeReflective(data []byte, v any) error {
 	r := bytes.NewReader(data)
 	dec := msgpack.NewDecoder(r)
 	dec.SetCustomStructTag(fallbackTag)

@@ -2,6 +2,7 @@ package abi
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -105,4 +106,55 @@ func FuzzEnvelopeDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKnownOps: a request of a known op alone decodes without copying the
+// op to the op's constant; anything around it (another key, trailing
+// bytes, an unknown op, args) decodes as msgpack's reflection does.
+func TestKnownOps(t *testing.T) {
+	ops := []string{OpPing, OpInfo, OpLoadModel, OpLoadAdapter, OpUnloadAdapter, OpGenerate, OpEval, OpTrain, OpExportAdapter}
+	for _, op := range ops {
+		b, _ := Encode(&Request{Op: op})
+		if got, ok := knownOp(b); !ok || got != op {
+			t.Errorf("knownOp(%q) = %q, %v", op, got, ok)
+		}
+		var r Request
+		if err := DecodeRequest(b, &r); err != nil || r.Op != op || r.Args != nil {
+			t.Errorf("DecodeRequest(%q) = %+v, %v", op, r, err)
+		}
+	}
+	args := reflectiveEncode(t, map[string]int{"a": 1})
+	for _, data := range [][]byte{
+		reflectiveEncode(t, &Request{Op: "teleport"}),
+		reflectiveEncode(t, &Request{Op: OpGenerate, Args: args}),
+		reflectiveEncode(t, map[string]string{"op": OpPing, "x": "y"}),
+		append(reflectiveEncode(t, &Request{Op: OpPing}), 0xc0),
+		reflectiveEncode(t, &Request{Op: OpPing})[:6],
+		{0x81, 0xa2, 'o', 'p', 0xd9, 4, 'p', 'i', 'n', 'g'}, // a longer string encoding
+	} {
+		var got, want Request
+		gotErr := DecodeRequest(data, &got)
+		r := bytes.NewReader(data)
+		dec := msgpack.NewDecoder(r)
+		dec.SetCustomStructTag(fallbackTag)
+		wantErr := dec.Decode(&want)
+		if wantErr == nil && r.Len() > 0 {
+			wantErr = errors.New("trailing bytes")
+		}
+		if (gotErr == nil) != (wantErr == nil) || gotErr == nil && !reflect.DeepEqual(got, want) {
+			t.Errorf("DecodeRequest(% x) = %+v, %v; msgpack: %+v, %v", data, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+// TestAppendResponse: AppendResponse writes Encode's bytes after what the
+// buffer holds.
+func TestAppendResponse(t *testing.T) {
+	for _, r := range []*Response{{}, {Code: CodeFailed, Error: "e"}, {Result: reflectiveEncode(t, 1)}} {
+		want, _ := Encode(r)
+		got := AppendResponse([]byte{1, 2}, r)
+		if !bytes.Equal(got[:2], []byte{1, 2}) || !bytes.Equal(got[2:], want) {
+			t.Errorf("AppendResponse(%+v) = % x, want 01 02 % x", r, got, want)
+		}
+	}
 }

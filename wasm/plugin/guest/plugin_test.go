@@ -140,3 +140,58 @@ func TestGenerateAndEvalArguments(t *testing.T) {
 		t.Fatalf("eval %+v", ev)
 	}
 }
+
+// TestReusedBuffers calls a plugin as the wasm exports do: every request
+// in one buffer, overwritten by the next, and every response appended to
+// one reused buffer. The model loaded from the buffer must not change when
+// the buffer does (Handle keeps no slice of a request), and the responses
+// must equal Handle's.
+func TestReusedBuffers(t *testing.T) {
+	var buf, out []byte
+	handle := func(p *Plugin, op string, args any) []byte {
+		t.Helper()
+		req := abi.Request{Op: op}
+		if args != nil {
+			raw, err := abi.Encode(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Args = raw
+		}
+		b, err := abi.Encode(&req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = append(buf[:0], b...)
+		out = p.HandleAppend(out[:0], buf)
+		for i := range buf {
+			buf[i] = 0xff // what a later request could leave there
+		}
+		return out
+	}
+	reused := New(nil, nil)
+	var resp abi.Response
+	if err := abi.Decode(handle(reused, abi.OpLoadModel, &abi.LoadModelArgs{Name: "stories260K.gguf", GGUF: readFile(t, modelPath)}), &resp); err != nil || resp.Code != "" {
+		t.Fatalf("load_model: %+v, %v", resp, err)
+	}
+	probe := &abi.EvalArgs{Texts: []string{"Once upon a time, a little blue owl named Pip"}, Logits: true}
+	fresh := loaded(t)
+	for _, op := range []string{abi.OpPing, abi.OpEval, "teleport", abi.OpGenerate} {
+		var args any
+		switch op {
+		case abi.OpEval:
+			args = probe
+		case abi.OpGenerate:
+			args = &abi.GenerateArgs{Prompt: "Once", MaxTokens: 4}
+		}
+		got := string(handle(reused, op, args))
+		req := abi.Request{Op: op}
+		if args != nil {
+			req.Args, _ = abi.Encode(args)
+		}
+		b, _ := abi.Encode(&req)
+		if want := string(fresh.Handle(b)); got != want {
+			t.Fatalf("%s through reused buffers: % x, want % x", op, got[:min(len(got), 32)], want[:min(len(want), 32)])
+		}
+	}
+}
