@@ -77,10 +77,17 @@ func BenchmarkInstantiate(b *testing.B) {
 }
 
 // BenchmarkCallOverhead measures an empty call: encoding, copying into
-// the guest, dispatch and back.
+// the guest, dispatch and back. preemptive-timeout adds what a deadline
+// costs a call (Options.Timeout: a timer, and a context wazero watches).
 func BenchmarkCallOverhead(b *testing.B) {
 	ctx := context.Background()
-	for _, hc := range benchHosts(b) {
+	preemptiveHost(b) // compiles the plugin into cacheDir
+	timed, err := New(ctx, Options{CacheDir: cacheDir, Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer timed.Close(ctx)
+	for _, hc := range append(benchHosts(b), benchHost{"preemptive-timeout", timed}) {
 		b.Run(hc.name, func(b *testing.B) {
 			in := newInstance(b, hc.h)
 			for b.Loop() {

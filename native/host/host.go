@@ -247,10 +247,14 @@ func (h *Host) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// withTimeout applies Options.Timeout to ctx.
+// withTimeout applies Options.Timeout to ctx. Without one, ctx is used as
+// it is: a derived context would cost every call an allocation and
+// nothing would cancel it.
 func (h *Host) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if h.opt.Timeout > 0 {
 		return context.WithTimeout(ctx, h.opt.Timeout)
 	}
-	return context.WithCancel(ctx)
+	return ctx, noCancel
 }
+
+func noCancel() {}
