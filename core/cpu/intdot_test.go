@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 
@@ -66,6 +67,77 @@ func TestIntDot(t *testing.T) {
 						t.Errorf("%v, %d blocks (raw %v), row %d: assembly %v, portable %v", dt, blocks, raw, ri, asm[ri], got)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestIntDotRows compares the assembly kernels, where built, with the
+// portable ones bit for bit on many runs of rows of random bytes (every
+// quant, fifth-bit and packed-scale pattern), 1-16 blocks a row, 1-5 rows
+// a call, the rows packed, apart or all the same one (stride 0); the half
+// scales range over many magnitudes and both signs, the activation blocks
+// from zero (d = 0) to large: the integer sums and the order of the float
+// operations over a row, well beyond TestIntDot's few fixed rows.
+func TestIntDotRows(t *testing.T) {
+	if intDotAsm == nil {
+		t.Skip("no assembly integer kernels in this build")
+	}
+	r := newRand(33)
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.Q5_0} {
+		k := intDotAsm[dt]
+		if k == nil {
+			t.Errorf("%v: no assembly kernel", dt)
+			continue
+		}
+		bb := dt.BlockBytes()
+		var scales []int // byte offsets of a block's half scales
+		switch dt {
+		case tensor.Q4_K, tensor.Q5_K:
+			scales = []int{0, 2}
+		case tensor.Q6_K:
+			scales = []int{208}
+		default:
+			scales = []int{0}
+		}
+		for run := range 40 {
+			blocks, rows := 1+run%16, 1+run%5
+			stride := blocks*bb + []int{0, 5, bb}[run%3]
+			if run%7 == 6 {
+				stride = 0
+			}
+			n := blocks * dt.BlockElems()
+			src := make([]byte, (rows-1)*stride+blocks*bb)
+			for i := range src {
+				src[i] = byte(r.Uint32())
+			}
+			for ri := range rows {
+				for b := 0; b < blocks; b++ {
+					for _, off := range scales {
+						v := float32(r.NormFloat64() * math.Exp2(float64(r.IntN(20)-14)))
+						binary.LittleEndian.PutUint16(src[ri*stride+b*bb+off:], tensor.F32ToF16(v))
+					}
+				}
+			}
+			actBytes, aelems := actRowBytes(dt.VecDotType(), n)
+			x := randn(r, n, math.Exp2(float64(r.IntN(12)-4)))
+			if run%3 == 0 { // a zero activation block
+				clear(x[:aelems])
+			}
+			act := make([]byte, actBytes)
+			quantizeActs(dt.VecDotType(), x, act)
+			out := make([]float32, rows+1)
+			out[rows] = 42 // past the run: must stay
+			k(rows, blocks, &src[0], stride, &act[0], &out[0])
+			for ri := range rows {
+				want := intDotGo[dt](blocks, &src[ri*stride], &act[0])
+				if got := out[ri]; math.Float32bits(got) != math.Float32bits(want) {
+					t.Errorf("%v, run %d (%d rows of %d blocks, stride %d), row %d: assembly %v (%#08x), portable %v (%#08x)",
+						dt, run, rows, blocks, stride, ri, got, math.Float32bits(got), want, math.Float32bits(want))
+				}
+			}
+			if out[rows] != 42 {
+				t.Errorf("%v, run %d: wrote past its %d rows", dt, run, rows)
 			}
 		}
 	}
