@@ -12,11 +12,13 @@ import (
 // ggml's vec_dot_<type>_q8_K / _q8_0 compute, and what llama.cpp's CPU
 // backend runs for every product with a quantized weight. The activation
 // row is rounded once per mat-vec; each weight block then costs integer
-// multiply-adds on its raw quants (vpmaddubsw/vpmaddwd on amd64) and one
-// or two float operations, instead of a float decode and FMA per value.
+// multiply-adds on its raw quants (vpmaddubsw/vpmaddwd on amd64, SDOT on
+// arm64) and one or two float operations, instead of a float decode and
+// FMA per value.
 //
-// Semantics, the same for the portable functions here and the generated
-// AVX2 kernels (tools/asmgen/intdot.go), which equal them bit for bit:
+// Semantics, the same for the portable functions here, the generated
+// AVX2 kernels (tools/asmgen/intdot.go) and the NEON ones
+// (intdot_arm64.s), which equal them bit for bit:
 //
 //   - Per block, everything but the final scaling is exact int32
 //     arithmetic, so its order does not matter: for Q4_K and Q5_K,
@@ -40,7 +42,7 @@ import (
 // intDotKernel returns the dot product of blocks weight blocks at w with
 // the activation row at act: blocks ActQ8K or ActQ8_0 blocks, as the
 // weight's VecDotType says, as quantizeActs writes them, with what the
-// generated kernels read after the row's blocks (Q8_K: each block's bsum
+// generated amd64 kernels read after the row's blocks (Q8_K: each block's bsum
 // pair sums; Q8_0: the scales and sums): act is a whole row, blocks all
 // of its blocks.
 type intDotKernel func(blocks int, w, act *byte) float32
@@ -58,7 +60,7 @@ var intDotGo = map[tensor.DType]intDotKernel{
 // intDotRows sets out[r] to the integer dot product of the weight row at
 // w+r*stride (blocks blocks) with the activation row at act (a whole row,
 // as intDotKernel's), for r < rows; rows and blocks are at least 1. The
-// generated kernels take this form: one call per run of rows.
+// assembly kernels take this form: one call per run of rows.
 type intDotRows func(rows, blocks int, w *byte, stride int, act *byte, out *float32)
 
 // rowsOf runs the one-row kernel k over rows, as an intDotRows.
@@ -71,7 +73,8 @@ func rowsOf(k intDotKernel) intDotRows {
 	}
 }
 
-// intDotAsm, where set (amd64 with AVX2), are the generated kernels.
+// intDotAsm, where set (amd64 with AVX2; arm64 with the dot-product
+// extension), are the assembly kernels.
 var intDotAsm map[tensor.DType]intDotRows
 
 func q8kBlocks(act *byte, n int) []tensor.ActQ8K {

@@ -28,7 +28,7 @@ func (c *Backend) SetExactMatVec(exact bool) { c.exactMatVec.Store(exact) }
 // ExactMatVec reports the choice of SetExactMatVec.
 func (c *Backend) ExactMatVec() bool { return c.exactMatVec.Load() }
 
-// intDotFor returns the integer kernel for a weight type: the generated
+// intDotFor returns the integer kernel for a weight type: the assembly
 // one where built, else the portable one; nil for a type without.
 func intDotFor(dt tensor.DType) intDotRows {
 	if k := intDotAsm[dt]; k != nil {
@@ -55,8 +55,9 @@ func actRowBytes(vt tensor.VecDotType, k int) (bytes, elems int) {
 
 // q80AuxOffset is where a row of nb Q8_0 activation blocks ends, rounded
 // up to 4 bytes: the blocks' scales as float32 start there, then the
-// sums of their quants as int32. The generated 32-value kernels read them
-// (tools/asmgen/intdot.go); the portable ones read the blocks only.
+// sums of their quants as int32. The generated amd64 32-value kernels
+// read them (tools/asmgen/intdot.go); the portable and arm64 ones read
+// the blocks only.
 func q80AuxOffset(nb int) int { return (nb*int(unsafe.Sizeof(tensor.ActQ8_0{})) + 3) &^ 3 }
 
 // matVecInt computes out[i, j] (+)= alpha * dot(a[i, :], w[j, :]) for
@@ -89,8 +90,8 @@ func (c *Backend) matVecInt(out, a []float32, w *buffer, m, n, k int, alpha floa
 
 // q8kPairBytes is what follows a row's Q8_K blocks per block: the 8 int16
 // sums of its pairs of bsums, sub-blocks of 32 values, which Q4_K's and
-// Q5_K's mins multiply (the generated kernels read them; the portable
-// ones read the blocks only).
+// Q5_K's mins multiply (the generated amd64 kernels read them; the
+// portable and arm64 ones read the blocks only).
 const q8kPairBytes = 16
 
 // quantizeActs rounds x to the activation blocks of vt in dst (a row of
