@@ -117,8 +117,10 @@ test-purego:
 # The arm64 NEON kernels (core/cpu/kernels_arm64.s) on a machine without
 # an arm64 CPU: core/cpu's tests built for linux/arm64 (static, as Go
 # binaries are) run under qemu-user, each kernel against the portable one.
-# qemu's timings say nothing about arm64 hardware.
-ARM64_TESTS := TestGemmKernels/neon/1threads|TestVectorKernels|TestExpShift|TestSigmoids|TestDecodeFast|TestMatMulGGMLTypes|TestQuantDot|TestRoPE|TestSoftmax|TestCrossEntropy|TestSiLUMulBackward
+# qemu's timings say nothing about arm64 hardware. -cpu max emulates a
+# CPU with the dot-product extension, which the integer dot kernels
+# (intdot_arm64.s) need to be switched in.
+ARM64_TESTS := TestGemmKernels/neon/1threads|TestVectorKernels|TestExpShift|TestSigmoids|TestDecodeFast|TestMatMulGGMLTypes|TestQuantDot|TestRoPE|TestSoftmax|TestCrossEntropy|TestSiLUMulBackward|TestIntDot
 QEMU := /usr/bin/qemu-aarch64
 $(QEMU):
 	$(APT_INSTALL) qemu-user
@@ -128,7 +130,7 @@ test-arm64: $(QEMU)
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./native/cmd/graft
 	@bin=$$(mktemp -d)/cpu-arm64.test; \
 	GOOS=linux GOARCH=arm64 $(GO) test -c -o $$bin ./core/cpu && \
-	$(call timed,qemu-aarch64 $$bin -test.short -test.run '$(ARM64_TESTS)'); rc=$$?; rm -r $$(dirname $$bin); exit $$rc
+	$(call timed,qemu-aarch64 -cpu max $$bin -test.short -test.run '$(ARM64_TESTS)'); rc=$$?; rm -r $$(dirname $$bin); exit $$rc
 
 # The data-race detector on the packages that run goroutines: the CPU
 # kernels' worker pool, the trainer, and the plugin host's tenants. -short
