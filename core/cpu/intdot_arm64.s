@@ -24,10 +24,12 @@
 #define MUL_S(d, n, m) WORD $(0x4EA09C00 | ((m)<<16) | ((n)<<5) | (d))
 #define MLA_S(d, n, m) WORD $(0x4EA09400 | ((m)<<16) | ((n)<<5) | (d))
 // smull vd.4s, vn.4h, vm.4h and smlal2 vd.4s, vn.8h, vm.8h: int16
-// products widened to int32 (the low four lanes; then the high four,
+// products widened to int32 (the low four lanes; the high four,
 // accumulated)
 #define SMULL_H(d, n, m) WORD $(0x0E60C000 | ((m)<<16) | ((n)<<5) | (d))
 #define SMLAL2_H(d, n, m) WORD $(0x4E608000 | ((m)<<16) | ((n)<<5) | (d))
+// smlal vd.4s, vn.4h, vm.4h: as smlal2, from the low four lanes
+#define SMLAL_H(d, n, m) WORD $(0x0E608000 | ((m)<<16) | ((n)<<5) | (d))
 // scvtf sd, sn: the int32 in sn to float32 (exact: |sums| < 2^24 here)
 #define SCVTF_S(d, n) WORD $(0x5E21D800 | ((n)<<5) | (d))
 // fcvt sd, hn: one half float to float32 (exact)
@@ -263,35 +265,30 @@ q5k_done:
 q5k_end:
 	RET
 
-// One group of 16 Q6_K values into V6 as q-32 (signed, -32..31): Q6KLO
-// from the low nibbles of ql and the high pair that a left shift by sh
-// moves to bits 4-5 of qh; Q6KHI and Q6KHI2 from the high nibbles, with
-// the pair at bits 4-5 of qh as it is, or shifted right by 2. V28 is 0x30
-// in every byte, V29 32, V31 0x0f.
+// One group of 16 Q6_K quants q (0..63) into V6: Q6KLO from the low
+// nibbles of ql and the high pair that a left shift by sh moves to bits
+// 4-5 of qh (BIT takes the low four bits from ql); Q6KHI and Q6KHI2 from
+// the high nibbles (SRI shifts them into the low four bits), with the
+// pair at bits 4-5 of qh as it is, or shifted right by 2. V28 is 0x30 in
+// every byte, V31 0x0f.
 #define Q6KLO(ql, qh, sh) \
-	VAND V31.B16, ql.B16, V6.B16; \
-	VSHL $sh, qh.B16, V7.B16; \
-	VAND V28.B16, V7.B16, V7.B16; \
-	VORR V7.B16, V6.B16, V6.B16; \
-	VSUB V29.B16, V6.B16, V6.B16
+	VSHL $sh, qh.B16, V6.B16; \
+	VAND V28.B16, V6.B16, V6.B16; \
+	VBIT V31.B16, ql.B16, V6.B16
 
 #define Q6KHI(ql, qh) \
-	VUSHR $4, ql.B16, V6.B16; \
-	VAND  V28.B16, qh.B16, V7.B16; \
-	VORR  V7.B16, V6.B16, V6.B16; \
-	VSUB  V29.B16, V6.B16, V6.B16
+	VAND V28.B16, qh.B16, V6.B16; \
+	VSRI $4, ql.B16, V6.B16
 
 #define Q6KHI2(ql, qh) \
-	VUSHR $4, ql.B16, V6.B16; \
-	VUSHR $2, qh.B16, V7.B16; \
-	VAND  V28.B16, V7.B16, V7.B16; \
-	VORR  V7.B16, V6.B16, V6.B16; \
-	VSUB  V29.B16, V6.B16, V6.B16
+	VUSHR $2, qh.B16, V6.B16; \
+	VAND  V28.B16, V6.B16, V6.B16; \
+	VSRI  $4, ql.B16, V6.B16
 
 // One half (128 values, sub-blocks 8h..8h+7) of a Q6_K block: ql's 64
 // bytes at R3 (V0-V3), qh's 32 at R5 (V4-V5), the activations' 128 at R4
 // (V8-V15); group k of the half (values 16k..16k+15, as q6kDecodeNEON
-// walks them) is sub-block 8h+k, its sum of (q-32)*a into V(16+k), all
+// walks them) is sub-block 8h+k, its sum of q*a into V(16+k), all
 // eight reduced to V16 (sub-blocks 8h..8h+3) and V20 (8h+4..8h+7).
 #define Q6KHALF(h) \
 	VLD1.P 64(R3), [V0.B16, V1.B16, V2.B16, V3.B16]; \
@@ -331,9 +328,10 @@ q5k_end:
 
 // func q6kQ8KDotNEON(rows, blocks int, w *byte, stride int, act *byte, out *float32)
 // Q6_K blocks of 210 bytes (128 of low nibbles ql, 64 of high bit pairs
-// qh, 16 int8 scales, f16 d) against Q8_K blocks. The sums of (q-32)*a
-// per sub-block equal dotQ6KQ8KGo's dj - 32*bsums[j], so the bsums go
-// unread.
+// qh, 16 int8 scales, f16 d) against Q8_K blocks. dotQ6KQ8KGo's
+// sumi = sum_j sc_j*(dj - 32*bsums[j]) is taken as
+// sum_j sc_j*dj - 32*sum_j sc_j*bsums[j] (exact int32 either way:
+// |sum sc_j*dj| < 2^29), which spares subtracting 32 from every quant.
 TEXT ·q6kQ8KDotNEON(SB), NOSPLIT, $0-48
 	MOVD  rows+0(FP), R12
 	MOVD  blocks+8(FP), R13
@@ -343,7 +341,6 @@ TEXT ·q6kQ8KDotNEON(SB), NOSPLIT, $0-48
 	MOVD  out+40(FP), R20
 	VMOVI $15, V31.B16
 	VMOVI $0x30, V28.B16
-	VMOVI $32, V29.B16
 	CBZ   R12, q6k_end
 
 q6k_row:
@@ -363,17 +360,27 @@ q6k_loop:
 	SXTL2_HS(25, 7)
 	SXTL_HS(26, 6)
 	SXTL2_HS(27, 6)
+	// sum_j sc_j*bsums[j] in the lanes of V29, from the int16 scales
+	// (V7: 0-7, V6: 8-15) and the activation block's bsums.
+	ADD  $260, R2, R3
+	VLD1 (R3), [V8.H8, V9.H8]
+	SMULL_H(29, 7, 8)
+	SMLAL2_H(29, 7, 8)
+	SMLAL_H(29, 6, 9)
+	SMLAL2_H(29, 6, 9)
 	MOVD R1, R3      // ql
 	ADD  $128, R1, R5 // qh
 	ADD  $4, R2, R4
-	// sumi = sum of sc_j * sum (q-32)*a over the 16 sub-blocks, in the
-	// lanes of V24 (each half's scales are dead once they are used).
+	// sum_j sc_j * sum q*a over the 16 sub-blocks, in the lanes of V24
+	// (each half's scales are dead once they are used).
 	Q6KHALF(0)
 	MUL_S(24, 16, 24)
 	MLA_S(24, 20, 25)
 	Q6KHALF(1)
 	MLA_S(24, 16, 26)
 	MLA_S(24, 20, 27)
+	VSHL  $5, V29.S4, V29.S4
+	VSUB  V29.S4, V24.S4, V24.S4 // sumi, in four lanes
 	VADDV V24.S4, V24
 	SCVTF_S(24, 24)
 	// d = f16(w.d) * a.d; s += d*float32(sumi)
