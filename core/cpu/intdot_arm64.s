@@ -192,32 +192,30 @@ q4k_end:
 // Q5_K's pair of sub-blocks 2p and 2p+1 as Q4KPAIR, with the fifth bits
 // from qh (V20-V21, shifted right by 2 after each pair, so the pair's bits
 // are bits 0 and 1): value l of sub-block 2p gets 16 when bit 2p of qh[l]
-// is set, of 2p+1 when bit 2p+1 is. V29 is 0x10 in every byte.
+// is set, of 2p+1 when bit 2p+1 is. The fifth bits are moved to bit 4 and
+// masked first; BIT then takes the low nibble from the quants, SRI shifts
+// the high nibble in. V29 is 0x10 in every byte, V31 0x0f.
 #define Q5KPAIR(p) \
 	VLD1.P 32(R3), [V0.B16, V1.B16]; \
 	VLD1.P 64(R4), [V2.B16, V3.B16, V4.B16, V5.B16]; \
-	VAND   V31.B16, V0.B16, V6.B16; \
-	VAND   V31.B16, V1.B16, V7.B16; \
-	VUSHR  $4, V0.B16, V0.B16; \
-	VUSHR  $4, V1.B16, V1.B16; \
-	VSHL   $4, V20.B16, V22.B16; \
-	VSHL   $4, V21.B16, V23.B16; \
-	VAND   V29.B16, V22.B16, V22.B16; \
-	VAND   V29.B16, V23.B16, V23.B16; \
-	VORR   V22.B16, V6.B16, V6.B16; \
-	VORR   V23.B16, V7.B16, V7.B16; \
+	VSHL   $4, V20.B16, V6.B16; \
+	VSHL   $4, V21.B16, V7.B16; \
 	VSHL   $3, V20.B16, V22.B16; \
 	VSHL   $3, V21.B16, V23.B16; \
+	VAND   V29.B16, V6.B16, V6.B16; \
+	VAND   V29.B16, V7.B16, V7.B16; \
 	VAND   V29.B16, V22.B16, V22.B16; \
 	VAND   V29.B16, V23.B16, V23.B16; \
-	VORR   V22.B16, V0.B16, V0.B16; \
-	VORR   V23.B16, V1.B16, V1.B16; \
+	VBIT   V31.B16, V0.B16, V6.B16; \
+	VBIT   V31.B16, V1.B16, V7.B16; \
+	VSRI   $4, V0.B16, V22.B16; \
+	VSRI   $4, V1.B16, V23.B16; \
 	VUSHR  $2, V20.B16, V20.B16; \
 	VUSHR  $2, V21.B16, V21.B16; \
 	SDOT(8+2*(p), 6, 2); \
 	SDOT(8+2*(p), 7, 3); \
-	SDOT(9+2*(p), 0, 4); \
-	SDOT(9+2*(p), 1, 5)
+	SDOT(9+2*(p), 22, 4); \
+	SDOT(9+2*(p), 23, 5)
 
 // func q5kQ8KDotNEON(rows, blocks int, w *byte, stride int, act *byte, out *float32)
 // Q5_K blocks of 176 bytes (f16 d and dmin, 12 bytes of scales and mins,
