@@ -9,6 +9,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/graft-ml/graft/core/cpu"
@@ -68,7 +69,7 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 	if h.opt.RealClock {
 		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	}
-	mod, err := h.rt.InstantiateModule(ctx, h.compiled, cfg)
+	mod, err := h.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memoryAllocator{}), h.compiled, cfg)
 	if err != nil {
 		if strings.Contains(err.Error(), "memory") && strings.Contains(err.Error(), "limit") {
 			err = fmt.Errorf("%w: %w", ErrMemoryLimit, err)
