@@ -4242,8 +4242,100 @@ q4kQ8KDotAVX2_row:
 	VPOR         X2, X3, X3
 	VPBROADCASTQ X3, Y2
 	VPUNPCKHBW   intconsts<>+816(SB), X3, X3
+	VMOVDQA      Y2, Y4
+	VMOVDQA      Y3, Y5
+	CMPQ         R8, $0x01
+	JE           q4kQ8KDotAVX2_last0
+	VMOVDQU      148(DI), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X6
+	VMOVDQA      Y2, Y2
+	VMOVDQA      Y6, Y3
+
+q4kQ8KDotAVX2_last0:
+	VMOVDQU      (R9), X6
+	VPMADDWD     X5, X6, X6
+	VMOVDQU      16(DI), Y5
+	VPAND        Y0, Y5, Y8
+	VPMADDUBSW   4(SI), Y8, Y8
+	VPSHUFB      intconsts<>+256(SB), Y4, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   36(SI), Y5, Y5
+	VPSHUFB      intconsts<>+288(SB), Y4, Y9
+	VPMADDWD     Y9, Y5, Y5
+	VPADDD       Y5, Y8, Y8
+	VMOVDQU      48(DI), Y5
+	VPAND        Y0, Y5, Y9
+	VPMADDUBSW   68(SI), Y9, Y9
+	VPSHUFB      intconsts<>+320(SB), Y4, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   100(SI), Y5, Y5
+	VPSHUFB      intconsts<>+352(SB), Y4, Y10
+	VPMADDWD     Y10, Y5, Y5
+	VPADDD       Y5, Y9, Y9
+	VMOVDQU      80(DI), Y5
+	VPAND        Y0, Y5, Y10
+	VPMADDUBSW   132(SI), Y10, Y10
+	VPSHUFB      intconsts<>+384(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   164(SI), Y5, Y5
+	VPSHUFB      intconsts<>+416(SB), Y4, Y11
+	VPMADDWD     Y11, Y5, Y5
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      112(DI), Y5
+	VPAND        Y0, Y5, Y10
+	VPMADDUBSW   196(SI), Y10, Y10
+	VPSHUFB      intconsts<>+448(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   228(SI), Y5, Y5
+	VPSHUFB      intconsts<>+480(SB), Y4, Y4
+	VPMADDWD     Y4, Y5, Y5
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVD        (DI), X7
+	VCVTPH2PS    X7, X7
+	VBROADCASTSS (SI), X4
+	VMULPS       X4, X7, X7
+	VMOVDQA      Y8, Y4
+	VMOVDQA      Y6, Y5
+	VMOVDQA      Y7, Y8
+	ADDQ         $0x00000090, DI
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000010, R9
+	DECQ         R8
 
 q4kQ8KDotAVX2_loop:
+	JZ           q4kQ8KDotAVX2_tail
+	VEXTRACTI128 $0x01, Y4, X6
+	VPADDD       X6, X4, X4
+	VPUNPCKLQDQ  X5, X4, X6
+	VPUNPCKHQDQ  X5, X4, X5
+	VPADDD       X5, X6, X6
+	VPSHUFD      $0xd8, X6, X4
+	VPSHUFD      $0x8d, X6, X5
+	VPADDD       X5, X4, X4
+	VCVTDQ2PS    X4, X4
+	VMULPS       X4, X8, X4
+	VMOVSHDUP    X4, X5
+	VSUBSS       X5, X4, X4
+	VADDSS       X4, X1, X1
 	VMOVDQA      Y2, Y4
 	VMOVDQA      Y3, Y5
 	CMPQ         R8, $0x01
@@ -4265,74 +4357,79 @@ q4kQ8KDotAVX2_last:
 	VMOVDQU      (R9), X6
 	VPMADDWD     X5, X6, X6
 	VMOVDQU      16(DI), Y5
-	VPAND        Y0, Y5, Y7
-	VPMADDUBSW   4(SI), Y7, Y7
-	VPSHUFB      intconsts<>+256(SB), Y4, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        Y0, Y5, Y5
-	VPMADDUBSW   36(SI), Y5, Y5
-	VPSHUFB      intconsts<>+288(SB), Y4, Y8
-	VPMADDWD     Y8, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      48(DI), Y5
 	VPAND        Y0, Y5, Y8
-	VPMADDUBSW   68(SI), Y8, Y8
-	VPSHUFB      intconsts<>+320(SB), Y4, Y9
+	VPMADDUBSW   4(SI), Y8, Y8
+	VPSHUFB      intconsts<>+256(SB), Y4, Y9
 	VPMADDWD     Y9, Y8, Y8
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        Y0, Y5, Y5
-	VPMADDUBSW   100(SI), Y5, Y5
-	VPSHUFB      intconsts<>+352(SB), Y4, Y9
+	VPMADDUBSW   36(SI), Y5, Y5
+	VPSHUFB      intconsts<>+288(SB), Y4, Y9
 	VPMADDWD     Y9, Y5, Y5
 	VPADDD       Y5, Y8, Y8
-	VMOVDQU      80(DI), Y5
+	VMOVDQU      48(DI), Y5
 	VPAND        Y0, Y5, Y9
-	VPMADDUBSW   132(SI), Y9, Y9
-	VPSHUFB      intconsts<>+384(SB), Y4, Y10
+	VPMADDUBSW   68(SI), Y9, Y9
+	VPSHUFB      intconsts<>+320(SB), Y4, Y10
 	VPMADDWD     Y10, Y9, Y9
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        Y0, Y5, Y5
-	VPMADDUBSW   164(SI), Y5, Y5
-	VPSHUFB      intconsts<>+416(SB), Y4, Y10
+	VPMADDUBSW   100(SI), Y5, Y5
+	VPSHUFB      intconsts<>+352(SB), Y4, Y10
 	VPMADDWD     Y10, Y5, Y5
 	VPADDD       Y5, Y9, Y9
-	VPADDD       Y9, Y7, Y7
+	VMOVDQU      80(DI), Y5
+	VPAND        Y0, Y5, Y10
+	VPMADDUBSW   132(SI), Y10, Y10
+	VPSHUFB      intconsts<>+384(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPMADDUBSW   164(SI), Y5, Y5
+	VPSHUFB      intconsts<>+416(SB), Y4, Y11
+	VPMADDWD     Y11, Y5, Y5
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y10, Y8, Y8
 	VMOVDQU      112(DI), Y5
-	VPAND        Y0, Y5, Y9
-	VPMADDUBSW   196(SI), Y9, Y9
-	VPSHUFB      intconsts<>+448(SB), Y4, Y10
-	VPMADDWD     Y10, Y9, Y9
+	VPAND        Y0, Y5, Y10
+	VPMADDUBSW   196(SI), Y10, Y10
+	VPSHUFB      intconsts<>+448(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        Y0, Y5, Y5
 	VPMADDUBSW   228(SI), Y5, Y5
 	VPSHUFB      intconsts<>+480(SB), Y4, Y4
 	VPMADDWD     Y4, Y5, Y5
-	VPADDD       Y5, Y9, Y9
+	VPADDD       Y5, Y10, Y10
+	VPADDD       Y10, Y9, Y9
 	VPADDD       Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VEXTRACTI128 $0x01, Y7, X4
-	VPADDD       X4, X7, X7
-	VPUNPCKLQDQ  X6, X7, X4
-	VPUNPCKHQDQ  X6, X7, X5
-	VPADDD       X5, X4, X4
-	VPSHUFD      $0xd8, X4, X7
-	VPSHUFD      $0x8d, X4, X5
-	VPADDD       X5, X7, X7
-	VCVTDQ2PS    X7, X7
-	VMOVD        (DI), X4
-	VCVTPH2PS    X4, X4
-	VBROADCASTSS (SI), X5
-	VMULPS       X5, X4, X4
-	VMULPS       X7, X4, X4
-	VMOVSHDUP    X4, X5
-	VSUBSS       X5, X4, X4
-	VADDSS       X4, X1, X1
+	VMOVD        (DI), X7
+	VCVTPH2PS    X7, X7
+	VBROADCASTSS (SI), X4
+	VMULPS       X4, X7, X7
+	VMOVDQA      Y8, Y4
+	VMOVDQA      Y6, Y5
+	VMOVDQA      Y7, Y8
 	ADDQ         $0x00000090, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
 	DECQ         R8
-	JNZ          q4kQ8KDotAVX2_loop
+	JMP          q4kQ8KDotAVX2_loop
+
+q4kQ8KDotAVX2_tail:
+	VEXTRACTI128 $0x01, Y4, X2
+	VPADDD       X2, X4, X4
+	VPUNPCKLQDQ  X5, X4, X2
+	VPUNPCKHQDQ  X5, X4, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0xd8, X2, X4
+	VPSHUFD      $0x8d, X2, X3
+	VPADDD       X3, X4, X4
+	VCVTDQ2PS    X4, X4
+	VMULPS       X4, X8, X2
+	VMOVSHDUP    X2, X3
+	VSUBSS       X3, X2, X2
+	VADDSS       X2, X1, X1
 	VMOVSS       X1, (BX)
 	ADDQ         $0x04, BX
 	MOVQ         stride+24(FP), SI
@@ -4578,8 +4675,132 @@ q5kQ8KDotAVX2_row:
 	VPOR         X2, X3, X3
 	VPBROADCASTQ X3, Y2
 	VPUNPCKHBW   intconsts<>+816(SB), X3, X3
+	VMOVDQA      Y2, Y4
+	VMOVDQA      Y3, Y5
+	CMPQ         R8, $0x01
+	JE           q5kQ8KDotAVX2_last0
+	VMOVDQU      180(DI), X2
+	VPSHUFD      $0x98, X2, X3
+	VPSRLVD      intconsts<>+736(SB), X3, X3
+	VPAND        intconsts<>+752(SB), X3, X3
+	VPSHUFD      $0x50, X2, X2
+	VPSRLD       $0x02, X2, X2
+	VPAND        intconsts<>+768(SB), X2, X2
+	VPOR         X2, X3, X3
+	VPBROADCASTQ X3, Y2
+	VPUNPCKHBW   intconsts<>+816(SB), X3, X6
+	VMOVDQA      Y2, Y2
+	VMOVDQA      Y6, Y3
+
+q5kQ8KDotAVX2_last0:
+	VMOVDQU      (R9), X6
+	VPMADDWD     X5, X6, X6
+	VMOVDQU      16(DI), Y5
+	VMOVDQU      48(DI), Y8
+	VPAND        Y0, Y8, Y9
+	VPAND        intconsts<>+32(SB), Y5, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPMADDUBSW   4(SI), Y9, Y9
+	VPSHUFB      intconsts<>+256(SB), Y4, Y10
+	VPMADDWD     Y10, Y9, Y9
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x01, Y5, Y10
+	VPAND        intconsts<>+32(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPMADDUBSW   36(SI), Y8, Y8
+	VPSHUFB      intconsts<>+288(SB), Y4, Y10
+	VPMADDWD     Y10, Y8, Y8
+	VPADDD       Y8, Y9, Y9
+	VMOVDQU      80(DI), Y8
+	VPAND        Y0, Y8, Y10
+	VPSRLW       $0x02, Y5, Y11
+	VPAND        intconsts<>+32(SB), Y11, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPMADDUBSW   68(SI), Y10, Y10
+	VPSHUFB      intconsts<>+320(SB), Y4, Y11
+	VPMADDWD     Y11, Y10, Y10
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x03, Y5, Y11
+	VPAND        intconsts<>+32(SB), Y11, Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPOR         Y11, Y8, Y8
+	VPMADDUBSW   100(SI), Y8, Y8
+	VPSHUFB      intconsts<>+352(SB), Y4, Y11
+	VPMADDWD     Y11, Y8, Y8
+	VPADDD       Y8, Y10, Y10
+	VMOVDQU      112(DI), Y8
+	VPAND        Y0, Y8, Y11
+	VPSRLW       $0x04, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   132(SI), Y11, Y11
+	VPSHUFB      intconsts<>+384(SB), Y4, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x05, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y8, Y8
+	VPMADDUBSW   164(SI), Y8, Y8
+	VPSHUFB      intconsts<>+416(SB), Y4, Y12
+	VPMADDWD     Y12, Y8, Y8
+	VPADDD       Y8, Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	VMOVDQU      144(DI), Y8
+	VPAND        Y0, Y8, Y11
+	VPSRLW       $0x06, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   196(SI), Y11, Y11
+	VPSHUFB      intconsts<>+448(SB), Y4, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x07, Y5, Y5
+	VPAND        intconsts<>+32(SB), Y5, Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPOR         Y5, Y8, Y8
+	VPMADDUBSW   228(SI), Y8, Y8
+	VPSHUFB      intconsts<>+480(SB), Y4, Y4
+	VPMADDWD     Y4, Y8, Y8
+	VPADDD       Y8, Y11, Y11
+	VPADDD       Y11, Y10, Y10
+	VPADDD       Y10, Y9, Y9
+	VMOVD        (DI), X7
+	VCVTPH2PS    X7, X7
+	VBROADCASTSS (SI), X4
+	VMULPS       X4, X7, X7
+	VMOVDQA      Y9, Y4
+	VMOVDQA      Y6, Y5
+	VMOVDQA      Y7, Y8
+	ADDQ         $0x000000b0, DI
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000010, R9
+	DECQ         R8
 
 q5kQ8KDotAVX2_loop:
+	JZ           q5kQ8KDotAVX2_tail
+	VEXTRACTI128 $0x01, Y4, X6
+	VPADDD       X6, X4, X4
+	VPUNPCKLQDQ  X5, X4, X6
+	VPUNPCKHQDQ  X5, X4, X5
+	VPADDD       X5, X6, X6
+	VPSHUFD      $0xd8, X6, X4
+	VPSHUFD      $0x8d, X6, X5
+	VPADDD       X5, X4, X4
+	VCVTDQ2PS    X4, X4
+	VMULPS       X4, X8, X4
+	VMOVSHDUP    X4, X5
+	VSUBSS       X5, X4, X4
+	VADDSS       X4, X1, X1
 	VMOVDQA      Y2, Y4
 	VMOVDQA      Y3, Y5
 	CMPQ         R8, $0x01
@@ -4601,106 +4822,111 @@ q5kQ8KDotAVX2_last:
 	VMOVDQU      (R9), X6
 	VPMADDWD     X5, X6, X6
 	VMOVDQU      16(DI), Y5
-	VMOVDQU      48(DI), Y7
-	VPAND        Y0, Y7, Y8
-	VPAND        intconsts<>+32(SB), Y5, Y9
-	VPSLLW       $0x04, Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   4(SI), Y8, Y8
-	VPSHUFB      intconsts<>+256(SB), Y4, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y0, Y7, Y7
-	VPSRLW       $0x01, Y5, Y9
-	VPAND        intconsts<>+32(SB), Y9, Y9
-	VPSLLW       $0x04, Y9, Y9
-	VPOR         Y9, Y7, Y7
-	VPMADDUBSW   36(SI), Y7, Y7
-	VPSHUFB      intconsts<>+288(SB), Y4, Y9
-	VPMADDWD     Y9, Y7, Y7
-	VPADDD       Y7, Y8, Y8
-	VMOVDQU      80(DI), Y7
-	VPAND        Y0, Y7, Y9
-	VPSRLW       $0x02, Y5, Y10
-	VPAND        intconsts<>+32(SB), Y10, Y10
+	VMOVDQU      48(DI), Y8
+	VPAND        Y0, Y8, Y9
+	VPAND        intconsts<>+32(SB), Y5, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   68(SI), Y9, Y9
-	VPSHUFB      intconsts<>+320(SB), Y4, Y10
+	VPMADDUBSW   4(SI), Y9, Y9
+	VPSHUFB      intconsts<>+256(SB), Y4, Y10
 	VPMADDWD     Y10, Y9, Y9
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y0, Y7, Y7
-	VPSRLW       $0x03, Y5, Y10
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x01, Y5, Y10
 	VPAND        intconsts<>+32(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
-	VPOR         Y10, Y7, Y7
-	VPMADDUBSW   100(SI), Y7, Y7
-	VPSHUFB      intconsts<>+352(SB), Y4, Y10
-	VPMADDWD     Y10, Y7, Y7
-	VPADDD       Y7, Y9, Y9
-	VMOVDQU      112(DI), Y7
-	VPAND        Y0, Y7, Y10
-	VPSRLW       $0x04, Y5, Y11
+	VPOR         Y10, Y8, Y8
+	VPMADDUBSW   36(SI), Y8, Y8
+	VPSHUFB      intconsts<>+288(SB), Y4, Y10
+	VPMADDWD     Y10, Y8, Y8
+	VPADDD       Y8, Y9, Y9
+	VMOVDQU      80(DI), Y8
+	VPAND        Y0, Y8, Y10
+	VPSRLW       $0x02, Y5, Y11
 	VPAND        intconsts<>+32(SB), Y11, Y11
 	VPSLLW       $0x04, Y11, Y11
 	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   132(SI), Y10, Y10
-	VPSHUFB      intconsts<>+384(SB), Y4, Y11
+	VPMADDUBSW   68(SI), Y10, Y10
+	VPSHUFB      intconsts<>+320(SB), Y4, Y11
 	VPMADDWD     Y11, Y10, Y10
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y0, Y7, Y7
-	VPSRLW       $0x05, Y5, Y11
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x03, Y5, Y11
 	VPAND        intconsts<>+32(SB), Y11, Y11
 	VPSLLW       $0x04, Y11, Y11
-	VPOR         Y11, Y7, Y7
-	VPMADDUBSW   164(SI), Y7, Y7
-	VPSHUFB      intconsts<>+416(SB), Y4, Y11
-	VPMADDWD     Y11, Y7, Y7
-	VPADDD       Y7, Y10, Y10
-	VPADDD       Y10, Y8, Y8
-	VMOVDQU      144(DI), Y7
-	VPAND        Y0, Y7, Y10
-	VPSRLW       $0x06, Y5, Y11
-	VPAND        intconsts<>+32(SB), Y11, Y11
-	VPSLLW       $0x04, Y11, Y11
-	VPOR         Y11, Y10, Y10
-	VPMADDUBSW   196(SI), Y10, Y10
-	VPSHUFB      intconsts<>+448(SB), Y4, Y11
-	VPMADDWD     Y11, Y10, Y10
-	VPSRLW       $0x04, Y7, Y7
-	VPAND        Y0, Y7, Y7
+	VPOR         Y11, Y8, Y8
+	VPMADDUBSW   100(SI), Y8, Y8
+	VPSHUFB      intconsts<>+352(SB), Y4, Y11
+	VPMADDWD     Y11, Y8, Y8
+	VPADDD       Y8, Y10, Y10
+	VMOVDQU      112(DI), Y8
+	VPAND        Y0, Y8, Y11
+	VPSRLW       $0x04, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   132(SI), Y11, Y11
+	VPSHUFB      intconsts<>+384(SB), Y4, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
+	VPSRLW       $0x05, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y8, Y8
+	VPMADDUBSW   164(SI), Y8, Y8
+	VPSHUFB      intconsts<>+416(SB), Y4, Y12
+	VPMADDWD     Y12, Y8, Y8
+	VPADDD       Y8, Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	VMOVDQU      144(DI), Y8
+	VPAND        Y0, Y8, Y11
+	VPSRLW       $0x06, Y5, Y12
+	VPAND        intconsts<>+32(SB), Y12, Y12
+	VPSLLW       $0x04, Y12, Y12
+	VPOR         Y12, Y11, Y11
+	VPMADDUBSW   196(SI), Y11, Y11
+	VPSHUFB      intconsts<>+448(SB), Y4, Y12
+	VPMADDWD     Y12, Y11, Y11
+	VPSRLW       $0x04, Y8, Y8
+	VPAND        Y0, Y8, Y8
 	VPSRLW       $0x07, Y5, Y5
 	VPAND        intconsts<>+32(SB), Y5, Y5
 	VPSLLW       $0x04, Y5, Y5
-	VPOR         Y5, Y7, Y7
-	VPMADDUBSW   228(SI), Y7, Y7
+	VPOR         Y5, Y8, Y8
+	VPMADDUBSW   228(SI), Y8, Y8
 	VPSHUFB      intconsts<>+480(SB), Y4, Y4
-	VPMADDWD     Y4, Y7, Y7
-	VPADDD       Y7, Y10, Y10
+	VPMADDWD     Y4, Y8, Y8
+	VPADDD       Y8, Y11, Y11
+	VPADDD       Y11, Y10, Y10
 	VPADDD       Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VEXTRACTI128 $0x01, Y8, X4
-	VPADDD       X4, X8, X8
-	VPUNPCKLQDQ  X6, X8, X4
-	VPUNPCKHQDQ  X6, X8, X5
-	VPADDD       X5, X4, X4
-	VPSHUFD      $0xd8, X4, X8
-	VPSHUFD      $0x8d, X4, X5
-	VPADDD       X5, X8, X8
-	VCVTDQ2PS    X8, X8
-	VMOVD        (DI), X4
-	VCVTPH2PS    X4, X4
-	VBROADCASTSS (SI), X5
-	VMULPS       X5, X4, X4
-	VMULPS       X8, X4, X4
-	VMOVSHDUP    X4, X5
-	VSUBSS       X5, X4, X4
-	VADDSS       X4, X1, X1
+	VMOVD        (DI), X7
+	VCVTPH2PS    X7, X7
+	VBROADCASTSS (SI), X4
+	VMULPS       X4, X7, X7
+	VMOVDQA      Y9, Y4
+	VMOVDQA      Y6, Y5
+	VMOVDQA      Y7, Y8
 	ADDQ         $0x000000b0, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
 	DECQ         R8
-	JNZ          q5kQ8KDotAVX2_loop
+	JMP          q5kQ8KDotAVX2_loop
+
+q5kQ8KDotAVX2_tail:
+	VEXTRACTI128 $0x01, Y4, X2
+	VPADDD       X2, X4, X4
+	VPUNPCKLQDQ  X5, X4, X2
+	VPUNPCKHQDQ  X5, X4, X3
+	VPADDD       X3, X2, X2
+	VPSHUFD      $0xd8, X2, X4
+	VPSHUFD      $0x8d, X2, X3
+	VPADDD       X3, X4, X4
+	VCVTDQ2PS    X4, X4
+	VMULPS       X4, X8, X2
+	VMOVSHDUP    X2, X3
+	VSUBSS       X3, X2, X2
+	VADDSS       X2, X1, X1
 	VMOVSS       X1, (BX)
 	ADDQ         $0x04, BX
 	MOVQ         stride+24(FP), SI

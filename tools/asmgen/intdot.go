@@ -149,6 +149,13 @@ type intBody struct {
 	// main adds the block at pw's contribution, against the activation
 	// block at pa, to the low lane of s; pre is prep's result for it.
 	main func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
+	// ints and finish, where set instead of main, split it: ints computes
+	// the block's integer sums and scales (returned), finish reduces and
+	// scales them and adds them to s. The kernel then finishes each block
+	// during the next one's integer work, so that the long chain of the
+	// reduction overlaps it rather than filling the scheduler.
+	ints   func(pw, pa, paux reg.Register, pre []reg.VecVirtual) []reg.VecVirtual
+	finish func(carry []reg.VecVirtual, s reg.VecVirtual)
 }
 
 // hoisted holds, while a kernel's loop is emitted, the constants that it
@@ -229,31 +236,61 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 		if body.prep != nil {
 			pre = body.prep(pw, 0)
 		}
-		Label(name + "_loop")
-		var cur []reg.VecVirtual
-		if body.prep != nil {
-			// Take this block's prepared values and prepare the next
-			// block's, unless this is the last (never read past the row).
+		// take returns this block's prepared values and prepares the
+		// next block's, unless this is the last (never read past the
+		// row).
+		take := func(last string) []reg.VecVirtual {
+			if body.prep == nil {
+				return nil
+			}
+			var cur []reg.VecVirtual
 			for _, v := range pre {
 				c := YMM()
 				VMOVDQA(v, c)
 				cur = append(cur, c)
 			}
 			CMPQ(n, Imm(1))
-			JE(LabelRef(name + "_last"))
+			JE(LabelRef(name + last))
 			for i, v := range body.prep(pw, wBytes) {
 				VMOVDQA(v, pre[i])
 			}
-			Label(name + "_last")
+			Label(name + last)
+			return cur
 		}
-		body.main(pw, pa, paux, cur, s)
-		ADDQ(U32(uint32(wBytes)), pw)
-		ADDQ(U32(uint32(aBytes)), pa)
-		if body.pairSums {
-			ADDQ(U32(q8kPairBytes), paux)
+		advance := func() {
+			ADDQ(U32(uint32(wBytes)), pw)
+			ADDQ(U32(uint32(aBytes)), pa)
+			if body.pairSums {
+				ADDQ(U32(q8kPairBytes), paux)
+			}
+			DECQ(n)
 		}
-		DECQ(n)
-		JNZ(LabelRef(name + "_loop"))
+		if body.ints == nil {
+			Label(name + "_loop")
+			body.main(pw, pa, paux, take("_last"), s)
+			advance()
+			JNZ(LabelRef(name + "_loop"))
+			return
+		}
+		// Block 0's integer work, then each block's beside the previous
+		// one's finish, then the last finish.
+		var carry []reg.VecVirtual
+		for _, v := range body.ints(pw, pa, paux, take("_last0")) {
+			c := YMM()
+			VMOVDQA(v.AsY(), c)
+			carry = append(carry, c)
+		}
+		advance()
+		Label(name + "_loop")
+		JZ(LabelRef(name + "_tail"))
+		body.finish(carry, s)
+		for i, v := range body.ints(pw, pa, paux, take("_last")) {
+			VMOVDQA(v.AsY(), carry[i])
+		}
+		advance()
+		JMP(LabelRef(name + "_loop"))
+		Label(name + "_tail")
+		body.finish(carry, s)
 	})
 }
 
@@ -265,9 +302,10 @@ func kScaleMinIntBody(five bool) intBody {
 	return intBody{
 		prep:     kScaleMinPrep,
 		pairSums: true,
-		main: func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
-			kScaleMinMain(pw, pa, paux, pre[0], pre[1], s, five)
+		ints: func(pw, pa, paux reg.Register, pre []reg.VecVirtual) []reg.VecVirtual {
+			return kScaleMinInts(pw, pa, paux, pre[0], pre[1], five)
 		},
+		finish: kScaleMinFinish,
 	}
 }
 
@@ -295,9 +333,10 @@ func kScaleMinPrep(pw reg.Register, disp int) []reg.VecVirtual {
 	return []reg.VecVirtual{scales, mins}
 }
 
-// kScaleMinMain is the rest of a Q4_K or Q5_K block, with scales and mins
-// from kScaleMinPrep.
-func kScaleMinMain(pw, pa, paux reg.Register, scales, mins, s reg.VecVirtual, five bool) {
+// kScaleMinInts is the integer work of a Q4_K or Q5_K block, with scales
+// and mins from kScaleMinPrep: it returns the 8 lanes of sumi, the 4 of
+// summ and [f16(d), f16(dmin)] * a.d.
+func kScaleMinInts(pw, pa, paux reg.Register, scales, mins reg.VecVirtual, five bool) []reg.VecVirtual {
 	qs := 16
 	if five {
 		qs = 48
@@ -358,6 +397,19 @@ func kScaleMinMain(pw, pa, paux reg.Register, scales, mins, s reg.VecVirtual, fi
 	}
 	sumi := sums[0]
 	VPADDD(sums[1], sumi, sumi)
+	// [d, dmin] * a.d, each rounded.
+	dd, ad := XMM(), XMM()
+	VMOVD(Mem{Base: pw}, dd)
+	VCVTPH2PS(dd, dd)
+	VBROADCASTSS(Mem{Base: pa}, ad)
+	VMULPS(ad, dd, dd)
+	return []reg.VecVirtual{sumi, bs, dd}
+}
+
+// kScaleMinFinish adds a Q4_K or Q5_K block's d*sumi - dmin*summ to s,
+// from kScaleMinInts' results.
+func kScaleMinFinish(carry []reg.VecVirtual, s reg.VecVirtual) {
+	sumi, bs, dd := carry[0], carry[1].AsX(), carry[2].AsX()
 	// sumi's 8 lanes to 4 (s0-s3), then with summ's (b0-b3):
 	// [s0+s2 s1+s3 b0+b2 b1+b3], its lanes paired both ways and added,
 	// so lanes 0 and 1 hold sumi and summ (shuffles and adds: vphaddd
@@ -374,18 +426,12 @@ func kScaleMinMain(pw, pa, paux reg.Register, scales, mins, s reg.VecVirtual, fi
 	VPSHUFD(Imm(0x8d), lo, hi) // a1 b1 a0 b0
 	VPADDD(hi, si, si)
 	VCVTDQ2PS(si, si)
-
-	// [d, dmin] * a.d, each rounded, then times [sumi, summ].
-	dd, ad := XMM(), XMM()
-	VMOVD(Mem{Base: pw}, dd)
-	VCVTPH2PS(dd, dd)
-	VBROADCASTSS(Mem{Base: pa}, ad)
-	VMULPS(ad, dd, dd)
-	VMULPS(si, dd, dd)
-	m := XMM()
-	VMOVSHDUP(dd, m)
-	VSUBSS(m, dd, dd)
-	VADDSS(dd, s, s)
+	// Times [sumi, summ], then the difference into s.
+	t, m := XMM(), XMM()
+	VMULPS(si, dd, t)
+	VMOVSHDUP(t, m)
+	VSUBSS(m, t, t)
+	VADDSS(t, s, s)
 }
 
 // q6kIntBody is one Q6_K block: 128 bytes of low nibbles, 64 bytes of high
