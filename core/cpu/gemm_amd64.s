@@ -4953,13 +4953,11 @@ q6kQ8KDotAVX2_row:
 	VPMOVSXBW 192(DI), Y2
 	VPERMQ    $0x44, Y2, Y3
 	VPERMQ    $0xee, Y2, Y4
-
-q6kQ8KDotAVX2_loop:
 	VMOVDQA   Y2, Y5
 	VMOVDQA   Y3, Y6
 	VMOVDQA   Y4, Y7
 	CMPQ      R8, $0x01
-	JE        q6kQ8KDotAVX2_last
+	JE        q6kQ8KDotAVX2_last0
 	VPMOVSXBW 402(DI), Y2
 	VPERMQ    $0x44, Y2, Y3
 	VPERMQ    $0xee, Y2, Y4
@@ -4967,99 +4965,212 @@ q6kQ8KDotAVX2_loop:
 	VMOVDQA   Y3, Y3
 	VMOVDQA   Y4, Y4
 
-q6kQ8KDotAVX2_last:
+q6kQ8KDotAVX2_last0:
 	VMOVDQU      260(SI), Y8
 	VPMADDWD     Y5, Y8, Y8
 	VPSLLD       $0x05, Y8, Y8
 	VMOVDQU      (DI), Y5
-	VMOVDQU      32(DI), Y9
-	VMOVDQU      128(DI), Y10
-	VPAND        Y0, Y5, Y11
-	VPAND        intconsts<>+64(SB), Y10, Y12
-	VPSLLW       $0x04, Y12, Y12
-	VPOR         Y12, Y11, Y11
-	VPMADDUBSW   4(SI), Y11, Y11
-	VPSHUFB      intconsts<>+512(SB), Y6, Y12
-	VPMADDWD     Y12, Y11, Y11
-	VPAND        Y0, Y9, Y12
-	VPAND        intconsts<>+96(SB), Y10, Y13
-	VPSLLW       $0x02, Y13, Y13
+	VMOVDQU      32(DI), Y10
+	VMOVDQU      128(DI), Y11
+	VPAND        Y0, Y5, Y12
+	VPAND        intconsts<>+64(SB), Y11, Y13
+	VPSLLW       $0x04, Y13, Y13
 	VPOR         Y13, Y12, Y12
-	VPMADDUBSW   36(SI), Y12, Y12
-	VPSHUFB      intconsts<>+544(SB), Y6, Y13
+	VPMADDUBSW   4(SI), Y12, Y12
+	VPSHUFB      intconsts<>+512(SB), Y6, Y13
 	VPMADDWD     Y13, Y12, Y12
-	VPADDD       Y12, Y11, Y11
+	VPAND        Y0, Y10, Y13
+	VPAND        intconsts<>+96(SB), Y11, Y14
+	VPSLLW       $0x02, Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPMADDUBSW   36(SI), Y13, Y13
+	VPSHUFB      intconsts<>+544(SB), Y6, Y14
+	VPMADDWD     Y14, Y13, Y13
+	VPADDD       Y13, Y12, Y12
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        Y0, Y5, Y5
-	VPAND        intconsts<>+128(SB), Y10, Y12
-	VPOR         Y12, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y11, Y13
+	VPOR         Y13, Y5, Y5
 	VPMADDUBSW   68(SI), Y5, Y5
-	VPSHUFB      intconsts<>+576(SB), Y6, Y12
-	VPMADDWD     Y12, Y5, Y5
-	VPADDD       Y5, Y11, Y11
-	VPSRLW       $0x04, Y9, Y5
+	VPSHUFB      intconsts<>+576(SB), Y6, Y13
+	VPMADDWD     Y13, Y5, Y5
+	VPADDD       Y5, Y12, Y12
+	VPSRLW       $0x04, Y10, Y5
 	VPAND        Y0, Y5, Y5
-	VPAND        intconsts<>+160(SB), Y10, Y9
-	VPSRLW       $0x02, Y9, Y9
-	VPOR         Y9, Y5, Y5
+	VPAND        intconsts<>+160(SB), Y11, Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPOR         Y10, Y5, Y5
 	VPMADDUBSW   100(SI), Y5, Y5
 	VPSHUFB      intconsts<>+608(SB), Y6, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y11, Y11
+	VPADDD       Y5, Y12, Y12
 	VMOVDQU      64(DI), Y5
 	VMOVDQU      96(DI), Y6
-	VMOVDQU      160(DI), Y9
-	VPAND        Y0, Y5, Y10
-	VPAND        intconsts<>+64(SB), Y9, Y12
-	VPSLLW       $0x04, Y12, Y12
-	VPOR         Y12, Y10, Y10
-	VPMADDUBSW   132(SI), Y10, Y10
-	VPSHUFB      intconsts<>+512(SB), Y7, Y12
-	VPMADDWD     Y12, Y10, Y10
-	VPADDD       Y10, Y11, Y11
-	VPAND        Y0, Y6, Y10
-	VPAND        intconsts<>+96(SB), Y9, Y12
-	VPSLLW       $0x02, Y12, Y12
-	VPOR         Y12, Y10, Y10
-	VPMADDUBSW   164(SI), Y10, Y10
-	VPSHUFB      intconsts<>+544(SB), Y7, Y12
-	VPMADDWD     Y12, Y10, Y10
-	VPADDD       Y10, Y11, Y11
+	VMOVDQU      160(DI), Y10
+	VPAND        Y0, Y5, Y11
+	VPAND        intconsts<>+64(SB), Y10, Y13
+	VPSLLW       $0x04, Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPMADDUBSW   132(SI), Y11, Y11
+	VPSHUFB      intconsts<>+512(SB), Y7, Y13
+	VPMADDWD     Y13, Y11, Y11
+	VPADDD       Y11, Y12, Y12
+	VPAND        Y0, Y6, Y11
+	VPAND        intconsts<>+96(SB), Y10, Y13
+	VPSLLW       $0x02, Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPMADDUBSW   164(SI), Y11, Y11
+	VPSHUFB      intconsts<>+544(SB), Y7, Y13
+	VPMADDWD     Y13, Y11, Y11
+	VPADDD       Y11, Y12, Y12
 	VPSRLW       $0x04, Y5, Y5
 	VPAND        Y0, Y5, Y5
-	VPAND        intconsts<>+128(SB), Y9, Y10
-	VPOR         Y10, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y10, Y11
+	VPOR         Y11, Y5, Y5
 	VPMADDUBSW   196(SI), Y5, Y5
-	VPSHUFB      intconsts<>+576(SB), Y7, Y10
-	VPMADDWD     Y10, Y5, Y5
-	VPADDD       Y5, Y11, Y11
+	VPSHUFB      intconsts<>+576(SB), Y7, Y11
+	VPMADDWD     Y11, Y5, Y5
+	VPADDD       Y5, Y12, Y12
 	VPSRLW       $0x04, Y6, Y5
 	VPAND        Y0, Y5, Y5
-	VPAND        intconsts<>+160(SB), Y9, Y6
+	VPAND        intconsts<>+160(SB), Y10, Y6
 	VPSRLW       $0x02, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPMADDUBSW   228(SI), Y5, Y5
 	VPSHUFB      intconsts<>+608(SB), Y7, Y6
 	VPMADDWD     Y6, Y5, Y5
-	VPADDD       Y5, Y11, Y11
-	VPSUBD       Y8, Y11, Y11
-	VEXTRACTI128 $0x01, Y11, X5
-	VPADDD       X5, X11, X11
-	VPSHUFD      $0x4e, X11, X5
-	VPADDD       X5, X11, X11
-	VPSHUFD      $0xb1, X11, X5
-	VPADDD       X5, X11, X11
-	VCVTDQ2PS    X11, X11
-	VPBROADCASTW 208(DI), X5
-	VCVTPH2PS    X5, X5
-	VMOVSS       (SI), X6
-	VMULSS       X6, X5, X5
-	VMULSS       X11, X5, X5
-	VADDSS       X5, X1, X1
+	VPADDD       Y5, Y12, Y12
+	VPSUBD       Y8, Y12, Y12
+	VPBROADCASTW 208(DI), X9
+	VCVTPH2PS    X9, X9
+	VMOVSS       (SI), X5
+	VMULSS       X5, X9, X9
+	VMOVDQA      Y12, Y5
+	VMOVDQA      Y9, Y6
 	ADDQ         $0x000000d2, DI
 	ADDQ         $0x00000124, SI
 	DECQ         R8
-	JNZ          q6kQ8KDotAVX2_loop
+
+q6kQ8KDotAVX2_loop:
+	JZ           q6kQ8KDotAVX2_tail
+	VEXTRACTI128 $0x01, Y5, X7
+	VPADDD       X7, X5, X5
+	VPSHUFD      $0x4e, X5, X7
+	VPADDD       X7, X5, X5
+	VPSHUFD      $0xb1, X5, X7
+	VPADDD       X7, X5, X5
+	VCVTDQ2PS    X5, X5
+	VMULSS       X5, X6, X5
+	VADDSS       X5, X1, X1
+	VMOVDQA      Y2, Y5
+	VMOVDQA      Y3, Y6
+	VMOVDQA      Y4, Y7
+	CMPQ         R8, $0x01
+	JE           q6kQ8KDotAVX2_last
+	VPMOVSXBW    402(DI), Y2
+	VPERMQ       $0x44, Y2, Y3
+	VPERMQ       $0xee, Y2, Y4
+	VMOVDQA      Y2, Y2
+	VMOVDQA      Y3, Y3
+	VMOVDQA      Y4, Y4
+
+q6kQ8KDotAVX2_last:
+	VMOVDQU      260(SI), Y8
+	VPMADDWD     Y5, Y8, Y8
+	VPSLLD       $0x05, Y8, Y8
+	VMOVDQU      (DI), Y5
+	VMOVDQU      32(DI), Y10
+	VMOVDQU      128(DI), Y11
+	VPAND        Y0, Y5, Y12
+	VPAND        intconsts<>+64(SB), Y11, Y13
+	VPSLLW       $0x04, Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPMADDUBSW   4(SI), Y12, Y12
+	VPSHUFB      intconsts<>+512(SB), Y6, Y13
+	VPMADDWD     Y13, Y12, Y12
+	VPAND        Y0, Y10, Y13
+	VPAND        intconsts<>+96(SB), Y11, Y14
+	VPSLLW       $0x02, Y14, Y14
+	VPOR         Y14, Y13, Y13
+	VPMADDUBSW   36(SI), Y13, Y13
+	VPSHUFB      intconsts<>+544(SB), Y6, Y14
+	VPMADDWD     Y14, Y13, Y13
+	VPADDD       Y13, Y12, Y12
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y11, Y13
+	VPOR         Y13, Y5, Y5
+	VPMADDUBSW   68(SI), Y5, Y5
+	VPSHUFB      intconsts<>+576(SB), Y6, Y13
+	VPMADDWD     Y13, Y5, Y5
+	VPADDD       Y5, Y12, Y12
+	VPSRLW       $0x04, Y10, Y5
+	VPAND        Y0, Y5, Y5
+	VPAND        intconsts<>+160(SB), Y11, Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPOR         Y10, Y5, Y5
+	VPMADDUBSW   100(SI), Y5, Y5
+	VPSHUFB      intconsts<>+608(SB), Y6, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y12, Y12
+	VMOVDQU      64(DI), Y5
+	VMOVDQU      96(DI), Y6
+	VMOVDQU      160(DI), Y10
+	VPAND        Y0, Y5, Y11
+	VPAND        intconsts<>+64(SB), Y10, Y13
+	VPSLLW       $0x04, Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPMADDUBSW   132(SI), Y11, Y11
+	VPSHUFB      intconsts<>+512(SB), Y7, Y13
+	VPMADDWD     Y13, Y11, Y11
+	VPADDD       Y11, Y12, Y12
+	VPAND        Y0, Y6, Y11
+	VPAND        intconsts<>+96(SB), Y10, Y13
+	VPSLLW       $0x02, Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPMADDUBSW   164(SI), Y11, Y11
+	VPSHUFB      intconsts<>+544(SB), Y7, Y13
+	VPMADDWD     Y13, Y11, Y11
+	VPADDD       Y11, Y12, Y12
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        Y0, Y5, Y5
+	VPAND        intconsts<>+128(SB), Y10, Y11
+	VPOR         Y11, Y5, Y5
+	VPMADDUBSW   196(SI), Y5, Y5
+	VPSHUFB      intconsts<>+576(SB), Y7, Y11
+	VPMADDWD     Y11, Y5, Y5
+	VPADDD       Y5, Y12, Y12
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        Y0, Y5, Y5
+	VPAND        intconsts<>+160(SB), Y10, Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPMADDUBSW   228(SI), Y5, Y5
+	VPSHUFB      intconsts<>+608(SB), Y7, Y6
+	VPMADDWD     Y6, Y5, Y5
+	VPADDD       Y5, Y12, Y12
+	VPSUBD       Y8, Y12, Y12
+	VPBROADCASTW 208(DI), X9
+	VCVTPH2PS    X9, X9
+	VMOVSS       (SI), X5
+	VMULSS       X5, X9, X9
+	VMOVDQA      Y12, Y5
+	VMOVDQA      Y9, Y6
+	ADDQ         $0x000000d2, DI
+	ADDQ         $0x00000124, SI
+	DECQ         R8
+	JMP          q6kQ8KDotAVX2_loop
+
+q6kQ8KDotAVX2_tail:
+	VEXTRACTI128 $0x01, Y5, X2
+	VPADDD       X2, X5, X5
+	VPSHUFD      $0x4e, X5, X2
+	VPADDD       X2, X5, X5
+	VPSHUFD      $0xb1, X5, X2
+	VPADDD       X2, X5, X5
+	VCVTDQ2PS    X5, X5
+	VMULSS       X5, X6, X2
+	VADDSS       X2, X1, X1
 	VMOVSS       X1, (BX)
 	ADDQ         $0x04, BX
 	MOVQ         stride+24(FP), SI

@@ -127,7 +127,7 @@ func intDotKernels() {
 	}{
 		{"q4kQ8K", "Q4_K blocks with Q8_K activation blocks", 144, kScaleMinIntBody(false)},
 		{"q5kQ8K", "Q5_K blocks with Q8_K activation blocks", 176, kScaleMinIntBody(true)},
-		{"q6kQ8K", "Q6_K blocks with Q8_K activation blocks", 210, intBody{prep: q6kPrep, main: q6kIntBody}},
+		{"q6kQ8K", "Q6_K blocks with Q8_K activation blocks", 210, intBody{prep: q6kPrep, ints: q6kInts, finish: q6kFinish}},
 	} {
 		intDotKernel(k.name+"DotAVX2", k.what, k.wBytes, q8kBytes, k.body)
 	}
@@ -146,14 +146,12 @@ type intBody struct {
 	// pairSums says main reads the activation block's bsum pair sums
 	// (q8kPairBytes each, after the row's blocks) at paux.
 	pairSums bool
-	// main adds the block at pw's contribution, against the activation
-	// block at pa, to the low lane of s; pre is prep's result for it.
-	main func(pw, pa, paux reg.Register, pre []reg.VecVirtual, s reg.VecVirtual)
-	// ints and finish, where set instead of main, split it: ints computes
-	// the block's integer sums and scales (returned), finish reduces and
-	// scales them and adds them to s. The kernel then finishes each block
-	// during the next one's integer work, so that the long chain of the
-	// reduction overlaps it rather than filling the scheduler.
+	// ints computes the integer sums and the scales of the block at pw
+	// against the activation block at pa (pre is prep's result for it)
+	// and returns them; finish reduces and scales them and adds them to
+	// the low lane of s. The kernel finishes each block during the next
+	// one's integer work, so that the long chain of the reduction
+	// overlaps it rather than filling the scheduler.
 	ints   func(pw, pa, paux reg.Register, pre []reg.VecVirtual) []reg.VecVirtual
 	finish func(carry []reg.VecVirtual, s reg.VecVirtual)
 }
@@ -264,13 +262,6 @@ func intDotKernel(name, what string, wBytes, aBytes int, body intBody) {
 				ADDQ(U32(q8kPairBytes), paux)
 			}
 			DECQ(n)
-		}
-		if body.ints == nil {
-			Label(name + "_loop")
-			body.main(pw, pa, paux, take("_last"), s)
-			advance()
-			JNZ(LabelRef(name + "_loop"))
-			return
 		}
 		// Block 0's integer work, then each block's beside the previous
 		// one's finish, then the last finish.
@@ -434,12 +425,14 @@ func kScaleMinFinish(carry []reg.VecVirtual, s reg.VecVirtual) {
 	VADDSS(t, s, s)
 }
 
-// q6kIntBody is one Q6_K block: 128 bytes of low nibbles, 64 bytes of high
+// q6kInts and q6kFinish are one Q6_K block: 128 bytes of low nibbles, 64 bytes of high
 // bit pairs, 16 int8 scales, f16 d. In each half of 128 values, value
 // l+32p takes its low nibble from byte l (p even) or l+32 (p odd), low or
 // high as p < 2 or not, its high bits from pair p of qh byte l. The -32
 // offset comes off through the bsums: sum sc_j*(sum q*a - 32*bsums_j).
-func q6kIntBody(pw, pa, _ reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) {
+//
+// q6kInts returns the block's 8 lanes of sumi and f16(d) * a.d.
+func q6kInts(pw, pa, _ reg.Register, pre []reg.VecVirtual) []reg.VecVirtual {
 	sc16, sub := pre[0], YMM()
 	VMOVDQU(Mem{Base: pa, Disp: q8kBsums}, sub)
 	VPMADDWD(sc16, sub, sub)
@@ -488,15 +481,21 @@ func q6kIntBody(pw, pa, _ reg.Register, pre []reg.VecVirtual, s reg.VecVirtual) 
 		}
 	}
 	VPSUBD(sub, sumi, sumi)
-	si := hsumInt(sumi)
-	VCVTDQ2PS(si, si)
 	d, ad := XMM(), XMM()
 	VPBROADCASTW(Mem{Base: pw, Disp: 208}, d)
 	VCVTPH2PS(d, d)
 	VMOVSS(Mem{Base: pa}, ad)
 	VMULSS(ad, d, d)
-	VMULSS(si, d, d)
-	VADDSS(d, s, s)
+	return []reg.VecVirtual{sumi, d}
+}
+
+// q6kFinish adds a Q6_K block's d*sumi to s, from q6kInts' results.
+func q6kFinish(carry []reg.VecVirtual, s reg.VecVirtual) {
+	si := hsumInt(carry[0])
+	VCVTDQ2PS(si, si)
+	t := XMM()
+	VMULSS(si, carry[1].AsX(), t)
+	VADDSS(t, s, s)
 }
 
 // q6kPrep widens the 16 int8 scales of the Q6_K block at pw+disp to
