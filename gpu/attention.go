@@ -85,10 +85,14 @@ func (g *Backend) Attention(dst, q, k, v backend.Buffer, p backend.Attention) {
 // AttentionBackward accumulates into dq, dk and dv (any may be nil) the
 // gradients of Attention, recomputing the probabilities as FlashAttention
 // does, with no score matrix stored. It runs in two passes so no two
-// threads add into one element: a workgroup per query row finds the row's
-// log-sum-exp and D = sum(P * dP), saves them, and adds dq; then a
-// workgroup per key row adds dk and dv from the query rows that see it,
-// with P rebuilt from the saved log-sum-exp.
+// threads add into one element, each by blocks of 64 rows like the
+// forward: a workgroup per block of query rows, a thread per row, finds
+// each row's log-sum-exp and D = sum(P * dP), saves them, and adds dq;
+// then a workgroup per block of key rows, a thread per key, adds dk and dv
+// from the query rows that see it, with P rebuilt from the saved
+// log-sum-exp. The threads of a block walk the same keys (query rows) in
+// step and read them straight from storage: see attention_back_kv.wgsl
+// for why they are not staged in workgroup memory.
 func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p backend.Attention) {
 	const op = "AttentionBackward"
 	qb, kb, vb, dyb := g.f32(q, op, "q"), g.f32(k, op, "k"), g.f32(v, op, "v"), g.f32(dy, op, "dy")
@@ -113,10 +117,10 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 		sb := stats.parts[0].buf
 		base := attnArgs(s.n, p, stride).u(s.offs[:4]...)
 		aq := base.u(bit(dqb != nil), s.offs[4], p.Window)
-		g.run(kAttnBackQ, units, aq, s.bufs[4], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
+		g.run(kAttnBackQ, s.n*p.Heads*blocksOf(p.SeqQ), aq, s.bufs[4], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		if dkb != nil || dvb != nil {
 			akv := base.u(bit(dkb != nil), s.offs[5], bit(dvb != nil), s.offs[6], p.Window)
-			g.run(kAttnBackKV, s.n*p.KVHeads*p.SeqK, akv, s.bufs[5], s.bufs[6], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
+			g.run(kAttnBackKV, s.n*p.KVHeads*blocksOf(p.SeqK), akv, s.bufs[5], s.bufs[6], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		}
 		g.release(stats)
 	}

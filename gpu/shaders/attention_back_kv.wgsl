@@ -1,8 +1,20 @@
-// Second pass of the attention backward, one workgroup of 64 threads per
-// (batch, key/value head, key row j): over every query row of every head
-// sharing this key head that sees key j, rebuild P from the saved
-// log-sum-exp and add dv += P dy and dk += scale * P (dP - D) q.
-// A sliding window (W > 0) limits the query rows to the W that end at j.
+// Second pass of the attention backward, by blocks of key rows: one
+// workgroup of 64 threads per (batch, key/value head, block of 64 key
+// rows), one thread per key row j. Each thread walks the query rows that
+// see its key, of every head sharing this key head, rebuilds P from their
+// saved log-sum-exp and D (first pass), and adds dv_j += P dy and
+// dk_j += scale * P (dP - D) q. Every dk and dv row has one owner, so no
+// two threads add into one element.
+//
+// The threads of a block walk the same query rows in step, so on a GPU
+// their reads of q, dy and stats are the same addresses at the same time,
+// served once to the whole warp by the cache. The rows are not staged in
+// workgroup memory behind barriers: lavapipe runs a kernel with barriers
+// as LLVM coroutines, and LLVM 15 took 384 s (2 cores) to split a first
+// version of this kernel that loaded tiles of q and dy between two
+// barriers, before its first dispatch could run; this one compiles in
+// well under a second.
+// A sliding window (W > 0) limits key j to the W query rows that end at it.
 // args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdk, dkoff, hasdv, dvoff, W
 @group(0) @binding(1) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dv: array<f32>;
@@ -12,12 +24,8 @@
 @group(0) @binding(6) var<storage, read_write> v: array<f32>;
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 
-const WG: u32 = 64u;
-const CH: u32 = 256u;
-var<workgroup> ks: array<f32, 256>;
-var<workgroup> vs: array<f32, 256>;
-var<workgroup> pp_: array<f32, 256>;
-var<workgroup> ps_: array<f32, 256>;
+const BKV: u32 = 64u;
+const MAXD: u32 = 256u;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -26,87 +34,69 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let H = argu(4u);
     let KVH = argu(5u);
     let D = argu(6u);
+    let W = argu(16u);
+    let blocks = (SeqK + BKV - 1u) / BKV;
     let u = group_index(wid, nwg);
-    if (u >= argu(0u) * KVH * SeqK) {
+    let j = (u % blocks) * BKV + t;
+    if (u >= argu(0u) * KVH * blocks || j >= SeqK) {
         return;
     }
-    let b = u / (KVH * SeqK);
-    let kvh = (u / SeqK) % KVH;
-    let j = u % SeqK;
-    let kCols = KVH * D;
-    let krow = (b * argu(3u) + j) * kCols + kvh * D;
+    let b = u / (KVH * blocks);
+    let kvh = (u / blocks) % KVH;
     let scale = argf(7u);
-    for (var d = t; d < D; d += WG) {
-        ks[d] = k[argu(9u) + krow + d];
-        vs[d] = v[argu(10u) + krow + d];
-    }
-    workgroupBarrier();
     let offset = SeqK - SeqQ;
-    var i0 = 0u;
-    if (j > offset) {
-        i0 = j - offset;
+    let krow = (b * argu(3u) + j) * KVH * D + kvh * D;
+    var kr: array<f32, MAXD>;
+    var vr: array<f32, MAXD>;
+    for (var d = 0u; d < D; d++) {
+        kr[d] = k[argu(9u) + krow + d];
+        vr[d] = v[argu(10u) + krow + d];
     }
-    // Rows i0.. see key j; with a window only those with i < j - offset + W.
-    var i1 = SeqQ;
-    let W = argu(16u);
+    // Key j is seen by query rows [ia, iz): those with offset + i >= j,
+    // and with a window only those with offset + i < j + W.
+    var ia = 0u;
+    if (j > offset) {
+        ia = j - offset;
+    }
+    var iz = SeqQ;
     if (W > 0u) {
+        iz = 0u;
         if (j + W > offset) {
-            i1 = min(SeqQ, j + W - offset);
-        } else {
-            i1 = 0u;
+            iz = min(SeqQ, j + W - offset);
         }
     }
-    var cnt = 0u;
-    if (i1 > i0) {
-        cnt = i1 - i0;
-    }
+    var dka: array<f32, MAXD>;
+    var dva: array<f32, MAXD>;
     let group = H / KVH;
-    let total = group * cnt;
-    var dka: array<f32, 4>;
-    var dva: array<f32, 4>;
-    for (var c0 = 0u; c0 < total; c0 += CH) {
-        let cn = min(CH, total - c0);
-        for (var pp = t; pp < cn; pp += WG) {
-            let p = c0 + pp;
-            let h = kvh * group + p / cnt;
-            let i = i0 + p % cnt;
+    for (var hh = 0u; hh < group; hh++) {
+        let h = kvh * group + hh;
+        for (var i = ia; i < iz; i++) {
             let row = (b * SeqQ + i) * H * D + h * D;
-            let r = (b * H + h) * SeqQ + i;
+            let qo = argu(8u) + row;
+            let go = argu(11u) + row;
             var s = 0.0;
             var dp = 0.0;
             for (var d = 0u; d < D; d++) {
-                s += q[argu(8u) + row + d] * ks[d];
-                dp += dy[argu(11u) + row + d] * vs[d];
+                s += q[qo + d] * kr[d];
+                dp += dy[go + d] * vr[d];
             }
-            let pr = exp(s * scale - stats[2u * r]);
-            pp_[pp] = pr;
-            ps_[pp] = pr * (dp - stats[2u * r + 1u]);
-        }
-        workgroupBarrier();
-        for (var pp = 0u; pp < cn; pp++) {
-            let p = c0 + pp;
-            let h = kvh * group + p / cnt;
-            let i = i0 + p % cnt;
-            let row = (b * SeqQ + i) * H * D + h * D;
-            for (var r = 0u; r < 4u; r++) {
-                let d = t + WG * r;
-                if (d < D) {
-                    dva[r] += pp_[pp] * dy[argu(11u) + row + d];
-                    dka[r] += ps_[pp] * q[argu(8u) + row + d];
-                }
+            let r = (b * H + h) * SeqQ + i;
+            let p = exp(s * scale - stats[2u * r]);
+            let ds = p * (dp - stats[2u * r + 1u]);
+            for (var d = 0u; d < D; d++) {
+                dva[d] += p * dy[go + d];
+                dka[d] += ds * q[qo + d];
             }
         }
-        workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r++) {
-        let d = t + WG * r;
-        if (d < D) {
-            if (argu(12u) == 1u) {
-                dk[argu(13u) + krow + d] += scale * dka[r];
-            }
-            if (argu(14u) == 1u) {
-                dv[argu(15u) + krow + d] += dva[r];
-            }
+    if (argu(12u) == 1u) {
+        for (var d = 0u; d < D; d++) {
+            dk[argu(13u) + krow + d] += scale * dka[d];
+        }
+    }
+    if (argu(14u) == 1u) {
+        for (var d = 0u; d < D; d++) {
+            dv[argu(15u) + krow + d] += dva[d];
         }
     }
 }

@@ -171,6 +171,9 @@ var attentionShapes = []backend.Attention{
 	{Batch: 2, SeqQ: 66, SeqK: 75, KVStride: 80, Heads: 2, KVHeads: 1, HeadDim: 32},
 	// A window that spans two blocks.
 	{Batch: 1, SeqQ: 130, SeqK: 130, Heads: 2, KVHeads: 1, HeadDim: 16, Window: 70},
+	// All at once, over blocks of query and key rows that end part-way: a
+	// prefix of 9 keys, GQA, a window across blocks, two sequences.
+	{Batch: 2, SeqQ: 100, SeqK: 109, KVStride: 112, Heads: 4, KVHeads: 2, HeadDim: 24, Window: 50},
 }
 
 func attentionName(p backend.Attention) string {
