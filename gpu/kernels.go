@@ -245,6 +245,6 @@ var (
 	kAttnBackKV  = kernel{name: "attention_back_kv", buffers: 7}
 	kSoftmax     = kernel{name: "softmax", buffers: 2}
 	kCrossEnt    = kernel{name: "cross_entropy", buffers: 3}
-	kSumSquares  = kernel{name: "sumsq", buffers: 2}
+	kSumSquares  = kernel{name: "sumsq", buffers: 7}
 	kAdamW       = kernel{name: "adamw", buffers: 4}
 )

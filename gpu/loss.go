@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
+
+	"github.com/gogpu/wgpu"
 
 	"github.com/graft-ml/graft/core/backend"
 )
@@ -76,17 +79,25 @@ func (g *Backend) CrossEntropy(dlogits, logits backend.Buffer, targets []int32, 
 // sumsqChunk is how many elements one SumSquares workgroup adds up.
 const sumsqChunk = 4096
 
+// sumsqSlots is how many buffers one SumSquares dispatch reads: with the
+// partial sums and the arguments, the eight storage bindings a shader
+// stage is guaranteed.
+const sumsqSlots = 6
+
 // SumSquares returns the sum of squares of all elements of the buffers:
-// fixed chunks are summed on the device, and the partial sums of all
-// buffers come back in one transfer to be added in float64.
+// fixed chunks are summed on the device, up to sumsqSlots buffers a
+// dispatch, and the partial sums of all buffers come back in one transfer
+// to be added in float64.
 func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
 	var all []span
 	total := 0
 	for i, x := range bufs {
 		b := g.f32(x, "SumSquares", fmt.Sprintf("bufs[%d]", i))
 		for _, s := range spans("SumSquares", b.n, operand{fmt.Sprintf("bufs[%d]", i), b, 1}) {
-			all = append(all, s)
-			total += groupsFor(s.n, sumsqChunk)
+			if s.n > 0 {
+				all = append(all, s)
+				total += groupsFor(s.n, sumsqChunk)
+			}
 		}
 	}
 	if total == 0 {
@@ -99,10 +110,26 @@ func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
 	defer g.release(partial)
 	pb := partial.parts[0].buf
 	at := 0
-	for _, s := range all {
-		n := groupsFor(s.n, sumsqChunk)
-		g.run(kSumSquares, n, args{}.u(s.n, s.offs[0], at, sumsqChunk), s.bufs[0], pb)
-		at += n
+	for len(all) > 0 {
+		// Take spans in order while they fit, never binding one device
+		// buffer twice (views of one storage share it).
+		var bound [sumsqSlots]*wgpu.Buffer
+		a := args{}.u(sumsqChunk, 0)
+		groups, slots := 0, 0
+		for ; slots < sumsqSlots && slots < len(all); slots++ {
+			s := all[slots]
+			if slices.Contains(bound[:slots], s.bufs[0]) {
+				break
+			}
+			n := groupsFor(s.n, sumsqChunk)
+			a = a.u(s.n, s.offs[0], at, groups)
+			bound[slots] = s.bufs[0]
+			at += n
+			groups += n
+		}
+		a[1] = uint32(slots)
+		g.run(kSumSquares, groups, a, bound[0], bound[1], bound[2], bound[3], bound[4], bound[5], pb)
+		all = all[slots:]
 	}
 	raw, err := g.readBytes(copyRange{pb, 0, 4 * uint64(total)})
 	if err != nil {

@@ -261,6 +261,13 @@ var lossCases = []testCase{
 		})
 		h.closeScalar("sum", got, want, 1e-5)
 	}},
+	{"SumSquares/repeated", func(h *harness) {
+		// One buffer passed twice among others: a backend that reads
+		// several per dispatch must not bind it twice.
+		a, b, c := h.rand(1, 3, 50), h.rand(1, 70), h.rand(1, 5000)
+		got, want := h.do(func(be backend.Backend, x side) float64 { return be.SumSquares(x(a), x(b), x(a), x(c), x(a)) })
+		h.closeScalar("sum", got, want, 1e-5)
+	}},
 	{"AdamWStep", func(h *harness) {
 		param, m, v := h.rand(1, 9, 17), h.zeros(9, 17), h.zeros(9, 17)
 		for step := 1; step <= 3; step++ {
