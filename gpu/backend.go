@@ -55,6 +55,8 @@ type Backend struct {
 	// The bytes of device buffers the backend holds, and the most it has
 	// held: WebGPU has no query for a device's memory use.
 	liveBytes, peakBytes atomic.Int64
+	// pending holds in-place Scales not yet recorded (see pending.go).
+	pending []pendingScale
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -135,6 +137,7 @@ func (g *Backend) Close() {
 	if g.dev == nil {
 		return
 	}
+	g.recordAllPendingLocked()
 	g.flushLocked()
 	_ = g.dev.WaitIdle()
 	for _, p := range g.pipelines {
@@ -202,6 +205,7 @@ func (g *Backend) fail(err error) {
 func (g *Backend) Sync() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.recordAllPendingLocked()
 	g.flushLocked()
 	if err := g.dev.WaitIdle(); err != nil {
 		g.fail(fmt.Errorf("gpu: wait: %w", err))

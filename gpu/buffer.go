@@ -295,6 +295,7 @@ func (g *Backend) upload(buf *wgpu.Buffer, off uint64, data []byte) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.recordAllPendingLocked()
 	g.flushLocked()
 	if err := g.queue.WriteBuffer(buf, off, data); err != nil {
 		return fmt.Errorf("gpu: upload %d bytes: %w", len(data), err)
@@ -414,6 +415,7 @@ func (g *Backend) readBytes(ranges ...copyRange) ([]byte, error) {
 		}
 		g.staging = s
 	}
+	g.recordAllPendingLocked()
 	if err := g.endPass(); err != nil {
 		return nil, err
 	}
@@ -445,6 +447,7 @@ func (g *Backend) readBytes(ranges ...copyRange) ([]byte, error) {
 func (g *Backend) release(st *storage) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.dropPendingLocked(st)
 	st.freed = true
 	for _, p := range st.parts {
 		g.afterSubmit = append(g.afterSubmit, p.buf)

@@ -111,9 +111,16 @@ func (g *Backend) run(k kernel, groups int, a args, bufs ...*wgpu.Buffer) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.runLocked(k, groups, a, bufs...)
+}
+
+// runLocked is run with g.mu held. A Scale pending on a buffer the
+// dispatch binds is recorded before it.
+func (g *Backend) runLocked(k kernel, groups int, a args, bufs ...*wgpu.Buffer) {
 	if groups <= 0 {
 		return
 	}
+	g.recordPendingFor(bufs)
 	p, l, err := g.pipeline(k)
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %v", err))

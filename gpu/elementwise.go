@@ -74,6 +74,12 @@ func (g *Backend) Mul(dst, a, b backend.Buffer) { g.binary("Mul", 1, dst, a, b) 
 func (g *Backend) Scale(dst, x backend.Buffer, s float32) {
 	d, xb := g.f32(dst, "Scale", "dst"), g.f32(x, "Scale", "x")
 	checkSize("Scale", "x", xb, d.n)
+	if d.st == xb.st && d.off == xb.off {
+		// In place: kept pending for the next operation on d to fold in
+		// (see pending.go).
+		g.deferScale(d, s)
+		return
+	}
 	g.axpby("Scale", d, xb, 0, s)
 }
 

@@ -143,7 +143,9 @@ func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
 }
 
 // AdamWStep applies one AdamW step with PyTorch's semantics, the scalar
-// factors computed on the host in float64 as the CPU backend does.
+// factors computed on the host in float64 as the CPU backend does. A Scale
+// of grad pending (the trainer's clipping, see pending.go) is done here:
+// the kernel stores grad scaled and steps with the scaled value.
 func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 	const op = "AdamWStep"
 	pb, gb, mb, vb := g.f32(param, op, "param"), g.f32(grad, op, "grad"), g.f32(m, op, "m"), g.f32(v, op, "v")
@@ -159,6 +161,8 @@ func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 		float32(lr/(1-math.Pow(b1, float64(h.Step)))),
 		float32(math.Sqrt(1-math.Pow(b2, float64(h.Step)))),
 		h.Beta1, h.Beta2, float32(1-b1), float32(1-b2), h.Eps)
+	gscale, rescale := g.takePending(gb, func(float32) bool { return true })
+	factors = factors.f(gscale).u(bit(rescale))
 	for _, s := range spans(op, pb.n, operand{"param", pb, 1}, operand{"grad", gb, 1}, operand{"m", mb, 1}, operand{"v", vb, 1}) {
 		a := append(args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], s.offs[3]), factors...)
 		g.run(kAdamW, groupsFor(s.n, 256), a, s.bufs...)

@@ -46,6 +46,12 @@ func (g *Backend) matMul(dst, a, b backend.Buffer, f backend.MatMul, simple bool
 	if m == 0 || n == 0 {
 		return
 	}
+	// A pending Scale of dst (pending.go) is void when the product
+	// overwrites dst, and a pending zeroing makes an accumulating product
+	// an overwriting one.
+	if _, ok := g.takePending(d, func(c float32) bool { return !f.Accumulate || c == 0 }); ok {
+		f.Accumulate = false
+	}
 	if k == 0 {
 		if !f.Accumulate {
 			g.fill(d, 0)

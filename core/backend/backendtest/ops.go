@@ -36,6 +36,46 @@ var elementwiseCases = []testCase{
 		h.close("dst", dst, defaultTol)
 		h.close("in place", a, defaultTol)
 	}},
+	{"Scale/then used", func(h *harness) {
+		// An in-place Scale followed by what reads or writes the buffer
+		// next (a backend may defer it and fold it into that operation):
+		// a zeroing and a scaling before accumulating products, a product
+		// that overwrites, the trainer's clipping before AdamW, two Scales
+		// in a row before an Add, a Scale of a view before the whole
+		// buffer is read, and one of a buffer freed unread.
+		a, w := h.rand(1, 6, 10), h.rand(1, 7, 10)
+		zeroed, scaled, over := h.rand(1, 6, 7), h.rand(1, 6, 7), h.rand(1, 6, 7)
+		param, grad, m, v := h.rand(1, 5, 9), h.rand(1, 5, 9), h.zeros(5, 9), h.zeros(5, 9)
+		twice, sum := h.rand(1, 3, 8), h.rand(1, 3, 8)
+		whole := h.rand(1, 4, 8)
+		part := h.view(whole, 8, 2, 8)
+		gone := h.rand(1, 4, 4)
+		hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}
+		h.do(func(be backend.Backend, x side) float64 {
+			be.Scale(x(zeroed), x(zeroed), 0)
+			be.MatMul(x(zeroed), x(a), x(w), backend.MatMul{TransB: true, Accumulate: true})
+			be.Scale(x(scaled), x(scaled), 0.5)
+			be.MatMul(x(scaled), x(a), x(w), backend.MatMul{TransB: true, Accumulate: true})
+			be.Scale(x(over), x(over), 2)
+			be.MatMul(x(over), x(a), x(w), backend.MatMul{TransB: true})
+			be.Scale(x(grad), x(grad), 0.3)
+			be.AdamWStep(x(param), x(grad), x(m), x(v), hp)
+			be.Scale(x(twice), x(twice), 2)
+			be.Scale(x(twice), x(twice), -1.5)
+			be.Add(x(sum), x(sum), x(twice))
+			be.Scale(x(part), x(part), 3)
+			be.Scale(x(gone), x(gone), 4)
+			be.Free(x(gone))
+			return 0
+		})
+		for _, c := range []struct {
+			what string
+			p    pair
+		}{{"zeroed", zeroed}, {"scaled", scaled}, {"overwritten", over}, {"param", param}, {"grad", grad},
+			{"m", m}, {"v", v}, {"twice", twice}, {"sum", sum}, {"whole", whole}} {
+			h.close(c.what, c.p, defaultTol)
+		}
+	}},
 	{"AddScaled", func(h *harness) {
 		a, dst := h.rand(1, 4, 11), h.rand(1, 4, 11)
 		h.do(func(be backend.Backend, x side) float64 { be.AddScaled(x(dst), x(a), 0.3); return 0 })

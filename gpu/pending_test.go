@@ -1,0 +1,44 @@
+package gpu
+
+import (
+	"testing"
+
+	"github.com/graft-ml/graft/core/backend"
+)
+
+// TestScaleFolded checks that an in-place Scale costs no dispatch of its
+// own when the next operation folds it in (a zeroing before an
+// accumulating product, the clipping before AdamW), and one when the next
+// operation cannot; backendtest's Scale/then_used checks the values.
+func TestScaleFolded(t *testing.T) {
+	g := testBackend(t)
+	a, w, dst := g.Zeros(4, 8), g.Zeros(5, 8), g.Zeros(4, 5)
+	p, gr, m, v := g.Zeros(3, 3), g.Zeros(3, 3), g.Zeros(3, 3), g.Zeros(3, 3)
+	for _, b := range []backend.Buffer{a, w, dst, p, gr, m, v} {
+		defer g.Free(b)
+	}
+	count := func(what string, want int64, ops func()) {
+		t.Helper()
+		before := g.Dispatches()
+		ops()
+		if err := g.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Dispatches() - before; got != want {
+			t.Errorf("%s: %d dispatches, want %d", what, got, want)
+		}
+	}
+	count("zeroing, then an accumulating product", 1, func() {
+		g.Scale(dst, dst, 0)
+		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
+	})
+	count("scaling, then an accumulating product", 2, func() {
+		g.Scale(dst, dst, 0.5)
+		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
+	})
+	count("clipping, then AdamW", 1, func() {
+		g.Scale(gr, gr, 0.5)
+		g.AdamWStep(p, gr, m, v, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
+	})
+	count("a Scale before a sync", 1, func() { g.Scale(gr, gr, 2) })
+}
