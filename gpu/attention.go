@@ -106,6 +106,22 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 	checkOpt(op, "dq", dqb, qb.n)
 	checkOpt(op, "dk", dkb, kb.n)
 	checkOpt(op, "dv", dvb, vb.n)
+	// A pending zeroing of a gradient (pending.go) makes the kernel write
+	// it rather than add into it: mode 2, against 1 for adding. dk and dv
+	// are written only where stride == SeqK, since the kernel leaves their
+	// rows past SeqK alone.
+	mode := func(b *buffer, foldable bool) int {
+		if b == nil {
+			return 0
+		}
+		if foldable {
+			if _, ok := g.takePending(b, func(c float32) bool { return c == 0 }); ok {
+				return 2
+			}
+		}
+		return 1
+	}
+	mq, mk, mv := mode(dqb, true), mode(dkb, stride == p.SeqK), mode(dvb, stride == p.SeqK)
 	qu, ku := p.SeqQ*p.Heads*p.HeadDim, stride*p.KVHeads*p.HeadDim
 	ops := []operand{{"q", qb, qu}, {"k", kb, ku}, {"v", vb, ku}, {"dy", dyb, qu}, {"dq", dqb, qu}, {"dk", dkb, ku}, {"dv", dvb, ku}}
 	for _, s := range spans(op, p.Batch, ops...) {
@@ -116,10 +132,10 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 		}
 		sb := stats.parts[0].buf
 		base := attnArgs(s.n, p, stride).u(s.offs[:4]...)
-		aq := base.u(bit(dqb != nil), s.offs[4], p.Window)
+		aq := base.u(mq, s.offs[4], p.Window)
 		g.run(kAttnBackQ, s.n*p.Heads*blocksOf(p.SeqQ), aq, s.bufs[4], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		if dkb != nil || dvb != nil {
-			akv := base.u(bit(dkb != nil), s.offs[5], bit(dvb != nil), s.offs[6], p.Window)
+			akv := base.u(mk, s.offs[5], mv, s.offs[6], p.Window)
 			g.run(kAttnBackKV, s.n*p.KVHeads*blocksOf(p.SeqK), akv, s.bufs[5], s.bufs[6], s.bufs[3], s.bufs[0], s.bufs[1], s.bufs[2], sb)
 		}
 		g.release(stats)

@@ -447,7 +447,7 @@ func (g *Backend) readBytes(ranges ...copyRange) ([]byte, error) {
 func (g *Backend) release(st *storage) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.dropPendingLocked(st)
+	g.recordPendingOfLocked(st)
 	st.freed = true
 	for _, p := range st.parts {
 		g.afterSubmit = append(g.afterSubmit, p.buf)

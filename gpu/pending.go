@@ -4,15 +4,16 @@ import "github.com/gogpu/wgpu"
 
 // A training step scales buffers in place right before the one operation
 // that reads them next: the model zeroes a gradient (Scale by 0) before a
-// matrix product adds into it, and the trainer scales every gradient by
-// the clipping factor before its AdamW step. Each such Scale was a
-// dispatch of its own. Instead, Scale(x, x, c) is kept pending, and the
-// next operation on x either folds it in (a MatMul that accumulates into
-// x computes into it instead when c is 0; AdamWStep scales the gradient
-// as it reads it and stores it scaled) or, being any other dispatch that
-// binds x's device buffer, read-back, upload or sync, records it first,
-// in the order the Scales came. Folding a Scale by 0 into an overwrite
-// also clears a NaN or Inf x held, as zeroing means; the recorded Scale
+// matrix product or the attention backward adds into it, and the trainer
+// scales every gradient by the clipping factor before its AdamW step.
+// Each such Scale was a dispatch of its own. Instead, Scale(x, x, c) is
+// kept pending, and the next operation on x either folds it in (a MatMul
+// or AttentionBackward that accumulates into x writes it instead when c
+// is 0; AdamWStep scales the gradient as it reads it and stores it
+// scaled) or, being any other dispatch that binds x's device buffer, a
+// read-back, an upload, a sync or freeing x, records it first, in the
+// order the Scales came. Folding a Scale by 0 into an overwrite also
+// clears a NaN or Inf x held, as zeroing means; the recorded Scale
 // computes 0 * x like the CPU.
 
 // pendingScale is a Scale(b, b, c) not yet recorded.
@@ -102,15 +103,14 @@ func (g *Backend) recordAllPendingLocked() {
 	}
 }
 
-// dropPendingLocked forgets the pending Scales of a storage being freed:
-// nothing can read it any more.
-func (g *Backend) dropPendingLocked(st *storage) {
-	keep := g.pending[:0]
-	for _, p := range g.pending {
-		if p.b.st != st {
-			keep = append(keep, p)
-		}
+// recordPendingOfLocked records the pending Scales of a storage about to
+// be freed rather than forgetting them, though nothing can read it any
+// more: on lavapipe, a buffer freed with only an upload to it recorded
+// since the last submit is destroyed while the upload still writes to it
+// and the driver crashes (Write then Free crashes the same way); the
+// dispatch keeps the buffer in use as an unfolded Scale did.
+func (g *Backend) recordPendingOfLocked(st *storage) {
+	if len(g.pending) > 0 {
+		g.recordPendingLocked(func(p *buffer) bool { return p.st == st })
 	}
-	clear(g.pending[len(keep):])
-	g.pending = keep
 }

@@ -15,6 +15,7 @@
 // barriers, before its first dispatch could run; this one compiles in
 // well under a second.
 // A sliding window (W > 0) limits key j to the W query rows that end at it.
+// hasdk, hasdv: 0 none, 1 add into it, 2 write it (a zeroing folded in).
 // args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdk, dkoff, hasdv, dvoff, W
 @group(0) @binding(1) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dv: array<f32>;
@@ -89,14 +90,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    if (argu(12u) == 1u) {
+    if (argu(12u) != 0u) {
         for (var d = 0u; d < D; d++) {
-            dk[argu(13u) + krow + d] += scale * dka[d];
+            let o = argu(13u) + krow + d;
+            var prior = 0.0;
+            if (argu(12u) == 1u) {
+                prior = dk[o];
+            }
+            dk[o] = prior + scale * dka[d];
         }
     }
-    if (argu(14u) == 1u) {
+    if (argu(14u) != 0u) {
         for (var d = 0u; d < D; d++) {
-            dv[argu(15u) + krow + d] += dva[d];
+            let o = argu(15u) + krow + d;
+            var prior = 0.0;
+            if (argu(14u) == 1u) {
+                prior = dv[o];
+            }
+            dv[o] = prior + dva[d];
         }
     }
 }

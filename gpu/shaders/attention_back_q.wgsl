@@ -13,6 +13,7 @@
 // workgroup memory: see attention_back_kv.wgsl for what barriers cost on
 // lavapipe.
 // A sliding window (W > 0) limits each row to its last W keys.
+// hasdq: 0 no dq, 1 add into dq, 2 write dq (a zeroing of it folded in).
 // args: B, SeqQ, SeqK, stride, H, KVH, D, scale, qoff, koff, voff, dyoff, hasdq, dqoff, W
 @group(0) @binding(1) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dy: array<f32>;
@@ -104,6 +105,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     for (var d = 0u; d < D; d++) {
-        dq[argu(13u) + row + d] += scale * acc[d];
+        let o = argu(13u) + row + d;
+        var prior = 0.0;
+        if (argu(12u) == 1u) {
+            prior = dq[o];
+        }
+        dq[o] = prior + scale * acc[d];
     }
 }

@@ -243,15 +243,25 @@ var attentionCases = func() []testCase {
 			dy := h.rand(1, q.shape...)
 			dq, dk, dv := h.rand(1, q.shape...), h.rand(1, k.shape...), h.rand(1, v.shape...)
 			dk2 := h.rand(1, k.shape...)
+			// Gradients zeroed in place just before, as the model does (a
+			// backend may fold the zeroing into the backward).
+			dq3, dk3, dv3 := h.rand(1, q.shape...), h.rand(1, k.shape...), h.rand(1, v.shape...)
 			h.do(func(be backend.Backend, x side) float64 {
 				be.AttentionBackward(x(dq), x(dk), x(dv), x(dy), x(q), x(k), x(v), p)
 				be.AttentionBackward(nil, x(dk2), nil, x(dy), x(q), x(k), x(v), p)
+				for _, z := range []pair{dq3, dk3, dv3} {
+					be.Scale(x(z), x(z), 0)
+				}
+				be.AttentionBackward(x(dq3), x(dk3), x(dv3), x(dy), x(q), x(k), x(v), p)
 				return 0
 			})
 			h.close("dq", dq, defaultTol)
 			h.close("dk", dk, defaultTol)
 			h.close("dv", dv, defaultTol)
 			h.close("dk alone", dk2, defaultTol)
+			h.close("dq zeroed", dq3, defaultTol)
+			h.close("dk zeroed", dk3, defaultTol)
+			h.close("dv zeroed", dv3, defaultTol)
 		}})
 	}
 	return out
