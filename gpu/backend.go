@@ -57,6 +57,9 @@ type Backend struct {
 	liveBytes, peakBytes atomic.Int64
 	// pending holds in-place Scales not yet recorded (see pending.go).
 	pending []pendingScale
+	// knownZero holds the device buffers known to hold only zeros (see
+	// pending.go).
+	knownZero map[*wgpu.Buffer]bool
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -87,7 +90,7 @@ func New(opts Options) (*Backend, error) {
 	g := &Backend{
 		inst: inst, adapter: ad, dev: dev, queue: dev.Queue(), info: info, limits: dev.Limits(),
 		layouts: map[int]*layout{}, pipelines: map[string]*wgpu.ComputePipeline{},
-		perKernel: map[string]int64{},
+		perKernel: map[string]int64{}, knownZero: map[*wgpu.Buffer]bool{},
 	}
 	if g.limits.MaxStorageBufferBindingSize == 0 {
 		g.limits = lim

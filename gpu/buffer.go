@@ -175,6 +175,7 @@ func (g *Backend) Zeros(shape ...int) backend.Buffer {
 	}
 	b.st = st
 	g.fill(b, 0)
+	g.markZero(st)
 	return b
 }
 
@@ -295,7 +296,8 @@ func (g *Backend) upload(buf *wgpu.Buffer, off uint64, data []byte) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.recordAllPendingLocked()
+	g.recordPendingFor([]*wgpu.Buffer{buf})
+	g.unmarkZeroLocked(buf)
 	g.flushLocked()
 	if err := g.queue.WriteBuffer(buf, off, data); err != nil {
 		return fmt.Errorf("gpu: upload %d bytes: %w", len(data), err)
@@ -415,7 +417,9 @@ func (g *Backend) readBytes(ranges ...copyRange) ([]byte, error) {
 		}
 		g.staging = s
 	}
-	g.recordAllPendingLocked()
+	for _, r := range ranges {
+		g.recordPendingFor([]*wgpu.Buffer{r.buf})
+	}
 	if err := g.endPass(); err != nil {
 		return nil, err
 	}
@@ -449,6 +453,9 @@ func (g *Backend) release(st *storage) {
 	defer g.mu.Unlock()
 	g.recordPendingOfLocked(st)
 	st.freed = true
+	for _, p := range st.parts {
+		g.unmarkZeroLocked(p.buf)
+	}
 	for _, p := range st.parts {
 		g.afterSubmit = append(g.afterSubmit, p.buf)
 	}

@@ -121,6 +121,7 @@ func (g *Backend) runLocked(k kernel, groups int, a args, bufs ...*wgpu.Buffer) 
 		return
 	}
 	g.recordPendingFor(bufs)
+	g.unmarkZeroLocked(bufs...)
 	p, l, err := g.pipeline(k)
 	if err != nil {
 		panic(fmt.Sprintf("gpu: %v", err))

@@ -18,6 +18,9 @@ func (g *Backend) Copy(dst, src backend.Buffer) {
 	if overlaps(d, s) {
 		panic("gpu: Copy: dst and src overlap")
 	}
+	if g.deferZeroCopy(d, s) {
+		return // a fill with 0, pending for the next operation on dst
+	}
 	for _, p := range spans("Copy", d.n, operand{"dst", d, 1}, operand{"src", s, 1}) {
 		g.run(kCopy, groupsFor(p.n, 256), args{}.u(p.offs[0], p.offs[1], p.n), p.bufs[0], p.bufs[1])
 	}

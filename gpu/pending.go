@@ -11,15 +11,24 @@ import "github.com/gogpu/wgpu"
 // or AttentionBackward that accumulates into x writes it instead when c
 // is 0; AdamWStep scales the gradient as it reads it and stores it
 // scaled) or, being any other dispatch that binds x's device buffer, a
-// read-back, an upload, a sync or freeing x, records it first, in the
-// order the Scales came. Folding a Scale by 0 into an overwrite also
+// read-back of or upload to x, a sync or freeing x, records it first, in
+// the order the Scales came. Folding a Scale by 0 into an overwrite also
 // clears a NaN or Inf x held, as zeroing means; the recorded Scale
 // computes 0 * x like the CPU.
 
-// pendingScale is a Scale(b, b, c) not yet recorded.
+//
+// The trainer clears each gradient by copying a buffer of zeros into it
+// before the step's first product adds into it. Such a Copy, from a
+// buffer the backend knows holds zeros (made by Zeros and bound by no
+// dispatch since, see knownZero), is kept pending the same way, as a
+// fill with 0: folded like a Scale by 0, recorded as a fill.
+
+// pendingScale is a Scale(b, b, c), or with fill a Copy of zeros into b,
+// not yet recorded.
 type pendingScale struct {
-	b *buffer
-	c float32
+	b    *buffer
+	c    float32
+	fill bool
 }
 
 // deferScale keeps Scale(b, b, c) pending, after recording any pending
@@ -28,13 +37,49 @@ func (g *Backend) deferScale(b *buffer, c float32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.recordPendingLocked(func(p *buffer) bool { return p.st == b.st })
-	g.pending = append(g.pending, pendingScale{b, c})
+	g.pending = append(g.pending, pendingScale{b: b, c: c})
 }
 
-// takePending removes and returns the factor of the pending Scale of
-// exactly b, when it is the only one pending on b's storage and fold
-// accepts its factor, for an operation that folds it in.
-func (g *Backend) takePending(b *buffer, fold func(c float32) bool) (float32, bool) {
+// deferZeroCopy keeps Copy(dst, src) pending as a fill of dst with 0 when
+// every part of src it reads is known to hold zeros, and reports whether
+// it did.
+func (g *Backend) deferZeroCopy(dst, src *buffer) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range spans("Copy", src.n, operand{"src", src, 1}) {
+		if !g.knownZero[s.bufs[0]] {
+			return false
+		}
+	}
+	g.recordPendingLocked(func(p *buffer) bool { return p.st == dst.st })
+	g.pending = append(g.pending, pendingScale{b: dst, fill: true})
+	return true
+}
+
+// markZero notes that the parts of st hold zeros (Zeros, after its fill).
+func (g *Backend) markZero(st *storage) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range st.parts {
+		g.knownZero[p.buf] = true
+	}
+}
+
+// unmarkZeroLocked forgets that bufs hold zeros: a dispatch binds them
+// (every binding may be written), an upload writes one, or it is freed.
+func (g *Backend) unmarkZeroLocked(bufs ...*wgpu.Buffer) {
+	if len(g.knownZero) == 0 {
+		return
+	}
+	for _, b := range bufs {
+		delete(g.knownZero, b)
+	}
+}
+
+// takePending removes and returns the factor of the pending Scale (or
+// zero fill, factor 0) of exactly b, when it is the only one pending on
+// b's storage and fold accepts it, for an operation that folds it in.
+func (g *Backend) takePending(b *buffer, fold func(p pendingScale) bool) (float32, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	at := -1
@@ -47,7 +92,7 @@ func (g *Backend) takePending(b *buffer, fold func(c float32) bool) (float32, bo
 		}
 		at = i
 	}
-	if at < 0 || !fold(g.pending[at].c) {
+	if at < 0 || !fold(g.pending[at]) {
 		return 0, false
 	}
 	c := g.pending[at].c
@@ -89,14 +134,22 @@ func (g *Backend) recordPendingLocked(match func(*buffer) bool) {
 	clear(g.pending[len(keep):])
 	g.pending = keep
 	for _, p := range due {
+		if p.fill {
+			for _, s := range spans("Copy", p.b.n, operand{"dst", p.b, 1}) {
+				g.runLocked(kFill, groupsFor(s.n, 256), args{}.u(s.offs[0], s.n).f(0), s.bufs[0])
+			}
+			continue
+		}
 		for _, s := range spans("Scale", p.b.n, operand{"dst", p.b, 1}, operand{"x", p.b, 1}) {
 			g.runLocked(kAxpby, groupsFor(s.n, 256), args{}.u(s.n, s.offs[0], s.offs[1]).f(0, p.c), s.bufs[0], s.bufs[1])
 		}
 	}
 }
 
-// recordAllPendingLocked records every pending Scale, before work that
-// does not go through run (uploads, read-backs, a sync).
+// recordAllPendingLocked records every pending Scale, before a sync or
+// close. An upload or a read-back records only those of the buffers it
+// touches (recordPendingFor): the model uploads dropout masks and reads
+// the loss back between a gradient's zeroing and its first product.
 func (g *Backend) recordAllPendingLocked() {
 	if len(g.pending) > 0 {
 		g.recordPendingLocked(func(*buffer) bool { return true })

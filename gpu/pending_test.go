@@ -32,6 +32,13 @@ func TestScaleFolded(t *testing.T) {
 		g.Scale(dst, dst, 0)
 		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
 	})
+	count("zeroing, an upload to another buffer, then an accumulating product", 1, func() {
+		g.Scale(dst, dst, 0)
+		if err := g.Write(a, 0, make([]float32, 32)); err != nil {
+			t.Fatal(err)
+		}
+		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
+	})
 	count("scaling, then an accumulating product", 2, func() {
 		g.Scale(dst, dst, 0.5)
 		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
@@ -41,4 +48,19 @@ func TestScaleFolded(t *testing.T) {
 		g.AdamWStep(p, gr, m, v, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 	})
 	count("a Scale before a sync", 1, func() { g.Scale(gr, gr, 2) })
+	zeros := g.Zeros(4, 5)
+	defer g.Free(zeros)
+	count("a copy of zeros, then an accumulating product", 1, func() {
+		g.Copy(dst, zeros)
+		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
+	})
+	// The product into zeros leaves the first copy pending (it binds
+	// zeros, not dst); the second copy is a real one and records the
+	// pending fill before it: product, fill, copy, product.
+	count("a copy of what a product wrote, then an accumulating product", 4, func() {
+		g.Copy(dst, zeros)
+		g.MatMul(zeros, a, w, backend.MatMul{TransB: true})
+		g.Copy(dst, zeros)
+		g.MatMul(dst, a, w, backend.MatMul{TransB: true, Accumulate: true})
+	})
 }

@@ -50,6 +50,9 @@ var elementwiseCases = []testCase{
 		whole := h.rand(1, 4, 8)
 		part := h.view(whole, 8, 2, 8)
 		gone := h.rand(1, 4, 4)
+		// Copies of zeros (the trainer's clearing of gradients), before an
+		// accumulating product and before a read.
+		zeros, cleared, copied := h.zeros(6, 7), h.rand(1, 6, 7), h.rand(1, 6, 7)
 		hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}
 		h.do(func(be backend.Backend, x side) float64 {
 			be.Scale(x(zeroed), x(zeroed), 0)
@@ -66,13 +69,17 @@ var elementwiseCases = []testCase{
 			be.Scale(x(part), x(part), 3)
 			be.Scale(x(gone), x(gone), 4)
 			be.Free(x(gone))
+			be.Copy(x(cleared), x(zeros))
+			be.MatMul(x(cleared), x(a), x(w), backend.MatMul{TransB: true, Accumulate: true})
+			be.Copy(x(copied), x(zeros))
 			return 0
 		})
 		for _, c := range []struct {
 			what string
 			p    pair
 		}{{"zeroed", zeroed}, {"scaled", scaled}, {"overwritten", over}, {"param", param}, {"grad", grad},
-			{"m", m}, {"v", v}, {"twice", twice}, {"sum", sum}, {"whole", whole}} {
+			{"m", m}, {"v", v}, {"twice", twice}, {"sum", sum}, {"whole", whole},
+			{"cleared", cleared}, {"copied", copied}, {"zeros", zeros}} {
 			h.close(c.what, c.p, defaultTol)
 		}
 	}},
