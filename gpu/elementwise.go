@@ -47,6 +47,9 @@ func (g *Backend) binary(op string, code int, dst, a, b backend.Buffer) {
 	d, x, y := g.f32(dst, op, "dst"), g.f32(a, op, "a"), g.f32(b, op, "b")
 	checkSize(op, "a", x, d.n)
 	mode := broadcast(op, x, y)
+	if mode == 0 && d.st == x.st && d.off == x.off && d.st != y.st && g.fuseInPlace(code, d, y) {
+		return
+	}
 	_, cols := x.dims()
 	// b goes element by element with a, or is bound whole and indexed by
 	// the position of the span in a.
@@ -64,6 +67,25 @@ func (g *Backend) binary(op string, code int, dst, a, b backend.Buffer) {
 		a := args{}.u(s.n, max(cols, 1), s.offs[0], s.offs[1], woff, code, mode, s.start)
 		g.run(kBinary, groupsFor(s.n, 256), a, s.bufs[0], s.bufs[1], wb)
 	}
+}
+
+// fuseInPlace handles dst = dst (op) y for a y of dst's size through a
+// pending Mul (pending.go): a Mul by y waits, and an Add of a y with a
+// Mul pending records both in one muladd dispatch. It reports whether it
+// did.
+func (g *Backend) fuseInPlace(code int, d, y *buffer) bool {
+	if code == 1 {
+		g.deferMul(d, y)
+		return true
+	}
+	p, ok := g.takePending(y, func(p pendingScale) bool { return p.mul != nil && p.mul.st != d.st })
+	if !ok {
+		return false
+	}
+	for _, s := range spans("Add", d.n, operand{"dst", d, 1}, operand{"x", y, 1}, operand{"m", p.mul, 1}) {
+		g.run(kMulAdd, groupsFor(s.n, 256), args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2]), s.bufs...)
+	}
+	return true
 }
 
 // Add sets dst = a + b; dst may be a or b; b may be broadcast as in Mul.

@@ -229,6 +229,7 @@ var (
 	kCopy        = kernel{name: "copy", buffers: 2}
 	kBinary      = kernel{name: "binary", buffers: 3}
 	kAxpby       = kernel{name: "axpby", buffers: 2}
+	kMulAdd      = kernel{name: "muladd", buffers: 3}
 	kSiLUMul     = kernel{name: "silumul", buffers: 3}
 	kSiLUMulBack = kernel{name: "silumul_back", buffers: 5}
 	kGELUMul     = kernel{name: "gelumul", buffers: 3}

@@ -1,6 +1,10 @@
 package gpu
 
-import "github.com/gogpu/wgpu"
+import (
+	"slices"
+
+	"github.com/gogpu/wgpu"
+)
 
 // A training step scales buffers in place right before the one operation
 // that reads them next: the model zeroes a gradient (Scale by 0) before a
@@ -24,11 +28,32 @@ import "github.com/gogpu/wgpu"
 // fill with 0: folded like a Scale by 0, recorded as a fill.
 
 // pendingScale is a Scale(b, b, c), or with fill a Copy of zeros into b,
-// not yet recorded.
+// or with mul a Mul(b, b, mul) of two buffers of one size, not yet
+// recorded.
 type pendingScale struct {
 	b    *buffer
 	c    float32
 	fill bool
+	mul  *buffer
+}
+
+// touches reports whether p reads or writes storage st.
+func (p *pendingScale) touches(st *storage) bool {
+	return p.b.st == st || (p.mul != nil && p.mul.st == st)
+}
+
+// LoRA's dropout backward masks its input gradient in place and adds it
+// into the layer's: Mul(dxd, dxd, mask), then Add(dx, dx, dxd). The Mul
+// is kept pending like a Scale and the Add does both (muladd.wgsl).
+// It stays pending also while a dispatch binds neither dxd nor mask.
+
+// deferMul keeps Mul(b, b, m) pending, after recording what is pending
+// on either storage.
+func (g *Backend) deferMul(b, m *buffer) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(b.st) || p.touches(m.st) })
+	g.pending = append(g.pending, pendingScale{b: b, mul: m})
 }
 
 // deferScale keeps Scale(b, b, c) pending, after recording any pending
@@ -36,7 +61,7 @@ type pendingScale struct {
 func (g *Backend) deferScale(b *buffer, c float32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.recordPendingLocked(func(p *buffer) bool { return p.st == b.st })
+	g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(b.st) })
 	g.pending = append(g.pending, pendingScale{b: b, c: c})
 }
 
@@ -51,7 +76,7 @@ func (g *Backend) deferZeroCopy(dst, src *buffer) bool {
 			return false
 		}
 	}
-	g.recordPendingLocked(func(p *buffer) bool { return p.st == dst.st })
+	g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(dst.st) })
 	g.pending = append(g.pending, pendingScale{b: dst, fill: true})
 	return true
 }
@@ -79,25 +104,25 @@ func (g *Backend) unmarkZeroLocked(bufs ...*wgpu.Buffer) {
 // takePending removes and returns the factor of the pending Scale (or
 // zero fill, factor 0) of exactly b, when it is the only one pending on
 // b's storage and fold accepts it, for an operation that folds it in.
-func (g *Backend) takePending(b *buffer, fold func(p pendingScale) bool) (float32, bool) {
+func (g *Backend) takePending(b *buffer, fold func(p pendingScale) bool) (pendingScale, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	at := -1
 	for i, p := range g.pending {
-		if p.b.st != b.st {
+		if !p.touches(b.st) {
 			continue
 		}
-		if at >= 0 || p.b.off != b.off || p.b.n != b.n {
-			return 0, false
+		if at >= 0 || p.b.st != b.st || p.b.off != b.off || p.b.n != b.n {
+			return pendingScale{}, false
 		}
 		at = i
 	}
 	if at < 0 || !fold(g.pending[at]) {
-		return 0, false
+		return pendingScale{}, false
 	}
-	c := g.pending[at].c
+	p := g.pending[at]
 	g.pending = append(g.pending[:at], g.pending[at+1:]...)
-	return c, true
+	return p, true
 }
 
 // recordPendingFor records, in order, the pending Scales whose storage
@@ -106,26 +131,27 @@ func (g *Backend) recordPendingFor(bufs []*wgpu.Buffer) {
 	if len(g.pending) == 0 {
 		return
 	}
-	g.recordPendingLocked(func(p *buffer) bool {
-		for _, pt := range p.st.parts {
-			for _, b := range bufs {
-				if pt.buf == b {
-					return true
-				}
+	bound := func(st *storage) bool {
+		for _, pt := range st.parts {
+			if slices.Contains(bufs, pt.buf) {
+				return true
 			}
 		}
 		return false
+	}
+	g.recordPendingLocked(func(p *pendingScale) bool {
+		return bound(p.b.st) || (p.mul != nil && bound(p.mul.st))
 	})
 }
 
 // recordPendingLocked records, in order, the pending Scales of the
 // buffers match picks and forgets them; they are taken off the list
 // first, so recording them does not find them again.
-func (g *Backend) recordPendingLocked(match func(*buffer) bool) {
+func (g *Backend) recordPendingLocked(match func(*pendingScale) bool) {
 	var due []pendingScale
 	keep := g.pending[:0]
 	for _, p := range g.pending {
-		if match(p.b) {
+		if match(&p) {
 			due = append(due, p)
 		} else {
 			keep = append(keep, p)
@@ -134,6 +160,13 @@ func (g *Backend) recordPendingLocked(match func(*buffer) bool) {
 	clear(g.pending[len(keep):])
 	g.pending = keep
 	for _, p := range due {
+		if p.mul != nil {
+			for _, s := range spans("Mul", p.b.n, operand{"dst", p.b, 1}, operand{"a", p.b, 1}, operand{"b", p.mul, 1}) {
+				a := args{}.u(s.n, 1, s.offs[0], s.offs[1], s.offs[2], 1, 0, s.start)
+				g.runLocked(kBinary, groupsFor(s.n, 256), a, s.bufs[0], s.bufs[1], s.bufs[2])
+			}
+			continue
+		}
 		if p.fill {
 			for _, s := range spans("Copy", p.b.n, operand{"dst", p.b, 1}) {
 				g.runLocked(kFill, groupsFor(s.n, 256), args{}.u(s.offs[0], s.n).f(0), s.bufs[0])
@@ -152,7 +185,7 @@ func (g *Backend) recordPendingLocked(match func(*buffer) bool) {
 // the loss back between a gradient's zeroing and its first product.
 func (g *Backend) recordAllPendingLocked() {
 	if len(g.pending) > 0 {
-		g.recordPendingLocked(func(*buffer) bool { return true })
+		g.recordPendingLocked(func(*pendingScale) bool { return true })
 	}
 }
 
@@ -164,6 +197,6 @@ func (g *Backend) recordAllPendingLocked() {
 // dispatch keeps the buffer in use as an unfolded Scale did.
 func (g *Backend) recordPendingOfLocked(st *storage) {
 	if len(g.pending) > 0 {
-		g.recordPendingLocked(func(p *buffer) bool { return p.st == st })
+		g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(st) })
 	}
 }

@@ -48,6 +48,10 @@ func TestScaleFolded(t *testing.T) {
 		g.AdamWStep(p, gr, m, v, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 	})
 	count("a Scale before a sync", 1, func() { g.Scale(gr, gr, 2) })
+	count("an in-place Mul, then its Add", 1, func() {
+		g.Mul(p, p, gr)
+		g.Add(m, m, p)
+	})
 	zeros := g.Zeros(4, 5)
 	defer g.Free(zeros)
 	count("a copy of zeros, then an accumulating product", 1, func() {

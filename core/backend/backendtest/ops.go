@@ -53,6 +53,11 @@ var elementwiseCases = []testCase{
 		// Copies of zeros (the trainer's clearing of gradients), before an
 		// accumulating product and before a read.
 		zeros, cleared, copied := h.zeros(6, 7), h.rand(1, 6, 7), h.rand(1, 6, 7)
+		// A masked gradient added into another (LoRA's dropout backward),
+		// one whose mask is overwritten before the Add, and one left alone.
+		masked, mask, into := h.rand(1, 5, 6), h.rand(1, 5, 6), h.rand(1, 5, 6)
+		masked2, mask2, into2, other := h.rand(1, 5, 6), h.rand(1, 5, 6), h.rand(1, 5, 6), h.rand(1, 5, 6)
+		alone := h.rand(1, 5, 6)
 		hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: 1}
 		h.do(func(be backend.Backend, x side) float64 {
 			be.Scale(x(zeroed), x(zeroed), 0)
@@ -72,6 +77,12 @@ var elementwiseCases = []testCase{
 			be.Copy(x(cleared), x(zeros))
 			be.MatMul(x(cleared), x(a), x(w), backend.MatMul{TransB: true, Accumulate: true})
 			be.Copy(x(copied), x(zeros))
+			be.Mul(x(masked), x(masked), x(mask))
+			be.Add(x(into), x(into), x(masked))
+			be.Mul(x(masked2), x(masked2), x(mask2))
+			be.Copy(x(mask2), x(other))
+			be.Add(x(into2), x(into2), x(masked2))
+			be.Mul(x(alone), x(alone), x(mask))
 			return 0
 		})
 		for _, c := range []struct {
@@ -79,7 +90,8 @@ var elementwiseCases = []testCase{
 			p    pair
 		}{{"zeroed", zeroed}, {"scaled", scaled}, {"overwritten", over}, {"param", param}, {"grad", grad},
 			{"m", m}, {"v", v}, {"twice", twice}, {"sum", sum}, {"whole", whole},
-			{"cleared", cleared}, {"copied", copied}, {"zeros", zeros}} {
+			{"cleared", cleared}, {"copied", copied}, {"zeros", zeros}, {"masked", masked}, {"into", into},
+			{"masked2", masked2}, {"into2", into2}, {"alone", alone}} {
 			h.close(c.what, c.p, defaultTol)
 		}
 	}},
