@@ -115,7 +115,7 @@ func (g *Backend) AttentionBackward(dq, dk, dv, dy, q, k, v backend.Buffer, p ba
 			return 0
 		}
 		if foldable {
-			if _, ok := g.takePending(b, func(p pendingScale) bool { return p.mul == nil && p.c == 0 }); ok {
+			if _, ok := g.takePending(b, func(p pendingScale) bool { return p.mul == nil && p.rope == nil && p.c == 0 }); ok {
 				return 2
 			}
 		}

@@ -240,6 +240,7 @@ var (
 	kRMSNormBack = kernel{name: "rmsnorm_back", buffers: 5}
 	kRMSNormDW   = kernel{name: "rmsnorm_dw", buffers: 4}
 	kRoPE        = kernel{name: "rope", buffers: 1}
+	kRoPEPair    = kernel{name: "rope", buffers: 2, defs: "PAIR"}
 	kAttention   = kernel{name: "attention", buffers: 4}
 	kAttnBlock   = kernel{name: "attention_block", buffers: 4}
 	kAttnBackQ   = kernel{name: "attention_back_q", buffers: 6}

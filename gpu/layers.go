@@ -179,7 +179,16 @@ func (g *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 		}
 		a = a.f(float32(f / (2 * math.Pi)))
 	}
-	for _, s := range spans(op, rows, operand{"x", xb, cols}) {
+	ss := spans(op, rows, operand{"x", xb, cols})
+	if len(ss) == 1 {
+		// One part: kept pending to pair with the next rotation at the
+		// same positions (pending.go).
+		s := ss[0]
+		sa := append(args{}.u(s.n, cols, s.offs[0]), a[3:]...).i32s(pos)
+		g.deferRoPE(&ropeWork{x: xb, buf: s.bufs[0], args: sa, threads: rows * (cols / hd) * half})
+		return
+	}
+	for _, s := range ss {
 		sa := append(args{}.u(s.n, cols, s.offs[0]), a[3:]...).i32s(pos[s.start : s.start+s.n])
 		g.run(kRoPE, groupsFor(s.n*(cols/hd)*half, 256), sa, s.bufs[0])
 	}

@@ -161,7 +161,7 @@ func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 		float32(lr/(1-math.Pow(b1, float64(h.Step)))),
 		float32(math.Sqrt(1-math.Pow(b2, float64(h.Step)))),
 		h.Beta1, h.Beta2, float32(1-b1), float32(1-b2), h.Eps)
-	ps, rescale := g.takePending(gb, func(p pendingScale) bool { return !p.fill && p.mul == nil })
+	ps, rescale := g.takePending(gb, func(p pendingScale) bool { return !p.fill && p.mul == nil && p.rope == nil })
 	factors = factors.f(ps.c).u(bit(rescale))
 	for _, s := range spans(op, pb.n, operand{"param", pb, 1}, operand{"grad", gb, 1}, operand{"m", mb, 1}, operand{"v", vb, 1}) {
 		a := append(args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], s.offs[3]), factors...)

@@ -49,7 +49,7 @@ func (g *Backend) matMul(dst, a, b backend.Buffer, f backend.MatMul, simple bool
 	// A pending Scale of dst (pending.go) is void when the product
 	// overwrites dst, and a pending zeroing makes an accumulating product
 	// an overwriting one.
-	if _, ok := g.takePending(d, func(p pendingScale) bool { return !f.Accumulate || (p.mul == nil && p.c == 0) }); ok {
+	if _, ok := g.takePending(d, func(p pendingScale) bool { return !f.Accumulate || (p.mul == nil && p.rope == nil && p.c == 0) }); ok {
 		f.Accumulate = false
 	}
 	if k == 0 {

@@ -220,7 +220,7 @@ func q4kmModel(t *testing.T) string {
 // q, k, v and o: 40 adapter tensors, batch 4 of 64 tokens). Each dispatch
 // costs a few microseconds of driver time on a real GPU however little it
 // does, so the count is pinned: lower it when a change fuses more.
-const maxStepDispatches = 349
+const maxStepDispatches = 339
 
 // TestTrainingStepReadBacks checks that a training step reads back only
 // what the trainer asks for: the loss of its micro-batch and the gradient

@@ -35,6 +35,7 @@ type pendingScale struct {
 	c    float32
 	fill bool
 	mul  *buffer
+	rope *ropeWork // a rotation of b instead (ApplyRoPE)
 }
 
 // touches reports whether p reads or writes storage st.
@@ -46,6 +47,39 @@ func (p *pendingScale) touches(st *storage) bool {
 // into the layer's: Mul(dxd, dxd, mask), then Add(dx, dx, dxd). The Mul
 // is kept pending like a Scale and the Add does both (muladd.wgsl).
 // It stays pending also while a dispatch binds neither dxd nor mask.
+
+// A layer rotates q and then k by RoPE at the same positions (and the
+// backward dq and dk): a rotation of a buffer held in one part waits, and
+// the next one with the same rows, positions, frequencies, style and sign
+// on another storage runs both in one dispatch (rope.wgsl's PAIR).
+
+// ropeWork is one pending rotation: the single-part dispatch's arguments
+// (rows, cols, off, then what a partner must share) and its thread count.
+type ropeWork struct {
+	x       *buffer
+	buf     *wgpu.Buffer
+	args    args
+	threads int
+}
+
+// deferRoPE pairs w with the pending rotation it matches, recording both,
+// or keeps it pending.
+func (g *Backend) deferRoPE(w *ropeWork) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, p := range g.pending {
+		o := p.rope
+		if o == nil || o.x.st == w.x.st || o.args[0] != w.args[0] || !slices.Equal(o.args[3:], w.args[3:]) {
+			continue
+		}
+		g.pending = append(g.pending[:i], g.pending[i+1:]...)
+		a := append(slices.Clone(o.args), w.args[1], w.args[2])
+		g.runLocked(kRoPEPair, groupsFor(o.threads+w.threads, 256), a, o.buf, w.buf)
+		return
+	}
+	g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(w.x.st) })
+	g.pending = append(g.pending, pendingScale{b: w.x, rope: w})
+}
 
 // deferMul keeps Mul(b, b, m) pending, after recording what is pending
 // on either storage.
@@ -160,6 +194,10 @@ func (g *Backend) recordPendingLocked(match func(*pendingScale) bool) {
 	clear(g.pending[len(keep):])
 	g.pending = keep
 	for _, p := range due {
+		if p.rope != nil {
+			g.runLocked(kRoPE, groupsFor(p.rope.threads, 256), p.rope.args, p.rope.buf)
+			continue
+		}
 		if p.mul != nil {
 			for _, s := range spans("Mul", p.b.n, operand{"dst", p.b, 1}, operand{"a", p.b, 1}, operand{"b", p.mul, 1}) {
 				a := args{}.u(s.n, 1, s.offs[0], s.offs[1], s.offs[2], 1, 0, s.start)

@@ -52,6 +52,17 @@ func TestScaleFolded(t *testing.T) {
 		g.Mul(p, p, gr)
 		g.Add(m, m, p)
 	})
+	rope := backend.RoPE{Style: backend.RoPEHalf, HeadDim: 4, Theta: 10000}
+	kr := g.Zeros(4, 4)
+	defer g.Free(kr)
+	count("a rotation of q, then of k at the same positions", 1, func() {
+		g.ApplyRoPE(a, []int32{0, 1, 2, 3}, rope)
+		g.ApplyRoPE(kr, []int32{0, 1, 2, 3}, rope)
+	})
+	count("rotations at other positions", 2, func() {
+		g.ApplyRoPE(a, []int32{0, 1, 2, 3}, rope)
+		g.ApplyRoPE(kr, []int32{0, 1, 2, 4}, rope)
+	})
 	zeros := g.Zeros(4, 5)
 	defer g.Free(zeros)
 	count("a copy of zeros, then an accumulating product", 1, func() {

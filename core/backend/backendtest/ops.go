@@ -204,6 +204,28 @@ var layerCases = []testCase{
 			h.close(fmt.Sprintf("dx %+v", r), dx, 5e-4)
 		}
 	}},
+	{"RoPE/q and k", func(h *harness) {
+		// A layer's q and k rotated one after the other at the same
+		// positions (a backend may do both at once), views at an offset,
+		// then a third at other positions and a fourth with another sign.
+		pos, other := []int32{0, 1, 7, 100, 511, 3}, []int32{5, 4, 3, 2, 1, 0}
+		for _, r := range ropeVariants {
+			q, kbuf := h.rand(1, 2*len(pos), 64), h.rand(1, len(pos), 32)
+			qv := h.view(q, 64*len(pos), len(pos), 64)
+			z, dz := h.rand(1, len(pos), 32), h.rand(1, len(pos), 32)
+			h.do(func(be backend.Backend, x side) float64 {
+				be.ApplyRoPE(x(qv), pos, r)
+				be.ApplyRoPE(x(kbuf), pos, r)
+				be.ApplyRoPE(x(z), other, r)
+				be.ApplyRoPEBackward(x(dz), other, r)
+				return 0
+			})
+			h.close(fmt.Sprintf("q %+v", r), q, 5e-4)
+			h.close(fmt.Sprintf("k %+v", r), kbuf, 5e-4)
+			h.close(fmt.Sprintf("z %+v", r), z, 5e-4)
+			h.close(fmt.Sprintf("dz %+v", r), dz, 5e-4)
+		}
+	}},
 }
 
 var ropeVariants = []backend.RoPE{
