@@ -249,4 +249,5 @@ var (
 	kCrossEnt    = kernel{name: "cross_entropy", buffers: 3}
 	kSumSquares  = kernel{name: "sumsq", buffers: 7}
 	kAdamW       = kernel{name: "adamw", buffers: 4}
+	kAdamWGroup  = kernel{name: "adamw_group", buffers: 4 * adamSlots}
 )

@@ -142,10 +142,22 @@ func (g *Backend) SumSquares(bufs ...backend.Buffer) float64 {
 	return sum
 }
 
+// hasDuplicate reports whether some storage appears twice.
+func hasDuplicate(st []*storage) bool {
+	for i, s := range st {
+		if slices.Contains(st[:i], s) {
+			return true
+		}
+	}
+	return false
+}
+
 // AdamWStep applies one AdamW step with PyTorch's semantics, the scalar
 // factors computed on the host in float64 as the CPU backend does. A Scale
 // of grad pending (the trainer's clipping, see pending.go) is done here:
-// the kernel stores grad scaled and steps with the scaled value.
+// the kernel stores grad scaled and steps with the scaled value. Where
+// the adapter allows, steps with the same factors wait and run up to
+// adamSlots tensors a dispatch (pending.go).
 func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 	const op = "AdamWStep"
 	pb, gb, mb, vb := g.f32(param, op, "param"), g.f32(grad, op, "grad"), g.f32(m, op, "m"), g.f32(v, op, "v")
@@ -162,6 +174,15 @@ func (g *Backend) AdamWStep(param, grad, m, v backend.Buffer, h backend.AdamW) {
 		float32(math.Sqrt(1-math.Pow(b2, float64(h.Step)))),
 		h.Beta1, h.Beta2, float32(1-b1), float32(1-b2), h.Eps)
 	ps, rescale := g.takePending(gb, func(p pendingScale) bool { return !p.fill && p.mul == nil && p.rope == nil })
+	ss := spans(op, pb.n, operand{"param", pb, 1}, operand{"grad", gb, 1}, operand{"m", mb, 1}, operand{"v", vb, 1})
+	if st := []*storage{pb.st, gb.st, mb.st, vb.st}; g.groupsAdamW() && len(ss) == 1 && !hasDuplicate(st) {
+		// Waits to share a dispatch with the next tensors' steps
+		// (pending.go): n, offsets, then decay, gscale, rescale.
+		s := ss[0]
+		slot := append(args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], s.offs[3]), factors[0]).f(ps.c).u(bit(rescale))
+		g.deferAdamW(factors[1:], slot, s.bufs, st)
+		return
+	}
 	factors = factors.f(ps.c).u(bit(rescale))
 	for _, s := range spans(op, pb.n, operand{"param", pb, 1}, operand{"grad", gb, 1}, operand{"m", mb, 1}, operand{"v", vb, 1}) {
 		a := append(args{}.u(s.n, s.offs[0], s.offs[1], s.offs[2], s.offs[3]), factors...)

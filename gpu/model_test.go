@@ -219,8 +219,13 @@ func q4kmModel(t *testing.T) string {
 // TestTrainingStepReadBacks may record (stories260K, 5 layers, rank 8 on
 // q, k, v and o: 40 adapter tensors, batch 4 of 64 tokens). Each dispatch
 // costs a few microseconds of driver time on a real GPU however little it
-// does, so the count is pinned: lower it when a change fuses more.
-const maxStepDispatches = 339
+// does, so the count is pinned: lower it when a change fuses more. An
+// adapter without the storage bindings of adamw_group (29) steps the 40
+// tensors a dispatch each rather than 7 a dispatch: 34 more.
+const (
+	maxStepDispatches = 305
+	ungroupedAdamW    = 34
+)
 
 // TestTrainingStepReadBacks checks that a training step reads back only
 // what the trainer asks for: the loss of its micro-batch and the gradient
@@ -245,6 +250,10 @@ func TestTrainingStepReadBacks(t *testing.T) {
 			t.Logf("last step: %4d dispatches of %s", n, k)
 		}
 	}
+	limit := int64(maxStepDispatches)
+	if !g.groupsAdamW() {
+		limit += ungroupedAdamW
+	}
 	for i := 1; i < len(reads); i++ {
 		r, d := reads[i]-reads[i-1], dispatches[i]-dispatches[i-1]
 		if r != 2 {
@@ -253,9 +262,9 @@ func TestTrainingStepReadBacks(t *testing.T) {
 		if d < 100 {
 			t.Errorf("step %d ran only %d dispatches: is it running on the gpu?", i+1, d)
 		}
-		if d > maxStepDispatches {
+		if d > limit {
 			t.Errorf("step %d ran %d dispatches, over the %d this step took when it was last counted: "+
-				"a fused kernel was split again or an operation went per tensor (the log lists them by kernel)", i+1, d, maxStepDispatches)
+				"a fused kernel was split again or an operation went per tensor (the log lists them by kernel)", i+1, d, limit)
 		}
 		t.Logf("step %d: %d dispatches, %d read-backs", i+1, d, r)
 	}

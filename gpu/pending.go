@@ -35,12 +35,73 @@ type pendingScale struct {
 	c    float32
 	fill bool
 	mul  *buffer
-	rope *ropeWork // a rotation of b instead (ApplyRoPE)
+	rope *ropeWork  // a rotation of b instead (ApplyRoPE)
+	adam *adamGroup // AdamW steps instead, b nil
+}
+
+// storages returns the storages p reads or writes.
+func (p *pendingScale) storages() []*storage {
+	switch {
+	case p.adam != nil:
+		return p.adam.st
+	case p.mul != nil:
+		return []*storage{p.b.st, p.mul.st}
+	}
+	return []*storage{p.b.st}
 }
 
 // touches reports whether p reads or writes storage st.
 func (p *pendingScale) touches(st *storage) bool {
-	return p.b.st == st || (p.mul != nil && p.mul.st == st)
+	return slices.Contains(p.storages(), st)
+}
+
+// The trainer steps its tensors one after the other with the same AdamW
+// factors. On an adapter with storage bindings for adamSlots tensors (4
+// each, and the arguments), a step of a tensor held in one part waits,
+// and the steps that follow with the same factors join it, up to
+// adamSlots, in one dispatch (adamw_group.wgsl).
+
+// adamSlots is how many tensors one adamw_group dispatch steps.
+const adamSlots = 7
+
+// adamGroup is pending AdamW steps: shared holds the factors all share
+// (stepsize .. eps), slots each tensor's words, bufs its p, g, m, v.
+type adamGroup struct {
+	shared args
+	slots  []args
+	bufs   []*wgpu.Buffer
+	st     []*storage
+}
+
+// groupsAdamW reports whether the adapter binds enough storage buffers
+// for adamw_group.
+func (g *Backend) groupsAdamW() bool {
+	return g.limits.MaxStorageBuffersPerShaderStage >= 1+4*adamSlots
+}
+
+// deferAdamW adds one tensor's step to the last pending group when it
+// shares its factors and has room, else starts a group; what is pending
+// on the tensor's storages is recorded first, so the group runs after it.
+func (g *Backend) deferAdamW(shared, slot args, bufs []*wgpu.Buffer, st []*storage) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recordPendingLocked(func(p *pendingScale) bool {
+		for _, s := range st {
+			if p.touches(s) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(g.pending); n > 0 {
+		if ag := g.pending[n-1].adam; ag != nil && len(ag.slots) < adamSlots && slices.Equal(ag.shared, shared) {
+			ag.slots = append(ag.slots, slot)
+			ag.bufs = append(ag.bufs, bufs...)
+			ag.st = append(ag.st, st...)
+			return
+		}
+	}
+	g.pending = append(g.pending, pendingScale{adam: &adamGroup{shared: shared, slots: []args{slot}, bufs: bufs, st: st}})
 }
 
 // LoRA's dropout backward masks its input gradient in place and adds it
@@ -146,7 +207,7 @@ func (g *Backend) takePending(b *buffer, fold func(p pendingScale) bool) (pendin
 		if !p.touches(b.st) {
 			continue
 		}
-		if at >= 0 || p.b.st != b.st || p.b.off != b.off || p.b.n != b.n {
+		if at >= 0 || p.adam != nil || p.b.st != b.st || p.b.off != b.off || p.b.n != b.n {
 			return pendingScale{}, false
 		}
 		at = i
@@ -174,7 +235,7 @@ func (g *Backend) recordPendingFor(bufs []*wgpu.Buffer) {
 		return false
 	}
 	g.recordPendingLocked(func(p *pendingScale) bool {
-		return bound(p.b.st) || (p.mul != nil && bound(p.mul.st))
+		return slices.ContainsFunc(p.storages(), bound)
 	})
 }
 
@@ -194,6 +255,22 @@ func (g *Backend) recordPendingLocked(match func(*pendingScale) bool) {
 	clear(g.pending[len(keep):])
 	g.pending = keep
 	for _, p := range due {
+		if ag := p.adam; ag != nil {
+			a := args{}.u(len(ag.slots))
+			a = append(a, ag.shared...)
+			groups := 0
+			for _, s := range ag.slots {
+				n := groupsFor(int(s[0]), 256)
+				a = append(a, s[:5]...)
+				a = a.u(groups)
+				a = append(a, s[5:]...)
+				groups += n
+			}
+			bufs := make([]*wgpu.Buffer, 4*adamSlots)
+			copy(bufs, ag.bufs)
+			g.runLocked(kAdamWGroup, groups, a, bufs...)
+			continue
+		}
 		if p.rope != nil {
 			g.runLocked(kRoPE, groupsFor(p.rope.threads, 256), p.rope.args, p.rope.buf)
 			continue

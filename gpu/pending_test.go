@@ -48,6 +48,21 @@ func TestScaleFolded(t *testing.T) {
 		g.AdamWStep(p, gr, m, v, backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 	})
 	count("a Scale before a sync", 1, func() { g.Scale(gr, gr, 2) })
+	if g.groupsAdamW() {
+		// Nine tensors, each its own p, g, m and v: two dispatches.
+		var ts [9][4]backend.Buffer
+		for i := range ts {
+			for j := range ts[i] {
+				ts[i][j] = g.Zeros(2, 3)
+				defer g.Free(ts[i][j])
+			}
+		}
+		count("nine AdamW steps with the same factors", 2, func() {
+			for _, x := range ts {
+				g.AdamWStep(x[0], x[1], x[2], x[3], backend.AdamW{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
+			}
+		})
+	}
 	count("an in-place Mul, then its Add", 1, func() {
 		g.Mul(p, p, gr)
 		g.Add(m, m, p)

@@ -359,6 +359,41 @@ var lossCases = []testCase{
 		got, want := h.do(func(be backend.Backend, x side) float64 { return be.SumSquares(x(a), x(b), x(a), x(c), x(a)) })
 		h.closeScalar("sum", got, want, 1e-5)
 	}},
+	{"AdamWStep/many", func(h *harness) {
+		// A trainer's step: more tensors than a backend may step in one
+		// dispatch, one over several workgroups, one without weight decay,
+		// gradients clipped just before, the same factors for all; then a
+		// second step, and a tensor stepped twice in a row.
+		sizes := []int{5, 300, 1, 64, 17, 1000, 33, 8, 2}
+		type tensor struct{ p, g, m, v pair }
+		ts := make([]tensor, len(sizes))
+		for i, n := range sizes {
+			ts[i] = tensor{h.rand(1, n), h.rand(0.1, n), h.zeros(n), h.zeros(n)}
+		}
+		for step := 1; step <= 2; step++ {
+			h.do(func(be backend.Backend, x side) float64 {
+				for i, t := range ts {
+					hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: step}
+					if i == 3 {
+						hp.WeightDecay = 0
+					}
+					be.Scale(x(t.g), x(t.g), 0.5)
+					be.AdamWStep(x(t.p), x(t.g), x(t.m), x(t.v), hp)
+				}
+				hp := backend.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: step + 1}
+				be.AdamWStep(x(ts[0].p), x(ts[0].g), x(ts[0].m), x(ts[0].v), hp)
+				return 0
+			})
+		}
+		for i, t := range ts {
+			for _, c := range []struct {
+				what string
+				p    pair
+			}{{"param", t.p}, {"grad", t.g}, {"m", t.m}, {"v", t.v}} {
+				h.close(fmt.Sprintf("tensor %d %s", i, c.what), c.p, defaultTol)
+			}
+		}
+	}},
 	{"AdamWStep", func(h *harness) {
 		param, m, v := h.rand(1, 9, 17), h.zeros(9, 17), h.zeros(9, 17)
 		for step := 1; step <= 3; step++ {
