@@ -171,6 +171,12 @@ func (g *Backend) deferZeroCopy(dst, src *buffer) bool {
 			return false
 		}
 	}
+	// Work pending on src (a Scale by NaN, say) may change it yet.
+	for _, p := range g.pending {
+		if p.touches(src.st) {
+			return false
+		}
+	}
 	g.recordPendingLocked(func(p *pendingScale) bool { return p.touches(dst.st) })
 	g.pending = append(g.pending, pendingScale{b: dst, fill: true})
 	return true
