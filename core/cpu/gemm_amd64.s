@@ -4217,7 +4217,7 @@ q6kDotAVX2_reduce:
 	RET
 
 // func q4kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
-// Requires: AVX, AVX2, F16C
+// Requires: AVX, AVX2, F16C, MMX+
 TEXT ·q4kQ8KDotAVX2(SB), NOSPLIT, $0-48
 	VMOVDQU intconsts<>+0(SB), Y0
 	MOVQ    rows+0(FP), AX
@@ -4316,6 +4316,9 @@ q4kQ8KDotAVX2_last0:
 	VMOVDQA      Y8, Y4
 	VMOVDQA      Y6, Y5
 	VMOVDQA      Y7, Y8
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
 	ADDQ         $0x00000090, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
@@ -4410,6 +4413,9 @@ q4kQ8KDotAVX2_last:
 	VMOVDQA      Y8, Y4
 	VMOVDQA      Y6, Y5
 	VMOVDQA      Y7, Y8
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
 	ADDQ         $0x00000090, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
@@ -4650,7 +4656,7 @@ DATA intconsts<>+828(SB)/4, $0x00000000
 GLOBL intconsts<>(SB), RODATA|NOPTR, $832
 
 // func q5kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
-// Requires: AVX, AVX2, F16C
+// Requires: AVX, AVX2, F16C, MMX+
 TEXT ·q5kQ8KDotAVX2(SB), NOSPLIT, $0-48
 	VMOVDQU intconsts<>+0(SB), Y0
 	MOVQ    rows+0(FP), AX
@@ -4781,6 +4787,9 @@ q5kQ8KDotAVX2_last0:
 	VMOVDQA      Y9, Y4
 	VMOVDQA      Y6, Y5
 	VMOVDQA      Y7, Y8
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
 	ADDQ         $0x000000b0, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
@@ -4907,6 +4916,9 @@ q5kQ8KDotAVX2_last:
 	VMOVDQA      Y9, Y4
 	VMOVDQA      Y6, Y5
 	VMOVDQA      Y7, Y8
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
 	ADDQ         $0x000000b0, DI
 	ADDQ         $0x00000124, SI
 	ADDQ         $0x00000010, R9
@@ -4937,7 +4949,7 @@ q5kQ8KDotAVX2_tail:
 	RET
 
 // func q6kQ8KDotAVX2(rows int, blocks int, w *byte, stride int, act *byte, out *float32)
-// Requires: AVX, AVX2, F16C
+// Requires: AVX, AVX2, F16C, MMX+
 TEXT ·q6kQ8KDotAVX2(SB), NOSPLIT, $0-48
 	VMOVDQU intconsts<>+0(SB), Y0
 	MOVQ    rows+0(FP), AX
@@ -5047,6 +5059,10 @@ q6kQ8KDotAVX2_last0:
 	VMULSS       X5, X9, X9
 	VMOVDQA      Y12, Y5
 	VMOVDQA      Y9, Y6
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
+	PREFETCHT0   2240(DI)
 	ADDQ         $0x000000d2, DI
 	ADDQ         $0x00000124, SI
 	DECQ         R8
@@ -5156,6 +5172,10 @@ q6kQ8KDotAVX2_last:
 	VMULSS       X5, X9, X9
 	VMOVDQA      Y12, Y5
 	VMOVDQA      Y9, Y6
+	PREFETCHT0   2048(DI)
+	PREFETCHT0   2112(DI)
+	PREFETCHT0   2176(DI)
+	PREFETCHT0   2240(DI)
 	ADDQ         $0x000000d2, DI
 	ADDQ         $0x00000124, SI
 	DECQ         R8

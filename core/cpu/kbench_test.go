@@ -3,7 +3,9 @@ package cpu
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/graft-ml/graft/core/backend"
 	"github.com/graft-ml/graft/core/tensor"
@@ -129,6 +131,61 @@ func BenchmarkMatVecBandwidth(b *testing.B) {
 			if streamGBs > 0 {
 				b.ReportMetric(streamGBs/gbs, "stream/x")
 			}
+		})
+	}
+}
+
+// BenchmarkMatVecBandwidthPaired is BenchmarkMatVecBandwidth's ratio
+// measured so that a machine whose memory bandwidth drifts (a shared
+// host: the streaming read moved between 19 and 27 GB/s from one run to
+// the next here) does not decide it: each iteration times one streaming
+// read of the array and one mat-vec of a weight of the same size, back to
+// back, and "stream/x" is the median over the iterations of the ratio of
+// the two times per byte. Weights are the integer mat-vec's (the default
+// for generation).
+func BenchmarkMatVecBandwidthPaired(b *testing.B) {
+	c := New()
+	data := make([]float32, bandwidthBytes/4)
+	for i := range data {
+		data[i] = float32(i%7) * 0.25
+	}
+	st := &streamTask{data: data, sink: make([]float32, len(data)/streamPiece)}
+	const k = 4096
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q6_K} {
+		b.Run(dt.String(), func(b *testing.B) {
+			rowBytes := k / dt.BlockElems() * dt.BlockBytes()
+			n := bandwidthBytes / rowBytes / ntRows * ntRows
+			wt, err := tensor.New("w", dt, tensor.Shape{n, k}, randomBlocks(dt, n*k))
+			if err != nil {
+				b.Fatal(err)
+			}
+			wb, err := c.Load(wt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Free(wb)
+			x, dst := c.Zeros(1, k), c.Zeros(1, n)
+			for i, xs := 0, x.(*buffer).data(); i < len(xs); i++ {
+				xs[i] = float32(i%13) * 0.1
+			}
+			var ratios []float64
+			var streamNs, weightNs float64
+			for b.Loop() {
+				t0 := time.Now()
+				c.parallel(len(st.sink), 1, st)
+				t1 := time.Now()
+				c.MatMul(dst, x, wb, backend.MatMul{TransB: true})
+				t2 := time.Now()
+				perByteStream := float64(t1.Sub(t0)) / float64(bandwidthBytes)
+				perByteWeight := float64(t2.Sub(t1)) / float64(n*rowBytes)
+				ratios = append(ratios, perByteWeight/perByteStream)
+				streamNs += float64(t1.Sub(t0))
+				weightNs += float64(t2.Sub(t1))
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "stream/x")
+			b.ReportMetric(float64(bandwidthBytes)*float64(len(ratios))/streamNs, "stream-GB/s")
+			b.ReportMetric(float64(n*rowBytes)*float64(len(ratios))/weightNs, "GB/s")
 		})
 	}
 }
