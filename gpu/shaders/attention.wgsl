@@ -45,7 +45,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     var m = -3.0e38;
     var l = 0.0;
-    var acc: array<f32, 4>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var acc: array<f32, 4> = array<f32, 4>();
     for (var c0 = lo; c0 < seen; c0 += CH) {
         let cn = min(CH, seen - c0);
         for (var jj = t; jj < cn; jj += WG) {

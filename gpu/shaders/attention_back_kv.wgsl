@@ -66,8 +66,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             iz = min(SeqQ, j + W - offset);
         }
     }
-    var dka: array<f32, MAXD>;
-    var dva: array<f32, MAXD>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var dka: array<f32, MAXD> = array<f32, MAXD>();
+    var dva: array<f32, MAXD> = array<f32, MAXD>();
     let group = H / KVH;
     for (var hh = 0u; hh < group; hh++) {
         let h = kvh * group + hh;

@@ -91,7 +91,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 
     // Sweep 2: dq, accumulated in acc and added once.
-    var acc: array<f32, MAXD>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var acc: array<f32, MAXD> = array<f32, MAXD>();
     for (var j = lo; j < seen; j++) {
         var s = 0.0;
         var dp = 0.0;

@@ -53,7 +53,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     let qo = argu(9u) + (b * SeqQ + i) * H * D + h * D;
     var qr: array<f32, MAXD>;
-    var acc: array<f32, MAXD>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var acc: array<f32, MAXD> = array<f32, MAXD>();
     if (valid) {
         for (var d = 0u; d < D; d++) {
             qr[d] = q[qo + d];

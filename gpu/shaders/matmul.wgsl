@@ -33,7 +33,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let col0 = (g % tilesN) * TN;
     let ty = t / 16u;
     let tx = t % 16u;
-    var acc: array<f32, 16>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var acc: array<f32, 16> = array<f32, 16>();
     for (var k0 = 0u; k0 < K; k0 += TK) {
         for (var r = 0u; r < 4u; r++) {
             let e = t + 256u * r;

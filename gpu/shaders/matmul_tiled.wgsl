@@ -77,7 +77,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let col0 = (g % tilesN) * BN;
     let ty = t / CT;
     let tx = t % CT;
-    var acc: array<vec4<f32>, TM * TN / 4u>;
+    // Zeroed explicitly: WGSL zero-initializes a var, but the SPIR-V
+    // gogpu emits for one carried no initializer (seen in a decompile),
+    // which a driver may leave undefined.
+    var acc: array<vec4<f32>, TM * TN / 4u> = array<vec4<f32>, TM * TN / 4u>();
     for (var k0 = 0u; k0 < K; k0 += BK) {
         // The tile of op(a), element (m, k) of op(a). Every loop below
         // starts at t, so the compiler cannot unroll it: one copy of the
