@@ -16,7 +16,7 @@ func TestDecodeFast(t *testing.T) {
 		t.Skip("this build has no vector decoders (portable kernels)")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	types := []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
+	types := []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
 	if blockDot != nil { // amd64's generated block kernels also decode Q5_0
 		types = append(types, tensor.Q5_0)
 	}
@@ -68,16 +68,18 @@ func TestDecodeFast(t *testing.T) {
 }
 
 // TestDecodeFastKQuantBytes feeds the K-quant vector decoders random
-// blocks, so every bit of the packed 6-bit scales and mins and negative
-// Q6_K scales are reached, not only what the quantizer writes; the f16
-// super-block scales are kept finite.
+// blocks, so every bit of the packed scales and mins (Q3_K's high bits
+// too) and negative Q6_K scales are reached, not only what the quantizer
+// writes; the f16 super-block scales are kept finite.
 func TestDecodeFastKQuantBytes(t *testing.T) {
 	if decodeFast == nil {
 		t.Skip("this build has no vector decoders (portable kernels)")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	finite := func(b []byte) { b[1] &= 0x3b } // clear an exponent bit: never 0x1f
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+	// Where each type keeps its f16 scales.
+	halves := map[tensor.DType][]int{tensor.Q2_K: {80, 82}, tensor.Q3_K: {108}, tensor.Q4_K: {0, 2}, tensor.Q5_K: {0, 2}, tensor.Q6_K: {208}}
+	for _, dt := range []tensor.DType{tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		const blocks = 64
 		src := make([]byte, blocks*dt.BlockBytes())
 		for i := range src {
@@ -85,11 +87,8 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 		}
 		for b := range blocks {
 			blk := src[b*dt.BlockBytes():]
-			if dt != tensor.Q6_K {
-				finite(blk[0:])
-				finite(blk[2:])
-			} else {
-				finite(blk[208:])
+			for _, at := range halves[dt] {
+				finite(blk[at:])
 			}
 		}
 		want, got := make([]float32, blocks*256), make([]float32, blocks*256)

@@ -1411,39 +1411,47 @@ DATA blockconsts<>+144(SB)/4, $0x00000020
 DATA blockconsts<>+148(SB)/4, $0x00000020
 DATA blockconsts<>+152(SB)/4, $0x00000020
 DATA blockconsts<>+156(SB)/4, $0x00000020
-DATA blockconsts<>+160(SB)/4, $0x00000001
-DATA blockconsts<>+164(SB)/4, $0x00000002
+DATA blockconsts<>+160(SB)/4, $0x00000004
+DATA blockconsts<>+164(SB)/4, $0x00000004
 DATA blockconsts<>+168(SB)/4, $0x00000004
-DATA blockconsts<>+172(SB)/4, $0x00000008
-DATA blockconsts<>+176(SB)/4, $0x00000010
-DATA blockconsts<>+180(SB)/4, $0x00000020
-DATA blockconsts<>+184(SB)/4, $0x00000040
-DATA blockconsts<>+188(SB)/4, $0x00000080
-DATA blockconsts<>+192(SB)/4, $0x00000100
-DATA blockconsts<>+196(SB)/4, $0x00000200
-DATA blockconsts<>+200(SB)/4, $0x00000400
-DATA blockconsts<>+204(SB)/4, $0x00000800
-DATA blockconsts<>+208(SB)/4, $0x00001000
-DATA blockconsts<>+212(SB)/4, $0x00002000
-DATA blockconsts<>+216(SB)/4, $0x00004000
-DATA blockconsts<>+220(SB)/4, $0x00008000
-DATA blockconsts<>+224(SB)/4, $0x00010000
-DATA blockconsts<>+228(SB)/4, $0x00020000
-DATA blockconsts<>+232(SB)/4, $0x00040000
-DATA blockconsts<>+236(SB)/4, $0x00080000
-DATA blockconsts<>+240(SB)/4, $0x00100000
-DATA blockconsts<>+244(SB)/4, $0x00200000
-DATA blockconsts<>+248(SB)/4, $0x00400000
-DATA blockconsts<>+252(SB)/4, $0x00800000
-DATA blockconsts<>+256(SB)/4, $0x01000000
-DATA blockconsts<>+260(SB)/4, $0x02000000
-DATA blockconsts<>+264(SB)/4, $0x04000000
-DATA blockconsts<>+268(SB)/4, $0x08000000
-DATA blockconsts<>+272(SB)/4, $0x10000000
-DATA blockconsts<>+276(SB)/4, $0x20000000
-DATA blockconsts<>+280(SB)/4, $0x40000000
-DATA blockconsts<>+284(SB)/4, $0x80000000
-GLOBL blockconsts<>(SB), RODATA|NOPTR, $288
+DATA blockconsts<>+172(SB)/4, $0x00000004
+DATA blockconsts<>+176(SB)/4, $0x00000004
+DATA blockconsts<>+180(SB)/4, $0x00000004
+DATA blockconsts<>+184(SB)/4, $0x00000004
+DATA blockconsts<>+188(SB)/4, $0x00000004
+DATA blockconsts<>+192(SB)/4, $0x00000001
+DATA blockconsts<>+196(SB)/4, $0x00000002
+DATA blockconsts<>+200(SB)/4, $0x00000004
+DATA blockconsts<>+204(SB)/4, $0x00000008
+DATA blockconsts<>+208(SB)/4, $0x00000010
+DATA blockconsts<>+212(SB)/4, $0x00000020
+DATA blockconsts<>+216(SB)/4, $0x00000040
+DATA blockconsts<>+220(SB)/4, $0x00000080
+DATA blockconsts<>+224(SB)/4, $0x00000100
+DATA blockconsts<>+228(SB)/4, $0x00000200
+DATA blockconsts<>+232(SB)/4, $0x00000400
+DATA blockconsts<>+236(SB)/4, $0x00000800
+DATA blockconsts<>+240(SB)/4, $0x00001000
+DATA blockconsts<>+244(SB)/4, $0x00002000
+DATA blockconsts<>+248(SB)/4, $0x00004000
+DATA blockconsts<>+252(SB)/4, $0x00008000
+DATA blockconsts<>+256(SB)/4, $0x00010000
+DATA blockconsts<>+260(SB)/4, $0x00020000
+DATA blockconsts<>+264(SB)/4, $0x00040000
+DATA blockconsts<>+268(SB)/4, $0x00080000
+DATA blockconsts<>+272(SB)/4, $0x00100000
+DATA blockconsts<>+276(SB)/4, $0x00200000
+DATA blockconsts<>+280(SB)/4, $0x00400000
+DATA blockconsts<>+284(SB)/4, $0x00800000
+DATA blockconsts<>+288(SB)/4, $0x01000000
+DATA blockconsts<>+292(SB)/4, $0x02000000
+DATA blockconsts<>+296(SB)/4, $0x04000000
+DATA blockconsts<>+300(SB)/4, $0x08000000
+DATA blockconsts<>+304(SB)/4, $0x10000000
+DATA blockconsts<>+308(SB)/4, $0x20000000
+DATA blockconsts<>+312(SB)/4, $0x40000000
+DATA blockconsts<>+316(SB)/4, $0x80000000
+GLOBL blockconsts<>(SB), RODATA|NOPTR, $320
 
 // func q4DotAVX2(blocks int, x *float32, src *byte) float32
 // Requires: AVX, AVX2, F16C, FMA3, SSE
@@ -1513,14 +1521,14 @@ q5DecodeAVX2_loop:
 	VPMOVZXBD    6(DX), Y3
 	VPSRLD       $0x04, Y3, Y4
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPAND        blockconsts<>+160(SB), Y1, Y5
+	VPAND        blockconsts<>+192(SB), Y1, Y5
 	VPCMPEQD     Y2, Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPADDD       Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y0, Y3, Y3
 	VMOVUPS      Y3, (CX)
-	VPAND        blockconsts<>+224(SB), Y1, Y3
+	VPAND        blockconsts<>+256(SB), Y1, Y3
 	VPCMPEQD     Y2, Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPADDD       Y3, Y4, Y4
@@ -1530,14 +1538,14 @@ q5DecodeAVX2_loop:
 	VPMOVZXBD    14(DX), Y3
 	VPSRLD       $0x04, Y3, Y4
 	VPAND        blockconsts<>+0(SB), Y3, Y3
-	VPAND        blockconsts<>+192(SB), Y1, Y5
+	VPAND        blockconsts<>+224(SB), Y1, Y5
 	VPCMPEQD     Y2, Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPADDD       Y5, Y3, Y3
 	VCVTDQ2PS    Y3, Y3
 	VMULPS       Y0, Y3, Y3
 	VMOVUPS      Y3, 32(CX)
-	VPAND        blockconsts<>+256(SB), Y1, Y1
+	VPAND        blockconsts<>+288(SB), Y1, Y1
 	VPCMPEQD     Y2, Y1, Y1
 	VPSLLD       $0x04, Y1, Y1
 	VPADDD       Y1, Y4, Y4
@@ -1572,14 +1580,14 @@ q5DotAVX2_loop:
 	VPMOVZXBD    6(DX), Y5
 	VPSRLD       $0x04, Y5, Y6
 	VPAND        blockconsts<>+0(SB), Y5, Y5
-	VPAND        blockconsts<>+160(SB), Y3, Y7
+	VPAND        blockconsts<>+192(SB), Y3, Y7
 	VPCMPEQD     Y4, Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPADDD       Y7, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
 	VMULPS       Y2, Y5, Y5
 	VFMADD231PS  (CX), Y5, Y0
-	VPAND        blockconsts<>+224(SB), Y3, Y5
+	VPAND        blockconsts<>+256(SB), Y3, Y5
 	VPCMPEQD     Y4, Y5, Y5
 	VPSLLD       $0x04, Y5, Y5
 	VPADDD       Y5, Y6, Y6
@@ -1589,14 +1597,14 @@ q5DotAVX2_loop:
 	VPMOVZXBD    14(DX), Y5
 	VPSRLD       $0x04, Y5, Y6
 	VPAND        blockconsts<>+0(SB), Y5, Y5
-	VPAND        blockconsts<>+192(SB), Y3, Y7
+	VPAND        blockconsts<>+224(SB), Y3, Y7
 	VPCMPEQD     Y4, Y7, Y7
 	VPSLLD       $0x04, Y7, Y7
 	VPADDD       Y7, Y5, Y5
 	VCVTDQ2PS    Y5, Y5
 	VMULPS       Y2, Y5, Y5
 	VFMADD231PS  32(CX), Y5, Y1
-	VPAND        blockconsts<>+256(SB), Y3, Y3
+	VPAND        blockconsts<>+288(SB), Y3, Y3
 	VPCMPEQD     Y4, Y3, Y3
 	VPSLLD       $0x04, Y3, Y3
 	VPADDD       Y3, Y6, Y6
@@ -4207,6 +4215,2064 @@ q6kDotAVX2_loop:
 	JMP          q6kDotAVX2_loop
 
 q6kDotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q2kDecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q2kDecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+q2kDecodeAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q2kDecodeAVX2_done
+	VPBROADCASTW 80(DX), X0
+	VCVTPH2PS    X0, Y0
+	VPBROADCASTW 82(DX), X1
+	VCVTPH2PS    X1, Y1
+	MOVBLZX      (DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, (CX)
+	VPMOVZXBD    24(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 32(CX)
+	MOVBLZX      1(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    32(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 64(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 96(CX)
+	MOVBLZX      2(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 128(CX)
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 160(CX)
+	MOVBLZX      3(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    32(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 192(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 224(CX)
+	MOVBLZX      4(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 256(CX)
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 288(CX)
+	MOVBLZX      5(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    32(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 320(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 352(CX)
+	MOVBLZX      6(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 384(CX)
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 416(CX)
+	MOVBLZX      7(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    32(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 448(CX)
+	VPMOVZXBD    40(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 480(CX)
+	MOVBLZX      8(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 512(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 544(CX)
+	MOVBLZX      9(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    64(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 576(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 608(CX)
+	MOVBLZX      10(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 640(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 672(CX)
+	MOVBLZX      11(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    64(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 704(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 736(CX)
+	MOVBLZX      12(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 768(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 800(CX)
+	MOVBLZX      13(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    64(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 832(CX)
+	VPMOVZXBD    72(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 864(CX)
+	MOVBLZX      14(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X3, X3, X3
+	VCVTSI2SSL   SI, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y3
+	VPMOVZXBD    48(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 896(CX)
+	VPMOVZXBD    56(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+32(SB), Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y3, Y4, Y4
+	VMOVUPS      Y4, 928(CX)
+	MOVBLZX      15(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       X0, X0, X0
+	VCVTSI2SSL   SI, X0, X0
+	VMULSS       X1, X0, X0
+	VBROADCASTSS X0, Y0
+	VPMOVZXBD    64(DX), Y1
+	VPSRLD       $0x06, Y1, Y1
+	VPAND        blockconsts<>+32(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 960(CX)
+	VPMOVZXBD    72(DX), Y1
+	VPSRLD       $0x06, Y1, Y1
+	VPAND        blockconsts<>+32(SB), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 992(CX)
+	ADDQ         $0x00000054, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q2kDecodeAVX2_loop
+
+q2kDecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q2kDotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q2kDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q2kDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q2kDotAVX2_reduce
+	VPBROADCASTW 80(DX), X2
+	VCVTPH2PS    X2, Y2
+	VPBROADCASTW 82(DX), X3
+	VCVTPH2PS    X3, Y3
+	MOVBLZX      (DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  (CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  32(CX), Y6, Y1
+	MOVBLZX      1(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    32(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  64(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  96(CX), Y6, Y1
+	MOVBLZX      2(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  128(CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  160(CX), Y6, Y1
+	MOVBLZX      3(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    32(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  192(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  224(CX), Y6, Y1
+	MOVBLZX      4(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  256(CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  288(CX), Y6, Y1
+	MOVBLZX      5(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    32(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  320(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  352(CX), Y6, Y1
+	MOVBLZX      6(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  384(CX), Y6, Y0
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  416(CX), Y6, Y1
+	MOVBLZX      7(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    32(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  448(CX), Y6, Y0
+	VPMOVZXBD    40(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  480(CX), Y6, Y1
+	MOVBLZX      8(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  512(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  544(CX), Y6, Y1
+	MOVBLZX      9(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    64(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  576(CX), Y6, Y0
+	VPMOVZXBD    72(DX), Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  608(CX), Y6, Y1
+	MOVBLZX      10(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  640(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  672(CX), Y6, Y1
+	MOVBLZX      11(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    64(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  704(CX), Y6, Y0
+	VPMOVZXBD    72(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  736(CX), Y6, Y1
+	MOVBLZX      12(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  768(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  800(CX), Y6, Y1
+	MOVBLZX      13(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    64(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  832(CX), Y6, Y0
+	VPMOVZXBD    72(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  864(CX), Y6, Y1
+	MOVBLZX      14(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X5, X5, X5
+	VCVTSI2SSL   SI, X5, X5
+	VMULSS       X3, X5, X5
+	VBROADCASTSS X5, Y5
+	VPMOVZXBD    48(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  896(CX), Y6, Y0
+	VPMOVZXBD    56(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+32(SB), Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VSUBPS       Y5, Y6, Y6
+	VFMADD231PS  928(CX), Y6, Y1
+	MOVBLZX      15(DX), BX
+	MOVL         BX, SI
+	ANDL         $0x0000000f, BX
+	SHRL         $0x04, SI
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   SI, X2, X2
+	VMULSS       X3, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    64(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  960(CX), Y3, Y0
+	VPMOVZXBD    72(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VFMADD231PS  992(CX), Y3, Y1
+	ADDQ         $0x00000054, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q2kDotAVX2_loop
+
+q2kDotAVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func q3kDecodeAVX2(blocks int, dst *float32, src *byte)
+// Requires: AVX, AVX2, F16C
+TEXT ·q3kDecodeAVX2(SB), NOSPLIT, $0-24
+	MOVQ blocks+0(FP), AX
+	MOVQ dst+8(FP), CX
+	MOVQ src+16(FP), DX
+
+q3kDecodeAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q3kDecodeAVX2_done
+	VPBROADCASTW 108(DX), X0
+	VCVTPH2PS    X0, Y0
+	VPXOR        Y1, Y1, Y1
+	MOVBLZX      96(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    32(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, (CX)
+	VPMOVZXBD    40(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 32(CX)
+	MOVBLZX      97(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    48(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 64(CX)
+	VPMOVZXBD    56(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 96(CX)
+	MOVBLZX      98(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    32(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x01, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 128(CX)
+	VPMOVZXBD    40(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x01, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 160(CX)
+	MOVBLZX      99(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    48(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x01, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 192(CX)
+	VPMOVZXBD    56(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x01, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 224(CX)
+	MOVBLZX      100(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    32(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 256(CX)
+	VPMOVZXBD    40(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 288(CX)
+	MOVBLZX      101(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    48(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 320(CX)
+	VPMOVZXBD    56(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x02, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 352(CX)
+	MOVBLZX      102(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    32(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x03, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 384(CX)
+	VPMOVZXBD    40(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x03, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 416(CX)
+	MOVBLZX      103(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    48(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x03, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 448(CX)
+	VPMOVZXBD    56(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x03, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 480(CX)
+	MOVBLZX      96(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    64(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 512(CX)
+	VPMOVZXBD    72(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 544(CX)
+	MOVBLZX      97(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    80(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 576(CX)
+	VPMOVZXBD    88(DX), Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x04, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 608(CX)
+	MOVBLZX      98(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    64(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x05, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 640(CX)
+	VPMOVZXBD    72(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x05, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 672(CX)
+	MOVBLZX      99(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    80(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x05, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 704(CX)
+	VPMOVZXBD    88(DX), Y3
+	VPSRLD       $0x02, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x05, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 736(CX)
+	MOVBLZX      100(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    64(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 768(CX)
+	VPMOVZXBD    72(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 800(CX)
+	MOVBLZX      101(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    80(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    16(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 832(CX)
+	VPMOVZXBD    88(DX), Y3
+	VPSRLD       $0x04, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    24(DX), Y4
+	VPSRLD       $0x06, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 864(CX)
+	MOVBLZX      102(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    64(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    (DX), Y4
+	VPSRLD       $0x07, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 896(CX)
+	VPMOVZXBD    72(DX), Y3
+	VPSRLD       $0x06, Y3, Y3
+	VPAND        blockconsts<>+32(SB), Y3, Y3
+	VPMOVZXBD    8(DX), Y4
+	VPSRLD       $0x07, Y4, Y4
+	VPAND        blockconsts<>+64(SB), Y4, Y4
+	VPCMPEQD     Y1, Y4, Y4
+	VPAND        blockconsts<>+160(SB), Y4, Y4
+	VPSUBD       Y4, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, 928(CX)
+	MOVBLZX      103(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X2, X2, X2
+	VCVTSI2SSL   BX, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VPMOVZXBD    80(DX), Y0
+	VPSRLD       $0x06, Y0, Y0
+	VPAND        blockconsts<>+32(SB), Y0, Y0
+	VPMOVZXBD    16(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPCMPEQD     Y1, Y3, Y3
+	VPAND        blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       Y3, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VMOVUPS      Y0, 960(CX)
+	VPMOVZXBD    88(DX), Y0
+	VPSRLD       $0x06, Y0, Y0
+	VPAND        blockconsts<>+32(SB), Y0, Y0
+	VPMOVZXBD    24(DX), Y3
+	VPSRLD       $0x07, Y3, Y3
+	VPAND        blockconsts<>+64(SB), Y3, Y3
+	VPCMPEQD     Y1, Y3, Y3
+	VPAND        blockconsts<>+160(SB), Y3, Y3
+	VPSUBD       Y3, Y0, Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VMOVUPS      Y0, 992(CX)
+	ADDQ         $0x0000006e, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q3kDecodeAVX2_loop
+
+q3kDecodeAVX2_done:
+	VZEROUPPER
+	RET
+
+// func q3kDotAVX2(blocks int, x *float32, src *byte) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·q3kDotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   blocks+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   src+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q3kDotAVX2_loop:
+	TESTQ        AX, AX
+	JZ           q3kDotAVX2_reduce
+	VPBROADCASTW 108(DX), X2
+	VCVTPH2PS    X2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVBLZX      96(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  (CX), Y5, Y0
+	VPMOVZXBD    40(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  32(CX), Y5, Y1
+	MOVBLZX      97(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  64(CX), Y5, Y0
+	VPMOVZXBD    56(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  96(CX), Y5, Y1
+	MOVBLZX      98(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x01, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  128(CX), Y5, Y0
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x01, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  160(CX), Y5, Y1
+	MOVBLZX      99(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x01, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  192(CX), Y5, Y0
+	VPMOVZXBD    56(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x01, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  224(CX), Y5, Y1
+	MOVBLZX      100(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  256(CX), Y5, Y0
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  288(CX), Y5, Y1
+	MOVBLZX      101(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  320(CX), Y5, Y0
+	VPMOVZXBD    56(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x02, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  352(CX), Y5, Y1
+	MOVBLZX      102(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    32(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x03, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  384(CX), Y5, Y0
+	VPMOVZXBD    40(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x03, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  416(CX), Y5, Y1
+	MOVBLZX      103(DX), BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x02, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    48(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x03, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  448(CX), Y5, Y0
+	VPMOVZXBD    56(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x03, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  480(CX), Y5, Y1
+	MOVBLZX      96(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    64(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  512(CX), Y5, Y0
+	VPMOVZXBD    72(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  544(CX), Y5, Y1
+	MOVBLZX      97(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  576(CX), Y5, Y0
+	VPMOVZXBD    88(DX), Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x04, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  608(CX), Y5, Y1
+	MOVBLZX      98(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    64(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x05, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  640(CX), Y5, Y0
+	VPMOVZXBD    72(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x05, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  672(CX), Y5, Y1
+	MOVBLZX      99(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x05, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  704(CX), Y5, Y0
+	VPMOVZXBD    88(DX), Y5
+	VPSRLD       $0x02, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x05, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  736(CX), Y5, Y1
+	MOVBLZX      100(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      104(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    64(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  768(CX), Y5, Y0
+	VPMOVZXBD    72(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  800(CX), Y5, Y1
+	MOVBLZX      101(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      105(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    16(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  832(CX), Y5, Y0
+	VPMOVZXBD    88(DX), Y5
+	VPSRLD       $0x04, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    24(DX), Y6
+	VPSRLD       $0x06, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  864(CX), Y5, Y1
+	MOVBLZX      102(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      106(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    64(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    (DX), Y6
+	VPSRLD       $0x07, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  896(CX), Y5, Y0
+	VPMOVZXBD    72(DX), Y5
+	VPSRLD       $0x06, Y5, Y5
+	VPAND        blockconsts<>+32(SB), Y5, Y5
+	VPMOVZXBD    8(DX), Y6
+	VPSRLD       $0x07, Y6, Y6
+	VPAND        blockconsts<>+64(SB), Y6, Y6
+	VPCMPEQD     Y3, Y6, Y6
+	VPAND        blockconsts<>+160(SB), Y6, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y4, Y5, Y5
+	VFMADD231PS  928(CX), Y5, Y1
+	MOVBLZX      103(DX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	MOVBLZX      107(DX), SI
+	SHRL         $0x06, SI
+	ANDL         $0x00000003, SI
+	SHLL         $0x04, SI
+	ORL          SI, BX
+	SUBL         $0x00000020, BX
+	VXORPS       X4, X4, X4
+	VCVTSI2SSL   BX, X4, X4
+	VMULSS       X2, X4, X4
+	VBROADCASTSS X4, Y4
+	VPMOVZXBD    80(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPMOVZXBD    16(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPCMPEQD     Y3, Y5, Y5
+	VPAND        blockconsts<>+160(SB), Y5, Y5
+	VPSUBD       Y5, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  960(CX), Y2, Y0
+	VPMOVZXBD    88(DX), Y2
+	VPSRLD       $0x06, Y2, Y2
+	VPAND        blockconsts<>+32(SB), Y2, Y2
+	VPMOVZXBD    24(DX), Y5
+	VPSRLD       $0x07, Y5, Y5
+	VPAND        blockconsts<>+64(SB), Y5, Y5
+	VPCMPEQD     Y3, Y5, Y5
+	VPAND        blockconsts<>+160(SB), Y5, Y5
+	VPSUBD       Y5, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y4, Y2, Y2
+	VFMADD231PS  992(CX), Y2, Y1
+	ADDQ         $0x0000006e, DX
+	ADDQ         $0x00000400, CX
+	DECQ         AX
+	JMP          q3kDotAVX2_loop
+
+q3kDotAVX2_reduce:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0

@@ -124,6 +124,26 @@ func q6kDecodeAVX2(blocks int, dst *float32, src *byte)
 //go:noescape
 func q6kDotAVX2(blocks int, x *float32, src *byte) float32
 
+// q2kDecodeAVX2 dequantizes Q2_K super-blocks (84 bytes: 4-bit scales and mins, 256 2-bit values, half d and dmin) to float32.
+//
+//go:noescape
+func q2kDecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q2kDotAVX2 returns the dot product of x with Q2_K super-blocks (84 bytes: 4-bit scales and mins, 256 2-bit values, half d and dmin), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q2kDotAVX2(blocks int, x *float32, src *byte) float32
+
+// q3kDecodeAVX2 dequantizes Q3_K super-blocks (110 bytes: 256 high bits, 256 2-bit values, 6-bit scales, half d) to float32.
+//
+//go:noescape
+func q3kDecodeAVX2(blocks int, dst *float32, src *byte)
+
+// q3kDotAVX2 returns the dot product of x with Q3_K super-blocks (110 bytes: 256 high bits, 256 2-bit values, 6-bit scales, half d), decoded in registers; equal to decoding, then dotAVX2.
+//
+//go:noescape
+func q3kDotAVX2(blocks int, x *float32, src *byte) float32
+
 // q4kQ8KDotAVX2 sets out[r] to the integer dot product of the row of Q4_K blocks with Q8_K activation blocks at w+r*stride with the activation row at act, for r < rows (see core/cpu/intdot.go).
 //
 //go:noescape

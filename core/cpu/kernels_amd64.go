@@ -109,7 +109,7 @@ func sigmoidsAVX(dst, x []float32) {
 	}
 }
 
-// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights with the AVX2/F16C
+// decodeAVX widens F16, BF16, Q8_0, Q4_0, Q5_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K weights with the AVX2/F16C
 // decoders, bit for bit as tensor.Decode does; it reports false for other
 // dtypes, or a range it does not take whole, which tensor.Decode then
 // handles (and checks).
@@ -155,10 +155,12 @@ var (
 	blockDecoders = map[tensor.DType]func(blocks int, dst *float32, src *byte){
 		tensor.Q8_0: q8DecodeAVX2, tensor.Q4_0: q4DecodeAVX2, tensor.Q5_0: q5DecodeAVX2,
 		tensor.Q4_K: q4kDecodeAVX2, tensor.Q5_K: q5kDecodeAVX2, tensor.Q6_K: q6kDecodeAVX2,
+		tensor.Q2_K: q2kDecodeAVX2, tensor.Q3_K: q3kDecodeAVX2,
 	}
 	blockDots = map[tensor.DType]blockDotKernel{
 		tensor.Q8_0: q8DotAVX2, tensor.Q4_0: q4DotAVX2, tensor.Q5_0: q5DotAVX2,
 		tensor.Q4_K: q4kDotAVX2, tensor.Q5_K: q5kDotAVX2, tensor.Q6_K: q6kDotAVX2,
+		tensor.Q2_K: q2kDotAVX2, tensor.Q3_K: q3kDotAVX2,
 	}
 )
 

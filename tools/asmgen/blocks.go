@@ -48,6 +48,7 @@ const (
 	bcOne              // 1
 	bcEight            // Q4_0's offset
 	bcThirtyTwo        // Q6_K's offset
+	bcFour             // Q3_K's offset
 	bcBit0             // 1<<0..1<<7: per-lane masks selecting bits of a 32-bit qh
 	bcBit8             // 1<<8..1<<15
 	bcBit16            // 1<<16..1<<23
@@ -72,6 +73,8 @@ func blockConst(i int) Mem {
 					v = 8
 				case bcThirtyTwo:
 					v = 32
+				case bcFour:
+					v = 4
 				default:
 					v = 1 << (8*(c-bcBit0) + l)
 				}
@@ -102,8 +105,8 @@ func halfScale(m Mem, y reg.VecVirtual) {
 
 // blockTypes are the types with generated kernels: the 32-value types of
 // Q8_0, Q4_0 and Q4_K_M files (Q5_0 is what llama.cpp's Q4_K_M falls back
-// to on rows that are not whole super-blocks) and the K-quants of Q4_K_M
-// and Q5_K_M files.
+// to on rows that are not whole super-blocks) and every K-quant (Q2_K and
+// Q3_K are most of Q2_K and Q3_K_M files).
 var blockTypes = []blockType{
 	{name: "q8", what: "Q8_0 blocks (34 bytes: half scale, 32 int8)", bytes: 34, elems: 32, body: q8Body},
 	{name: "q4", what: "Q4_0 blocks (18 bytes: half scale, 32 nibbles offset by 8)", bytes: 18, elems: 32, body: q4Body},
@@ -113,6 +116,8 @@ var blockTypes = []blockType{
 	{name: "q5k", what: "Q5_K super-blocks (176 bytes: half d and dmin, 6-bit scales and mins, 256 high bits and nibbles)", bytes: 176, elems: 256,
 		body: func(ps reg.Register, sink func(reg.VecVirtual, int)) { kScaleMinBody(ps, true, sink) }},
 	{name: "q6k", what: "Q6_K super-blocks (210 bytes: 6-bit values in nibbles and pairs, int8 scales, half d)", bytes: 210, elems: 256, body: q6kBody},
+	{name: "q2k", what: "Q2_K super-blocks (84 bytes: 4-bit scales and mins, 256 2-bit values, half d and dmin)", bytes: 84, elems: 256, body: q2kBody},
+	{name: "q3k", what: "Q3_K super-blocks (110 bytes: 256 high bits, 256 2-bit values, 6-bit scales, half d)", bytes: 110, elems: 256, body: q3kBody},
 }
 
 // blockKernels emits the decoder and the dot kernel of every block type.
@@ -319,6 +324,95 @@ func kScaleMinBody(ps reg.Register, five bool, sink func(reg.VecVirtual, int)) {
 			VMULPS(dj, q, q)
 			VSUBPS(mj, q, q)
 			sink(q, 32*j+8*g)
+		}
+	}
+}
+
+// q2kBody is Q2_K: 16 bytes of scales (low nibble the scale, high the
+// min, of 16 values each), 64 bytes of 2-bit values, f16 d and dmin. In
+// each half of 128 values, the 16 values from 32*p+h (h 0 or 16) are bits
+// 2p..2p+1 of bytes h..h+15 of the half's 32 bytes; value =
+// d*sc*q - dmin*m, the product rounded before the difference. Vectors go
+// out in offset order.
+func q2kBody(ps reg.Register, sink func(reg.VecVirtual, int)) {
+	d, dmin := YMM(), YMM()
+	halfScale(Mem{Base: ps, Disp: 80}, d)
+	halfScale(Mem{Base: ps, Disp: 82}, dmin)
+	sc, m := GP32(), GP32()
+	for j := range 16 { // sub-blocks of 16 values, in offset order
+		nh, p, h := j/8, j%8/2, 16*(j%2)
+		MOVBLZX(Mem{Base: ps, Disp: j}, sc)
+		MOVL(sc, m)
+		ANDL(U32(0x0f), sc)
+		SHRL(U8(4), m)
+		dj, mj := YMM(), YMM()
+		scaledBroadcast(sc, d, dj)
+		scaledBroadcast(m, dmin, mj)
+		for l0 := 0; l0 < 16; l0 += 8 {
+			q := YMM()
+			VPMOVZXBD(Mem{Base: ps, Disp: 16 + 32*nh + h + l0}, q)
+			if p > 0 {
+				VPSRLD(Imm(uint64(2*p)), q, q)
+			}
+			VPAND(blockConst(bcTwoBit), q, q)
+			VCVTDQ2PS(q, q)
+			VMULPS(dj, q, q)
+			VSUBPS(mj, q, q)
+			sink(q, 128*nh+32*p+h+l0)
+		}
+	}
+}
+
+// q3kBody is Q3_K: 32 bytes of high bits, 64 bytes of 2-bit values laid
+// out as Q2_K's, 12 bytes of 16 6-bit scales (offset 32; low nibbles in
+// bytes 0-7, high pairs in bytes 8-11), f16 d. Value 32*p+h+l of half nh
+// is its 2 bits minus 4 unless bit 4*nh+p of hmask byte h+l is set;
+// value = d*sc*v. Vectors go out in offset order.
+func q3kBody(ps reg.Register, sink func(reg.VecVirtual, int)) {
+	d := YMM()
+	halfScale(Mem{Base: ps, Disp: 108}, d)
+	sc, t := GP32(), GP32()
+	zero := YMM()
+	VPXOR(zero, zero, zero)
+	for j := range 16 {
+		nh, p, h := j/8, j%8/2, 16*(j%2)
+		// q3Scale: the low nibble of byte j%8 (high nibble for j >= 8),
+		// two bits of byte 8+j%4, minus 32.
+		MOVBLZX(Mem{Base: ps, Disp: 96 + j%8}, sc)
+		if j >= 8 {
+			SHRL(U8(4), sc)
+		}
+		ANDL(U32(0x0f), sc)
+		MOVBLZX(Mem{Base: ps, Disp: 96 + 8 + j%4}, t)
+		if s := 2 * (j / 4); s > 0 {
+			SHRL(U8(s), t)
+		}
+		ANDL(U32(3), t)
+		SHLL(U8(4), t)
+		ORL(t, sc)
+		SUBL(U32(32), sc)
+		dj := YMM()
+		scaledBroadcast(sc, d, dj)
+		bit := 4*nh + p
+		for l0 := 0; l0 < 16; l0 += 8 {
+			q, hm := YMM(), YMM()
+			VPMOVZXBD(Mem{Base: ps, Disp: 32 + 32*nh + h + l0}, q)
+			if p > 0 {
+				VPSRLD(Imm(uint64(2*p)), q, q)
+			}
+			VPAND(blockConst(bcTwoBit), q, q)
+			// 4 where the high bit is clear: (hmask >> bit) & 1 == 0.
+			VPMOVZXBD(Mem{Base: ps, Disp: h + l0}, hm)
+			if bit > 0 {
+				VPSRLD(Imm(uint64(bit)), hm, hm)
+			}
+			VPAND(blockConst(bcOne), hm, hm)
+			VPCMPEQD(zero, hm, hm)
+			VPAND(blockConst(bcFour), hm, hm)
+			VPSUBD(hm, q, q)
+			VCVTDQ2PS(q, q)
+			VMULPS(dj, q, q)
+			sink(q, 128*nh+32*p+h+l0)
 		}
 	}
 }
