@@ -16,9 +16,9 @@ func TestDecodeFast(t *testing.T) {
 		t.Skip("this build has no vector decoders (portable kernels)")
 	}
 	r := rand.New(rand.NewPCG(5, 6))
-	types := []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
-	if blockDot != nil { // amd64's generated block kernels also decode Q5_0
-		types = append(types, tensor.Q5_0)
+	types := []tensor.DType{tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
+	if blockDot != nil { // amd64's generated block kernels also decode Q5_0, Q2_K and Q3_K
+		types = append(types, tensor.Q5_0, tensor.Q2_K, tensor.Q3_K)
 	}
 	for _, dt := range types {
 		sizes := []int{32, 64, 96, 1024}
@@ -79,7 +79,11 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 	finite := func(b []byte) { b[1] &= 0x3b } // clear an exponent bit: never 0x1f
 	// Where each type keeps its f16 scales.
 	halves := map[tensor.DType][]int{tensor.Q2_K: {80, 82}, tensor.Q3_K: {108}, tensor.Q4_K: {0, 2}, tensor.Q5_K: {0, 2}, tensor.Q6_K: {208}}
-	for _, dt := range []tensor.DType{tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+	types := []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
+	if blockDot != nil { // amd64's generated block kernels, as in TestDecodeFast
+		types = append(types, tensor.Q2_K, tensor.Q3_K)
+	}
+	for _, dt := range types {
 		const blocks = 64
 		src := make([]byte, blocks*dt.BlockBytes())
 		for i := range src {
