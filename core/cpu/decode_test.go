@@ -77,8 +77,6 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 8))
 	finite := func(b []byte) { b[1] &= 0x3b } // clear an exponent bit: never 0x1f
-	// Where each type keeps its f16 scales.
-	halves := map[tensor.DType][]int{tensor.Q2_K: {80, 82}, tensor.Q3_K: {108}, tensor.Q4_K: {0, 2}, tensor.Q5_K: {0, 2}, tensor.Q6_K: {208}}
 	types := []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K}
 	if blockDot != nil { // amd64's generated block kernels, as in TestDecodeFast
 		types = append(types, tensor.Q2_K, tensor.Q3_K)
@@ -91,7 +89,7 @@ func TestDecodeFastKQuantBytes(t *testing.T) {
 		}
 		for b := range blocks {
 			blk := src[b*dt.BlockBytes():]
-			for _, at := range halves[dt] {
+			for _, at := range halfScaleOffsets(dt) {
 				finite(blk[at:])
 			}
 		}

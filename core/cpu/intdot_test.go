@@ -91,15 +91,6 @@ func TestIntDotRows(t *testing.T) {
 			continue
 		}
 		bb := dt.BlockBytes()
-		var scales []int // byte offsets of a block's half scales
-		switch dt {
-		case tensor.Q4_K, tensor.Q5_K:
-			scales = []int{0, 2}
-		case tensor.Q6_K:
-			scales = []int{208}
-		default:
-			scales = []int{0}
-		}
 		for run := range 40 {
 			blocks, rows := 1+run%16, 1+run%5
 			stride := blocks*bb + []int{0, 5, bb}[run%3]
@@ -113,7 +104,7 @@ func TestIntDotRows(t *testing.T) {
 			}
 			for ri := range rows {
 				for b := 0; b < blocks; b++ {
-					for _, off := range scales {
+					for _, off := range halfScaleOffsets(dt) {
 						v := float32(r.NormFloat64() * math.Exp2(float64(r.IntN(20)-14)))
 						binary.LittleEndian.PutUint16(src[ri*stride+b*bb+off:], tensor.F32ToF16(v))
 					}

@@ -190,6 +190,23 @@ func BenchmarkMatVecBandwidthPaired(b *testing.B) {
 	}
 }
 
+// halfScaleOffsets are the byte offsets of the half-float scales in a
+// block of dt (a 32-value type's d comes first), for tests that fill
+// blocks with random bytes but need finite scales.
+func halfScaleOffsets(dt tensor.DType) []int {
+	switch dt {
+	case tensor.Q2_K:
+		return []int{80, 82}
+	case tensor.Q3_K:
+		return []int{108}
+	case tensor.Q4_K, tensor.Q5_K:
+		return []int{0, 2}
+	case tensor.Q6_K:
+		return []int{208}
+	}
+	return []int{0}
+}
+
 // randomBlocks returns n values' worth of random blocks of dt with small
 // finite half-float scales, quicker to make than quantizing random values.
 func randomBlocks(dt tensor.DType, n int) []byte {
@@ -199,17 +216,8 @@ func randomBlocks(dt tensor.DType, n int) []byte {
 	for i := range out {
 		out[i] = byte(r.Uint32())
 	}
-	var scales []int // byte offsets of the half-float scales in a block
-	switch dt {
-	case tensor.Q4_K, tensor.Q5_K:
-		scales = []int{0, 2}
-	case tensor.Q6_K:
-		scales = []int{208}
-	default:
-		scales = []int{0}
-	}
 	for b := 0; b < len(out); b += bb {
-		for _, off := range scales {
+		for _, off := range halfScaleOffsets(dt) {
 			binary.LittleEndian.PutUint16(out[b+off:], tensor.F32ToF16(0.01+0.001*float32(b%7)))
 		}
 	}
