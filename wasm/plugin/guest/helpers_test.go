@@ -22,10 +22,8 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-// call runs one operation through Handle, as the wasm exports do, and
-// decodes the result into result (when not nil). It returns the response's
-// code and error.
-func call(t testing.TB, p *Plugin, op string, args, result any) (code, msg string) {
+// encodeRequest encodes a request for op with args (none when nil).
+func encodeRequest(t testing.TB, op string, args any) []byte {
 	t.Helper()
 	req := abi.Request{Op: op}
 	if args != nil {
@@ -39,8 +37,16 @@ func call(t testing.TB, p *Plugin, op string, args, result any) (code, msg strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// call runs one operation through Handle, as the wasm exports do, and
+// decodes the result into result (when not nil). It returns the response's
+// code and error.
+func call(t testing.TB, p *Plugin, op string, args, result any) (code, msg string) {
+	t.Helper()
 	var resp abi.Response
-	if err := abi.Decode(p.Handle(b), &resp); err != nil {
+	if err := abi.Decode(p.Handle(encodeRequest(t, op, args)), &resp); err != nil {
 		t.Fatalf("%s: undecodable response: %v", op, err)
 	}
 	if result != nil && len(resp.Result) > 0 {

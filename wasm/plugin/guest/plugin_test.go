@@ -150,19 +150,7 @@ func TestReusedBuffers(t *testing.T) {
 	var buf, out []byte
 	handle := func(p *Plugin, op string, args any) []byte {
 		t.Helper()
-		req := abi.Request{Op: op}
-		if args != nil {
-			raw, err := abi.Encode(args)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Args = raw
-		}
-		b, err := abi.Encode(&req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf = append(buf[:0], b...)
+		buf = append(buf[:0], encodeRequest(t, op, args)...)
 		out = p.HandleAppend(out[:0], buf)
 		for i := range buf {
 			buf[i] = 0xff // what a later request could leave there
