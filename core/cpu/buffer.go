@@ -14,6 +14,11 @@ type storage struct {
 	raw   []byte          // weights kept in their file dtype, row-major
 	nf4   *tensor.NF4Data // NF4 weights: codes and block scales
 	freed bool
+	// recycle marks an f32 array that Zeros allocated, which Free hands
+	// to the backend's recycler (no other storage's array is the
+	// backend's to reuse: Foreign memory and the host kernels' views
+	// belong to a plugin guest).
+	recycle bool
 }
 
 // buffer is the CPU implementation of backend.Buffer. An F32 buffer is the
@@ -97,16 +102,41 @@ func (c *Backend) f32(x backend.Buffer, op, name string) *buffer {
 	return b
 }
 
-// Zeros allocates an F32 buffer of the given shape filled with zeros. A
-// negative or overflowing shape panics.
+// Zeros allocates an F32 buffer of the given shape filled with zeros
+// (reusing the array of a freed buffer of the same size, see recycle.go).
+// A negative or overflowing shape panics.
 func (c *Backend) Zeros(shape ...int) backend.Buffer {
-	s := tensor.Shape(shape).Clone()
-	n := s.Numel()
+	n := tensor.Shape(shape).Numel()
 	if n < 0 || n != int64(int(n)) {
-		panic(fmt.Sprintf("cpu: Zeros: invalid shape %v", s))
+		panic(fmt.Sprintf("cpu: Zeros: invalid shape %v", shape))
 	}
-	st := &storage{f32: make([]float32, n)}
-	return &buffer{owner: c, st: st, dtype: tensor.F32, shape: s, n: int(n)}
+	o := &ownedBuffer{}
+	o.st = storage{f32: c.recycled.get(int(n)), recycle: true}
+	o.buffer = buffer{owner: c, st: &o.st, dtype: tensor.F32, shape: o.dims.shape(shape), n: int(n)}
+	return &o.buffer
+}
+
+// ownedBuffer is a buffer made together with its storage and its shape:
+// one allocation where Zeros would make three, for the many small
+// activations of a forward pass.
+type ownedBuffer struct {
+	buffer
+	st   storage
+	dims inlineShape
+}
+
+// inlineShape holds a buffer's shape of up to four dimensions in the
+// buffer's own allocation.
+type inlineShape [4]int
+
+// shape returns a copy of dims, in s when it fits (Shape.Clone's result
+// otherwise: nil for no dimensions).
+func (s *inlineShape) shape(dims []int) tensor.Shape {
+	if len(dims) == 0 || len(dims) > len(s) {
+		return tensor.Shape(dims).Clone()
+	}
+	n := copy(s[:], dims)
+	return s[:n:n]
 }
 
 // Load copies a host tensor into a new buffer. F32 stays F32 and F64 is
@@ -257,12 +287,19 @@ func (b *buffer) rowRange(r, c0, c1 int, scratch []float32) []float32 {
 // live F32 buffer of this backend or the range does not fit.
 func (c *Backend) View(b backend.Buffer, off int, shape ...int) backend.Buffer {
 	p := c.f32(b, "View", "b")
-	s := tensor.Shape(shape).Clone()
-	n := s.Numel()
+	n := tensor.Shape(shape).Numel()
 	if n < 0 || off < 0 || off > p.n || n > int64(p.n-off) {
-		panic(fmt.Sprintf("cpu: View: shape %v at offset %d does not fit in a buffer of %d elements", s, off, p.n))
+		panic(fmt.Sprintf("cpu: View: shape %v at offset %d does not fit in a buffer of %d elements", shape, off, p.n))
 	}
-	return &buffer{owner: c, st: p.st, dtype: tensor.F32, shape: s, off: p.off + off, n: int(n), view: true}
+	v := &viewBuffer{}
+	v.buffer = buffer{owner: c, st: p.st, dtype: tensor.F32, shape: v.dims.shape(shape), off: p.off + off, n: int(n), view: true}
+	return &v.buffer
+}
+
+// viewBuffer is a view with its shape in the same allocation.
+type viewBuffer struct {
+	buffer
+	dims inlineShape
 }
 
 // Free releases b. Freeing the buffer Zeros or Load returned releases its
@@ -281,7 +318,10 @@ func (c *Backend) Free(x backend.Buffer) {
 		panic(fmt.Sprintf("cpu: Free: buffer %T belongs to another backend", x))
 	}
 	b.freed = true
-	if !b.view {
+	if !b.view && !b.st.freed {
+		if b.st.recycle {
+			c.recycled.put(b.st.f32)
+		}
 		b.st.freed = true
 		b.st.f32, b.st.raw, b.st.nf4 = nil, nil, nil
 	}

@@ -47,6 +47,8 @@ type Backend struct {
 	pool *workerPool
 	// tasks are the operations' reusable task structs.
 	tasks taskSlots
+	// recycled holds the arrays of freed buffers for Zeros to reuse.
+	recycled recycler
 	// splitAll makes parallel ignore its grain, so tests can drive the
 	// parallel paths with problems small enough to check by brute force.
 	splitAll bool
