@@ -14,9 +14,10 @@
 // past it the guest is stopped wherever it is and its instance closed,
 // while the host and the other instances keep serving. An instance that
 // runs out of memory or crashes is closed the same way; create a new one
-// to continue. Stopping the guest anywhere costs speed (wazero checks at
-// every loop iteration); Options.Cooperative trades it for deadlines met
-// at the guest's safe points, which keep the instance.
+// to continue. To stop the guest anywhere, the host instruments the plugin
+// with a stop flag checked at every loop iteration (stop.go), a load and a
+// branch each; Options.Cooperative drops the checks for deadlines met at
+// the guest's safe points, which keep the instance.
 //
 // The guest's heavy kernels (matrix products, attention) run on the host
 // (kernels.go): the guest calls them with offsets into its own memory, the

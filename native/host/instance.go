@@ -30,6 +30,8 @@ type Instance struct {
 	call   api.Function
 	free   api.Function
 	stderr *outputLog
+	// stop is the guest's stop flag (stop.go); nil in cooperative mode.
+	stop api.MutableGlobal
 	// kernels runs the guest's host kernels, on at most Options.Threads
 	// threads.
 	kernels *cpu.Backend
@@ -77,6 +79,10 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("host: instantiating the plugin: %w", err)
 	}
 	in.mod = mod
+	if in.stop = stopFlag(mod, h.opt.Cooperative); in.stop == nil && !h.opt.Cooperative {
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("host: %w: the instrumented plugin has no %s", ErrInvalidPlugin, "stop flag")
+	}
 	in.buffer = mod.ExportedFunction(abi.ExportBuffer)
 	in.call = mod.ExportedFunction(abi.ExportCall)
 	in.free = mod.ExportedFunction(abi.ExportFree)
@@ -97,6 +103,7 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 
 // start runs the reactor's initializer and the version handshake.
 func (in *Instance) start(ctx context.Context) error {
+	defer in.armStop(ctx)()
 	if _, err := in.mod.ExportedFunction(abi.ExportInitialize).Call(ctx); err != nil {
 		return fmt.Errorf("host: plugin %s: %s: %w", in.name, abi.ExportInitialize, in.classify(ctx, err))
 	}
@@ -173,7 +180,9 @@ func (in *Instance) rawCall(ctx context.Context, op string, req []byte, progress
 		ctx = context.WithValue(ctx, progressKey{}, progress)
 	}
 	ctx = context.WithValue(ctx, kernelsKey{}, in.kernels)
+	disarm := in.armStop(ctx)
 	resp, err = in.exchange(ctx, req)
+	disarm()
 	if err != nil {
 		lost := fmt.Errorf("plugin %s: %s: %w; %w", in.name, op, err, ErrClosed)
 		in.end(lost)

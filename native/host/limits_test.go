@@ -44,6 +44,32 @@ func TestDeadlineStopsTheGuest(t *testing.T) {
 	withModel(t, h) // and new ones start
 }
 
+// TestDeadlineStopsGuestCode: the deadline stops the guest inside its own
+// code, far from any safe point or host kernel: tokenizing a long text
+// runs no kernel and checks nothing, yet the call ends at its deadline.
+// A cooperative host, which waits for the next safe point, is the
+// contrast: the same call runs past its deadline.
+func TestDeadlineStopsGuestCode(t *testing.T) {
+	text := strings.Repeat("Once upon a time, there was a little girl named Lily. ", 40000) // 2.2 MB
+	run := func(h *Host) (time.Duration, error) {
+		in := withModel(t, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := in.Eval(ctx, EvalRequest{Texts: []string{text}})
+		return time.Since(start), err
+	}
+	took, err := run(preemptiveHost(t))
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want DeadlineExceeded and ErrClosed", err)
+	}
+	cooperative, _ := run(testHost(t))
+	t.Logf("stopped after %v; a cooperative host returned after %v", took, cooperative)
+	if 2*took >= cooperative {
+		t.Errorf("the exact deadline stopped the call after %v, against a cooperative host's %v", took, cooperative)
+	}
+}
+
 // TestOptionsTimeout bounds calls whose context has no deadline.
 func TestOptionsTimeout(t *testing.T) {
 	preemptiveHost(t) // compiled once; this host reads the code from the cache
