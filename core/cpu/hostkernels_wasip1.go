@@ -16,10 +16,16 @@ import (
 //go:wasmimport graft_kernels available
 func hostKernelsAvailable() uint32
 
+// The host reads and writes the operands only during the call and keeps
+// no pointer, so they need not escape: an operation's argument words stay
+// on the guest's stack rather than costing an allocation per operation.
+
 //go:wasmimport graft_kernels op
+//go:noescape
 func hostKernelOp(code uint32, args unsafe.Pointer, nargs uint32) uint32
 
 //go:wasmimport graft_kernels matmul
+//go:noescape
 func hostKernelMatMul(dst unsafe.Pointer, dstLen uint32, a unsafe.Pointer, aLen uint32, b unsafe.Pointer, bLen, bDType, m, n, k, flags uint32, alpha float32) uint32
 
 // useHost is whether the host runs the kernels; asked once.
