@@ -60,8 +60,8 @@ type SentencePiece struct {
 	tokens         []string
 	types          []int32
 	scores         []float32
-	pieceBytes     [][]byte         // TokenBytes per id
-	mergeable      map[string]int32 // pieces a merge may produce
+	pieceBytes     [][]byte    // TokenBytes per id
+	mergeable      *pieceIndex // pieces a merge may produce
 	joinableASCII  [utf8.RuneSelf]bool
 	joinable       map[rune]bool // non-ASCII runes of multi-character mergeable pieces
 	specials       specialTable  // control, user-defined and unknown tokens, cut out of text whole
@@ -70,6 +70,11 @@ type SentencePiece struct {
 	addSpacePrefix bool
 	addBOS         bool
 	eog            []int32 // ids that end generation, ascending
+	// splitWords: no mergeable piece has '▁' right after another
+	// character, so no merge crosses the start of a word and words can be
+	// merged one by one, through words.
+	splitWords bool
+	words      wordCache
 }
 
 // NewSentencePiece validates c and builds a tokenizer from it. When a piece
@@ -98,7 +103,7 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		scores:         c.Scores,
 		types:          make([]int32, n),
 		pieceBytes:     make([][]byte, n),
-		mergeable:      make(map[string]int32, n),
+		mergeable:      newPieceIndex(c.Tokens, n),
 		joinable:       make(map[rune]bool),
 		bos:            c.BOS,
 		eos:            c.EOS,
@@ -127,13 +132,13 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		}
 		switch typ {
 		case TokenTypeNormal, TokenTypeUndefined:
-			if _, dup := sp.mergeable[tok]; !dup && tok != "" {
-				sp.mergeable[tok] = id
+			if tok != "" {
+				sp.mergeable.add(id)
 			}
 			sp.pieceBytes[i] = []byte(strings.ReplaceAll(tok, spaceMarker, " "))
 		case TokenTypeUserDefined:
-			if _, dup := sp.mergeable[tok]; !dup && tok != "" {
-				sp.mergeable[tok] = id
+			if tok != "" {
+				sp.mergeable.add(id)
 			}
 			sp.pieceBytes[i] = []byte(tok)
 		case TokenTypeByte:
@@ -150,7 +155,12 @@ func NewSentencePiece(c SentencePieceConfig) (*SentencePiece, error) {
 		}
 		// Control and unused tokens contribute nothing to decoded text.
 	}
-	for piece := range sp.mergeable {
+	sp.splitWords = true
+	for _, id := range sp.mergeable.ids {
+		piece := sp.tokens[id]
+		if strings.Contains(strings.TrimLeft(piece, spaceMarker), spaceMarker) {
+			sp.splitWords = false // '▁' after another character
+		}
 		if utf8.RuneCountInString(piece) < 2 {
 			continue
 		}
@@ -247,21 +257,58 @@ func (sp *SentencePiece) Encode(text string, addBOS bool) []int32 {
 // independently. That gives the same result as merging the whole text at
 // once (as llama.cpp does) while keeping the working set small: for
 // typical vocabularies every newline starts a new stretch.
+//
+// When no merge crosses the start of a word (splitWords), each word (a
+// run of '▁' and the characters up to the next one) is merged on its
+// own, and its ids come from a cache when the word was seen before:
+// natural text repeats its words, and the merge loop, a few hash lookups
+// a character, is most of the cost of tokenizing (the training data of a
+// plugin or browser run is tokenized in WebAssembly, several times
+// slower than natively).
 func (sp *SentencePiece) encodeRaw(text string, out []int32) []int32 {
 	var m spMerger
 	start := 0
+	afterMarker := true
 	for i := 0; i < len(text); {
 		r, w := utf8.DecodeRuneInString(text[i:])
-		if sp.isJoinable(r) {
+		if !sp.isJoinable(r) {
+			out = sp.encodeWord(&m, text[start:i], out)
+			out = sp.appendPiece(text[i:i+w], out)
 			i += w
+			start = i
+			afterMarker = false
 			continue
 		}
-		out = m.encode(sp, text[start:i], out)
-		out = sp.appendPiece(text[i:i+w], out)
+		marker := r == spaceMarkerRune
+		if marker && !afterMarker && sp.splitWords {
+			out = sp.encodeWord(&m, text[start:i], out)
+			start = i
+		}
+		afterMarker = marker
 		i += w
-		start = i
 	}
-	return m.encode(sp, text[start:], out)
+	return sp.encodeWord(&m, text[start:], out)
+}
+
+// spaceMarkerRune is spaceMarker's one rune.
+const spaceMarkerRune = '▁'
+
+// encodeWord appends the ids of one stretch of joinable text: from the
+// cache when the stretch is a word seen before, else merged by m.
+func (sp *SentencePiece) encodeWord(m *spMerger, word string, out []int32) []int32 {
+	if word == "" {
+		return out
+	}
+	if !sp.splitWords || len(word) > maxCachedWord {
+		return m.encode(sp, word, out)
+	}
+	if ids, ok := sp.words.get(word); ok {
+		return append(out, ids...)
+	}
+	n := len(out)
+	out = m.encode(sp, word, out)
+	sp.words.put(word, out[n:])
+	return out
 }
 
 // isJoinable reports whether r occurs in some multi-character piece that
@@ -277,7 +324,7 @@ func (sp *SentencePiece) isJoinable(r rune) bool {
 // appendPiece appends the id of a final symbol: the piece itself when the
 // vocabulary has it, else one byte-fallback token (or UNK) per byte.
 func (sp *SentencePiece) appendPiece(piece string, out []int32) []int32 {
-	if id, ok := sp.mergeable[piece]; ok {
+	if id, ok := sp.mergeable.lookup(piece); ok {
 		return append(out, id)
 	}
 	for j := 0; j < len(piece); j++ {
@@ -322,7 +369,7 @@ func (m *spMerger) encode(sp *SentencePiece, text string, out []int32) []int32 {
 			return
 		}
 		piece := text[syms[left].start:syms[right].end]
-		id, ok := sp.mergeable[piece]
+		id, ok := sp.mergeable.lookup(piece)
 		if !ok {
 			return
 		}

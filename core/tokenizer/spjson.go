@@ -540,8 +540,8 @@ func (sp *SentencePiece) HFTokenizerJSON() ([]byte, error) {
 // llama.cpp's SentencePiece tokenizer can.
 func (sp *SentencePiece) mergePairs() [][2]string {
 	var pieces []int32
-	for tok, id := range sp.mergeable {
-		if sp.types[id] == TokenTypeNormal && utf8.RuneCountInString(tok) > 1 {
+	for _, id := range sp.mergeable.ids {
+		if sp.types[id] == TokenTypeNormal && utf8.RuneCountInString(sp.tokens[id]) > 1 {
 			pieces = append(pieces, id)
 		}
 	}
@@ -560,10 +560,10 @@ func (sp *SentencePiece) mergePairs() [][2]string {
 				continue
 			}
 			l, r := tok[:i], tok[i:]
-			if _, ok := sp.mergeable[l]; !ok {
+			if _, ok := sp.mergeable.lookup(l); !ok {
 				continue
 			}
-			if _, ok := sp.mergeable[r]; !ok {
+			if _, ok := sp.mergeable.lookup(r); !ok {
 				continue
 			}
 			pairs = append(pairs, [2]string{l, r})
