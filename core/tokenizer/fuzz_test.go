@@ -49,8 +49,13 @@ func FuzzEncode(f *testing.F) {
 	for _, s := range []string{"", " ", "Once upon a time", "  a\n\n\tb  ", "café 日本 😀", "\xff\xc3", "I'M 12345!!\r\n", "<|eot_id|><tool>"} {
 		f.Add([]byte(s))
 	}
+	whole := loadTok512(f) // merges every stretch whole, for comparison
+	whole.splitWords = false
 	f.Fuzz(func(t *testing.T, data []byte) {
 		text := string(data)
+		if got, want := sp.Encode(text, true), whole.Encode(text, true); !equalIDs(got, want) {
+			t.Fatalf("tok512: Encode(%q) word by word = %v, whole = %v", text, got, want)
+		}
 		for _, c := range []struct {
 			name string
 			tok  Tokenizer

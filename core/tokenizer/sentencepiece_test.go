@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -274,5 +275,48 @@ func TestSentencePieceBOSAndStops(t *testing.T) {
 	}
 	if got := sp.Encode("a", true); !equalIDs(got, []int32{4}) || AddsBOS(sp) {
 		t.Errorf("OmitBOS: Encode = %v, AddsBOS %v; want [4], false", got, AddsBOS(sp))
+	}
+}
+
+// TestSentencePieceWordByWord: merging word by word (with the word cache)
+// gives the ids of merging each stretch whole, for a vocabulary whose
+// pieces allow it; a vocabulary with '▁' after another character in a
+// piece ("a▁") merges whole, and across words where that piece applies.
+func TestSentencePieceWordByWord(t *testing.T) {
+	split := loadTok512(t)
+	whole := loadTok512(t)
+	whole.splitWords = false
+	if !split.splitWords {
+		t.Fatal("tok512 has no piece with '▁' after another character, yet does not split words")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"Once", "upon", "a", "time", "Lily", "was", "happy", ".", ",", "the", "little", "girl", "  ", "\n", "!", "café", "日本", "▁", "▁▁x"}
+	for i := range 300 {
+		var b strings.Builder
+		for range rng.IntN(30) {
+			b.WriteString(words[rng.IntN(len(words))])
+			if rng.IntN(3) > 0 {
+				b.WriteByte(' ')
+			}
+		}
+		text := b.String()
+		want := whole.Encode(text, true)
+		for pass := range 2 { // the second from the cache
+			if got := split.Encode(text, true); !equalIDs(got, want) {
+				t.Fatalf("text %d %q, pass %d: word by word %v, whole %v", i, text, pass, got, want)
+			}
+		}
+	}
+
+	joined := tinyVocab(t, func(c *SentencePieceConfig) {
+		c.Tokens = append(c.Tokens, "a▁")
+		c.Scores = append(c.Scores, 10)
+		c.Types = append(c.Types, TokenTypeNormal)
+	})
+	if joined.splitWords {
+		t.Fatal(`a vocabulary with "a▁" splits words`)
+	}
+	if got, want := joined.Encode("a a", false), []int32{3, 11, 4}; !equalIDs(got, want) {
+		t.Fatalf(`Encode("a a") = %v, want %v ("▁", then "a▁" merged across the word start)`, got, want)
 	}
 }
