@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,16 @@ func TestDeadlineStopsTheGuest(t *testing.T) {
 // A cooperative host, which waits for the next safe point, is the
 // contrast: the same call runs past its deadline.
 func TestDeadlineStopsGuestCode(t *testing.T) {
-	text := strings.Repeat("Once upon a time, there was a little girl named Lily. ", 40000) // 2.2 MB
+	// 1.5 MB of made-up words: the tokenizer's word cache does not help.
+	var b strings.Builder
+	rng := rand.New(rand.NewPCG(5, 6))
+	for b.Len() < 3<<19 {
+		for range 3 + rng.IntN(6) {
+			b.WriteByte(byte('a' + rng.IntN(26)))
+		}
+		b.WriteByte(' ')
+	}
+	text := b.String()
 	run := func(h *Host) (time.Duration, error) {
 		in := withModel(t, h)
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
