@@ -71,8 +71,34 @@ func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 			freq[i] = math.Pow(float64(r.Theta), -2*float64(i)/float64(d))
 		}
 	}
-	runTask(c, &c.tasks.rope, rows, elemGrain/max(cols, 1)+1,
-		ropeTask{x: xb.data(), pos: pos, freq: freq, cols: cols, headDim: hd, dims: d, halfStyle: r.Style == backend.RoPEHalf, sign: sign})
+	t := ropeTask{x: xb.data(), pos: pos, freq: freq, cols: cols, headDim: hd, dims: d, halfStyle: r.Style == backend.RoPEHalf, sign: sign}
+	// A batch repeats its positions (every sequence of a training batch
+	// runs 0..T-1): when the rows span no more positions than there are
+	// rows, the sines and cosines are computed once per position, into a
+	// table the rows share, rather than once per row. Same values, so the
+	// same bits.
+	if lo, hi, ok := posSpan(pos); ok && hi-lo < int64(rows) {
+		half := len(freq)
+		tp := getScratch(2 * half * int(hi-lo+1))
+		defer putScratch(tp)
+		t.table, t.first = *tp, int32(lo)
+		for p := lo; p <= hi; p++ {
+			t.angles(float64(p), t.table[2*half*int(p-lo):][:2*half])
+		}
+	}
+	runTask(c, &c.tasks.rope, rows, elemGrain/max(cols, 1)+1, t)
+}
+
+// posSpan returns the least and greatest of pos, and false for none.
+func posSpan(pos []int32) (lo, hi int64, ok bool) {
+	if len(pos) == 0 {
+		return 0, 0, false
+	}
+	lo, hi = int64(pos[0]), int64(pos[0])
+	for _, p := range pos[1:] {
+		lo, hi = min(lo, int64(p)), max(hi, int64(p))
+	}
+	return lo, hi, true
 }
 
 // ropeTask rotates a range of rows.
@@ -83,19 +109,34 @@ type ropeTask struct {
 	cols, headDim, dims int
 	halfStyle           bool // RoPEHalf pairing
 	sign                float64
+	// table holds each position's cosines then sines from position first
+	// on, when rope made one; nil otherwise.
+	table []float32
+	first int32
+}
+
+// angles writes the cosines then the (signed) sines of position p's
+// angles to cs.
+func (t *ropeTask) angles(p float64, cs []float32) {
+	half := len(t.freq)
+	for i, f := range t.freq {
+		s, c := math.Sincos(p * f)
+		cs[i], cs[half+i] = float32(c), float32(t.sign*s)
+	}
 }
 
 func (t *ropeTask) run(lo, hi int) {
 	half, d, hd, cols := len(t.freq), t.dims, t.headDim, t.cols
 	sp := getScratch(2 * half)
 	defer putScratch(sp)
-	cos, sin := (*sp)[:half], (*sp)[half:]
+	cs := *sp
 	for row := lo; row < hi; row++ {
-		p := float64(t.pos[row])
-		for i, f := range t.freq {
-			s, c := math.Sincos(p * f)
-			cos[i], sin[i] = float32(c), float32(t.sign*s)
+		if t.table != nil {
+			cs = t.table[2*half*int(t.pos[row]-t.first):][:2*half]
+		} else {
+			t.angles(float64(t.pos[row]), cs)
 		}
+		cos, sin := cs[:half], cs[half:]
 		for h := 0; h < cols; h += hd {
 			head := t.x[row*cols+h : row*cols+h+hd]
 			if t.halfStyle {

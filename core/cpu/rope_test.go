@@ -146,3 +146,39 @@ func TestApplyRoPERejectsBadParameters(t *testing.T) {
 	mustPanic(t, "3 Freqs for 2 rotated pairs", func() { c.ApplyRoPE(x, pos, backend.RoPE{HeadDim: 6, Dims: 4, Freqs: []float64{1, 2, 3}}) })
 	mustPanic(t, "2 rows", func() { c.ApplyRoPE(x, pos[:1], backend.RoPE{HeadDim: 6, Theta: 1e4}) })
 }
+
+// TestRoPETableSameBits: a batch whose rows repeat positions (each
+// sequence runs 0..T-1) takes the shared table of sines and cosines, and
+// gets the bits of computing them row by row, forward and backward.
+func TestRoPETableSameBits(t *testing.T) {
+	const seqs, T, heads, hd = 3, 16, 2, 8
+	c := NewWithThreads(2)
+	pos := make([]int32, seqs*T)
+	for i := range pos {
+		pos[i] = int32(5 + i%T)
+	}
+	for _, sign := range []float64{1, -1} {
+		for _, style := range []backend.RoPEStyle{backend.RoPEInterleaved, backend.RoPEHalf} {
+			p := backend.RoPE{Style: style, HeadDim: hd, Theta: 10000}
+			xv := randn(newRand(11), seqs*T*heads*hd, 1)
+			x := upload(t, c, xv, seqs*T, heads*hd)
+			if sign > 0 {
+				c.ApplyRoPE(x, pos, p)
+			} else {
+				c.ApplyRoPEBackward(x, pos, p)
+			}
+			freq := make([]float64, hd/2)
+			for i := range freq {
+				freq[i] = math.Pow(10000, -2*float64(i)/hd)
+			}
+			want := append([]float32(nil), xv...)
+			rowByRow := ropeTask{x: want, pos: pos, freq: freq, cols: heads * hd, headDim: hd, dims: hd, halfStyle: style == backend.RoPEHalf, sign: sign}
+			rowByRow.run(0, len(pos))
+			for i, v := range download(t, c, x) {
+				if math.Float32bits(v) != math.Float32bits(want[i]) {
+					t.Fatalf("sign %v, style %v: element %d is %v with the table, %v row by row", sign, style, i, v, want[i])
+				}
+			}
+		}
+	}
+}
