@@ -69,6 +69,10 @@ type Host struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	compile  time.Duration
+	// stopFlag: the plugin runs instrumented with the stop flag
+	// (stop.go); false in cooperative mode, and where wazero's own
+	// deadline checks stand in for it.
+	stopFlag bool
 
 	seq  atomic.Uint64 // numbers instance names
 	mu   sync.Mutex
@@ -116,19 +120,19 @@ func New(ctx context.Context, opt Options) (*Host, error) {
 			return nil, fmt.Errorf("host: compilation cache %s: %w", opt.CacheDir, err)
 		}
 	}
-	if !opt.Cooperative {
-		// Exact deadlines: the guest checks a stop flag at every loop
-		// iteration (stop.go), in place of wazero's checks.
-		var err error
-		if opt.Plugin, err = stoppable(opt.Plugin); err != nil {
-			return nil, fmt.Errorf("host: compiling the plugin: %w: %w", ErrInvalidPlugin, err)
-		}
-	}
+	// Exact deadlines: the guest checks a stop flag at every loop iteration
+	// (stop.go). A plugin the instrumenter cannot rewrite (an instruction
+	// it does not know, the flag's name taken) gets wazero's own checks,
+	// slower but as exact; a module that is not valid at all fails to
+	// compile below, which says why.
+	var wazeroDeadlines bool
+	opt.Plugin, wazeroDeadlines = deadlineChecks(opt.Plugin, opt.Cooperative)
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
-		WithMemoryLimitPages(uint32(opt.MemoryLimitMB) * 16) // 64 KiB pages
+		WithMemoryLimitPages(uint32(opt.MemoryLimitMB) * 16). // 64 KiB pages
+		WithCloseOnContextDone(wazeroDeadlines)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	h := &Host{opt: opt, rt: rt, live: map[*Instance]struct{}{}}
+	h := &Host{opt: opt, rt: rt, live: map[*Instance]struct{}{}, stopFlag: !opt.Cooperative && !wazeroDeadlines}
 	if err := h.setup(ctx); err != nil {
 		rt.Close(ctx)
 		return nil, err

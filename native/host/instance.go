@@ -79,7 +79,7 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("host: instantiating the plugin: %w", err)
 	}
 	in.mod = mod
-	if in.stop = stopFlag(mod, h.opt.Cooperative); in.stop == nil && !h.opt.Cooperative {
+	if in.stop = stopFlag(mod, h.stopFlag); in.stop == nil && h.stopFlag {
 		mod.Close(context.Background())
 		return nil, fmt.Errorf("host: %w: the instrumented plugin has no %s", ErrInvalidPlugin, "stop flag")
 	}

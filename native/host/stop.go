@@ -41,9 +41,24 @@ func stoppable(wasm []byte) ([]byte, error) {
 	return out, nil
 }
 
-// stopFlag finds an instance's stop flag; nil in cooperative mode.
-func stopFlag(mod api.Module, cooperative bool) api.MutableGlobal {
+// deadlineChecks returns the module to compile for the deadline mode:
+// the plugin with the stop flag for exact deadlines, or the plugin as it
+// is, for cooperative ones and, with wazeroDeadlines, for a plugin the
+// instrumenter cannot rewrite, which then gets wazero's own checks.
+func deadlineChecks(plugin []byte, cooperative bool) (wasm []byte, wazeroDeadlines bool) {
 	if cooperative {
+		return plugin, false
+	}
+	if wasm, err := stoppable(plugin); err == nil {
+		return wasm, false
+	}
+	return plugin, true
+}
+
+// stopFlag finds an instance's stop flag, when the host instrumented the
+// plugin (instrumented); nil otherwise.
+func stopFlag(mod api.Module, instrumented bool) api.MutableGlobal {
+	if !instrumented {
 		return nil
 	}
 	g, _ := mod.ExportedGlobal(wasmstop.Global).(api.MutableGlobal)
