@@ -13,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/graft-ml/graft/core/cpu"
+	"github.com/graft-ml/graft/native/host/internal/wasmstop"
 	"github.com/graft-ml/graft/wasm/plugin/abi"
 )
 
@@ -81,7 +82,7 @@ func (h *Host) NewInstance(ctx context.Context) (*Instance, error) {
 	in.mod = mod
 	if in.stop = stopFlag(mod, h.stopFlag); in.stop == nil && h.stopFlag {
 		mod.Close(context.Background())
-		return nil, fmt.Errorf("host: %w: the instrumented plugin has no %s", ErrInvalidPlugin, "stop flag")
+		return nil, fmt.Errorf("host: %w: the instrumented plugin does not export its stop flag %s", ErrInvalidPlugin, wasmstop.Global)
 	}
 	in.buffer = mod.ExportedFunction(abi.ExportBuffer)
 	in.call = mod.ExportedFunction(abi.ExportCall)

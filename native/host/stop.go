@@ -22,22 +22,30 @@ import (
 // ABI's decoding) ran two to seven times slower than in cooperative mode.
 // The flag costs a load and a branch.
 
-// stoppableModules memoizes stoppable by the plugin's hash: hosts of one
-// process usually run the same plugin, and instrumenting it is tens of
-// milliseconds.
-var stoppableModules sync.Map // [sha256.Size]byte -> []byte
+// lastStoppable memoizes stoppable's latest result by the plugin's hash:
+// the hosts of one process usually run the same plugin, and instrumenting
+// it takes tens of milliseconds. One entry, so that a process trying many
+// plugins keeps no more than one rewritten copy.
+var lastStoppable struct {
+	sync.Mutex
+	key [sha256.Size]byte
+	out []byte
+}
 
 // stoppable returns wasm with the stop flag and its checks.
 func stoppable(wasm []byte) ([]byte, error) {
 	key := sha256.Sum256(wasm)
-	if out, ok := stoppableModules.Load(key); ok {
-		return out.([]byte), nil
+	last := &lastStoppable
+	last.Lock()
+	defer last.Unlock()
+	if last.out != nil && last.key == key {
+		return last.out, nil
 	}
 	out, err := wasmstop.Instrument(wasm)
 	if err != nil {
 		return nil, err
 	}
-	stoppableModules.Store(key, out)
+	last.key, last.out = key, out
 	return out, nil
 }
 
