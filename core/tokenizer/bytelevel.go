@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"slices"
 	"sort"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -41,8 +40,7 @@ type ByteLevelBPE struct {
 	eot, eom int32   // end of turn, end of message; -1 when none
 	eog      []int32 // ids that end generation, ascending
 
-	mu    sync.Mutex
-	cache map[string][]int32 // pre-token -> ids
+	cache wordCache // pre-token -> ids
 }
 
 // bpeMerge is the result of merging a pair of ids.
@@ -55,14 +53,6 @@ type addedToken struct {
 	content string
 	id      int32
 }
-
-// Bounds on the per-pre-token cache: long pre-tokens are rare and would
-// only bloat it, and clearing it when full keeps memory bounded for a
-// long-lived tokenizer.
-const (
-	maxCachedPieceLen = 256
-	maxCacheEntries   = 1 << 17
-)
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
@@ -110,24 +100,14 @@ func (t *ByteLevelBPE) splitAdded(text string, f func(raw string, addedID int32)
 
 // appendPiece appends the ids of one pre-token, from the cache when it can.
 func (t *ByteLevelBPE) appendPiece(out []int32, piece string) []int32 {
-	cacheable := len(piece) <= maxCachedPieceLen
-	if cacheable {
-		t.mu.Lock()
-		ids, ok := t.cache[piece]
-		t.mu.Unlock()
-		if ok {
-			return append(out, ids...)
-		}
+	if len(piece) > maxCachedWord {
+		return append(out, t.bpe(piece)...)
+	}
+	if ids, ok := t.cache.get(piece); ok {
+		return append(out, ids...)
 	}
 	ids := t.bpe(piece)
-	if cacheable {
-		t.mu.Lock()
-		if len(t.cache) >= maxCacheEntries {
-			clear(t.cache)
-		}
-		t.cache[piece] = ids
-		t.mu.Unlock()
-	}
+	t.cache.put(piece, ids)
 	return append(out, ids...)
 }
 

@@ -75,7 +75,6 @@ func NewGGUFBPE(c GGUFBPEConfig) (*ByteLevelBPE, error) {
 		specials:           &specialTable{},
 		replaceInvalidUTF8: true,
 		addBOS:             pre.addBOS,
-		cache:              make(map[string][]int32),
 	}
 	types := make([]int32, n)
 	for i, tok := range c.Tokens {

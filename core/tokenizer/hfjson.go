@@ -148,7 +148,6 @@ func parseHF(data []byte) (*ByteLevelBPE, error) {
 		unk:          -1,
 		pre:          pre,
 		ggmlPre:      ggmlPreOfHF(pre, m.IgnoreMerges),
-		cache:        make(map[string][]int32),
 	}
 	if err := t.buildVocab(m.Vocab, f.AddedTokens); err != nil {
 		return nil, err

@@ -5,22 +5,23 @@ import (
 	"sync"
 )
 
-// wordCache remembers the ids of words a tokenizer has merged, as Hugging
-// Face's BPE does: a word seen again costs one lookup instead of its
-// merges. It is safe for concurrent use (Encode is), and bounded: past
-// maxCachedWords entries it starts over, so a stream of distinct words
-// (random text, long numbers) costs memory in proportion to the bound,
-// never to the input.
+// wordCache remembers the ids of words (SentencePiece) or pre-tokens
+// (byte-level BPE) a tokenizer has merged, as Hugging Face's BPE does: a
+// word seen again costs one lookup instead of its merges. It is safe for
+// concurrent use (Encode is), and bounded: past maxCachedWords entries it
+// starts over, so a stream of distinct words (random text, long numbers)
+// costs memory in proportion to the bound, never to the input. The zero
+// value is ready to use.
 type wordCache struct {
 	mu  sync.Mutex
 	ids map[string][]int32
 }
 
-// Bounds of the cache: entries, and the longest word cached (longer ones
-// are rare and cheap to merge again relative to their length).
+// Bounds of the cache: entries, and the longest word cached in bytes
+// (longer ones are rare and would only bloat it).
 const (
-	maxCachedWords = 1 << 15
-	maxCachedWord  = 64
+	maxCachedWords = 1 << 17
+	maxCachedWord  = 256
 )
 
 func (c *wordCache) get(word string) ([]int32, bool) {
