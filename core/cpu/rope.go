@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/graft-ml/graft/core/backend"
 )
@@ -77,28 +78,19 @@ func (c *Backend) rope(op string, x backend.Buffer, pos []int32, r backend.RoPE,
 	// rows, the sines and cosines are computed once per position, into a
 	// table the rows share, rather than once per row. Same values, so the
 	// same bits.
-	if lo, hi, ok := posSpan(pos); ok && hi-lo < int64(rows) {
-		half := len(freq)
-		tp := getScratch(2 * half * int(hi-lo+1))
-		defer putScratch(tp)
-		t.table, t.first = *tp, int32(lo)
-		for p := lo; p <= hi; p++ {
-			t.angles(float64(p), t.table[2*half*int(p-lo):][:2*half])
+	if len(pos) > 0 {
+		lo, hi := int(slices.Min(pos)), int(slices.Max(pos))
+		if span := hi - lo + 1; span <= rows {
+			half := len(freq)
+			tp := getScratch(2 * half * span)
+			defer putScratch(tp)
+			t.table, t.first = *tp, int32(lo)
+			for i := range span {
+				t.angles(float64(lo+i), t.table[2*half*i:][:2*half])
+			}
 		}
 	}
 	runTask(c, &c.tasks.rope, rows, elemGrain/max(cols, 1)+1, t)
-}
-
-// posSpan returns the least and greatest of pos, and false for none.
-func posSpan(pos []int32) (lo, hi int64, ok bool) {
-	if len(pos) == 0 {
-		return 0, 0, false
-	}
-	lo, hi = int64(pos[0]), int64(pos[0])
-	for _, p := range pos[1:] {
-		lo, hi = min(lo, int64(p)), max(hi, int64(p))
-	}
-	return lo, hi, true
 }
 
 // ropeTask rotates a range of rows.
@@ -127,9 +119,12 @@ func (t *ropeTask) angles(p float64, cs []float32) {
 
 func (t *ropeTask) run(lo, hi int) {
 	half, d, hd, cols := len(t.freq), t.dims, t.headDim, t.cols
-	sp := getScratch(2 * half)
-	defer putScratch(sp)
-	cs := *sp
+	cs := t.table
+	if t.table == nil {
+		sp := getScratch(2 * half)
+		defer putScratch(sp)
+		cs = *sp
+	}
 	for row := lo; row < hi; row++ {
 		if t.table != nil {
 			cs = t.table[2*half*int(t.pos[row]-t.first):][:2*half]
