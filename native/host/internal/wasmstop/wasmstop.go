@@ -26,6 +26,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Global is the export name of the stop flag.
@@ -152,7 +153,7 @@ func insertSection(secs []section, s section) []section {
 			break
 		}
 	}
-	return append(secs[:at], append([]section{s}, secs[at:]...)...)
+	return slices.Insert(secs, at, s)
 }
 
 // countImportedGlobals counts the globals the import section brings in,
