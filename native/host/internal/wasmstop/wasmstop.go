@@ -116,7 +116,7 @@ func Instrument(wasm []byte) ([]byte, error) {
 		}
 	}
 	if !haveGlobal {
-		secs = insertSection(secs, section{secGlobal, mustAddGlobal()})
+		secs = insertSection(secs, section{secGlobal, newGlobalSection()})
 	}
 	if !haveExport {
 		secs = insertSection(secs, section{secExport, []byte{0}})
@@ -213,7 +213,7 @@ func addGlobal(body []byte) ([]byte, uint32, error) {
 	return append(out, stopGlobal...), n, nil
 }
 
-func mustAddGlobal() []byte { return append([]byte{1}, stopGlobal...) }
+func newGlobalSection() []byte { return append([]byte{1}, stopGlobal...) }
 
 // addExport appends the flag's export to an export section, refusing a
 // module that already exports the name.
