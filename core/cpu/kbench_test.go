@@ -104,24 +104,7 @@ func BenchmarkMatVecBandwidth(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			c.SetExactMatVec(run.exact)
 			defer c.SetExactMatVec(false)
-			rowBytes := k / dt.BlockElems() * dt.BlockBytes()
-			n := bandwidthBytes / rowBytes / ntRows * ntRows
-			w := randomBlocks(dt, n*k)
-			wt, err := tensor.New("w", dt, tensor.Shape{n, k}, w)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wb, err := c.Load(wt)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Free(wb)
-			x := c.Zeros(1, k)
-			xs := x.(*buffer).data()
-			for i := range xs {
-				xs[i] = float32(i%13) * 0.1
-			}
-			dst := c.Zeros(1, n)
+			wb, x, dst, n, rowBytes := bandwidthOperands(b, c, dt, k)
 			b.SetBytes(int64(n * rowBytes))
 			for b.Loop() {
 				c.MatMul(dst, x, wb, backend.MatMul{TransB: true})
@@ -153,21 +136,7 @@ func BenchmarkMatVecBandwidthPaired(b *testing.B) {
 	const k = 4096
 	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q6_K} {
 		b.Run(dt.String(), func(b *testing.B) {
-			rowBytes := k / dt.BlockElems() * dt.BlockBytes()
-			n := bandwidthBytes / rowBytes / ntRows * ntRows
-			wt, err := tensor.New("w", dt, tensor.Shape{n, k}, randomBlocks(dt, n*k))
-			if err != nil {
-				b.Fatal(err)
-			}
-			wb, err := c.Load(wt)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Free(wb)
-			x, dst := c.Zeros(1, k), c.Zeros(1, n)
-			for i, xs := 0, x.(*buffer).data(); i < len(xs); i++ {
-				xs[i] = float32(i%13) * 0.1
-			}
+			wb, x, dst, n, rowBytes := bandwidthOperands(b, c, dt, k)
 			var ratios []float64
 			var streamNs, weightNs float64
 			for b.Loop() {
@@ -188,6 +157,28 @@ func BenchmarkMatVecBandwidthPaired(b *testing.B) {
 			b.ReportMetric(float64(n*rowBytes)*float64(len(ratios))/weightNs, "GB/s")
 		})
 	}
+}
+
+// bandwidthOperands makes a mat-vec of about bandwidthBytes of weight
+// for the bandwidth benchmarks: n rows of k random dt blocks (rowBytes
+// each, n a multiple of ntRows), an activation row and the output row.
+// The weight is freed when the benchmark ends.
+func bandwidthOperands(b *testing.B, c *Backend, dt tensor.DType, k int) (w, x, dst backend.Buffer, n, rowBytes int) {
+	rowBytes = k / dt.BlockElems() * dt.BlockBytes()
+	n = bandwidthBytes / rowBytes / ntRows * ntRows
+	wt, err := tensor.New("w", dt, tensor.Shape{n, k}, randomBlocks(dt, n*k))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if w, err = c.Load(wt); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Free(w) })
+	x, dst = c.Zeros(1, k), c.Zeros(1, n)
+	for i, xs := 0, x.(*buffer).data(); i < len(xs); i++ {
+		xs[i] = float32(i%13) * 0.1
+	}
+	return w, x, dst, n, rowBytes
 }
 
 // halfScaleOffsets are the byte offsets of the half-float scales in a
